@@ -1,0 +1,99 @@
+namespace Gaggle.Raft;
+
+/// <summary>How the leader currently replicates to a follower.</summary>
+internal enum ProgressState
+{
+    /// <summary>Next is a guess: send one message at a time until the follower accepts one.</summary>
+    Probe,
+
+    /// <summary>The follower is in sync: stream entries optimistically, bounded by the inflight window.</summary>
+    Replicate,
+}
+
+/// <summary>The leader's view of one follower (Raft Figure 2: nextIndex, matchIndex).</summary>
+internal sealed class Progress
+{
+    public Progress(long next, int maxInflight)
+    {
+        Next = next;
+        Inflights = new Inflights(maxInflight);
+    }
+
+    public long Match { get; set; }
+
+    public long Next { get; set; }
+
+    public ProgressState State { get; private set; } = ProgressState.Probe;
+
+    /// <summary>In probe state, a probe is out and the next one waits for its answer or a heartbeat.</summary>
+    public bool ProbeSent { get; set; }
+
+    public Inflights Inflights { get; }
+
+    /// <summary>Heard from within the current check-quorum period.</summary>
+    public bool RecentActive { get; set; }
+
+    /// <summary>Match as of the previous heartbeat round (for stall detection).</summary>
+    public long MatchAtLastHeartbeat { get; set; }
+
+    /// <summary>
+    /// Entries were in flight for a whole heartbeat interval without any acknowledgement: over a lossy
+    /// channel they are presumed lost and resent from Match + 1 on the next heartbeat response.
+    /// </summary>
+    public bool Stalled { get; set; }
+
+    /// <summary>The highest commit index this follower was told (through any message).</summary>
+    public long CommitSent { get; set; }
+
+    public bool IsPaused => State == ProgressState.Probe ? ProbeSent : Inflights.Full;
+
+    public void BecomeProbe()
+    {
+        State = ProgressState.Probe;
+        ProbeSent = false;
+        Inflights.Reset();
+        Next = Math.Max(Next, Match + 1);
+    }
+
+    public void BecomeReplicate()
+    {
+        State = ProgressState.Replicate;
+        ProbeSent = false;
+        Inflights.Reset();
+        Next = Match + 1;
+    }
+
+    /// <summary>Records an acknowledgement up to <paramref name="index"/>; false when it is stale.</summary>
+    public bool MaybeUpdate(long index)
+    {
+        bool updated = false;
+        if (Match < index)
+        {
+            Match = index;
+            updated = true;
+            ProbeSent = false;
+        }
+
+        Next = Math.Max(Next, index + 1);
+        return updated;
+    }
+
+    /// <summary>Records that entries up to <paramref name="lastIndex"/> were sent.</summary>
+    public void SentEntries(long lastIndex, int count)
+    {
+        if (State == ProgressState.Replicate)
+        {
+            if (count > 0)
+            {
+                Next = lastIndex + 1;
+                Inflights.Add(lastIndex);
+            }
+        }
+        else
+        {
+            ProbeSent = true;
+        }
+    }
+
+    public override string ToString() => $"{State} match={Match} next={Next} inflight={Inflights.Count}";
+}

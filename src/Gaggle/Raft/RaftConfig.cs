@@ -1,0 +1,72 @@
+namespace Gaggle.Raft;
+
+/// <summary>Settings of one <see cref="RaftCore"/>. Time is counted in ticks of the driver's clock.</summary>
+internal sealed class RaftConfig
+{
+    /// <summary>This node's id.</summary>
+    public required string Id { get; init; }
+
+    /// <summary>
+    /// Every voting member, this node included. Null selects discovery mode: the cluster has
+    /// <see cref="ClusterSize"/> members whose ids are learned from the messages they send.
+    /// </summary>
+    public IReadOnlyList<string>? Members { get; init; }
+
+    /// <summary>The number of voting members in discovery mode (ignored when <see cref="Members"/> is set).</summary>
+    public int ClusterSize { get; init; }
+
+    /// <summary>The lower bound of the randomized election timeout, in ticks; also the check-quorum period.</summary>
+    public int ElectionTicksMin { get; init; } = 30;
+
+    /// <summary>The upper bound (inclusive) of the randomized election timeout, in ticks.</summary>
+    public int ElectionTicksMax { get; init; } = 50;
+
+    /// <summary>Ticks between leader heartbeats.</summary>
+    public int HeartbeatTicks { get; init; } = 5;
+
+    public bool PreVote { get; init; } = true;
+
+    public bool CheckQuorum { get; init; } = true;
+
+    /// <summary>Tell followers about a new commit index at once rather than with the next heartbeat.</summary>
+    public bool AccelerateCommit { get; init; } = true;
+
+    /// <summary>AppendEntries messages in flight per follower.</summary>
+    public int MaxInflightMessages { get; init; } = 64;
+
+    public int MaxEntriesPerMessage { get; init; } = 512;
+
+    public long MaxBytesPerMessage { get; init; } = 512 * 1024;
+
+    /// <summary>The seeded source of election timeout jitter.</summary>
+    public required Random Random { get; init; }
+
+    public void Validate()
+    {
+        if (string.IsNullOrEmpty(Id))
+        {
+            throw new ArgumentException("Id must be a non-empty node id.", nameof(Id));
+        }
+
+        if (Members is null && ClusterSize < 1)
+        {
+            throw new ArgumentException($"ClusterSize is {ClusterSize}; it must be at least 1 when Members is not set.", nameof(ClusterSize));
+        }
+
+        if (Members is not null && !Members.Contains(Id))
+        {
+            throw new ArgumentException($"Members ({string.Join(", ", Members)}) must include this node's id '{Id}'.", nameof(Members));
+        }
+
+        if (HeartbeatTicks < 1 || ElectionTicksMin <= HeartbeatTicks || ElectionTicksMax < ElectionTicksMin)
+        {
+            throw new ArgumentException(
+                $"Ticks must satisfy 1 <= heartbeat ({HeartbeatTicks}) < election min ({ElectionTicksMin}) <= election max ({ElectionTicksMax}).");
+        }
+
+        if (MaxInflightMessages < 1 || MaxEntriesPerMessage < 1 || MaxBytesPerMessage < 1)
+        {
+            throw new ArgumentException("MaxInflightMessages, MaxEntriesPerMessage and MaxBytesPerMessage must be positive.");
+        }
+    }
+}

@@ -1,0 +1,94 @@
+namespace Gaggle.Raft;
+
+internal sealed partial class RaftCore
+{
+    private readonly Dictionary<string, bool> _votes = new(StringComparer.Ordinal);
+
+    /// <summary>Election timeout elapsed: start a pre-vote round, or a real election when pre-vote is off.</summary>
+    private void StartElection()
+    {
+        if (_config.PreVote)
+        {
+            ResetTerm(Term);
+            Role = RaftRole.PreCandidate;
+            RequestVotes(MessageType.PreVote, Term + 1, force: false);
+        }
+        else
+        {
+            Campaign(force: false);
+        }
+    }
+
+    /// <summary>Raft §5.2: increment the term, vote for ourselves and ask every member for its vote.</summary>
+    private void Campaign(bool force)
+    {
+        ResetTerm(Term + 1);
+        Role = RaftRole.Candidate;
+        VotedFor = Id;
+        RequestVotes(MessageType.Vote, Term, force);
+    }
+
+    private void RequestVotes(MessageType type, long term, bool force)
+    {
+        _votes[Id] = true;
+        if (TallyVotes())
+        {
+            return;
+        }
+
+        if (_members.IsDiscovery && !_members.Complete)
+        {
+            Send(new RaftMessage { Type = type, From = Id, To = null, Term = term, Index = _log.LastIndex, LogTerm = _log.LastTerm, Force = force });
+            return;
+        }
+
+        foreach (var peer in _members.Peers)
+        {
+            Send(new RaftMessage { Type = type, From = Id, To = peer, Term = term, Index = _log.LastIndex, LogTerm = _log.LastTerm, Force = force });
+        }
+    }
+
+    private void StepCandidate(RaftMessage message)
+    {
+        switch (message.Type)
+        {
+            case MessageType.Append:
+            case MessageType.Heartbeat:
+            case MessageType.CommitNotice:
+                // A leader exists in our term: we lost (Raft §5.2).
+                BecomeFollower(message.Term, message.From);
+                StepFollower(message);
+                break;
+            case MessageType.PreVoteResponse when Role == RaftRole.PreCandidate:
+            case MessageType.VoteResponse when Role == RaftRole.Candidate:
+                _votes[message.From] = !message.Reject;
+                TallyVotes();
+                break;
+        }
+    }
+
+    /// <summary>Acts on the votes so far; true when the round is decided.</summary>
+    private bool TallyVotes()
+    {
+        int granted = 0;
+        foreach (var vote in _votes.Values)
+        {
+            granted += vote ? 1 : 0;
+        }
+
+        switch (Quorum.Tally(granted, _votes.Count - granted, _members.Size))
+        {
+            case VoteResult.Won when Role == RaftRole.PreCandidate:
+                Campaign(force: false);
+                return true;
+            case VoteResult.Won:
+                BecomeLeader();
+                return true;
+            case VoteResult.Lost:
+                BecomeFollower(Term, null);
+                return true;
+            default:
+                return false;
+        }
+    }
+}

@@ -1,0 +1,323 @@
+namespace Gaggle.Raft;
+
+internal sealed partial class RaftCore
+{
+    private readonly Dictionary<string, Progress> _progress = new(StringComparer.Ordinal);
+    private bool _broadcastPending;
+    private bool _commitNoticePending;
+    private string? _leadTransferee;
+
+    internal Progress? ProgressOf(string id) => _progress.GetValueOrDefault(id);
+
+    /// <summary>
+    /// Hands leadership to <paramref name="target"/> (thesis §3.10): once its log is complete it is
+    /// told to campaign at once. Proposals are refused meanwhile; the attempt ends after one
+    /// election timeout. Returns false when this node is not the leader or the target is unknown.
+    /// </summary>
+    public bool TransferLeadership(string target)
+    {
+        if (Role != RaftRole.Leader || target == Id || !_progress.TryGetValue(target, out var progress))
+        {
+            return false;
+        }
+
+        _leadTransferee = target;
+        _electionElapsed = 0;
+        if (progress.Match == _log.LastIndex)
+        {
+            Send(new RaftMessage { Type = MessageType.TimeoutNow, From = Id, To = target, Term = Term });
+        }
+        else
+        {
+            SendAppends(target);
+        }
+
+        return true;
+    }
+
+    /// <summary>The follower whose log is the most complete (best successor for a transfer), or null.</summary>
+    public string? MostUpToDateFollower()
+    {
+        string? best = null;
+        long bestMatch = -1;
+        foreach (var (id, progress) in _progress)
+        {
+            if (progress.RecentActive && progress.Match > bestMatch)
+            {
+                best = id;
+                bestMatch = progress.Match;
+            }
+        }
+
+        return best;
+    }
+
+    private void BecomeLeader()
+    {
+        ResetTerm(Term);
+        Role = RaftRole.Leader;
+        LeaderId = Id;
+        _progress.Clear();
+        foreach (var peer in _members.Peers)
+        {
+            AddProgress(peer);
+        }
+
+        // Raft §8: a no-op entry of the new term lets the leader commit what earlier terms left behind.
+        _log.AppendNew(new LogEntry(_log.LastIndex + 1, Term, EntryKind.NoOp, ReadOnlyMemory<byte>.Empty));
+        _broadcastPending = true;
+        MaybeCommit();
+    }
+
+    private void AddProgress(string peer)
+    {
+        _progress[peer] = new Progress(_log.LastIndex + 1, _config.MaxInflightMessages) { RecentActive = true };
+    }
+
+    private void TickLeader()
+    {
+        _heartbeatElapsed++;
+        _electionElapsed++;
+        if (_electionElapsed >= _config.ElectionTicksMin)
+        {
+            _electionElapsed = 0;
+            if (_config.CheckQuorum && !QuorumActive())
+            {
+                // Check-quorum (thesis §6.2): a leader cut off from a majority steps down.
+                BecomeFollower(Term, null);
+                return;
+            }
+
+            foreach (var progress in _progress.Values)
+            {
+                progress.RecentActive = false;
+            }
+
+            _leadTransferee = null;
+        }
+
+        if (_heartbeatElapsed >= _config.HeartbeatTicks)
+        {
+            _heartbeatElapsed = 0;
+            BroadcastHeartbeat();
+        }
+    }
+
+    private bool QuorumActive()
+    {
+        int active = 1;
+        foreach (var progress in _progress.Values)
+        {
+            active += progress.RecentActive ? 1 : 0;
+        }
+
+        return active >= Quorum.Majority(_members.Size);
+    }
+
+    private void BroadcastHeartbeat()
+    {
+        foreach (var (peer, progress) in _progress)
+        {
+            progress.Stalled = progress.Match < _log.LastIndex && progress.Match == progress.MatchAtLastHeartbeat
+                && (progress.State == ProgressState.Replicate ? progress.Inflights.Count > 0 : progress.ProbeSent);
+            progress.MatchAtLastHeartbeat = progress.Match;
+            long commit = Math.Min(progress.Match, _log.Committed);
+            progress.CommitSent = Math.Max(progress.CommitSent, commit);
+            Send(new RaftMessage { Type = MessageType.Heartbeat, From = Id, To = peer, Term = Term, Commit = commit });
+        }
+
+        if (_members.IsDiscovery && !_members.Complete)
+        {
+            // Discovery mode: members we have not heard from yet learn about us from a broadcast.
+            Send(new RaftMessage { Type = MessageType.Heartbeat, From = Id, To = null, Term = Term, Commit = 0 });
+        }
+    }
+
+    private void StepLeader(RaftMessage message)
+    {
+        if (!_progress.TryGetValue(message.From, out var progress))
+        {
+            return;
+        }
+
+        if (message.Index > _log.LastIndex)
+        {
+            // Acknowledges entries we never sent: malformed or forged; never let it move the commit index.
+            DroppedMessages++;
+            return;
+        }
+
+        switch (message.Type)
+        {
+            case MessageType.AppendResponse:
+                progress.RecentActive = true;
+                if (message.Reject)
+                {
+                    HandleAppendRejection(message, progress);
+                }
+                else
+                {
+                    HandleAppendSuccess(message, progress);
+                }
+
+                break;
+            case MessageType.HeartbeatResponse:
+                progress.RecentActive = true;
+                progress.ProbeSent = false;
+                if (progress.Stalled)
+                {
+                    progress.Stalled = false;
+                    progress.BecomeProbe();
+                    progress.Next = progress.Match + 1;
+                    SendAppends(message.From, sendIfEmpty: true);
+                }
+                else if (progress.Match < _log.LastIndex)
+                {
+                    SendAppends(message.From);
+                }
+
+                break;
+        }
+    }
+
+    private void HandleAppendSuccess(RaftMessage message, Progress progress)
+    {
+        bool probeConfirmed = progress.State == ProgressState.Probe && progress.Match == message.Index;
+        if (!progress.MaybeUpdate(message.Index) && !probeConfirmed)
+        {
+            return;
+        }
+
+        if (progress.State == ProgressState.Probe)
+        {
+            progress.BecomeReplicate();
+        }
+        else
+        {
+            progress.Inflights.FreeUpTo(message.Index);
+        }
+
+        if (MaybeCommit())
+        {
+            _commitNoticePending = true;
+        }
+
+        if (_leadTransferee == message.From && progress.Match == _log.LastIndex)
+        {
+            Send(new RaftMessage { Type = MessageType.TimeoutNow, From = Id, To = message.From, Term = Term });
+        }
+
+        SendAppends(message.From);
+    }
+
+    /// <summary>
+    /// Fast backtracking (Raft §5.3, last paragraphs): jump nextIndex past the follower's conflicting
+    /// term in one step instead of one entry per round trip. Stale rejections are ignored.
+    /// </summary>
+    private void HandleAppendRejection(RaftMessage message, Progress progress)
+    {
+        if (progress.State == ProgressState.Replicate ? message.Index <= progress.Match : message.Index != progress.Next - 1)
+        {
+            return;
+        }
+
+        long next = message.RejectHint;
+        if (message.LogTerm > 0)
+        {
+            long last = _log.LastIndexOfTerm(message.LogTerm);
+            if (last > 0)
+            {
+                next = last + 1;
+            }
+        }
+
+        progress.BecomeProbe();
+        progress.Next = Math.Clamp(next, progress.Match + 1, Math.Max(message.Index, progress.Match + 1));
+        SendAppends(message.From, sendIfEmpty: true);
+    }
+
+    /// <summary>Sends as many AppendEntries to <paramref name="peer"/> as its state and inflight window allow.</summary>
+    private void SendAppends(string peer, bool sendIfEmpty = false)
+    {
+        var progress = _progress[peer];
+        while (!progress.IsPaused)
+        {
+            long prevIndex = progress.Next - 1;
+            var entries = _log.Slice(progress.Next, _log.LastIndex, _config.MaxEntriesPerMessage, _config.MaxBytesPerMessage);
+            if (entries.Length == 0 && !sendIfEmpty)
+            {
+                return;
+            }
+
+            Send(new RaftMessage
+            {
+                Type = MessageType.Append, From = Id, To = peer, Term = Term,
+                Index = prevIndex, LogTerm = _log.Term(prevIndex), Entries = entries, Commit = _log.Committed,
+            });
+            long lastSent = prevIndex + entries.Length;
+            progress.CommitSent = Math.Max(progress.CommitSent, Math.Min(_log.Committed, lastSent));
+            progress.SentEntries(lastSent, entries.Length);
+            sendIfEmpty = false;
+            if (entries.Length == 0)
+            {
+                return;
+            }
+        }
+    }
+
+    private void BroadcastAppends()
+    {
+        foreach (var peer in _progress.Keys)
+        {
+            SendAppends(peer, sendIfEmpty: _progress[peer].State == ProgressState.Probe);
+        }
+    }
+
+    /// <summary>Raft §5.4.2: commit the highest index stored on a majority, but only if it is of the current term.</summary>
+    private bool MaybeCommit()
+    {
+        Span<long> matches = stackalloc long[_progress.Count + 1];
+        matches[0] = _log.LastIndex;
+        int i = 1;
+        foreach (var progress in _progress.Values)
+        {
+            matches[i++] = progress.Match;
+        }
+
+        long index = Quorum.CommittedIndex(matches, _members.Size);
+        if (index > _log.Committed && _log.Term(index) == Term)
+        {
+            _log.CommitTo(index);
+            return true;
+        }
+
+        return false;
+    }
+
+    /// <summary>Sends what this batch of input made due: new entries, then commit notices.</summary>
+    private void FlushLeader()
+    {
+        if (_broadcastPending)
+        {
+            _broadcastPending = false;
+            BroadcastAppends();
+        }
+
+        if (_commitNoticePending)
+        {
+            _commitNoticePending = false;
+            if (_config.AccelerateCommit)
+            {
+                foreach (var (peer, progress) in _progress)
+                {
+                    long commit = Math.Min(progress.Match, _log.Committed);
+                    if (commit > progress.CommitSent)
+                    {
+                        progress.CommitSent = commit;
+                        Send(new RaftMessage { Type = MessageType.CommitNotice, From = Id, To = peer, Term = Term, Commit = commit });
+                    }
+                }
+            }
+        }
+    }
+}

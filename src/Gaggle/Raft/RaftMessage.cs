@@ -1,0 +1,62 @@
+namespace Gaggle.Raft;
+
+/// <summary>The kinds of message Raft nodes exchange.</summary>
+internal enum MessageType : byte
+{
+    /// <summary>Pre-vote request (Raft thesis §9.6): Term is the term the candidate would campaign in.</summary>
+    PreVote = 1,
+    PreVoteResponse = 2,
+    Vote = 3,
+    VoteResponse = 4,
+    /// <summary>AppendEntries: Index/LogTerm are prevLogIndex/prevLogTerm, Commit the leader's commit.</summary>
+    Append = 5,
+    /// <summary>Index is the last index matched on success; on reject, Index echoes the rejected prevLogIndex
+    /// and RejectHint/LogTerm carry the conflict index and term for fast backtracking.</summary>
+    AppendResponse = 6,
+    /// <summary>Leader liveness; Commit is min(follower's match, leader commit).</summary>
+    Heartbeat = 7,
+    HeartbeatResponse = 8,
+    /// <summary>Tells the receiver to campaign at once, ignoring its election timeout and leader lease.</summary>
+    TimeoutNow = 9,
+    /// <summary>A new commit index for a follower (no response expected); Commit is min(match, commit).</summary>
+    CommitNotice = 10,
+}
+
+/// <summary>
+/// A Raft message. One flat shape for every type (as etcd/raft does) keeps encoding and the
+/// simulation simple; the meaning of the numeric fields depends on <see cref="Type"/>.
+/// </summary>
+internal sealed class RaftMessage
+{
+    public required MessageType Type { get; init; }
+
+    public required string From { get; init; }
+
+    /// <summary>The target node, or null for a broadcast to every member.</summary>
+    public string? To { get; init; }
+
+    public long Term { get; init; }
+
+    public long LogTerm { get; init; }
+
+    public long Index { get; init; }
+
+    public long Commit { get; set; }
+
+    public bool Reject { get; init; }
+
+    public long RejectHint { get; init; }
+
+    /// <summary>Vote requests caused by leadership transfer: receivers ignore their leader lease.</summary>
+    public bool Force { get; init; }
+
+    public IReadOnlyList<LogEntry> Entries { get; init; } = [];
+
+    /// <inheritdoc />
+    public override string ToString()
+    {
+        var entries = Entries.Count == 0 ? "" : $" entries=[{Entries[0].Index}..{Entries[^1].Index}]";
+        return $"{From}->{To ?? "*"} {Type} term={Term} logTerm={LogTerm} index={Index} commit={Commit}"
+            + (Reject ? $" reject hint={RejectHint}" : "") + (Force ? " force" : "") + entries;
+    }
+}
