@@ -13,7 +13,7 @@ public static class GaggleNodeBuilderRedisExtensions
     /// <param name="configuration">A StackExchange.Redis configuration string, e.g. <c>localhost:6379</c>.</param>
     /// <param name="configure">Sets cluster name, prefix, cluster key and limits.</param>
     /// <returns>The builder.</returns>
-    public static GaggleNodeBuilder UseRedis(this GaggleNodeBuilder builder, string configuration, Action<RedisChannelOptions>? configure = null)
+    public static GaggleNodeBuilder UseRedis(this GaggleNodeBuilder builder, string configuration, Action<RedisPubSubChannelOptions>? configure = null)
     {
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentException.ThrowIfNullOrWhiteSpace(configuration);
@@ -29,7 +29,7 @@ public static class GaggleNodeBuilderRedisExtensions
     /// <param name="connection">The application's connection.</param>
     /// <param name="configure">Sets cluster name, prefix, cluster key and limits.</param>
     /// <returns>The builder.</returns>
-    public static GaggleNodeBuilder UseRedis(this GaggleNodeBuilder builder, IConnectionMultiplexer connection, Action<RedisChannelOptions>? configure = null)
+    public static GaggleNodeBuilder UseRedis(this GaggleNodeBuilder builder, IConnectionMultiplexer connection, Action<RedisPubSubChannelOptions>? configure = null)
     {
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentNullException.ThrowIfNull(connection);
@@ -40,18 +40,18 @@ public static class GaggleNodeBuilderRedisExtensions
         });
     }
 
-    private static GaggleNodeBuilder UseRedis(this GaggleNodeBuilder builder, Action<RedisChannelOptions> configure)
+    private static GaggleNodeBuilder UseRedis(this GaggleNodeBuilder builder, Action<RedisPubSubChannelOptions> configure)
     {
         return builder.UseChannel(nodeOptions =>
         {
-            var options = new RedisChannelOptions();
+            var options = new RedisPubSubChannelOptions();
             if (nodeOptions.Members.Count > 0)
             {
                 options.Members = nodeOptions.Members.ToArray();
             }
 
             configure(options);
-            return new RedisChannel(nodeOptions.NodeId, options, builder.LoggerFactory);
+            return new RedisPubSubChannel(nodeOptions.NodeId, options, builder.LoggerFactory);
         });
     }
 }

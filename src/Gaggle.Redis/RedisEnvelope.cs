@@ -89,13 +89,13 @@ public enum DropReason
     /// <summary>Not a valid envelope of a known version.</summary>
     Malformed,
 
-    /// <summary>Larger than <see cref="RedisChannelOptions.MaxEnvelopeBytes"/>.</summary>
+    /// <summary>Larger than <see cref="RedisPubSubChannelOptions.MaxEnvelopeBytes"/>.</summary>
     Oversized,
 
     /// <summary>Sent by a node of another cluster.</summary>
     OtherCluster,
 
-    /// <summary>The sender is not in <see cref="RedisChannelOptions.Members"/>.</summary>
+    /// <summary>The sender is not in <see cref="RedisPubSubChannelOptions.Members"/>.</summary>
     NonMember,
 
     /// <summary>Already received (same sender incarnation and sequence).</summary>

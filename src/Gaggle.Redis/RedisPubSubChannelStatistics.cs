@@ -1,7 +1,7 @@
 namespace Gaggle.Redis;
 
-/// <summary>Counters of a <see cref="RedisChannel"/>; safe to read at any time.</summary>
-public sealed class RedisChannelStatistics
+/// <summary>Counters of a <see cref="RedisPubSubChannel"/>; safe to read at any time.</summary>
+public sealed class RedisPubSubChannelStatistics
 {
     private readonly long[] _dropped = new long[Enum.GetValues<DropReason>().Length];
     private long _received;

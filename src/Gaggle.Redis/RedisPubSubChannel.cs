@@ -21,16 +21,16 @@ namespace Gaggle.Redis;
 /// and never throws a delivery problem at the node. Sends never wait for Redis: a failed PUBLISH is
 /// retried in the background with exponential backoff and jitter, then dropped and counted.
 /// </remarks>
-public sealed class RedisChannel : IChannel
+public sealed class RedisPubSubChannel : IChannel
 {
     private static readonly TimeSpan LogInterval = TimeSpan.FromSeconds(10);
 
-    private readonly RedisChannelOptions _options;
+    private readonly RedisPubSubChannelOptions _options;
     private readonly ILogger _logger;
     private readonly byte[]? _key;
     private readonly ulong _incarnation;
-    private readonly StackExchange.Redis.RedisChannel _ownChannel;
-    private readonly StackExchange.Redis.RedisChannel _allChannel;
+    private readonly RedisChannel _ownChannel;
+    private readonly RedisChannel _allChannel;
     private readonly string _nodeChannelPrefix;
     private readonly HashSet<string>? _members;
     private readonly ResiliencePipeline _publishPipeline;
@@ -53,21 +53,21 @@ public sealed class RedisChannel : IChannel
     /// <param name="nodeId">The owning node's id.</param>
     /// <param name="options">Connection, naming and security settings; validated here.</param>
     /// <param name="loggerFactory">Logging; none when null.</param>
-    public RedisChannel(string nodeId, RedisChannelOptions options, ILoggerFactory? loggerFactory = null)
+    public RedisPubSubChannel(string nodeId, RedisPubSubChannelOptions options, ILoggerFactory? loggerFactory = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(nodeId);
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         NodeId = nodeId;
         _options = options;
-        _logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<RedisChannel>();
+        _logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<RedisPubSubChannel>();
         _key = options.ClusterKey is null ? null : Encoding.UTF8.GetBytes(options.ClusterKey);
         _incarnation = (ulong)DateTime.UtcNow.Ticks;
         _members = options.Members is null ? null : new HashSet<string>(options.Members, StringComparer.Ordinal);
         ChannelPrefix = $"{options.Prefix}:{{{options.ClusterName}}}:";
         _nodeChannelPrefix = ChannelPrefix + "node:";
-        _ownChannel = StackExchange.Redis.RedisChannel.Literal(_nodeChannelPrefix + nodeId);
-        _allChannel = StackExchange.Redis.RedisChannel.Literal(ChannelPrefix + "all");
+        _ownChannel = RedisChannel.Literal(_nodeChannelPrefix + nodeId);
+        _allChannel = RedisChannel.Literal(ChannelPrefix + "all");
         var pipeline = new ResiliencePipelineBuilder();
         if (options.PublishRetries > 0)
         {
@@ -91,7 +91,7 @@ public sealed class RedisChannel : IChannel
     public string ChannelPrefix { get; }
 
     /// <summary>Counters of traffic, drops and connection events.</summary>
-    public RedisChannelStatistics Statistics { get; } = new();
+    public RedisPubSubChannelStatistics Statistics { get; } = new();
 
     /// <inheritdoc />
     public async ValueTask ConnectAsync(Action<InboundMessage> receiver, CancellationToken cancellationToken = default)
@@ -111,6 +111,8 @@ public sealed class RedisChannel : IChannel
         {
             var configuration = ConfigurationOptions.Parse(_options.Configuration!);
             configuration.AbortOnConnectFail = false;
+            // A consensus member should be back within a heartbeat or two of Redis returning.
+            configuration.ReconnectRetryPolicy = new ExponentialRetry(100, 2000);
             configuration.ClientName ??= $"gaggle-{_options.ClusterName}-{NodeId}";
             _connection = await ConnectionMultiplexer.ConnectAsync(configuration).WaitAsync(cancellationToken).ConfigureAwait(false);
             _ownsConnection = true;
@@ -174,7 +176,7 @@ public sealed class RedisChannel : IChannel
     public ValueTask SendAsync(string to, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(to);
-        Publish(StackExchange.Redis.RedisChannel.Literal(_nodeChannelPrefix + to), payload);
+        Publish(RedisChannel.Literal(_nodeChannelPrefix + to), payload);
         return ValueTask.CompletedTask;
     }
 
@@ -185,7 +187,7 @@ public sealed class RedisChannel : IChannel
         return ValueTask.CompletedTask;
     }
 
-    private void Publish(StackExchange.Redis.RedisChannel channel, ReadOnlyMemory<byte> payload)
+    private void Publish(RedisChannel channel, ReadOnlyMemory<byte> payload)
     {
         if (!_connected || _subscriber is null)
         {
@@ -203,7 +205,7 @@ public sealed class RedisChannel : IChannel
         _ = PublishAsync(_subscriber, channel, envelope);
     }
 
-    private async Task PublishAsync(ISubscriber subscriber, StackExchange.Redis.RedisChannel channel, byte[] envelope)
+    private async Task PublishAsync(ISubscriber subscriber, RedisChannel channel, byte[] envelope)
     {
         try
         {

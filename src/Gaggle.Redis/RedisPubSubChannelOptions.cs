@@ -2,13 +2,14 @@ using StackExchange.Redis;
 
 namespace Gaggle.Redis;
 
-/// <summary>Settings of a <see cref="RedisChannel"/>.</summary>
-public sealed class RedisChannelOptions
+/// <summary>Settings of a <see cref="RedisPubSubChannel"/>.</summary>
+public sealed class RedisPubSubChannelOptions
 {
     /// <summary>
     /// A StackExchange.Redis configuration string (e.g. <c>localhost:6379</c>, or
     /// <c>host:6380,ssl=true,user=gaggle,password=...</c> for TLS and an ACL user). Ignored when
-    /// <see cref="Connection"/> is set. The channel owns and disposes a connection it creates.
+    /// <see cref="Connection"/> is set. The channel owns and disposes a connection it creates, which
+    /// does not abort when Redis is down at start and reconnects with backoff from 100 ms to 2 s.
     /// </summary>
     public string? Configuration { get; set; }
 
@@ -59,34 +60,34 @@ public sealed class RedisChannelOptions
     {
         if (Connection is null && string.IsNullOrWhiteSpace(Configuration))
         {
-            throw new ArgumentException("RedisChannelOptions: Configuration is empty and Connection is null; set a Redis configuration string such as 'localhost:6379' or pass an IConnectionMultiplexer.");
+            throw new ArgumentException("RedisPubSubChannelOptions: Configuration is empty and Connection is null; set a Redis configuration string such as 'localhost:6379' or pass an IConnectionMultiplexer.");
         }
 
         CheckName(nameof(Prefix), Prefix);
         CheckName(nameof(ClusterName), ClusterName);
         if (ClusterKey is not null && ClusterKey.Length < 16)
         {
-            throw new ArgumentException($"RedisChannelOptions: ClusterKey has {ClusterKey.Length} characters; it must have at least 16 (or be null to disable authentication).");
+            throw new ArgumentException($"RedisPubSubChannelOptions: ClusterKey has {ClusterKey.Length} characters; it must have at least 16 (or be null to disable authentication).");
         }
 
         if (MaxEnvelopeBytes < 1024)
         {
-            throw new ArgumentException($"RedisChannelOptions: MaxEnvelopeBytes is {MaxEnvelopeBytes}; it must be at least 1024.");
+            throw new ArgumentException($"RedisPubSubChannelOptions: MaxEnvelopeBytes is {MaxEnvelopeBytes}; it must be at least 1024.");
         }
 
         if (PublishRetries is < 0 or > 100)
         {
-            throw new ArgumentException($"RedisChannelOptions: PublishRetries is {PublishRetries}; it must be between 0 and 100.");
+            throw new ArgumentException($"RedisPubSubChannelOptions: PublishRetries is {PublishRetries}; it must be between 0 and 100.");
         }
 
         if (PublishRetryDelay < TimeSpan.Zero || PublishRetryDelay > TimeSpan.FromSeconds(30))
         {
-            throw new ArgumentException($"RedisChannelOptions: PublishRetryDelay is {PublishRetryDelay.TotalMilliseconds} ms; it must be between 0 and 30 s.");
+            throw new ArgumentException($"RedisPubSubChannelOptions: PublishRetryDelay is {PublishRetryDelay.TotalMilliseconds} ms; it must be between 0 and 30 s.");
         }
 
         if (MaxPendingPublishes < 1)
         {
-            throw new ArgumentException($"RedisChannelOptions: MaxPendingPublishes is {MaxPendingPublishes}; it must be at least 1.");
+            throw new ArgumentException($"RedisPubSubChannelOptions: MaxPendingPublishes is {MaxPendingPublishes}; it must be at least 1.");
         }
     }
 
@@ -94,7 +95,7 @@ public sealed class RedisChannelOptions
     {
         if (string.IsNullOrEmpty(value) || value.Length > 64 || value.Any(c => !(char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-')))
         {
-            throw new ArgumentException($"RedisChannelOptions: {setting} is '{value}'; it must be 1 to 64 characters among letters, digits and . _ -");
+            throw new ArgumentException($"RedisPubSubChannelOptions: {setting} is '{value}'; it must be 1 to 64 characters among letters, digits and . _ -");
         }
     }
 }
