@@ -2,6 +2,8 @@ using System.Diagnostics;
 using System.Text;
 using Gaggle;
 using Gaggle.Channels;
+using Gaggle.Redis;
+using Gaggle.Samples.Cluster;
 
 // A Gaggle cluster in one process: election, appends from leader and followers, the leader's loss,
 // re-election, and a check that every node committed the same log. Exits 0 when all of it held.
@@ -11,21 +13,33 @@ if (settings is null)
     return 2;
 }
 
+if (settings.Id is not null)
+{
+    return await SingleNode.RunAsync(settings);
+}
+
 var clock = Stopwatch.StartNew();
 void Say(string text) => Console.WriteLine($"[{clock.Elapsed.TotalMilliseconds,7:0} ms] {text}");
 
-var ids = Enumerable.Range(0, settings.Nodes).Select(i => $"node-{(char)('a' + i)}").ToArray();
+var ids = settings.MemberIds;
 var network = new InMemoryNetwork();
 var nodes = new Dictionary<string, GaggleNode>();
 var committed = ids.ToDictionary(id => id, _ => new List<string>());
+bool finished = false;
 
-Say($"Starting {ids.Length} nodes over the in-memory network: {string.Join(", ", ids)}");
+string cluster = settings.Redis is null ? "" : $"{settings.Cluster}-{Guid.NewGuid().ToString("N")[..8]}";
+Say(settings.Redis is null
+    ? $"Starting {ids.Length} nodes over the in-memory network: {string.Join(", ", ids)}"
+    : $"Starting {ids.Length} nodes over Redis {settings.Redis} (cluster '{cluster}'): {string.Join(", ", ids)}");
 foreach (var id in ids)
 {
-    var node = new GaggleNode(new GaggleOptions { NodeId = id, Members = ids }, network.CreateChannel(id));
+    var builder = new GaggleNodeBuilder(new GaggleOptions { NodeId = id, Members = ids });
+    var node = (settings.Redis is null
+        ? builder.UseInMemory(network)
+        : builder.UseRedis(settings.Redis, redis => redis.ClusterName = cluster)).Build();
     node.LeaderChanged += (_, change) =>
     {
-        if (change.IsLeader)
+        if (change.IsLeader && !Volatile.Read(ref finished))
         {
             Say($"{id} became leader in term {change.Term}");
         }
@@ -51,9 +65,15 @@ try
     var follower = nodes.Values.First(n => n != leader);
     await AppendBatch(follower, "from follower", settings.Entries, latencies);
 
-    Say($"Stopping the leader {leader.Id} abruptly (no hand-over)");
+    Say(settings.Redis is null
+        ? $"Stopping the leader {leader.Id} abruptly: cut off from the network, no hand-over"
+        : $"Stopping the leader {leader.Id} (a clean leave hands leadership over; kill a --id process to see a crash)");
     var failoverClock = Stopwatch.StartNew();
-    network.Isolate(leader.Id);
+    if (settings.Redis is null)
+    {
+        network.Isolate(leader.Id);
+    }
+
     await leader.DisposeAsync();
     nodes.Remove(leader.Id);
     committed.Remove(leader.Id);
@@ -94,6 +114,7 @@ catch (Exception e) when (e is TimeoutException or GaggleRpcException)
 }
 finally
 {
+    Volatile.Write(ref finished, true);
     foreach (var node in nodes.Values)
     {
         await node.DisposeAsync();
@@ -148,29 +169,3 @@ static List<string> Snapshot(List<string> log)
 }
 
 static double Percentile(List<double> sorted, double p) => sorted[Math.Min(sorted.Count - 1, (int)(p * sorted.Count))];
-
-internal sealed record DemoSettings(int Nodes, int Entries)
-{
-    public static DemoSettings? Parse(string[] args)
-    {
-        int nodes = 3;
-        int entries = 10;
-        for (int i = 0; i < args.Length; i++)
-        {
-            string? value = i + 1 < args.Length ? args[i + 1] : null;
-            switch (args[i])
-            {
-                case "--nodes" when int.TryParse(value, out nodes) && nodes is >= 3 and <= 26:
-                case "--entries" when int.TryParse(value, out entries) && entries is >= 1 and <= 100000:
-                    i++;
-                    break;
-                default:
-                    Console.Error.WriteLine($"Unknown or invalid argument '{args[i]}' (value '{value}').");
-                    Console.Error.WriteLine("Usage: dotnet run --project samples/Gaggle.Samples.Cluster [-- --nodes 3..26] [--entries 1..100000]");
-                    return null;
-            }
-        }
-
-        return new DemoSettings(nodes, entries);
-    }
-}

@@ -197,10 +197,10 @@ internal sealed partial class RaftCore
             progress.Inflights.FreeUpTo(message.Index);
         }
 
-        if (MaybeCommit())
-        {
-            _commitNoticePending = true;
-        }
+        // Either the commit moved, or this follower now holds entries committed before its ack came:
+        // in both cases it may be owed a commit notice (FlushLeader decides per follower).
+        MaybeCommit();
+        _commitNoticePending = true;
 
         if (_leadTransferee == message.From && progress.Match == _log.LastIndex)
         {
