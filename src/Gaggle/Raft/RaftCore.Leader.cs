@@ -167,8 +167,15 @@ internal sealed partial class RaftCore
                 if (progress.Stalled)
                 {
                     progress.Stalled = false;
-                    progress.BecomeProbe();
-                    progress.Next = progress.Match + 1;
+                    if (progress.State == ProgressState.Replicate)
+                    {
+                        // The streamed window is presumed lost: resend from the last acknowledged index.
+                        progress.BecomeProbe();
+                        progress.Next = progress.Match + 1;
+                    }
+
+                    // A lost probe is resent where it was: Next is still the best guess, and Match + 1
+                    // (0 + 1 for a new leader) would resend a follower that is in sync the whole log.
                     SendAppends(message.From, sendIfEmpty: true);
                 }
                 else if (progress.Match < _log.LastIndex)

@@ -299,6 +299,30 @@ public sealed class ReplicationTests
         Assert.That(cluster.AppliedData("c"), Is.EqualTo(new[] { "v1", "v2" }));
     }
 
+    // A lost probe from a new leader is resent where it was, not from the start of the log: a follower
+    // that is in sync must not be sent the whole log again.
+    [Test]
+    public void A_lost_probe_is_resent_at_the_same_index_not_from_the_start_of_the_log()
+    {
+        var cluster = new RaftTestCluster(3);
+        long[] history = Enumerable.Repeat(1L, 1000).ToArray();
+        foreach (var id in cluster.Ids)
+        {
+            cluster.Preload(id, new HardState(1, null, 1000), history);
+        }
+
+        using (cluster.Drop(m => m.IsAppendTo("c")))
+        {
+            cluster.Elect("a");
+        }
+
+        int before = cluster.Sent.Count;
+        cluster.AdvanceUntil(() => cluster.LogTerms("c").Length == 1001, maxTicks: 3 * cluster.Options.HeartbeatTicks);
+
+        int resent = cluster.Sent.Skip(before).Where(m => m.IsAppendTo("c")).Sum(m => m.Entries.Count);
+        Assert.That(resent, Is.LessThanOrEqualTo(1), "only the no-op was missing");
+    }
+
     // Duplicated and reordered appends: a stale append never truncates what a newer one wrote.
     [Test]
     public void A_delayed_duplicate_append_does_not_truncate_the_log()
