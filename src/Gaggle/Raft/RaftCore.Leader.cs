@@ -180,7 +180,9 @@ internal sealed partial class RaftCore
                 }
                 else if (progress.Match < _log.LastIndex)
                 {
-                    SendAppends(message.From);
+                    // In probe state Next may be past the last index (a member learned after the
+                    // election, in discovery mode, starts there): an empty probe then finds where it is.
+                    SendAppends(message.From, sendIfEmpty: progress.State == ProgressState.Probe);
                 }
 
                 break;

@@ -67,4 +67,26 @@ public sealed class DiscoveryTests
         }
     }
 
+    // A majority of ClusterSize suffices to elect; the member heard from later is learned by the leader
+    // and caught up without waiting for a new proposal.
+    [Test]
+    public void A_member_first_heard_after_the_election_is_learned_and_caught_up()
+    {
+        var cluster = new RaftTestCluster(3, Discovery);
+        cluster.Isolate("c");
+        cluster.Elect("a");
+        cluster.Propose("a", "before c");
+        cluster.Stabilize();
+        Assert.That(cluster["a"].Members.Peers, Is.EqualTo(new[] { "b" }));
+
+        cluster.Heal();
+        cluster.Advance(cluster.Options.ElectionTicksMax);
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(cluster.Leaders(), Is.EqualTo(new[] { "a" }));
+            Assert.That(cluster["a"].Members.Peers, Is.EquivalentTo(new[] { "b", "c" }));
+            Assert.That(cluster.AppliedData("c"), Is.EqualTo(new[] { "before c" }));
+        }
+    }
 }
