@@ -60,6 +60,49 @@ public sealed class DisruptionTests
         Assert.That(cluster.Term("a"), Is.GreaterThan(cTerm), "the cluster had to move past c's term");
     }
 
+    // Thesis §6.2 (check-quorum): a leader that has not heard from a majority for an election timeout
+    // steps down. It does so within ElectionTicksMin ticks of losing the majority, whatever the moment,
+    // so before any follower can have timed out and elected someone else: at no tick do two nodes
+    // believe they lead.
+    [Test]
+    public void A_leader_cut_off_from_the_majority_steps_down_within_an_election_timeout(
+        [Values(10, 30)] int electionTicksMin, [Range(0, 30, 3)] int offset)
+    {
+        var cluster = new RaftTestCluster(3, new ClusterOptions
+        {
+            ElectionTicksMin = electionTicksMin, ElectionTicksMax = electionTicksMin * 5 / 3, HeartbeatTicks = 2,
+        });
+        cluster.Elect("a");
+        cluster.Advance(offset);
+        cluster.Propose("a", "uncommitted");
+        cluster.Isolate("a");
+
+        int ticks = 0;
+        while (!cluster.Leaders().Any(id => id != "a"))
+        {
+            cluster.Advance(1);
+            ticks++;
+            Assert.That(cluster.Leaders(), Has.Count.LessThanOrEqualTo(1), $"tick {ticks}");
+            Assert.That(ticks, Is.LessThanOrEqualTo(10 * cluster.Options.ElectionTicksMax), "the majority elects a new leader");
+            if (cluster.Role("a") == RaftRole.Leader)
+            {
+                Assert.That(ticks, Is.LessThan(cluster.Options.ElectionTicksMin), "a still leads");
+            }
+        }
+
+        string leader = cluster.Leaders().Single();
+        cluster.Propose(leader, "after");
+        cluster.Stabilize();
+        cluster.Heal();
+        cluster.Advance(cluster.Options.ElectionTicksMax);
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(cluster.Leaders(), Is.EqualTo(new[] { leader }));
+            Assert.That(cluster.AppliedData("a"), Is.EqualTo(new[] { "after" }), "a's uncommitted entry is gone");
+        }
+    }
+
     // Without check-quorum nothing tells an isolated leader that it lost the majority (the option's cost).
     [Test]
     public void Without_check_quorum_an_isolated_leader_keeps_believing_it_leads()
