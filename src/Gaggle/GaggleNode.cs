@@ -43,6 +43,8 @@ public sealed partial class GaggleNode : IAsyncDisposable
     private ITimer? _timer;
     private Task _loop = Task.CompletedTask;
     private int _state;
+    private int _disposed;
+    private InvalidOperationException? _fatalError;
     private long _nextSequence;
     private long _nextCallId;
     private volatile NodeStatus _status = new(RaftRole.Follower, 0, null, 0, 0, false);
@@ -202,12 +204,13 @@ public sealed partial class GaggleNode : IAsyncDisposable
     /// </summary>
     public async ValueTask DisposeAsync()
     {
-        int previous = Interlocked.Exchange(ref _state, Stopped);
-        if (previous == Stopped)
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
         {
             return;
         }
 
+        // A loop that failed has already set Stopped; the timer and channel still need releasing.
+        int previous = Interlocked.Exchange(ref _state, Stopped);
         if (previous == Running)
         {
             var handedOver = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -215,15 +218,18 @@ public sealed partial class GaggleNode : IAsyncDisposable
             {
                 await Task.WhenAny(handedOver.Task, _loop).ConfigureAwait(false);
             }
+        }
 
-            if (_timer is not null)
-            {
-                await _timer.DisposeAsync().ConfigureAwait(false);
-            }
+        if (_timer is not null)
+        {
+            await _timer.DisposeAsync().ConfigureAwait(false);
+        }
 
-            _inbox.Writer.TryComplete();
-            await _loop.ConfigureAwait(false);
-            await _stopping.CancelAsync().ConfigureAwait(false);
+        _inbox.Writer.TryComplete();
+        await _loop.ConfigureAwait(false);
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        if (_core is not null)
+        {
             try
             {
                 await _channel.DisconnectAsync().ConfigureAwait(false);
@@ -243,7 +249,6 @@ public sealed partial class GaggleNode : IAsyncDisposable
             }
         }
 
-        _stopping.Dispose();
         Log.Stopped(_logger, Id);
     }
 
@@ -272,6 +277,11 @@ public sealed partial class GaggleNode : IAsyncDisposable
 
     private void ThrowIfStopped()
     {
+        if (Volatile.Read(ref _fatalError) is { } fatal)
+        {
+            throw fatal;
+        }
+
         if (Volatile.Read(ref _state) == Stopped)
         {
             throw new ObjectDisposedException(nameof(GaggleNode), $"Gaggle node '{Id}' is stopped.");

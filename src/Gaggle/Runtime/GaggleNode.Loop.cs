@@ -53,9 +53,11 @@ public sealed partial class GaggleNode
         {
             // Storage failed, or an invariant broke: continuing could break safety, so the node stops.
             Log.LoopFailed(_logger, e, Id);
+            var fatal = new InvalidOperationException($"Gaggle node '{Id}' stopped after a fatal error: {e.Message}", e);
+            Volatile.Write(ref _fatalError, fatal);
             Interlocked.Exchange(ref _state, Stopped);
             _inbox.Writer.TryComplete();
-            FailPending(new InvalidOperationException($"Gaggle node '{Id}' stopped after a fatal error: {e.Message}", e));
+            FailPending(fatal);
         }
     }
 
