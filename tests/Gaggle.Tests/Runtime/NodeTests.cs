@@ -124,7 +124,7 @@ public sealed class NodeTests
         Assert.That(cluster.CommittedTexts("b"), Is.EqualTo(reference));
         Assert.That(cluster.CommittedTexts("c"), Is.EqualTo(reference));
         var log = await leader.GetLogAsync();
-        Assert.That(log.Where(e => e.Kind == Raft.EntryKind.Normal).Select(e => Encoding.UTF8.GetString(e.Data.Span)), Is.EqualTo(reference));
+        Assert.That(log.Where(e => e.Kind == Gaggle.Raft.EntryKind.Normal).Select(e => Encoding.UTF8.GetString(e.Data.Span)), Is.EqualTo(reference));
         Assert.That(leader.HasUncommittedEntriesInPreviousTerms(), Is.False);
     }
 
