@@ -30,8 +30,11 @@ internal sealed class Progress
 
     public Inflights Inflights { get; }
 
-    /// <summary>Heard from within the current check-quorum period.</summary>
-    public bool RecentActive { get; set; }
+    /// <summary>
+    /// Leader ticks since this follower was last heard from, capped at the check-quorum window
+    /// (thesis §6.2). It counts as active while this is below the window.
+    /// </summary>
+    public int TicksSinceHeard { get; set; }
 
     /// <summary>Match as of the previous heartbeat round (for stall detection).</summary>
     public long MatchAtLastHeartbeat { get; set; }

@@ -15,7 +15,7 @@ internal sealed class RaftConfig
     /// <summary>The number of voting members in discovery mode (ignored when <see cref="Members"/> is set).</summary>
     public int ClusterSize { get; init; }
 
-    /// <summary>The lower bound of the randomized election timeout, in ticks; also the check-quorum period.</summary>
+    /// <summary>The lower bound of the randomized election timeout, in ticks; also the check-quorum window: a leader steps down once it has not heard from a majority for this many ticks.</summary>
     public int ElectionTicksMin { get; init; } = 30;
 
     /// <summary>The upper bound (inclusive) of the randomized election timeout, in ticks.</summary>
