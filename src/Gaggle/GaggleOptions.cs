@@ -22,15 +22,17 @@ public sealed class GaggleOptions
 
     /// <summary>
     /// The number of voting members when <see cref="Members"/> is empty (the original gaggle's
-    /// mode): member ids are discovered from traffic until this many are known. Limits: ids must never
-    /// change (a node that comes back under a new id fills a seat for good, and once every seat is
-    /// taken newcomers are refused); the cluster cannot shrink or grow; a quorum is ClusterSize/2+1 of
-    /// the configured size, not of the nodes seen.
+    /// mode): member ids are discovered from traffic until this many are known. Limits: run exactly
+    /// ClusterSize distinct ids, and never change them — a node that has not yet heard from every
+    /// member gives a free seat to the first unknown id that talks to it, so an extra or renamed node
+    /// can leave nodes with different member sets whose majorities need not overlap; once every seat
+    /// is taken newcomers are refused. The cluster cannot shrink or grow; a quorum is ClusterSize/2+1
+    /// of the configured size, not of the nodes seen. Prefer <see cref="Members"/>.
     /// </summary>
     /// <value>The default is null (use <see cref="Members"/>).</value>
     public int? ClusterSize { get; set; }
 
-    /// <summary>The lower bound of the randomized election timeout; also the leader's check-quorum period.</summary>
+    /// <summary>The lower bound of the randomized election timeout. With <see cref="CheckQuorum"/>, a leader that has not heard from a majority for this long steps down.</summary>
     /// <value>The default is 300 ms.</value>
     public TimeSpan ElectionTimeoutMin { get; set; } = TimeSpan.FromMilliseconds(300);
 

@@ -97,6 +97,12 @@ public sealed partial class GaggleNode
 
     private void HandleInbound(RaftCore core, InboundMessage inbound)
     {
+        if (!GaggleOptionsValidator.IsValidId(inbound.From))
+        {
+            CountDropped(inbound.From, "the sender id is not a valid node id");
+            return;
+        }
+
         WireMessage message;
         try
         {

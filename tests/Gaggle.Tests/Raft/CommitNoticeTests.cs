@@ -65,3 +65,18 @@ public sealed class CommitNoticeTests
         Assert.That(nodes["c"].CommitIndex, Is.EqualTo(index));
     }
 }
+
+/// <summary>Discovery mode never gives a seat to an empty sender id.</summary>
+[TestFixture]
+public sealed class DiscoverySenderIdTests
+{
+    [Test]
+    public void AnEmptySenderIdIsNotAdmitted()
+    {
+        var core = new RaftCore(new RaftConfig { Id = "a", ClusterSize = 3, Random = new Random(1) }, HardState.Empty, []);
+        core.Step(new RaftMessage { Type = MessageType.Heartbeat, From = "", Term = 1 });
+        Assert.That(core.Members.Peers, Is.Empty);
+        Assert.That(core.DroppedMessages, Is.EqualTo(1));
+        Assert.That(core.Term, Is.Zero);
+    }
+}
