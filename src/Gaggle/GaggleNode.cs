@@ -269,6 +269,7 @@ public sealed partial class GaggleNode : IAsyncDisposable
             CheckQuorum = _options.CheckQuorum,
             AccelerateCommit = _options.AccelerateHeartbeats,
             MaxInflightMessages = _options.MaxInflightMessages,
+            MaxInflightBytes = _options.MaxInflightBytes,
             MaxEntriesPerMessage = _options.MaxEntriesPerMessage,
             MaxBytesPerMessage = _options.MaxMessageBytes,
             Random = _options.RandomSeed is { } seed ? new Random(seed) : new Random(),

@@ -64,6 +64,14 @@ public sealed class GaggleOptions
     /// <value>The default is 64.</value>
     public int MaxInflightMessages { get; set; } = 64;
 
+    /// <summary>
+    /// Entry bytes in flight per follower before the leader waits for acknowledgements (64 KiB to
+    /// 1 GiB; one message is always allowed). Over Redis keep it well below the server's
+    /// <c>client-output-buffer-limit pubsub</c> (32 MB hard by default), or Redis drops the subscriber.
+    /// </summary>
+    /// <value>The default is 4 MiB.</value>
+    public int MaxInflightBytes { get; set; } = 4 * 1024 * 1024;
+
     /// <summary>Log entries per replication message (1 to 65536).</summary>
     /// <value>The default is 512.</value>
     public int MaxEntriesPerMessage { get; set; } = 512;

@@ -85,6 +85,7 @@ public sealed partial class GaggleOptionsValidator : IValidateOptions<GaggleOpti
         }
 
         Range(failures, nameof(options.MaxInflightMessages), options.MaxInflightMessages, 1, 1024);
+        Range(failures, nameof(options.MaxInflightBytes), options.MaxInflightBytes, 64 * 1024, 1024 * 1024 * 1024);
         Range(failures, nameof(options.MaxEntriesPerMessage), options.MaxEntriesPerMessage, 1, 65536);
         Range(failures, nameof(options.MaxMessageBytes), options.MaxMessageBytes, 1024, 64 * 1024 * 1024);
         foreach (var (method, handler) in options.RpcHandlers)

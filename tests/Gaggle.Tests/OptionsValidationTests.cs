@@ -23,6 +23,7 @@ public sealed class OptionsValidationTests
         yield return Case("ElectionTimeoutMin is 40 ms; it must be greater than HeartbeatInterval (50 ms)", o => o.ElectionTimeoutMin = TimeSpan.FromMilliseconds(40));
         yield return Case("ElectionTimeoutMax is 200 ms; it must be at least ElectionTimeoutMin (300 ms)", o => o.ElectionTimeoutMax = TimeSpan.FromMilliseconds(200));
         yield return Case("MaxInflightMessages is 0; it must be between 1 and 1024", o => o.MaxInflightMessages = 0);
+        yield return Case("MaxInflightBytes is 1000; it must be between 65536 and 1073741824", o => o.MaxInflightBytes = 1000);
         yield return Case("MaxEntriesPerMessage is 0; it must be between 1 and 65536", o => o.MaxEntriesPerMessage = 0);
         yield return Case("MaxMessageBytes is 10; it must be between 1024 and 67108864", o => o.MaxMessageBytes = 10);
         yield return Case("RpcHandlers has the method ' '", o => o.RpcHandlers[" "] = (_, _) => ValueTask.FromResult(Array.Empty<byte>()));

@@ -34,6 +34,9 @@ internal sealed class RaftConfig
     /// <summary>AppendEntries messages in flight per follower.</summary>
     public int MaxInflightMessages { get; init; } = 64;
 
+    /// <summary>Payload bytes in flight per follower (at least one message is always allowed).</summary>
+    public long MaxInflightBytes { get; init; } = 4 * 1024 * 1024;
+
     public int MaxEntriesPerMessage { get; init; } = 512;
 
     public long MaxBytesPerMessage { get; init; } = 512 * 1024;
@@ -64,9 +67,9 @@ internal sealed class RaftConfig
                 $"Ticks must satisfy 1 <= heartbeat ({HeartbeatTicks}) < election min ({ElectionTicksMin}) <= election max ({ElectionTicksMax}).");
         }
 
-        if (MaxInflightMessages < 1 || MaxEntriesPerMessage < 1 || MaxBytesPerMessage < 1)
+        if (MaxInflightMessages < 1 || MaxEntriesPerMessage < 1 || MaxBytesPerMessage < 1 || MaxInflightBytes < 1)
         {
-            throw new ArgumentException("MaxInflightMessages, MaxEntriesPerMessage and MaxBytesPerMessage must be positive.");
+            throw new ArgumentException("MaxInflightMessages, MaxInflightBytes, MaxEntriesPerMessage and MaxBytesPerMessage must be positive.");
         }
     }
 }

@@ -71,7 +71,7 @@ internal sealed partial class RaftCore
 
     private void AddProgress(string peer)
     {
-        _progress[peer] = new Progress(_log.LastIndex + 1, _config.MaxInflightMessages);
+        _progress[peer] = new Progress(_log.LastIndex + 1, _config.MaxInflightMessages, _config.MaxInflightBytes);
     }
 
     private void TickLeader()
@@ -270,13 +270,24 @@ internal sealed partial class RaftCore
             });
             long lastSent = prevIndex + entries.Length;
             progress.CommitSent = Math.Max(progress.CommitSent, Math.Min(_log.Committed, lastSent));
-            progress.SentEntries(lastSent, entries.Length);
+            progress.SentEntries(lastSent, entries.Length, PayloadBytes(entries));
             sendIfEmpty = false;
             if (entries.Length == 0)
             {
                 return;
             }
         }
+    }
+
+    private static long PayloadBytes(LogEntry[] entries)
+    {
+        long bytes = 0;
+        foreach (var entry in entries)
+        {
+            bytes += entry.Data.Length + 16;
+        }
+
+        return bytes;
     }
 
     private void BroadcastAppends()
