@@ -16,6 +16,9 @@ public sealed class StorageFailureTests
 
         public ValueTask SaveAsync(HardState? hardState, IReadOnlyList<LogEntry> entries, CancellationToken cancellationToken = default)
             => throw new IOException("disk on fire");
+
+        public ValueTask SaveSnapshotAsync(RaftSnapshot snapshot, CancellationToken cancellationToken = default)
+            => throw new IOException("disk on fire");
     }
 
     [Test]
