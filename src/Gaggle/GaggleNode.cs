@@ -118,7 +118,12 @@ public sealed partial class GaggleNode : IAsyncDisposable
         }
 
         var persisted = await _storage.LoadAsync(cancellationToken).ConfigureAwait(false);
-        _core = new RaftCore(CreateRaftConfig(), persisted.HardState, persisted.Entries);
+        if (persisted.Snapshot is { } snapshot)
+        {
+            NodeSnapshot.Read(snapshot.Data, _deduplicator, _options.StateMachines);
+        }
+
+        _core = new RaftCore(CreateRaftConfig(), persisted.HardState, persisted.Entries, snapshot: persisted.Snapshot);
         PublishStatus(_core);
         await _channel.ConnectAsync(OnInbound, cancellationToken).ConfigureAwait(false);
         _loop = Task.Run(RunLoopAsync, CancellationToken.None);
@@ -159,7 +164,10 @@ public sealed partial class GaggleNode : IAsyncDisposable
         }
     }
 
-    /// <summary>Returns a copy of this node's log (committed and uncommitted entries), read on the node's loop.</summary>
+    /// <summary>
+    /// Returns a copy of this node's log (committed and uncommitted entries) read on the node's loop:
+    /// the entries after the last compaction, since those before live only in the snapshot.
+    /// </summary>
     /// <param name="cancellationToken">Cancels the wait.</param>
     public Task<IReadOnlyList<GaggleLogEntry>> GetLogAsync(CancellationToken cancellationToken = default)
     {

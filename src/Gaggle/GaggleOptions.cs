@@ -83,6 +83,20 @@ public sealed class GaggleOptions
     /// <summary>Leader RPC handlers by method name, callable with <see cref="GaggleNode.DispatchOnLeaderAsync(string, ReadOnlyMemory{byte}, TimeSpan?, CancellationToken)"/>. Register the same set on every node.</summary>
     public IDictionary<string, RpcHandler> RpcHandlers { get; } = new Dictionary<string, RpcHandler>(StringComparer.Ordinal);
 
+    /// <summary>State machines fed by the committed log and included in snapshots, by a name stable across versions.</summary>
+    public IDictionary<string, IGaggleStateMachine> StateMachines { get; } = new Dictionary<string, IGaggleStateMachine>(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Applied entries beyond the last snapshot after which the node takes a new snapshot and
+    /// compacts its log (Raft §7); this bounds the log kept in memory and storage. 0 disables snapshots.
+    /// </summary>
+    /// <value>The default is 10000.</value>
+    public int SnapshotThresholdEntries { get; set; } = 10_000;
+
+    /// <summary>Entries kept in memory behind a snapshot, so a follower slightly behind catches up without one.</summary>
+    /// <value>The default is 1000.</value>
+    public int SnapshotRetainEntries { get; set; } = 1_000;
+
     /// <summary>Registers a leader RPC handler whose arguments and result travel as JSON.</summary>
     /// <typeparam name="TArgs">The arguments' type.</typeparam>
     /// <typeparam name="TResult">The result's type.</typeparam>

@@ -88,6 +88,16 @@ public sealed partial class GaggleOptionsValidator : IValidateOptions<GaggleOpti
         Range(failures, nameof(options.MaxInflightBytes), options.MaxInflightBytes, 64 * 1024, 1024 * 1024 * 1024);
         Range(failures, nameof(options.MaxEntriesPerMessage), options.MaxEntriesPerMessage, 1, 65536);
         Range(failures, nameof(options.MaxMessageBytes), options.MaxMessageBytes, 1024, 64 * 1024 * 1024);
+        Range(failures, nameof(options.SnapshotThresholdEntries), options.SnapshotThresholdEntries, 0, 100_000_000);
+        Range(failures, nameof(options.SnapshotRetainEntries), options.SnapshotRetainEntries, 0, 100_000_000);
+        foreach (var (machineName, machine) in options.StateMachines)
+        {
+            if (string.IsNullOrWhiteSpace(machineName) || machine is null)
+            {
+                failures.Add($"StateMachines has the name '{machineName}' with {(machine is null ? "no state machine" : "a state machine")}; names must be non-blank and state machines non-null.");
+            }
+        }
+
         foreach (var (method, handler) in options.RpcHandlers)
         {
             if (string.IsNullOrWhiteSpace(method) || handler is null)

@@ -17,6 +17,7 @@ internal static class WireCodec
     private const byte KindDispatchReply = 4;
     private const byte FlagReject = 1;
     private const byte FlagForce = 2;
+    private const byte FlagDone = 4;
 
     public static byte[] Encode(WireMessage message)
     {
@@ -115,8 +116,14 @@ internal static class WireCodec
         writer.VarLong(message.LogTerm);
         writer.VarLong(message.Index);
         writer.VarLong(message.Commit);
-        writer.Byte((byte)((message.Reject ? FlagReject : 0) | (message.Force ? FlagForce : 0)));
+        writer.Byte((byte)((message.Reject ? FlagReject : 0) | (message.Force ? FlagForce : 0) | (message.Done ? FlagDone : 0)));
         writer.VarLong(message.RejectHint);
+        if (message.Type is MessageType.Snapshot or MessageType.SnapshotResponse)
+        {
+            writer.VarLong(message.Offset);
+            writer.Bytes(message.Data.Span);
+        }
+
         writer.VarUInt((ulong)message.Entries.Count);
         foreach (var entry in message.Entries)
         {
@@ -129,7 +136,7 @@ internal static class WireCodec
     private static RaftMessage DecodeRaft(ref WireReader reader, string from, string to)
     {
         byte type = reader.Byte();
-        if (type < (byte)MessageType.PreVote || type > (byte)MessageType.CommitNotice)
+        if (type < (byte)MessageType.PreVote || type > (byte)MessageType.SnapshotResponse)
         {
             throw new FormatException($"Unknown Raft message type {type}.");
         }
@@ -140,6 +147,14 @@ internal static class WireCodec
         long commit = reader.VarLong();
         byte flags = reader.Byte();
         long rejectHint = reader.VarLong();
+        long offset = 0;
+        var data = ReadOnlyMemory<byte>.Empty;
+        if (type is (byte)MessageType.Snapshot or (byte)MessageType.SnapshotResponse)
+        {
+            offset = reader.VarLong();
+            data = reader.Bytes();
+        }
+
         int count = CheckedCount(reader.VarUInt(), ref reader);
         if (count > 0 && index > long.MaxValue - count)
         {
@@ -163,7 +178,7 @@ internal static class WireCodec
         {
             Type = (MessageType)type, From = from, To = to, Term = term, LogTerm = logTerm, Index = index,
             Commit = commit, Reject = (flags & FlagReject) != 0, Force = (flags & FlagForce) != 0,
-            RejectHint = rejectHint, Entries = entries,
+            RejectHint = rejectHint, Entries = entries, Offset = offset, Data = data, Done = (flags & FlagDone) != 0,
         };
     }
 

@@ -8,6 +8,9 @@ internal enum ProgressState
 
     /// <summary>The follower is in sync: stream entries optimistically, bounded by the inflight window.</summary>
     Replicate,
+
+    /// <summary>The entries the follower needs were compacted: send the snapshot, one chunk at a time.</summary>
+    Snapshot,
 }
 
 /// <summary>The leader's view of one follower (Raft Figure 2: nextIndex, matchIndex).</summary>
@@ -48,7 +51,30 @@ internal sealed class Progress
     /// <summary>The highest commit index this follower was told (through any message).</summary>
     public long CommitSent { get; set; }
 
-    public bool IsPaused => State == ProgressState.Probe ? ProbeSent : Inflights.Full;
+    public bool IsPaused => State switch
+    {
+        ProgressState.Replicate => Inflights.Full,
+        _ => ProbeSent,
+    };
+
+    /// <summary>In snapshot state: the snapshot being sent.</summary>
+    public long PendingSnapshotIndex { get; private set; }
+
+    /// <summary>In snapshot state: the bytes of it the follower confirmed.</summary>
+    public long SnapshotOffset { get; set; }
+
+    /// <summary>SnapshotOffset as of the previous heartbeat round (for stall detection).</summary>
+    public long SnapshotOffsetAtLastHeartbeat { get; set; }
+
+    public void BecomeSnapshot(long snapshotIndex)
+    {
+        State = ProgressState.Snapshot;
+        ProbeSent = false;
+        Inflights.Reset();
+        PendingSnapshotIndex = snapshotIndex;
+        SnapshotOffset = 0;
+        SnapshotOffsetAtLastHeartbeat = -1;
+    }
 
     public void BecomeProbe()
     {
@@ -98,5 +124,7 @@ internal sealed class Progress
         }
     }
 
-    public override string ToString() => $"{State} match={Match} next={Next} inflight={Inflights.Count}";
+    public override string ToString() => State == ProgressState.Snapshot
+        ? $"{State} match={Match} snapshot={PendingSnapshotIndex} offset={SnapshotOffset}"
+        : $"{State} match={Match} next={Next} inflight={Inflights.Count}";
 }

@@ -55,6 +55,7 @@ internal sealed partial class RaftCore
             case MessageType.Append:
             case MessageType.Heartbeat:
             case MessageType.CommitNotice:
+            case MessageType.Snapshot:
                 // A leader exists in our term: we lost (Raft §5.2).
                 BecomeFollower(message.Term, message.From);
                 StepFollower(message);

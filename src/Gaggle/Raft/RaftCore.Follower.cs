@@ -22,6 +22,11 @@ internal sealed partial class RaftCore
                 LeaderId = message.From;
                 _log.CommitTo(Math.Min(message.Commit, _log.LastIndex));
                 break;
+            case MessageType.Snapshot:
+                _electionElapsed = 0;
+                LeaderId = message.From;
+                HandleSnapshotChunk(message);
+                break;
             case MessageType.TimeoutNow:
                 // Leadership transfer (thesis §3.10): campaign at once, without pre-vote.
                 Campaign(force: true);

@@ -123,6 +123,14 @@ internal sealed partial class RaftCore
     {
         foreach (var (peer, progress) in _progress)
         {
+            if (progress.State == ProgressState.Snapshot)
+            {
+                progress.Stalled = progress.ProbeSent && progress.SnapshotOffset == progress.SnapshotOffsetAtLastHeartbeat;
+                progress.SnapshotOffsetAtLastHeartbeat = progress.SnapshotOffset;
+                Send(new RaftMessage { Type = MessageType.Heartbeat, From = Id, To = peer, Term = Term, Commit = Math.Min(progress.Match, _log.Committed) });
+                continue;
+            }
+
             progress.Stalled = progress.Match < _log.LastIndex && progress.Match == progress.MatchAtLastHeartbeat
                 && (progress.State == ProgressState.Replicate ? progress.Inflights.Count > 0 : progress.ProbeSent);
             progress.MatchAtLastHeartbeat = progress.Match;
@@ -166,6 +174,21 @@ internal sealed partial class RaftCore
                 }
 
                 break;
+            case MessageType.SnapshotResponse:
+                progress.TicksSinceHeard = 0;
+                HandleSnapshotResponse(message, progress);
+                break;
+            case MessageType.HeartbeatResponse when progress.State == ProgressState.Snapshot:
+                progress.TicksSinceHeard = 0;
+                if (progress.Stalled)
+                {
+                    // The chunk in flight (or its answer) is presumed lost: send it again.
+                    progress.Stalled = false;
+                    progress.ProbeSent = false;
+                    SendAppends(message.From);
+                }
+
+                break;
             case MessageType.HeartbeatResponse:
                 progress.TicksSinceHeard = 0;
                 progress.ProbeSent = false;
@@ -202,13 +225,14 @@ internal sealed partial class RaftCore
             return;
         }
 
-        if (progress.State == ProgressState.Probe)
-        {
-            progress.BecomeReplicate();
-        }
-        else
+        if (progress.State == ProgressState.Replicate)
         {
             progress.Inflights.FreeUpTo(message.Index);
+        }
+        else if (progress.State == ProgressState.Probe || progress.Match >= progress.PendingSnapshotIndex)
+        {
+            // A probe succeeded, or the follower installed the snapshot: stream from here on.
+            progress.BecomeReplicate();
         }
 
         // Either the commit moved, or this follower now holds entries committed before its ack came:
@@ -230,6 +254,11 @@ internal sealed partial class RaftCore
     /// </summary>
     private void HandleAppendRejection(RaftMessage message, Progress progress)
     {
+        if (progress.State == ProgressState.Snapshot)
+        {
+            return;
+        }
+
         if (progress.State == ProgressState.Replicate ? message.Index <= progress.Match : message.Index != progress.Next - 1)
         {
             return;
@@ -256,6 +285,13 @@ internal sealed partial class RaftCore
         var progress = _progress[peer];
         while (!progress.IsPaused)
         {
+            if (progress.State == ProgressState.Snapshot || progress.Next <= _log.SnapshotIndex)
+            {
+                // The entries it needs were compacted away (Raft §7).
+                SendSnapshotChunk(peer, progress);
+                return;
+            }
+
             long prevIndex = progress.Next - 1;
             var entries = _log.Slice(progress.Next, _log.LastIndex, _config.MaxEntriesPerMessage, _config.MaxBytesPerMessage);
             if (entries.Length == 0 && !sendIfEmpty)

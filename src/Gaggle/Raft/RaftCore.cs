@@ -24,12 +24,13 @@ internal sealed partial class RaftCore
     private int _randomizedElectionTimeout;
 
     /// <summary>Builds a node from its persisted state (empty for a new node).</summary>
-    public RaftCore(RaftConfig config, HardState hardState, IReadOnlyList<LogEntry> entries, long applied = 0)
+    public RaftCore(RaftConfig config, HardState hardState, IReadOnlyList<LogEntry> entries, long applied = 0, RaftSnapshot? snapshot = null)
     {
         config.Validate();
         _config = config;
         _members = new Membership(config);
-        _log = new RaftLog(entries, hardState.Commit, applied);
+        _log = new RaftLog(entries, hardState.Commit, applied, snapshot);
+        _snapshot = snapshot;
         Term = hardState.Term;
         VotedFor = hardState.VotedFor;
         _lastHardState = hardState;
@@ -49,6 +50,12 @@ internal sealed partial class RaftCore
     public long CommitIndex => _log.Committed;
 
     public long LastIndex => _log.LastIndex;
+
+    /// <summary>The last index handed out for applying.</summary>
+    public long AppliedIndex => _log.Applied;
+
+    /// <summary>The term of the entry at <paramref name="index"/> (0 for index 0, -1 when compacted or missing).</summary>
+    public long TermAt(long index) => _log.Term(index);
 
     /// <summary>Messages dropped because their sender is not a member (or the discovered cluster is full), or they were malformed.</summary>
     public long DroppedMessages { get; private set; }
@@ -105,7 +112,7 @@ internal sealed partial class RaftCore
             {
                 // Pre-votes are asked and granted for a future term without moving to it (thesis §9.6).
             }
-            else if (message.Type is MessageType.Append or MessageType.Heartbeat or MessageType.CommitNotice)
+            else if (message.Type is MessageType.Append or MessageType.Heartbeat or MessageType.CommitNotice or MessageType.Snapshot)
             {
                 BecomeFollower(message.Term, message.From);
             }
@@ -116,7 +123,7 @@ internal sealed partial class RaftCore
         }
         else if (message.Term < Term)
         {
-            if (message.Type is MessageType.Append or MessageType.Heartbeat)
+            if (message.Type is MessageType.Append or MessageType.Heartbeat or MessageType.Snapshot)
             {
                 // Tell a stale leader about the newer term so that it steps down (Raft §5.1).
                 Send(new RaftMessage { Type = MessageType.AppendResponse, From = Id, To = message.From, Term = Term, Index = _log.LastIndex });
@@ -184,15 +191,18 @@ internal sealed partial class RaftCore
         var softState = new SoftState(Role, Term, LeaderId);
         bool hardChanged = hardState != _lastHardState;
         bool softChanged = softState != _lastSoftState;
-        if (!hardChanged && !softChanged && _outbox.Count == 0 && !_log.HasUnpersisted && _log.Applied >= _log.Committed)
+        if (!hardChanged && !softChanged && _outbox.Count == 0 && !_log.HasUnpersisted && _log.Applied >= _log.Committed && _snapshotToInstall is null)
         {
             return null;
         }
 
         _lastHardState = hardState;
         _lastSoftState = softState;
+        var snapshot = _snapshotToInstall;
+        _snapshotToInstall = null;
         var ready = new Ready
         {
+            Snapshot = snapshot,
             HardState = hardChanged ? hardState : null,
             SoftState = softChanged ? softState : null,
             EntriesToPersist = _log.TakeUnpersisted(),

@@ -8,28 +8,70 @@ internal sealed class RaftLog
 {
     private readonly List<LogEntry> _entries;
 
-    /// <summary>The index before the first entry held (0 until compaction exists).</summary>
-    private readonly long _offset;
+    /// <summary>The index before the first entry held: the last index covered by the snapshot (0 without one).</summary>
+    private long _offset;
+
+    /// <summary>The term of the entry at <see cref="_offset"/>.</summary>
+    private long _offsetTerm;
 
     /// <summary>The lowest index written since the last <see cref="TakeUnpersisted"/>; long.MaxValue when nothing.</summary>
     private long _unpersistedFrom = long.MaxValue;
 
-    public RaftLog(IReadOnlyList<LogEntry> entries, long commit, long applied)
+    public RaftLog(IReadOnlyList<LogEntry> entries, long commit, long applied, RaftSnapshot? snapshot = null)
     {
         _entries = new List<LogEntry>(entries);
-        _offset = 0;
+        _offset = snapshot?.Index ?? 0;
+        _offsetTerm = snapshot?.Term ?? 0;
         for (int i = 0; i < _entries.Count; i++)
         {
-            if (_entries[i].Index != i + 1)
+            if (_entries[i].Index != _offset + i + 1)
             {
                 throw new ArgumentException(
-                    $"Log entry at position {i} has index {_entries[i].Index}; entries must be contiguous from 1.",
+                    $"Log entry at position {i} has index {_entries[i].Index}; entries must be contiguous from {_offset + 1}.",
                     nameof(entries));
             }
         }
 
-        Committed = Math.Min(commit, LastIndex);
-        Applied = Math.Min(applied, Committed);
+        Committed = Math.Max(Math.Min(commit, LastIndex), _offset);
+        Applied = Math.Max(Math.Min(applied, Committed), _offset);
+    }
+
+    /// <summary>The first index held in memory (entries before it live only in the snapshot).</summary>
+    public long FirstIndex => _offset + 1;
+
+    /// <summary>The last index the snapshot covers (0 without one).</summary>
+    public long SnapshotIndex => _offset;
+
+    /// <summary>
+    /// Log compaction (Raft §7): drops the entries up to <paramref name="index"/>, which a snapshot
+    /// now covers. Only applied entries can be compacted.
+    /// </summary>
+    public void Compact(long index)
+    {
+        if (index <= _offset)
+        {
+            return;
+        }
+
+        if (index > Applied)
+        {
+            throw new InvalidOperationException($"Cannot compact to {index}: only entries up to {Applied} are applied.");
+        }
+
+        _offsetTerm = Term(index);
+        _entries.RemoveRange(0, (int)(index - _offset));
+        _offset = index;
+    }
+
+    /// <summary>Replaces the whole log by a snapshot received from the leader (its entries are all committed).</summary>
+    public void Restore(RaftSnapshot snapshot)
+    {
+        _entries.Clear();
+        _offset = snapshot.Index;
+        _offsetTerm = snapshot.Term;
+        Committed = snapshot.Index;
+        Applied = snapshot.Index;
+        _unpersistedFrom = long.MaxValue;
     }
 
     public long Committed { get; private set; }
@@ -47,7 +89,7 @@ internal sealed class RaftLog
     {
         if (index == _offset)
         {
-            return 0;
+            return _offsetTerm;
         }
 
         if (index < _offset || index > LastIndex)

@@ -20,6 +20,10 @@ internal enum MessageType : byte
     TimeoutNow = 9,
     /// <summary>A new commit index for a follower (no response expected); Commit is min(match, commit).</summary>
     CommitNotice = 10,
+    /// <summary>InstallSnapshot (Raft §7), one chunk: Index/LogTerm identify the snapshot, Offset/Data the chunk, Done the last one.</summary>
+    Snapshot = 11,
+    /// <summary>Offset is the next byte the follower expects; Reject when the chunk did not fit there.</summary>
+    SnapshotResponse = 12,
 }
 
 /// <summary>
@@ -52,11 +56,21 @@ internal sealed class RaftMessage
 
     public IReadOnlyList<LogEntry> Entries { get; init; } = [];
 
+    /// <summary>Snapshot messages: the byte offset of the chunk (or the next expected byte).</summary>
+    public long Offset { get; init; }
+
+    /// <summary>Snapshot messages: the chunk's bytes.</summary>
+    public ReadOnlyMemory<byte> Data { get; init; }
+
+    /// <summary>Snapshot messages: this chunk is the last.</summary>
+    public bool Done { get; init; }
+
     /// <inheritdoc />
     public override string ToString()
     {
         var entries = Entries.Count == 0 ? "" : $" entries=[{Entries[0].Index}..{Entries[^1].Index}]";
         return $"{From}->{To ?? "*"} {Type} term={Term} logTerm={LogTerm} index={Index} commit={Commit}"
-            + (Reject ? $" reject hint={RejectHint}" : "") + (Force ? " force" : "") + entries;
+            + (Reject ? $" reject hint={RejectHint}" : "") + (Force ? " force" : "") + entries
+            + (Type is MessageType.Snapshot or MessageType.SnapshotResponse ? $" offset={Offset} bytes={Data.Length}{(Done ? " done" : "")}" : "");
     }
 }

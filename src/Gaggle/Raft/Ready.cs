@@ -30,6 +30,12 @@ internal sealed class Ready
 {
     public HardState? HardState { get; init; }
 
+    /// <summary>
+    /// A snapshot received from the leader: persist it (before the entries and hard state of this
+    /// ready), then restore the state machines from it before applying <see cref="CommittedEntries"/>.
+    /// </summary>
+    public RaftSnapshot? Snapshot { get; init; }
+
     public IReadOnlyList<LogEntry> EntriesToPersist { get; init; } = [];
 
     public IReadOnlyList<RaftMessage> Messages { get; init; } = [];

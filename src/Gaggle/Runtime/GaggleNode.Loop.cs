@@ -135,6 +135,13 @@ public sealed partial class GaggleNode
     {
         while (core.TakeReady() is { } ready)
         {
+            if (ready.Snapshot is { } installed)
+            {
+                // From the leader (Raft §7): persist it, then rebuild the state machines from it.
+                await _storage.SaveSnapshotAsync(installed, CancellationToken.None).ConfigureAwait(false);
+                NodeSnapshot.Read(installed.Data, _deduplicator, _options.StateMachines);
+            }
+
             if (ready.HardState is not null || ready.EntriesToPersist.Count > 0)
             {
                 await _storage.SaveAsync(ready.HardState, ready.EntriesToPersist, CancellationToken.None).ConfigureAwait(false);
@@ -146,6 +153,7 @@ public sealed partial class GaggleNode
             }
 
             Apply(ready.CommittedEntries);
+            await MaybeSnapshotAsync(core).ConfigureAwait(false);
             PublishStatus(core);
             if (ready.SoftState is { } soft)
             {
@@ -190,12 +198,18 @@ public sealed partial class GaggleNode
                 continue;
             }
 
-            if (!_deduplicator.FirstTime(envelope.Origin, envelope.Incarnation, envelope.Sequence))
+            if (!_deduplicator.FirstTime(envelope.Origin, envelope.Incarnation, envelope.Sequence, entry.Index))
             {
                 continue;
             }
 
             var published = new GaggleLogEntry(entry.Index, entry.Term, entry.Kind, envelope.Payload, envelope.Origin);
+            foreach (var machine in _options.StateMachines.Values)
+            {
+                // A state machine that throws would leave replicas diverged: the node stops.
+                machine.Apply(published);
+            }
+
             Raise(Committed, published, nameof(Committed));
             lock (_subscribersLock)
             {
@@ -244,6 +258,21 @@ public sealed partial class GaggleNode
     }
 
     private SoftState? _lastSoftState;
+
+    /// <summary>Once enough entries were applied since the last snapshot, snapshots the state machines and compacts the log (Raft §7).</summary>
+    private async ValueTask MaybeSnapshotAsync(RaftCore core)
+    {
+        long applied = core.AppliedIndex;
+        long last = core.Snapshot?.Index ?? 0;
+        if (_options.SnapshotThresholdEntries == 0 || applied - last < _options.SnapshotThresholdEntries)
+        {
+            return;
+        }
+
+        var snapshot = new RaftSnapshot(applied, core.TermAt(applied), NodeSnapshot.Write(_deduplicator, _options.StateMachines));
+        await _storage.SaveSnapshotAsync(snapshot, CancellationToken.None).ConfigureAwait(false);
+        core.CompactTo(snapshot, _options.SnapshotRetainEntries);
+    }
 
     private void PublishStatus(RaftCore core)
     {

@@ -1,36 +1,50 @@
+using Gaggle.Channels;
+
 namespace Gaggle.Runtime;
 
 /// <summary>
 /// Remembers which (origin, incarnation, sequence) entries were applied, so an append that was
-/// retried and landed in the log twice is applied once. Decisions depend only on the order of
-/// the committed log, so every replica decides alike. Per origin incarnation it keeps the
-/// sequences above a sliding floor; a retry older than <see cref="Window"/> sequences is not expected.
+/// retried and landed in the log twice is applied once. Decisions depend only on the order of the
+/// committed log, so every replica decides alike, and the table is part of snapshots. Per origin
+/// incarnation it keeps the sequences above a sliding floor (a retry older than
+/// <see cref="Window"/> sequences is not expected), and per origin the
+/// <see cref="IncarnationsPerOrigin"/> most recently used incarnations.
 /// </summary>
 internal sealed class ProposalDeduplicator
 {
     public const long Window = 1 << 16;
+    public const int IncarnationsPerOrigin = 8;
 
-    private readonly Dictionary<(string Origin, ulong Incarnation), Seen> _seen = [];
+    private readonly Dictionary<string, List<Seen>> _origins = new(StringComparer.Ordinal);
 
     /// <summary>True the first time an entry id is seen; false for a duplicate.</summary>
-    public bool FirstTime(string origin, ulong incarnation, long sequence)
+    public bool FirstTime(string origin, ulong incarnation, long sequence, long logIndex)
     {
-        if (!_seen.TryGetValue((origin, incarnation), out var seen))
+        if (!_origins.TryGetValue(origin, out var incarnations))
         {
-            seen = new Seen();
-            _seen[(origin, incarnation)] = seen;
+            incarnations = [];
+            _origins[origin] = incarnations;
         }
 
+        var seen = incarnations.Find(s => s.Incarnation == incarnation);
+        if (seen is null)
+        {
+            if (incarnations.Count >= IncarnationsPerOrigin)
+            {
+                incarnations.Remove(incarnations.MinBy(s => s.LastIndex)!);
+            }
+
+            seen = new Seen(incarnation);
+            incarnations.Add(seen);
+        }
+
+        seen.LastIndex = logIndex;
         if (sequence <= seen.Floor || !seen.Sequences.Add(sequence))
         {
             return false;
         }
 
-        if (sequence > seen.Max)
-        {
-            seen.Max = sequence;
-        }
-
+        seen.Max = Math.Max(seen.Max, sequence);
         if (seen.Sequences.Count > Window)
         {
             seen.Floor = seen.Max - Window;
@@ -40,12 +54,63 @@ internal sealed class ProposalDeduplicator
         return true;
     }
 
-    private sealed class Seen
+    public void Write(WireWriter writer)
     {
+        writer.VarUInt((ulong)_origins.Count);
+        foreach (var (origin, incarnations) in _origins.OrderBy(o => o.Key, StringComparer.Ordinal))
+        {
+            writer.String(origin);
+            writer.VarUInt((ulong)incarnations.Count);
+            foreach (var seen in incarnations)
+            {
+                writer.VarUInt(seen.Incarnation);
+                writer.VarLong(seen.Floor);
+                writer.VarLong(seen.Max);
+                writer.VarLong(seen.LastIndex);
+                writer.VarUInt((ulong)seen.Sequences.Count);
+                foreach (var sequence in seen.Sequences.Order())
+                {
+                    writer.VarLong(sequence);
+                }
+            }
+        }
+    }
+
+    public void Read(ref WireReader reader)
+    {
+        _origins.Clear();
+        ulong origins = reader.VarUInt();
+        for (ulong i = 0; i < origins; i++)
+        {
+            string origin = reader.String();
+            var incarnations = new List<Seen>();
+            ulong count = reader.VarUInt();
+            for (ulong j = 0; j < count; j++)
+            {
+                var seen = new Seen(reader.VarUInt()) { Floor = reader.VarLong(), Max = reader.VarLong(), LastIndex = reader.VarLong() };
+                ulong sequences = reader.VarUInt();
+                for (ulong k = 0; k < sequences; k++)
+                {
+                    seen.Sequences.Add(reader.VarLong());
+                }
+
+                incarnations.Add(seen);
+            }
+
+            _origins[origin] = incarnations;
+        }
+    }
+
+    private sealed class Seen(ulong incarnation)
+    {
+        public ulong Incarnation { get; } = incarnation;
+
         public HashSet<long> Sequences { get; } = [];
 
         public long Floor { get; set; }
 
         public long Max { get; set; }
+
+        public long LastIndex { get; set; }
     }
 }

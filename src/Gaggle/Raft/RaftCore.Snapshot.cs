@@ -1,0 +1,150 @@
+using System.Buffers;
+
+namespace Gaggle.Raft;
+
+/// <summary>Snapshots and log compaction (Raft §7): compacting locally, sending and installing InstallSnapshot chunks.</summary>
+internal sealed partial class RaftCore
+{
+    private RaftSnapshot? _snapshot;
+    private RaftSnapshot? _snapshotToInstall;
+    private IncomingSnapshot? _incoming;
+
+    /// <summary>The latest snapshot this node holds (taken locally or installed), or null.</summary>
+    public RaftSnapshot? Snapshot => _snapshot;
+
+    /// <summary>
+    /// Records a snapshot of the state machines at <see cref="RaftSnapshot.Index"/> (which must be
+    /// applied) and compacts the in-memory log up to <c>Index - retainEntries</c>: the retained
+    /// entries let a slightly lagging follower catch up without a snapshot.
+    /// </summary>
+    public void CompactTo(RaftSnapshot snapshot, long retainEntries = 0)
+    {
+        ArgumentNullException.ThrowIfNull(snapshot);
+        if (snapshot.Index > _log.Applied)
+        {
+            throw new ArgumentException($"The snapshot's index {snapshot.Index} is past the applied index {_log.Applied}.", nameof(snapshot));
+        }
+
+        if (_snapshot is not null && snapshot.Index <= _snapshot.Index)
+        {
+            return;
+        }
+
+        if (_log.Term(snapshot.Index) != snapshot.Term)
+        {
+            throw new ArgumentException($"The snapshot's term {snapshot.Term} differs from the term {_log.Term(snapshot.Index)} of entry {snapshot.Index}.", nameof(snapshot));
+        }
+
+        _snapshot = snapshot;
+        _log.Compact(Math.Max(_log.SnapshotIndex, snapshot.Index - Math.Max(0, retainEntries)));
+    }
+
+    /// <summary>Sends the chunk the follower needs next; one chunk is in flight at a time.</summary>
+    private void SendSnapshotChunk(string peer, Progress progress)
+    {
+        var snapshot = _snapshot;
+        if (snapshot is null)
+        {
+            return;
+        }
+
+        if (progress.State != ProgressState.Snapshot || progress.PendingSnapshotIndex != snapshot.Index)
+        {
+            progress.BecomeSnapshot(snapshot.Index);
+        }
+
+        long offset = Math.Min(progress.SnapshotOffset, snapshot.Data.Length);
+        int length = (int)Math.Min(_config.MaxBytesPerMessage, snapshot.Data.Length - offset);
+        Send(new RaftMessage
+        {
+            Type = MessageType.Snapshot, From = Id, To = peer, Term = Term, Index = snapshot.Index, LogTerm = snapshot.Term,
+            Offset = offset, Data = snapshot.Data.Slice((int)offset, length), Done = offset + length >= snapshot.Data.Length,
+        });
+        progress.ProbeSent = true;
+    }
+
+    private void HandleSnapshotResponse(RaftMessage message, Progress progress)
+    {
+        if (progress.State != ProgressState.Snapshot || message.Index != progress.PendingSnapshotIndex || _snapshot is null)
+        {
+            return;
+        }
+
+        // Either an acknowledgement up to Offset, or a rejection naming the offset it expects.
+        progress.SnapshotOffset = Math.Clamp(message.Offset, 0, _snapshot.Data.Length);
+        progress.ProbeSent = false;
+        SendAppends(message.From);
+    }
+
+    /// <summary>
+    /// The InstallSnapshot receiver: chunks are accepted in order (a lost one is asked for again by
+    /// offset, so a transfer resumes where it stopped); the last one installs the snapshot.
+    /// </summary>
+    private void HandleSnapshotChunk(RaftMessage message)
+    {
+        if (message.Index <= _log.Committed)
+        {
+            // We have everything it covers already.
+            Send(new RaftMessage { Type = MessageType.AppendResponse, From = Id, To = message.From, Term = Term, Index = _log.Committed });
+            return;
+        }
+
+        if (_incoming is null || _incoming.Index != message.Index || _incoming.Term != message.LogTerm)
+        {
+            if (message.Offset != 0)
+            {
+                Send(new RaftMessage { Type = MessageType.SnapshotResponse, From = Id, To = message.From, Term = Term, Index = message.Index, Offset = 0, Reject = true });
+                return;
+            }
+
+            _incoming = new IncomingSnapshot(message.Index, message.LogTerm);
+        }
+
+        if (message.Offset > _incoming.Received)
+        {
+            Send(new RaftMessage { Type = MessageType.SnapshotResponse, From = Id, To = message.From, Term = Term, Index = message.Index, Offset = _incoming.Received, Reject = true });
+            return;
+        }
+
+        if (message.Offset == _incoming.Received)
+        {
+            _incoming.Data.Write(message.Data.Span);
+        }
+
+        if (message.Done && message.Offset + message.Data.Length == _incoming.Received)
+        {
+            var snapshot = new RaftSnapshot(message.Index, message.LogTerm, _incoming.Data.WrittenMemory.ToArray());
+            _incoming = null;
+            InstallSnapshot(snapshot);
+            Send(new RaftMessage { Type = MessageType.AppendResponse, From = Id, To = message.From, Term = Term, Index = _log.LastIndex });
+            return;
+        }
+
+        Send(new RaftMessage { Type = MessageType.SnapshotResponse, From = Id, To = message.From, Term = Term, Index = message.Index, Offset = _incoming.Received });
+    }
+
+    private void InstallSnapshot(RaftSnapshot snapshot)
+    {
+        if (_log.MatchTerm(snapshot.Index, snapshot.Term))
+        {
+            // Our log holds the snapshot's last entry, so it holds everything before it too (Log Matching).
+            _log.CommitTo(snapshot.Index);
+            return;
+        }
+
+        _log.Restore(snapshot);
+        _snapshot = snapshot;
+        _snapshotToInstall = snapshot;
+    }
+
+    private sealed class IncomingSnapshot(long index, long term)
+    {
+        public long Index { get; } = index;
+
+        public long Term { get; } = term;
+
+        public ArrayBufferWriter<byte> Data { get; } = new();
+
+        public long Received => Data.WrittenCount;
+    }
+}

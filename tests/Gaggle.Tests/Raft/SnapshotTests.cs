@@ -1,0 +1,168 @@
+using Gaggle.Raft;
+using NUnit.Framework;
+
+namespace Gaggle.Tests.Raft;
+
+/// <summary>Raft §7: log compaction and InstallSnapshot in chunks, resumable after loss.</summary>
+[TestFixture]
+public sealed class SnapshotTests
+{
+    private sealed class Net
+    {
+        public Dictionary<string, RaftCore> Nodes { get; } = [];
+
+        public Dictionary<string, List<RaftSnapshot>> Installed { get; } = [];
+
+        public Func<RaftMessage, bool> Drop { get; set; } = _ => false;
+
+        public List<RaftMessage> Delivered { get; } = [];
+
+        public Net(int chunkBytes)
+        {
+            foreach (var id in new[] { "a", "b", "c" })
+            {
+                Nodes[id] = new RaftCore(
+                    new RaftConfig { Id = id, Members = ["a", "b", "c"], ElectionTicksMin = 10, ElectionTicksMax = 10 + (id[0] - 'a') * 5, HeartbeatTicks = 2, MaxBytesPerMessage = chunkBytes, Random = new Random(id[0]) },
+                    HardState.Empty,
+                    []);
+                Installed[id] = [];
+            }
+        }
+
+        public void Stabilize(int rounds = 50)
+        {
+            for (int i = 0; i < rounds; i++)
+            {
+                bool any = false;
+                foreach (var (id, node) in Nodes)
+                {
+                    if (node.TakeReady() is not { } ready)
+                    {
+                        continue;
+                    }
+
+                    if (ready.Snapshot is { } snapshot)
+                    {
+                        Installed[id].Add(snapshot);
+                    }
+
+                    foreach (var message in ready.Messages)
+                    {
+                        any = true;
+                        if (!Drop(message))
+                        {
+                            Delivered.Add(message);
+                            Nodes[message.To!].Step(message);
+                        }
+                    }
+                }
+
+                if (!any)
+                {
+                    return;
+                }
+            }
+        }
+
+        public void Tick(int ticks)
+        {
+            for (int i = 0; i < ticks; i++)
+            {
+                foreach (var node in Nodes.Values)
+                {
+                    node.Tick();
+                }
+
+                Stabilize();
+            }
+        }
+    }
+
+    private static Net ClusterWithLeaderA(int chunkBytes)
+    {
+        var net = new Net(chunkBytes);
+        for (int i = 0; i < 12 && net.Nodes["a"].Role != RaftRole.Leader; i++)
+        {
+            net.Nodes["a"].Tick();
+            net.Stabilize();
+        }
+
+        Assert.That(net.Nodes["a"].Role, Is.EqualTo(RaftRole.Leader));
+        return net;
+    }
+
+    [Test]
+    public void ALaggingFollowerCatchesUpFromTheSnapshotInChunksAndResumesAfterALostChunk()
+    {
+        var net = ClusterWithLeaderA(chunkBytes: 100);
+        var a = net.Nodes["a"];
+        net.Drop = m => m.To == "c" || m.From == "c";
+        for (int i = 0; i < 40; i++)
+        {
+            a.Propose([new byte[] { (byte)i }]);
+            net.Stabilize();
+        }
+
+        long applied = a.AppliedIndex;
+        var state = Enumerable.Range(0, 1000).Select(i => (byte)(i % 251)).ToArray();
+        a.CompactTo(new RaftSnapshot(applied, a.TermAt(applied), state));
+        Assert.That(a.Log.FirstIndex, Is.EqualTo(applied + 1), "Raft §7: the log before the snapshot is discarded");
+
+        // Heal, but lose the third chunk once: the transfer must resume from where it stopped.
+        int chunks = 0;
+        bool lost = false;
+        net.Drop = m =>
+        {
+            if (m.Type == MessageType.Snapshot && m.To == "c" && ++chunks == 3 && !lost)
+            {
+                lost = true;
+                return true;
+            }
+
+            return false;
+        };
+        net.Tick(60);
+
+        var c = net.Nodes["c"];
+        Assert.That(lost, Is.True);
+        Assert.That(net.Installed["c"], Has.Count.EqualTo(1));
+        Assert.That(net.Installed["c"][0].Data.ToArray(), Is.EqualTo(state));
+        Assert.That(net.Installed["c"][0].Index, Is.EqualTo(applied));
+        Assert.That(net.Delivered.Where(m => m.Type == MessageType.Snapshot).Max(m => m.Data.Length), Is.LessThanOrEqualTo(100), "chunks are bounded by MaxBytesPerMessage");
+        Assert.That(c.CommitIndex, Is.EqualTo(a.CommitIndex));
+        Assert.That(c.Log.FirstIndex, Is.EqualTo(applied + 1));
+
+        long next = a.Propose([new byte[] { 99 }]);
+        net.Stabilize();
+        Assert.That(c.CommitIndex, Is.EqualTo(next), "after the snapshot the follower replicates entries again");
+    }
+
+    [Test]
+    public void AFollowerThatHoldsTheSnapshotsLastEntryFastForwardsInsteadOfRestoring()
+    {
+        var net = ClusterWithLeaderA(chunkBytes: 1 << 20);
+        var a = net.Nodes["a"];
+        for (int i = 0; i < 10; i++)
+        {
+            a.Propose([new byte[] { (byte)i }]);
+        }
+
+        net.Stabilize();
+        long applied = a.AppliedIndex;
+        var snapshot = new RaftSnapshot(applied, a.TermAt(applied), new byte[] { 1, 2, 3 });
+        net.Nodes["b"].Step(new RaftMessage { Type = MessageType.Snapshot, From = "a", To = "b", Term = a.Term, Index = snapshot.Index, LogTerm = snapshot.Term, Data = snapshot.Data, Done = true });
+        var ready = net.Nodes["b"].TakeReady();
+        Assert.That(ready?.Snapshot, Is.Null, "b already holds every entry the snapshot covers");
+    }
+
+    [Test]
+    public void CompactionRefusesWhatIsNotAppliedOrDoesNotMatch()
+    {
+        var net = ClusterWithLeaderA(chunkBytes: 1 << 20);
+        var a = net.Nodes["a"];
+        a.Propose([new byte[] { 1 }]);
+        Assert.Throws<ArgumentException>(() => a.CompactTo(new RaftSnapshot(a.LastIndex, a.Term, Array.Empty<byte>())), "not applied yet");
+        net.Stabilize();
+        Assert.Throws<ArgumentException>(() => a.CompactTo(new RaftSnapshot(a.AppliedIndex, a.Term + 5, Array.Empty<byte>())), "wrong term");
+    }
+}
