@@ -105,6 +105,12 @@ public sealed partial class GaggleNode : IAsyncDisposable
     /// <summary>The index of the last entry in this node's log.</summary>
     public long LastLogIndex => _status.LastIndex;
 
+    /// <summary>
+    /// True while this node, restarted after losing its storage, may not vote or campaign yet (see
+    /// <see cref="GaggleOptions.Rejoin"/>).
+    /// </summary>
+    public bool IsRejoining => _status.Rejoining;
+
     /// <summary>True when this node's log holds entries of earlier terms that are not yet known to be committed.</summary>
     public bool HasUncommittedEntriesInPreviousTerms() => _status.HasUncommittedPreviousTerms;
 
@@ -274,6 +280,7 @@ public sealed partial class GaggleNode : IAsyncDisposable
             ElectionTicksMin = electionMin,
             ElectionTicksMax = electionMax,
             PreVote = _options.PreVote,
+            StartRejoining = _options.Rejoin,
             CheckQuorum = _options.CheckQuorum,
             AccelerateCommit = _options.AccelerateHeartbeats,
             MaxInflightMessages = _options.MaxInflightMessages,
@@ -325,5 +332,5 @@ public sealed partial class GaggleNode : IAsyncDisposable
         return new GaggleLogEntry(entry.Index, entry.Term, entry.Kind, ReadOnlyMemory<byte>.Empty, null);
     }
 
-    private sealed record NodeStatus(RaftRole Role, long Term, string? LeaderId, long CommitIndex, long LastIndex, bool HasUncommittedPreviousTerms);
+    private sealed record NodeStatus(RaftRole Role, long Term, string? LeaderId, long CommitIndex, long LastIndex, bool HasUncommittedPreviousTerms, bool Rejoining = false);
 }

@@ -117,6 +117,15 @@ public sealed class GaggleOptions
         return this;
     }
 
+    /// <summary>
+    /// Start this node in rejoin mode: it will not vote or campaign until it has proven it cannot
+    /// break Raft's safety (it heard the current term from enough members and caught up from a leader
+    /// elected without it). Set it when restarting a node whose storage was lost; a node also enters
+    /// this mode by itself when a leader shows it acknowledged entries it no longer has.
+    /// </summary>
+    /// <value>The default is false.</value>
+    public bool Rejoin { get; set; }
+
     /// <summary>The seed of the election timeout jitter; null picks a random one. Set it only to replay a run.</summary>
     /// <value>The default is null.</value>
     public int? RandomSeed { get; set; }

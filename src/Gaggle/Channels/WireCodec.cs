@@ -136,7 +136,7 @@ internal static class WireCodec
     private static RaftMessage DecodeRaft(ref WireReader reader, string from, string to)
     {
         byte type = reader.Byte();
-        if (type < (byte)MessageType.PreVote || type > (byte)MessageType.SnapshotResponse)
+        if (type < (byte)MessageType.PreVote || type > (byte)MessageType.TermReport)
         {
             throw new FormatException($"Unknown Raft message type {type}.");
         }

@@ -21,7 +21,11 @@ public readonly record struct LogEntry(long Index, long Term, EntryKind Kind, Re
 /// <param name="Term">The latest term the node has seen.</param>
 /// <param name="VotedFor">The candidate the node voted for in <paramref name="Term"/>, or null.</param>
 /// <param name="Commit">The highest log index the node knows to be committed.</param>
-public readonly record struct HardState(long Term, string? VotedFor, long Commit)
+/// <param name="Rejoining">
+/// The node started without any saved state and has not yet proven it may vote: it might have lost a
+/// vote or entries it had acknowledged (see <c>RaftCore</c>'s rejoin rules). Kept across restarts.
+/// </param>
+public readonly record struct HardState(long Term, string? VotedFor, long Commit, bool Rejoining = false)
 {
     /// <summary>The state of a node that has never run.</summary>
     public static HardState Empty => new(0, null, 0);

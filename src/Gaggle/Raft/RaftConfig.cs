@@ -41,6 +41,9 @@ internal sealed class RaftConfig
 
     public long MaxBytesPerMessage { get; init; } = 512 * 1024;
 
+    /// <summary>Start in rejoin mode (see RaftCore.Rejoin.cs): for a node restarted after losing its storage.</summary>
+    public bool StartRejoining { get; init; }
+
     /// <summary>The seeded source of election timeout jitter.</summary>
     public required Random Random { get; init; }
 

@@ -7,7 +7,8 @@ internal sealed partial class RaftCore
     /// <summary>Election timeout elapsed: start a pre-vote round, or a real election when pre-vote is off.</summary>
     private void StartElection()
     {
-        if (_config.PreVote)
+        // A rejoining node only ever pre-votes: the answers tell it the others' terms.
+        if (_config.PreVote || Rejoining)
         {
             ResetTerm(Term);
             Role = RaftRole.PreCandidate;
@@ -64,6 +65,7 @@ internal sealed partial class RaftCore
             case MessageType.VoteResponse when Role == RaftRole.Candidate:
                 _votes[message.From] = !message.Reject;
                 TallyVotes();
+                MaybeFinishRejoining();
                 break;
         }
     }
@@ -79,6 +81,9 @@ internal sealed partial class RaftCore
 
         switch (Quorum.Tally(granted, _votes.Count - granted, _members.Size))
         {
+            case VoteResult.Won when Role == RaftRole.PreCandidate && Rejoining:
+                BecomeFollower(Term, null);
+                return true;
             case VoteResult.Won when Role == RaftRole.PreCandidate:
                 Campaign(force: false);
                 return true;

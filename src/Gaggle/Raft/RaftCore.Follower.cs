@@ -14,12 +14,14 @@ internal sealed partial class RaftCore
             case MessageType.Heartbeat:
                 _electionElapsed = 0;
                 LeaderId = message.From;
+                DetectLostStorage(message);
                 _log.CommitTo(Math.Min(message.Commit, _log.LastIndex));
                 Send(new RaftMessage { Type = MessageType.HeartbeatResponse, From = Id, To = message.From, Term = Term });
                 break;
             case MessageType.CommitNotice:
                 _electionElapsed = 0;
                 LeaderId = message.From;
+                DetectLostStorage(message);
                 _log.CommitTo(Math.Min(message.Commit, _log.LastIndex));
                 break;
             case MessageType.Snapshot:
@@ -27,7 +29,7 @@ internal sealed partial class RaftCore
                 LeaderId = message.From;
                 HandleSnapshotChunk(message);
                 break;
-            case MessageType.TimeoutNow:
+            case MessageType.TimeoutNow when !Rejoining:
                 // Leadership transfer (thesis §3.10): campaign at once, without pre-vote.
                 Campaign(force: true);
                 break;
@@ -55,6 +57,12 @@ internal sealed partial class RaftCore
             _log.Merge(message.Entries);
             long lastNew = message.Index + message.Entries.Count;
             _log.CommitTo(Math.Min(message.Commit, lastNew));
+            if (_log.Committed >= message.Commit)
+            {
+                // Holds everything this leader had committed when it sent the message.
+                _caughtUpTerm = Math.Max(_caughtUpTerm, Term);
+            }
+
             Send(new RaftMessage { Type = MessageType.AppendResponse, From = Id, To = message.From, Term = Term, Index = lastNew });
             return;
         }

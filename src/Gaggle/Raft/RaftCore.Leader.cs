@@ -9,6 +9,9 @@ internal sealed partial class RaftCore
 
     internal Progress? ProgressOf(string id) => _progress.GetValueOrDefault(id);
 
+    /// <summary>Times a follower's log turned out to end before entries it had acknowledged.</summary>
+    public long FollowerLogRegressions { get; private set; }
+
     /// <summary>
     /// Hands leadership to <paramref name="target"/> (thesis §3.10): once its log is complete it is
     /// told to campaign at once. Proposals are refused meanwhile; the attempt ends after one
@@ -256,6 +259,18 @@ internal sealed partial class RaftCore
     {
         if (progress.State == ProgressState.Snapshot)
         {
+            return;
+        }
+
+        if (message.LogTerm == 0 && message.RejectHint <= progress.Match)
+        {
+            // The follower's log ends before entries it acknowledged: it lost its storage (or this is
+            // a reordered old rejection). Start over from where its log ends; at worst we resend.
+            FollowerLogRegressions++;
+            progress.Match = Math.Max(0, message.RejectHint - 1);
+            progress.BecomeProbe();
+            progress.Next = progress.Match + 1;
+            SendAppends(message.From, sendIfEmpty: true);
             return;
         }
 

@@ -34,6 +34,8 @@ internal sealed partial class RaftCore
         Term = hardState.Term;
         VotedFor = hardState.VotedFor;
         _lastHardState = hardState;
+        Rejoining = hardState.Rejoining || config.StartRejoining;
+        MaybeFinishRejoining();
         BecomeFollower(Term, null);
     }
 
@@ -71,6 +73,11 @@ internal sealed partial class RaftCore
     /// <summary>Advances time by one tick: election timeouts for followers and candidates, heartbeats and check-quorum for leaders.</summary>
     public void Tick()
     {
+        if (Rejoining)
+        {
+            TickRejoining();
+        }
+
         if (Role == RaftRole.Leader)
         {
             TickLeader();
@@ -98,6 +105,20 @@ internal sealed partial class RaftCore
         if (learned && Role == RaftRole.Leader)
         {
             AddProgress(message.From);
+        }
+
+        if (Rejoining)
+        {
+            ObserveTerm(message);
+        }
+
+        switch (message.Type)
+        {
+            case MessageType.TermQuery:
+                Send(new RaftMessage { Type = MessageType.TermReport, From = Id, To = message.From, Term = Term });
+                return;
+            case MessageType.TermReport:
+                return;
         }
 
         if (message.Term > Term)
@@ -130,7 +151,7 @@ internal sealed partial class RaftCore
             }
             else if (message.Type == MessageType.PreVote)
             {
-                Send(new RaftMessage { Type = MessageType.PreVoteResponse, From = Id, To = message.From, Term = Term, Reject = true });
+                Send(new RaftMessage { Type = MessageType.PreVoteResponse, From = Id, To = message.From, Term = Term, Index = Term, Reject = true });
             }
 
             return;
@@ -146,6 +167,10 @@ internal sealed partial class RaftCore
         {
             case RaftRole.Leader:
                 StepLeader(message);
+                break;
+            case RaftRole.Follower when Rejoining:
+                StepFollower(message);
+                MaybeFinishRejoining();
                 break;
             case RaftRole.Candidate:
             case RaftRole.PreCandidate:
@@ -187,7 +212,7 @@ internal sealed partial class RaftCore
             FlushLeader();
         }
 
-        var hardState = new HardState(Term, VotedFor, _log.Committed);
+        var hardState = new HardState(Term, VotedFor, _log.Committed, Rejoining);
         var softState = new SoftState(Role, Term, LeaderId);
         bool hardChanged = hardState != _lastHardState;
         bool softChanged = softState != _lastSoftState;
@@ -300,9 +325,10 @@ internal sealed partial class RaftCore
         bool canVote = VotedFor == message.From
             || (VotedFor is null && LeaderId is null)
             || (preVote && message.Term > Term);
-        if (canVote && _log.IsUpToDate(message.Index, message.LogTerm))
+        if (canVote && !Rejoining && _log.IsUpToDate(message.Index, message.LogTerm))
         {
-            Send(new RaftMessage { Type = responseType, From = Id, To = message.From, Term = message.Term });
+            // Index carries our own term: a granted pre-vote's Term is the candidate's future term.
+            Send(new RaftMessage { Type = responseType, From = Id, To = message.From, Term = message.Term, Index = Term });
             if (!preVote)
             {
                 _electionElapsed = 0;
@@ -311,7 +337,7 @@ internal sealed partial class RaftCore
         }
         else
         {
-            Send(new RaftMessage { Type = responseType, From = Id, To = message.From, Term = Term, Reject = true });
+            Send(new RaftMessage { Type = responseType, From = Id, To = message.From, Term = Term, Index = Term, Reject = true });
         }
     }
 }

@@ -24,6 +24,10 @@ internal enum MessageType : byte
     Snapshot = 11,
     /// <summary>Offset is the next byte the follower expects; Reject when the chunk did not fit there.</summary>
     SnapshotResponse = 12,
+    /// <summary>A rejoining node asks for the receiver's term (answered whatever the terms).</summary>
+    TermQuery = 13,
+    /// <summary>Term is the sender's current term; changes nothing at the receiver but its rejoin bookkeeping.</summary>
+    TermReport = 14,
 }
 
 /// <summary>

@@ -258,6 +258,7 @@ public sealed partial class GaggleNode
     }
 
     private SoftState? _lastSoftState;
+    private bool _lostStorageLogged;
 
     /// <summary>Once enough entries were applied since the last snapshot, snapshots the state machines and compacts the log (Raft §7).</summary>
     private async ValueTask MaybeSnapshotAsync(RaftCore core)
@@ -276,7 +277,13 @@ public sealed partial class GaggleNode
 
     private void PublishStatus(RaftCore core)
     {
-        _status = new NodeStatus(core.Role, core.Term, core.LeaderId, core.CommitIndex, core.LastIndex, core.HasUncommittedEntriesInPreviousTerms());
+        if (core.LostStorageDetected && !_lostStorageLogged)
+        {
+            _lostStorageLogged = true;
+            Log.LostStorage(_logger, Id, core.LeaderId);
+        }
+
+        _status = new NodeStatus(core.Role, core.Term, core.LeaderId, core.CommitIndex, core.LastIndex, core.HasUncommittedEntriesInPreviousTerms(), core.Rejoining);
     }
 
     /// <summary>A leader leaving hands over to its most up-to-date follower so the cluster need not wait for an election timeout.</summary>

@@ -22,6 +22,9 @@ internal static partial class Log
     [LoggerMessage(6, LogLevel.Critical, "Node {NodeId} stopped after a fatal error")]
     public static partial void LoopFailed(ILogger logger, Exception exception, string nodeId);
 
+    [LoggerMessage(8, LogLevel.Warning, "Node {NodeId}: leader {LeaderId} shows this node acknowledged entries it no longer has; its storage was lost. It rejoins without voting until it has caught up safely")]
+    public static partial void LostStorage(ILogger logger, string nodeId, string? leaderId);
+
     [LoggerMessage(7, LogLevel.Information, "Node {NodeId} stopped")]
     public static partial void Stopped(ILogger logger, string nodeId);
 }

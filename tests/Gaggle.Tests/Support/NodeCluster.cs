@@ -75,6 +75,9 @@ internal sealed class NodeCluster : IAsyncDisposable
         }
     }
 
+    /// <summary>The node's storage is lost: its next start gets an empty one.</summary>
+    public void ForgetStorage(string id) => _storage.Remove(id);
+
     public async Task StopAsync(string id)
     {
         if (Nodes.TryRemove(id, out var node))
