@@ -173,7 +173,9 @@ internal sealed partial class RaftCore
                 }
                 else if (progress.Match < _log.LastIndex)
                 {
-                    SendAppends(message.From);
+                    // In probe state the follower may never have been probed (a member discovered after
+                    // the election starts with next = last index + 1): probe even when nothing is new.
+                    SendAppends(message.From, sendIfEmpty: progress.State == ProgressState.Probe);
                 }
 
                 break;

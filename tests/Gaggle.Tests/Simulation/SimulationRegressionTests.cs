@@ -14,6 +14,7 @@ public sealed class SimulationRegressionTests
 {
     [TestCase(9, 5, false, TestName = "Seed 9 (5 nodes): a reply to a stale append acknowledged the replier's whole log")]
     [TestCase(390, 3, false, TestName = "Seed 390 (3 nodes): a reply to a stale append acknowledged the replier's whole log")]
+    [TestCase(6, 3, true, TestName = "Seed 6 (3 nodes, discovery): a member discovered after the election was never probed")]
     public void SeedThatOnceFailedNowPasses(int seed, int size, bool discovery)
     {
         var failure = Simulator.RunAndExplain(seed, new ClusterShape(size, discovery));
@@ -60,6 +61,37 @@ public sealed class SimulationRegressionTests
         Assert.That(reply.Reject, Is.True, "Figure 2: reply false if term < currentTerm");
     }
 
+    /// <summary>
+    /// Discovery mode: n1 is elected by n2 before it has heard of n3. When n3 answers n1's broadcast
+    /// heartbeat, n1 learns it with next = last index + 1 and nothing to send; it must still probe
+    /// n3 (an empty append) so that n3's log catches up.
+    /// </summary>
+    [Test]
+    public void AMemberDiscoveredAfterTheElectionIsProbedAndCatchesUp()
+    {
+        var nodes = new[] { "n1", "n2", "n3" }.ToDictionary(id => id, id => new RaftCore(Config(id, discovery: true), HardState.Empty, []));
+        var n1 = nodes["n1"];
+        for (int i = 0; i < 10 && n1.Role != RaftRole.Candidate; i++)
+        {
+            n1.Tick();
+        }
+
+        Exchange(nodes, reachable: ["n1", "n2"]);
+        Assert.That(n1.Role, Is.EqualTo(RaftRole.Leader));
+        Assert.That(n1.Propose([new byte[] { 1 }]), Is.EqualTo(2));
+        Exchange(nodes, reachable: ["n1", "n2"]);
+
+        for (int i = 0; i < 3; i++)
+        {
+            n1.Tick();
+        }
+
+        Exchange(nodes, reachable: ["n1", "n2", "n3"]);
+
+        Assert.That(nodes["n3"].LastIndex, Is.EqualTo(2));
+        Assert.That(nodes["n3"].CommitIndex, Is.EqualTo(2));
+    }
+
     private static RaftConfig Config(string id, bool discovery = false) => new()
     {
         Id = id,
@@ -71,4 +103,31 @@ public sealed class SimulationRegressionTests
         PreVote = false,
         Random = new Random(1),
     };
+
+    /// <summary>Delivers messages among <paramref name="reachable"/> nodes until none is left; the rest are lost.</summary>
+    private static void Exchange(Dictionary<string, RaftCore> nodes, string[] reachable)
+    {
+        var queue = new Queue<(string To, RaftMessage Message)>();
+        bool any = true;
+        while (any || queue.Count > 0)
+        {
+            any = false;
+            foreach (var id in reachable)
+            {
+                foreach (var message in nodes[id].TakeReady()?.Messages ?? [])
+                {
+                    foreach (var to in reachable.Where(to => to != id && (message.To is null || message.To == to)))
+                    {
+                        queue.Enqueue((to, message));
+                    }
+                }
+            }
+
+            while (queue.TryDequeue(out var next))
+            {
+                nodes[next.To].Step(next.Message);
+                any = true;
+            }
+        }
+    }
 }
