@@ -26,3 +26,11 @@ public readonly record struct HardState(long Term, string? VotedFor, long Commit
     /// <summary>The state of a node that has never run.</summary>
     public static HardState Empty => new(0, null, 0);
 }
+
+/// <summary>
+/// The state machines' state as of a log index: it replaces every entry up to <paramref name="Index"/>.
+/// </summary>
+/// <param name="Index">The last log index the snapshot includes.</param>
+/// <param name="Term">The term of the entry at <paramref name="Index"/>.</param>
+/// <param name="Data">The serialized state (opaque to Raft and storage).</param>
+public sealed record RaftSnapshot(long Index, long Term, ReadOnlyMemory<byte> Data);

@@ -51,7 +51,7 @@ internal sealed class Membership
             return true;
         }
 
-        if (!IsDiscovery || id == SelfId || Complete)
+        if (!IsDiscovery || string.IsNullOrEmpty(id) || id == SelfId || Complete)
         {
             return false;
         }

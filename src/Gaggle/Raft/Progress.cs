@@ -13,10 +13,10 @@ internal enum ProgressState
 /// <summary>The leader's view of one follower (Raft Figure 2: nextIndex, matchIndex).</summary>
 internal sealed class Progress
 {
-    public Progress(long next, int maxInflight)
+    public Progress(long next, int maxInflight, long maxInflightBytes = long.MaxValue)
     {
         Next = next;
-        Inflights = new Inflights(maxInflight);
+        Inflights = new Inflights(maxInflight, maxInflightBytes);
     }
 
     public long Match { get; set; }
@@ -30,8 +30,11 @@ internal sealed class Progress
 
     public Inflights Inflights { get; }
 
-    /// <summary>Heard from within the current check-quorum period.</summary>
-    public bool RecentActive { get; set; }
+    /// <summary>
+    /// Leader ticks since this follower was last heard from, capped at the check-quorum window
+    /// (thesis §6.2). It counts as active while this is below the window.
+    /// </summary>
+    public int TicksSinceHeard { get; set; }
 
     /// <summary>Match as of the previous heartbeat round (for stall detection).</summary>
     public long MatchAtLastHeartbeat { get; set; }
@@ -79,14 +82,14 @@ internal sealed class Progress
     }
 
     /// <summary>Records that entries up to <paramref name="lastIndex"/> were sent.</summary>
-    public void SentEntries(long lastIndex, int count)
+    public void SentEntries(long lastIndex, int count, long bytes = 0)
     {
         if (State == ProgressState.Replicate)
         {
             if (count > 0)
             {
                 Next = lastIndex + 1;
-                Inflights.Add(lastIndex);
+                Inflights.Add(lastIndex, bytes);
             }
         }
         else

@@ -15,7 +15,7 @@ internal sealed class RaftConfig
     /// <summary>The number of voting members in discovery mode (ignored when <see cref="Members"/> is set).</summary>
     public int ClusterSize { get; init; }
 
-    /// <summary>The lower bound of the randomized election timeout, in ticks; also the check-quorum period.</summary>
+    /// <summary>The lower bound of the randomized election timeout, in ticks; also the check-quorum window: a leader steps down once it has not heard from a majority for this many ticks.</summary>
     public int ElectionTicksMin { get; init; } = 30;
 
     /// <summary>The upper bound (inclusive) of the randomized election timeout, in ticks.</summary>
@@ -33,6 +33,9 @@ internal sealed class RaftConfig
 
     /// <summary>AppendEntries messages in flight per follower.</summary>
     public int MaxInflightMessages { get; init; } = 64;
+
+    /// <summary>Payload bytes in flight per follower (at least one message is always allowed).</summary>
+    public long MaxInflightBytes { get; init; } = 4 * 1024 * 1024;
 
     public int MaxEntriesPerMessage { get; init; } = 512;
 
@@ -64,9 +67,9 @@ internal sealed class RaftConfig
                 $"Ticks must satisfy 1 <= heartbeat ({HeartbeatTicks}) < election min ({ElectionTicksMin}) <= election max ({ElectionTicksMax}).");
         }
 
-        if (MaxInflightMessages < 1 || MaxEntriesPerMessage < 1 || MaxBytesPerMessage < 1)
+        if (MaxInflightMessages < 1 || MaxEntriesPerMessage < 1 || MaxBytesPerMessage < 1 || MaxInflightBytes < 1)
         {
-            throw new ArgumentException("MaxInflightMessages, MaxEntriesPerMessage and MaxBytesPerMessage must be positive.");
+            throw new ArgumentException("MaxInflightMessages, MaxInflightBytes, MaxEntriesPerMessage and MaxBytesPerMessage must be positive.");
         }
     }
 }

@@ -42,7 +42,7 @@ internal sealed partial class RaftCore
         long bestMatch = -1;
         foreach (var (id, progress) in _progress)
         {
-            if (progress.RecentActive && progress.Match > bestMatch)
+            if (IsRecentlyActive(progress) && progress.Match > bestMatch)
             {
                 best = id;
                 bestMatch = progress.Match;
@@ -71,28 +71,31 @@ internal sealed partial class RaftCore
 
     private void AddProgress(string peer)
     {
-        _progress[peer] = new Progress(_log.LastIndex + 1, _config.MaxInflightMessages) { RecentActive = true };
+        _progress[peer] = new Progress(_log.LastIndex + 1, _config.MaxInflightMessages, _config.MaxInflightBytes);
     }
 
     private void TickLeader()
     {
         _heartbeatElapsed++;
         _electionElapsed++;
+        foreach (var progress in _progress.Values)
+        {
+            progress.TicksSinceHeard = Math.Min(progress.TicksSinceHeard + 1, _config.ElectionTicksMin);
+        }
+
+        if (_config.CheckQuorum && !QuorumActive())
+        {
+            // Check-quorum (thesis §6.2): a leader that has not heard from a majority for the minimum
+            // election timeout steps down. Checked every tick over a sliding window (not once per
+            // period, which let a cut-off leader linger for up to two timeouts, next to its successor):
+            // it steps down no later than a follower that stopped hearing from it can time out.
+            BecomeFollower(Term, null);
+            return;
+        }
+
         if (_electionElapsed >= _config.ElectionTicksMin)
         {
             _electionElapsed = 0;
-            if (_config.CheckQuorum && !QuorumActive())
-            {
-                // Check-quorum (thesis §6.2): a leader cut off from a majority steps down.
-                BecomeFollower(Term, null);
-                return;
-            }
-
-            foreach (var progress in _progress.Values)
-            {
-                progress.RecentActive = false;
-            }
-
             _leadTransferee = null;
         }
 
@@ -108,11 +111,13 @@ internal sealed partial class RaftCore
         int active = 1;
         foreach (var progress in _progress.Values)
         {
-            active += progress.RecentActive ? 1 : 0;
+            active += IsRecentlyActive(progress) ? 1 : 0;
         }
 
         return active >= Quorum.Majority(_members.Size);
     }
+
+    private bool IsRecentlyActive(Progress progress) => progress.TicksSinceHeard < _config.ElectionTicksMin;
 
     private void BroadcastHeartbeat()
     {
@@ -150,7 +155,7 @@ internal sealed partial class RaftCore
         switch (message.Type)
         {
             case MessageType.AppendResponse:
-                progress.RecentActive = true;
+                progress.TicksSinceHeard = 0;
                 if (message.Reject)
                 {
                     HandleAppendRejection(message, progress);
@@ -162,19 +167,26 @@ internal sealed partial class RaftCore
 
                 break;
             case MessageType.HeartbeatResponse:
-                progress.RecentActive = true;
+                progress.TicksSinceHeard = 0;
                 progress.ProbeSent = false;
                 if (progress.Stalled)
                 {
                     progress.Stalled = false;
-                    progress.BecomeProbe();
-                    progress.Next = progress.Match + 1;
+                    if (progress.State == ProgressState.Replicate)
+                    {
+                        // The streamed window is presumed lost: resend from the last acknowledged index.
+                        progress.BecomeProbe();
+                        progress.Next = progress.Match + 1;
+                    }
+
+                    // A lost probe is resent where it was: Next is still the best guess, and Match + 1
+                    // (0 + 1 for a new leader) would resend a follower that is in sync the whole log.
                     SendAppends(message.From, sendIfEmpty: true);
                 }
                 else if (progress.Match < _log.LastIndex)
                 {
-                    // In probe state the follower may never have been probed (a member discovered after
-                    // the election starts with next = last index + 1): probe even when nothing is new.
+                    // In probe state Next may be past the last index (a member learned after the
+                    // election, in discovery mode, starts there): an empty probe then finds where it is.
                     SendAppends(message.From, sendIfEmpty: progress.State == ProgressState.Probe);
                 }
 
@@ -199,10 +211,10 @@ internal sealed partial class RaftCore
             progress.Inflights.FreeUpTo(message.Index);
         }
 
-        if (MaybeCommit())
-        {
-            _commitNoticePending = true;
-        }
+        // Either the commit moved, or this follower now holds entries committed before its ack came:
+        // in both cases it may be owed a commit notice (FlushLeader decides per follower).
+        MaybeCommit();
+        _commitNoticePending = true;
 
         if (_leadTransferee == message.From && progress.Match == _log.LastIndex)
         {
@@ -258,13 +270,24 @@ internal sealed partial class RaftCore
             });
             long lastSent = prevIndex + entries.Length;
             progress.CommitSent = Math.Max(progress.CommitSent, Math.Min(_log.Committed, lastSent));
-            progress.SentEntries(lastSent, entries.Length);
+            progress.SentEntries(lastSent, entries.Length, PayloadBytes(entries));
             sendIfEmpty = false;
             if (entries.Length == 0)
             {
                 return;
             }
         }
+    }
+
+    private static long PayloadBytes(LogEntry[] entries)
+    {
+        long bytes = 0;
+        foreach (var entry in entries)
+        {
+            bytes += entry.Data.Length + 16;
+        }
+
+        return bytes;
     }
 
     private void BroadcastAppends()

@@ -1,0 +1,61 @@
+namespace Gaggle.Samples.Cluster;
+
+/// <summary>The demo's command line.</summary>
+internal sealed record DemoSettings(int Nodes, int Entries, string? Redis, string? Id, string Cluster, string[]? Members, double? Duration)
+{
+    public const string Usage = """
+        Usage: dotnet run --project samples/Gaggle.Samples.Cluster [-- options]
+          --nodes N          cluster size, 3..26 (default 3)
+          --entries N        entries appended per phase of the scenario (default 10)
+          --redis HOST:PORT  talk over Redis pub/sub instead of the in-process network
+          --id ID            run only this node in this process (needs --redis); start one process per node
+          --cluster NAME     cluster name on Redis (default demo)
+          --members A,B,C    member ids (default node-a, node-b, ... for --nodes)
+          --duration S       with --id: stop after S seconds (default: run until Ctrl+C)
+        """;
+
+    public string[] MemberIds => Members ?? Enumerable.Range(0, Nodes).Select(i => $"node-{(char)('a' + i)}").ToArray();
+
+    public static DemoSettings? Parse(string[] args)
+    {
+        var settings = new DemoSettings(3, 10, null, null, "demo", null, null);
+        for (int i = 0; i < args.Length; i++)
+        {
+            string? value = i + 1 < args.Length ? args[i + 1] : null;
+            DemoSettings? next = (args[i], value) switch
+            {
+                ("--nodes", _) when int.TryParse(value, out int n) && n is >= 3 and <= 26 => settings with { Nodes = n },
+                ("--entries", _) when int.TryParse(value, out int n) && n is >= 1 and <= 100000 => settings with { Entries = n },
+                ("--redis", { Length: > 0 }) => settings with { Redis = value },
+                ("--id", { Length: > 0 }) => settings with { Id = value },
+                ("--cluster", { Length: > 0 }) => settings with { Cluster = value },
+                ("--members", { Length: > 0 }) => settings with { Members = value!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) },
+                ("--duration", _) when double.TryParse(value, System.Globalization.CultureInfo.InvariantCulture, out double s) && s > 0 => settings with { Duration = s },
+                _ => null,
+            };
+            if (next is null)
+            {
+                Console.Error.WriteLine($"Unknown or invalid argument '{args[i]}' (value '{value}').");
+                Console.Error.WriteLine(Usage);
+                return null;
+            }
+
+            settings = next;
+            i++;
+        }
+
+        if (settings.Id is not null && settings.Redis is null)
+        {
+            Console.Error.WriteLine("--id runs one node per process, which needs --redis HOST:PORT so the processes can reach each other.");
+            return null;
+        }
+
+        if (settings.Id is not null && !settings.MemberIds.Contains(settings.Id))
+        {
+            Console.Error.WriteLine($"--id '{settings.Id}' is not among the members ({string.Join(", ", settings.MemberIds)}); pass --members.");
+            return null;
+        }
+
+        return settings;
+    }
+}

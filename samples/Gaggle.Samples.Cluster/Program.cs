@@ -1,0 +1,171 @@
+using System.Diagnostics;
+using System.Text;
+using Gaggle;
+using Gaggle.Channels;
+using Gaggle.Redis;
+using Gaggle.Samples.Cluster;
+
+// A Gaggle cluster in one process: election, appends from leader and followers, the leader's loss,
+// re-election, and a check that every node committed the same log. Exits 0 when all of it held.
+var settings = DemoSettings.Parse(args);
+if (settings is null)
+{
+    return 2;
+}
+
+if (settings.Id is not null)
+{
+    return await SingleNode.RunAsync(settings);
+}
+
+var clock = Stopwatch.StartNew();
+void Say(string text) => Console.WriteLine($"[{clock.Elapsed.TotalMilliseconds,7:0} ms] {text}");
+
+var ids = settings.MemberIds;
+var network = new InMemoryNetwork();
+var nodes = new Dictionary<string, GaggleNode>();
+var committed = ids.ToDictionary(id => id, _ => new List<string>());
+bool finished = false;
+
+string cluster = settings.Redis is null ? "" : $"{settings.Cluster}-{Guid.NewGuid().ToString("N")[..8]}";
+Say(settings.Redis is null
+    ? $"Starting {ids.Length} nodes over the in-memory network: {string.Join(", ", ids)}"
+    : $"Starting {ids.Length} nodes over Redis {settings.Redis} (cluster '{cluster}'): {string.Join(", ", ids)}");
+foreach (var id in ids)
+{
+    var builder = new GaggleNodeBuilder(new GaggleOptions { NodeId = id, Members = ids });
+    var node = (settings.Redis is null
+        ? builder.UseInMemory(network)
+        : builder.UseRedis(settings.Redis, redis => redis.ClusterName = cluster)).Build();
+    node.LeaderChanged += (_, change) =>
+    {
+        if (change.IsLeader && !Volatile.Read(ref finished))
+        {
+            Say($"{id} became leader in term {change.Term}");
+        }
+    };
+    node.Committed += (_, entry) =>
+    {
+        lock (committed[id])
+        {
+            committed[id].Add(Encoding.UTF8.GetString(entry.Data.Span));
+        }
+    };
+    nodes[id] = node;
+    await node.StartAsync();
+}
+
+try
+{
+    var leader = await AgreedLeader(TimeSpan.FromSeconds(10));
+    Say($"Cluster agrees: leader is {leader.Id} (term {leader.Term})");
+
+    var latencies = new List<double>();
+    await AppendBatch(leader, "from leader", settings.Entries, latencies);
+    var follower = nodes.Values.First(n => n != leader);
+    await AppendBatch(follower, "from follower", settings.Entries, latencies);
+
+    Say(settings.Redis is null
+        ? $"Stopping the leader {leader.Id} abruptly: cut off from the network, no hand-over"
+        : $"Stopping the leader {leader.Id} (a clean leave hands leadership over; kill a --id process to see a crash)");
+    var failoverClock = Stopwatch.StartNew();
+    if (settings.Redis is null)
+    {
+        network.Isolate(leader.Id);
+    }
+
+    await leader.DisposeAsync();
+    nodes.Remove(leader.Id);
+    committed.Remove(leader.Id);
+
+    var successor = await AgreedLeader(TimeSpan.FromSeconds(10));
+    Say($"New leader {successor.Id} in term {successor.Term}, {failoverClock.ElapsedMilliseconds} ms after the old one stopped");
+    var survivor = nodes.Values.First(n => n != successor);
+    await AppendBatch(survivor, "after failover", settings.Entries, latencies);
+
+    int expected = settings.Entries * 3;
+    var deadline = Stopwatch.StartNew();
+    while (committed.Values.Any(log => Count(log) < expected) && deadline.Elapsed < TimeSpan.FromSeconds(10))
+    {
+        await Task.Delay(10);
+    }
+
+    var logs = committed.ToDictionary(kv => kv.Key, kv => Snapshot(kv.Value));
+    var reference = logs.Values.First();
+    bool identical = logs.Values.All(log => log.SequenceEqual(reference)) && reference.Count == expected;
+    latencies.Sort();
+    Console.WriteLine();
+    Console.WriteLine("Summary");
+    foreach (var (id, log) in logs)
+    {
+        Console.WriteLine($"  {id}: {log.Count} entries committed, commit index {nodes[id].CommitIndex}, term {nodes[id].Term}{(nodes[id].IsLeader ? ", leader" : "")}");
+    }
+
+    Console.WriteLine($"  append-to-commit latency over {latencies.Count} appends: p50 {Percentile(latencies, 0.5):0.00} ms, p99 {Percentile(latencies, 0.99):0.00} ms, max {latencies[^1]:0.00} ms");
+    Console.WriteLine(identical
+        ? $"  OK: every running node committed the same {expected} entries in the same order."
+        : $"  FAILED: the committed logs differ or are incomplete (expected {expected} entries).");
+    return identical ? 0 : 1;
+}
+catch (Exception e) when (e is TimeoutException or GaggleRpcException)
+{
+    Console.WriteLine($"FAILED: {e.Message}");
+    return 1;
+}
+finally
+{
+    Volatile.Write(ref finished, true);
+    foreach (var node in nodes.Values)
+    {
+        await node.DisposeAsync();
+    }
+}
+
+async Task<GaggleNode> AgreedLeader(TimeSpan timeout)
+{
+    var watch = Stopwatch.StartNew();
+    while (watch.Elapsed < timeout)
+    {
+        var leaders = nodes.Values.Where(n => n.IsLeader).ToList();
+        if (leaders.Count == 1 && nodes.Values.All(n => n.LeaderId == leaders[0].Id))
+        {
+            return leaders[0];
+        }
+
+        await Task.Delay(5);
+    }
+
+    throw new TimeoutException($"No leader agreed on within {timeout.TotalSeconds:0} s.");
+}
+
+async Task AppendBatch(GaggleNode node, string label, int count, List<double> latencies)
+{
+    var watch = Stopwatch.StartNew();
+    long last = 0;
+    for (int i = 1; i <= count; i++)
+    {
+        var one = Stopwatch.StartNew();
+        last = await node.AppendAsync(Encoding.UTF8.GetBytes($"{label} #{i} via {node.Id}"), TimeSpan.FromSeconds(10));
+        latencies.Add(one.Elapsed.TotalMilliseconds);
+    }
+
+    Say($"{count} entries appended {label} ({node.Id}, {(node.IsLeader ? "leader" : "follower")}) committed in {watch.ElapsedMilliseconds} ms, last index {last}");
+}
+
+static int Count(List<string> log)
+{
+    lock (log)
+    {
+        return log.Count;
+    }
+}
+
+static List<string> Snapshot(List<string> log)
+{
+    lock (log)
+    {
+        return [.. log];
+    }
+}
+
+static double Percentile(List<double> sorted, double p) => sorted[Math.Min(sorted.Count - 1, (int)(p * sorted.Count))];

@@ -1,0 +1,57 @@
+using StackExchange.Redis;
+
+namespace Gaggle.Redis;
+
+/// <summary>Connects a <see cref="GaggleNodeBuilder"/> to Redis.</summary>
+public static class GaggleNodeBuilderRedisExtensions
+{
+    /// <summary>
+    /// The node talks over Redis pub/sub, through a connection it creates from
+    /// <paramref name="configuration"/> (and disposes when stopped).
+    /// </summary>
+    /// <param name="builder">The builder.</param>
+    /// <param name="configuration">A StackExchange.Redis configuration string, e.g. <c>localhost:6379</c>.</param>
+    /// <param name="configure">Sets cluster name, prefix, cluster key and limits.</param>
+    /// <returns>The builder.</returns>
+    public static GaggleNodeBuilder UseRedis(this GaggleNodeBuilder builder, string configuration, Action<RedisPubSubChannelOptions>? configure = null)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentException.ThrowIfNullOrWhiteSpace(configuration);
+        return builder.UseRedis(options =>
+        {
+            options.Configuration = configuration;
+            configure?.Invoke(options);
+        });
+    }
+
+    /// <summary>The node talks over Redis pub/sub through <paramref name="connection"/>, which it never disposes.</summary>
+    /// <param name="builder">The builder.</param>
+    /// <param name="connection">The application's connection.</param>
+    /// <param name="configure">Sets cluster name, prefix, cluster key and limits.</param>
+    /// <returns>The builder.</returns>
+    public static GaggleNodeBuilder UseRedis(this GaggleNodeBuilder builder, IConnectionMultiplexer connection, Action<RedisPubSubChannelOptions>? configure = null)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(connection);
+        return builder.UseRedis(options =>
+        {
+            options.Connection = connection;
+            configure?.Invoke(options);
+        });
+    }
+
+    private static GaggleNodeBuilder UseRedis(this GaggleNodeBuilder builder, Action<RedisPubSubChannelOptions> configure)
+    {
+        return builder.UseChannel(nodeOptions =>
+        {
+            var options = new RedisPubSubChannelOptions();
+            if (nodeOptions.Members.Count > 0)
+            {
+                options.Members = nodeOptions.Members.ToArray();
+            }
+
+            configure(options);
+            return new RedisPubSubChannel(nodeOptions.NodeId, options, builder.LoggerFactory);
+        });
+    }
+}

@@ -1,0 +1,347 @@
+using System.Text;
+using Gaggle.Channels;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Polly;
+using Polly.Retry;
+using StackExchange.Redis;
+
+namespace Gaggle.Redis;
+
+/// <summary>
+/// An <see cref="IChannel"/> over Redis pub/sub. <c>send</c> publishes to the target node's own Redis
+/// channel (<c>{prefix}:{{cluster}}:node:{id}</c>), <c>broadcast</c> to the cluster's channel
+/// (<c>{prefix}:{{cluster}}:all</c>); a node subscribes to those two only.
+/// </summary>
+/// <remarks>
+/// Pub/sub is at-most-once: messages published while a subscriber is disconnected are lost, which
+/// Raft tolerates. StackExchange.Redis reconnects and resubscribes by itself; the channel reads each
+/// subscription with one loop (ordered delivery), drops and counts anything malformed, oversized,
+/// from another cluster, from a non-member, replayed, stale or (with a cluster key) unauthenticated,
+/// and never throws a delivery problem at the node. Sends never wait for Redis: a failed PUBLISH is
+/// retried in the background with exponential backoff and jitter, then dropped and counted.
+/// </remarks>
+public sealed class RedisPubSubChannel : IChannel
+{
+    private static readonly TimeSpan LogInterval = TimeSpan.FromSeconds(10);
+
+    private readonly RedisPubSubChannelOptions _options;
+    private readonly ILogger _logger;
+    private readonly byte[]? _key;
+    private readonly ulong _incarnation;
+    private readonly RedisChannel _ownChannel;
+    private readonly RedisChannel _allChannel;
+    private readonly string _nodeChannelPrefix;
+    private readonly HashSet<string>? _members;
+    private readonly ResiliencePipeline _publishPipeline;
+    private readonly Lock _deliverLock = new();
+    private readonly Dictionary<string, SenderWindow> _windows = new(StringComparer.Ordinal);
+    private readonly long[] _lastLogged = new long[Enum.GetValues<DropReason>().Length + 1];
+    private readonly CancellationTokenSource _stopping = new();
+    private IConnectionMultiplexer? _connection;
+    private bool _ownsConnection;
+    private ISubscriber? _subscriber;
+    private ChannelMessageQueue? _ownQueue;
+    private ChannelMessageQueue? _allQueue;
+    private Task _readers = Task.CompletedTask;
+    private Action<InboundMessage>? _receiver;
+    private long _sequence;
+    private int _pendingPublishes;
+    private volatile bool _connected;
+
+    /// <summary>Creates the channel of node <paramref name="nodeId"/>; <see cref="ConnectAsync"/> connects it.</summary>
+    /// <param name="nodeId">The owning node's id.</param>
+    /// <param name="options">Connection, naming and security settings; validated here.</param>
+    /// <param name="loggerFactory">Logging; none when null.</param>
+    public RedisPubSubChannel(string nodeId, RedisPubSubChannelOptions options, ILoggerFactory? loggerFactory = null)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(nodeId);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        NodeId = nodeId;
+        _options = options;
+        _logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<RedisPubSubChannel>();
+        _key = options.ClusterKey is null ? null : Encoding.UTF8.GetBytes(options.ClusterKey);
+        _incarnation = (ulong)DateTime.UtcNow.Ticks;
+        _members = options.Members is null ? null : new HashSet<string>(options.Members, StringComparer.Ordinal);
+        ChannelPrefix = $"{options.Prefix}:{{{options.ClusterName}}}:";
+        _nodeChannelPrefix = ChannelPrefix + "node:";
+        _ownChannel = RedisChannel.Literal(_nodeChannelPrefix + nodeId);
+        _allChannel = RedisChannel.Literal(ChannelPrefix + "all");
+        var pipeline = new ResiliencePipelineBuilder();
+        if (options.PublishRetries > 0)
+        {
+            pipeline.AddRetry(new RetryStrategyOptions
+            {
+                MaxRetryAttempts = options.PublishRetries,
+                Delay = options.PublishRetryDelay,
+                BackoffType = DelayBackoffType.Exponential,
+                UseJitter = true,
+                ShouldHandle = new PredicateBuilder().Handle<RedisException>().Handle<TimeoutException>(),
+            });
+        }
+
+        _publishPipeline = pipeline.Build();
+    }
+
+    /// <inheritdoc />
+    public string NodeId { get; }
+
+    /// <summary>The start of this cluster's Redis channel names, e.g. <c>gaggle:{orders}:</c>.</summary>
+    public string ChannelPrefix { get; }
+
+    /// <summary>Counters of traffic, drops and connection events.</summary>
+    public RedisPubSubChannelStatistics Statistics { get; } = new();
+
+    /// <inheritdoc />
+    public async ValueTask ConnectAsync(Action<InboundMessage> receiver, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(receiver);
+        if (_receiver is not null)
+        {
+            throw new InvalidOperationException($"The Redis channel of node '{NodeId}' is already connected.");
+        }
+
+        _receiver = receiver;
+        if (_options.Connection is { } shared)
+        {
+            _connection = shared;
+        }
+        else
+        {
+            var configuration = ConfigurationOptions.Parse(_options.Configuration!);
+            configuration.AbortOnConnectFail = false;
+            // A consensus member should be back within a heartbeat or two of Redis returning.
+            configuration.ReconnectRetryPolicy = new ExponentialRetry(100, 2000);
+            configuration.ClientName ??= $"gaggle-{_options.ClusterName}-{NodeId}";
+            _connection = await ConnectionMultiplexer.ConnectAsync(configuration).WaitAsync(cancellationToken).ConfigureAwait(false);
+            _ownsConnection = true;
+        }
+
+        _connection.ConnectionFailed += OnConnectionFailed;
+        _connection.ConnectionRestored += OnConnectionRestored;
+        _subscriber = _connection.GetSubscriber();
+        _ownQueue = await _subscriber.SubscribeAsync(_ownChannel).WaitAsync(cancellationToken).ConfigureAwait(false);
+        _allQueue = await _subscriber.SubscribeAsync(_allChannel).WaitAsync(cancellationToken).ConfigureAwait(false);
+        _connected = true;
+        _readers = Task.WhenAll(ReadLoopAsync(_ownQueue), ReadLoopAsync(_allQueue));
+    }
+
+    /// <inheritdoc />
+    public async ValueTask DisconnectAsync(CancellationToken cancellationToken = default)
+    {
+        if (!_connected)
+        {
+            return;
+        }
+
+        _connected = false;
+        lock (_deliverLock)
+        {
+            _receiver = null;
+        }
+
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        foreach (var queue in new[] { _ownQueue, _allQueue })
+        {
+            if (queue is not null)
+            {
+                try
+                {
+                    await queue.UnsubscribeAsync().WaitAsync(TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is RedisException or TimeoutException)
+                {
+                    RedisLog.UnsubscribeFailed(_logger, e, NodeId);
+                }
+            }
+        }
+
+        await _readers.ConfigureAwait(false);
+        if (_connection is not null)
+        {
+            _connection.ConnectionFailed -= OnConnectionFailed;
+            _connection.ConnectionRestored -= OnConnectionRestored;
+            if (_ownsConnection)
+            {
+                await _connection.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    public ValueTask DisposeAsync() => DisconnectAsync();
+
+    /// <inheritdoc />
+    public ValueTask SendAsync(string to, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(to);
+        Publish(RedisChannel.Literal(_nodeChannelPrefix + to), payload);
+        return ValueTask.CompletedTask;
+    }
+
+    /// <inheritdoc />
+    public ValueTask BroadcastAsync(ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default)
+    {
+        Publish(_allChannel, payload);
+        return ValueTask.CompletedTask;
+    }
+
+    private void Publish(RedisChannel channel, ReadOnlyMemory<byte> payload)
+    {
+        if (!_connected || _subscriber is null)
+        {
+            return;
+        }
+
+        if (Interlocked.Increment(ref _pendingPublishes) > _options.MaxPendingPublishes)
+        {
+            Interlocked.Decrement(ref _pendingPublishes);
+            Statistics.CountPublishDropped();
+            return;
+        }
+
+        var envelope = new RedisEnvelope(_options.ClusterName, NodeId, _incarnation, (ulong)Interlocked.Increment(ref _sequence), payload).Encode(_key);
+        _ = PublishAsync(_subscriber, channel, envelope);
+    }
+
+    private async Task PublishAsync(ISubscriber subscriber, RedisChannel channel, byte[] envelope)
+    {
+        try
+        {
+            await _publishPipeline.ExecuteAsync(
+                static async (state, _) =>
+                {
+                    try
+                    {
+                        await state.subscriber.PublishAsync(state.channel, state.envelope).ConfigureAwait(false);
+                    }
+                    catch (Exception) when (state.self.CountPublishFailure())
+                    {
+                        throw;
+                    }
+                },
+                (self: this, subscriber, channel, envelope),
+                _stopping.Token).ConfigureAwait(false);
+            Statistics.CountPublished();
+        }
+        catch (Exception e) when (e is RedisException or TimeoutException or OperationCanceledException)
+        {
+            Statistics.CountPublishDropped();
+            if (ShouldLog(_lastLogged.Length - 1))
+            {
+                RedisLog.PublishDropped(_logger, e, NodeId, channel.ToString());
+            }
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _pendingPublishes);
+        }
+    }
+
+    private bool CountPublishFailure()
+    {
+        Statistics.CountPublishFailure();
+        return false;
+    }
+
+    private async Task ReadLoopAsync(ChannelMessageQueue queue)
+    {
+        try
+        {
+            while (true)
+            {
+                var message = await queue.ReadAsync(_stopping.Token).ConfigureAwait(false);
+                Deliver(message.Message);
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or System.Threading.Channels.ChannelClosedException)
+        {
+            // Disconnected.
+        }
+    }
+
+    private void Deliver(RedisValue value)
+    {
+        if (value.Length() > _options.MaxEnvelopeBytes)
+        {
+            Drop(DropReason.Oversized, "?");
+            return;
+        }
+
+        byte[]? data = value;
+        var envelope = default(RedisEnvelope);
+        if ((data is null ? DropReason.Malformed : RedisEnvelope.TryDecode(data, _key, out envelope)) is { } reason)
+        {
+            Drop(reason, "?");
+            return;
+        }
+
+        if (envelope.Cluster != _options.ClusterName)
+        {
+            Drop(DropReason.OtherCluster, envelope.Sender);
+            return;
+        }
+
+        if (envelope.Sender == NodeId)
+        {
+            return; // our own broadcast, echoed back by Redis
+        }
+
+        if (_members is not null && !_members.Contains(envelope.Sender))
+        {
+            Drop(DropReason.NonMember, envelope.Sender);
+            return;
+        }
+
+        lock (_deliverLock)
+        {
+            if (!_windows.TryGetValue(envelope.Sender, out var window))
+            {
+                window = new SenderWindow();
+                _windows[envelope.Sender] = window;
+            }
+
+            if (window.Accept(envelope.Incarnation, envelope.Sequence) is { } refused)
+            {
+                Drop(refused, envelope.Sender);
+                return;
+            }
+
+            if (_receiver is { } receiver)
+            {
+                Statistics.CountReceived();
+                receiver(new InboundMessage(envelope.Sender, envelope.Payload));
+            }
+        }
+    }
+
+    private void Drop(DropReason reason, string sender)
+    {
+        Statistics.CountDropped(reason);
+        if (ShouldLog((int)reason))
+        {
+            RedisLog.Dropped(_logger, NodeId, reason, sender, Statistics.DroppedFor(reason));
+        }
+    }
+
+    /// <summary>At most one log line per reason every <see cref="LogInterval"/>: hostile traffic must not flood the logs.</summary>
+    private bool ShouldLog(int slot)
+    {
+        long now = Environment.TickCount64;
+        long last = Interlocked.Read(ref _lastLogged[slot]);
+        return now - last >= LogInterval.TotalMilliseconds && Interlocked.CompareExchange(ref _lastLogged[slot], now, last) == last;
+    }
+
+    private void OnConnectionFailed(object? sender, ConnectionFailedEventArgs e)
+    {
+        Statistics.CountConnectionFailure();
+        RedisLog.ConnectionFailed(_logger, e.Exception, NodeId, e.ConnectionType.ToString(), e.FailureType.ToString());
+    }
+
+    private void OnConnectionRestored(object? sender, ConnectionFailedEventArgs e)
+    {
+        Statistics.CountConnectionRestore();
+        RedisLog.ConnectionRestored(_logger, NodeId, e.ConnectionType.ToString());
+    }
+}

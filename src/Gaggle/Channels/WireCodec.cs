@@ -1,0 +1,180 @@
+using Gaggle.Raft;
+
+namespace Gaggle.Channels;
+
+/// <summary>
+/// The compact, versioned binary format of <see cref="WireMessage"/>s: a version byte, a kind byte,
+/// then the kind's fields as varints and length-prefixed bytes. Log entries inside an AppendEntries
+/// carry no index (it follows from prevLogIndex), so a message cannot describe a log with gaps.
+/// </summary>
+internal static class WireCodec
+{
+    public const byte Version = 1;
+
+    private const byte KindRaft = 1;
+    private const byte KindForwardAppend = 2;
+    private const byte KindDispatchRequest = 3;
+    private const byte KindDispatchReply = 4;
+    private const byte FlagReject = 1;
+    private const byte FlagForce = 2;
+
+    public static byte[] Encode(WireMessage message)
+    {
+        var writer = new WireWriter();
+        writer.Byte(Version);
+        switch (message)
+        {
+            case RaftWireMessage raft:
+                writer.Byte(KindRaft);
+                EncodeRaft(writer, raft.Message);
+                break;
+            case ForwardAppend forward:
+                writer.Byte(KindForwardAppend);
+                writer.VarUInt((ulong)forward.Entries.Count);
+                foreach (var entry in forward.Entries)
+                {
+                    writer.Bytes(entry.Span);
+                }
+
+                break;
+            case DispatchRequest request:
+                writer.Byte(KindDispatchRequest);
+                writer.VarUInt(request.Incarnation);
+                writer.VarLong(request.CallId);
+                writer.String(request.Method);
+                writer.Bytes(request.Args.Span);
+                break;
+            case DispatchReply reply:
+                writer.Byte(KindDispatchReply);
+                writer.VarUInt(reply.Incarnation);
+                writer.VarLong(reply.CallId);
+                writer.Byte((byte)reply.Status);
+                writer.Bytes(reply.Result.Span);
+                writer.String(reply.Error);
+                break;
+            default:
+                throw new ArgumentException($"Unknown wire message type {message.GetType().Name}.", nameof(message));
+        }
+
+        return writer.ToArray();
+    }
+
+    /// <summary>Decodes a payload sent by <paramref name="from"/> to <paramref name="to"/>; throws <see cref="FormatException"/> when malformed.</summary>
+    public static WireMessage Decode(ReadOnlyMemory<byte> payload, string from, string to)
+    {
+        var reader = new WireReader(payload);
+        byte version = reader.Byte();
+        if (version != Version)
+        {
+            throw new FormatException($"Unsupported wire version {version}; this node speaks version {Version}.");
+        }
+
+        byte kind = reader.Byte();
+        WireMessage message;
+        switch (kind)
+        {
+            case KindRaft:
+                message = new RaftWireMessage(DecodeRaft(ref reader, from, to));
+                break;
+            case KindForwardAppend:
+                int count = CheckedCount(reader.VarUInt(), ref reader);
+                var entries = new ReadOnlyMemory<byte>[count];
+                for (int i = 0; i < count; i++)
+                {
+                    entries[i] = reader.Bytes();
+                }
+
+                message = new ForwardAppend(entries);
+                break;
+            case KindDispatchRequest:
+                message = new DispatchRequest(reader.VarUInt(), reader.VarLong(), reader.String(), reader.Bytes());
+                break;
+            case KindDispatchReply:
+                ulong incarnation = reader.VarUInt();
+                long callId = reader.VarLong();
+                byte status = reader.Byte();
+                if (status > (byte)DispatchStatus.NotLeader)
+                {
+                    throw new FormatException($"Unknown dispatch status {status}.");
+                }
+
+                message = new DispatchReply(incarnation, callId, (DispatchStatus)status, reader.Bytes(), reader.String());
+                break;
+            default:
+                throw new FormatException($"Unknown message kind {kind}.");
+        }
+
+        reader.End();
+        return message;
+    }
+
+    private static void EncodeRaft(WireWriter writer, RaftMessage message)
+    {
+        writer.Byte((byte)message.Type);
+        writer.VarLong(message.Term);
+        writer.VarLong(message.LogTerm);
+        writer.VarLong(message.Index);
+        writer.VarLong(message.Commit);
+        writer.Byte((byte)((message.Reject ? FlagReject : 0) | (message.Force ? FlagForce : 0)));
+        writer.VarLong(message.RejectHint);
+        writer.VarUInt((ulong)message.Entries.Count);
+        foreach (var entry in message.Entries)
+        {
+            writer.VarLong(entry.Term);
+            writer.Byte((byte)entry.Kind);
+            writer.Bytes(entry.Data.Span);
+        }
+    }
+
+    private static RaftMessage DecodeRaft(ref WireReader reader, string from, string to)
+    {
+        byte type = reader.Byte();
+        if (type < (byte)MessageType.PreVote || type > (byte)MessageType.CommitNotice)
+        {
+            throw new FormatException($"Unknown Raft message type {type}.");
+        }
+
+        long term = reader.VarLong();
+        long logTerm = reader.VarLong();
+        long index = reader.VarLong();
+        long commit = reader.VarLong();
+        byte flags = reader.Byte();
+        long rejectHint = reader.VarLong();
+        int count = CheckedCount(reader.VarUInt(), ref reader);
+        if (count > 0 && index > long.MaxValue - count)
+        {
+            throw new FormatException($"Entry indexes overflow after prevLogIndex {index}.");
+        }
+
+        var entries = count == 0 ? [] : new LogEntry[count];
+        for (int i = 0; i < count; i++)
+        {
+            long entryTerm = reader.VarLong();
+            byte entryKind = reader.Byte();
+            if (entryKind > (byte)EntryKind.NoOp)
+            {
+                throw new FormatException($"Unknown entry kind {entryKind}.");
+            }
+
+            entries[i] = new LogEntry(index + 1 + i, entryTerm, (EntryKind)entryKind, reader.Bytes());
+        }
+
+        return new RaftMessage
+        {
+            Type = (MessageType)type, From = from, To = to, Term = term, LogTerm = logTerm, Index = index,
+            Commit = commit, Reject = (flags & FlagReject) != 0, Force = (flags & FlagForce) != 0,
+            RejectHint = rejectHint, Entries = entries,
+        };
+    }
+
+    /// <summary>A count cannot exceed the bytes left (every item takes at least one byte).</summary>
+    private static int CheckedCount(ulong count, ref WireReader reader)
+    {
+        if (count > (ulong)reader.Remaining)
+        {
+            throw new FormatException($"Count {count} exceeds the {reader.Remaining} bytes left.");
+        }
+
+        return (int)count;
+    }
+}

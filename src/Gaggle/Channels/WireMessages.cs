@@ -1,0 +1,27 @@
+using Gaggle.Raft;
+
+namespace Gaggle.Channels;
+
+/// <summary>Everything nodes say to each other. Raft's own traffic plus the runtime's requests.</summary>
+internal abstract record WireMessage;
+
+/// <summary>A Raft message; its sender is the channel's sender.</summary>
+internal sealed record RaftWireMessage(RaftMessage Message) : WireMessage;
+
+/// <summary>Entries (already wrapped in their entry envelopes) forwarded to the leader for proposing.</summary>
+internal sealed record ForwardAppend(IReadOnlyList<ReadOnlyMemory<byte>> Entries) : WireMessage;
+
+/// <summary>A call of a leader RPC handler.</summary>
+internal sealed record DispatchRequest(ulong Incarnation, long CallId, string Method, ReadOnlyMemory<byte> Args) : WireMessage;
+
+/// <summary>How a leader RPC call ended.</summary>
+internal enum DispatchStatus : byte
+{
+    Ok = 0,
+    HandlerFailed = 1,
+    UnknownMethod = 2,
+    NotLeader = 3,
+}
+
+/// <summary>The answer to a <see cref="DispatchRequest"/>, sent to the caller only.</summary>
+internal sealed record DispatchReply(ulong Incarnation, long CallId, DispatchStatus Status, ReadOnlyMemory<byte> Result, string Error) : WireMessage;

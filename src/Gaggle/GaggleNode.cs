@@ -1,0 +1,321 @@
+using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
+using System.Threading.Channels;
+using Gaggle.Channels;
+using Gaggle.Raft;
+using Gaggle.Runtime;
+using Gaggle.Storage;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Gaggle;
+
+/// <summary>
+/// One member of a Gaggle cluster: a replicated, ordered log with leader election, appends from any
+/// node, and RPC handlers that run on the leader.
+/// </summary>
+/// <remarks>
+/// All Raft work happens on one loop per node; the public members are safe to call from any thread.
+/// Events are raised on that loop: handlers must return quickly (hand work off instead of blocking),
+/// and an exception they throw is logged, never propagated. Committed entries are delivered in log
+/// order, once each, on every node; no-op entries that leaders append are not delivered.
+/// </remarks>
+public sealed partial class GaggleNode : IAsyncDisposable
+{
+    private const int NotStarted = 0;
+    private const int Running = 1;
+    private const int Stopped = 2;
+
+    private readonly GaggleOptions _options;
+    private readonly IChannel _channel;
+    private readonly IRaftStorage _storage;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly Channel<LoopInput> _inbox = Channel.CreateUnbounded<LoopInput>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly ConcurrentDictionary<long, PendingAppend> _appends = new();
+    private readonly ConcurrentDictionary<long, PendingDispatch> _dispatches = new();
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly Lock _subscribersLock = new();
+    private readonly List<Channel<GaggleLogEntry>> _subscribers = [];
+    private readonly ulong _incarnation;
+    private readonly TimeSpan _tickInterval;
+    private RaftCore? _core;
+    private ITimer? _timer;
+    private Task _loop = Task.CompletedTask;
+    private int _state;
+    private int _disposed;
+    private InvalidOperationException? _fatalError;
+    private long _nextSequence;
+    private long _nextCallId;
+    private volatile NodeStatus _status = new(RaftRole.Follower, 0, null, 0, 0, false);
+    private TaskCompletionSource _leaderKnown = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Creates a node; call <see cref="StartAsync"/> to join the cluster.</summary>
+    /// <param name="options">The node's settings; validated here (<see cref="Microsoft.Extensions.Options.OptionsValidationException"/> lists every problem).</param>
+    /// <param name="channel">How this node reaches the others; its <see cref="IChannel.NodeId"/> must equal <see cref="GaggleOptions.NodeId"/>. The node disconnects it when stopped.</param>
+    /// <param name="storage">Where the hard state and log are kept; in memory when null.</param>
+    /// <param name="timeProvider">The clock; the system clock when null.</param>
+    /// <param name="loggerFactory">Logging; none when null.</param>
+    public GaggleNode(GaggleOptions options, IChannel channel, IRaftStorage? storage = null, TimeProvider? timeProvider = null, ILoggerFactory? loggerFactory = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(channel);
+        GaggleOptionsValidator.ThrowIfInvalid(options);
+        if (channel.NodeId != options.NodeId)
+        {
+            throw new ArgumentException($"The channel belongs to node '{channel.NodeId}' but NodeId is '{options.NodeId}'; they must be the same.", nameof(channel));
+        }
+
+        _options = options;
+        _channel = channel;
+        _storage = storage ?? new InMemoryRaftStorage();
+        _time = timeProvider ?? TimeProvider.System;
+        _logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<GaggleNode>();
+        _incarnation = (ulong)Random.Shared.NextInt64(1, long.MaxValue);
+        _tickInterval = TimeSpan.FromTicks(Math.Max(TimeSpan.TicksPerMillisecond, options.HeartbeatInterval.Ticks / 5));
+    }
+
+    /// <summary>Raised on the leader when it adds an application entry to its log (not yet committed).</summary>
+    public event EventHandler<GaggleLogEntry>? Appended;
+
+    /// <summary>Raised on every node for each committed application entry, in log order, once per entry.</summary>
+    public event EventHandler<GaggleLogEntry>? Committed;
+
+    /// <summary>Raised when the known leader changes (a leader is elected, or the leader is lost).</summary>
+    public event EventHandler<LeaderChange>? LeaderChanged;
+
+    /// <summary>This node's id.</summary>
+    public string Id => _options.NodeId;
+
+    /// <summary>Whether this node is the leader as far as it knows.</summary>
+    public bool IsLeader => _status.Role == RaftRole.Leader;
+
+    /// <summary>The leader this node knows in its current term, or null.</summary>
+    public string? LeaderId => _status.LeaderId;
+
+    /// <summary>This node's role.</summary>
+    public RaftRole Role => _status.Role;
+
+    /// <summary>This node's current term.</summary>
+    public long Term => _status.Term;
+
+    /// <summary>The highest log index this node knows to be committed and has applied.</summary>
+    public long CommitIndex => _status.CommitIndex;
+
+    /// <summary>The index of the last entry in this node's log.</summary>
+    public long LastLogIndex => _status.LastIndex;
+
+    /// <summary>True when this node's log holds entries of earlier terms that are not yet known to be committed.</summary>
+    public bool HasUncommittedEntriesInPreviousTerms() => _status.HasUncommittedPreviousTerms;
+
+    /// <summary>Loads the persisted state, connects the channel and starts the node's loop.</summary>
+    /// <param name="cancellationToken">Cancels the start.</param>
+    public async Task StartAsync(CancellationToken cancellationToken = default)
+    {
+        if (Interlocked.CompareExchange(ref _state, Running, NotStarted) != NotStarted)
+        {
+            throw new InvalidOperationException($"Node '{Id}' was already started; a node starts once (create a new one to restart).");
+        }
+
+        var persisted = await _storage.LoadAsync(cancellationToken).ConfigureAwait(false);
+        _core = new RaftCore(CreateRaftConfig(), persisted.HardState, persisted.Entries);
+        PublishStatus(_core);
+        await _channel.ConnectAsync(OnInbound, cancellationToken).ConfigureAwait(false);
+        _loop = Task.Run(RunLoopAsync, CancellationToken.None);
+        _timer = _time.CreateTimer(_ => OnTimer(), null, _tickInterval, _tickInterval);
+        Log.Started(_logger, Id, persisted.HardState.Term, persisted.Entries.Count);
+    }
+
+    /// <summary>Waits until this node knows a leader and returns its id.</summary>
+    /// <param name="timeout">How long to wait; forever when null.</param>
+    /// <param name="cancellationToken">Cancels the wait.</param>
+    /// <exception cref="TimeoutException">No leader became known within <paramref name="timeout"/>.</exception>
+    public async Task<string> WaitForLeaderAsync(TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+    {
+        var deadline = timeout is { } t ? _time.GetTimestamp() + (long)(t.TotalSeconds * _time.TimestampFrequency) : long.MaxValue;
+        while (true)
+        {
+            ThrowIfStopped();
+            var known = Volatile.Read(ref _leaderKnown);
+            if (_status.LeaderId is { } leader)
+            {
+                return leader;
+            }
+
+            var left = deadline == long.MaxValue ? Timeout.InfiniteTimeSpan : _time.GetElapsedTime(_time.GetTimestamp(), deadline);
+            if (left != Timeout.InfiniteTimeSpan && left <= TimeSpan.Zero)
+            {
+                throw new TimeoutException($"Node '{Id}' saw no leader within {timeout!.Value.TotalMilliseconds:0} ms.");
+            }
+
+            try
+            {
+                await known.Task.WaitAsync(left, _time, cancellationToken).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+                throw new TimeoutException($"Node '{Id}' saw no leader within {timeout!.Value.TotalMilliseconds:0} ms.");
+            }
+        }
+    }
+
+    /// <summary>Returns a copy of this node's log (committed and uncommitted entries), read on the node's loop.</summary>
+    /// <param name="cancellationToken">Cancels the wait.</param>
+    public Task<IReadOnlyList<GaggleLogEntry>> GetLogAsync(CancellationToken cancellationToken = default)
+    {
+        var result = new TaskCompletionSource<IReadOnlyList<GaggleLogEntry>>(TaskCreationOptions.RunContinuationsAsynchronously);
+        Post(new ActionInput(() => result.TrySetResult(_core!.Log.All().Select(ToPublic).ToArray())));
+        return result.Task.WaitAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// Streams committed application entries from now on, in log order, until the node stops or
+    /// <paramref name="cancellationToken"/> is cancelled. A slow reader buffers; it never slows the node.
+    /// </summary>
+    /// <param name="cancellationToken">Ends the stream.</param>
+    public async IAsyncEnumerable<GaggleLogEntry> ReadCommittedAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        var channel = Channel.CreateUnbounded<GaggleLogEntry>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+        lock (_subscribersLock)
+        {
+            _subscribers.Add(channel);
+        }
+
+        try
+        {
+            await foreach (var entry in channel.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+            {
+                yield return entry;
+            }
+        }
+        finally
+        {
+            lock (_subscribersLock)
+            {
+                _subscribers.Remove(channel);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Leaves the cluster: a leader first hands leadership to an up-to-date follower when it can, then
+    /// the loop stops, the channel disconnects and pending appends and RPCs fail with
+    /// <see cref="ObjectDisposedException"/>. Idempotent.
+    /// </summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return;
+        }
+
+        // A loop that failed has already set Stopped; the timer and channel still need releasing.
+        int previous = Interlocked.Exchange(ref _state, Stopped);
+        if (previous == Running)
+        {
+            var handedOver = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            if (_inbox.Writer.TryWrite(new ActionInput(() => HandOverLeadership(handedOver))))
+            {
+                await Task.WhenAny(handedOver.Task, _loop).ConfigureAwait(false);
+            }
+        }
+
+        if (_timer is not null)
+        {
+            await _timer.DisposeAsync().ConfigureAwait(false);
+        }
+
+        _inbox.Writer.TryComplete();
+        await _loop.ConfigureAwait(false);
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        if (_core is not null)
+        {
+            try
+            {
+                await _channel.DisconnectAsync().ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                Log.SendFailed(_logger, e, Id, "(disconnect)");
+            }
+        }
+
+        FailPending(new ObjectDisposedException(nameof(GaggleNode), $"Gaggle node '{Id}' stopped before the operation completed."));
+        lock (_subscribersLock)
+        {
+            foreach (var subscriber in _subscribers)
+            {
+                subscriber.Writer.TryComplete();
+            }
+        }
+
+        Log.Stopped(_logger, Id);
+    }
+
+    private RaftConfig CreateRaftConfig()
+    {
+        int heartbeatTicks = Math.Max(1, (int)Math.Round(_options.HeartbeatInterval / _tickInterval));
+        int electionMin = Math.Max(heartbeatTicks + 1, (int)Math.Round(_options.ElectionTimeoutMin / _tickInterval));
+        int electionMax = Math.Max(electionMin, (int)Math.Round(_options.ElectionTimeoutMax / _tickInterval));
+        return new RaftConfig
+        {
+            Id = _options.NodeId,
+            Members = _options.Members.Count > 0 ? _options.Members.ToArray() : null,
+            ClusterSize = _options.ClusterSize ?? 0,
+            HeartbeatTicks = heartbeatTicks,
+            ElectionTicksMin = electionMin,
+            ElectionTicksMax = electionMax,
+            PreVote = _options.PreVote,
+            CheckQuorum = _options.CheckQuorum,
+            AccelerateCommit = _options.AccelerateHeartbeats,
+            MaxInflightMessages = _options.MaxInflightMessages,
+            MaxInflightBytes = _options.MaxInflightBytes,
+            MaxEntriesPerMessage = _options.MaxEntriesPerMessage,
+            MaxBytesPerMessage = _options.MaxMessageBytes,
+            Random = _options.RandomSeed is { } seed ? new Random(seed) : new Random(),
+        };
+    }
+
+    private void ThrowIfStopped()
+    {
+        if (Volatile.Read(ref _fatalError) is { } fatal)
+        {
+            throw fatal;
+        }
+
+        if (Volatile.Read(ref _state) == Stopped)
+        {
+            throw new ObjectDisposedException(nameof(GaggleNode), $"Gaggle node '{Id}' is stopped.");
+        }
+    }
+
+    private void ThrowIfNotRunning()
+    {
+        ThrowIfStopped();
+        if (Volatile.Read(ref _state) != Running)
+        {
+            throw new InvalidOperationException($"Gaggle node '{Id}' is not started; call StartAsync first.");
+        }
+    }
+
+    private void Post(LoopInput input)
+    {
+        ThrowIfNotRunning();
+        if (!_inbox.Writer.TryWrite(input))
+        {
+            throw new ObjectDisposedException(nameof(GaggleNode), $"Gaggle node '{Id}' is stopped.");
+        }
+    }
+
+    private static GaggleLogEntry ToPublic(LogEntry entry)
+    {
+        if (entry.Kind == EntryKind.Normal && EntryEnvelope.TryDecode(entry.Data, out var envelope))
+        {
+            return new GaggleLogEntry(entry.Index, entry.Term, entry.Kind, envelope.Payload, envelope.Origin);
+        }
+
+        return new GaggleLogEntry(entry.Index, entry.Term, entry.Kind, ReadOnlyMemory<byte>.Empty, null);
+    }
+
+    private sealed record NodeStatus(RaftRole Role, long Term, string? LeaderId, long CommitIndex, long LastIndex, bool HasUncommittedPreviousTerms);
+}

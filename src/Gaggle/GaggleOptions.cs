@@ -1,0 +1,109 @@
+namespace Gaggle;
+
+/// <summary>Handles a leader RPC: receives the caller's arguments, returns the result bytes.</summary>
+/// <param name="args">The arguments the caller passed to <see cref="GaggleNode.DispatchOnLeaderAsync(string, ReadOnlyMemory{byte}, TimeSpan?, CancellationToken)"/>.</param>
+/// <param name="cancellationToken">Cancelled when the node stops.</param>
+public delegate ValueTask<byte[]> RpcHandler(ReadOnlyMemory<byte> args, CancellationToken cancellationToken);
+
+/// <summary>Settings of a <see cref="GaggleNode"/>. Validated once, when the node is created.</summary>
+public sealed class GaggleOptions
+{
+    /// <summary>
+    /// This node's id: 1 to 64 characters among letters, digits and <c>. _ - :</c>; unique in the
+    /// cluster and stable across restarts. Required.
+    /// </summary>
+    public string NodeId { get; set; } = "";
+
+    /// <summary>
+    /// The ids of every voting member, this node included. The recommended mode: quorums are
+    /// computed over exactly these members. Set either this or <see cref="ClusterSize"/>.
+    /// </summary>
+    public IList<string> Members { get; set; } = [];
+
+    /// <summary>
+    /// The number of voting members when <see cref="Members"/> is empty (the original gaggle's
+    /// mode): member ids are discovered from traffic until this many are known. Limits: run exactly
+    /// ClusterSize distinct ids, and never change them — a node that has not yet heard from every
+    /// member gives a free seat to the first unknown id that talks to it, so an extra or renamed node
+    /// can leave nodes with different member sets whose majorities need not overlap; once every seat
+    /// is taken newcomers are refused. The cluster cannot shrink or grow; a quorum is ClusterSize/2+1
+    /// of the configured size, not of the nodes seen. Prefer <see cref="Members"/>.
+    /// </summary>
+    /// <value>The default is null (use <see cref="Members"/>).</value>
+    public int? ClusterSize { get; set; }
+
+    /// <summary>The lower bound of the randomized election timeout. With <see cref="CheckQuorum"/>, a leader that has not heard from a majority for this long steps down.</summary>
+    /// <value>The default is 300 ms.</value>
+    public TimeSpan ElectionTimeoutMin { get; set; } = TimeSpan.FromMilliseconds(300);
+
+    /// <summary>The upper bound of the randomized election timeout.</summary>
+    /// <value>The default is 500 ms.</value>
+    public TimeSpan ElectionTimeoutMax { get; set; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>How often a leader tells followers it is alive. Must be below <see cref="ElectionTimeoutMin"/>.</summary>
+    /// <value>The default is 50 ms.</value>
+    public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>
+    /// When true, the leader tells followers about a new commit index as soon as it has one, so an
+    /// append made on a follower completes in about two round trips; when false, followers learn it
+    /// from the next heartbeat or replication message.
+    /// </summary>
+    /// <value>The default is true.</value>
+    public bool AccelerateHeartbeats { get; set; } = true;
+
+    /// <summary>Run a pre-vote round before an election so a node that was cut off cannot disrupt a healthy leader.</summary>
+    /// <value>The default is true.</value>
+    public bool PreVote { get; set; } = true;
+
+    /// <summary>A leader that has not heard from a majority for <see cref="ElectionTimeoutMin"/> steps down.</summary>
+    /// <value>The default is true.</value>
+    public bool CheckQuorum { get; set; } = true;
+
+    /// <summary>Replication messages in flight per follower before the leader waits for acknowledgements (1 to 1024).</summary>
+    /// <value>The default is 64.</value>
+    public int MaxInflightMessages { get; set; } = 64;
+
+    /// <summary>
+    /// Entry bytes in flight per follower before the leader waits for acknowledgements (64 KiB to
+    /// 1 GiB; one message is always allowed). Over Redis keep it well below the server's
+    /// <c>client-output-buffer-limit pubsub</c> (32 MB hard by default), or Redis drops the subscriber.
+    /// </summary>
+    /// <value>The default is 4 MiB.</value>
+    public int MaxInflightBytes { get; set; } = 4 * 1024 * 1024;
+
+    /// <summary>Log entries per replication message (1 to 65536).</summary>
+    /// <value>The default is 512.</value>
+    public int MaxEntriesPerMessage { get; set; } = 512;
+
+    /// <summary>Approximate payload bytes per replication message; a single larger entry is still sent alone.</summary>
+    /// <value>The default is 512 KiB.</value>
+    public int MaxMessageBytes { get; set; } = 512 * 1024;
+
+    /// <summary>Leader RPC handlers by method name, callable with <see cref="GaggleNode.DispatchOnLeaderAsync(string, ReadOnlyMemory{byte}, TimeSpan?, CancellationToken)"/>. Register the same set on every node.</summary>
+    public IDictionary<string, RpcHandler> RpcHandlers { get; } = new Dictionary<string, RpcHandler>(StringComparer.Ordinal);
+
+    /// <summary>Registers a leader RPC handler whose arguments and result travel as JSON.</summary>
+    /// <typeparam name="TArgs">The arguments' type.</typeparam>
+    /// <typeparam name="TResult">The result's type.</typeparam>
+    /// <param name="method">The method name callers use.</param>
+    /// <param name="handler">Runs on the leader.</param>
+    /// <param name="jsonOptions">Serializer options; the defaults when null.</param>
+    /// <returns>These options, for chaining.</returns>
+    public GaggleOptions AddRpcHandler<TArgs, TResult>(string method, Func<TArgs?, CancellationToken, ValueTask<TResult>> handler, System.Text.Json.JsonSerializerOptions? jsonOptions = null)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(method);
+        ArgumentNullException.ThrowIfNull(handler);
+        RpcHandlers[method] = async (args, cancellationToken) =>
+        {
+            var value = args.IsEmpty ? default : System.Text.Json.JsonSerializer.Deserialize<TArgs>(args.Span, jsonOptions);
+            var result = await handler(value, cancellationToken).ConfigureAwait(false);
+            return System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(result, jsonOptions);
+        };
+        return this;
+    }
+
+    /// <summary>The seed of the election timeout jitter; null picks a random one. Set it only to replay a run.</summary>
+    /// <value>The default is null.</value>
+    public int? RandomSeed { get; set; }
+}

@@ -1,0 +1,116 @@
+using System.Text.RegularExpressions;
+using Microsoft.Extensions.Options;
+
+namespace Gaggle;
+
+/// <summary>Checks <see cref="GaggleOptions"/>; every failure names the setting, its value and the rule.</summary>
+public sealed partial class GaggleOptionsValidator : IValidateOptions<GaggleOptions>
+{
+    /// <summary>Validates <paramref name="options"/> and throws <see cref="OptionsValidationException"/> listing every problem.</summary>
+    /// <param name="options">The options to check.</param>
+    public static void ThrowIfInvalid(GaggleOptions options)
+    {
+        var result = new GaggleOptionsValidator().Validate(Options.DefaultName, options);
+        if (result.Failed)
+        {
+            throw new OptionsValidationException(Options.DefaultName, typeof(GaggleOptions), result.Failures);
+        }
+    }
+
+    /// <inheritdoc />
+    public ValidateOptionsResult Validate(string? name, GaggleOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var failures = new List<string>();
+        if (!IsValidId(options.NodeId))
+        {
+            failures.Add($"NodeId is '{options.NodeId}'; it must be 1 to 64 characters among letters, digits and . _ - :");
+        }
+
+        var members = options.Members ?? [];
+        if (members.Count > 0 && options.ClusterSize is not null)
+        {
+            failures.Add($"Members ({members.Count} ids) and ClusterSize ({options.ClusterSize}) are both set; set exactly one of them.");
+        }
+        else if (members.Count == 0 && options.ClusterSize is null)
+        {
+            failures.Add("Members is empty and ClusterSize is not set; set Members to the ids of every node (recommended) or ClusterSize.");
+        }
+
+        if (members.Count > 0)
+        {
+            foreach (var member in members)
+            {
+                if (!IsValidId(member))
+                {
+                    failures.Add($"Members contains '{member}'; every member id must be 1 to 64 characters among letters, digits and . _ - :");
+                }
+            }
+
+            var duplicates = members.GroupBy(m => m, StringComparer.Ordinal).Where(g => g.Count() > 1).Select(g => g.Key).ToList();
+            if (duplicates.Count > 0)
+            {
+                failures.Add($"Members lists '{string.Join("', '", duplicates)}' more than once; member ids must be unique.");
+            }
+
+            if (!members.Contains(options.NodeId, StringComparer.Ordinal))
+            {
+                failures.Add($"Members is [{string.Join(", ", members)}]; it must include this node's NodeId '{options.NodeId}'.");
+            }
+        }
+
+        if (options.ClusterSize is { } size && (size < 1 || size > 1000))
+        {
+            failures.Add($"ClusterSize is {size}; it must be between 1 and 1000.");
+        }
+
+        if (options.HeartbeatInterval < TimeSpan.FromMilliseconds(1))
+        {
+            failures.Add($"HeartbeatInterval is {Ms(options.HeartbeatInterval)}; it must be at least 1 ms.");
+        }
+
+        if (options.ElectionTimeoutMin <= options.HeartbeatInterval)
+        {
+            failures.Add($"ElectionTimeoutMin is {Ms(options.ElectionTimeoutMin)}; it must be greater than HeartbeatInterval ({Ms(options.HeartbeatInterval)}), ideally several times it.");
+        }
+
+        if (options.ElectionTimeoutMax < options.ElectionTimeoutMin)
+        {
+            failures.Add($"ElectionTimeoutMax is {Ms(options.ElectionTimeoutMax)}; it must be at least ElectionTimeoutMin ({Ms(options.ElectionTimeoutMin)}).");
+        }
+
+        if (options.ElectionTimeoutMax > TimeSpan.FromMinutes(10))
+        {
+            failures.Add($"ElectionTimeoutMax is {Ms(options.ElectionTimeoutMax)}; it must be at most 10 minutes.");
+        }
+
+        Range(failures, nameof(options.MaxInflightMessages), options.MaxInflightMessages, 1, 1024);
+        Range(failures, nameof(options.MaxInflightBytes), options.MaxInflightBytes, 64 * 1024, 1024 * 1024 * 1024);
+        Range(failures, nameof(options.MaxEntriesPerMessage), options.MaxEntriesPerMessage, 1, 65536);
+        Range(failures, nameof(options.MaxMessageBytes), options.MaxMessageBytes, 1024, 64 * 1024 * 1024);
+        foreach (var (method, handler) in options.RpcHandlers)
+        {
+            if (string.IsNullOrWhiteSpace(method) || handler is null)
+            {
+                failures.Add($"RpcHandlers has the method '{method}' with {(handler is null ? "no handler" : "a handler")}; method names must be non-blank and handlers non-null.");
+            }
+        }
+
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    internal static bool IsValidId(string? id) => id is not null && IdPattern().IsMatch(id);
+
+    private static void Range(List<string> failures, string name, int value, int min, int max)
+    {
+        if (value < min || value > max)
+        {
+            failures.Add($"{name} is {value}; it must be between {min} and {max}.");
+        }
+    }
+
+    private static string Ms(TimeSpan value) => $"{value.TotalMilliseconds:0.###} ms";
+
+    [GeneratedRegex("^[A-Za-z0-9._:-]{1,64}$")]
+    private static partial Regex IdPattern();
+}

@@ -1,0 +1,209 @@
+using System.Text.Json;
+using Gaggle.Channels;
+using Gaggle.Raft;
+using Gaggle.Runtime;
+
+namespace Gaggle;
+
+/// <summary>Appends: proposed on the leader, forwarded from followers, retried until committed, applied once.</summary>
+public sealed partial class GaggleNode
+{
+    /// <summary>
+    /// Appends <paramref name="data"/> to the replicated log and completes with its index once it is
+    /// committed. Works on any node: a follower forwards to the leader, and while no leader is known
+    /// the append waits. Lost messages and leader changes are retried; an entry appended twice by a
+    /// retry is delivered once.
+    /// </summary>
+    /// <param name="data">The entry's payload (opaque bytes; at most <see cref="GaggleOptions.MaxMessageBytes"/>).</param>
+    /// <param name="timeout">How long to wait for the commit; forever when null.</param>
+    /// <param name="cancellationToken">Stops waiting (the entry may still be committed later).</param>
+    /// <returns>The committed entry's log index.</returns>
+    /// <exception cref="TimeoutException">The entry was not known to be committed within <paramref name="timeout"/>; it may still commit later.</exception>
+    /// <exception cref="ObjectDisposedException">The node stopped first.</exception>
+    public async Task<long> AppendAsync(ReadOnlyMemory<byte> data, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+    {
+        if (data.Length > _options.MaxMessageBytes)
+        {
+            throw new ArgumentOutOfRangeException(nameof(data), data.Length, $"The entry is {data.Length} bytes; MaxMessageBytes allows at most {_options.MaxMessageBytes}.");
+        }
+
+        ValidateTimeout(timeout);
+        long sequence = Interlocked.Increment(ref _nextSequence);
+        var pending = new PendingAppend(sequence, new EntryEnvelope(Id, _incarnation, sequence, data).Encode());
+        _appends[sequence] = pending;
+        try
+        {
+            Post(new AppendInput(pending));
+            return await WaitAsync(pending.Completion.Task, timeout, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            throw new TimeoutException($"The entry appended on node '{Id}' was not committed within {timeout!.Value.TotalMilliseconds:0} ms (leader: {LeaderId ?? "none"}); it may still be committed later.");
+        }
+        finally
+        {
+            _appends.TryRemove(sequence, out _);
+        }
+    }
+
+    /// <summary>Serializes <paramref name="value"/> with System.Text.Json and appends it; see <see cref="AppendAsync(ReadOnlyMemory{byte}, TimeSpan?, CancellationToken)"/>.</summary>
+    /// <typeparam name="T">The value's type.</typeparam>
+    /// <param name="value">The value to append.</param>
+    /// <param name="timeout">How long to wait for the commit; forever when null.</param>
+    /// <param name="jsonOptions">Serializer options; the defaults when null.</param>
+    /// <param name="cancellationToken">Stops waiting.</param>
+    /// <returns>The committed entry's log index.</returns>
+    public Task<long> AppendJsonAsync<T>(T value, TimeSpan? timeout = null, JsonSerializerOptions? jsonOptions = null, CancellationToken cancellationToken = default)
+        => AppendAsync(JsonSerializer.SerializeToUtf8Bytes(value, jsonOptions), timeout, cancellationToken);
+
+    private async Task<T> WaitAsync<T>(Task<T> task, TimeSpan? timeout, CancellationToken cancellationToken)
+    {
+        return timeout is { } t
+            ? await task.WaitAsync(t, _time, cancellationToken).ConfigureAwait(false)
+            : await task.WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private static void ValidateTimeout(TimeSpan? timeout)
+    {
+        if (timeout is { } t && t < TimeSpan.Zero && t != Timeout.InfiniteTimeSpan)
+        {
+            throw new ArgumentOutOfRangeException(nameof(timeout), t, "The timeout must be positive, zero, or null to wait forever.");
+        }
+    }
+
+    /// <summary>Proposes (leader) or forwards (follower) the appends that arrived in this batch of loop input.</summary>
+    private void SubmitAppends(RaftCore core)
+    {
+        if (_toSubmit.Count == 0)
+        {
+            return;
+        }
+
+        if (core.Role == RaftRole.Leader)
+        {
+            var payloads = new ReadOnlyMemory<byte>[_toSubmit.Count];
+            for (int i = 0; i < payloads.Length; i++)
+            {
+                payloads[i] = _toSubmit[i].Envelope;
+            }
+
+            long first = core.Propose(payloads);
+            if (first > 0)
+            {
+                foreach (var pending in _toSubmit)
+                {
+                    MarkSent(core, pending, Id);
+                }
+
+                RaiseAppended(core, first, payloads);
+            }
+        }
+        else if (core.LeaderId is { } leader)
+        {
+            var batch = new List<ReadOnlyMemory<byte>>();
+            long bytes = 0;
+            foreach (var pending in _toSubmit)
+            {
+                if (batch.Count > 0 && bytes + pending.Envelope.Length > _options.MaxMessageBytes)
+                {
+                    _ = SendAsync(leader, new ForwardAppend(batch.ToArray()));
+                    batch.Clear();
+                    bytes = 0;
+                }
+
+                batch.Add(pending.Envelope);
+                bytes += pending.Envelope.Length;
+                MarkSent(core, pending, leader);
+            }
+
+            _ = SendAsync(leader, new ForwardAppend(batch.ToArray()));
+        }
+
+        // Without a leader the appends stay unsent (SentTo null) until one is known.
+        _toSubmit.Clear();
+    }
+
+    private void MarkSent(RaftCore core, PendingAppend pending, string to)
+    {
+        pending.SentTo = to;
+        pending.SentTerm = core.Term;
+        pending.SentAtTick = _tickCount;
+    }
+
+    private void RaiseAppended(RaftCore core, long first, IReadOnlyList<ReadOnlyMemory<byte>> payloads)
+    {
+        if (Appended is null)
+        {
+            return;
+        }
+
+        for (int i = 0; i < payloads.Count; i++)
+        {
+            EntryEnvelope.TryDecode(payloads[i], out var envelope);
+            Raise(Appended, new GaggleLogEntry(first + i, core.Term, EntryKind.Normal, envelope.Payload, envelope.Origin), nameof(Appended));
+        }
+    }
+
+    /// <summary>The leader proposes entries a follower forwarded, after checking that each names its sender as origin.</summary>
+    private void ProposeForwarded(RaftCore core, string from, ForwardAppend forward)
+    {
+        if (core.Role != RaftRole.Leader)
+        {
+            // The sender retries when it learns the real leader.
+            CountDropped(from, "forwarded appends reached a node that is not the leader");
+            return;
+        }
+
+        var payloads = new List<ReadOnlyMemory<byte>>(forward.Entries.Count);
+        foreach (var entry in forward.Entries)
+        {
+            if (!EntryEnvelope.TryDecode(entry, out var envelope) || envelope.Origin != from || entry.Length > _options.MaxMessageBytes + 128)
+            {
+                CountDropped(from, "a forwarded entry has a malformed envelope, another origin, or is too large");
+                continue;
+            }
+
+            payloads.Add(entry);
+        }
+
+        long first = core.Propose(payloads);
+        if (first > 0)
+        {
+            RaiseAppended(core, first, payloads);
+        }
+    }
+
+    /// <summary>A new leader is known: everything not proposed or forwarded to it in this term goes (again).</summary>
+    private void ResubmitForNewLeader(RaftCore core)
+    {
+        foreach (var pending in _appends.Values)
+        {
+            if (pending.SentTo != core.LeaderId || pending.SentTerm != core.Term)
+            {
+                _toSubmit.Add(pending);
+            }
+        }
+
+        SubmitAppends(core);
+    }
+
+    /// <summary>
+    /// Forwarded appends whose commit has not been seen for an election timeout are presumed lost
+    /// and forwarded again (duplicates are dropped when applied). A leader never re-proposes what it
+    /// proposed in its current term: that is in its log already.
+    /// </summary>
+    private void RetryStalledAppends(RaftCore core)
+    {
+        int retryTicks = RetryTicks(core);
+        foreach (var pending in _appends.Values)
+        {
+            bool proposedHere = pending.SentTo == Id && pending.SentTerm == core.Term && core.Role == RaftRole.Leader;
+            if (!proposedHere && (pending.SentTo is null || pending.SentTerm != core.Term || _tickCount - pending.SentAtTick >= retryTicks))
+            {
+                _toSubmit.Add(pending);
+            }
+        }
+
+        SubmitAppends(core);
+    }
+}

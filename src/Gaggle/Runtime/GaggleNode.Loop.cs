@@ -1,0 +1,316 @@
+using Gaggle.Channels;
+using Gaggle.Raft;
+using Gaggle.Runtime;
+
+namespace Gaggle;
+
+/// <summary>The node's loop: channel and timer in, Raft core stepped, Ready persisted, sent and applied.</summary>
+public sealed partial class GaggleNode
+{
+    /// <summary>Inputs handled before the pending Ready is processed, so work batches under load.</summary>
+    private const int MaxInputsPerBatch = 4096;
+
+    private readonly ProposalDeduplicator _deduplicator = new();
+    private readonly List<PendingAppend> _toSubmit = [];
+    private long _tickCount;
+    private int _tickQueued;
+
+    private void OnInbound(InboundMessage message) => _inbox.Writer.TryWrite(new InboundInput(message));
+
+    private void OnTimer()
+    {
+        if (Interlocked.Exchange(ref _tickQueued, 1) == 0 && !_inbox.Writer.TryWrite(TickInput.Instance))
+        {
+            _tickQueued = 0;
+        }
+    }
+
+    private async Task RunLoopAsync()
+    {
+        var core = _core!;
+        var reader = _inbox.Reader;
+        try
+        {
+            while (await reader.WaitToReadAsync().ConfigureAwait(false))
+            {
+                int handled = 0;
+                while (handled++ < MaxInputsPerBatch && reader.TryRead(out var input))
+                {
+                    Handle(core, input);
+                }
+
+                SubmitAppends(core);
+                await ProcessReadyAsync(core).ConfigureAwait(false);
+                foreach (var done in _afterReady)
+                {
+                    done.TrySetResult();
+                }
+
+                _afterReady.Clear();
+            }
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // Storage failed, or an invariant broke: continuing could break safety, so the node stops.
+            Log.LoopFailed(_logger, e, Id);
+            var fatal = new InvalidOperationException($"Gaggle node '{Id}' stopped after a fatal error: {e.Message}", e);
+            Volatile.Write(ref _fatalError, fatal);
+            Interlocked.Exchange(ref _state, Stopped);
+            _inbox.Writer.TryComplete();
+            FailPending(fatal);
+        }
+    }
+
+    private void Handle(RaftCore core, LoopInput input)
+    {
+        switch (input)
+        {
+            case InboundInput inbound:
+                HandleInbound(core, inbound.Message);
+                break;
+            case TickInput:
+                Volatile.Write(ref _tickQueued, 0);
+                _tickCount++;
+                core.Tick();
+                if (_tickCount % RetryTicks(core) == 0)
+                {
+                    RetryStalledAppends(core);
+                    RouteUnsentDispatches(core);
+                }
+
+                break;
+            case AppendInput append:
+                if (_appends.ContainsKey(append.Append.Sequence))
+                {
+                    _toSubmit.Add(append.Append);
+                }
+
+                break;
+            case DispatchInput dispatch:
+                RouteDispatch(core, dispatch.Dispatch);
+                break;
+            case ActionInput action:
+                action.Action();
+                break;
+        }
+    }
+
+    private void HandleInbound(RaftCore core, InboundMessage inbound)
+    {
+        if (!GaggleOptionsValidator.IsValidId(inbound.From))
+        {
+            CountDropped(inbound.From, "the sender id is not a valid node id");
+            return;
+        }
+
+        WireMessage message;
+        try
+        {
+            message = WireCodec.Decode(inbound.Payload, inbound.From, Id);
+        }
+        catch (FormatException e)
+        {
+            CountDropped(inbound.From, e.Message);
+            return;
+        }
+
+        switch (message)
+        {
+            case RaftWireMessage raft:
+                core.Step(raft.Message);
+                break;
+            case ForwardAppend forward:
+                ProposeForwarded(core, inbound.From, forward);
+                break;
+            case DispatchRequest request:
+                ServeDispatch(core, inbound.From, request);
+                break;
+            case DispatchReply reply:
+                CompleteDispatch(core, reply);
+                break;
+        }
+    }
+
+    private async ValueTask ProcessReadyAsync(RaftCore core)
+    {
+        while (core.TakeReady() is { } ready)
+        {
+            if (ready.HardState is not null || ready.EntriesToPersist.Count > 0)
+            {
+                await _storage.SaveAsync(ready.HardState, ready.EntriesToPersist, CancellationToken.None).ConfigureAwait(false);
+            }
+
+            foreach (var message in ready.Messages)
+            {
+                await SendAsync(message.To, new RaftWireMessage(message)).ConfigureAwait(false);
+            }
+
+            Apply(ready.CommittedEntries);
+            PublishStatus(core);
+            if (ready.SoftState is { } soft)
+            {
+                OnSoftStateChanged(core, soft);
+            }
+        }
+    }
+
+    private async ValueTask SendAsync(string? to, WireMessage message)
+    {
+        try
+        {
+            var payload = WireCodec.Encode(message);
+            if (to is null)
+            {
+                await _channel.BroadcastAsync(payload).ConfigureAwait(false);
+            }
+            else
+            {
+                await _channel.SendAsync(to, payload).ConfigureAwait(false);
+            }
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // Raft tolerates lost messages; a failed send is one.
+            Log.SendFailed(_logger, e, Id, to ?? "*");
+        }
+    }
+
+    private void Apply(IReadOnlyList<LogEntry> entries)
+    {
+        foreach (var entry in entries)
+        {
+            if (entry.Kind != EntryKind.Normal)
+            {
+                continue;
+            }
+
+            if (!EntryEnvelope.TryDecode(entry.Data, out var envelope))
+            {
+                CountDropped("(log)", $"entry {entry.Index} has no valid envelope");
+                continue;
+            }
+
+            if (!_deduplicator.FirstTime(envelope.Origin, envelope.Incarnation, envelope.Sequence))
+            {
+                continue;
+            }
+
+            var published = new GaggleLogEntry(entry.Index, entry.Term, entry.Kind, envelope.Payload, envelope.Origin);
+            Raise(Committed, published, nameof(Committed));
+            lock (_subscribersLock)
+            {
+                foreach (var subscriber in _subscribers)
+                {
+                    subscriber.Writer.TryWrite(published);
+                }
+            }
+
+            if (envelope.Origin == Id && envelope.Incarnation == _incarnation && _appends.TryRemove(envelope.Sequence, out var pending))
+            {
+                pending.Completion.TrySetResult(entry.Index);
+            }
+        }
+    }
+
+    private void OnSoftStateChanged(RaftCore core, SoftState soft)
+    {
+        var previous = _lastSoftState;
+        _lastSoftState = soft;
+        if (previous?.LeaderId == soft.LeaderId && previous?.Role == soft.Role)
+        {
+            return;
+        }
+
+        Log.LeaderChanged(_logger, Id, soft.LeaderId, soft.Term, soft.Role);
+        if (soft.LeaderId is not null)
+        {
+            Volatile.Read(ref _leaderKnown).TrySetResult();
+        }
+        else if (_leaderKnown.Task.IsCompleted)
+        {
+            Volatile.Write(ref _leaderKnown, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+        }
+
+        if (previous?.LeaderId != soft.LeaderId)
+        {
+            Raise(LeaderChanged, new LeaderChange(soft.Term, soft.LeaderId, soft.Role == RaftRole.Leader), nameof(LeaderChanged));
+        }
+
+        if (soft.LeaderId is not null)
+        {
+            ResubmitForNewLeader(core);
+            RouteUnsentDispatches(core);
+        }
+    }
+
+    private SoftState? _lastSoftState;
+
+    private void PublishStatus(RaftCore core)
+    {
+        _status = new NodeStatus(core.Role, core.Term, core.LeaderId, core.CommitIndex, core.LastIndex, core.HasUncommittedEntriesInPreviousTerms());
+    }
+
+    /// <summary>A leader leaving hands over to its most up-to-date follower so the cluster need not wait for an election timeout.</summary>
+    private void HandOverLeadership(TaskCompletionSource done)
+    {
+        var core = _core!;
+        if (core.Role == RaftRole.Leader && core.MostUpToDateFollower() is { } successor)
+        {
+            core.TransferLeadership(successor);
+        }
+
+        // Completed by the loop once the Ready holding the transfer has been sent.
+        _afterReady.Add(done);
+    }
+
+    private readonly List<TaskCompletionSource> _afterReady = [];
+
+    private int RetryTicks(RaftCore core) => Math.Max(1, (int)Math.Round(_options.ElectionTimeoutMin / _tickInterval));
+
+    private void CountDropped(string from, string reason)
+    {
+        Interlocked.Increment(ref _droppedMessages);
+        Log.DroppedMessage(_logger, Id, from, reason);
+    }
+
+    private long _droppedMessages;
+
+    /// <summary>Messages this node dropped because they were malformed or did not apply (plus those the Raft core refused).</summary>
+    public long DroppedMessages => Interlocked.Read(ref _droppedMessages) + (_core?.DroppedMessages ?? 0);
+
+    private void Raise<T>(EventHandler<T>? handler, T args, string eventName)
+    {
+        if (handler is null)
+        {
+            return;
+        }
+
+        try
+        {
+            handler(this, args);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            Log.HandlerFailed(_logger, e, Id, eventName);
+        }
+    }
+
+    private void FailPending(Exception error)
+    {
+        foreach (var key in _appends.Keys)
+        {
+            if (_appends.TryRemove(key, out var pending))
+            {
+                pending.Completion.TrySetException(error);
+            }
+        }
+
+        foreach (var key in _dispatches.Keys)
+        {
+            if (_dispatches.TryRemove(key, out var pending))
+            {
+                pending.Completion.TrySetException(error);
+            }
+        }
+    }
+}

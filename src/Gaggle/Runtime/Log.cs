@@ -1,0 +1,27 @@
+using Microsoft.Extensions.Logging;
+
+namespace Gaggle.Runtime;
+
+internal static partial class Log
+{
+    [LoggerMessage(1, LogLevel.Information, "Node {NodeId} started at term {Term} with {Entries} log entries")]
+    public static partial void Started(ILogger logger, string nodeId, long term, int entries);
+
+    [LoggerMessage(2, LogLevel.Information, "Node {NodeId}: leader is {LeaderId} in term {Term} (this node: {Role})")]
+    public static partial void LeaderChanged(ILogger logger, string nodeId, string? leaderId, long term, Gaggle.Raft.RaftRole role);
+
+    [LoggerMessage(3, LogLevel.Debug, "Node {NodeId} dropped a message from {From}: {Reason}")]
+    public static partial void DroppedMessage(ILogger logger, string nodeId, string from, string reason);
+
+    [LoggerMessage(4, LogLevel.Warning, "Node {NodeId} could not send to {To}")]
+    public static partial void SendFailed(ILogger logger, Exception exception, string nodeId, string to);
+
+    [LoggerMessage(5, LogLevel.Error, "Node {NodeId}: a {EventName} event handler threw")]
+    public static partial void HandlerFailed(ILogger logger, Exception exception, string nodeId, string eventName);
+
+    [LoggerMessage(6, LogLevel.Critical, "Node {NodeId} stopped after a fatal error")]
+    public static partial void LoopFailed(ILogger logger, Exception exception, string nodeId);
+
+    [LoggerMessage(7, LogLevel.Information, "Node {NodeId} stopped")]
+    public static partial void Stopped(ILogger logger, string nodeId);
+}

@@ -1,0 +1,61 @@
+using Gaggle.Channels;
+
+namespace Gaggle.Runtime;
+
+/// <summary>What the node loop reacts to; everything that touches the Raft core goes through it.</summary>
+internal abstract class LoopInput;
+
+internal sealed class InboundInput(InboundMessage message) : LoopInput
+{
+    public InboundMessage Message { get; } = message;
+}
+
+internal sealed class TickInput : LoopInput
+{
+    public static readonly TickInput Instance = new();
+}
+
+internal sealed class AppendInput(PendingAppend append) : LoopInput
+{
+    public PendingAppend Append { get; } = append;
+}
+
+internal sealed class DispatchInput(PendingDispatch dispatch) : LoopInput
+{
+    public PendingDispatch Dispatch { get; } = dispatch;
+}
+
+/// <summary>Runs an action on the loop (reads of the core's state, leadership transfer).</summary>
+internal sealed class ActionInput(Action action) : LoopInput
+{
+    public Action Action { get; } = action;
+}
+
+/// <summary>An append waiting for its entry to commit.</summary>
+internal sealed class PendingAppend(long sequence, byte[] envelope)
+{
+    public long Sequence { get; } = sequence;
+
+    public byte[] Envelope { get; } = envelope;
+
+    public TaskCompletionSource<long> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Where it was last sent: this node (proposed) or the leader it was forwarded to; null while unsent.</summary>
+    public string? SentTo { get; set; }
+
+    public long SentTerm { get; set; } = -1;
+
+    public long SentAtTick { get; set; }
+}
+
+/// <summary>A leader RPC waiting for its reply.</summary>
+internal sealed class PendingDispatch(long callId, string method, ReadOnlyMemory<byte> args)
+{
+    public long CallId { get; } = callId;
+
+    public string Method { get; } = method;
+
+    public ReadOnlyMemory<byte> Args { get; } = args;
+
+    public TaskCompletionSource<byte[]> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+}
