@@ -31,6 +31,8 @@ internal sealed class SimulationSettings
 
     public required int MaxInflightMessages { get; init; }
 
+    public required long MaxInflightBytes { get; init; }
+
     public required int MaxEntriesPerMessage { get; init; }
 
     public required long MaxBytesPerMessage { get; init; }
@@ -51,6 +53,7 @@ internal sealed class SimulationSettings
             CheckQuorum = random.Next(4) != 0,
             AccelerateCommit = random.Next(2) == 0,
             MaxInflightMessages = random.Next(1, 9),
+            MaxInflightBytes = random.Next(3) == 0 ? random.Next(1, 100) : 4 * 1024 * 1024,
             MaxEntriesPerMessage = random.Next(1, 9),
             // Entries weigh their payload plus 16 bytes; small limits force one entry per message.
             MaxBytesPerMessage = random.Next(3) == 0 ? random.Next(1, 40) : 512 * 1024,
@@ -70,6 +73,7 @@ internal sealed class SimulationSettings
         CheckQuorum = CheckQuorum,
         AccelerateCommit = AccelerateCommit,
         MaxInflightMessages = MaxInflightMessages,
+        MaxInflightBytes = MaxInflightBytes,
         MaxEntriesPerMessage = MaxEntriesPerMessage,
         MaxBytesPerMessage = MaxBytesPerMessage,
         Random = random,
@@ -77,7 +81,7 @@ internal sealed class SimulationSettings
 
     public override string ToString()
         => $"heartbeat={HeartbeatTicks} election={ElectionTicksMin}..{ElectionTicksMax} preVote={PreVote} checkQuorum={CheckQuorum} "
-            + $"accelerateCommit={AccelerateCommit} inflight={MaxInflightMessages} entries/msg={MaxEntriesPerMessage} "
+            + $"accelerateCommit={AccelerateCommit} inflight={MaxInflightMessages} msgs/{MaxInflightBytes} bytes entries/msg={MaxEntriesPerMessage} "
             + $"bytes/msg={MaxBytesPerMessage} weights=[{Weights}]";
 }
 
