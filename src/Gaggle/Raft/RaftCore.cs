@@ -146,8 +146,10 @@ internal sealed partial class RaftCore
         {
             if (message.Type is MessageType.Append or MessageType.Heartbeat or MessageType.Snapshot)
             {
-                // Tell a stale leader about the newer term so that it steps down (Raft §5.1).
-                Send(new RaftMessage { Type = MessageType.AppendResponse, From = Id, To = message.From, Term = Term, Index = _log.LastIndex });
+                // Tell a stale leader about the newer term so that it steps down (Raft §5.1). Figure 2:
+                // "reply false if term < currentTerm" — and acknowledge nothing: nothing was checked, and
+                // a leader elected later in our term must not read this answer as a match of our log.
+                Send(new RaftMessage { Type = MessageType.AppendResponse, From = Id, To = message.From, Term = Term, Reject = true });
             }
             else if (message.Type == MessageType.PreVote)
             {

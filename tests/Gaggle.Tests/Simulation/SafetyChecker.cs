@@ -1,0 +1,166 @@
+using System.Text;
+using Gaggle.Raft;
+
+namespace Gaggle.Tests.Simulation;
+
+/// <summary>A broken Raft safety property (or a broken driver contract), described for a human.</summary>
+internal sealed class SafetyViolationException(string message) : Exception(message);
+
+/// <summary>
+/// What the whole run has seen, across crashes and terms, and Raft's safety properties (Raft §5.2,
+/// §5.3, §5.4, Figure 3) checked against it incrementally so that every step can be checked.
+/// Each Observe method throws <see cref="SafetyViolationException"/> when a property breaks.
+/// </summary>
+internal sealed class SafetyChecker
+{
+    /// <summary>Every (term, leader) ever seen.</summary>
+    private readonly Dictionary<long, string> _leaders = [];
+
+    /// <summary>Every (index, term) ever written to any log, with its content and the term before it.</summary>
+    private readonly Dictionary<(long Index, long Term), LoggedEntry> _logged = [];
+
+    /// <summary>The committed prefix of the log (position i holds index i + 1), as first seen committed.</summary>
+    private readonly List<CommittedEntry> _committed = [];
+
+    /// <summary>The applied prefix of the log (position i holds index i + 1), as first applied anywhere.</summary>
+    private readonly List<(LogEntry Entry, string Node)> _applied = [];
+
+    public int CommittedCount => _committed.Count;
+
+    public int AppliedCount => _applied.Count;
+
+    /// <summary>How many terms had a leader.</summary>
+    public int LeaderCount => _leaders.Count;
+
+    /// <summary>Election Safety (Raft §5.2): at most one leader per term, over the whole run.</summary>
+    public void ObserveLeader(string node, long term)
+    {
+        if (!_leaders.TryGetValue(term, out var known))
+        {
+            _leaders[term] = node;
+        }
+        else if (known != node)
+        {
+            throw new SafetyViolationException($"election safety: two leaders in term {term}: {known}, {node}");
+        }
+    }
+
+    /// <summary>
+    /// Log Matching (Raft §5.3), checked by induction: an (index, term) pair must always name the same
+    /// entry and follow the same term. If every log obeys that, two logs that share an (index, term)
+    /// are identical up to it, so checking each entry once, when it is written, is enough.
+    /// </summary>
+    public void ObserveLogged(string node, LogEntry entry, long previousTerm)
+    {
+        var key = (entry.Index, entry.Term);
+        if (!_logged.TryGetValue(key, out var known))
+        {
+            _logged[key] = new LoggedEntry(entry, previousTerm, node);
+            return;
+        }
+
+        if (!SameContent(known.Entry, entry))
+        {
+            throw new SafetyViolationException(
+                $"log matching: two different entries at index {entry.Index} of term {entry.Term}: {known.Node} wrote {Describe(known.Entry)}, {node} wrote {Describe(entry)}");
+        }
+
+        if (known.PreviousTerm != previousTerm)
+        {
+            throw new SafetyViolationException(
+                $"log matching: entry {entry.Index} of term {entry.Term} follows an entry of term {known.PreviousTerm} on {known.Node} but of term {previousTerm} on {node}");
+        }
+    }
+
+    /// <summary>
+    /// Records that <paramref name="node"/> (in <paramref name="nodeTerm"/>) now knows indexes
+    /// <paramref name="from"/>..<paramref name="to"/> to be committed. A committed index never changes
+    /// its entry; the node's term bounds the term the entry was committed in from above, which is the
+    /// safe side for <see cref="CheckLeaderCompleteness"/>.
+    /// </summary>
+    public void ObserveCommitted(string node, long nodeTerm, long from, long to, Func<long, long> termAt)
+    {
+        for (long index = from; index <= to; index++)
+        {
+            long term = termAt(index);
+            if (index <= _committed.Count)
+            {
+                var known = _committed[(int)index - 1];
+                if (known.Term != term)
+                {
+                    throw new SafetyViolationException(
+                        $"committed entry changed: {known.Node} committed index {index} with term {known.Term}, {node} commits it with term {term}");
+                }
+            }
+            else if (index == _committed.Count + 1)
+            {
+                _committed.Add(new CommittedEntry(term, nodeTerm, node));
+            }
+            else
+            {
+                throw new SafetyViolationException($"{node} commits index {index} but nothing before {_committed.Count + 1} was seen committed");
+            }
+        }
+    }
+
+    /// <summary>
+    /// Leader Completeness (Raft §5.4): the log of a leader of term T holds every entry committed in a
+    /// term before T. A leader's log only grows, so the check resumes after <paramref name="checkedUpTo"/>;
+    /// returns the new position to resume from.
+    /// </summary>
+    public long CheckLeaderCompleteness(string leader, long leaderTerm, long checkedUpTo, Func<long, long> termAt)
+    {
+        for (long index = checkedUpTo + 1; index <= _committed.Count; index++)
+        {
+            var committed = _committed[(int)index - 1];
+            long held = termAt(index);
+            if (committed.CommitTerm < leaderTerm && held != committed.Term)
+            {
+                string what = held < 0 ? "nothing" : $"an entry of term {held}";
+                throw new SafetyViolationException(
+                    $"leader completeness: {leader}, leader of term {leaderTerm}, holds {what} at index {index}, "
+                    + $"which {committed.Node} committed with term {committed.Term} in term {committed.CommitTerm}");
+            }
+        }
+
+        return _committed.Count;
+    }
+
+    /// <summary>
+    /// State Machine Safety (Raft §5.4.3) and the apply contract: a node applies index n + 1 after n,
+    /// and every node applies the same entry at the same index.
+    /// </summary>
+    public void ObserveApplied(string node, long appliedBefore, LogEntry entry)
+    {
+        if (entry.Index != appliedBefore + 1)
+        {
+            throw new SafetyViolationException($"{node} applied index {entry.Index} after index {appliedBefore}: applied entries must be contiguous and in order");
+        }
+
+        if (entry.Index <= _applied.Count)
+        {
+            var (known, knownNode) = _applied[(int)entry.Index - 1];
+            if (!SameContent(known, entry))
+            {
+                throw new SafetyViolationException(
+                    $"state machine safety: at index {entry.Index} {knownNode} applied {Describe(known)} but {node} applied {Describe(entry)}");
+            }
+        }
+        else
+        {
+            _applied.Add((entry, node));
+        }
+    }
+
+    public static bool SameContent(LogEntry a, LogEntry b)
+        => a.Index == b.Index && a.Term == b.Term && a.Kind == b.Kind && a.Data.Span.SequenceEqual(b.Data.Span);
+
+    public static string Describe(LogEntry entry)
+        => entry.Kind == EntryKind.NoOp
+            ? $"{entry.Index}/t{entry.Term} no-op"
+            : $"{entry.Index}/t{entry.Term} '{Encoding.UTF8.GetString(entry.Data.Span)}'";
+
+    private readonly record struct LoggedEntry(LogEntry Entry, long PreviousTerm, string Node);
+
+    private readonly record struct CommittedEntry(long Term, long CommitTerm, string Node);
+}

@@ -1,0 +1,122 @@
+using System.Text;
+using Gaggle.Raft;
+using NUnit.Framework;
+
+namespace Gaggle.Tests.Simulation;
+
+/// <summary>
+/// The checker must fail loudly on each broken property; otherwise a green simulation would prove
+/// nothing. Each test feeds it a deliberately broken history.
+/// </summary>
+[TestFixture]
+[Category("Simulation")]
+public sealed class SafetyCheckerTests
+{
+    private static LogEntry Entry(long index, long term, string payload)
+        => new(index, term, EntryKind.Normal, Encoding.UTF8.GetBytes(payload));
+
+    [Test]
+    public void TwoDifferentEntriesAppliedAtOneIndexBreakStateMachineSafety()
+    {
+        var checker = new SafetyChecker();
+        checker.ObserveApplied("a", 0, Entry(1, 1, "x"));
+
+        Assert.That(
+            () => checker.ObserveApplied("b", 0, Entry(1, 1, "y")),
+            Throws.TypeOf<SafetyViolationException>().With.Message.Contains("state machine safety: at index 1 a applied 1/t1 'x' but b applied 1/t1 'y'"));
+    }
+
+    [Test]
+    public void ApplyingOutOfOrderIsCaught()
+    {
+        var checker = new SafetyChecker();
+
+        Assert.That(() => checker.ObserveApplied("a", 0, Entry(2, 1, "x")), Throws.TypeOf<SafetyViolationException>().With.Message.Contains("contiguous"));
+    }
+
+    [Test]
+    public void TwoLeadersInOneTermBreakElectionSafety()
+    {
+        var checker = new SafetyChecker();
+        checker.ObserveLeader("a", 7);
+        checker.ObserveLeader("a", 7);
+        checker.ObserveLeader("c", 8);
+
+        Assert.That(
+            () => checker.ObserveLeader("c", 7),
+            Throws.TypeOf<SafetyViolationException>().With.Message.EqualTo("election safety: two leaders in term 7: a, c"));
+    }
+
+    [Test]
+    public void TwoEntriesWithOneIndexAndTermBreakLogMatching()
+    {
+        var checker = new SafetyChecker();
+        checker.ObserveLogged("a", Entry(1, 1, "x"), previousTerm: 0);
+
+        Assert.That(
+            () => checker.ObserveLogged("b", Entry(1, 1, "y"), previousTerm: 0),
+            Throws.TypeOf<SafetyViolationException>().With.Message.StartsWith("log matching: two different entries at index 1 of term 1"));
+    }
+
+    [Test]
+    public void EqualEntriesAfterDifferentPrefixesBreakLogMatching()
+    {
+        var checker = new SafetyChecker();
+        checker.ObserveLogged("a", Entry(2, 3, "x"), previousTerm: 1);
+
+        Assert.That(
+            () => checker.ObserveLogged("b", Entry(2, 3, "x"), previousTerm: 2),
+            Throws.TypeOf<SafetyViolationException>().With.Message.Contains("follows an entry of term 1 on a but of term 2 on b"));
+    }
+
+    [Test]
+    public void ALeaderMissingAnEarlierCommittedEntryBreaksLeaderCompleteness()
+    {
+        var checker = new SafetyChecker();
+        long[] terms = [0, 1, 2];
+        checker.ObserveCommitted("a", nodeTerm: 2, from: 1, to: 2, index => terms[index]);
+
+        // A leader of term 2 need not hold what was committed in term 2; one of term 3 must.
+        Assert.That(checker.CheckLeaderCompleteness("b", 2, 0, _ => -1), Is.EqualTo(2));
+        Assert.That(
+            () => checker.CheckLeaderCompleteness("b", 3, 0, index => index == 1 ? 1 : 3),
+            Throws.TypeOf<SafetyViolationException>().With.Message.Contains("leader completeness: b, leader of term 3, holds an entry of term 3 at index 2"));
+    }
+
+    [Test]
+    public void ACommittedEntryThatChangesIsCaught()
+    {
+        var checker = new SafetyChecker();
+        checker.ObserveCommitted("a", 2, 1, 1, _ => 1);
+
+        Assert.That(
+            () => checker.ObserveCommitted("b", 3, 1, 1, _ => 2),
+            Throws.TypeOf<SafetyViolationException>().With.Message.Contains("committed entry changed"));
+    }
+
+    [Test]
+    public void StorageRefusesToOverwriteCommittedEntries()
+    {
+        var checker = new SafetyChecker();
+        var node = new SimulatedNode("a");
+        node.Persist(new Ready { EntriesToPersist = [Entry(1, 1, "x"), Entry(2, 1, "y")], HardState = new HardState(1, null, 1) }, checker);
+
+        Assert.That(
+            () => node.Persist(new Ready { EntriesToPersist = [Entry(1, 2, "z")] }, checker),
+            Throws.TypeOf<SafetyViolationException>().With.Message.Contains("at or below its persisted commit index 1"));
+    }
+
+    [Test]
+    public void ARunIsDeterministicWithOrWithoutTracing()
+    {
+        var shape = new ClusterShape(5, Discovery: false);
+        var first = Simulator.Run(17, shape);
+        var again = Simulator.Run(17, shape);
+        var traced = Simulator.Run(17, shape, trace: true);
+
+        Assert.That(first.Failure, Is.Null);
+        Assert.That(again.Stats, Is.EqualTo(first.Stats));
+        Assert.That(traced.Stats, Is.EqualTo(first.Stats));
+        Assert.That(first.Stats.Committed, Is.GreaterThan(0), "the run must make progress, or it checks nothing");
+    }
+}

@@ -1,0 +1,112 @@
+using Gaggle.Raft;
+
+namespace Gaggle.Tests.Simulation;
+
+/// <summary>The shape of a simulated cluster: how many nodes and how they know each other.</summary>
+/// <param name="Size">The number of voting members.</param>
+/// <param name="Discovery">True for discovery mode (ClusterSize only, ids learned from traffic); false for explicit Members.</param>
+internal readonly record struct ClusterShape(int Size, bool Discovery)
+{
+    public override string ToString() => Discovery ? $"{Size} nodes, discovery" : $"{Size} nodes";
+}
+
+/// <summary>
+/// Everything a seed decides before the run starts: the Raft settings every node uses and how hostile
+/// the schedule is. Drawing them from the seed ("swarm testing") lets some seeds be calm and others
+/// lossy, crash-prone or partitioned, and covers the core's option combinations.
+/// </summary>
+internal sealed class SimulationSettings
+{
+    public required int HeartbeatTicks { get; init; }
+
+    public required int ElectionTicksMin { get; init; }
+
+    public required int ElectionTicksMax { get; init; }
+
+    public required bool PreVote { get; init; }
+
+    public required bool CheckQuorum { get; init; }
+
+    public required bool AccelerateCommit { get; init; }
+
+    public required int MaxInflightMessages { get; init; }
+
+    public required long MaxInflightBytes { get; init; }
+
+    public required int MaxEntriesPerMessage { get; init; }
+
+    public required long MaxBytesPerMessage { get; init; }
+
+    /// <summary>Relative weights of the chaos phase's actions.</summary>
+    public required ActionWeights Weights { get; init; }
+
+    public static SimulationSettings Draw(Random random)
+    {
+        int heartbeat = random.Next(1, 4);
+        int electionMin = random.Next(8, 16);
+        return new SimulationSettings
+        {
+            HeartbeatTicks = heartbeat,
+            ElectionTicksMin = electionMin,
+            ElectionTicksMax = electionMin + random.Next(5, 16),
+            PreVote = random.Next(4) != 0,
+            CheckQuorum = random.Next(4) != 0,
+            AccelerateCommit = random.Next(2) == 0,
+            MaxInflightMessages = random.Next(1, 9),
+            MaxInflightBytes = random.Next(3) == 0 ? random.Next(1, 100) : 4 * 1024 * 1024,
+            MaxEntriesPerMessage = random.Next(1, 9),
+            // Entries weigh their payload plus 16 bytes; small limits force one entry per message.
+            MaxBytesPerMessage = random.Next(3) == 0 ? random.Next(1, 40) : 512 * 1024,
+            Weights = ActionWeights.Draw(random),
+        };
+    }
+
+    public RaftConfig CreateConfig(string id, ClusterShape shape, IReadOnlyList<string> ids, Random random) => new()
+    {
+        Id = id,
+        Members = shape.Discovery ? null : ids,
+        ClusterSize = shape.Discovery ? shape.Size : 0,
+        HeartbeatTicks = HeartbeatTicks,
+        ElectionTicksMin = ElectionTicksMin,
+        ElectionTicksMax = ElectionTicksMax,
+        PreVote = PreVote,
+        CheckQuorum = CheckQuorum,
+        AccelerateCommit = AccelerateCommit,
+        MaxInflightMessages = MaxInflightMessages,
+        MaxInflightBytes = MaxInflightBytes,
+        MaxEntriesPerMessage = MaxEntriesPerMessage,
+        MaxBytesPerMessage = MaxBytesPerMessage,
+        Random = random,
+    };
+
+    public override string ToString()
+        => $"heartbeat={HeartbeatTicks} election={ElectionTicksMin}..{ElectionTicksMax} preVote={PreVote} checkQuorum={CheckQuorum} "
+            + $"accelerateCommit={AccelerateCommit} inflight={MaxInflightMessages} msgs/{MaxInflightBytes} bytes entries/msg={MaxEntriesPerMessage} "
+            + $"bytes/msg={MaxBytesPerMessage} weights=[{Weights}]";
+}
+
+/// <summary>Relative weights of the chaos phase's actions (zero disables one).</summary>
+internal sealed record ActionWeights(
+    int Tick, int Deliver, int Drop, int Duplicate, int Propose, int Transfer, int Partition, int Heal, int Crash, int Restart)
+{
+    public int Total => Tick + Deliver + Drop + Duplicate + Propose + Transfer + Partition + Heal + Crash + Restart;
+
+    public static ActionWeights Draw(Random random)
+    {
+        int Pick(params int[] choices) => choices[random.Next(choices.Length)];
+        int crash = Pick(0, 4, 12);
+        int partition = Pick(0, 4, 12);
+        return new ActionWeights(
+            // Many ticks per delivery means slow networks: more timeouts, competing candidates, term churn.
+            Tick: Pick(150, 350, 700),
+            Deliver: 450,
+            Drop: Pick(0, 15, 60),
+            Duplicate: Pick(0, 10, 40),
+            Propose: Pick(30, 90),
+            Transfer: Pick(0, 3),
+            Partition: partition,
+            Heal: partition == 0 ? 0 : Pick(4, 12),
+            Crash: crash,
+            Restart: crash == 0 ? 0 : Pick(8, 20));
+    }
+}
