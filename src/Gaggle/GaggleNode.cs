@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using System.Threading.Channels;
 using Gaggle.Channels;
+using Gaggle.Locks;
 using Gaggle.Raft;
 using Gaggle.Runtime;
 using Gaggle.Storage;
@@ -126,7 +127,7 @@ public sealed partial class GaggleNode : IAsyncDisposable
         var persisted = await _storage.LoadAsync(cancellationToken).ConfigureAwait(false);
         if (persisted.Snapshot is { } snapshot)
         {
-            NodeSnapshot.Read(snapshot.Data, _deduplicator, _options.StateMachines);
+            NodeSnapshot.Read(snapshot.Data, _deduplicator, _lockTable, _options.StateMachines);
         }
 
         _core = new RaftCore(CreateRaftConfig(), persisted.HardState, persisted.Entries, snapshot: persisted.Snapshot);

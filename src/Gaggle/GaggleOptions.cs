@@ -118,6 +118,13 @@ public sealed class GaggleOptions
     }
 
     /// <summary>
+    /// How long a lock or semaphore hold lasts without renewal (100 ms to 1 hour). Holds are renewed
+    /// automatically every third of it; when their node dies they end after it.
+    /// </summary>
+    /// <value>The default is 10 s.</value>
+    public TimeSpan LockLeaseDuration { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
     /// Start this node in rejoin mode: it will not vote or campaign until it has proven it cannot
     /// break Raft's safety (it heard the current term from enough members and caught up from a leader
     /// elected without it). Set it when restarting a node whose storage was lost; a node also enters

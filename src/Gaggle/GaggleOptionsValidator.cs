@@ -88,6 +88,11 @@ public sealed partial class GaggleOptionsValidator : IValidateOptions<GaggleOpti
         Range(failures, nameof(options.MaxInflightBytes), options.MaxInflightBytes, 64 * 1024, 1024 * 1024 * 1024);
         Range(failures, nameof(options.MaxEntriesPerMessage), options.MaxEntriesPerMessage, 1, 65536);
         Range(failures, nameof(options.MaxMessageBytes), options.MaxMessageBytes, 1024, 64 * 1024 * 1024);
+        if (options.LockLeaseDuration < TimeSpan.FromMilliseconds(100) || options.LockLeaseDuration > TimeSpan.FromHours(1))
+        {
+            failures.Add($"LockLeaseDuration is {Ms(options.LockLeaseDuration)}; it must be between 100 ms and 1 hour.");
+        }
+
         Range(failures, nameof(options.SnapshotThresholdEntries), options.SnapshotThresholdEntries, 0, 100_000_000);
         Range(failures, nameof(options.SnapshotRetainEntries), options.SnapshotRetainEntries, 0, 100_000_000);
         foreach (var (machineName, machine) in options.StateMachines)

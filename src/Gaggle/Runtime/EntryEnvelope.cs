@@ -1,25 +1,51 @@
+using System.Buffers.Binary;
 using Gaggle.Channels;
 
 namespace Gaggle.Runtime;
 
-/// <summary>
-/// The header in front of every application entry's data: which node appended it (id and
-/// incarnation) and its sequence number there. It lets the origin recognise its entry when it
-/// commits, and every replica drop a duplicate of a retried append deterministically.
-/// </summary>
-internal readonly record struct EntryEnvelope(string Origin, ulong Incarnation, long Sequence, ReadOnlyMemory<byte> Payload)
+/// <summary>What an application entry carries.</summary>
+internal enum EntryPayloadKind : byte
 {
-    private const byte FormatVersion = 1;
+    /// <summary>Data appended by the application.</summary>
+    User = 0,
+
+    /// <summary>A command of the replicated lock table.</summary>
+    Lock = 1,
+}
+
+/// <summary>
+/// The header in front of every application entry's data: its kind, the leader's timestamp, which
+/// node appended it (id and incarnation) and its sequence number there. The id lets the origin
+/// recognise its entry when it commits, and every replica drop a duplicate of a retried append
+/// deterministically. The timestamp (milliseconds on the cluster's lease clock) is written by the
+/// leader when it proposes the entry, at a fixed offset, so state machines never read a clock.
+/// </summary>
+internal readonly record struct EntryEnvelope(EntryPayloadKind Kind, long Stamp, string Origin, ulong Incarnation, long Sequence, ReadOnlyMemory<byte> Payload)
+{
+    private const byte FormatVersion = 2;
+    private const int StampOffset = 2;
 
     public byte[] Encode()
     {
-        var writer = new WireWriter(Payload.Length + Origin.Length + 24);
+        var writer = new WireWriter(Payload.Length + Origin.Length + 32);
         writer.Byte(FormatVersion);
+        writer.Byte((byte)Kind);
+        Span<byte> stamp = stackalloc byte[8];
+        BinaryPrimitives.WriteInt64LittleEndian(stamp, Stamp);
+        writer.Raw(stamp);
         writer.String(Origin);
         writer.VarUInt(Incarnation);
         writer.VarLong(Sequence);
         writer.Raw(Payload.Span);
         return writer.ToArray();
+    }
+
+    /// <summary>A copy of an encoded envelope with the leader's timestamp written in.</summary>
+    public static byte[] WithStamp(ReadOnlyMemory<byte> encoded, long stamp)
+    {
+        var copy = encoded.ToArray();
+        BinaryPrimitives.WriteInt64LittleEndian(copy.AsSpan(StampOffset, 8), stamp);
+        return copy;
     }
 
     public static bool TryDecode(ReadOnlyMemory<byte> data, out EntryEnvelope envelope)
@@ -28,12 +54,24 @@ internal readonly record struct EntryEnvelope(string Origin, ulong Incarnation, 
         try
         {
             var reader = new WireReader(data);
-            if (reader.Byte() != FormatVersion)
+            if (reader.Byte() != FormatVersion || data.Length < StampOffset + 8)
             {
                 return false;
             }
 
-            envelope = new EntryEnvelope(reader.String(), reader.VarUInt(), reader.VarLong(), reader.Rest());
+            byte kind = reader.Byte();
+            if (kind > (byte)EntryPayloadKind.Lock)
+            {
+                return false;
+            }
+
+            long stamp = BinaryPrimitives.ReadInt64LittleEndian(data.Span.Slice(StampOffset, 8));
+            for (int i = 0; i < 8; i++)
+            {
+                reader.Byte();
+            }
+
+            envelope = new EntryEnvelope((EntryPayloadKind)kind, stamp, reader.String(), reader.VarUInt(), reader.VarLong(), reader.Rest());
             return true;
         }
         catch (FormatException)

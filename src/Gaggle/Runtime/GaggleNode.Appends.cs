@@ -27,9 +27,19 @@ public sealed partial class GaggleNode
             throw new ArgumentOutOfRangeException(nameof(data), data.Length, $"The entry is {data.Length} bytes; MaxMessageBytes allows at most {_options.MaxMessageBytes}.");
         }
 
+        long sequence = NextSequence();
+        return await AppendEnvelopeAsync(sequence, new EntryEnvelope(EntryPayloadKind.User, 0, Id, _incarnation, sequence, data).Encode(), timeout, cancellationToken).ConfigureAwait(false);
+    }
+
+    internal long NextSequence() => Interlocked.Increment(ref _nextSequence);
+
+    internal ulong Incarnation => _incarnation;
+
+    /// <summary>Appends an encoded entry envelope and waits until it is committed and applied here.</summary>
+    internal async Task<long> AppendEnvelopeAsync(long sequence, byte[] envelope, TimeSpan? timeout, CancellationToken cancellationToken)
+    {
         ValidateTimeout(timeout);
-        long sequence = Interlocked.Increment(ref _nextSequence);
-        var pending = new PendingAppend(sequence, new EntryEnvelope(Id, _incarnation, sequence, data).Encode());
+        var pending = new PendingAppend(sequence, envelope);
         _appends[sequence] = pending;
         try
         {
@@ -82,9 +92,10 @@ public sealed partial class GaggleNode
         if (core.Role == RaftRole.Leader)
         {
             var payloads = new ReadOnlyMemory<byte>[_toSubmit.Count];
+            long stamp = LeaseClockNow();
             for (int i = 0; i < payloads.Length; i++)
             {
-                payloads[i] = _toSubmit[i].Envelope;
+                payloads[i] = EntryEnvelope.WithStamp(_toSubmit[i].Envelope, stamp);
             }
 
             long first = core.Propose(payloads);
@@ -139,7 +150,11 @@ public sealed partial class GaggleNode
 
         for (int i = 0; i < payloads.Count; i++)
         {
-            EntryEnvelope.TryDecode(payloads[i], out var envelope);
+            if (!EntryEnvelope.TryDecode(payloads[i], out var envelope) || envelope.Kind != EntryPayloadKind.User)
+            {
+                continue;
+            }
+
             Raise(Appended, new GaggleLogEntry(first + i, core.Term, EntryKind.Normal, envelope.Payload, envelope.Origin), nameof(Appended));
         }
     }
@@ -155,6 +170,7 @@ public sealed partial class GaggleNode
         }
 
         var payloads = new List<ReadOnlyMemory<byte>>(forward.Entries.Count);
+        long stamp = LeaseClockNow();
         foreach (var entry in forward.Entries)
         {
             if (!EntryEnvelope.TryDecode(entry, out var envelope) || envelope.Origin != from || entry.Length > _options.MaxMessageBytes + 128)
@@ -163,7 +179,7 @@ public sealed partial class GaggleNode
                 continue;
             }
 
-            payloads.Add(entry);
+            payloads.Add(EntryEnvelope.WithStamp(entry, stamp));
         }
 
         long first = core.Propose(payloads);

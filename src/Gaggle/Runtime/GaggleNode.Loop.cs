@@ -72,6 +72,7 @@ public sealed partial class GaggleNode
                 Volatile.Write(ref _tickQueued, 0);
                 _tickCount++;
                 core.Tick();
+                MaybeAppendTimeEntry(core);
                 if (_tickCount % RetryTicks(core) == 0)
                 {
                     RetryStalledAppends(core);
@@ -139,7 +140,7 @@ public sealed partial class GaggleNode
             {
                 // From the leader (Raft §7): persist it, then rebuild the state machines from it.
                 await _storage.SaveSnapshotAsync(installed, CancellationToken.None).ConfigureAwait(false);
-                NodeSnapshot.Read(installed.Data, _deduplicator, _options.StateMachines);
+                NodeSnapshot.Read(installed.Data, _deduplicator, _lockTable, _options.StateMachines);
             }
 
             if (ready.HardState is not null || ready.EntriesToPersist.Count > 0)
@@ -203,6 +204,13 @@ public sealed partial class GaggleNode
                 continue;
             }
 
+            if (envelope.Kind == EntryPayloadKind.Lock)
+            {
+                ApplyLockCommand(entry.Index, envelope);
+                CompleteAppend(envelope, entry.Index);
+                continue;
+            }
+
             var published = new GaggleLogEntry(entry.Index, entry.Term, entry.Kind, envelope.Payload, envelope.Origin);
             foreach (var machine in _options.StateMachines.Values)
             {
@@ -219,10 +227,15 @@ public sealed partial class GaggleNode
                 }
             }
 
-            if (envelope.Origin == Id && envelope.Incarnation == _incarnation && _appends.TryRemove(envelope.Sequence, out var pending))
-            {
-                pending.Completion.TrySetResult(entry.Index);
-            }
+            CompleteAppend(envelope, entry.Index);
+        }
+    }
+
+    private void CompleteAppend(EntryEnvelope envelope, long index)
+    {
+        if (envelope.Origin == Id && envelope.Incarnation == _incarnation && _appends.TryRemove(envelope.Sequence, out var pending))
+        {
+            pending.Completion.TrySetResult(index);
         }
     }
 
@@ -250,6 +263,11 @@ public sealed partial class GaggleNode
             Raise(LeaderChanged, new LeaderChange(soft.Term, soft.LeaderId, soft.Role == RaftRole.Leader), nameof(LeaderChanged));
         }
 
+        if (soft.Role == RaftRole.Leader && previous?.Role != RaftRole.Leader)
+        {
+            StartLeaseClock();
+        }
+
         if (soft.LeaderId is not null)
         {
             ResubmitForNewLeader(core);
@@ -270,7 +288,7 @@ public sealed partial class GaggleNode
             return;
         }
 
-        var snapshot = new RaftSnapshot(applied, core.TermAt(applied), NodeSnapshot.Write(_deduplicator, _options.StateMachines));
+        var snapshot = new RaftSnapshot(applied, core.TermAt(applied), NodeSnapshot.Write(_deduplicator, _lockTable, _options.StateMachines));
         await _storage.SaveSnapshotAsync(snapshot, CancellationToken.None).ConfigureAwait(false);
         core.CompactTo(snapshot, _options.SnapshotRetainEntries);
     }
@@ -333,6 +351,7 @@ public sealed partial class GaggleNode
 
     private void FailPending(Exception error)
     {
+        LoseAllHolds();
         foreach (var key in _appends.Keys)
         {
             if (_appends.TryRemove(key, out var pending))

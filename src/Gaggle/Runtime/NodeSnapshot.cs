@@ -1,4 +1,5 @@
 using Gaggle.Channels;
+using Gaggle.Locks;
 
 namespace Gaggle.Runtime;
 
@@ -10,11 +11,17 @@ internal static class NodeSnapshot
 {
     private const byte FormatVersion = 1;
 
-    public static byte[] Write(ProposalDeduplicator deduplicator, IDictionary<string, IGaggleStateMachine> machines)
+    public static byte[] Write(ProposalDeduplicator deduplicator, LockTable locks, IDictionary<string, IGaggleStateMachine> machines)
     {
         var writer = new WireWriter();
         writer.Byte(FormatVersion);
         deduplicator.Write(writer);
+        using (var lockStream = new MemoryStream())
+        {
+            locks.Write(lockStream);
+            writer.Bytes(lockStream.GetBuffer().AsSpan(0, (int)lockStream.Length));
+        }
+
         writer.VarUInt((ulong)machines.Count);
         foreach (var (name, machine) in machines.OrderBy(m => m.Key, StringComparer.Ordinal))
         {
@@ -28,7 +35,7 @@ internal static class NodeSnapshot
     }
 
     /// <summary>Restores everything from <paramref name="data"/>; throws <see cref="FormatException"/> when it is not a snapshot of this format.</summary>
-    public static void Read(ReadOnlyMemory<byte> data, ProposalDeduplicator deduplicator, IDictionary<string, IGaggleStateMachine> machines)
+    public static void Read(ReadOnlyMemory<byte> data, ProposalDeduplicator deduplicator, LockTable locks, IDictionary<string, IGaggleStateMachine> machines)
     {
         var reader = new WireReader(data);
         byte version = reader.Byte();
@@ -38,6 +45,11 @@ internal static class NodeSnapshot
         }
 
         deduplicator.Read(ref reader);
+        using (var lockStream = new MemoryStream(reader.Bytes().ToArray(), writable: false))
+        {
+            locks.Read(lockStream);
+        }
+
         ulong count = reader.VarUInt();
         for (ulong i = 0; i < count; i++)
         {

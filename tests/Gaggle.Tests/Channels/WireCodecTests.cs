@@ -41,9 +41,10 @@ public sealed class WireCodecTests
     [Test]
     public void EntryEnvelopeRoundTrips()
     {
-        var envelope = new EntryEnvelope("node-a", ulong.MaxValue, 12345, new byte[] { 7, 8 });
+        var envelope = new EntryEnvelope(EntryPayloadKind.Lock, 77, "node-a", ulong.MaxValue, 12345, new byte[] { 7, 8 });
         Assert.That(EntryEnvelope.TryDecode(envelope.Encode(), out var decoded), Is.True);
-        Assert.That((decoded.Origin, decoded.Incarnation, decoded.Sequence, decoded.Payload.ToArray()), Is.EqualTo(("node-a", ulong.MaxValue, 12345L, new byte[] { 7, 8 })));
+        Assert.That((decoded.Kind, decoded.Stamp, decoded.Origin, decoded.Incarnation, decoded.Sequence, decoded.Payload.ToArray()), Is.EqualTo((EntryPayloadKind.Lock, 77L, "node-a", ulong.MaxValue, 12345L, new byte[] { 7, 8 })));
+        Assert.That(EntryEnvelope.TryDecode(EntryEnvelope.WithStamp(envelope.Encode(), 99), out var stamped) && stamped.Stamp == 99 && stamped.Origin == "node-a", Is.True);
         Assert.That(EntryEnvelope.TryDecode(new byte[] { 9, 9 }, out _), Is.False);
     }
 

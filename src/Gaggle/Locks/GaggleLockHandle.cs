@@ -1,0 +1,125 @@
+namespace Gaggle.Locks;
+
+/// <summary>
+/// A hold of a lock or semaphore slot. It IS the lock: dispose it to release (idempotent). While it
+/// lives its lease is renewed automatically.
+/// </summary>
+/// <remarks>
+/// <see cref="HandleLostToken"/> is cancelled as soon as the holder can no longer trust the hold:
+/// the lease expired in the lock table, renewals failed until the safety margin (10% of the lease,
+/// covering clock-rate drift between nodes), the node stopped, or the handle was disposed. Guard
+/// writes with <see cref="FencingToken"/>: a resource that remembers the highest token it accepted
+/// and refuses lower ones stays safe even against a holder paused past its lease.
+/// </remarks>
+public sealed class GaggleLockHandle : IAsyncDisposable
+{
+    private readonly GaggleLocks _locks;
+    private readonly CancellationTokenSource _lost = new();
+    private readonly CancellationTokenSource _stopRenewing = new();
+    private readonly Task _renewal;
+    private long _safeUntil;
+    private int _disposed;
+
+    internal GaggleLockHandle(GaggleLocks locks, string name, int maxCount, long token, long requestedAt)
+    {
+        _locks = locks;
+        Name = name;
+        MaxCount = maxCount;
+        FencingToken = token;
+        _safeUntil = SafeUntil(requestedAt);
+        _locks.Node.WatchHold(token, OnHoldEnded);
+        _renewal = Task.Run(RenewLoopAsync);
+    }
+
+    /// <summary>The lock's name.</summary>
+    public string Name { get; }
+
+    /// <summary>1 for a mutex; the semaphore's slot count otherwise.</summary>
+    public int MaxCount { get; }
+
+    /// <summary>Strictly increases with every grant of this lock; pass it to the resource the lock protects.</summary>
+    public long FencingToken { get; }
+
+    /// <summary>Cancelled when the hold can no longer be trusted (see the type's remarks).</summary>
+    public CancellationToken HandleLostToken => _lost.Token;
+
+    /// <summary>Releases the hold (best effort: if the release cannot be committed, the lease expires). Idempotent.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return;
+        }
+
+        await _stopRenewing.CancelAsync().ConfigureAwait(false);
+        await _renewal.ConfigureAwait(false);
+        MarkLost();
+        _locks.Node.UnwatchHold(FencingToken);
+        await _locks.ReleaseAbandonedAsync(Name, FencingToken).ConfigureAwait(false);
+    }
+
+    private TimeProvider Time => _locks.Node.TimeProvider;
+
+    /// <summary>The local deadline (timestamp) after which a lease renewed by a command sent at <paramref name="sentAt"/> may have expired.</summary>
+    private long SafeUntil(long sentAt) => sentAt + (long)(_locks.Lease.TotalSeconds * 0.9 * Time.TimestampFrequency);
+
+    private async Task RenewLoopAsync()
+    {
+        var interval = _locks.Lease / 3;
+        var token = _stopRenewing.Token;
+        while (!token.IsCancellationRequested && !_lost.IsCancellationRequested)
+        {
+            var untilUnsafe = Time.GetElapsedTime(Time.GetTimestamp(), Volatile.Read(ref _safeUntil));
+            try
+            {
+                await Task.Delay(untilUnsafe < interval ? (untilUnsafe > TimeSpan.Zero ? untilUnsafe : TimeSpan.Zero) : interval, Time, token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+
+            if (Time.GetTimestamp() >= Volatile.Read(ref _safeUntil))
+            {
+                MarkLost();
+                return;
+            }
+
+            long sentAt = Time.GetTimestamp();
+            try
+            {
+                var remaining = Time.GetElapsedTime(sentAt, Volatile.Read(ref _safeUntil));
+                await _locks.Append(_locks.Node.NextSequence(), new LockCommand(LockCommandType.Renew, Name, Token: FencingToken, LeaseMs: (long)_locks.Lease.TotalMilliseconds), remaining > TimeSpan.Zero ? remaining : TimeSpan.Zero, token).ConfigureAwait(false);
+                if (!_lost.IsCancellationRequested)
+                {
+                    // Committed and applied here without an Expired event: the lease now runs from the leader's stamp, after sentAt.
+                    Volatile.Write(ref _safeUntil, Math.Max(Volatile.Read(ref _safeUntil), SafeUntil(sentAt)));
+                }
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            catch (Exception e) when (e is TimeoutException)
+            {
+                // Try again; the safety deadline decides when to give up.
+            }
+            catch (Exception e) when (e is ObjectDisposedException or InvalidOperationException)
+            {
+                MarkLost();
+                return;
+            }
+        }
+    }
+
+    private void OnHoldEnded() => MarkLost();
+
+    private void MarkLost()
+    {
+        if (!_lost.IsCancellationRequested)
+        {
+            // Callbacks registered by the holder must not run on the node's loop.
+            ThreadPool.QueueUserWorkItem(static state => ((CancellationTokenSource)state!).Cancel(), _lost);
+        }
+    }
+}

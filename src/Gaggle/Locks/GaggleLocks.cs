@@ -1,0 +1,192 @@
+using Gaggle.Runtime;
+
+namespace Gaggle.Locks;
+
+/// <summary>
+/// Cluster-wide locks and semaphores. A grant is an entry of the Raft log, so every node agrees who
+/// holds what and in which order; each grant carries a fencing token that only goes up.
+/// </summary>
+/// <example>
+/// <code>
+/// await using var handle = await node.Locks.AcquireAsync("orders", TimeSpan.FromSeconds(5));
+/// await store.WriteAsync(order, fencingToken: handle.FencingToken, handle.HandleLostToken);
+/// </code>
+/// </example>
+public sealed class GaggleLocks
+{
+    /// <summary>A wait without timeout still ends after this long on the lock table's side, so an abandoned request cannot block a queue forever.</summary>
+    private static readonly TimeSpan LongestWait = TimeSpan.FromDays(365);
+
+    private readonly GaggleNode _node;
+    private readonly TimeProvider _time;
+    private readonly TimeSpan _lease;
+
+    internal GaggleLocks(GaggleNode node, TimeProvider time, TimeSpan lease)
+    {
+        _node = node;
+        _time = time;
+        _lease = lease;
+    }
+
+    /// <summary>Acquires the mutex <paramref name="name"/>, waiting in FIFO order.</summary>
+    /// <param name="name">The lock's name (1 to 256 characters).</param>
+    /// <param name="timeout">How long to wait; forever when null.</param>
+    /// <param name="cancellationToken">Stops waiting.</param>
+    /// <returns>The hold; dispose it to release.</returns>
+    /// <exception cref="TimeoutException">The lock was not granted within <paramref name="timeout"/>.</exception>
+    public async Task<GaggleLockHandle> AcquireAsync(string name, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+        => await AcquireCoreAsync(name, 1, timeout, cancellationToken).ConfigureAwait(false)
+            ?? throw new TimeoutException($"The lock '{name}' was not granted to node '{_node.Id}' within {timeout!.Value.TotalMilliseconds:0} ms.");
+
+    /// <summary>Tries to acquire the mutex <paramref name="name"/>; null when it was not granted within <paramref name="timeout"/> (zero: try once).</summary>
+    /// <param name="name">The lock's name (1 to 256 characters).</param>
+    /// <param name="timeout">How long to wait; <see cref="TimeSpan.Zero"/> tries once.</param>
+    /// <param name="cancellationToken">Stops waiting.</param>
+    /// <returns>The hold, or null.</returns>
+    public Task<GaggleLockHandle?> TryAcquireAsync(string name, TimeSpan timeout = default, CancellationToken cancellationToken = default)
+        => AcquireCoreAsync(name, 1, timeout, cancellationToken);
+
+    /// <summary>Acquires one of <paramref name="maxCount"/> slots of the semaphore <paramref name="name"/>, waiting in FIFO order.</summary>
+    /// <param name="name">The semaphore's name (1 to 256 characters); every user must pass the same <paramref name="maxCount"/>.</param>
+    /// <param name="maxCount">How many may hold it at once (1 to 100000).</param>
+    /// <param name="timeout">How long to wait; forever when null.</param>
+    /// <param name="cancellationToken">Stops waiting.</param>
+    /// <returns>The hold; dispose it to release.</returns>
+    /// <exception cref="TimeoutException">No slot was granted within <paramref name="timeout"/>.</exception>
+    public async Task<GaggleLockHandle> AcquireSemaphoreAsync(string name, int maxCount, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+        => await AcquireCoreAsync(name, maxCount, timeout, cancellationToken).ConfigureAwait(false)
+            ?? throw new TimeoutException($"No slot of the semaphore '{name}' was granted to node '{_node.Id}' within {timeout!.Value.TotalMilliseconds:0} ms.");
+
+    /// <summary>Tries to acquire one of <paramref name="maxCount"/> slots; null when none was granted within <paramref name="timeout"/>.</summary>
+    /// <param name="name">The semaphore's name.</param>
+    /// <param name="maxCount">How many may hold it at once (1 to 100000).</param>
+    /// <param name="timeout">How long to wait; <see cref="TimeSpan.Zero"/> tries once.</param>
+    /// <param name="cancellationToken">Stops waiting.</param>
+    /// <returns>The hold, or null.</returns>
+    public Task<GaggleLockHandle?> TryAcquireSemaphoreAsync(string name, int maxCount, TimeSpan timeout = default, CancellationToken cancellationToken = default)
+        => AcquireCoreAsync(name, maxCount, timeout, cancellationToken);
+
+    /// <summary>
+    /// Reads a lock's state linearizably: the read is itself an entry of the log, so it reflects every
+    /// grant and release committed before it, on whichever node it is called.
+    /// </summary>
+    /// <param name="name">The lock's name.</param>
+    /// <param name="timeout">How long to wait; forever when null.</param>
+    /// <param name="cancellationToken">Stops waiting.</param>
+    /// <returns>The holders and queue length.</returns>
+    public async Task<LockInfo> InspectAsync(string name, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+    {
+        ValidateName(name);
+        var result = new TaskCompletionSource<LockInfo>(TaskCreationOptions.RunContinuationsAsynchronously);
+        long sequence = _node.NextSequence();
+        _node.WatchLockRequest(sequence, e => result.TrySetResult(e.Info!));
+        try
+        {
+            await Append(sequence, new LockCommand(LockCommandType.Inspect, name), timeout, cancellationToken).ConfigureAwait(false);
+            return await result.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _node.UnwatchLockRequest(sequence);
+        }
+    }
+
+    internal TimeSpan Lease => _lease;
+
+    internal GaggleNode Node => _node;
+
+    internal Task<long> Append(long sequence, LockCommand command, TimeSpan? timeout, CancellationToken cancellationToken)
+        => _node.AppendEnvelopeAsync(sequence, new EntryEnvelope(EntryPayloadKind.Lock, 0, _node.Id, _node.Incarnation, sequence, command.Encode()).Encode(), timeout, cancellationToken);
+
+    internal async Task ReleaseAbandonedAsync(string name, long token)
+    {
+        try
+        {
+            await Append(_node.NextSequence(), new LockCommand(LockCommandType.Release, name, Token: token), _lease, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is TimeoutException or ObjectDisposedException or InvalidOperationException)
+        {
+            // The lease will expire instead.
+        }
+    }
+
+    private async Task<GaggleLockHandle?> AcquireCoreAsync(string name, int maxCount, TimeSpan? timeout, CancellationToken cancellationToken)
+    {
+        ValidateName(name);
+        if (maxCount is < 1 or > 100_000)
+        {
+            throw new ArgumentOutOfRangeException(nameof(maxCount), maxCount, "maxCount must be between 1 and 100000.");
+        }
+
+        if (timeout is { } t && (t < TimeSpan.Zero || t > LongestWait))
+        {
+            throw new ArgumentOutOfRangeException(nameof(timeout), t, "The timeout must be between zero (try once) and 365 days, or null to wait without limit.");
+        }
+
+        var outcome = new TaskCompletionSource<LockEvent>(TaskCreationOptions.RunContinuationsAsynchronously);
+        long sequence = _node.NextSequence();
+        _node.WatchLockRequest(sequence, e =>
+        {
+            if (e.Type is LockEventType.Granted or LockEventType.Denied or LockEventType.Rejected)
+            {
+                outcome.TrySetResult(e);
+            }
+        });
+        long sentAt = _time.GetTimestamp();
+        // Zero means "try once": the table answers at once, but the answer still needs a commit.
+        using var deadline = timeout is { } limit ? new CancellationTokenSource(limit == TimeSpan.Zero ? _lease : limit, _time) : new CancellationTokenSource();
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(deadline.Token, cancellationToken);
+        try
+        {
+            long waitMs = (long)(timeout ?? LongestWait).TotalMilliseconds;
+            var command = new LockCommand(LockCommandType.Acquire, name, maxCount, (long)_lease.TotalMilliseconds, waitMs);
+            await Append(sequence, command, null, linked.Token).ConfigureAwait(false);
+            var result = await outcome.Task.WaitAsync(linked.Token).ConfigureAwait(false);
+            return result.Type switch
+            {
+                LockEventType.Granted => new GaggleLockHandle(this, name, maxCount, result.Token, sentAt),
+                LockEventType.Denied => null,
+                _ => throw new InvalidOperationException(result.Reason),
+            };
+        }
+        catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            await GiveUpAsync(name, sequence, outcome).ConfigureAwait(false);
+            return null;
+        }
+        catch (OperationCanceledException)
+        {
+            await GiveUpAsync(name, sequence, outcome).ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>Stops waiting: a grant that raced with the give-up is released, a queued request is withdrawn.</summary>
+    private async Task GiveUpAsync(string name, long sequence, TaskCompletionSource<LockEvent> outcome)
+    {
+        _node.UnwatchLockRequest(sequence);
+        if (outcome.Task.IsCompletedSuccessfully && outcome.Task.Result.Type == LockEventType.Granted)
+        {
+            await ReleaseAbandonedAsync(name, outcome.Task.Result.Token).ConfigureAwait(false);
+            return;
+        }
+
+        try
+        {
+            await Append(_node.NextSequence(), new LockCommand(LockCommandType.CancelWait, name, RequestSequence: sequence), _lease, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is TimeoutException or ObjectDisposedException or InvalidOperationException)
+        {
+            // The wait ends at its deadline on the lock table's side anyway.
+        }
+    }
+
+    private static void ValidateName(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        if (name.Length is < 1 or > 256)
+        {
+            throw new ArgumentException($"The lock name '{name}' has {name.Length} characters; it must have 1 to 256.", nameof(name));
+        }
+    }
+}

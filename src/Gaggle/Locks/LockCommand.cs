@@ -1,0 +1,71 @@
+using Gaggle.Channels;
+
+namespace Gaggle.Locks;
+
+/// <summary>What a lock command asks of the lock table.</summary>
+internal enum LockCommandType : byte
+{
+    /// <summary>Take one of the lock's MaxCount slots, or queue (FIFO) for WaitMs at most; WaitMs 0 means try once.</summary>
+    Acquire = 1,
+
+    /// <summary>Give back the hold with Token.</summary>
+    Release = 2,
+
+    /// <summary>Extend the hold with Token by LeaseMs from now.</summary>
+    Renew = 3,
+
+    /// <summary>Stop waiting: remove the queued request RequestSequence of the command's origin.</summary>
+    CancelWait = 4,
+
+    /// <summary>Nothing but the leader's timestamp: lets leases expire without client traffic.</summary>
+    Time = 5,
+
+    /// <summary>A linearizable read: the lock's state as of this entry's position in the log.</summary>
+    Inspect = 6,
+}
+
+/// <summary>A lock table command, carried in a log entry whose envelope says who sent it and when the leader stamped it.</summary>
+internal sealed record LockCommand(LockCommandType Type, string Name, int MaxCount = 1, long LeaseMs = 0, long WaitMs = 0, long Token = 0, long RequestSequence = 0)
+{
+    private const byte FormatVersion = 1;
+
+    public byte[] Encode()
+    {
+        var writer = new WireWriter(Name.Length + 32);
+        writer.Byte(FormatVersion);
+        writer.Byte((byte)Type);
+        writer.String(Name);
+        writer.VarLong(MaxCount);
+        writer.VarLong(LeaseMs);
+        writer.VarLong(WaitMs);
+        writer.VarLong(Token);
+        writer.VarLong(RequestSequence);
+        return writer.ToArray();
+    }
+
+    public static LockCommand? TryDecode(ReadOnlyMemory<byte> data)
+    {
+        try
+        {
+            var reader = new WireReader(data);
+            if (reader.Byte() != FormatVersion)
+            {
+                return null;
+            }
+
+            byte type = reader.Byte();
+            if (type is < (byte)LockCommandType.Acquire or > (byte)LockCommandType.Inspect)
+            {
+                return null;
+            }
+
+            var command = new LockCommand((LockCommandType)type, reader.String(), (int)Math.Min(reader.VarLong(), int.MaxValue), reader.VarLong(), reader.VarLong(), reader.VarLong(), reader.VarLong());
+            reader.End();
+            return command;
+        }
+        catch (FormatException)
+        {
+            return null;
+        }
+    }
+}

@@ -1,0 +1,295 @@
+using Gaggle.Channels;
+
+namespace Gaggle.Locks;
+
+/// <summary>
+/// The replicated lock table: applied from committed lock commands, identically on every node. It
+/// never reads a clock: time is the leader's stamp on each entry (<see cref="Now"/> only moves
+/// forward), so lease expiry and hand-over happen at the same log position everywhere.
+/// </summary>
+/// <remarks>
+/// Per lock: up to MaxCount holders (1 = mutex) and a FIFO queue of waiters. A grant's fencing token
+/// is <c>(entry index &lt;&lt; 16) | n</c>, n counting grants of that lock in the entry, so tokens of
+/// one lock strictly increase in grant order and never repeat, even after the lock is forgotten.
+/// Commands that do not apply (a release of an unknown token, ...) change nothing.
+/// </remarks>
+internal sealed class LockTable
+{
+    private const int MaxGrantsPerEntry = 1 << 16;
+
+    private readonly Dictionary<string, LockState> _locks = new(StringComparer.Ordinal);
+    private readonly List<LockEvent> _events = [];
+    private long _nextDeadline = long.MaxValue;
+
+    /// <summary>The lease clock (ms): the highest leader stamp applied so far.</summary>
+    public long Now { get; private set; }
+
+    /// <summary>The earliest lease expiry or wait deadline pending; long.MaxValue when none.</summary>
+    public long NextDeadline => _nextDeadline;
+
+    public int Count => _locks.Count;
+
+    /// <summary>Events produced since the last call, in order.</summary>
+    public List<LockEvent> TakeEvents()
+    {
+        var events = new List<LockEvent>(_events);
+        _events.Clear();
+        return events;
+    }
+
+    public void Apply(LockCommand command, RequestId request, long stamp, long index)
+    {
+        Now = Math.Max(Now, stamp);
+        var grants = new Dictionary<string, int>(StringComparer.Ordinal);
+        if (Now >= _nextDeadline)
+        {
+            ExpireDue(index, grants);
+        }
+
+        switch (command.Type)
+        {
+            case LockCommandType.Acquire:
+                Acquire(command, request, index, grants);
+                break;
+            case LockCommandType.Release:
+                if (_locks.TryGetValue(command.Name, out var released) && released.RemoveHolder(command.Token) is { } gone)
+                {
+                    _events.Add(new LockEvent(LockEventType.Released, command.Name, gone.Request, gone.Token));
+                    GrantWaiters(command.Name, released, index, grants);
+                }
+
+                break;
+            case LockCommandType.Renew:
+                if (_locks.TryGetValue(command.Name, out var renewed) && renewed.Holders.Find(h => h.Token == command.Token) is { } holder)
+                {
+                    holder.Expiry = Math.Max(holder.Expiry, Now + command.LeaseMs);
+                    _events.Add(new LockEvent(LockEventType.Renewed, command.Name, holder.Request, holder.Token, holder.Expiry));
+                }
+
+                break;
+            case LockCommandType.CancelWait:
+                var target = request with { Sequence = command.RequestSequence };
+                if (_locks.TryGetValue(command.Name, out var waited) && waited.Waiters.RemoveAll(w => w.Request == target) > 0)
+                {
+                    _events.Add(new LockEvent(LockEventType.Cancelled, command.Name, target));
+                    Forget(command.Name, waited);
+                }
+
+                break;
+            case LockCommandType.Inspect:
+                _events.Add(new LockEvent(LockEventType.Inspected, command.Name, request, Info: Describe(command.Name, index)));
+                break;
+        }
+
+        RecomputeDeadline();
+    }
+
+    public LockInfo Describe(string name, long index)
+    {
+        if (!_locks.TryGetValue(name, out var state))
+        {
+            return new LockInfo(name, 0, [], 0, index);
+        }
+
+        return new LockInfo(name, state.MaxCount, state.Holders.Select(h => new LockHolderInfo(h.Request.Node, h.Token, h.Since, h.Expiry)).ToArray(), state.Waiters.Count, index);
+    }
+
+    private void Acquire(LockCommand command, RequestId request, long index, Dictionary<string, int> grants)
+    {
+        if (!_locks.TryGetValue(command.Name, out var state))
+        {
+            state = new LockState(command.MaxCount);
+            _locks[command.Name] = state;
+        }
+        else if (state.MaxCount != command.MaxCount)
+        {
+            _events.Add(new LockEvent(LockEventType.Rejected, command.Name, request,
+                Reason: $"'{command.Name}' is in use with a maximum of {state.MaxCount} holders; this request asked for {command.MaxCount}."));
+            return;
+        }
+
+        if (state.Holders.Exists(h => h.Request == request) || state.Waiters.Exists(w => w.Request == request))
+        {
+            // The same request again (a retried append that escaped deduplication): it already counts.
+            return;
+        }
+
+        if (state.Holders.Count < state.MaxCount && state.Waiters.Count == 0)
+        {
+            Grant(command.Name, state, request, command.LeaseMs, index, grants);
+        }
+        else if (command.WaitMs <= 0)
+        {
+            _events.Add(new LockEvent(LockEventType.Denied, command.Name, request));
+            Forget(command.Name, state);
+        }
+        else
+        {
+            state.Waiters.Add(new LockWaiter(request, command.LeaseMs, Now + command.WaitMs));
+        }
+    }
+
+    private void Grant(string name, LockState state, RequestId request, long leaseMs, long index, Dictionary<string, int> grants)
+    {
+        int n = grants.GetValueOrDefault(name);
+        grants[name] = n + 1;
+        long token = (index << 16) | (long)Math.Min(n, MaxGrantsPerEntry - 1);
+        var holder = new LockHolder(token, request, Now, Now + leaseMs);
+        state.Holders.Add(holder);
+        _events.Add(new LockEvent(LockEventType.Granted, name, request, token, holder.Expiry));
+    }
+
+    private void GrantWaiters(string name, LockState state, long index, Dictionary<string, int> grants)
+    {
+        while (state.Holders.Count < state.MaxCount && state.Waiters.Count > 0)
+        {
+            var next = state.Waiters[0];
+            state.Waiters.RemoveAt(0);
+            Grant(name, state, next.Request, next.LeaseMs, index, grants);
+        }
+
+        Forget(name, state);
+    }
+
+    /// <summary>Leases that ran out end (Expired), waits that ran out end (Denied), then queues move up.</summary>
+    private void ExpireDue(long index, Dictionary<string, int> grants)
+    {
+        foreach (var (name, state) in _locks.OrderBy(l => l.Key, StringComparer.Ordinal).ToList())
+        {
+            foreach (var holder in state.Holders.Where(h => h.Expiry <= Now).ToList())
+            {
+                state.Holders.Remove(holder);
+                _events.Add(new LockEvent(LockEventType.Expired, name, holder.Request, holder.Token));
+            }
+
+            foreach (var waiter in state.Waiters.Where(w => w.Deadline <= Now).ToList())
+            {
+                state.Waiters.Remove(waiter);
+                _events.Add(new LockEvent(LockEventType.Denied, name, waiter.Request));
+            }
+
+            GrantWaiters(name, state, index, grants);
+        }
+    }
+
+    private void Forget(string name, LockState state)
+    {
+        if (state.Holders.Count == 0 && state.Waiters.Count == 0)
+        {
+            _locks.Remove(name);
+        }
+    }
+
+    private void RecomputeDeadline()
+    {
+        long next = long.MaxValue;
+        foreach (var state in _locks.Values)
+        {
+            foreach (var holder in state.Holders)
+            {
+                next = Math.Min(next, holder.Expiry);
+            }
+
+            foreach (var waiter in state.Waiters)
+            {
+                next = Math.Min(next, waiter.Deadline);
+            }
+        }
+
+        _nextDeadline = next;
+    }
+
+    public void Write(Stream output)
+    {
+        var writer = new WireWriter();
+        writer.VarLong(Now);
+        writer.VarUInt((ulong)_locks.Count);
+        foreach (var (name, state) in _locks.OrderBy(l => l.Key, StringComparer.Ordinal))
+        {
+            writer.String(name);
+            writer.VarLong(state.MaxCount);
+            writer.VarUInt((ulong)state.Holders.Count);
+            foreach (var holder in state.Holders)
+            {
+                WriteRequest(writer, holder.Request);
+                writer.VarLong(holder.Token);
+                writer.VarLong(holder.Since);
+                writer.VarLong(holder.Expiry);
+            }
+
+            writer.VarUInt((ulong)state.Waiters.Count);
+            foreach (var waiter in state.Waiters)
+            {
+                WriteRequest(writer, waiter.Request);
+                writer.VarLong(waiter.LeaseMs);
+                writer.VarLong(waiter.Deadline);
+            }
+        }
+
+        output.Write(writer.ToArray());
+    }
+
+    public void Read(Stream input)
+    {
+        using var buffer = new MemoryStream();
+        input.CopyTo(buffer);
+        var reader = new WireReader(buffer.ToArray());
+        _locks.Clear();
+        _events.Clear();
+        Now = reader.VarLong();
+        ulong count = reader.VarUInt();
+        for (ulong i = 0; i < count; i++)
+        {
+            string name = reader.String();
+            var state = new LockState((int)reader.VarLong());
+            ulong holders = reader.VarUInt();
+            for (ulong j = 0; j < holders; j++)
+            {
+                var request = ReadRequest(ref reader);
+                state.Holders.Add(new LockHolder(reader.VarLong(), request, reader.VarLong(), reader.VarLong()));
+            }
+
+            ulong waiters = reader.VarUInt();
+            for (ulong j = 0; j < waiters; j++)
+            {
+                state.Waiters.Add(new LockWaiter(ReadRequest(ref reader), reader.VarLong(), reader.VarLong()));
+            }
+
+            _locks[name] = state;
+        }
+
+        reader.End();
+        RecomputeDeadline();
+    }
+
+    private static void WriteRequest(WireWriter writer, RequestId request)
+    {
+        writer.String(request.Node);
+        writer.VarUInt(request.Incarnation);
+        writer.VarLong(request.Sequence);
+    }
+
+    private static RequestId ReadRequest(ref WireReader reader) => new(reader.String(), reader.VarUInt(), reader.VarLong());
+
+    private sealed class LockState(int maxCount)
+    {
+        public int MaxCount { get; } = maxCount;
+
+        public List<LockHolder> Holders { get; } = [];
+
+        public List<LockWaiter> Waiters { get; } = [];
+
+        public LockHolder? RemoveHolder(long token)
+        {
+            int at = Holders.FindIndex(h => h.Token == token);
+            if (at < 0)
+            {
+                return null;
+            }
+
+            var holder = Holders[at];
+            Holders.RemoveAt(at);
+            return holder;
+        }
+    }
+}

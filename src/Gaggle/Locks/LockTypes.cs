@@ -1,0 +1,33 @@
+namespace Gaggle.Locks;
+
+/// <summary>Identifies a lock request: the node that appended it, that node's incarnation, and the append's sequence number.</summary>
+internal readonly record struct RequestId(string Node, ulong Incarnation, long Sequence);
+
+/// <summary>One holder of a lock.</summary>
+/// <param name="Token">The fencing token of this grant.</param>
+/// <param name="Request">The request that was granted.</param>
+/// <param name="Since">When it was granted (lease clock, ms).</param>
+/// <param name="Expiry">When the lease ends unless renewed (lease clock, ms).</param>
+internal sealed record LockHolder(long Token, RequestId Request, long Since, long Expiry)
+{
+    public long Expiry { get; set; } = Expiry;
+}
+
+/// <summary>One queued request.</summary>
+internal sealed record LockWaiter(RequestId Request, long LeaseMs, long Deadline);
+
+/// <summary>What applying a command did that the requesting node must hear about.</summary>
+internal enum LockEventType
+{
+    Granted,
+    Denied,
+    Released,
+    Renewed,
+    Expired,
+    Cancelled,
+    Inspected,
+    Rejected,
+}
+
+/// <summary>An outcome for one request or hold; only the node named in <see cref="Request"/> acts on it.</summary>
+internal sealed record LockEvent(LockEventType Type, string Name, RequestId Request, long Token = 0, long Expiry = 0, LockInfo? Info = null, string? Reason = null);

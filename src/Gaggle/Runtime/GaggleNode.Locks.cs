@@ -1,0 +1,129 @@
+using System.Collections.Concurrent;
+using Gaggle.Locks;
+using Gaggle.Raft;
+using Gaggle.Runtime;
+
+namespace Gaggle;
+
+/// <summary>The node's side of the replicated lock table: applying commands, the leader's lease clock, time entries.</summary>
+public sealed partial class GaggleNode
+{
+    private readonly LockTable _lockTable = new();
+    private readonly ConcurrentDictionary<long, Action<LockEvent>> _lockWaiters = new();
+    private readonly ConcurrentDictionary<long, Action> _holds = new();
+    private GaggleLocks? _locks;
+    private long _leaseClockBase;
+    private long _leaseClockStart;
+    private long _lastStamp;
+    private long _timeEntryInFlightUntilTick = -1;
+
+    /// <summary>Cluster-wide locks and semaphores with fencing tokens, granted through this node's log.</summary>
+    public GaggleLocks Locks => _locks ??= new GaggleLocks(this, _time, _options.LockLeaseDuration);
+
+    /// <summary>
+    /// The lease clock (milliseconds) a leader stamps into entries: it starts, when a node becomes
+    /// leader, from the last applied stamp and advances with this node's monotonic clock, so a
+    /// leader with a skewed wall clock can neither expire leases early nor move time backwards.
+    /// Time spent without a leader does not count, which only lengthens leases.
+    /// </summary>
+    private long LeaseClockNow()
+    {
+        long elapsed = (long)_time.GetElapsedTime(_leaseClockStart).TotalMilliseconds;
+        _lastStamp = Math.Max(_lastStamp, Math.Max(_lockTable.Now, _leaseClockBase + elapsed));
+        return _lastStamp;
+    }
+
+    private void StartLeaseClock()
+    {
+        _leaseClockBase = Math.Max(_lockTable.Now, _lastStamp);
+        _leaseClockStart = _time.GetTimestamp();
+    }
+
+    /// <summary>Registers a callback for the lock event answering request <paramref name="sequence"/> of this node.</summary>
+    internal void WatchLockRequest(long sequence, Action<LockEvent> onEvent) => _lockWaiters[sequence] = onEvent;
+
+    internal void UnwatchLockRequest(long sequence) => _lockWaiters.TryRemove(sequence, out _);
+
+    /// <summary>Registers a callback for the end of hold <paramref name="token"/> (expired or released) in the lock table.</summary>
+    internal void WatchHold(long token, Action onEnded) => _holds[token] = onEnded;
+
+    internal void UnwatchHold(long token) => _holds.TryRemove(token, out _);
+
+    internal TimeProvider TimeProvider => _time;
+
+    /// <summary>Every live hold of this node is lost (the node stops).</summary>
+    private void LoseAllHolds()
+    {
+        foreach (var key in _holds.Keys)
+        {
+            if (_holds.TryRemove(key, out var onEnded))
+            {
+                onEnded();
+            }
+        }
+    }
+
+    private void ApplyLockCommand(long index, EntryEnvelope envelope)
+    {
+        if (LockCommand.TryDecode(envelope.Payload) is not { } command)
+        {
+            CountDropped(envelope.Origin, $"entry {index} holds a malformed lock command");
+            return;
+        }
+
+        _lockTable.Apply(command, new RequestId(envelope.Origin, envelope.Incarnation, envelope.Sequence), envelope.Stamp, index);
+        if (command.Type == LockCommandType.Time && envelope.Origin == Id)
+        {
+            _timeEntryInFlightUntilTick = -1;
+        }
+
+        foreach (var lockEvent in _lockTable.TakeEvents())
+        {
+            if (lockEvent.Request.Node == Id && lockEvent.Request.Incarnation == _incarnation)
+            {
+                OnOwnLockEvent(lockEvent);
+            }
+        }
+    }
+
+    private void OnOwnLockEvent(LockEvent lockEvent)
+    {
+        if (lockEvent.Type is LockEventType.Expired or LockEventType.Released && _holds.TryRemove(lockEvent.Token, out var ended))
+        {
+            ended();
+        }
+
+        if (_lockWaiters.TryGetValue(lockEvent.Request.Sequence, out var onEvent))
+        {
+            onEvent(lockEvent);
+        }
+        else if (lockEvent.Type == LockEventType.Granted)
+        {
+            // Nobody waits for this grant any more (the caller gave up): give it back at once.
+            _ = Locks.ReleaseAbandonedAsync(lockEvent.Name, lockEvent.Token);
+        }
+    }
+
+    /// <summary>The leader appends a time entry once a lease or wait deadline has passed, so expiry needs no client traffic.</summary>
+    private void MaybeAppendTimeEntry(RaftCore core)
+    {
+        if (core.Role != RaftRole.Leader || _lockTable.NextDeadline == long.MaxValue || _tickCount < _timeEntryInFlightUntilTick)
+        {
+            return;
+        }
+
+        long now = LeaseClockNow();
+        if (now < _lockTable.NextDeadline)
+        {
+            return;
+        }
+
+        long sequence = NextSequence();
+        var envelope = new EntryEnvelope(EntryPayloadKind.Lock, now, Id, _incarnation, sequence, new LockCommand(LockCommandType.Time, "").Encode()).Encode();
+        if (core.Propose([envelope]) > 0)
+        {
+            // One at a time; if it is lost with a leader change, try again after an election timeout.
+            _timeEntryInFlightUntilTick = _tickCount + RetryTicks(core);
+        }
+    }
+}

@@ -1,0 +1,144 @@
+using Gaggle.Locks;
+using NUnit.Framework;
+
+namespace Gaggle.Tests.Locks;
+
+[TestFixture]
+public sealed class LockTableTests
+{
+    private static RequestId R(string node, long sequence) => new(node, 1, sequence);
+
+    private static LockCommand Acquire(string name, long waitMs = 1000, int maxCount = 1, long leaseMs = 100) => new(LockCommandType.Acquire, name, maxCount, leaseMs, waitMs);
+
+    [Test]
+    public void GrantsQueuesInFifoOrderAndHandsOverOnRelease()
+    {
+        var table = new LockTable();
+        table.Apply(Acquire("x"), R("a", 1), stamp: 10, index: 1);
+        table.Apply(Acquire("x"), R("b", 1), stamp: 11, index: 2);
+        table.Apply(Acquire("x"), R("c", 1), stamp: 12, index: 3);
+        var granted = table.TakeEvents().Single(e => e.Type == LockEventType.Granted);
+        Assert.That(granted.Request, Is.EqualTo(R("a", 1)));
+        Assert.That(table.Describe("x", 3).QueueLength, Is.EqualTo(2));
+
+        table.Apply(new LockCommand(LockCommandType.Release, "x", Token: granted.Token), R("a", 2), stamp: 13, index: 4);
+        var events = table.TakeEvents();
+        Assert.That(events.Select(e => (e.Type, e.Request.Node)), Is.EqualTo(new[] { (LockEventType.Released, "a"), (LockEventType.Granted, "b") }));
+        Assert.That(events[1].Token, Is.GreaterThan(granted.Token), "fencing tokens go up");
+    }
+
+    [Test]
+    public void TryOnceIsDeniedWhenHeld()
+    {
+        var table = new LockTable();
+        table.Apply(Acquire("x"), R("a", 1), 0, 1);
+        table.Apply(Acquire("x", waitMs: 0), R("b", 1), 0, 2);
+        Assert.That(table.TakeEvents().Select(e => e.Type), Is.EqualTo(new[] { LockEventType.Granted, LockEventType.Denied }));
+    }
+
+    [Test]
+    public void LeasesExpireByStampedTimeAndTheNextWaiterGetsTheLock()
+    {
+        var table = new LockTable();
+        table.Apply(Acquire("x", leaseMs: 100), R("a", 1), stamp: 1000, index: 1);
+        table.Apply(Acquire("x", waitMs: 10_000), R("b", 1), stamp: 1050, index: 2);
+        table.TakeEvents();
+        Assert.That(table.NextDeadline, Is.EqualTo(1100));
+        table.Apply(new LockCommand(LockCommandType.Time, ""), R("leader", 1), stamp: 1099, index: 3);
+        Assert.That(table.TakeEvents(), Is.Empty, "not yet");
+        table.Apply(new LockCommand(LockCommandType.Time, ""), R("leader", 2), stamp: 1100, index: 4);
+        Assert.That(table.TakeEvents().Select(e => (e.Type, e.Request.Node)), Is.EqualTo(new[] { (LockEventType.Expired, "a"), (LockEventType.Granted, "b") }));
+    }
+
+    [Test]
+    public void RenewalExtendsTheLeaseAndTimeNeverGoesBack()
+    {
+        var table = new LockTable();
+        table.Apply(Acquire("x", leaseMs: 100), R("a", 1), stamp: 1000, index: 1);
+        long token = table.TakeEvents()[0].Token;
+        table.Apply(new LockCommand(LockCommandType.Renew, "x", LeaseMs: 100, Token: token), R("a", 2), stamp: 1080, index: 2);
+        table.Apply(new LockCommand(LockCommandType.Time, ""), R("l", 1), stamp: 500, index: 3);
+        Assert.That(table.Now, Is.EqualTo(1080), "a stamp from a lagging clock does not move time back");
+        table.Apply(new LockCommand(LockCommandType.Time, ""), R("l", 2), stamp: 1150, index: 4);
+        Assert.That(table.TakeEvents().Select(e => e.Type), Does.Not.Contain(LockEventType.Expired));
+        table.Apply(new LockCommand(LockCommandType.Time, ""), R("l", 3), stamp: 1180, index: 5);
+        Assert.That(table.TakeEvents().Select(e => e.Type), Does.Contain(LockEventType.Expired));
+    }
+
+    [Test]
+    public void SemaphoresGrantUpToMaxCountAndRefuseAMismatchedCount()
+    {
+        var table = new LockTable();
+        for (int i = 1; i <= 4; i++)
+        {
+            table.Apply(Acquire("s", maxCount: 3), R("n" + i, 1), 0, i);
+        }
+
+        var events = table.TakeEvents();
+        Assert.That(events.Count(e => e.Type == LockEventType.Granted), Is.EqualTo(3));
+        Assert.That(table.Describe("s", 4).QueueLength, Is.EqualTo(1));
+        table.Apply(Acquire("s", maxCount: 2), R("z", 1), 0, 5);
+        Assert.That(table.TakeEvents().Single().Type, Is.EqualTo(LockEventType.Rejected));
+    }
+
+    [Test]
+    public void ManyGrantsInOneEntryStillGetStrictlyIncreasingTokens()
+    {
+        var table = new LockTable();
+        table.Apply(Acquire("s", maxCount: 3, leaseMs: 10), R("a", 1), 0, 1);
+        table.Apply(Acquire("s", maxCount: 3, leaseMs: 10), R("b", 1), 0, 2);
+        table.Apply(Acquire("s", maxCount: 3, leaseMs: 10), R("c", 1), 0, 3);
+        for (int i = 0; i < 3; i++)
+        {
+            table.Apply(Acquire("s", maxCount: 3, waitMs: 1000), R("w" + i, 1), 0, 4 + i);
+        }
+
+        var first = table.TakeEvents().Where(e => e.Type == LockEventType.Granted).Select(e => e.Token).ToList();
+        table.Apply(new LockCommand(LockCommandType.Time, ""), R("l", 1), 10, 7);
+        var second = table.TakeEvents().Where(e => e.Type == LockEventType.Granted).Select(e => e.Token).ToList();
+        Assert.That(second, Has.Count.EqualTo(3), "three leases expired in one entry, three waiters granted in it");
+        Assert.That(first.Concat(second), Is.Ordered.And.Unique);
+    }
+
+    [Test]
+    public void ADuplicateRequestIsNotGrantedTwice()
+    {
+        var table = new LockTable();
+        table.Apply(Acquire("s", maxCount: 2), R("a", 1), 0, 1);
+        table.Apply(Acquire("s", maxCount: 2), R("a", 1), 0, 2);
+        Assert.That(table.TakeEvents(), Has.Count.EqualTo(1));
+        Assert.That(table.Describe("s", 2).Holders, Has.Count.EqualTo(1));
+    }
+
+    [Test]
+    public void WaitsEndAtTheirDeadlineAndCanBeCancelled()
+    {
+        var table = new LockTable();
+        table.Apply(Acquire("x", leaseMs: 10_000), R("a", 1), 0, 1);
+        table.Apply(Acquire("x", waitMs: 50), R("b", 1), 0, 2);
+        table.Apply(Acquire("x", waitMs: 5_000), R("c", 1), 0, 3);
+        table.TakeEvents();
+        table.Apply(new LockCommand(LockCommandType.CancelWait, "x", RequestSequence: 1), R("c", 9), 10, 4);
+        Assert.That(table.TakeEvents().Single().Type, Is.EqualTo(LockEventType.Cancelled));
+        table.Apply(new LockCommand(LockCommandType.Time, ""), R("l", 1), 60, 5);
+        Assert.That(table.TakeEvents().Single(), Has.Property("Type").EqualTo(LockEventType.Denied).And.Property("Request").EqualTo(R("b", 1)));
+        Assert.That(table.Describe("x", 5).QueueLength, Is.Zero);
+    }
+
+    [Test]
+    public void TheTableSurvivesASnapshotRoundTrip()
+    {
+        var table = new LockTable();
+        table.Apply(Acquire("x", leaseMs: 100), R("a", 1), 1000, 1);
+        table.Apply(Acquire("x", waitMs: 500), R("b", 1), 1001, 2);
+        table.Apply(Acquire("s", maxCount: 2), R("c", 1), 1002, 3);
+        using var stream = new MemoryStream();
+        table.Write(stream);
+        var copy = new LockTable();
+        stream.Position = 0;
+        copy.Read(stream);
+        Assert.That(copy.Now, Is.EqualTo(1002));
+        Assert.That(copy.Describe("x", 3), Is.EqualTo(table.Describe("x", 3)).Using<LockInfo>((l, r) => l.Holders.SequenceEqual(r.Holders) && l.QueueLength == r.QueueLength && l.MaxCount == r.MaxCount));
+        Assert.That(copy.NextDeadline, Is.EqualTo(table.NextDeadline));
+    }
+}
