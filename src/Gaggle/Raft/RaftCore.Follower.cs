@@ -15,14 +15,27 @@ internal sealed partial class RaftCore
                 _electionElapsed = 0;
                 LeaderId = message.From;
                 DetectLostStorage(message);
-                _log.CommitTo(Math.Min(message.Commit, _log.LastIndex));
+                if (Rejoining)
+                {
+                    HeartbeatWhileRejoining(message);
+                }
+                else
+                {
+                    _log.CommitTo(Math.Min(message.Commit, _log.LastIndex));
+                }
+
                 Send(new RaftMessage { Type = MessageType.HeartbeatResponse, From = Id, To = message.From, Term = Term });
                 break;
             case MessageType.CommitNotice:
                 _electionElapsed = 0;
                 LeaderId = message.From;
                 DetectLostStorage(message);
-                _log.CommitTo(Math.Min(message.Commit, _log.LastIndex));
+                if (!Rejoining)
+                {
+                    // min(match, commit): a rejoining node's match at the leader may count entries it lost.
+                    _log.CommitTo(Math.Min(message.Commit, _log.LastIndex));
+                }
+
                 break;
             case MessageType.Snapshot:
                 _electionElapsed = 0;
@@ -48,7 +61,7 @@ internal sealed partial class RaftCore
         if (message.Index < _log.Committed)
         {
             // Everything up to our commit index is settled; tell the leader where we are.
-            Send(new RaftMessage { Type = MessageType.AppendResponse, From = Id, To = message.From, Term = Term, Index = _log.Committed });
+            Acknowledge(message.From, _log.Committed);
             return;
         }
 
@@ -57,13 +70,9 @@ internal sealed partial class RaftCore
             _log.Merge(message.Entries);
             long lastNew = message.Index + message.Entries.Count;
             _log.CommitTo(Math.Min(message.Commit, lastNew));
-            if (_log.Committed >= message.Commit)
-            {
-                // Holds everything this leader had committed when it sent the message.
-                _caughtUpTerm = Math.Max(_caughtUpTerm, Term);
-            }
+            MaybeCaughtUp(message.Commit);
 
-            Send(new RaftMessage { Type = MessageType.AppendResponse, From = Id, To = message.From, Term = Term, Index = lastNew });
+            Acknowledge(message.From, lastNew);
             return;
         }
 
@@ -85,6 +94,15 @@ internal sealed partial class RaftCore
             Type = MessageType.AppendResponse, From = Id, To = message.From, Term = Term,
             Index = message.Index, Reject = true, RejectHint = hintIndex, LogTerm = hintTerm,
         });
+    }
+
+    /// <summary>Tells the leader that our log matches its log up to <paramref name="index"/> (unless rejoining forbids it).</summary>
+    private void Acknowledge(string leader, long index)
+    {
+        if (MayAcknowledge())
+        {
+            Send(new RaftMessage { Type = MessageType.AppendResponse, From = Id, To = leader, Term = Term, Index = index });
+        }
     }
 
     /// <summary>Entries must be contiguous after prevLogIndex, with terms that never go down nor pass the message's term.</summary>

@@ -130,7 +130,7 @@ internal sealed partial class RaftCore
             {
                 progress.Stalled = progress.ProbeSent && progress.SnapshotOffset == progress.SnapshotOffsetAtLastHeartbeat;
                 progress.SnapshotOffsetAtLastHeartbeat = progress.SnapshotOffset;
-                Send(new RaftMessage { Type = MessageType.Heartbeat, From = Id, To = peer, Term = Term, Commit = Math.Min(progress.Match, _log.Committed) });
+                Send(new RaftMessage { Type = MessageType.Heartbeat, From = Id, To = peer, Term = Term, Commit = Math.Min(progress.Match, _log.Committed), Index = _log.Committed });
                 continue;
             }
 
@@ -139,7 +139,7 @@ internal sealed partial class RaftCore
             progress.MatchAtLastHeartbeat = progress.Match;
             long commit = Math.Min(progress.Match, _log.Committed);
             progress.CommitSent = Math.Max(progress.CommitSent, commit);
-            Send(new RaftMessage { Type = MessageType.Heartbeat, From = Id, To = peer, Term = Term, Commit = commit });
+            Send(new RaftMessage { Type = MessageType.Heartbeat, From = Id, To = peer, Term = Term, Commit = commit, Index = _log.Committed });
         }
 
         if (_members.IsDiscovery && !_members.Complete)
