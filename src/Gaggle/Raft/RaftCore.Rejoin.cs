@@ -110,7 +110,12 @@ internal sealed partial class RaftCore
         }
     }
 
-    /// <summary>Records a lower bound of the sender's current term.</summary>
+    /// <summary>
+    /// Records a lower bound of the sender's current term, and moves to it when it is later than ours:
+    /// we may only finish rejoining under a leader of at least that term, and a leader of an earlier
+    /// term must learn that it is stale. (Otherwise a term heard from a member that has since lost it
+    /// with its storage kept us rejoining for good under a stable leader of an earlier term.)
+    /// </summary>
     private void ObserveTerm(RaftMessage message)
     {
         long term = message.Type switch
@@ -119,7 +124,13 @@ internal sealed partial class RaftCore
             MessageType.PreVoteResponse => message.Index,
             _ => message.Term,
         };
-        _observedTerms[message.From] = Math.Max(_observedTerms.GetValueOrDefault(message.From), Math.Max(0, term));
+        term = Math.Max(0, term);
+        _observedTerms[message.From] = Math.Max(_observedTerms.GetValueOrDefault(message.From), term);
+        if (term > Term)
+        {
+            BecomeFollower(term, null);
+        }
+
         MaybeFinishRejoining();
     }
 

@@ -26,7 +26,7 @@ internal enum MessageType : byte
     SnapshotResponse = 12,
     /// <summary>A rejoining node asks for the receiver's term (answered whatever the terms).</summary>
     TermQuery = 13,
-    /// <summary>Term is the sender's current term; changes nothing at the receiver but its rejoin bookkeeping.</summary>
+    /// <summary>Term is the sender's current term; a rejoining receiver records it and moves to it when later than its own.</summary>
     TermReport = 14,
 }
 

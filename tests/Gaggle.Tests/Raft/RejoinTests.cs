@@ -80,7 +80,25 @@ public sealed class RejoinTests
         var report = b.TakeReady()!.Messages.Single();
         Assert.That((report.Type, report.Term), Is.EqualTo((MessageType.TermReport, 6L)));
         c.Step(report);
-        Assert.That(c.Term, Is.Zero, "a term report changes no term");
+        Assert.That(c.Term, Is.EqualTo(6), "a rejoining node moves to the latest term it hears of");
+    }
+
+    /// <summary>
+    /// Found by the simulation (5-node discovery seed 2851, FlushPolicy.None): c heard term 2 from
+    /// b, which then lost that term with its unflushed writes. a kept leading term 1 and c, waiting for
+    /// a leader of term 2 or later, stayed rejoining for good. Moving to the term it heard of, c tells
+    /// a that it is stale; the election that follows gives c a leader it can rejoin under.
+    /// </summary>
+    [Test]
+    public void ARejoiningNodeTellsALeaderOfAnEarlierTermThanItHeardOfThatItIsStale()
+    {
+        var c = Node("c", rejoining: true);
+        c.Step(new RaftMessage { Type = MessageType.TermReport, From = "b", To = "c", Term = 2 });
+        c.Step(new RaftMessage { Type = MessageType.Heartbeat, From = "a", To = "c", Term = 1, Commit = 0, Index = 3 });
+
+        var reply = c.TakeReady()!.Messages.Single(m => m.To == "a");
+        Assert.That((reply.Type, reply.Term), Is.EqualTo((MessageType.AppendResponse, 2L)), "a steps down on a reply of a later term (Raft §5.1)");
+        Assert.That(c.Rejoining, Is.True);
     }
 
     [Test]
