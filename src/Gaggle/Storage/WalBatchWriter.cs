@@ -53,8 +53,9 @@ internal sealed class WalBatchWriter
     public void AddHardState(HardState state)
     {
         int voteBytes = state.VotedFor is null ? 0 : Encoding.UTF8.GetByteCount(state.VotedFor);
-        int at = OpenRecord(WalRecordType.HardState, 20 + voteBytes);
-        var payload = _buffer.AsSpan(at, 20 + voteBytes);
+        int at = OpenRecord(WalRecordType.HardState, 21 + voteBytes);
+        var payload = _buffer.AsSpan(at, 21 + voteBytes);
+        payload[20 + voteBytes] = state.Rejoining ? (byte)1 : (byte)0;
         BinaryPrimitives.WriteInt64LittleEndian(payload, state.Term);
         BinaryPrimitives.WriteInt64LittleEndian(payload[8..], state.Commit);
         BinaryPrimitives.WriteInt32LittleEndian(payload[16..], state.VotedFor is null ? -1 : voteBytes);

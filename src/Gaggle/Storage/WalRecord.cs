@@ -91,9 +91,12 @@ internal static class WalRecord
         long term = BinaryPrimitives.ReadInt64LittleEndian(payload);
         long commit = BinaryPrimitives.ReadInt64LittleEndian(payload[8..]);
         int voteLength = BinaryPrimitives.ReadInt32LittleEndian(payload[16..]);
-        Require(voteLength >= -1 && payload.Length == 20 + Math.Max(voteLength, 0), "a hard state record's vote length does not match its size");
+        int voteBytes = Math.Max(voteLength, 0);
+        Require(voteLength >= -1 && payload.Length == 21 + voteBytes, "a hard state record's vote length does not match its size");
         string? vote = voteLength < 0 ? null : Encoding.UTF8.GetString(payload.Slice(20, voteLength));
-        return new HardState(term, vote, commit);
+        byte flags = payload[20 + voteBytes];
+        Require(flags <= 1, "a hard state record has unknown flags");
+        return new HardState(term, vote, commit, Rejoining: flags == 1);
     }
 
     /// <summary>Decodes a snapshot marker payload.</summary>

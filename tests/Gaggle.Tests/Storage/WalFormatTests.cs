@@ -38,11 +38,11 @@ public sealed class WalFormatTests
             "0200000000000000" + "01" + "00000000"));
         Assert.That(BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(4)), Is.EqualTo(ExpectedChecksum(bytes.AsSpan(0, 17 + entriesPayload))));
 
-        // Hard state record: term 2, commit 4, vote length 1, "b"; the type byte carries the end-of-write flag.
+        // Hard state record: term 2, commit 4, vote length 1, "b", flags (1 = rejoining); the type byte carries the end-of-write flag.
         var hard = bytes.AsSpan(17 + entriesPayload);
-        Assert.That(hard.Length, Is.EqualTo(17 + 21));
+        Assert.That(hard.Length, Is.EqualTo(17 + 22));
         Assert.That(hard[16], Is.EqualTo((byte)(0x80 | (byte)WalRecordType.HardState)));
-        Assert.That(Convert.ToHexString(hard[17..]), Is.EqualTo("0200000000000000" + "0400000000000000" + "01000000" + "62"));
+        Assert.That(Convert.ToHexString(hard[17..]), Is.EqualTo("0200000000000000" + "0400000000000000" + "01000000" + "62" + "00"));
         Assert.That(BinaryPrimitives.ReadUInt32LittleEndian(hard[4..]), Is.EqualTo(ExpectedChecksum(hard)));
     }
 
