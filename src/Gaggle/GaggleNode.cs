@@ -41,6 +41,9 @@ public sealed partial class GaggleNode : IAsyncDisposable
     private readonly ulong _incarnation;
     private readonly TimeSpan _tickInterval;
     private RaftCore? _core;
+
+    /// <summary>Storage the node created for itself (through its builder) and disposes when it stops.</summary>
+    internal IDisposable? OwnedStorage { get; init; }
     private ITimer? _timer;
     private Task _loop = Task.CompletedTask;
     private int _state;
@@ -256,6 +259,7 @@ public sealed partial class GaggleNode : IAsyncDisposable
         }
 
         FailPending(new ObjectDisposedException(nameof(GaggleNode), $"Gaggle node '{Id}' stopped before the operation completed."));
+        OwnedStorage?.Dispose();
         lock (_subscribersLock)
         {
             foreach (var subscriber in _subscribers)
