@@ -89,6 +89,12 @@ public sealed partial class GaggleNode
             return;
         }
 
+        foreach (var pending in _toSubmit)
+        {
+            pending.Submitted = true;
+            pending.InBatch = false;
+        }
+
         if (core.Role == RaftRole.Leader)
         {
             var payloads = new ReadOnlyMemory<byte>[_toSubmit.Count];
@@ -189,14 +195,24 @@ public sealed partial class GaggleNode
         }
     }
 
+    /// <summary>Adds an append to the batch being submitted, once.</summary>
+    private void AddToBatch(PendingAppend pending)
+    {
+        if (!pending.InBatch)
+        {
+            pending.InBatch = true;
+            _toSubmit.Add(pending);
+        }
+    }
+
     /// <summary>A new leader is known: everything not proposed or forwarded to it in this term goes (again).</summary>
     private void ResubmitForNewLeader(RaftCore core)
     {
         foreach (var pending in _appends.Values)
         {
-            if (pending.SentTo != core.LeaderId || pending.SentTerm != core.Term)
+            if (pending.NeedsResubmitFor(core.LeaderId, core.Term))
             {
-                _toSubmit.Add(pending);
+                AddToBatch(pending);
             }
         }
 
@@ -213,10 +229,9 @@ public sealed partial class GaggleNode
         int retryTicks = RetryTicks(core);
         foreach (var pending in _appends.Values)
         {
-            bool proposedHere = pending.SentTo == Id && pending.SentTerm == core.Term && core.Role == RaftRole.Leader;
-            if (!proposedHere && (pending.SentTo is null || pending.SentTerm != core.Term || _tickCount - pending.SentAtTick >= retryTicks))
+            if (pending.NeedsRetry(Id, core.Term, core.Role == RaftRole.Leader, _tickCount, retryTicks))
             {
-                _toSubmit.Add(pending);
+                AddToBatch(pending);
             }
         }
 

@@ -83,7 +83,7 @@ public sealed partial class GaggleNode
             case AppendInput append:
                 if (_appends.ContainsKey(append.Append.Sequence))
                 {
-                    _toSubmit.Add(append.Append);
+                    AddToBatch(append.Append);
                 }
 
                 break;
