@@ -259,6 +259,7 @@ public sealed partial class GaggleNode : IAsyncDisposable
         }
 
         FailPending(new ObjectDisposedException(nameof(GaggleNode), $"Gaggle node '{Id}' stopped before the operation completed."));
+        _leadership?.Update(trusted: false);
         OwnedStorage?.Dispose();
         lock (_subscribersLock)
         {

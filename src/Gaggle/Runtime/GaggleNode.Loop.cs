@@ -41,6 +41,7 @@ public sealed partial class GaggleNode
 
                 SubmitAppends(core);
                 await ProcessReadyAsync(core).ConfigureAwait(false);
+                UpdateLeadership(core);
                 foreach (var done in _afterReady)
                 {
                     done.TrySetResult();
@@ -148,6 +149,7 @@ public sealed partial class GaggleNode
                 await _storage.SaveAsync(ready.HardState, ready.EntriesToPersist, CancellationToken.None).ConfigureAwait(false);
             }
 
+            RecordHeartbeatRounds(ready.Messages);
             foreach (var message in ready.Messages)
             {
                 await SendAsync(message.To, new RaftWireMessage(message)).ConfigureAwait(false);
