@@ -28,7 +28,10 @@ public sealed partial class GaggleNode
         }
 
         long sequence = NextSequence();
-        return await AppendEnvelopeAsync(sequence, new EntryEnvelope(EntryPayloadKind.User, 0, Id, _incarnation, sequence, data).Encode(), timeout, cancellationToken).ConfigureAwait(false);
+        long started = _time.GetTimestamp();
+        long index = await AppendEnvelopeAsync(sequence, new EntryEnvelope(EntryPayloadKind.User, 0, Id, _incarnation, sequence, data).Encode(), timeout, cancellationToken).ConfigureAwait(false);
+        GaggleMetrics.AppendDuration.Record(_time.GetElapsedTime(started).TotalMilliseconds, _nodeTag);
+        return index;
     }
 
     internal long NextSequence() => Interlocked.Increment(ref _nextSequence);

@@ -10,7 +10,7 @@ public sealed partial class GaggleNode
     private GaggleLeadership? _leadership;
 
     /// <summary>This node's trusted leadership: a lease-backed <see cref="GaggleLeadership.IsLeader"/> and a token cancelled when it ends.</summary>
-    public GaggleLeadership Leadership => _leadership ??= new GaggleLeadership(this);
+    public GaggleLeadership Leadership => _leadership!;
 
     /// <summary>Remembers when each heartbeat round left, to date the lease a majority's answers give.</summary>
     private void RecordHeartbeatRounds(IReadOnlyList<RaftMessage> messages)

@@ -220,6 +220,7 @@ public sealed partial class GaggleNode
                 machine.Apply(published);
             }
 
+            GaggleMetrics.Commits.Add(1, _nodeTag);
             Raise(Committed, published, nameof(Committed));
             lock (_subscribersLock)
             {
@@ -262,6 +263,7 @@ public sealed partial class GaggleNode
 
         if (previous?.LeaderId != soft.LeaderId)
         {
+            GaggleMetrics.LeaderChanges.Add(1, _nodeTag);
             Raise(LeaderChanged, new LeaderChange(soft.Term, soft.LeaderId, soft.Role == RaftRole.Leader), nameof(LeaderChanged));
         }
 
@@ -297,6 +299,11 @@ public sealed partial class GaggleNode
 
     private void PublishStatus(RaftCore core)
     {
+        if (core.Members.IsDiscovery && core.Members.Peers.Count + 1 != _knownMembers.Length)
+        {
+            _knownMembers = [Id, .. core.Members.Peers.Order(StringComparer.Ordinal)];
+        }
+
         if (core.LostStorageDetected && !_lostStorageLogged)
         {
             _lostStorageLogged = true;
@@ -326,6 +333,7 @@ public sealed partial class GaggleNode
     private void CountDropped(string from, string reason)
     {
         Interlocked.Increment(ref _droppedMessages);
+        GaggleMetrics.DroppedMessages.Add(1, _nodeTag);
         Log.DroppedMessage(_logger, Id, from, reason);
     }
 
