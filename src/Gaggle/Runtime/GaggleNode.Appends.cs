@@ -39,23 +39,37 @@ public sealed partial class GaggleNode
     internal ulong Incarnation => _incarnation;
 
     /// <summary>Appends an encoded entry envelope and waits until it is committed and applied here.</summary>
-    internal async Task<long> AppendEnvelopeAsync(long sequence, byte[] envelope, TimeSpan? timeout, CancellationToken cancellationToken)
+    internal Task<long> AppendEnvelopeAsync(long sequence, byte[] envelope, TimeSpan? timeout, CancellationToken cancellationToken)
+    {
+        var pending = new PendingAppend(sequence, envelope);
+        return PostAndWaitAsync(
+            _appends, sequence, pending, new AppendInput(pending), pending.Completion.Task, timeout, cancellationToken,
+            () => $"The entry appended on node '{Id}' was not committed within {timeout!.Value.TotalMilliseconds:0} ms (leader: {LeaderId ?? "none"}); it may still be committed later.");
+    }
+
+    /// <summary>
+    /// Registers <paramref name="pending"/> under <paramref name="key"/>, hands <paramref name="input"/> to the
+    /// loop and waits for <paramref name="completion"/>; a timeout becomes a <see cref="TimeoutException"/>
+    /// with <paramref name="timeoutMessage"/>, and the registration always ends.
+    /// </summary>
+    private async Task<T> PostAndWaitAsync<TPending, T>(
+        System.Collections.Concurrent.ConcurrentDictionary<long, TPending> registry, long key, TPending pending, LoopInput input,
+        Task<T> completion, TimeSpan? timeout, CancellationToken cancellationToken, Func<string> timeoutMessage)
     {
         ValidateTimeout(timeout);
-        var pending = new PendingAppend(sequence, envelope);
-        _appends[sequence] = pending;
+        registry[key] = pending;
         try
         {
-            Post(new AppendInput(pending));
-            return await WaitAsync(pending.Completion.Task, timeout, cancellationToken).ConfigureAwait(false);
+            Post(input);
+            return await WaitAsync(completion, timeout, cancellationToken).ConfigureAwait(false);
         }
         catch (TimeoutException)
         {
-            throw new TimeoutException($"The entry appended on node '{Id}' was not committed within {timeout!.Value.TotalMilliseconds:0} ms (leader: {LeaderId ?? "none"}); it may still be committed later.");
+            throw new TimeoutException(timeoutMessage());
         }
         finally
         {
-            _appends.TryRemove(sequence, out _);
+            registry.TryRemove(key, out _);
         }
     }
 
