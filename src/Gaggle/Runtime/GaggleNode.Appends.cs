@@ -188,7 +188,7 @@ public sealed partial class GaggleNode
         if (core.Role != RaftRole.Leader)
         {
             // The sender retries when it learns the real leader.
-            CountDropped(from, "forwarded appends reached a node that is not the leader");
+            CountDropped(from, "forwarded appends reached a node that is not the leader", "not-leader");
             return;
         }
 
@@ -198,7 +198,7 @@ public sealed partial class GaggleNode
         {
             if (!EntryEnvelope.TryDecode(entry, out var envelope) || envelope.Origin != from || entry.Length > _options.MaxMessageBytes + 128)
             {
-                CountDropped(from, "a forwarded entry has a malformed envelope, another origin, or is too large");
+                CountDropped(from, "a forwarded entry has a malformed envelope, another origin, or is too large", "bad-forward");
                 continue;
             }
 

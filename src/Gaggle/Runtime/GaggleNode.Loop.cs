@@ -101,7 +101,7 @@ public sealed partial class GaggleNode
     {
         if (!GaggleOptionsValidator.IsValidId(inbound.From))
         {
-            CountDropped(inbound.From, "the sender id is not a valid node id");
+            CountDropped(inbound.From, "the sender id is not a valid node id", "invalid-sender");
             return;
         }
 
@@ -112,7 +112,7 @@ public sealed partial class GaggleNode
         }
         catch (FormatException e)
         {
-            CountDropped(inbound.From, e.Message);
+            CountDropped(inbound.From, e.Message, "malformed");
             return;
         }
 
@@ -197,7 +197,7 @@ public sealed partial class GaggleNode
 
             if (!EntryEnvelope.TryDecode(entry.Data, out var envelope))
             {
-                CountDropped("(log)", $"entry {entry.Index} has no valid envelope");
+                CountDropped("(log)", $"entry {entry.Index} has no valid envelope", "malformed-entry");
                 continue;
             }
 
@@ -330,10 +330,11 @@ public sealed partial class GaggleNode
 
     private int RetryTicks(RaftCore core) => Math.Max(1, (int)Math.Round(_options.ElectionTimeoutMin / _tickInterval));
 
-    private void CountDropped(string from, string reason)
+    /// <summary>Counts and logs a dropped message; <paramref name="kind"/> is the metric's low-cardinality reason tag.</summary>
+    private void CountDropped(string from, string reason, string kind = "invalid")
     {
         Interlocked.Increment(ref _droppedMessages);
-        GaggleMetrics.DroppedMessages.Add(1, _nodeTag);
+        GaggleMetrics.DroppedMessages.Add(1, _nodeTag, new KeyValuePair<string, object?>("reason", kind));
         Log.DroppedMessage(_logger, Id, from, reason);
     }
 
