@@ -15,28 +15,34 @@ public sealed partial class GaggleNode
     private long _leaseClockBase;
     private long _leaseClockStart;
     private long _lastStamp;
+    private long _leaseClockTerm = -1;
     private long _timeEntryInFlightUntilTick = -1;
 
     /// <summary>Cluster-wide locks and semaphores with fencing tokens, granted through this node's log.</summary>
     public GaggleLocks Locks => _locks ??= new GaggleLocks(this, _time, _options.LockLeaseDuration);
 
     /// <summary>
-    /// The lease clock (milliseconds) a leader stamps into entries: it starts, when a node becomes
-    /// leader, from the last applied stamp and advances with this node's monotonic clock, so a
-    /// leader with a skewed wall clock can neither expire leases early nor move time backwards.
-    /// Time spent without a leader does not count, which only lengthens leases.
+    /// The lease clock (milliseconds) a leader stamps into entries: it starts, before the first stamp
+    /// of each term this node leads, from the table's time (the highest committed stamp it applied)
+    /// and advances with this node's monotonic clock, so a leader with a skewed wall clock can neither
+    /// expire leases early nor move time backwards. It never starts from what this node stamped in an
+    /// earlier term: those entries may never have committed, and the clock that stamped them ran on
+    /// while the leaders after it started from the table's time; resuming it would move time forward
+    /// past leases granted since. Time spent without a leader does not count, which only lengthens leases.
     /// </summary>
-    private long LeaseClockNow()
+    private long LeaseClockNow(RaftCore core)
     {
+        if (core.Term != _leaseClockTerm)
+        {
+            _leaseClockTerm = core.Term;
+            _leaseClockBase = _lockTable.Now;
+            _lastStamp = _lockTable.Now;
+            _leaseClockStart = _time.GetTimestamp();
+        }
+
         long elapsed = (long)_time.GetElapsedTime(_leaseClockStart).TotalMilliseconds;
         _lastStamp = Math.Max(_lastStamp, Math.Max(_lockTable.Now, _leaseClockBase + elapsed));
         return _lastStamp;
-    }
-
-    private void StartLeaseClock()
-    {
-        _leaseClockBase = Math.Max(_lockTable.Now, _lastStamp);
-        _leaseClockStart = _time.GetTimestamp();
     }
 
     /// <summary>Registers a callback for the lock event answering request <paramref name="sequence"/> of this node.</summary>
@@ -112,7 +118,7 @@ public sealed partial class GaggleNode
             return;
         }
 
-        long now = LeaseClockNow();
+        long now = LeaseClockNow(core);
         if (now < _lockTable.NextDeadline)
         {
             return;
