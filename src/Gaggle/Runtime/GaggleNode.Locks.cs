@@ -10,7 +10,7 @@ public sealed partial class GaggleNode
 {
     private readonly LockTable _lockTable = new();
     private readonly ConcurrentDictionary<long, Action<LockEvent>> _lockWaiters = new();
-    private readonly ConcurrentDictionary<long, Action> _holds = new();
+    private readonly ConcurrentDictionary<(string Name, long Token), Action> _holds = new();
     private GaggleLocks? _locks;
     private long _leaseClockBase;
     private long _leaseClockStart;
@@ -50,10 +50,13 @@ public sealed partial class GaggleNode
 
     internal void UnwatchLockRequest(long sequence) => _lockWaiters.TryRemove(sequence, out _);
 
-    /// <summary>Registers a callback for the end of hold <paramref name="token"/> (expired or released) in the lock table.</summary>
-    internal void WatchHold(long token, Action onEnded) => _holds[token] = onEnded;
+    /// <summary>
+    /// Registers a callback for the end of the hold <paramref name="token"/> of lock <paramref name="name"/>
+    /// (expired or released) in the lock table. Tokens are per lock: two locks granted in one entry share one.
+    /// </summary>
+    internal void WatchHold(string name, long token, Action onEnded) => _holds[(name, token)] = onEnded;
 
-    internal void UnwatchHold(long token) => _holds.TryRemove(token, out _);
+    internal void UnwatchHold(string name, long token) => _holds.TryRemove((name, token), out _);
 
     internal TimeProvider TimeProvider => _time;
 
@@ -94,7 +97,7 @@ public sealed partial class GaggleNode
 
     private void OnOwnLockEvent(LockEvent lockEvent)
     {
-        if (lockEvent.Type is LockEventType.Expired or LockEventType.Released && _holds.TryRemove(lockEvent.Token, out var ended))
+        if (lockEvent.Type is LockEventType.Expired or LockEventType.Released && _holds.TryRemove((lockEvent.Name, lockEvent.Token), out var ended))
         {
             ended();
         }
