@@ -4,7 +4,7 @@ using NUnit.Framework;
 
 namespace Gaggle.Tests.Locks;
 
-/// <summary>What a handle learns and when: the end of its own hold only.</summary>
+/// <summary>What a handle learns and when: the end of its own hold only, and a safe window that a long wait does not use up.</summary>
 [TestFixture]
 [Parallelizable(ParallelScope.All)]
 public sealed class LockHandleTests
@@ -34,5 +34,28 @@ public sealed class LockHandleTests
         await node.Locks.ReleaseAbandonedAsync("q", q.FencingToken);
         await Eventually.True(() => q.HandleLostToken.IsCancellationRequested, "q's handle to learn its hold ended");
         await stop.CancelAsync();
+    }
+
+    [Test]
+    public async Task AGrantAfterAWaitLongerThanTheLeaseIsConfirmedAndRenewed()
+    {
+        await using var cluster = new ManualTimeCluster(["a"], options => options.LockLeaseDuration = TimeSpan.FromSeconds(1));
+        var node = await cluster.StartAsync("a");
+        await cluster.AdvanceUntilAsync(() => node.IsLeader, "the single node to lead");
+        var first = await node.Locks.AcquireAsync("x");
+        var waiting = node.Locks.AcquireAsync("x");
+        Assert.That((await node.Locks.InspectAsync("x")).QueueLength, Is.EqualTo(1));
+
+        // The first holder works for three leases, renewing; the second waits all that time.
+        await cluster.AdvanceAsync(TimeSpan.FromSeconds(3));
+        Assert.That(first.HandleLostToken.IsCancellationRequested, Is.False);
+        await first.DisposeAsync();
+        await Eventually.True(() => waiting.IsCompleted, "the waiter to be granted");
+        await using var second = await waiting;
+
+        await cluster.AdvanceAsync(TimeSpan.FromSeconds(2));
+        Assert.That(second.HandleLostToken.IsCancellationRequested, Is.False, "the hold, two leases later, is still trusted");
+        var info = await node.Locks.InspectAsync("x");
+        Assert.That(info.Holders.Select(h => h.FencingToken), Is.EqualTo(new[] { second.FencingToken }), "and renewed in the table");
     }
 }
