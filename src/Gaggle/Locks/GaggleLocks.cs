@@ -164,6 +164,10 @@ public sealed class GaggleLocks
             await GiveUpAsync(name, sequence, outcome).ConfigureAwait(false);
             throw;
         }
+        finally
+        {
+            _node.UnwatchLockRequest(sequence);
+        }
     }
 
     /// <summary>

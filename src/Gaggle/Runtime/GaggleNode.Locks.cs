@@ -50,6 +50,9 @@ public sealed partial class GaggleNode
 
     internal void UnwatchLockRequest(long sequence) => _lockWaiters.TryRemove(sequence, out _);
 
+    /// <summary>Lock requests of this node still waiting for their answer.</summary>
+    internal int WatchedLockRequests => _lockWaiters.Count;
+
     /// <summary>
     /// Registers a callback for the end of the hold <paramref name="token"/> of lock <paramref name="name"/>
     /// (expired or released) in the lock table. Tokens are per lock: two locks granted in one entry share one.

@@ -58,4 +58,18 @@ public sealed class LockHandleTests
         var info = await node.Locks.InspectAsync("x");
         Assert.That(info.Holders.Select(h => h.FencingToken), Is.EqualTo(new[] { second.FencingToken }), "and renewed in the table");
     }
+
+    [Test]
+    public async Task FinishedRequestsLeaveNoWatcherBehind()
+    {
+        await using var cluster = new NodeCluster(1, options => options.LockLeaseDuration = TimeSpan.FromSeconds(10));
+        await cluster.StartAllAsync();
+        var node = await cluster.WaitForLeaderAsync();
+        var held = await node.Locks.AcquireAsync("x", TimeSpan.FromSeconds(10));
+        Assert.That(await node.Locks.TryAcquireAsync("x"), Is.Null, "denied");
+        Assert.That(await node.Locks.TryAcquireAsync("x", TimeSpan.FromMilliseconds(50)), Is.Null, "timed out");
+        await Assert.ThrowsAsync<InvalidOperationException>(() => node.Locks.TryAcquireSemaphoreAsync("x", 3));
+        await held.DisposeAsync();
+        Assert.That(node.WatchedLockRequests, Is.Zero, "granted, denied, timed-out and rejected requests all stopped watching");
+    }
 }
