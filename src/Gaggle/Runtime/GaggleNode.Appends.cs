@@ -115,7 +115,7 @@ public sealed partial class GaggleNode
         if (core.Role == RaftRole.Leader)
         {
             var payloads = new ReadOnlyMemory<byte>[_toSubmit.Count];
-            long stamp = LeaseClockNow();
+            long stamp = LeaseClockNow(core);
             for (int i = 0; i < payloads.Length; i++)
             {
                 payloads[i] = EntryEnvelope.WithStamp(_toSubmit[i].Envelope, stamp);
@@ -193,7 +193,7 @@ public sealed partial class GaggleNode
         }
 
         var payloads = new List<ReadOnlyMemory<byte>>(forward.Entries.Count);
-        long stamp = LeaseClockNow();
+        long stamp = LeaseClockNow(core);
         foreach (var entry in forward.Entries)
         {
             if (!EntryEnvelope.TryDecode(entry, out var envelope) || envelope.Origin != from || entry.Length > _options.MaxMessageBytes + 128)

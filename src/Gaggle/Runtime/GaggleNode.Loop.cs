@@ -267,11 +267,6 @@ public sealed partial class GaggleNode
             Raise(LeaderChanged, new LeaderChange(soft.Term, soft.LeaderId, soft.Role == RaftRole.Leader), nameof(LeaderChanged));
         }
 
-        if (soft.Role == RaftRole.Leader && previous?.Role != RaftRole.Leader)
-        {
-            StartLeaseClock();
-        }
-
         if (soft.LeaderId is not null)
         {
             ResubmitForNewLeader(core);
