@@ -307,6 +307,7 @@ internal sealed partial class RaftCore
         }
 
         LeaderId = null;
+        _verifiedIndex = 0;
         _electionElapsed = 0;
         _heartbeatElapsed = 0;
         _randomizedElectionTimeout = _config.Random.Next(_config.ElectionTicksMin, _config.ElectionTicksMax + 1);
