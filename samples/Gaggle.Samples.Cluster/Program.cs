@@ -34,6 +34,11 @@ Say(settings.Redis is null
 foreach (var id in ids)
 {
     var builder = new GaggleNodeBuilder(new GaggleOptions { NodeId = id, Members = ids });
+    if (settings.Data is { } data)
+    {
+        builder.UseFileStorage(Path.Combine(data, id));
+    }
+
     var node = (settings.Redis is null
         ? builder.UseInMemory(network)
         : builder.UseRedis(settings.Redis, redis => redis.ClusterName = cluster)).Build();

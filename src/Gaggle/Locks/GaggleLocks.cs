@@ -147,6 +147,7 @@ public sealed class GaggleLocks
             var command = new LockCommand(LockCommandType.Acquire, name, maxCount, (long)_lease.TotalMilliseconds, waitMs);
             await Append(sequence, command, null, linked.Token).ConfigureAwait(false);
             var result = await outcome.Task.WaitAsync(linked.Token).ConfigureAwait(false);
+            GaggleMetrics.LockWait.Record(_time.GetElapsedTime(sentAt).TotalMilliseconds, new KeyValuePair<string, object?>("gaggle.node", _node.Id));
             return result.Type switch
             {
                 LockEventType.Granted => new GaggleLockHandle(this, name, maxCount, result.Token, await TrustedSinceAsync(name, result.Token, sentAt, renewed.Task, linked.Token).ConfigureAwait(false)),

@@ -16,7 +16,7 @@ internal sealed partial class RaftCore
                 LeaderId = message.From;
                 DetectLostStorage(message);
                 _log.CommitTo(Math.Min(message.Commit, _log.LastIndex));
-                Send(new RaftMessage { Type = MessageType.HeartbeatResponse, From = Id, To = message.From, Term = Term });
+                Send(new RaftMessage { Type = MessageType.HeartbeatResponse, From = Id, To = message.From, Term = Term, Index = message.Index });
                 break;
             case MessageType.CommitNotice:
                 _electionElapsed = 0;

@@ -70,8 +70,16 @@ internal sealed partial class RaftCore
             return;
         }
 
-        // Either an acknowledgement up to Offset, or a rejection naming the offset it expects.
-        progress.SnapshotOffset = Math.Clamp(message.Offset, 0, _snapshot.Data.Length);
+        // Either an acknowledgement up to Offset, or a rejection naming the offset it expects. Only one
+        // that moves the transfer on (or a rejection that moves it elsewhere) sends a chunk: answering
+        // duplicated or stale ones would keep one more chunk circulating per duplicate.
+        long offset = Math.Clamp(message.Offset, 0, _snapshot.Data.Length);
+        if ((offset == progress.SnapshotOffset && progress.ProbeSent) || (!message.Reject && offset < progress.SnapshotOffset))
+        {
+            return;
+        }
+
+        progress.SnapshotOffset = offset;
         progress.ProbeSent = false;
         SendAppends(message.From);
     }

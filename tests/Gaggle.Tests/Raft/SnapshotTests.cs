@@ -155,6 +155,53 @@ public sealed class SnapshotTests
         Assert.That(ready?.Snapshot, Is.Null, "b already holds every entry the snapshot covers");
     }
 
+    /// <summary>
+    /// One chunk in flight: a chunk goes out for an acknowledgement that moves the transfer forward,
+    /// or a rejection that names another offset. Found by the simulation (a 5-node seed with 1-byte
+    /// chunks): every delivered acknowledgement sent a chunk, so each duplicated one, or each chunk
+    /// resent after a stall, kept one more chunk and answer circulating until the transfer ended
+    /// (and a stale one moved the transfer back), until one round passed 50,000 deliveries.
+    /// </summary>
+    [Test]
+    public void OnlyAnAcknowledgementThatMovesTheTransferOnOrARejectionSendsAChunk()
+    {
+        var net = ClusterWithLeaderA(chunkBytes: 10);
+        var a = net.Nodes["a"];
+        net.Drop = m => m.To == "c" || m.From == "c";
+        for (int i = 0; i < 5; i++)
+        {
+            a.Propose([new byte[] { (byte)i }]);
+            net.Stabilize();
+        }
+
+        long applied = a.AppliedIndex;
+        a.CompactTo(new RaftSnapshot(applied, a.TermAt(applied), new byte[100]));
+        long next = a.ProgressOf("c")!.Next;
+        a.Step(Msg.AppendResponse("c", "a", a.Term, next - 1, reject: true, hint: 1));
+        Assert.That(ChunksSent(), Is.EqualTo(new long[] { 0 }), "c's log is empty and the entries it needs are compacted");
+
+        var acknowledged = SnapshotResponse(10);
+        a.Step(acknowledged);
+        Assert.That(ChunksSent(), Is.EqualTo(new long[] { 10 }));
+        a.Step(acknowledged);
+        Assert.That(ChunksSent(), Is.Empty, "a duplicated acknowledgement: the chunk it asks for is out already");
+
+        a.Step(SnapshotResponse(20));
+        Assert.That(ChunksSent(), Is.EqualTo(new long[] { 20 }));
+        a.Step(acknowledged);
+        Assert.That(ChunksSent(), Is.Empty, "a stale acknowledgement moves nothing back");
+
+        a.Step(SnapshotResponse(0, reject: true));
+        Assert.That(ChunksSent(), Is.EqualTo(new long[] { 0 }), "c lost what it had received: start over where it says");
+
+        RaftMessage SnapshotResponse(long offset, bool reject = false) => new()
+        {
+            Type = MessageType.SnapshotResponse, From = "c", To = "a", Term = a.Term, Index = applied, Offset = offset, Reject = reject,
+        };
+
+        long[] ChunksSent() => a.TakeReady()?.Messages.Where(m => m.Type == MessageType.Snapshot).Select(m => m.Offset).ToArray() ?? [];
+    }
+
     [Test]
     public void CompactionRefusesWhatIsNotAppliedOrDoesNotMatch()
     {

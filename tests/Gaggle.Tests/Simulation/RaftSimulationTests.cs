@@ -7,7 +7,11 @@ namespace Gaggle.Tests.Simulation;
 /// <summary>
 /// Seeded simulations of whole clusters (Raft §5: Election Safety, Log Matching, Leader
 /// Completeness, State Machine Safety after every step; progress once the network heals).
+/// Seeds draw snapshots and compaction, FlushPolicy.None storage whose crashes lose unflushed batches,
+/// and nodes that lose their storage entirely (restarting with StartRejoining, the documented procedure).
 /// GAGGLE_SIM_SEEDS sets how many seeds each test runs (default 300); GAGGLE_SIM_SEED=n replays one.
+/// GAGGLE_SIM_AMNESIA=1 also runs the variant where such nodes restart without StartRejoining and rely
+/// on automatic detection alone, which is known to break safety (see that test).
 /// Seeds run in parallel; each is independent and deterministic.
 /// </summary>
 [TestFixture]
@@ -25,6 +29,22 @@ public sealed class RaftSimulationTests
     [Test]
     public void DiscoveryModeClusterStaysSafeAndMakesProgress() => RunSeeds(seed => new ClusterShape(seed % 2 == 0 ? 3 : 5, Discovery: true));
 
+    /// <summary>
+    /// Lost storage noticed only from a leader's heartbeat: before that heartbeat arrives, the
+    /// amnesiac node votes and acknowledges as if it had never run, so it can grant a second vote in a
+    /// term or help elect a leader that lacks committed entries. Expected to fail; off by default.
+    /// </summary>
+    [Test]
+    public void LostStorageWithAutomaticDetectionOnly()
+    {
+        if (Environment.GetEnvironmentVariable("GAGGLE_SIM_AMNESIA") != "1")
+        {
+            Assert.Ignore("Set GAGGLE_SIM_AMNESIA=1 to run it: automatic detection alone is known to break safety.");
+        }
+
+        RunSeeds(seed => new ClusterShape(seed % 2 == 0 ? 3 : 5, Discovery: false), LostStorageRestart.AutomaticDetection);
+    }
+
     private static IReadOnlyList<int> Seeds()
     {
         if (int.TryParse(Environment.GetEnvironmentVariable("GAGGLE_SIM_SEED"), out int only))
@@ -36,7 +56,7 @@ public sealed class RaftSimulationTests
         return Enumerable.Range(1, count).ToArray();
     }
 
-    private static void RunSeeds(Func<int, ClusterShape> shapeOf)
+    private static void RunSeeds(Func<int, ClusterShape> shapeOf, LostStorageRestart lostStorage = LostStorageRestart.StartRejoining)
     {
         var seeds = Seeds();
         var failures = new ConcurrentBag<SimulationFailure>();
@@ -44,7 +64,7 @@ public sealed class RaftSimulationTests
         var stopwatch = Stopwatch.StartNew();
         Parallel.ForEach(seeds, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, seed =>
         {
-            var result = Simulator.Run(seed, shapeOf(seed));
+            var result = Simulator.Run(seed, shapeOf(seed), lostStorage: lostStorage);
             stats.Add(result.Stats);
             if (result.Failure is not null)
             {
@@ -55,12 +75,12 @@ public sealed class RaftSimulationTests
         TestContext.Out.WriteLine(
             $"{seeds.Count} seeds in {stopwatch.Elapsed.TotalSeconds:F1} s: {stats.Sum(s => s.Steps)} steps, {stats.Sum(s => s.Delivered)} deliveries, "
             + $"{stats.Sum(s => s.Leaders)} elected leaders, {stats.Sum(s => s.Restarts)} restarts, {stats.Sum(s => (long)s.Committed)} entries committed "
-            + $"(fewest in a seed: {stats.Min(s => s.Committed)})");
+            + $"(fewest in a seed: {stats.Min(s => s.Committed)}); {stats.Aggregate(default(StorageStats), (sum, s) => sum + s.Storage)}");
 
         if (!failures.IsEmpty)
         {
             var ordered = failures.OrderBy(f => f.Seed).ToArray();
-            var first = Simulator.RunAndExplain(ordered[0].Seed, ordered[0].Shape) ?? ordered[0];
+            var first = Simulator.RunAndExplain(ordered[0].Seed, ordered[0].Shape, lostStorage: lostStorage) ?? ordered[0];
             string others = ordered.Length == 1 ? "" : $"{Environment.NewLine}{ordered.Length} failing seeds: {string.Join(", ", ordered.Take(30).Select(f => f.Seed))}";
             Assert.Fail(first.Report() + others);
         }

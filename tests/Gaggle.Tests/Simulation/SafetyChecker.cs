@@ -25,6 +25,9 @@ internal sealed class SafetyChecker
     /// <summary>The applied prefix of the log (position i holds index i + 1), as first applied anywhere.</summary>
     private readonly List<(LogEntry Entry, string Node)> _applied = [];
 
+    /// <summary>Every vote ever granted: (voter, term) to candidate, across crashes and lost storage.</summary>
+    private readonly Dictionary<(string Voter, long Term), string> _votes = [];
+
     public int CommittedCount => _committed.Count;
 
     public int AppliedCount => _applied.Count;
@@ -149,6 +152,47 @@ internal sealed class SafetyChecker
         else
         {
             _applied.Add((entry, node));
+        }
+    }
+
+    /// <summary>
+    /// State Machine Safety for snapshots: a state machine restored from a snapshot at index i must
+    /// hold the same sequence that every node applied up to i.
+    /// </summary>
+    public void ObserveRestored(string node, IReadOnlyList<LogEntry> content)
+    {
+        for (int i = 0; i < content.Count; i++)
+        {
+            var entry = content[i];
+            if (i < _applied.Count)
+            {
+                var (known, knownNode) = _applied[i];
+                if (!SameContent(known, entry))
+                {
+                    throw new SafetyViolationException(
+                        $"state machine safety: at index {entry.Index} {knownNode} applied {Describe(known)} but {node} restored {Describe(entry)} from a snapshot");
+                }
+            }
+            else
+            {
+                _applied.Add((entry, node));
+            }
+        }
+    }
+
+    /// <summary>
+    /// One vote per term (Raft §5.2), the premise of Election Safety: a server that lost its storage
+    /// must not grant a second vote in a term in which it may already have voted for someone else.
+    /// </summary>
+    public void ObserveVote(string voter, long term, string candidate)
+    {
+        if (!_votes.TryGetValue((voter, term), out var known))
+        {
+            _votes[(voter, term)] = candidate;
+        }
+        else if (known != candidate)
+        {
+            throw new SafetyViolationException($"vote safety: {voter} granted its vote in term {term} to {known} and then to {candidate}");
         }
     }
 

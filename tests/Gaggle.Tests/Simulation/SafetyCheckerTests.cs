@@ -107,6 +107,65 @@ public sealed class SafetyCheckerTests
     }
 
     [Test]
+    public void ASnapshotWhoseContentDiffersFromWhatWasAppliedBreaksStateMachineSafety()
+    {
+        var checker = new SafetyChecker();
+        checker.ObserveApplied("a", 0, Entry(1, 1, "x"));
+        checker.ObserveApplied("a", 1, Entry(2, 1, "y"));
+        var snapshot = new RaftSnapshot(2, 1, SnapshotCodec.Encode([Entry(1, 1, "x"), Entry(2, 1, "z")]));
+
+        Assert.That(
+            () => checker.ObserveRestored("b", SnapshotCodec.Decode(snapshot)),
+            Throws.TypeOf<SafetyViolationException>().With.Message.Contains("at index 2 a applied 2/t1 'y' but b restored 2/t1 'z' from a snapshot"));
+    }
+
+    [Test]
+    public void ASnapshotCutShortOrMislabelledIsCaught()
+    {
+        byte[] data = SnapshotCodec.Encode([Entry(1, 1, "x"), Entry(2, 3, "y")]);
+
+        Assert.That(SnapshotCodec.Decode(new RaftSnapshot(2, 3, data)), Has.Count.EqualTo(2));
+        Assert.That(() => SnapshotCodec.Decode(new RaftSnapshot(2, 3, data.AsMemory(0, data.Length - 1))), Throws.TypeOf<SafetyViolationException>().With.Message.Contains("cut short"));
+        Assert.That(() => SnapshotCodec.Decode(new RaftSnapshot(2, 2, data)), Throws.TypeOf<SafetyViolationException>().With.Message.Contains("applied up to 2/t3"));
+    }
+
+    [Test]
+    public void TwoVotesInOneTermBreakVoteSafety()
+    {
+        var checker = new SafetyChecker();
+        checker.ObserveVote("a", 4, "b");
+        checker.ObserveVote("a", 4, "b");
+        checker.ObserveVote("a", 5, "c");
+
+        Assert.That(
+            () => checker.ObserveVote("a", 4, "c"),
+            Throws.TypeOf<SafetyViolationException>().With.Message.EqualTo("vote safety: a granted its vote in term 4 to b and then to c"));
+    }
+
+    [TestCase(1, "1/t1 'x', 2/t1 'y', 3/t2 'w', 4/t2 'v'", 2, TestName = "A crash that loses the newest unflushed batch (a snapshot) keeps the one before it")]
+    [TestCase(2, "1/t1 'x', 2/t1 'y', 3/t1 'z'", 1, TestName = "A crash that loses both unflushed batches leaves what was flushed")]
+    public void UnflushedBatchesLostInACrashLeaveTheStorageAsBeforeThem(int lost, string entries, long term)
+    {
+        var checker = new SafetyChecker();
+        var node = new SimulatedNode("a");
+        node.Storage.Buffered = true;
+        node.Persist(new Ready { EntriesToPersist = [Entry(1, 1, "x"), Entry(2, 1, "y"), Entry(3, 1, "z")], HardState = new HardState(1, "a", 2) }, checker);
+        node.Storage.Flush();
+        node.Persist(new Ready { EntriesToPersist = [Entry(3, 2, "w"), Entry(4, 2, "v")], HardState = new HardState(2, null, 3) }, checker);
+        node.Storage.BeginBatch();
+        node.Storage.SaveSnapshot(new RaftSnapshot(3, 2, SnapshotCodec.Encode([Entry(1, 1, "x"), Entry(2, 1, "y"), Entry(3, 2, "w")])));
+        node.Storage.EndBatch();
+        Assert.That((node.Storage.SnapshotIndex, node.Storage.LastIndex, node.Storage.UnflushedBatches), Is.EqualTo((3L, 4L, 2)));
+
+        node.Storage.LoseNewest(lost);
+
+        Assert.That(node.Storage.Snapshot, Is.Null);
+        Assert.That(node.HardState.Term, Is.EqualTo(term));
+        Assert.That(string.Join(", ", node.Storage.Entries.Select(SafetyChecker.Describe)), Is.EqualTo(entries));
+        Assert.That(node.Storage.UnflushedBatches, Is.Zero);
+    }
+
+    [Test]
     public void ARunIsDeterministicWithOrWithoutTracing()
     {
         var shape = new ClusterShape(5, Discovery: false);

@@ -10,12 +10,31 @@ internal sealed record SimulationResult(SimulationFailure? Failure, SimulationSt
 /// <param name="Leaders">Terms that had a leader.</param>
 /// <param name="Restarts">Crash restarts.</param>
 /// <param name="Delivered">Messages delivered.</param>
-internal readonly record struct SimulationStats(long Steps, int Committed, int Applied, int Leaders, int Restarts, long Delivered);
+/// <param name="Storage">Snapshots and lost storage.</param>
+internal readonly record struct SimulationStats(long Steps, int Committed, int Applied, int Leaders, int Restarts, long Delivered, StorageStats Storage);
+
+/// <summary>What happened to the nodes' storage in a run.</summary>
+/// <param name="Snapshots">Snapshots taken (and logs compacted) locally.</param>
+/// <param name="Installs">Snapshots installed from a leader.</param>
+/// <param name="LostTails">Crashes that lost unflushed batches (FlushPolicy.None).</param>
+/// <param name="LostStorage">Nodes whose storage was wiped.</param>
+/// <param name="Rejoined">Nodes that left rejoin mode (proved they may vote again).</param>
+internal readonly record struct StorageStats(int Snapshots, int Installs, int LostTails, int LostStorage, int Rejoined)
+{
+    public static StorageStats operator +(StorageStats a, StorageStats b) => new(
+        a.Snapshots + b.Snapshots, a.Installs + b.Installs, a.LostTails + b.LostTails, a.LostStorage + b.LostStorage, a.Rejoined + b.Rejoined);
+
+    public override string ToString()
+        => $"{Snapshots} snapshots taken, {Installs} installed, {LostTails} crashes lost unflushed writes, {LostStorage} storages lost, {Rejoined} rejoins completed";
+}
 
 /// <summary>Why a seeded run failed, with enough context to replay and debug it.</summary>
 internal sealed record SimulationFailure(int Seed, ClusterShape Shape, long Step, string What)
 {
     public string Settings { get; init; } = "";
+
+    /// <summary>What a node that lost storage was told at restart.</summary>
+    public LostStorageRestart LostStorageRestart { get; init; }
 
     public string Nodes { get; init; } = "";
 
@@ -33,7 +52,8 @@ internal sealed record SimulationFailure(int Seed, ClusterShape Shape, long Step
             lines.AddRange(Trace);
         }
 
-        lines.Add($"replay: GAGGLE_SIM_SEED={Seed} dotnet test tests/Gaggle.Tests --filter Category=Simulation");
+        string amnesia = LostStorageRestart == LostStorageRestart.AutomaticDetection ? "GAGGLE_SIM_AMNESIA=1 " : "";
+        lines.Add($"replay: {amnesia}GAGGLE_SIM_SEED={Seed} dotnet test tests/Gaggle.Tests --filter Category=Simulation");
         return string.Join(Environment.NewLine, lines);
     }
 }

@@ -15,6 +15,7 @@ public sealed class SimulationRegressionTests
     [TestCase(908, 5, false, TestName = "Seed 908 (5 nodes): a reply to a stale append acknowledged the replier's whole log")]
     [TestCase(2120, 3, true, TestName = "Seed 2120 (3 nodes, discovery): a reply to a stale append acknowledged the replier's whole log")]
     [TestCase(10, 3, true, TestName = "Seed 10 (3 nodes, discovery): a member discovered after the election was never probed")]
+    [TestCase(2432, 5, false, TestName = "Seed 2432 (5 nodes): every duplicated snapshot chunk acknowledgement sent one more chunk")]
     public void SeedThatOnceFailedNowPasses(int seed, int size, bool discovery)
     {
         var failure = Simulator.RunAndExplain(seed, new ClusterShape(size, discovery));

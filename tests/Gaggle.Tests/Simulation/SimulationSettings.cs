@@ -10,6 +10,29 @@ internal readonly record struct ClusterShape(int Size, bool Discovery)
     public override string ToString() => Discovery ? $"{Size} nodes, discovery" : $"{Size} nodes";
 }
 
+/// <summary>How a simulated server's storage survives a crash.</summary>
+internal enum Durability
+{
+    /// <summary>Every batch is durable before the Ready's messages go out (FlushPolicy.Always): a crash loses nothing.</summary>
+    Exact,
+
+    /// <summary>
+    /// Batches are written but not flushed (FlushPolicy.None): a crash may lose the newest unflushed
+    /// ones, and the node then restarts as one whose storage lost data (StartRejoining).
+    /// </summary>
+    FlushPolicyNone,
+}
+
+/// <summary>What a node that lost storage is told when it restarts.</summary>
+internal enum LostStorageRestart
+{
+    /// <summary>The documented procedure: it restarts with RaftConfig.StartRejoining.</summary>
+    StartRejoining,
+
+    /// <summary>Nobody tells it; it must notice from a leader's heartbeat (automatic detection only).</summary>
+    AutomaticDetection,
+}
+
 /// <summary>
 /// Everything a seed decides before the run starts: the Raft settings every node uses and how hostile
 /// the schedule is. Drawing them from the seed ("swarm testing") lets some seeds be calm and others
@@ -40,6 +63,17 @@ internal sealed class SimulationSettings
     /// <summary>Relative weights of the chaos phase's actions.</summary>
     public required ActionWeights Weights { get; init; }
 
+    public required Durability Durability { get; init; }
+
+    /// <summary>FlushPolicyNone: the chance (percent) that a batch is flushed right after it is written.</summary>
+    public required int FlushPercent { get; init; }
+
+    /// <summary>FlushPolicyNone: the chance (percent) that a crash loses some of the unflushed batches.</summary>
+    public required int LoseTailPercent { get; init; }
+
+    /// <summary>A snapshot keeps a random 0..this many entries before its index in the in-memory log.</summary>
+    public required int SnapshotRetainMax { get; init; }
+
     public static SimulationSettings Draw(Random random)
     {
         int heartbeat = random.Next(1, 4);
@@ -56,12 +90,17 @@ internal sealed class SimulationSettings
             MaxInflightBytes = random.Next(3) == 0 ? random.Next(1, 100) : 4 * 1024 * 1024,
             MaxEntriesPerMessage = random.Next(1, 9),
             // Entries weigh their payload plus 16 bytes; small limits force one entry per message.
-            MaxBytesPerMessage = random.Next(3) == 0 ? random.Next(1, 40) : 512 * 1024,
+            // ... and snapshots (a few kilobytes) go in tens to thousands of chunks.
+            MaxBytesPerMessage = random.Next(3) switch { 0 => random.Next(1, 40), 1 => random.Next(40, 600), _ => 512 * 1024 },
             Weights = ActionWeights.Draw(random),
+            Durability = random.Next(2) == 0 ? Durability.Exact : Durability.FlushPolicyNone,
+            FlushPercent = random.Next(5, 80),
+            LoseTailPercent = random.Next(2) == 0 ? 50 : 100,
+            SnapshotRetainMax = random.Next(3) switch { 0 => 0, 1 => 3, _ => 20 },
         };
     }
 
-    public RaftConfig CreateConfig(string id, ClusterShape shape, IReadOnlyList<string> ids, Random random) => new()
+    public RaftConfig CreateConfig(string id, ClusterShape shape, IReadOnlyList<string> ids, Random random, bool startRejoining = false) => new()
     {
         Id = id,
         Members = shape.Discovery ? null : ids,
@@ -76,26 +115,31 @@ internal sealed class SimulationSettings
         MaxInflightBytes = MaxInflightBytes,
         MaxEntriesPerMessage = MaxEntriesPerMessage,
         MaxBytesPerMessage = MaxBytesPerMessage,
+        StartRejoining = startRejoining,
         Random = random,
     };
 
     public override string ToString()
         => $"heartbeat={HeartbeatTicks} election={ElectionTicksMin}..{ElectionTicksMax} preVote={PreVote} checkQuorum={CheckQuorum} "
             + $"accelerateCommit={AccelerateCommit} inflight={MaxInflightMessages} msgs/{MaxInflightBytes} bytes entries/msg={MaxEntriesPerMessage} "
-            + $"bytes/msg={MaxBytesPerMessage} weights=[{Weights}]";
+            + $"bytes/msg={MaxBytesPerMessage} durability={Durability}"
+            + (Durability == Durability.FlushPolicyNone ? $" (flush {FlushPercent}%, crash loses tail {LoseTailPercent}%)" : "")
+            + $" retain<={SnapshotRetainMax} weights=[{Weights}]";
 }
 
 /// <summary>Relative weights of the chaos phase's actions (zero disables one).</summary>
 internal sealed record ActionWeights(
-    int Tick, int Deliver, int Drop, int Duplicate, int Propose, int Transfer, int Partition, int Heal, int Crash, int Restart)
+    int Tick, int Deliver, int Drop, int Duplicate, int Propose, int Transfer, int Partition, int Heal, int Crash, int Restart,
+    int Snapshot, int LoseStorage)
 {
-    public int Total => Tick + Deliver + Drop + Duplicate + Propose + Transfer + Partition + Heal + Crash + Restart;
+    public int Total => Tick + Deliver + Drop + Duplicate + Propose + Transfer + Partition + Heal + Crash + Restart + Snapshot + LoseStorage;
 
     public static ActionWeights Draw(Random random)
     {
         int Pick(params int[] choices) => choices[random.Next(choices.Length)];
         int crash = Pick(0, 4, 12);
         int partition = Pick(0, 4, 12);
+        int loseStorage = Pick(0, 0, 2, 6);
         return new ActionWeights(
             // Many ticks per delivery means slow networks: more timeouts, competing candidates, term churn.
             Tick: Pick(150, 350, 700),
@@ -107,6 +151,8 @@ internal sealed record ActionWeights(
             Partition: partition,
             Heal: partition == 0 ? 0 : Pick(4, 12),
             Crash: crash,
-            Restart: crash == 0 ? 0 : Pick(8, 20));
+            Restart: crash + loseStorage == 0 ? 0 : Pick(8, 20),
+            Snapshot: Pick(0, 4, 15),
+            LoseStorage: loseStorage);
     }
 }

@@ -21,7 +21,18 @@ internal sealed partial class Simulator
                 Trace($"  {node.Id} is {soft.Role} in term {soft.Term}, leader {soft.LeaderId ?? "-"}");
             }
 
+            if (ready.Snapshot is { } snapshot)
+            {
+                Trace($"  {node.Id} installs snapshot {snapshot.Index}/t{snapshot.Term} ({snapshot.Data.Length} bytes)");
+                _storageStats = _storageStats with { Installs = _storageStats.Installs + 1 };
+            }
+
             node.Persist(ready, _checker);
+            if (node.Storage.Buffered && _random.Next(100) < _settings.FlushPercent)
+            {
+                node.Storage.Flush();
+            }
+
             node.Apply(ready.CommittedEntries, _checker);
             foreach (var message in ready.Messages)
             {
@@ -30,8 +41,20 @@ internal sealed partial class Simulator
                     throw new SafetyViolationException($"{node.Id} sent a message claiming to be from {message.From}: {message}");
                 }
 
+                if (message.Type == MessageType.VoteResponse && !message.Reject)
+                {
+                    _checker.ObserveVote(node.Id, message.Term, message.To!);
+                }
+
                 _network.Send(node.Id, message);
             }
+        }
+
+        if (node.ReportedRejoining != core.Rejoining)
+        {
+            node.ReportedRejoining = core.Rejoining;
+            Trace($"  {node.Id} is {(core.Rejoining ? "now" : "no longer")} rejoining");
+            _storageStats = core.Rejoining ? _storageStats : _storageStats with { Rejoined = _storageStats.Rejoined + 1 };
         }
 
         CheckNode(node);
@@ -42,11 +65,17 @@ internal sealed partial class Simulator
     {
         var core = node.Core!;
         var log = core.Log;
-        long storedLastTerm = node.Log.Count == 0 ? 0 : node.Log[^1].Term;
-        if (core.LastIndex != node.Log.Count || log.LastTerm != storedLastTerm)
+        var storage = node.Storage;
+        if (core.LastIndex != storage.LastIndex || log.LastTerm != storage.LastTerm)
         {
             throw new SafetyViolationException(
-                $"{node.Id}'s log ends at {core.LastIndex}/t{log.LastTerm} but its storage ends at {node.Log.Count}/t{storedLastTerm} after the Ready was persisted");
+                $"{node.Id}'s log ends at {core.LastIndex}/t{log.LastTerm} but its storage ends at {storage.LastIndex}/t{storage.LastTerm} after the Ready was persisted");
+        }
+
+        if (node.LostData && core.Rejoining)
+        {
+            // The node knows now; from here on its rejoin mode says whether it may vote.
+            node.LostData = false;
         }
 
         long commit = core.CommitIndex;
@@ -58,7 +87,7 @@ internal sealed partial class Simulator
         if (commit > node.Commit)
         {
             Trace($"  {node.Id} commits {node.Commit + 1}..{commit}");
-            _checker.ObserveCommitted(node.Id, core.Term, node.Commit + 1, commit, log.Term);
+            _checker.ObserveCommitted(node.Id, core.Term, node.Commit + 1, commit, node.TermAt);
             node.Commit = commit;
         }
 
@@ -96,38 +125,50 @@ internal sealed partial class Simulator
             leader.LeaderCheckedUpTo = 0;
         }
 
-        leader.LeaderCheckedUpTo = _checker.CheckLeaderCompleteness(leader.Id, core.Term, leader.LeaderCheckedUpTo, core.Log.Term);
+        leader.LeaderCheckedUpTo = _checker.CheckLeaderCompleteness(leader.Id, core.Term, leader.LeaderCheckedUpTo, leader.TermAt);
     }
 
     /// <summary>
-    /// Log Matching checked directly on the stored logs (the per-step check is inductive): for
-    /// every pair, the logs agree on everything up to the last index where their terms agree.
+    /// At the end of a run, Log Matching checked directly on the stored logs (the per-step check is
+    /// inductive): for every pair, the logs agree on everything they both hold up to the last index
+    /// where their terms agree. Every stored snapshot must carry the applied sequence everyone applied.
     /// </summary>
     private void CheckAllLogsMatch()
     {
+        foreach (var node in _nodes)
+        {
+            if (node.Storage.Snapshot is { } snapshot)
+            {
+                _checker.ObserveRestored(node.Id, node.SnapshotContent(snapshot));
+            }
+        }
+
         for (int a = 0; a < _nodes.Length; a++)
         {
             for (int b = a + 1; b < _nodes.Length; b++)
             {
-                var left = _nodes[a].Log;
-                var right = _nodes[b].Log;
-                int common = Math.Min(left.Count, right.Count);
-                int last = common - 1;
-                while (last >= 0 && left[last].Term != right[last].Term)
+                var left = _nodes[a].Storage;
+                var right = _nodes[b].Storage;
+                long first = Math.Max(left.SnapshotIndex, right.SnapshotIndex) + 1;
+                long last = Math.Min(left.LastIndex, right.LastIndex);
+                while (last >= first && Stored(left, last).Term != Stored(right, last).Term)
                 {
                     last--;
                 }
 
-                for (int i = 0; i <= last; i++)
+                for (long i = first; i <= last; i++)
                 {
-                    if (!SafetyChecker.SameContent(left[i], right[i]))
+                    if (!SafetyChecker.SameContent(Stored(left, i), Stored(right, i)))
                     {
                         throw new SafetyViolationException(
-                            $"log matching: {_nodes[a].Id} and {_nodes[b].Id} share entry {last + 1}/t{left[last].Term} but differ at index {i + 1}: "
-                            + $"{SafetyChecker.Describe(left[i])} vs {SafetyChecker.Describe(right[i])}");
+                            $"log matching: {_nodes[a].Id} and {_nodes[b].Id} share entry {last}/t{Stored(left, last).Term} but differ at index {i}: "
+                            + $"{SafetyChecker.Describe(Stored(left, i))} vs {SafetyChecker.Describe(Stored(right, i))}");
                     }
                 }
             }
         }
     }
+
+    private static LogEntry Stored(SimulatedStorage storage, long index)
+        => storage.TryGet(index, out var entry) ? entry : throw new InvalidOperationException($"index {index} is not stored");
 }

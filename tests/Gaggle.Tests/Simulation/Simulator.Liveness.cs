@@ -12,8 +12,10 @@ internal sealed partial class Simulator
 
     /// <summary>
     /// Liveness: heal the network, restart crashed nodes, stop losing and duplicating messages, then
-    /// run rounds (deliver everything in flight in random order, tick every node once) until a leader
-    /// has committed a fresh proposal that every node has applied.
+    /// run rounds (deliver everything in flight in random order, tick every node once; now and then a
+    /// node snapshots) until a leader has committed a fresh proposal that every node has applied, and
+    /// no node is still rejoining after lost storage: with the network healed and a leader in place,
+    /// even an idle cluster must let a rejoining node prove it may vote again.
     /// </summary>
     private void Stabilize()
     {
@@ -24,7 +26,7 @@ internal sealed partial class Simulator
             if (!node.IsUp)
             {
                 _step++;
-                StartNode(node, durableStateMachine: _random.Next(2) == 0);
+                StartNode(node);
             }
         }
 
@@ -39,8 +41,20 @@ internal sealed partial class Simulator
                 TickNode(node);
             }
 
-            if (proposal is { } pending && AppliedEverywhere(pending.Entry))
+            if (_settings.Weights.Snapshot > 0 && _random.Next(8) == 0)
             {
+                _step++;
+                SnapshotNode(_nodes[_random.Next(_nodes.Length)]);
+            }
+
+            if (proposal is { } pending && AppliedEverywhere(pending.Entry) && !_nodes.Any(n => n.Core!.Rejoining))
+            {
+                foreach (var node in _nodes)
+                {
+                    // Caught up with a healed cluster: safe to lose data again (AutomaticDetection may never have noticed).
+                    node.LostData = false;
+                }
+
                 return;
             }
 
@@ -49,11 +63,19 @@ internal sealed partial class Simulator
             {
                 _step++;
                 long index = ProposeOn(leader, 1);
-                if (index > 0)
+                if (index > 0 && leader.Storage.TryGet(index, out var entry))
                 {
-                    proposal = (leader.Id, leader.Core!.Term, leader.Log[(int)index - 1]);
+                    proposal = (leader.Id, leader.Core!.Term, entry);
                 }
             }
+        }
+
+        if (proposal is { } done && AppliedEverywhere(done.Entry))
+        {
+            string rejoining = string.Join(", ", _nodes.Where(n => n.Core!.Rejoining).Select(n => n.Id));
+            throw new SafetyViolationException(
+                $"liveness: {rejoining} still rejoining {rounds} ticks ({LivenessElectionTimeouts} election timeouts) after healing, "
+                + $"though {SafetyChecker.Describe(done.Entry)}, proposed on {done.Leader} in term {done.Term}, was applied everywhere");
         }
 
         string wanted = proposal is { } last ? $"{SafetyChecker.Describe(last.Entry)}, proposed on {last.Leader} in term {last.Term}" : "a proposal (no leader was found)";

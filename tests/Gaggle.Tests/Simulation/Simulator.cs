@@ -8,8 +8,9 @@ namespace Gaggle.Tests.Simulation;
 /// A deterministic, seeded simulation of a Raft cluster built from <see cref="RaftCore"/>s. One
 /// <see cref="Random"/> seeded with the seed drives the whole schedule (and seeds each core's own
 /// random source), so a seed replays exactly. A run repeats a chaos phase (ticks, reordered
-/// deliveries, loss, duplication, proposals, leadership transfers, partitions, crashes and restarts
-/// from storage), each followed by a stabilization phase that heals everything and demands progress.
+/// deliveries, loss, duplication, proposals, leadership transfers, partitions, snapshots and log
+/// compaction, crashes and restarts from storage, crashes that lose unflushed writes, lost storage),
+/// each followed by a stabilization phase that heals everything and demands progress.
 /// Safety is checked after every step (see <see cref="SafetyChecker"/>).
 /// </summary>
 internal sealed partial class Simulator
@@ -31,15 +32,18 @@ internal sealed partial class Simulator
     private readonly SimulatedNetwork _network;
     private readonly SafetyChecker _checker = new();
     private readonly int _chaosSteps;
+    private readonly LostStorageRestart _lostStorageRestart;
     private readonly Queue<string>? _trace;
     private long _step;
     private int _proposals;
     private long _delivered;
+    private StorageStats _storageStats;
 
-    private Simulator(int seed, ClusterShape shape, int? chaosSteps, bool trace)
+    private Simulator(int seed, ClusterShape shape, int? chaosSteps, bool trace, LostStorageRestart lostStorageRestart)
     {
         _seed = seed;
         _shape = shape;
+        _lostStorageRestart = lostStorageRestart;
         _random = new Random(seed);
         _settings = SimulationSettings.Draw(_random);
         _chaosSteps = chaosSteps ?? _random.Next(1500, 3001);
@@ -49,6 +53,7 @@ internal sealed partial class Simulator
         foreach (var node in _nodes)
         {
             _byId[node.Id] = node;
+            node.Storage.Buffered = _settings.Durability == Durability.FlushPolicyNone;
         }
 
         _network = new SimulatedNetwork(_ids);
@@ -59,19 +64,22 @@ internal sealed partial class Simulator
     /// <param name="shape">The cluster to simulate.</param>
     /// <param name="chaosSteps">Steps of each chaos phase; by default the seed picks 1500..3000.</param>
     /// <param name="trace">Record the last steps for the failure report (slower).</param>
-    public static SimulationResult Run(int seed, ClusterShape shape, int? chaosSteps = null, bool trace = false)
-        => new Simulator(seed, shape, chaosSteps, trace).Run();
+    /// <param name="lostStorage">What a node whose storage lost data is told when it restarts.</param>
+    public static SimulationResult Run(
+        int seed, ClusterShape shape, int? chaosSteps = null, bool trace = false, LostStorageRestart lostStorage = LostStorageRestart.StartRejoining)
+        => new Simulator(seed, shape, chaosSteps, trace, lostStorage).Run();
 
     /// <summary>Runs one seed and, when it fails, replays it with tracing to report its last steps.</summary>
-    public static SimulationFailure? RunAndExplain(int seed, ClusterShape shape, int? chaosSteps = null)
+    public static SimulationFailure? RunAndExplain(
+        int seed, ClusterShape shape, int? chaosSteps = null, LostStorageRestart lostStorage = LostStorageRestart.StartRejoining)
     {
-        var failure = Run(seed, shape, chaosSteps).Failure;
+        var failure = Run(seed, shape, chaosSteps, lostStorage: lostStorage).Failure;
         if (failure is null)
         {
             return null;
         }
 
-        var traced = Run(seed, shape, chaosSteps, trace: true).Failure;
+        var traced = Run(seed, shape, chaosSteps, trace: true, lostStorage: lostStorage).Failure;
         return traced is not null && traced.Step == failure.Step
             ? traced
             : failure with { What = $"{failure.What} (the traced replay diverged: the harness is not deterministic)" };
@@ -84,7 +92,7 @@ internal sealed partial class Simulator
         {
             foreach (var node in _nodes)
             {
-                StartNode(node, durableStateMachine: true);
+                StartNode(node);
             }
 
             for (int epoch = 0; epoch < Epochs; epoch++)
@@ -110,11 +118,12 @@ internal sealed partial class Simulator
         }
 
         return new SimulationResult(failure, new SimulationStats(
-            _step, _checker.CommittedCount, _checker.AppliedCount, _checker.LeaderCount, _nodes.Sum(n => n.Restarts - 1), _delivered));
+            _step, _checker.CommittedCount, _checker.AppliedCount, _checker.LeaderCount, _nodes.Sum(n => n.Restarts - 1), _delivered, _storageStats));
     }
 
     private SimulationFailure Failure(string what) => new(_seed, _shape, _step, what)
     {
+        LostStorageRestart = _lostStorageRestart,
         Settings = _settings.ToString(),
         Nodes = DescribeNodes(),
         Trace = _trace?.ToArray() ?? [],
@@ -171,9 +180,17 @@ internal sealed partial class Simulator
         {
             CrashRandomNode();
         }
-        else
+        else if ((roll -= weights.Restart) < 0)
         {
             RestartRandomNode();
+        }
+        else if ((roll -= weights.Snapshot) < 0)
+        {
+            SnapshotNode(PickUpNode());
+        }
+        else
+        {
+            LoseStorage();
         }
     }
 
@@ -271,40 +288,6 @@ internal sealed partial class Simulator
         Process(node);
     }
 
-    private void CrashRandomNode()
-    {
-        var up = _nodes.Where(n => n.IsUp).ToArray();
-        if (up.Length == 0)
-        {
-            return;
-        }
-
-        // Half the crashes hit a leader: those that strike mid-replication make the interesting histories (Raft §5.4.2).
-        var leaders = up.Where(n => n.Core!.Role == RaftRole.Leader).ToArray();
-        var node = leaders.Length > 0 && _random.Next(2) == 0 ? leaders[_random.Next(leaders.Length)] : up[_random.Next(up.Length)];
-        node.Crash();
-        int dropped = _network.DropSomeTo(node.Id, _random);
-        Trace($"crash {node.Id} ({dropped} messages to it lost)");
-    }
-
-    private void RestartRandomNode()
-    {
-        var down = _nodes.Where(n => !n.IsUp).ToArray();
-        if (down.Length > 0)
-        {
-            StartNode(down[_random.Next(down.Length)], durableStateMachine: _random.Next(2) == 0);
-        }
-    }
-
-    private void StartNode(SimulatedNode node, bool durableStateMachine)
-    {
-        var config = _settings.CreateConfig(node.Id, _shape, _ids, new Random(_random.Next()));
-        node.Start(config, durableStateMachine);
-        Trace($"start {node.Id} (term {node.HardState.Term}, vote {node.HardState.VotedFor ?? "-"}, commit {node.HardState.Commit}, "
-            + $"log {node.Log.Count}, applied {node.Applied.Count})");
-        Process(node);
-    }
-
     public bool IsTracing => _trace is not null;
 
     private void Trace([InterpolatedStringHandlerArgument("")] TraceHandler line)
@@ -326,5 +309,7 @@ internal sealed partial class Simulator
 
     private string DescribeNodes() => string.Join("; ", _nodes.Select(n => n.Core is { } core
         ? $"{n.Id} {core.Role} term {core.Term} leader {core.LeaderId ?? "-"} commit {core.CommitIndex} last {core.LastIndex}"
-        : $"{n.Id} down (term {n.HardState.Term}, commit {n.HardState.Commit}, log {n.Log.Count})"));
+            + $" snapshot {core.Snapshot?.Index ?? 0}{(core.Rejoining ? " rejoining" : "")}"
+        : $"{n.Id} down (term {n.HardState.Term}, commit {n.HardState.Commit}, snapshot {n.Storage.SnapshotIndex}, last {n.Storage.LastIndex}"
+            + $"{(n.IsDamaged ? ", lost data" : "")})"));
 }

@@ -1,0 +1,120 @@
+using Gaggle.Raft;
+
+namespace Gaggle.Tests.Simulation;
+
+/// <summary>
+/// Crashes, restarts, snapshots and lost storage. A crash of a FlushPolicyNone node may lose its
+/// newest unflushed batches; LoseStorage wipes a node's storage entirely. Either way the node restarts
+/// as one that lost data: with StartRejoining (the documented procedure), or, in the
+/// <see cref="LostStorageRestart.AutomaticDetection"/> variant, told nothing. Raft tolerates the loss
+/// of at most N - majority servers' state at once, so a loss is only scheduled while the nodes that
+/// lost data and have not yet proven they may vote again stay within that bound.
+/// </summary>
+internal sealed partial class Simulator
+{
+    private void CrashRandomNode()
+    {
+        var up = _nodes.Where(n => n.IsUp).ToArray();
+        if (up.Length == 0)
+        {
+            return;
+        }
+
+        // Half the crashes hit a leader: those that strike mid-replication make the interesting histories (Raft §5.4.2).
+        var leaders = up.Where(n => n.Core!.Role == RaftRole.Leader).ToArray();
+        var node = leaders.Length > 0 && _random.Next(2) == 0 ? leaders[_random.Next(leaders.Length)] : up[_random.Next(up.Length)];
+        Crash(node);
+        if (node.Storage.UnflushedBatches > 0 && _random.Next(100) < _settings.LoseTailPercent && MayLoseData(node))
+        {
+            int batches = _random.Next(1, node.Storage.UnflushedBatches + 1);
+            node.Storage.LoseNewest(batches);
+            node.LostData = true;
+            _storageStats = _storageStats with { LostTails = _storageStats.LostTails + 1 };
+            Trace($"  {node.Id} lost its {batches} newest unflushed batches: now term {node.HardState.Term}, vote {node.HardState.VotedFor ?? "-"}, "
+                + $"commit {node.HardState.Commit}, snapshot {node.Storage.SnapshotIndex}, last {node.Storage.LastIndex}");
+        }
+        else
+        {
+            // The process died, the machine did not: the OS writes the unflushed batches out.
+            node.Storage.Flush();
+        }
+    }
+
+    /// <summary>A node (up or down) loses its storage entirely: a deleted data directory, a replaced disk.</summary>
+    private void LoseStorage()
+    {
+        var candidates = _nodes.Where(MayLoseData).ToArray();
+        if (candidates.Length == 0)
+        {
+            return;
+        }
+
+        var node = candidates[_random.Next(candidates.Length)];
+        if (node.IsUp)
+        {
+            Crash(node);
+        }
+
+        node.Storage.Wipe();
+        node.LostData = true;
+        _storageStats = _storageStats with { LostStorage = _storageStats.LostStorage + 1 };
+        Trace($"  {node.Id} lost its storage");
+    }
+
+    private void Crash(SimulatedNode node)
+    {
+        node.Crash();
+        int dropped = _network.DropSomeTo(node.Id, _random);
+        Trace($"crash {node.Id} ({dropped} messages to it lost)");
+    }
+
+    /// <summary>Whether <paramref name="node"/> may lose state now, keeping the damaged nodes within N - majority.</summary>
+    private bool MayLoseData(SimulatedNode node)
+        => !node.IsDamaged && _nodes.Count(n => n.IsDamaged) + 1 <= _ids.Length - Quorum.Majority(_ids.Length);
+
+    private void RestartRandomNode()
+    {
+        var down = _nodes.Where(n => !n.IsUp).ToArray();
+        if (down.Length > 0)
+        {
+            StartNode(down[_random.Next(down.Length)]);
+        }
+    }
+
+    private void StartNode(SimulatedNode node)
+    {
+        bool rejoin = node.LostData && _lostStorageRestart == LostStorageRestart.StartRejoining;
+        var config = _settings.CreateConfig(node.Id, _shape, _ids, new Random(_random.Next()), rejoin);
+        node.Storage.Flush();
+        node.Start(config, durableStateMachine: _random.Next(2) == 0, claimZeroApplied: _random.Next(2) == 0, _checker);
+        Trace($"start {node.Id}{(rejoin ? " rejoining" : "")} (term {node.HardState.Term}, vote {node.HardState.VotedFor ?? "-"}, "
+            + $"commit {node.HardState.Commit}, snapshot {node.Storage.SnapshotIndex}, last {node.Storage.LastIndex}, applied {node.Applied.Count})");
+        Process(node);
+    }
+
+    /// <summary>
+    /// Snapshots the node's state machine at its applied index, saves it, then compacts the core's log
+    /// keeping a random number of entries before the snapshot (the runtime's order).
+    /// </summary>
+    private void SnapshotNode(SimulatedNode node)
+    {
+        var core = node.Core!;
+        long applied = core.AppliedIndex;
+        if (applied <= (core.Snapshot?.Index ?? 0))
+        {
+            return;
+        }
+
+        if (node.Applied.Count != applied)
+        {
+            throw new SafetyViolationException($"{node.Id}'s core has handed out {applied} entries to apply but its state machine applied {node.Applied.Count}");
+        }
+
+        int retain = _random.Next(_settings.SnapshotRetainMax + 1);
+        var snapshot = node.SaveLocalSnapshot(core.TermAt(applied));
+        core.CompactTo(snapshot, retain);
+        _storageStats = _storageStats with { Snapshots = _storageStats.Snapshots + 1 };
+        Trace($"snapshot {node.Id} at {snapshot.Index}/t{snapshot.Term} ({snapshot.Data.Length} bytes), retaining {retain}");
+        Process(node);
+    }
+}
