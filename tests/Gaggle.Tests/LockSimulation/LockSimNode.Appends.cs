@@ -12,7 +12,7 @@ internal sealed partial class LockSimNode
         {
             if (_appends.ContainsKey(pending.Sequence))
             {
-                _toSubmit.Add(pending);
+                AddToBatch(pending);
             }
         }
 
@@ -34,6 +34,12 @@ internal sealed partial class LockSimNode
         if (_toSubmit.Count == 0)
         {
             return;
+        }
+
+        foreach (var pending in _toSubmit)
+        {
+            pending.Pending.Submitted = true;
+            pending.Pending.InBatch = false;
         }
 
         if (core.Role == RaftRole.Leader)
@@ -63,9 +69,18 @@ internal sealed partial class LockSimNode
 
     private void MarkSent(RaftCore core, SimAppend pending, string to)
     {
-        pending.SentTo = to;
-        pending.SentTerm = core.Term;
-        pending.SentAtTick = _tickCount;
+        pending.Pending.SentTo = to;
+        pending.Pending.SentTerm = core.Term;
+        pending.Pending.SentAtTick = _tickCount;
+    }
+
+    private void AddToBatch(SimAppend pending)
+    {
+        if (!pending.Pending.InBatch)
+        {
+            pending.Pending.InBatch = true;
+            _toSubmit.Add(pending);
+        }
     }
 
     private void ProposeForwarded(RaftCore core, string from, IReadOnlyList<byte[]> entries)
@@ -92,9 +107,9 @@ internal sealed partial class LockSimNode
     {
         foreach (var pending in _appends.Values)
         {
-            if (pending.SentTo != core.LeaderId || pending.SentTerm != core.Term)
+            if (pending.Pending.NeedsResubmitFor(core.LeaderId, core.Term))
             {
-                _toSubmit.Add(pending);
+                AddToBatch(pending);
             }
         }
 
@@ -106,10 +121,9 @@ internal sealed partial class LockSimNode
         int retryTicks = sim.Settings.RetryTicks;
         foreach (var pending in _appends.Values)
         {
-            bool proposedHere = pending.SentTo == Id && pending.SentTerm == core.Term && core.Role == RaftRole.Leader;
-            if (!proposedHere && (pending.SentTo is null || pending.SentTerm != core.Term || _tickCount - pending.SentAtTick >= retryTicks))
+            if (pending.Pending.NeedsRetry(Id, core.Term, core.Role == RaftRole.Leader, _tickCount, retryTicks))
             {
-                _toSubmit.Add(pending);
+                AddToBatch(pending);
             }
         }
 

@@ -5,12 +5,14 @@ using Gaggle.Runtime;
 
 namespace Gaggle.Tests.LockSimulation;
 
-/// <summary>An append a simulated node waits to see committed (GaggleNode's PendingAppend plus its caller's timeout).</summary>
+/// <summary>An append a simulated node waits to see committed: GaggleNode's own PendingAppend (whose retry rules it follows) plus its caller's timeout.</summary>
 internal sealed class SimAppend(long sequence, byte[] envelope, long deadlineUs, Action<long>? onCommitted, Action? onTimedOut)
 {
-    public long Sequence { get; } = sequence;
+    public PendingAppend Pending { get; } = new(sequence, envelope);
 
-    public byte[] Envelope { get; } = envelope;
+    public long Sequence => Pending.Sequence;
+
+    public byte[] Envelope => Pending.Envelope;
 
     /// <summary>The caller's timeout on the node's own clock; long.MaxValue for none.</summary>
     public long DeadlineUs { get; } = deadlineUs;
@@ -18,12 +20,6 @@ internal sealed class SimAppend(long sequence, byte[] envelope, long deadlineUs,
     public Action<long>? OnCommitted { get; } = onCommitted;
 
     public Action? OnTimedOut { get; } = onTimedOut;
-
-    public string? SentTo { get; set; }
-
-    public long SentTerm { get; set; }
-
-    public long SentAtTick { get; set; }
 }
 
 /// <summary>
