@@ -57,7 +57,16 @@ internal sealed class ManualTimeCluster(string[] ids, Action<GaggleOptions>? con
         for (var moved = TimeSpan.Zero; moved < span; moved += Step)
         {
             Time.Advance(Step);
-            await Task.Delay(1);
+            await CatchUpAsync();
+        }
+    }
+
+    /// <summary>Returns once every running node's loop has handled what was queued for it (its tick among them), twice over, so that what those inputs sent arrived.</summary>
+    private async Task CatchUpAsync()
+    {
+        for (int round = 0; round < 2; round++)
+        {
+            await Task.WhenAll(Nodes.Values.Select(node => node.GetLogAsync()));
         }
     }
 
@@ -73,7 +82,7 @@ internal sealed class ManualTimeCluster(string[] ids, Action<GaggleOptions>? con
             }
 
             Time.Advance(Step);
-            await Task.Delay(1);
+            await CatchUpAsync();
         }
     }
 
