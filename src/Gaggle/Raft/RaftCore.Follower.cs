@@ -18,14 +18,26 @@ internal sealed partial class RaftCore
                 _electionElapsed = 0;
                 LeaderId = message.From;
                 DetectLostStorage(message);
-                CommitFromLeader(message.Commit);
+                if (Rejoining)
+                {
+                    HeartbeatWhileRejoining(message);
+                }
+                else
+                {
+                    CommitFromLeader(message.Commit);
+                }
+
                 Send(new RaftMessage { Type = MessageType.HeartbeatResponse, From = Id, To = message.From, Term = Term, Index = message.Index });
                 break;
             case MessageType.CommitNotice:
                 _electionElapsed = 0;
                 LeaderId = message.From;
                 DetectLostStorage(message);
-                CommitFromLeader(message.Commit);
+                if (!Rejoining)
+                {
+                    // min(match, commit): a rejoining node's match at the leader may count entries it lost.
+                    CommitFromLeader(message.Commit);
+                }
 
                 break;
             case MessageType.Snapshot:
@@ -65,7 +77,7 @@ internal sealed partial class RaftCore
         if (message.Index < _log.Committed)
         {
             // Everything up to our commit index is settled; tell the leader where we are.
-            Send(new RaftMessage { Type = MessageType.AppendResponse, From = Id, To = message.From, Term = Term, Index = _log.Committed });
+            Acknowledge(message.From, _log.Committed);
             return;
         }
 
@@ -75,13 +87,9 @@ internal sealed partial class RaftCore
             long lastNew = message.Index + message.Entries.Count;
             _verifiedIndex = Math.Max(_verifiedIndex, lastNew);
             _log.CommitTo(Math.Min(message.Commit, lastNew));
-            if (_log.Committed >= message.Commit)
-            {
-                // Holds everything this leader had committed when it sent the message.
-                _caughtUpTerm = Math.Max(_caughtUpTerm, Term);
-            }
+            MaybeCaughtUp(message.Commit);
 
-            Send(new RaftMessage { Type = MessageType.AppendResponse, From = Id, To = message.From, Term = Term, Index = lastNew });
+            Acknowledge(message.From, lastNew);
             return;
         }
 
@@ -103,6 +111,15 @@ internal sealed partial class RaftCore
             Type = MessageType.AppendResponse, From = Id, To = message.From, Term = Term,
             Index = message.Index, Reject = true, RejectHint = hintIndex, LogTerm = hintTerm,
         });
+    }
+
+    /// <summary>Tells the leader that our log matches its log up to <paramref name="index"/> (unless rejoining forbids it).</summary>
+    private void Acknowledge(string leader, long index)
+    {
+        if (MayAcknowledge())
+        {
+            Send(new RaftMessage { Type = MessageType.AppendResponse, From = Id, To = leader, Term = Term, Index = index });
+        }
     }
 
     /// <summary>Entries must be contiguous after prevLogIndex, with terms that never go down nor pass the message's term.</summary>

@@ -10,12 +10,15 @@ namespace Gaggle.Raft;
 /// <item>it has heard from at least N - majority + 1 other members (enough that any majority that
 /// could have counted its lost vote or entries overlaps them), and</item>
 /// <item>either all of them are at term 0 (then no leader can ever have existed), or it has
-/// received, from a leader whose term is at least the highest term it heard, every entry that
-/// leader had committed.</item>
+/// received, from a leader whose term is at least the highest term it heard, an entry of that
+/// leader's term and every entry that leader had committed.</item>
 /// </list>
 /// A leader at such a term was elected without this node's vote, so its log holds every committed
-/// entry, and this node's possibly lost votes are all in older terms. A node enters this mode when
-/// started with <see cref="RaftConfig.StartRejoining"/> (the operator knows the storage was lost), or
+/// entry, and this node's possibly lost votes are all in older terms. Until the first condition holds
+/// and no member it heard from is at a later term than its leader, it acknowledges no entries either
+/// (a stale leader would count them); and it takes no commit index from heartbeats, whose
+/// min(match, commit) may count acknowledgements it lost. A node enters this mode when started with
+/// <see cref="RaftConfig.StartRejoining"/> (the operator knows the storage was lost), or
 /// by itself when a leader's heartbeat shows it acknowledged entries it no longer has. The flag is
 /// persisted in the hard state, so a crash before it clears keeps the node rejoining. In a 3-node
 /// cluster the rejoining node needs both other nodes up to vote again.
@@ -58,6 +61,46 @@ internal sealed partial class RaftCore
         }
     }
 
+    /// <summary>
+    /// Records that our log holds every entry the leader of this term had committed (as of
+    /// <paramref name="leaderCommit"/>). Our last entry being of the leader's term proves that our
+    /// whole log is a prefix of the leader's (Log Matching), which holds every entry committed in
+    /// earlier terms (Leader Completeness; the leader's commit index may still lag behind them); our
+    /// commit index then covers those it committed in its own term.
+    /// </summary>
+    private void MaybeCaughtUp(long leaderCommit)
+    {
+        if (Rejoining && _log.LastTerm == Term && _log.Committed >= leaderCommit)
+        {
+            _caughtUpTerm = Math.Max(_caughtUpTerm, Term);
+        }
+    }
+
+    /// <summary>
+    /// A rejoining node takes no commit index from heartbeats: theirs is min(match, commit), and the
+    /// leader's match for us may count acknowledgements we lost (even entries our log now holds in an
+    /// older, conflicting version). The heartbeat's Index carries the leader's own commit index: when
+    /// it shows we are not caught up, we say our log is only vouched for up to our commit index, which
+    /// makes the leader resend from there (and in an idle cluster gives us the entries that prove it).
+    /// </summary>
+    private void HeartbeatWhileRejoining(RaftMessage message)
+    {
+        if (message.RejectHint > 0)
+        {
+            // A heartbeat's RejectHint carries the leader's full commit index.
+            MaybeCaughtUp(message.RejectHint);
+        }
+
+        if (_caughtUpTerm < Term)
+        {
+            Send(new RaftMessage
+            {
+                Type = MessageType.AppendResponse, From = Id, To = message.From, Term = Term,
+                Index = _log.Committed, Reject = true, RejectHint = _log.Committed + 1, LogTerm = 0,
+            });
+        }
+    }
+
     /// <summary>Asks the members it has not heard from yet for their terms, every other heartbeat period.</summary>
     private void TickRejoining()
     {
@@ -81,7 +124,12 @@ internal sealed partial class RaftCore
         }
     }
 
-    /// <summary>Records a lower bound of the sender's current term.</summary>
+    /// <summary>
+    /// Records a lower bound of the sender's current term, and moves to it when it is later than ours:
+    /// we may only finish rejoining under a leader of at least that term, and a leader of an earlier
+    /// term must learn that it is stale. (Otherwise a term heard from a member that has since lost it
+    /// with its storage kept us rejoining for good under a stable leader of an earlier term.)
+    /// </summary>
     private void ObserveTerm(RaftMessage message)
     {
         long term = message.Type switch
@@ -90,27 +138,42 @@ internal sealed partial class RaftCore
             MessageType.PreVoteResponse => message.Index,
             _ => message.Term,
         };
-        _observedTerms[message.From] = Math.Max(_observedTerms.GetValueOrDefault(message.From), Math.Max(0, term));
+        term = Math.Max(0, term);
+        _observedTerms[message.From] = Math.Max(_observedTerms.GetValueOrDefault(message.From), term);
+        if (term > Term)
+        {
+            BecomeFollower(term, null);
+        }
+
         MaybeFinishRejoining();
     }
 
     private void MaybeFinishRejoining()
     {
-        if (!Rejoining)
+        if (!Rejoining || !HeardFromEnoughMembers())
         {
             return;
         }
 
-        int needed = Math.Min(_members.Size - 1, _members.Size - Quorum.Majority(_members.Size) + 1);
-        if (_observedTerms.Count < needed)
-        {
-            return;
-        }
-
-        long highest = _observedTerms.Count == 0 ? 0 : _observedTerms.Values.Max();
+        long highest = HighestObservedTerm();
         if (highest == 0 || _caughtUpTerm >= highest)
         {
             Rejoining = false;
         }
     }
+
+    /// <summary>
+    /// Whether this node may acknowledge entries to the leader of its current term. Acknowledging is as
+    /// dangerous as voting while rejoining: the acknowledgements and votes it lost may have helped
+    /// commit entries in a later term than this leader's, and a stale leader that counted its new
+    /// acknowledgement could commit a conflicting entry over them. So it acknowledges only once it
+    /// has heard from enough members (as for voting) and none of them is at a later term.
+    /// </summary>
+    private bool MayAcknowledge() => !Rejoining || (HeardFromEnoughMembers() && Term >= HighestObservedTerm());
+
+    /// <summary>At least N - majority + 1 other members: any majority that counted what this node lost overlaps them.</summary>
+    private bool HeardFromEnoughMembers()
+        => _observedTerms.Count >= Math.Min(_members.Size - 1, _members.Size - Quorum.Majority(_members.Size) + 1);
+
+    private long HighestObservedTerm() => _observedTerms.Count == 0 ? 0 : _observedTerms.Values.Max();
 }

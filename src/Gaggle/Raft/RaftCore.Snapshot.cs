@@ -93,7 +93,7 @@ internal sealed partial class RaftCore
         if (message.Index <= _log.Committed)
         {
             // We have everything it covers already.
-            Send(new RaftMessage { Type = MessageType.AppendResponse, From = Id, To = message.From, Term = Term, Index = _log.Committed });
+            Acknowledge(message.From, _log.Committed);
             return;
         }
 
@@ -124,7 +124,7 @@ internal sealed partial class RaftCore
             var snapshot = new RaftSnapshot(message.Index, message.LogTerm, _incoming.Data.WrittenMemory.ToArray());
             _incoming = null;
             InstallSnapshot(snapshot);
-            Send(new RaftMessage { Type = MessageType.AppendResponse, From = Id, To = message.From, Term = Term, Index = _log.LastIndex });
+            Acknowledge(message.From, _log.LastIndex);
             return;
         }
 

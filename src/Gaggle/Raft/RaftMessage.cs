@@ -13,7 +13,9 @@ internal enum MessageType : byte
     /// <summary>Index is the last index matched on success; on reject, Index echoes the rejected prevLogIndex
     /// and RejectHint/LogTerm carry the conflict index and term for fast backtracking.</summary>
     AppendResponse = 6,
-    /// <summary>Leader liveness; Commit is min(follower's match, leader commit).</summary>
+    /// <summary>Leader liveness; Commit is min(follower's match, leader commit), Index the heartbeat round
+    /// (echoed by the response, for the leadership lease), RejectHint the leader's full commit index
+    /// (for a rejoining follower).</summary>
     Heartbeat = 7,
     HeartbeatResponse = 8,
     /// <summary>Tells the receiver to campaign at once, ignoring its election timeout and leader lease.</summary>
@@ -26,7 +28,7 @@ internal enum MessageType : byte
     SnapshotResponse = 12,
     /// <summary>A rejoining node asks for the receiver's term (answered whatever the terms).</summary>
     TermQuery = 13,
-    /// <summary>Term is the sender's current term; changes nothing at the receiver but its rejoin bookkeeping.</summary>
+    /// <summary>Term is the sender's current term; a rejoining receiver records it and moves to it when later than its own.</summary>
     TermReport = 14,
 }
 

@@ -7,10 +7,10 @@ namespace Gaggle.Tests.Raft;
 [TestFixture]
 public sealed class RejoinTests
 {
-    private static RaftCore Node(string id, bool rejoining = false, HardState? hardState = null) => new(
+    private static RaftCore Node(string id, bool rejoining = false, HardState? hardState = null, LogEntry[]? entries = null) => new(
         new RaftConfig { Id = id, Members = ["a", "b", "c"], ElectionTicksMin = 10, ElectionTicksMax = 10, HeartbeatTicks = 2, StartRejoining = rejoining, Random = new Random(id[0]) },
         hardState ?? HardState.Empty,
-        []);
+        entries ?? []);
 
     private static RaftMessage VoteRequest(string from, long term) => new() { Type = MessageType.Vote, From = from, To = "c", Term = term, Index = 0, LogTerm = 0 };
 
@@ -80,7 +80,25 @@ public sealed class RejoinTests
         var report = b.TakeReady()!.Messages.Single();
         Assert.That((report.Type, report.Term), Is.EqualTo((MessageType.TermReport, 6L)));
         c.Step(report);
-        Assert.That(c.Term, Is.Zero, "a term report changes no term");
+        Assert.That(c.Term, Is.EqualTo(6), "a rejoining node moves to the latest term it hears of");
+    }
+
+    /// <summary>
+    /// Found by the simulation (5-node discovery seed 2851, FlushPolicy.None): c heard term 2 from
+    /// b, which then lost that term with its unflushed writes. a kept leading term 1 and c, waiting for
+    /// a leader of term 2 or later, stayed rejoining for good. Moving to the term it heard of, c tells
+    /// a that it is stale; the election that follows gives c a leader it can rejoin under.
+    /// </summary>
+    [Test]
+    public void ARejoiningNodeTellsALeaderOfAnEarlierTermThanItHeardOfThatItIsStale()
+    {
+        var c = Node("c", rejoining: true);
+        c.Step(new RaftMessage { Type = MessageType.TermReport, From = "b", To = "c", Term = 2 });
+        c.Step(new RaftMessage { Type = MessageType.Heartbeat, From = "a", To = "c", Term = 1, Commit = 0, Index = 3 });
+
+        var reply = c.TakeReady()!.Messages.Single(m => m.To == "a");
+        Assert.That((reply.Type, reply.Term), Is.EqualTo((MessageType.AppendResponse, 2L)), "a steps down on a reply of a later term (Raft §5.1)");
+        Assert.That(c.Rejoining, Is.True);
     }
 
     [Test]
@@ -101,6 +119,118 @@ public sealed class RejoinTests
         Assert.That(c.TakeReady()!.HardState!.Value.Rejoining, Is.True, "persisted, so a crash does not forget it");
         var restarted = Node("c", hardState: new HardState(3, null, 0, Rejoining: true));
         Assert.That(restarted.Rejoining, Is.True);
+    }
+
+    /// <summary>
+    /// Found by the simulation (3-node seed 494, and a FlushPolicy.None variant in discovery seed 888):
+    /// c acknowledged entry 5 of term 3 to a, which committed it, then lost its storage. Back and
+    /// rejoining, it heard only from b, a stale leader of term 2 cut off from a, and acknowledged b's
+    /// entry 5 of term 2: b counted that acknowledgement and committed its entry over a's. A rejoining
+    /// node must not acknowledge entries any more than it may vote until it has heard from enough
+    /// members and none of them is at a later term than the leader.
+    /// </summary>
+    [Test]
+    public void ARejoiningNodeAcknowledgesNoEntriesUntilItKnowsTheLeaderIsCurrent()
+    {
+        var c = Node("c", rejoining: true);
+        var entries = new[] { new LogEntry(1, 2, EntryKind.NoOp, default) };
+        c.Step(new RaftMessage { Type = MessageType.Append, From = "b", To = "c", Term = 2, Index = 0, LogTerm = 0, Entries = entries, Commit = 0 });
+        Assert.That(Acknowledgements(c), Is.Empty, "heard only from b: a may have moved on to a later term with c's help");
+
+        c.Step(new RaftMessage { Type = MessageType.TermReport, From = "a", To = "c", Term = 3 });
+        c.Step(new RaftMessage { Type = MessageType.Append, From = "b", To = "c", Term = 2, Index = 0, LogTerm = 0, Entries = entries, Commit = 0 });
+        Assert.That(Acknowledgements(c), Is.Empty, "a is at term 3: b is a stale leader");
+        Assert.That(c.LastIndex, Is.EqualTo(1), "it still takes the entries in; it only does not vouch for them");
+
+        c.Step(new RaftMessage { Type = MessageType.Append, From = "a", To = "c", Term = 3, Index = 1, LogTerm = 2, Entries = [new LogEntry(2, 3, EntryKind.NoOp, default)], Commit = 0 });
+        Assert.That(Acknowledgements(c), Is.EqualTo(new[] { ("a", 2L) }), "a leads the latest term c heard of, from every other member");
+
+        static IEnumerable<(string?, long)> Acknowledgements(RaftCore node)
+            => node.TakeReady()?.Messages.Where(m => m.Type == MessageType.AppendResponse && !m.Reject).Select(m => (m.To, m.Index)) ?? [];
+    }
+
+    /// <summary>
+    /// Found by the simulation (3-node seed 1250): c lost its storage after entries 2..4 of term 1 were
+    /// committed with its help. b, newly elected in term 3, held them but had committed only entry 1
+    /// so far (its no-op was not yet replicated); c, given entry 1 and commit index 1, counted as
+    /// caught up and voted again, for a candidate that lacked entries 2..4. A leader's commit index
+    /// may lag behind what earlier terms committed; an entry of the leader's own term does not.
+    /// </summary>
+    [Test]
+    public void CatchingUpTakesAnEntryOfTheLeadersTermNotJustItsCommitIndex()
+    {
+        var c = Node("c", rejoining: true);
+        c.Step(new RaftMessage { Type = MessageType.TermReport, From = "a", To = "c", Term = 3 });
+        var log = new[] { Entry(1, 1), Entry(2, 1), Entry(3, 1), Entry(4, 1), Entry(5, 3) };
+        c.Step(new RaftMessage { Type = MessageType.Append, From = "b", To = "c", Term = 3, Index = 0, LogTerm = 0, Entries = log[..1], Commit = 1 });
+        Assert.That(c.Rejoining, Is.True, "c holds all that b has committed so far, but not what term 1 committed");
+
+        c.Step(new RaftMessage { Type = MessageType.Append, From = "b", To = "c", Term = 3, Index = 1, LogTerm = 1, Entries = log[1..], Commit = 1 });
+        Assert.That(c.Rejoining, Is.False, "c holds b's entry of term 3, so all of b's log before it");
+    }
+
+    /// <summary>
+    /// Found by the simulation (5-node seed 1659, FlushPolicy.None): c had replaced its entry 2 of
+    /// term 1 by the leader's entry 2 of term 3 and acknowledged it; the crash lost that write, so c
+    /// came back with the old entry. The leader, whose match for c still counted the lost
+    /// acknowledgement, sent commit min(match, commit) = 2 in a heartbeat and c committed and applied
+    /// its stale entry. A rejoining node takes no commit index on the leader's word; it says how far
+    /// its log is vouched for (its commit index), and the leader resends from there.
+    /// </summary>
+    [Test]
+    public void ARejoiningNodeTakesNoCommitIndexFromHeartbeatsAndAsksToBeResentFromItsOwn()
+    {
+        var c = Node("c", rejoining: true, hardState: new HardState(3, null, 1), entries: [Entry(1, 1), Entry(2, 1)]);
+        c.Step(new RaftMessage { Type = MessageType.Heartbeat, From = "a", To = "c", Term = 3, Commit = 2, Index = 2 });
+        c.Step(new RaftMessage { Type = MessageType.CommitNotice, From = "a", To = "c", Term = 3, Commit = 2 });
+        Assert.That(c.CommitIndex, Is.EqualTo(1), "c's entry 2 may not be the one the leader means");
+        var notice = c.TakeReady()!.Messages.Single(m => m.Type == MessageType.AppendResponse);
+        Assert.That((notice.Reject, notice.RejectHint, notice.LogTerm), Is.EqualTo((true, 2L, 0L)), "c's log is vouched for up to its commit index 1");
+
+        var a = Leader("a", new HardState(3, null, 1), [Entry(1, 1), Entry(2, 3)]);
+        a.Step(new RaftMessage { Type = MessageType.AppendResponse, From = "c", To = "a", Term = a.Term, Index = 2 });
+        a.TakeReady();
+        a.Step(new RaftMessage
+        {
+            Type = notice.Type, From = "c", To = "a", Term = a.Term, Index = notice.Index, Reject = true, RejectHint = notice.RejectHint, LogTerm = notice.LogTerm,
+        });
+        var resent = a.TakeReady()!.Messages.Single(m => m.Type == MessageType.Append && m.To == "c");
+        Assert.That((resent.Index, resent.Entries[0].Index), Is.EqualTo((1L, 2L)), "the leader forgets the acknowledgement c lost and resends entry 2");
+    }
+
+    /// <summary>
+    /// Found by the simulation (5-node seed 383): a rejoining node that caught up by installing the
+    /// leader's snapshot stayed rejoining for good in an idle cluster: only an AppendEntries could
+    /// prove it caught up, and with nothing new to replicate none came. The leader's heartbeat now
+    /// carries the leader's commit index too.
+    /// </summary>
+    [Test]
+    public void InAnIdleClusterTheLeadersHeartbeatLetsACaughtUpNodeFinishRejoining()
+    {
+        var c = Node("c", rejoining: true);
+        c.Step(new RaftMessage { Type = MessageType.TermReport, From = "b", To = "c", Term = 2 });
+        c.Step(new RaftMessage { Type = MessageType.Snapshot, From = "a", To = "c", Term = 2, Index = 5, LogTerm = 2, Offset = 0, Data = new byte[] { 1, 2, 3 }, Done = true });
+        Assert.That((c.CommitIndex, c.Rejoining), Is.EqualTo((5L, true)), "a snapshot does not tell the leader's commit index");
+
+        c.Step(new RaftMessage { Type = MessageType.Heartbeat, From = "a", To = "c", Term = 2, Commit = 5, Index = 1, RejectHint = 5 });
+        Assert.That(c.Rejoining, Is.False);
+    }
+
+    private static LogEntry Entry(long index, long term) => new(index, term, EntryKind.Normal, new byte[] { (byte)index });
+
+    private static RaftCore Leader(string id, HardState hardState, LogEntry[] entries)
+    {
+        var node = Node(id, hardState: hardState, entries: entries);
+        for (int i = 0; i < 20 && node.Role != RaftRole.PreCandidate; i++)
+        {
+            node.Tick();
+        }
+
+        node.Step(new RaftMessage { Type = MessageType.PreVoteResponse, From = "b", To = id, Term = node.Term + 1, Index = node.Term });
+        node.Step(new RaftMessage { Type = MessageType.VoteResponse, From = "b", To = id, Term = node.Term });
+        Assert.That(node.Role, Is.EqualTo(RaftRole.Leader));
+        node.TakeReady();
+        return node;
     }
 }
 
