@@ -12,7 +12,7 @@ public sealed class HeldLocks(GaggleLocks locks, ILogger<HeldLocks> logger) : IH
 {
     private readonly ConcurrentDictionary<string, GaggleLockHandle> _held = new(StringComparer.Ordinal);
 
-    /// <summary>Waits up to <paramref name="timeout"/> for the lock; null when it was not granted in time.</summary>
+    /// <summary>Waits up to <paramref name="timeout"/> for the lock; null when it was not granted in time (or was lost at once).</summary>
     public async Task<GaggleLockHandle?> TryAcquireAsync(string name, TimeSpan timeout, CancellationToken cancellationToken)
     {
         var handle = await locks.TryAcquireAsync(name, timeout, cancellationToken);
@@ -30,7 +30,7 @@ public sealed class HeldLocks(GaggleLocks locks, ILogger<HeldLocks> logger) : IH
 
         // A lost lease ends the hold: forget it, so a later DELETE answers 404 instead of pretending.
         handle.HandleLostToken.Register(() => _ = ForgetLostAsync(name, handle));
-        return handle;
+        return handle.HandleLostToken.IsCancellationRequested ? null : handle; // granted, but already untrustworthy
     }
 
     /// <summary>Releases the hold of <paramref name="name"/> with <paramref name="fencingToken"/>; false when this instance holds no such lock.</summary>
