@@ -1,7 +1,7 @@
 namespace Gaggle.Samples.Cluster;
 
 /// <summary>The demo's command line.</summary>
-internal sealed record DemoSettings(int Nodes, int Entries, string? Redis, string? Id, string Cluster, string[]? Members, double? Duration)
+internal sealed record DemoSettings(int Nodes, int Entries, string? Redis, string? Id, string Cluster, string[]? Members, double? Duration, string? Data = null, int IntervalMs = 500)
 {
     public const string Usage = """
         Usage: dotnet run --project samples/Gaggle.Samples.Cluster [-- options]
@@ -12,6 +12,8 @@ internal sealed record DemoSettings(int Nodes, int Entries, string? Redis, strin
           --cluster NAME     cluster name on Redis (default demo)
           --members A,B,C    member ids (default node-a, node-b, ... for --nodes)
           --duration S       with --id: stop after S seconds (default: run until Ctrl+C)
+          --data DIR         keep each node's log and snapshots in DIR/<id> (durable; default: in memory)
+          --interval MS      with --id: milliseconds between appends (default 500)
         """;
 
     public string[] MemberIds => Members ?? Enumerable.Range(0, Nodes).Select(i => $"node-{(char)('a' + i)}").ToArray();
@@ -30,6 +32,8 @@ internal sealed record DemoSettings(int Nodes, int Entries, string? Redis, strin
                 ("--id", { Length: > 0 }) => settings with { Id = value },
                 ("--cluster", { Length: > 0 }) => settings with { Cluster = value },
                 ("--members", { Length: > 0 }) => settings with { Members = value!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) },
+                ("--data", { Length: > 0 }) => settings with { Data = value },
+                ("--interval", _) when int.TryParse(value, out int ms) && ms is >= 1 and <= 60000 => settings with { IntervalMs = ms },
                 ("--duration", _) when double.TryParse(value, System.Globalization.CultureInfo.InvariantCulture, out double s) && s > 0 => settings with { Duration = s },
                 _ => null,
             };

@@ -26,6 +26,7 @@ var network = new InMemoryNetwork();
 var nodes = new Dictionary<string, GaggleNode>();
 var committed = ids.ToDictionary(id => id, _ => new List<string>());
 bool finished = false;
+bool tokensIncrease = false;
 
 string cluster = settings.Redis is null ? "" : $"{settings.Cluster}-{Guid.NewGuid().ToString("N")[..8]}";
 Say(settings.Redis is null
@@ -34,6 +35,11 @@ Say(settings.Redis is null
 foreach (var id in ids)
 {
     var builder = new GaggleNodeBuilder(new GaggleOptions { NodeId = id, Members = ids });
+    if (settings.Data is { } data)
+    {
+        builder.UseFileStorage(Path.Combine(data, id));
+    }
+
     var node = (settings.Redis is null
         ? builder.UseInMemory(network)
         : builder.UseRedis(settings.Redis, redis => redis.ClusterName = cluster)).Build();
@@ -65,6 +71,27 @@ try
     var follower = nodes.Values.First(n => n != leader);
     await AppendBatch(follower, "from follower", settings.Entries, latencies);
 
+    // A lock contended by every node: grants come one at a time, with increasing fencing tokens.
+    var grants = new List<(string Node, long Token)>();
+    await Task.WhenAll(nodes.Values.Select(async node =>
+    {
+        for (int i = 0; i < 2; i++)
+        {
+            await using var hold = await node.Locks.AcquireAsync("demo-lock", TimeSpan.FromSeconds(10));
+            lock (grants)
+            {
+                grants.Add((node.Id, hold.FencingToken));
+            }
+
+            Say($"{node.Id} holds 'demo-lock' with fencing token {hold.FencingToken}");
+            await Task.Delay(5);
+        }
+    }));
+    tokensIncrease = grants.Select(g => g.Token).Zip(grants.Select(g => g.Token).Skip(1)).All(p => p.First < p.Second);
+    Say(tokensIncrease
+        ? $"{grants.Count} grants of 'demo-lock', one holder at a time, fencing tokens strictly increasing"
+        : "FAILED: fencing tokens did not increase in grant order");
+
     Say(settings.Redis is null
         ? $"Stopping the leader {leader.Id} abruptly: cut off from the network, no hand-over"
         : $"Stopping the leader {leader.Id} (a clean leave hands leadership over; kill a --id process to see a crash)");
@@ -92,7 +119,7 @@ try
 
     var logs = committed.ToDictionary(kv => kv.Key, kv => Snapshot(kv.Value));
     var reference = logs.Values.First();
-    bool identical = logs.Values.All(log => log.SequenceEqual(reference)) && reference.Count == expected;
+    bool identical = logs.Values.All(log => log.SequenceEqual(reference)) && reference.Count == expected && tokensIncrease;
     latencies.Sort();
     Console.WriteLine();
     Console.WriteLine("Summary");

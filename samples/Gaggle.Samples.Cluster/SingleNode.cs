@@ -16,9 +16,13 @@ internal static class SingleNode
         var clock = Stopwatch.StartNew();
         void Say(string text) => Console.WriteLine($"[{clock.Elapsed.TotalSeconds,7:0.000} s] {text}");
         var options = new GaggleOptions { NodeId = settings.Id!, Members = settings.MemberIds };
-        await using var node = new GaggleNodeBuilder(options)
-            .UseRedis(settings.Redis!, redis => redis.ClusterName = settings.Cluster)
-            .Build();
+        var builder = new GaggleNodeBuilder(options).UseRedis(settings.Redis!, redis => redis.ClusterName = settings.Cluster);
+        if (settings.Data is { } data)
+        {
+            builder.UseFileStorage(Path.Combine(data, options.NodeId));
+        }
+
+        await using var node = builder.Build();
         node.LeaderChanged += (_, change) => Say(change.LeaderId is null
             ? $"no leader (term {change.Term})"
             : $"leader is {change.LeaderId} in term {change.Term}{(change.IsLeader ? " (this node)" : "")}");
@@ -35,7 +39,8 @@ internal static class SingleNode
             stop.CancelAfter(TimeSpan.FromSeconds(seconds));
         }
 
-        Say($"{options.NodeId} joining cluster '{settings.Cluster}' on Redis {settings.Redis} with members {string.Join(", ", options.Members)}");
+        Say($"{options.NodeId} joining cluster '{settings.Cluster}' on Redis {settings.Redis} with members {string.Join(", ", options.Members)}"
+            + (settings.Data is null ? " (log in memory)" : $" (log in {Path.Combine(settings.Data, options.NodeId)})"));
         await node.StartAsync(stop.Token);
         int committed = 0;
         int failed = 0;
@@ -45,7 +50,7 @@ internal static class SingleNode
             {
                 await node.AppendAsync(Encoding.UTF8.GetBytes($"{options.NodeId} says #{i}"), TimeSpan.FromSeconds(5), stop.Token);
                 committed++;
-                await Task.Delay(500, stop.Token);
+                await Task.Delay(settings.IntervalMs, stop.Token);
             }
             catch (TimeoutException e)
             {

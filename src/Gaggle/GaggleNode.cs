@@ -8,6 +8,7 @@ using Gaggle.Runtime;
 using Gaggle.Storage;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using System.Diagnostics.Metrics;
 
 namespace Gaggle;
 
@@ -41,6 +42,13 @@ public sealed partial class GaggleNode : IAsyncDisposable
     private readonly ulong _incarnation;
     private readonly TimeSpan _tickInterval;
     private RaftCore? _core;
+    private volatile string[] _knownMembers = [];
+    private readonly KeyValuePair<string, object?> _nodeTag;
+    private readonly Instrument[] _gauges;
+    private readonly Meter _meter;
+
+    /// <summary>Storage the node created for itself (through its builder) and disposes when it stops.</summary>
+    internal IDisposable? OwnedStorage { get; init; }
     private ITimer? _timer;
     private Task _loop = Task.CompletedTask;
     private int _state;
@@ -74,6 +82,17 @@ public sealed partial class GaggleNode : IAsyncDisposable
         _logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<GaggleNode>();
         _incarnation = (ulong)Random.Shared.NextInt64(1, long.MaxValue);
         _tickInterval = TimeSpan.FromTicks(Math.Max(TimeSpan.TicksPerMillisecond, options.HeartbeatInterval.Ticks / 5));
+        _nodeTag = new KeyValuePair<string, object?>("gaggle.node", options.NodeId);
+        _leadership = new Gaggle.Leadership.GaggleLeadership(this);
+        _knownMembers = options.Members.Count > 0 ? [.. options.Members] : [options.NodeId];
+        // Gauges observe this node, so they live on a meter of its own, disposed with it.
+        _meter = new Meter(GaggleMetrics.MeterName);
+        _gauges =
+        [
+            _meter.CreateObservableGauge("gaggle.term", () => new Measurement<long>(Term, _nodeTag), description: "The node's current term."),
+            _meter.CreateObservableGauge("gaggle.commit_index", () => new Measurement<long>(CommitIndex, _nodeTag), description: "The node's commit index."),
+            _meter.CreateObservableGauge("gaggle.is_leader", () => new Measurement<int>(IsLeader ? 1 : 0, _nodeTag), description: "1 on the leader."),
+        ];
     }
 
     /// <summary>Raised on the leader when it adds an application entry to its log (not yet committed).</summary>
@@ -87,6 +106,9 @@ public sealed partial class GaggleNode : IAsyncDisposable
 
     /// <summary>This node's id.</summary>
     public string Id => _options.NodeId;
+
+    /// <summary>The cluster's member ids, this node included: the configured <see cref="GaggleOptions.Members"/>, or those discovered so far in ClusterSize mode.</summary>
+    public IReadOnlyList<string> Members => _knownMembers;
 
     /// <summary>Whether this node is the leader as far as it knows.</summary>
     public bool IsLeader => _status.Role == RaftRole.Leader;
@@ -256,6 +278,9 @@ public sealed partial class GaggleNode : IAsyncDisposable
         }
 
         FailPending(new ObjectDisposedException(nameof(GaggleNode), $"Gaggle node '{Id}' stopped before the operation completed."));
+        _leadership?.Update(trusted: false);
+        OwnedStorage?.Dispose();
+        _meter.Dispose();
         lock (_subscribersLock)
         {
             foreach (var subscriber in _subscribers)

@@ -17,6 +17,7 @@ namespace Gaggle;
 public sealed class GaggleNodeBuilder
 {
     private Func<GaggleOptions, IChannel>? _channelFactory;
+    private Func<GaggleOptions, FileRaftStorage>? _storageFactory;
 
     /// <summary>Starts a builder for a node with <paramref name="options"/>.</summary>
     /// <param name="options">The node's settings (validated by <see cref="Build"/>).</param>
@@ -61,6 +62,22 @@ public sealed class GaggleNodeBuilder
     public GaggleNodeBuilder UseStorage(IRaftStorage storage)
     {
         Storage = storage ?? throw new ArgumentNullException(nameof(storage));
+        _storageFactory = null;
+        return this;
+    }
+
+    /// <summary>
+    /// Keeps the node's hard state, log and snapshots in <paramref name="directory"/> (a durable
+    /// write-ahead log, fsynced per batch); the node disposes this storage when it stops.
+    /// </summary>
+    /// <param name="directory">The node's own data directory (created if missing).</param>
+    /// <param name="flushPolicy">When writes are forced to disk.</param>
+    /// <returns>This builder.</returns>
+    public GaggleNodeBuilder UseFileStorage(string directory, FlushPolicy flushPolicy = FlushPolicy.EveryBatch)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(directory);
+        _storageFactory = options => new FileRaftStorage(new FileRaftStorageOptions { Directory = directory, NodeId = options.NodeId, FlushPolicy = flushPolicy });
+        Storage = null;
         return this;
     }
 
@@ -91,6 +108,12 @@ public sealed class GaggleNodeBuilder
         if (_channelFactory is null)
         {
             throw new InvalidOperationException("GaggleNodeBuilder has no channel; call UseInMemory, UseRedis or UseChannel before Build.");
+        }
+
+        if (_storageFactory is not null)
+        {
+            var owned = _storageFactory(Options);
+            return new GaggleNode(Options, _channelFactory(Options), owned, TimeProvider, LoggerFactory) { OwnedStorage = owned };
         }
 
         return new GaggleNode(Options, _channelFactory(Options), Storage, TimeProvider, LoggerFactory);

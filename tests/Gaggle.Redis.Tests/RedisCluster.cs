@@ -8,11 +8,13 @@ internal sealed class RedisCluster : IAsyncDisposable
 {
     private readonly string _configuration;
     private readonly Action<RedisPubSubChannelOptions>? _configureRedis;
+    private readonly Action<GaggleOptions>? _configureNode;
 
-    public RedisCluster(string configuration, int size, Action<RedisPubSubChannelOptions>? configureRedis = null)
+    public RedisCluster(string configuration, int size, Action<RedisPubSubChannelOptions>? configureRedis = null, Action<GaggleOptions>? configureNode = null)
     {
         _configuration = configuration;
         _configureRedis = configureRedis;
+        _configureNode = configureNode;
         Ids = Enumerable.Range(0, size).Select(i => ((char)('a' + i)).ToString()).ToArray();
         Name = "test-" + Guid.NewGuid().ToString("N")[..12];
     }
@@ -37,6 +39,7 @@ internal sealed class RedisCluster : IAsyncDisposable
             ElectionTimeoutMin = TimeSpan.FromMilliseconds(150),
             ElectionTimeoutMax = TimeSpan.FromMilliseconds(300),
         };
+        _configureNode?.Invoke(options);
         var redis = new RedisPubSubChannelOptions { Configuration = _configuration, ClusterName = Name, Members = Ids };
         _configureRedis?.Invoke(redis);
         var channel = new RedisPubSubChannel(id, redis);

@@ -27,7 +27,7 @@ public sealed class GaggleLockHandle : IAsyncDisposable
         MaxCount = maxCount;
         FencingToken = token;
         _safeUntil = SafeUntil(requestedAt);
-        _locks.Node.WatchHold(token, OnHoldEnded);
+        _locks.Node.WatchHold(name, token, OnHoldEnded);
         _renewal = Task.Run(RenewLoopAsync);
     }
 
@@ -54,7 +54,7 @@ public sealed class GaggleLockHandle : IAsyncDisposable
         await _stopRenewing.CancelAsync().ConfigureAwait(false);
         await _renewal.ConfigureAwait(false);
         MarkLost();
-        _locks.Node.UnwatchHold(FencingToken);
+        _locks.Node.UnwatchHold(Name, FencingToken);
         await _locks.ReleaseAbandonedAsync(Name, FencingToken).ConfigureAwait(false);
     }
 

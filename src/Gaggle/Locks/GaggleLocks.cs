@@ -124,12 +124,17 @@ public sealed class GaggleLocks
         }
 
         var outcome = new TaskCompletionSource<LockEvent>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var renewed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         long sequence = _node.NextSequence();
         _node.WatchLockRequest(sequence, e =>
         {
             if (e.Type is LockEventType.Granted or LockEventType.Denied or LockEventType.Rejected)
             {
                 outcome.TrySetResult(e);
+            }
+            else if (e.Type == LockEventType.Renewed)
+            {
+                renewed.TrySetResult();
             }
         });
         long sentAt = _time.GetTimestamp();
@@ -142,9 +147,10 @@ public sealed class GaggleLocks
             var command = new LockCommand(LockCommandType.Acquire, name, maxCount, (long)_lease.TotalMilliseconds, waitMs);
             await Append(sequence, command, null, linked.Token).ConfigureAwait(false);
             var result = await outcome.Task.WaitAsync(linked.Token).ConfigureAwait(false);
+            GaggleMetrics.LockWait.Record(_time.GetElapsedTime(sentAt).TotalMilliseconds, new KeyValuePair<string, object?>("gaggle.node", _node.Id));
             return result.Type switch
             {
-                LockEventType.Granted => new GaggleLockHandle(this, name, maxCount, result.Token, sentAt),
+                LockEventType.Granted => new GaggleLockHandle(this, name, maxCount, result.Token, await TrustedSinceAsync(name, result.Token, sentAt, renewed.Task, linked.Token).ConfigureAwait(false)),
                 LockEventType.Denied => null,
                 _ => throw new InvalidOperationException(result.Reason),
             };
@@ -159,6 +165,29 @@ public sealed class GaggleLocks
             await GiveUpAsync(name, sequence, outcome).ConfigureAwait(false);
             throw;
         }
+        finally
+        {
+            _node.UnwatchLockRequest(sequence);
+        }
+    }
+
+    /// <summary>
+    /// When the hold is known to have been alive from, for its safe deadline: the request's send time,
+    /// unless the wait used up a renewal interval of the lease or more. Then a renewal is committed
+    /// first and its send time counts, so a grant after a long wait is not handed out already past (or
+    /// close to) its safe deadline. The Renewed event arrives before the renewal's commit completes;
+    /// without it the hold had ended, and the handle starts out lost.
+    /// </summary>
+    private async Task<long> TrustedSinceAsync(string name, long token, long sentAt, Task renewed, CancellationToken cancellationToken)
+    {
+        if (_time.GetElapsedTime(sentAt) < _lease / 3)
+        {
+            return sentAt;
+        }
+
+        long renewedAt = _time.GetTimestamp();
+        await Append(_node.NextSequence(), new LockCommand(LockCommandType.Renew, name, Token: token, LeaseMs: (long)_lease.TotalMilliseconds), null, cancellationToken).ConfigureAwait(false);
+        return renewed.IsCompleted ? renewedAt : sentAt;
     }
 
     /// <summary>Stops waiting: a grant that raced with the give-up is released, a queued request is withdrawn.</summary>

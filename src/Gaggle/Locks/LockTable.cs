@@ -96,6 +96,14 @@ internal sealed class LockTable
 
     private void Acquire(LockCommand command, RequestId request, long index, Dictionary<string, int> grants)
     {
+        if (command.MaxCount < 1 || command.LeaseMs < 1 || command.WaitMs < 0 || command.Name.Length == 0)
+        {
+            // Only a buggy or hostile member sends this; it must not block a queue.
+            _events.Add(new LockEvent(LockEventType.Rejected, command.Name, request,
+                Reason: $"The acquire request for '{command.Name}' is invalid: maxCount {command.MaxCount} (must be >= 1), lease {command.LeaseMs} ms (>= 1), wait {command.WaitMs} ms (>= 0)."));
+            return;
+        }
+
         if (!_locks.TryGetValue(command.Name, out var state))
         {
             state = new LockState(command.MaxCount);

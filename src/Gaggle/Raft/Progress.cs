@@ -24,6 +24,9 @@ internal sealed class Progress
 
     public long Match { get; set; }
 
+    /// <summary>The latest heartbeat round the follower answered.</summary>
+    public long AckedRound { get; set; }
+
     public long Next { get; set; }
 
     public ProgressState State { get; private set; } = ProgressState.Probe;

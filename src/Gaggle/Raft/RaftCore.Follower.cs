@@ -2,6 +2,9 @@ namespace Gaggle.Raft;
 
 internal sealed partial class RaftCore
 {
+    /// <summary>The highest index an AppendEntries of the current leader showed to match its log (0 after a term or leader change).</summary>
+    private long _verifiedIndex;
+
     private void StepFollower(RaftMessage message)
     {
         switch (message.Type)
@@ -21,10 +24,10 @@ internal sealed partial class RaftCore
                 }
                 else
                 {
-                    _log.CommitTo(Math.Min(message.Commit, _log.LastIndex));
+                    CommitFromLeader(message.Commit);
                 }
 
-                Send(new RaftMessage { Type = MessageType.HeartbeatResponse, From = Id, To = message.From, Term = Term });
+                Send(new RaftMessage { Type = MessageType.HeartbeatResponse, From = Id, To = message.From, Term = Term, Index = message.Index });
                 break;
             case MessageType.CommitNotice:
                 _electionElapsed = 0;
@@ -33,7 +36,7 @@ internal sealed partial class RaftCore
                 if (!Rejoining)
                 {
                     // min(match, commit): a rejoining node's match at the leader may count entries it lost.
-                    _log.CommitTo(Math.Min(message.Commit, _log.LastIndex));
+                    CommitFromLeader(message.Commit);
                 }
 
                 break;
@@ -47,6 +50,19 @@ internal sealed partial class RaftCore
                 Campaign(force: true);
                 break;
         }
+    }
+
+    /// <summary>
+    /// A heartbeat or commit notice carries min(our match, leader commit), where "our match" is the
+    /// leader's memory of our acknowledgements. After this node lost data that memory can be stale (a
+    /// lost unflushed tail may even bring back older, different entries at those indexes), so such a
+    /// node commits from these messages only what an AppendEntries of this leader verified (Log
+    /// Matching); the leader's next AppendEntries corrects it. Other nodes keep what they acknowledged.
+    /// </summary>
+    private void CommitFromLeader(long leaderCommit)
+    {
+        long limit = _lostData ? Math.Max(_verifiedIndex, _log.Committed) : _log.LastIndex;
+        _log.CommitTo(Math.Min(Math.Min(leaderCommit, limit), _log.LastIndex));
     }
 
     /// <summary>The AppendEntries receiver (Raft Figure 2, with the §5.3 conflict hint on rejection).</summary>
@@ -69,6 +85,7 @@ internal sealed partial class RaftCore
         {
             _log.Merge(message.Entries);
             long lastNew = message.Index + message.Entries.Count;
+            _verifiedIndex = Math.Max(_verifiedIndex, lastNew);
             _log.CommitTo(Math.Min(message.Commit, lastNew));
             MaybeCaughtUp(message.Commit);
 

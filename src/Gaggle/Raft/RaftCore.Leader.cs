@@ -122,15 +122,50 @@ internal sealed partial class RaftCore
 
     private bool IsRecentlyActive(Progress progress) => progress.TicksSinceHeard < _config.ElectionTicksMin;
 
+    /// <summary>The number of heartbeat rounds this node has sent as leader (heartbeats carry it; responses echo it).</summary>
+    public long HeartbeatRound { get; private set; }
+
+    /// <summary>
+    /// The latest heartbeat round that a majority (this leader included) has answered, or 0. Every
+    /// member that answered round r received it after r was sent and, with check-quorum, refuses to
+    /// vote for another candidate for an election timeout after receiving it; so no other leader can
+    /// be elected until ElectionTicksMin after round r was sent. The driver turns this into a
+    /// leadership lease with its clock.
+    /// </summary>
+    public long QuorumAckedHeartbeatRound
+    {
+        get
+        {
+            if (Role != RaftRole.Leader)
+            {
+                return 0;
+            }
+
+            Span<long> rounds = stackalloc long[_progress.Count + 1];
+            rounds[0] = HeartbeatRound;
+            int i = 1;
+            foreach (var progress in _progress.Values)
+            {
+                rounds[i++] = progress.AckedRound;
+            }
+
+            return Quorum.CommittedIndex(rounds, _members.Size);
+        }
+    }
+
+    /// <summary>True while this leader is handing leadership over (its lease must not be trusted).</summary>
+    public bool IsTransferringLeadership => _leadTransferee is not null;
+
     private void BroadcastHeartbeat()
     {
+        HeartbeatRound++;
         foreach (var (peer, progress) in _progress)
         {
             if (progress.State == ProgressState.Snapshot)
             {
                 progress.Stalled = progress.ProbeSent && progress.SnapshotOffset == progress.SnapshotOffsetAtLastHeartbeat;
                 progress.SnapshotOffsetAtLastHeartbeat = progress.SnapshotOffset;
-                Send(new RaftMessage { Type = MessageType.Heartbeat, From = Id, To = peer, Term = Term, Commit = Math.Min(progress.Match, _log.Committed), Index = _log.Committed });
+                Send(new RaftMessage { Type = MessageType.Heartbeat, From = Id, To = peer, Term = Term, Commit = Math.Min(progress.Match, _log.Committed), Index = HeartbeatRound, RejectHint = _log.Committed });
                 continue;
             }
 
@@ -139,13 +174,13 @@ internal sealed partial class RaftCore
             progress.MatchAtLastHeartbeat = progress.Match;
             long commit = Math.Min(progress.Match, _log.Committed);
             progress.CommitSent = Math.Max(progress.CommitSent, commit);
-            Send(new RaftMessage { Type = MessageType.Heartbeat, From = Id, To = peer, Term = Term, Commit = commit, Index = _log.Committed });
+            Send(new RaftMessage { Type = MessageType.Heartbeat, From = Id, To = peer, Term = Term, Commit = commit, Index = HeartbeatRound, RejectHint = _log.Committed });
         }
 
         if (_members.IsDiscovery && !_members.Complete)
         {
             // Discovery mode: members we have not heard from yet learn about us from a broadcast.
-            Send(new RaftMessage { Type = MessageType.Heartbeat, From = Id, To = null, Term = Term, Commit = 0 });
+            Send(new RaftMessage { Type = MessageType.Heartbeat, From = Id, To = null, Term = Term, Commit = 0, Index = HeartbeatRound });
         }
     }
 
@@ -156,7 +191,7 @@ internal sealed partial class RaftCore
             return;
         }
 
-        if (message.Index > _log.LastIndex)
+        if (message.Index > _log.LastIndex && message.Type == MessageType.AppendResponse)
         {
             // Acknowledges entries we never sent: malformed or forged; never let it move the commit index.
             DroppedMessages++;
@@ -181,7 +216,12 @@ internal sealed partial class RaftCore
                 progress.TicksSinceHeard = 0;
                 HandleSnapshotResponse(message, progress);
                 break;
+            case MessageType.HeartbeatResponse when message.Index > HeartbeatRound:
+                // Answers a heartbeat round we never sent: forged or malformed.
+                DroppedMessages++;
+                break;
             case MessageType.HeartbeatResponse when progress.State == ProgressState.Snapshot:
+                progress.AckedRound = Math.Max(progress.AckedRound, message.Index);
                 progress.TicksSinceHeard = 0;
                 if (progress.Stalled)
                 {
@@ -193,6 +233,7 @@ internal sealed partial class RaftCore
 
                 break;
             case MessageType.HeartbeatResponse:
+                progress.AckedRound = Math.Max(progress.AckedRound, message.Index);
                 progress.TicksSinceHeard = 0;
                 progress.ProbeSent = false;
                 if (progress.Stalled)

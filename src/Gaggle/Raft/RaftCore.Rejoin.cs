@@ -30,7 +30,20 @@ internal sealed partial class RaftCore
     private int _rejoinTicks;
 
     /// <summary>True while the node may not vote or campaign (see the type's remarks).</summary>
-    public bool Rejoining { get; private set; }
+    public bool Rejoining
+    {
+        get => _rejoining;
+        private set
+        {
+            _rejoining = value;
+            _lostData |= value;
+        }
+    }
+
+    private bool _rejoining;
+
+    /// <summary>This node lost data since it started (it was or is rejoining): it trusts only verified commits.</summary>
+    private bool _lostData;
 
     /// <summary>Set when a leader showed that this node lost entries it had acknowledged.</summary>
     public bool LostStorageDetected { get; private set; }
@@ -72,9 +85,10 @@ internal sealed partial class RaftCore
     /// </summary>
     private void HeartbeatWhileRejoining(RaftMessage message)
     {
-        if (message.Index > 0)
+        if (message.RejectHint > 0)
         {
-            MaybeCaughtUp(message.Index);
+            // A heartbeat's RejectHint carries the leader's full commit index.
+            MaybeCaughtUp(message.RejectHint);
         }
 
         if (_caughtUpTerm < Term)

@@ -22,6 +22,8 @@ internal sealed partial class RaftCore
     private int _electionElapsed;
     private int _heartbeatElapsed;
     private int _randomizedElectionTimeout;
+    private readonly bool _restartedWithTerm;
+    private int _ticksAlive;
 
     /// <summary>Builds a node from its persisted state (empty for a new node).</summary>
     public RaftCore(RaftConfig config, HardState hardState, IReadOnlyList<LogEntry> entries, long applied = 0, RaftSnapshot? snapshot = null)
@@ -35,6 +37,7 @@ internal sealed partial class RaftCore
         VotedFor = hardState.VotedFor;
         _lastHardState = hardState;
         Rejoining = hardState.Rejoining || config.StartRejoining;
+        _restartedWithTerm = hardState.Term > 0;
         MaybeFinishRejoining();
         BecomeFollower(Term, null);
     }
@@ -64,6 +67,9 @@ internal sealed partial class RaftCore
 
     internal RaftLog Log => _log;
 
+    /// <summary>Ends the restart lease at once (scenario tests that set up a history by restarting nodes).</summary>
+    internal void EndStartupLease() => _ticksAlive = int.MaxValue;
+
     internal Membership Members => _members;
 
     /// <summary>True when the log holds entries of earlier terms that are not yet known to be committed.</summary>
@@ -73,6 +79,11 @@ internal sealed partial class RaftCore
     /// <summary>Advances time by one tick: election timeouts for followers and candidates, heartbeats and check-quorum for leaders.</summary>
     public void Tick()
     {
+        if (_ticksAlive < int.MaxValue)
+        {
+            _ticksAlive++;
+        }
+
         if (Rejoining)
         {
             TickRejoining();
@@ -278,8 +289,14 @@ internal sealed partial class RaftCore
         return result;
     }
 
+    /// <summary>
+    /// Thesis §4.2.3 / §6.4: while it hears from a leader, a node refuses other candidates for an
+    /// election timeout; a restarted node that had a term may have been in such a lease, so it keeps
+    /// it for its first election timeout too. Leaders rely on this for their leadership lease.
+    /// </summary>
     private bool InLease()
-        => _config.CheckQuorum && LeaderId is not null && _electionElapsed < _config.ElectionTicksMin;
+        => _config.CheckQuorum
+            && ((LeaderId is not null && _electionElapsed < _config.ElectionTicksMin) || (_restartedWithTerm && _ticksAlive < _config.ElectionTicksMin));
 
     private void ResetTerm(long term)
     {
@@ -290,6 +307,7 @@ internal sealed partial class RaftCore
         }
 
         LeaderId = null;
+        _verifiedIndex = 0;
         _electionElapsed = 0;
         _heartbeatElapsed = 0;
         _randomizedElectionTimeout = _config.Random.Next(_config.ElectionTicksMin, _config.ElectionTicksMax + 1);

@@ -13,7 +13,9 @@ internal enum MessageType : byte
     /// <summary>Index is the last index matched on success; on reject, Index echoes the rejected prevLogIndex
     /// and RejectHint/LogTerm carry the conflict index and term for fast backtracking.</summary>
     AppendResponse = 6,
-    /// <summary>Leader liveness; Commit is min(follower's match, leader commit), Index the leader's commit (for a rejoining follower).</summary>
+    /// <summary>Leader liveness; Commit is min(follower's match, leader commit), Index the heartbeat round
+    /// (echoed by the response, for the leadership lease), RejectHint the leader's full commit index
+    /// (for a rejoining follower).</summary>
     Heartbeat = 7,
     HeartbeatResponse = 8,
     /// <summary>Tells the receiver to campaign at once, ignoring its election timeout and leader lease.</summary>

@@ -28,7 +28,10 @@ public sealed partial class GaggleNode
         }
 
         long sequence = NextSequence();
-        return await AppendEnvelopeAsync(sequence, new EntryEnvelope(EntryPayloadKind.User, 0, Id, _incarnation, sequence, data).Encode(), timeout, cancellationToken).ConfigureAwait(false);
+        long started = _time.GetTimestamp();
+        long index = await AppendEnvelopeAsync(sequence, new EntryEnvelope(EntryPayloadKind.User, 0, Id, _incarnation, sequence, data).Encode(), timeout, cancellationToken).ConfigureAwait(false);
+        GaggleMetrics.AppendDuration.Record(_time.GetElapsedTime(started).TotalMilliseconds, _nodeTag);
+        return index;
     }
 
     internal long NextSequence() => Interlocked.Increment(ref _nextSequence);
@@ -36,23 +39,37 @@ public sealed partial class GaggleNode
     internal ulong Incarnation => _incarnation;
 
     /// <summary>Appends an encoded entry envelope and waits until it is committed and applied here.</summary>
-    internal async Task<long> AppendEnvelopeAsync(long sequence, byte[] envelope, TimeSpan? timeout, CancellationToken cancellationToken)
+    internal Task<long> AppendEnvelopeAsync(long sequence, byte[] envelope, TimeSpan? timeout, CancellationToken cancellationToken)
+    {
+        var pending = new PendingAppend(sequence, envelope);
+        return PostAndWaitAsync(
+            _appends, sequence, pending, new AppendInput(pending), pending.Completion.Task, timeout, cancellationToken,
+            () => $"The entry appended on node '{Id}' was not committed within {timeout!.Value.TotalMilliseconds:0} ms (leader: {LeaderId ?? "none"}); it may still be committed later.");
+    }
+
+    /// <summary>
+    /// Registers <paramref name="pending"/> under <paramref name="key"/>, hands <paramref name="input"/> to the
+    /// loop and waits for <paramref name="completion"/>; a timeout becomes a <see cref="TimeoutException"/>
+    /// with <paramref name="timeoutMessage"/>, and the registration always ends.
+    /// </summary>
+    private async Task<T> PostAndWaitAsync<TPending, T>(
+        System.Collections.Concurrent.ConcurrentDictionary<long, TPending> registry, long key, TPending pending, LoopInput input,
+        Task<T> completion, TimeSpan? timeout, CancellationToken cancellationToken, Func<string> timeoutMessage)
     {
         ValidateTimeout(timeout);
-        var pending = new PendingAppend(sequence, envelope);
-        _appends[sequence] = pending;
+        registry[key] = pending;
         try
         {
-            Post(new AppendInput(pending));
-            return await WaitAsync(pending.Completion.Task, timeout, cancellationToken).ConfigureAwait(false);
+            Post(input);
+            return await WaitAsync(completion, timeout, cancellationToken).ConfigureAwait(false);
         }
         catch (TimeoutException)
         {
-            throw new TimeoutException($"The entry appended on node '{Id}' was not committed within {timeout!.Value.TotalMilliseconds:0} ms (leader: {LeaderId ?? "none"}); it may still be committed later.");
+            throw new TimeoutException(timeoutMessage());
         }
         finally
         {
-            _appends.TryRemove(sequence, out _);
+            registry.TryRemove(key, out _);
         }
     }
 
@@ -89,10 +106,16 @@ public sealed partial class GaggleNode
             return;
         }
 
+        foreach (var pending in _toSubmit)
+        {
+            pending.Submitted = true;
+            pending.InBatch = false;
+        }
+
         if (core.Role == RaftRole.Leader)
         {
             var payloads = new ReadOnlyMemory<byte>[_toSubmit.Count];
-            long stamp = LeaseClockNow();
+            long stamp = LeaseClockNow(core);
             for (int i = 0; i < payloads.Length; i++)
             {
                 payloads[i] = EntryEnvelope.WithStamp(_toSubmit[i].Envelope, stamp);
@@ -165,17 +188,17 @@ public sealed partial class GaggleNode
         if (core.Role != RaftRole.Leader)
         {
             // The sender retries when it learns the real leader.
-            CountDropped(from, "forwarded appends reached a node that is not the leader");
+            CountDropped(from, "forwarded appends reached a node that is not the leader", "not-leader");
             return;
         }
 
         var payloads = new List<ReadOnlyMemory<byte>>(forward.Entries.Count);
-        long stamp = LeaseClockNow();
+        long stamp = LeaseClockNow(core);
         foreach (var entry in forward.Entries)
         {
             if (!EntryEnvelope.TryDecode(entry, out var envelope) || envelope.Origin != from || entry.Length > _options.MaxMessageBytes + 128)
             {
-                CountDropped(from, "a forwarded entry has a malformed envelope, another origin, or is too large");
+                CountDropped(from, "a forwarded entry has a malformed envelope, another origin, or is too large", "bad-forward");
                 continue;
             }
 
@@ -189,14 +212,24 @@ public sealed partial class GaggleNode
         }
     }
 
+    /// <summary>Adds an append to the batch being submitted, once.</summary>
+    private void AddToBatch(PendingAppend pending)
+    {
+        if (!pending.InBatch)
+        {
+            pending.InBatch = true;
+            _toSubmit.Add(pending);
+        }
+    }
+
     /// <summary>A new leader is known: everything not proposed or forwarded to it in this term goes (again).</summary>
     private void ResubmitForNewLeader(RaftCore core)
     {
         foreach (var pending in _appends.Values)
         {
-            if (pending.SentTo != core.LeaderId || pending.SentTerm != core.Term)
+            if (pending.NeedsResubmitFor(core.LeaderId, core.Term))
             {
-                _toSubmit.Add(pending);
+                AddToBatch(pending);
             }
         }
 
@@ -213,10 +246,9 @@ public sealed partial class GaggleNode
         int retryTicks = RetryTicks(core);
         foreach (var pending in _appends.Values)
         {
-            bool proposedHere = pending.SentTo == Id && pending.SentTerm == core.Term && core.Role == RaftRole.Leader;
-            if (!proposedHere && (pending.SentTo is null || pending.SentTerm != core.Term || _tickCount - pending.SentAtTick >= retryTicks))
+            if (pending.NeedsRetry(Id, core.Term, core.Role == RaftRole.Leader, _tickCount, retryTicks))
             {
-                _toSubmit.Add(pending);
+                AddToBatch(pending);
             }
         }
 

@@ -22,26 +22,14 @@ public sealed partial class GaggleNode
     /// <returns>The bytes the handler returned.</returns>
     /// <exception cref="GaggleRpcException">The handler threw, or the leader has no handler by that name.</exception>
     /// <exception cref="TimeoutException">No result arrived within <paramref name="timeout"/>.</exception>
-    public async Task<byte[]> DispatchOnLeaderAsync(string method, ReadOnlyMemory<byte> args, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+    public Task<byte[]> DispatchOnLeaderAsync(string method, ReadOnlyMemory<byte> args, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(method);
-        ValidateTimeout(timeout);
         long callId = Interlocked.Increment(ref _nextCallId);
         var pending = new PendingDispatch(callId, method, args.ToArray());
-        _dispatches[callId] = pending;
-        try
-        {
-            Post(new DispatchInput(pending));
-            return await WaitAsync(pending.Completion.Task, timeout, cancellationToken).ConfigureAwait(false);
-        }
-        catch (TimeoutException)
-        {
-            throw new TimeoutException($"The RPC '{method}' from node '{Id}' got no result within {timeout!.Value.TotalMilliseconds:0} ms (leader: {LeaderId ?? "none"}).");
-        }
-        finally
-        {
-            _dispatches.TryRemove(callId, out _);
-        }
+        return PostAndWaitAsync(
+            _dispatches, callId, pending, new DispatchInput(pending), pending.Completion.Task, timeout, cancellationToken,
+            () => $"The RPC '{method}' from node '{Id}' got no result within {timeout!.Value.TotalMilliseconds:0} ms (leader: {LeaderId ?? "none"}).");
     }
 
     /// <summary>Calls <paramref name="method"/> on the leader with JSON-serialized arguments and deserializes its JSON result.</summary>

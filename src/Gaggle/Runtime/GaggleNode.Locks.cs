@@ -10,33 +10,39 @@ public sealed partial class GaggleNode
 {
     private readonly LockTable _lockTable = new();
     private readonly ConcurrentDictionary<long, Action<LockEvent>> _lockWaiters = new();
-    private readonly ConcurrentDictionary<long, Action> _holds = new();
+    private readonly ConcurrentDictionary<(string Name, long Token), Action> _holds = new();
     private GaggleLocks? _locks;
     private long _leaseClockBase;
     private long _leaseClockStart;
     private long _lastStamp;
+    private long _leaseClockTerm = -1;
     private long _timeEntryInFlightUntilTick = -1;
 
     /// <summary>Cluster-wide locks and semaphores with fencing tokens, granted through this node's log.</summary>
     public GaggleLocks Locks => _locks ??= new GaggleLocks(this, _time, _options.LockLeaseDuration);
 
     /// <summary>
-    /// The lease clock (milliseconds) a leader stamps into entries: it starts, when a node becomes
-    /// leader, from the last applied stamp and advances with this node's monotonic clock, so a
-    /// leader with a skewed wall clock can neither expire leases early nor move time backwards.
-    /// Time spent without a leader does not count, which only lengthens leases.
+    /// The lease clock (milliseconds) a leader stamps into entries: it starts, before the first stamp
+    /// of each term this node leads, from the table's time (the highest committed stamp it applied)
+    /// and advances with this node's monotonic clock, so a leader with a skewed wall clock can neither
+    /// expire leases early nor move time backwards. It never starts from what this node stamped in an
+    /// earlier term: those entries may never have committed, and the clock that stamped them ran on
+    /// while the leaders after it started from the table's time; resuming it would move time forward
+    /// past leases granted since. Time spent without a leader does not count, which only lengthens leases.
     /// </summary>
-    private long LeaseClockNow()
+    private long LeaseClockNow(RaftCore core)
     {
+        if (core.Term != _leaseClockTerm)
+        {
+            _leaseClockTerm = core.Term;
+            _leaseClockBase = _lockTable.Now;
+            _lastStamp = _lockTable.Now;
+            _leaseClockStart = _time.GetTimestamp();
+        }
+
         long elapsed = (long)_time.GetElapsedTime(_leaseClockStart).TotalMilliseconds;
         _lastStamp = Math.Max(_lastStamp, Math.Max(_lockTable.Now, _leaseClockBase + elapsed));
         return _lastStamp;
-    }
-
-    private void StartLeaseClock()
-    {
-        _leaseClockBase = Math.Max(_lockTable.Now, _lastStamp);
-        _leaseClockStart = _time.GetTimestamp();
     }
 
     /// <summary>Registers a callback for the lock event answering request <paramref name="sequence"/> of this node.</summary>
@@ -44,10 +50,16 @@ public sealed partial class GaggleNode
 
     internal void UnwatchLockRequest(long sequence) => _lockWaiters.TryRemove(sequence, out _);
 
-    /// <summary>Registers a callback for the end of hold <paramref name="token"/> (expired or released) in the lock table.</summary>
-    internal void WatchHold(long token, Action onEnded) => _holds[token] = onEnded;
+    /// <summary>Lock requests of this node still waiting for their answer.</summary>
+    internal int WatchedLockRequests => _lockWaiters.Count;
 
-    internal void UnwatchHold(long token) => _holds.TryRemove(token, out _);
+    /// <summary>
+    /// Registers a callback for the end of the hold <paramref name="token"/> of lock <paramref name="name"/>
+    /// (expired or released) in the lock table. Tokens are per lock: two locks granted in one entry share one.
+    /// </summary>
+    internal void WatchHold(string name, long token, Action onEnded) => _holds[(name, token)] = onEnded;
+
+    internal void UnwatchHold(string name, long token) => _holds.TryRemove((name, token), out _);
 
     internal TimeProvider TimeProvider => _time;
 
@@ -88,7 +100,7 @@ public sealed partial class GaggleNode
 
     private void OnOwnLockEvent(LockEvent lockEvent)
     {
-        if (lockEvent.Type is LockEventType.Expired or LockEventType.Released && _holds.TryRemove(lockEvent.Token, out var ended))
+        if (lockEvent.Type is LockEventType.Expired or LockEventType.Released && _holds.TryRemove((lockEvent.Name, lockEvent.Token), out var ended))
         {
             ended();
         }
@@ -112,7 +124,7 @@ public sealed partial class GaggleNode
             return;
         }
 
-        long now = LeaseClockNow();
+        long now = LeaseClockNow(core);
         if (now < _lockTable.NextDeadline)
         {
             return;

@@ -41,6 +41,7 @@ public sealed partial class GaggleNode
 
                 SubmitAppends(core);
                 await ProcessReadyAsync(core).ConfigureAwait(false);
+                UpdateLeadership(core);
                 foreach (var done in _afterReady)
                 {
                     done.TrySetResult();
@@ -83,7 +84,7 @@ public sealed partial class GaggleNode
             case AppendInput append:
                 if (_appends.ContainsKey(append.Append.Sequence))
                 {
-                    _toSubmit.Add(append.Append);
+                    AddToBatch(append.Append);
                 }
 
                 break;
@@ -100,7 +101,7 @@ public sealed partial class GaggleNode
     {
         if (!GaggleOptionsValidator.IsValidId(inbound.From))
         {
-            CountDropped(inbound.From, "the sender id is not a valid node id");
+            CountDropped(inbound.From, "the sender id is not a valid node id", "invalid-sender");
             return;
         }
 
@@ -111,7 +112,7 @@ public sealed partial class GaggleNode
         }
         catch (FormatException e)
         {
-            CountDropped(inbound.From, e.Message);
+            CountDropped(inbound.From, e.Message, "malformed");
             return;
         }
 
@@ -148,6 +149,7 @@ public sealed partial class GaggleNode
                 await _storage.SaveAsync(ready.HardState, ready.EntriesToPersist, CancellationToken.None).ConfigureAwait(false);
             }
 
+            RecordHeartbeatRounds(ready.Messages);
             foreach (var message in ready.Messages)
             {
                 await SendAsync(message.To, new RaftWireMessage(message)).ConfigureAwait(false);
@@ -195,7 +197,7 @@ public sealed partial class GaggleNode
 
             if (!EntryEnvelope.TryDecode(entry.Data, out var envelope))
             {
-                CountDropped("(log)", $"entry {entry.Index} has no valid envelope");
+                CountDropped("(log)", $"entry {entry.Index} has no valid envelope", "malformed-entry");
                 continue;
             }
 
@@ -218,6 +220,7 @@ public sealed partial class GaggleNode
                 machine.Apply(published);
             }
 
+            GaggleMetrics.Commits.Add(1, _nodeTag);
             Raise(Committed, published, nameof(Committed));
             lock (_subscribersLock)
             {
@@ -260,12 +263,8 @@ public sealed partial class GaggleNode
 
         if (previous?.LeaderId != soft.LeaderId)
         {
+            GaggleMetrics.LeaderChanges.Add(1, _nodeTag);
             Raise(LeaderChanged, new LeaderChange(soft.Term, soft.LeaderId, soft.Role == RaftRole.Leader), nameof(LeaderChanged));
-        }
-
-        if (soft.Role == RaftRole.Leader && previous?.Role != RaftRole.Leader)
-        {
-            StartLeaseClock();
         }
 
         if (soft.LeaderId is not null)
@@ -295,6 +294,11 @@ public sealed partial class GaggleNode
 
     private void PublishStatus(RaftCore core)
     {
+        if (core.Members.IsDiscovery && core.Members.Peers.Count + 1 != _knownMembers.Length)
+        {
+            _knownMembers = [Id, .. core.Members.Peers.Order(StringComparer.Ordinal)];
+        }
+
         if (core.LostStorageDetected && !_lostStorageLogged)
         {
             _lostStorageLogged = true;
@@ -321,9 +325,11 @@ public sealed partial class GaggleNode
 
     private int RetryTicks(RaftCore core) => Math.Max(1, (int)Math.Round(_options.ElectionTimeoutMin / _tickInterval));
 
-    private void CountDropped(string from, string reason)
+    /// <summary>Counts and logs a dropped message; <paramref name="kind"/> is the metric's low-cardinality reason tag.</summary>
+    private void CountDropped(string from, string reason, string kind = "invalid")
     {
         Interlocked.Increment(ref _droppedMessages);
+        GaggleMetrics.DroppedMessages.Add(1, _nodeTag, new KeyValuePair<string, object?>("reason", kind));
         Log.DroppedMessage(_logger, Id, from, reason);
     }
 

@@ -43,6 +43,26 @@ internal sealed class PendingAppend(long sequence, byte[] envelope)
     /// <summary>Where it was last sent: this node (proposed) or the leader it was forwarded to; null while unsent.</summary>
     public string? SentTo { get; set; }
 
+    /// <summary>Submitted once already (sent, or left waiting for a leader); fresh appends are submitted by their own input.</summary>
+    public bool Submitted { get; set; }
+
+    /// <summary>Already in the batch being submitted.</summary>
+    public bool InBatch { get; set; }
+
+    /// <summary>
+    /// Whether a periodic retry should submit it again: it was submitted before (a fresh append is
+    /// submitted by its own input, so retrying it would propose it twice), is not in this leader's log
+    /// from this term, and is unsent, from an older term, or sent an election timeout ago.
+    /// </summary>
+    public bool NeedsRetry(string selfId, long term, bool isLeader, long tick, int retryTicks)
+    {
+        bool proposedHere = SentTo == selfId && SentTerm == term && isLeader;
+        return Submitted && !proposedHere && (SentTo is null || SentTerm != term || tick - SentAtTick >= retryTicks);
+    }
+
+    /// <summary>Whether a newly known leader should get it: submitted before, but not to that leader in this term.</summary>
+    public bool NeedsResubmitFor(string? leaderId, long term) => Submitted && (SentTo != leaderId || SentTerm != term);
+
     public long SentTerm { get; set; } = -1;
 
     public long SentAtTick { get; set; }

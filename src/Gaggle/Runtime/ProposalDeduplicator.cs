@@ -45,8 +45,9 @@ internal sealed class ProposalDeduplicator
         }
 
         seen.Max = Math.Max(seen.Max, sequence);
-        if (seen.Sequences.Count > Window)
+        if (seen.Sequences.Count > 2 * Window)
         {
+            // Pruned in batches: a scan per Window entries keeps FirstTime O(1) amortized.
             seen.Floor = seen.Max - Window;
             seen.Sequences.RemoveWhere(s => s <= seen.Floor);
         }

@@ -125,6 +125,16 @@ public sealed class LockTableTests
         Assert.That(table.Describe("x", 5).QueueLength, Is.Zero);
     }
 
+    [TestCase(0, 100L)]
+    [TestCase(1, 0L)]
+    public void AnInvalidAcquireIsRejectedAndBlocksNothing(int maxCount, long leaseMs)
+    {
+        var table = new LockTable();
+        table.Apply(new LockCommand(LockCommandType.Acquire, "x", maxCount, leaseMs, 1000), R("a", 1), 0, 1);
+        Assert.That(table.TakeEvents().Single().Type, Is.EqualTo(LockEventType.Rejected));
+        Assert.That(table.Count, Is.Zero);
+    }
+
     [Test]
     public void TheTableSurvivesASnapshotRoundTrip()
     {

@@ -289,6 +289,9 @@ internal sealed class RaftTestCluster
         node.Stored.AddRange(entries);
         node.Applied.Clear();
         Restart(id);
+
+        // The history is set up, not lived through: no lease from a leader to honour.
+        node.Core.EndStartupLease();
     }
 
     /// <summary>Steps one message straight into its target and returns what the target answered (not put on the network).</summary>

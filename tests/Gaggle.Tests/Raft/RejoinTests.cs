@@ -212,7 +212,7 @@ public sealed class RejoinTests
         c.Step(new RaftMessage { Type = MessageType.Snapshot, From = "a", To = "c", Term = 2, Index = 5, LogTerm = 2, Offset = 0, Data = new byte[] { 1, 2, 3 }, Done = true });
         Assert.That((c.CommitIndex, c.Rejoining), Is.EqualTo((5L, true)), "a snapshot does not tell the leader's commit index");
 
-        c.Step(new RaftMessage { Type = MessageType.Heartbeat, From = "a", To = "c", Term = 2, Commit = 5, Index = 5 });
+        c.Step(new RaftMessage { Type = MessageType.Heartbeat, From = "a", To = "c", Term = 2, Commit = 5, Index = 1, RejectHint = 5 });
         Assert.That(c.Rejoining, Is.False);
     }
 
@@ -231,5 +231,34 @@ public sealed class RejoinTests
         Assert.That(node.Role, Is.EqualTo(RaftRole.Leader));
         node.TakeReady();
         return node;
+    }
+}
+
+/// <summary>Raft §5.4 / State Machine Safety for a node that lost an unflushed tail (found by the simulation, seed 205).</summary>
+[TestFixture]
+public sealed class LostTailCommitTests
+{
+    [Test]
+    public void ARejoiningNodeDoesNotCommitAStaleEntryOnTheLeadersWord()
+    {
+        // c had replaced its entry 2 (term 1) by the term-2 entry and acknowledged it, then crashed and
+        // lost that write: its log shows the old term-1 entry at index 2 again.
+        var stale = new[] { new LogEntry(1, 1, EntryKind.Normal, new byte[] { 1 }), new LogEntry(2, 1, EntryKind.Normal, new byte[] { 9 }) };
+        var c = new RaftCore(
+            new RaftConfig { Id = "c", Members = ["a", "b", "c"], StartRejoining = true, Random = new Random(3) },
+            new HardState(2, null, 1),
+            stale);
+        c.EndStartupLease();
+
+        // The leader of term 2 remembers c acknowledging index 2 and tells it: commit 2.
+        c.Step(new RaftMessage { Type = MessageType.Heartbeat, From = "a", To = "c", Term = 2, Commit = 2, Index = 1 });
+        Assert.That(c.CommitIndex, Is.EqualTo(1), "entry 2 here is not the committed one");
+        c.Step(new RaftMessage { Type = MessageType.CommitNotice, From = "a", To = "c", Term = 2, Commit = 2 });
+        Assert.That(c.CommitIndex, Is.EqualTo(1));
+
+        // An AppendEntries verifies the log: the conflicting entry is replaced, then committed.
+        c.Step(new RaftMessage { Type = MessageType.Append, From = "a", To = "c", Term = 2, Index = 1, LogTerm = 1, Commit = 2, Entries = [new LogEntry(2, 2, EntryKind.Normal, new byte[] { 7 })] });
+        Assert.That(c.CommitIndex, Is.EqualTo(2));
+        Assert.That(c.Log.Entry(2).Term, Is.EqualTo(2));
     }
 }

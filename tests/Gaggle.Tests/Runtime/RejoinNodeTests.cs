@@ -11,7 +11,12 @@ public sealed class RejoinNodeTests
     [Test]
     public async Task ANodeRestartedWithoutItsStorageIsDetectedAndRejoinsSafely()
     {
-        await using var cluster = new NodeCluster(3);
+        // Slow elections: detection relies on the same leader remembering the node's acknowledgements.
+        await using var cluster = new NodeCluster(3, options =>
+        {
+            options.ElectionTimeoutMin = TimeSpan.FromSeconds(1);
+            options.ElectionTimeoutMax = TimeSpan.FromSeconds(2);
+        });
         await cluster.StartAllAsync();
         var leader = await cluster.WaitForLeaderAsync();
         for (int i = 0; i < 20; i++)
@@ -23,8 +28,17 @@ public sealed class RejoinNodeTests
         await cluster.WaitForCommittedEverywhereAsync("before-19");
         await cluster.StopAsync(victim.Id);
         cluster.ForgetStorage(victim.Id);
+        long term = leader.Term;
         var amnesiac = await cluster.StartAsync(victim.Id);
-        await Eventually.True(() => amnesiac.IsRejoining, "the leader's heartbeat to reveal the lost storage");
+        try
+        {
+            await Eventually.True(() => amnesiac.IsRejoining, "the leader's heartbeat to reveal the lost storage", TimeSpan.FromSeconds(10));
+        }
+        catch (TimeoutException) when (leader.Term != term || !leader.IsLeader)
+        {
+            Assert.Inconclusive("The leader changed meanwhile (an overloaded machine); a new leader has no memory of the lost acknowledgements to reveal.");
+        }
+
         await leader.AppendAsync("after"u8.ToArray(), TimeSpan.FromSeconds(10));
         await Eventually.True(() => !amnesiac.IsRejoining, "the node to catch up and vote again");
         await cluster.WaitForCommittedEverywhereAsync("after");

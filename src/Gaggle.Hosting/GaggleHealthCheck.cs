@@ -1,0 +1,43 @@
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+
+namespace Gaggle.Hosting;
+
+/// <summary>
+/// Healthy when the node knows a leader (and, as leader, holds its lease); degraded while it is
+/// rejoining after lost storage or leads without a lease; unhealthy without a leader. Register with
+/// <c>services.AddHealthChecks().AddCheck&lt;GaggleHealthCheck&gt;("gaggle")</c>.
+/// </summary>
+public sealed class GaggleHealthCheck(GaggleNode node) : IHealthCheck
+{
+    /// <inheritdoc />
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        var data = new Dictionary<string, object>
+        {
+            ["nodeId"] = node.Id,
+            ["term"] = node.Term,
+            ["leaderId"] = node.LeaderId ?? "",
+            ["commitIndex"] = node.CommitIndex,
+            ["isLeader"] = node.IsLeader,
+        };
+        HealthCheckResult result;
+        if (node.LeaderId is null)
+        {
+            result = HealthCheckResult.Unhealthy($"Node '{node.Id}' sees no leader (term {node.Term}): it is cut off from the majority, or an election is under way.", data: data);
+        }
+        else if (node.IsRejoining)
+        {
+            result = HealthCheckResult.Degraded($"Node '{node.Id}' is rejoining after lost storage and does not vote yet.", data: data);
+        }
+        else if (node.IsLeader && !node.Leadership.IsLeader)
+        {
+            result = HealthCheckResult.Degraded($"Node '{node.Id}' leads term {node.Term} but has not heard from a majority recently.", data: data);
+        }
+        else
+        {
+            result = HealthCheckResult.Healthy($"Node '{node.Id}' follows leader '{node.LeaderId}' in term {node.Term}.", data);
+        }
+
+        return Task.FromResult(result);
+    }
+}

@@ -1,0 +1,107 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using NUnit.Framework;
+
+namespace Gaggle.Redis.Tests;
+
+/// <summary>One instance of samples/Gaggle.Samples.WebApp, run as its own process on a free loopback port.</summary>
+internal sealed class WebAppProcess : IDisposable
+{
+    private readonly Process _process;
+    private readonly ConcurrentQueue<string> _lines = new();
+
+    private WebAppProcess(string id, int port, Process process)
+    {
+        Id = id;
+        Client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(30) };
+        _process = process;
+    }
+
+    public string Id { get; }
+
+    public HttpClient Client { get; }
+
+    public bool HasExited => _process.HasExited;
+
+    public string Output => string.Join("\n", _lines);
+
+    public static WebAppProcess Start(string assembly, string redis, string cluster, string id, IReadOnlyList<string> members)
+    {
+        int port = FreePort();
+        var info = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = Path.GetDirectoryName(assembly)!,
+        };
+        var arguments = new List<string> { assembly, "--urls", $"http://127.0.0.1:{port}", $"--Gaggle:NodeId={id}", $"--Gaggle:Redis={redis}", $"--Gaggle:Cluster={cluster}" };
+        arguments.AddRange(members.Select((member, i) => $"--Gaggle:Members:{i}={member}"));
+        arguments.ForEach(info.ArgumentList.Add);
+
+        var instance = new WebAppProcess(id, port, Process.Start(info)!);
+        instance._process.OutputDataReceived += (_, e) => instance.OnLine(e.Data);
+        instance._process.ErrorDataReceived += (_, e) => instance.OnLine(e.Data);
+        instance._process.BeginOutputReadLine();
+        instance._process.BeginErrorReadLine();
+        return instance;
+    }
+
+    /// <summary>Finds samples/Gaggle.Samples.WebApp/bin/&lt;Configuration&gt;/net10.0/Gaggle.Samples.WebApp.dll next to this test build.</summary>
+    public static string Assembly()
+    {
+        var here = new DirectoryInfo(TestContext.CurrentContext.TestDirectory);
+        string framework = here.Name;
+        string configuration = here.Parent!.Name;
+        var root = here;
+        while (root is not null && !File.Exists(Path.Combine(root.FullName, "Gaggle.Redis.sln")))
+        {
+            root = root.Parent;
+        }
+
+        var path = Path.Combine(root!.FullName, "samples", "Gaggle.Samples.WebApp", "bin", configuration, framework, "Gaggle.Samples.WebApp.dll");
+        if (!File.Exists(path))
+        {
+            Assert.Ignore($"The web app sample is not built at {path}; build the solution first (dotnet build Gaggle.Redis.sln).");
+        }
+
+        return path;
+    }
+
+    /// <summary>SIGKILL: no clean shutdown, the instance's locks end only when their leases expire.</summary>
+    public void Kill()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+            _process.WaitForExit();
+        }
+    }
+
+    public void Dispose()
+    {
+        Kill();
+        Client.Dispose();
+        _process.Dispose();
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    private void OnLine(string? line)
+    {
+        if (line is not null)
+        {
+            _lines.Enqueue(line);
+            while (_lines.Count > 2000 && _lines.TryDequeue(out _))
+            {
+            }
+        }
+    }
+}

@@ -1,0 +1,114 @@
+using Gaggle.Locks;
+
+namespace Gaggle.Tests.LockSimulation;
+
+/// <summary>
+/// A client's belief that it holds a lock: from the real time it saw the grant until it let go, learnt
+/// the hold ended, died, or its safe deadline (GaggleLockHandle's rule: the send time of the last
+/// renewal known to be committed, plus 90% of the lease, on its own clock) passed.
+/// </summary>
+internal sealed class ClientBelief(string client, string lockName, int maxCount, long token, long startUs, long startStep)
+{
+    public string Client { get; } = client;
+
+    public string Lock { get; } = lockName;
+
+    public int MaxCount { get; } = maxCount;
+
+    public long Token { get; } = token;
+
+    public long StartUs { get; } = startUs;
+
+    public long StartStep { get; } = startStep;
+
+    /// <summary>The real time the holder's safe deadline falls on; moves on with each committed renewal.</summary>
+    public long SafeUntilRealUs { get; set; }
+
+    public override string ToString() => $"{Client} (token {Token}, from {StartUs} us at step {StartStep}, safe until {SafeUntilRealUs} us)";
+}
+
+/// <summary>The checks of what clients observed.</summary>
+internal sealed partial class LockHistoryChecker
+{
+    private readonly Dictionary<string, List<ClientBelief>> _beliefs = new(StringComparer.Ordinal);
+
+    /// <summary>A client saw its acquire granted: the common history granted exactly that token to exactly that request.</summary>
+    public void ObserveClientGrant(string client, RequestId request, long token, long index)
+    {
+        if (!_grantedTokens.TryGetValue(request, out long granted) || granted != token)
+        {
+            throw new LockSimViolation($"{client} saw token {token} granted at index {index}, but the committed history granted its request {(granted == 0 ? "nothing" : $"token {granted}")}");
+        }
+
+        Stats.ClientGrants++;
+    }
+
+    /// <summary>A client starts to believe it holds a lock: no more than the lock's slots may believe so at this real time.</summary>
+    public void BeginBelief(ClientBelief belief)
+    {
+        if (!_beliefs.TryGetValue(belief.Lock, out var current))
+        {
+            current = [];
+            _beliefs[belief.Lock] = current;
+        }
+
+        if (belief.SafeUntilRealUs <= belief.StartUs)
+        {
+            // The grant came after the safe deadline (a long wait, a lagging node): the handle is lost from the start.
+            Stats.LostOnArrival++;
+            return;
+        }
+
+        // A belief whose safe deadline passed is over even if its holder has not looked at the clock yet.
+        var concurrent = current.Where(b => b.SafeUntilRealUs > belief.StartUs).ToList();
+        if (concurrent.Count >= belief.MaxCount)
+        {
+            throw new LockSimViolation($"{belief} believes it holds '{belief.Lock}' (max {belief.MaxCount}) at real time {belief.StartUs} us, "
+                + $"while so do {string.Join(", ", concurrent)}");
+        }
+
+        if (concurrent.Count > 0)
+        {
+            Stats.ContendedBeliefs++;
+        }
+
+        current.Add(belief);
+    }
+
+    /// <summary>The client stopped believing (at the latest, when its safe deadline passed).</summary>
+    public void EndBelief(ClientBelief belief, long nowUs)
+    {
+        belief.SafeUntilRealUs = Math.Min(belief.SafeUntilRealUs, nowUs);
+        if (_beliefs.TryGetValue(belief.Lock, out var current))
+        {
+            current.Remove(belief);
+        }
+    }
+
+    /// <summary>A client was told its hold ended (HandleLostToken): the history must have ended exactly that hold.</summary>
+    public void ObserveHoldEnded(string client, string name, long token)
+    {
+        if (_locks.TryGetValue(name, out var state) && state.Holds(token))
+        {
+            throw new LockSimViolation($"{client} was told its hold {token} of '{name}' ended, but the history still has it");
+        }
+    }
+
+    /// <summary>The hold ended in the history while its holder still trusted it: the holder must be told at once.</summary>
+    public static void RequireNotified(LockSimClient holder, string name, long token)
+    {
+        if (holder.Trusts(name, token))
+        {
+            throw new LockSimViolation($"{holder.Name}'s hold {token} of '{name}' ended in its node's table, but it was not told (HandleLostToken)");
+        }
+    }
+
+    /// <summary>A client's release was committed and applied on its node: the hold is gone from the history.</summary>
+    public void ObserveReleaseAcknowledged(string client, string name, long token, long index)
+    {
+        if (_locks.TryGetValue(name, out var state) && state.Holds(token))
+        {
+            throw new LockSimViolation($"{client}'s release of token {token} of '{name}' was acknowledged at index {index}, but the hold remains");
+        }
+    }
+}

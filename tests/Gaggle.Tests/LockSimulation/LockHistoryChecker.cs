@@ -1,0 +1,343 @@
+using Gaggle.Locks;
+using Gaggle.Runtime;
+
+namespace Gaggle.Tests.LockSimulation;
+
+/// <summary>A lock property that did not hold; the simulator reports it with the seed and step.</summary>
+internal sealed class LockSimViolation(string message) : Exception(message);
+
+/// <summary>
+/// Checks the lock history. Every node's table must equal, at each applied index, what the first node
+/// to apply that index had (serialized tables and events compared). That common history is then
+/// checked command by command against a model of the rules kept here, independently of LockTable:
+/// mutual exclusion and the semaphore bound in lease-clock time, holds ending only when released or
+/// due, fencing tokens unique and increasing per lock (two locks may share a token), FIFO grants, waits ending only at their
+/// deadline or on cancel, no idle slot while someone waits. Client observations are checked against
+/// it too (see <see cref="LockHistoryChecker"/>'s client members in LockHistoryChecker.Clients.cs).
+/// </summary>
+internal sealed partial class LockHistoryChecker
+{
+    private const ulong DuplicateMark = 0xD0_D0_D0_D0_D0_D0_D0_D0;
+
+    private readonly Dictionary<long, ulong> _fingerprints = [];
+    private readonly Dictionary<string, TrackedLock> _locks = new(StringComparer.Ordinal);
+    private readonly HashSet<(string Lock, long Token)> _tokens = [];
+    private readonly Dictionary<RequestId, long> _grantedTokens = [];
+    private long _checkedUpTo;
+    private long _now;
+
+    public LockSimStats Stats { get; } = new();
+
+    /// <summary>Number of locks held or waited for in the common history now.</summary>
+    public int LiveLocks => _locks.Count;
+
+    public void ObserveDuplicate(string node, long index) => Agree(node, index, DuplicateMark, () => { });
+
+    /// <summary>A node applied a lock command; its table and events must match the common history.</summary>
+    public void ObserveApplied(string node, LockTable table, long index, EntryEnvelope envelope, LockCommand command, IReadOnlyList<LockEvent> events)
+    {
+        using var stream = new MemoryStream();
+        table.Write(stream);
+        ulong fingerprint = Fingerprint(stream.GetBuffer().AsSpan(0, (int)stream.Length), events);
+        Agree(node, index, fingerprint, () => Check(table, index, envelope, command, events));
+    }
+
+    private void Agree(string node, long index, ulong fingerprint, Action checkFirst)
+    {
+        if (_fingerprints.TryGetValue(index, out ulong expected))
+        {
+            if (expected != fingerprint)
+            {
+                throw new LockSimViolation($"{node}'s lock table after index {index} differs from the one the first node to apply it had "
+                    + (expected == DuplicateMark || fingerprint == DuplicateMark ? "(one dropped the entry as a duplicate, the other applied it)" : "(state or events)"));
+            }
+
+            return;
+        }
+
+        if (index <= _checkedUpTo)
+        {
+            throw new LockSimViolation($"{node} applied index {index} first, but the history was already checked up to {_checkedUpTo}");
+        }
+
+        _fingerprints[index] = fingerprint;
+        _checkedUpTo = index;
+        checkFirst();
+    }
+
+    private static ulong Fingerprint(ReadOnlySpan<byte> table, IReadOnlyList<LockEvent> events)
+    {
+        ulong hash = 14695981039346656037;
+        void Mix(long value)
+        {
+            hash = (hash ^ (ulong)value) * 1099511628211;
+        }
+
+        foreach (byte b in table)
+        {
+            Mix(b);
+        }
+
+        foreach (var e in events)
+        {
+            Mix((long)e.Type);
+            Mix(e.Name.GetHashCode(StringComparison.Ordinal));
+            Mix(e.Request.Node.GetHashCode(StringComparison.Ordinal));
+            Mix((long)e.Request.Incarnation);
+            Mix(e.Request.Sequence);
+            Mix(e.Token);
+            Mix(e.Expiry);
+        }
+
+        return hash;
+    }
+
+    /// <summary>One command of the common history against the model.</summary>
+    private void Check(LockTable table, long index, EntryEnvelope envelope, LockCommand command, IReadOnlyList<LockEvent> events)
+    {
+        _now = Math.Max(_now, envelope.Stamp);
+        Require(table.Now == _now, index, $"the table's clock is {table.Now}; the highest stamp applied is {_now}");
+        var request = new RequestId(envelope.Origin, envelope.Incarnation, envelope.Sequence);
+        Stats.Commands[(int)command.Type]++;
+        bool answered = false;
+        foreach (var e in events)
+        {
+            answered |= e.Request == request && e.Type is LockEventType.Granted or LockEventType.Denied or LockEventType.Rejected;
+            ApplyEvent(index, command, request, e);
+        }
+
+        switch (command.Type)
+        {
+            case LockCommandType.Acquire when !answered:
+                Enqueue(index, command, request);
+                break;
+            case LockCommandType.Release:
+                Require(!Lock(command.Name).Holds(command.Token), index,
+                    $"a committed release of token {command.Token} left the hold in place");
+                break;
+            case LockCommandType.Renew:
+                Require(!Lock(command.Name).Holds(command.Token) || events.Any(e => e.Type == LockEventType.Renewed && e.Token == command.Token), index,
+                    $"renewal of held token {command.Token} of '{command.Name}' had no effect");
+                break;
+            case LockCommandType.CancelWait:
+                Require(!Lock(command.Name).Queue.Exists(w => w.Request == request with { Sequence = command.RequestSequence }), index,
+                    $"a committed cancel left request {command.RequestSequence} of {request.Node} waiting for '{command.Name}'");
+                break;
+        }
+
+        foreach (var (name, state) in _locks.ToList())
+        {
+            CheckState(table, index, name, state);
+        }
+    }
+
+    private void ApplyEvent(long index, LockCommand command, RequestId request, LockEvent e)
+    {
+        var state = Lock(e.Name);
+        switch (e.Type)
+        {
+            case LockEventType.Expired:
+                var expired = state.Holder(e.Token) ?? throw Violation(index, $"token {e.Token} of '{e.Name}' expired but was not held");
+                Require(expired.Expiry <= _now, index, $"token {e.Token} of '{e.Name}' expired at {_now}, before its lease ran out at {expired.Expiry}");
+                state.Holders.Remove(expired);
+                Stats.Expired++;
+                break;
+            case LockEventType.Released:
+                Require(command.Type == LockCommandType.Release && command.Token == e.Token, index, $"token {e.Token} of '{e.Name}' released by a {command.Type}");
+                state.Holders.Remove(state.Holder(e.Token) ?? throw Violation(index, $"token {e.Token} of '{e.Name}' released but was not held"));
+                Stats.Released++;
+                break;
+            case LockEventType.Renewed:
+                var renewed = state.Holder(e.Token) ?? throw Violation(index, $"token {e.Token} of '{e.Name}' renewed but was not held");
+                Require(command.Type == LockCommandType.Renew && command.Token == e.Token, index, $"token {e.Token} renewed by a {command.Type}");
+                Require(e.Expiry == Math.Max(renewed.Expiry, _now + command.LeaseMs), index, $"token {e.Token} renewed to {e.Expiry}, not max({renewed.Expiry}, {_now} + {command.LeaseMs})");
+                renewed.Expiry = e.Expiry;
+                Stats.Renewed++;
+                break;
+            case LockEventType.Granted:
+                Grant(index, command, request, e, state);
+                break;
+            case LockEventType.Denied:
+                Deny(index, command, request, e, state);
+                break;
+            case LockEventType.Cancelled:
+                Require(command.Type == LockCommandType.CancelWait, index, $"a wait for '{e.Name}' cancelled by a {command.Type}");
+                Require(state.Queue.RemoveAll(w => w.Request == e.Request) == 1, index, $"{e.Request} cancelled but was not waiting for '{e.Name}'");
+                Stats.Cancelled++;
+                break;
+            case LockEventType.Rejected:
+                Require(command.Type == LockCommandType.Acquire && state.MaxCount != 0 && state.MaxCount != command.MaxCount, index,
+                    $"an acquire of '{e.Name}' for {command.MaxCount} holders rejected while the lock allows {state.MaxCount}");
+                Stats.Rejected++;
+                break;
+            default:
+                throw Violation(index, $"unexpected event {e.Type}");
+        }
+
+        if (state.Holders.Count == 0 && state.Queue.Count == 0)
+        {
+            // The table forgets an unused lock at once; a later user may pick another maxCount.
+            _locks.Remove(e.Name);
+        }
+    }
+
+    private void Grant(long index, LockCommand command, RequestId request, LockEvent e, TrackedLock state)
+    {
+        int position = state.Queue.FindIndex(w => w.Request == e.Request);
+        if (position >= 0)
+        {
+            Require(position == 0, index, $"'{e.Name}' granted to waiter {e.Request} at position {position} of its queue (FIFO)");
+            state.Queue.RemoveAt(0);
+            Stats.GrantedFromQueue++;
+        }
+        else
+        {
+            Require(command.Type == LockCommandType.Acquire && e.Request == request, index, $"'{e.Name}' granted to {e.Request}, which neither waited nor asked now");
+            Require(state.Queue.Count == 0, index, $"'{e.Name}' granted at once to {e.Request} while {state.Queue.Count} waited (FIFO)");
+            state.MaxCount = state.MaxCount == 0 ? command.MaxCount : state.MaxCount;
+        }
+
+        Require(state.Holders.Count < state.MaxCount, index,
+            $"'{e.Name}' granted to {e.Request} while held by {state.Holders.Count} (max {state.MaxCount}): {string.Join(", ", state.Holders.Select(h => $"{h.Token} until {h.Expiry}"))}");
+        Require(e.Token >> 16 == index, index, $"token {e.Token} does not come from index {index}");
+        Require(e.Token > state.LastToken, index, $"token {e.Token} of '{e.Name}' is not above the previous one, {state.LastToken}");
+        Require(_tokens.Add((e.Name, e.Token)), index, $"token {e.Token} of '{e.Name}' granted twice");
+        Require(_grantedTokens.TryAdd(e.Request, e.Token), index, $"{e.Request} granted twice");
+        Require(e.Expiry > _now, index, $"'{e.Name}' granted with a lease ending at {e.Expiry}, not after now ({_now})");
+        state.LastToken = e.Token;
+        state.Holders.Add(new TrackedHold(e.Token, e.Request) { Expiry = e.Expiry });
+        Stats.Granted++;
+    }
+
+    private void Deny(long index, LockCommand command, RequestId request, LockEvent e, TrackedLock state)
+    {
+        int position = state.Queue.FindIndex(w => w.Request == e.Request);
+        if (position >= 0)
+        {
+            Require(state.Queue[position].Deadline <= _now, index, $"{e.Request} stopped waiting for '{e.Name}' at {_now}, before its deadline {state.Queue[position].Deadline}");
+            state.Queue.RemoveAt(position);
+            Stats.WaitsTimedOut++;
+            return;
+        }
+
+        Require(command.Type == LockCommandType.Acquire && e.Request == request && command.WaitMs <= 0, index, $"{e.Request} denied '{e.Name}' without waiting or trying once");
+        int max = state.MaxCount == 0 ? command.MaxCount : state.MaxCount;
+        Require(state.Holders.Count >= max || state.Queue.Count > 0, index, $"a try-once of '{e.Name}' denied with {state.Holders.Count} of {max} held and nobody waiting");
+        Stats.TriesDenied++;
+    }
+
+    private void Enqueue(long index, LockCommand command, RequestId request)
+    {
+        var state = Lock(command.Name);
+        if (state.Holders.Exists(h => h.Request == request) || state.Queue.Exists(w => w.Request == request))
+        {
+            return;
+        }
+
+        Require(!_grantedTokens.ContainsKey(request), index, $"{request} asked again after its grant");
+        Require(command.WaitMs > 0, index, $"a try-once of '{command.Name}' by {request} got no answer");
+        state.MaxCount = state.MaxCount == 0 ? command.MaxCount : state.MaxCount;
+        Require(state.Holders.Count >= state.MaxCount || state.Queue.Count > 0, index, $"{request} queued for '{command.Name}' while a slot was free");
+        state.Queue.Add(new TrackedWait(request, _now + command.WaitMs));
+        Stats.Queued++;
+        Stats.LongestQueue = Math.Max(Stats.LongestQueue, state.Queue.Count);
+    }
+
+    /// <summary>After each command: bounds hold, nothing overdue survives, no slot idles while someone waits, the table agrees with the model.</summary>
+    private void CheckState(LockTable table, long index, string name, TrackedLock state)
+    {
+        Require(state.Holders.Count <= state.MaxCount, index, $"'{name}' has {state.Holders.Count} holders, more than {state.MaxCount}");
+        Require(state.Holders.TrueForAll(h => h.Expiry > _now), index, $"'{name}' still held past the end of a lease at {_now}");
+        Require(state.Queue.TrueForAll(w => w.Deadline > _now), index, $"a wait for '{name}' outlived its deadline at {_now}");
+        Require(state.Holders.Count == state.MaxCount || state.Queue.Count == 0, index, $"'{name}' has a free slot while {state.Queue.Count} wait");
+        var info = table.Describe(name, index);
+        bool same = info.QueueLength == state.Queue.Count
+            && (info.MaxCount == state.MaxCount || (info.MaxCount == 0 && state.Holders.Count == 0 && state.Queue.Count == 0))
+            && info.Holders.Select(h => (h.FencingToken, h.LeaseExpiry)).SequenceEqual(state.Holders.Select(h => (h.Token, h.Expiry)));
+        Require(same, index, $"the table holds '{name}' as [{string.Join(", ", info.Holders.Select(h => $"{h.FencingToken} until {h.LeaseExpiry}"))}] with {info.QueueLength} waiting (max {info.MaxCount}); "
+            + $"the model has [{string.Join(", ", state.Holders.Select(h => $"{h.Token} until {h.Expiry}"))}] with {state.Queue.Count} (max {state.MaxCount})");
+        if (state.Holders.Count == 0 && state.Queue.Count == 0)
+        {
+            // The table forgets an unused lock; a later user may pick another maxCount.
+            _locks.Remove(name);
+        }
+    }
+
+    private TrackedLock Lock(string name)
+    {
+        if (!_locks.TryGetValue(name, out var state))
+        {
+            state = new TrackedLock();
+            _locks[name] = state;
+        }
+
+        return state;
+    }
+
+    private static void Require(bool condition, long index, string what)
+    {
+        if (!condition)
+        {
+            throw Violation(index, what);
+        }
+    }
+
+    private static LockSimViolation Violation(long index, string what) => new($"at log index {index}: {what}");
+
+    private sealed class TrackedLock
+    {
+        /// <summary>0 until the first grant or queued request fixes it.</summary>
+        public int MaxCount { get; set; }
+
+        public List<TrackedHold> Holders { get; } = [];
+
+        public List<TrackedWait> Queue { get; } = [];
+
+        public long LastToken { get; set; }
+
+        public TrackedHold? Holder(long token) => Holders.Find(h => h.Token == token);
+
+        public bool Holds(long token) => Holders.Exists(h => h.Token == token);
+    }
+
+    private sealed record TrackedHold(long Token, RequestId Request)
+    {
+        public long Expiry { get; set; }
+    }
+
+    private sealed record TrackedWait(RequestId Request, long Deadline);
+}
+
+/// <summary>What a run's history contained, to show the checks were not vacuous.</summary>
+internal sealed class LockSimStats
+{
+    public long[] Commands { get; } = new long[8];
+
+    public long Granted { get; set; }
+
+    public long GrantedFromQueue { get; set; }
+
+    public long Queued { get; set; }
+
+    public long Released { get; set; }
+
+    public long Expired { get; set; }
+
+    public long Renewed { get; set; }
+
+    public long TriesDenied { get; set; }
+
+    public long WaitsTimedOut { get; set; }
+
+    public long Cancelled { get; set; }
+
+    public long Rejected { get; set; }
+
+    public int LongestQueue { get; set; }
+
+    public long ClientGrants { get; set; }
+
+    public long ContendedBeliefs { get; set; }
+
+    public long LostOnArrival { get; set; }
+}

@@ -1,0 +1,156 @@
+using Gaggle.Locks;
+using Gaggle.Runtime;
+using NUnit.Framework;
+
+namespace Gaggle.Tests.LockSimulation;
+
+/// <summary>The lock checker accepts what the table does and catches each kind of violation it is there for.</summary>
+[TestFixture]
+public sealed class LockHistoryCheckerTests
+{
+    /// <summary>A lock table fed commands one log index at a time; its events may be tampered with before the checker sees them.</summary>
+    private sealed class History
+    {
+        private readonly LockTable _table = new();
+        private long _index;
+        private long _sequence;
+
+        public LockHistoryChecker Checker { get; } = new();
+
+        public List<LockEvent> Apply(LockCommand command, string node, long stamp, Func<List<LockEvent>, List<LockEvent>>? tamper = null)
+        {
+            long index = ++_index;
+            long sequence = ++_sequence;
+            _table.Apply(command, new RequestId(node, 1, sequence), stamp, index);
+            var events = _table.TakeEvents();
+            events = tamper?.Invoke(events) ?? events;
+            var envelope = new EntryEnvelope(EntryPayloadKind.Lock, stamp, node, 1, sequence, command.Encode());
+            Checker.ObserveApplied("n1", _table, index, envelope, command, events);
+            return events;
+        }
+
+        public long Index => _index;
+
+        public long NextIndex => _index + 1;
+    }
+
+    private static LockCommand Acquire(string name, long waitMs = 1000, int maxCount = 1, long leaseMs = 100) => new(LockCommandType.Acquire, name, maxCount, leaseMs, waitMs);
+
+    private static LockCommand Release(string name, long token) => new(LockCommandType.Release, name, Token: token);
+
+    private static LockCommand Time() => new(LockCommandType.Time, "");
+
+    [Test]
+    public void AHistoryTheTableProducedPasses()
+    {
+        var history = new History();
+        long a = history.Apply(Acquire("x"), "a", 10).Single().Token;
+        history.Apply(Acquire("x"), "b", 11);
+        history.Apply(Acquire("x", waitMs: 0), "c", 12);
+        history.Apply(Acquire("x", waitMs: 40), "d", 13);
+        history.Apply(new LockCommand(LockCommandType.Renew, "x", LeaseMs: 100, Token: a), "a", 50);
+        history.Apply(Release("x", a), "a", 60);
+        history.Apply(Time(), "l", 200);
+        for (int i = 0; i < 4; i++)
+        {
+            history.Apply(Acquire("s", maxCount: 3, waitMs: 500), "n" + i, 210);
+        }
+
+        history.Apply(new LockCommand(LockCommandType.CancelWait, "s", RequestSequence: history.Index), "n3", 220);
+        history.Apply(Acquire("s", maxCount: 5), "z", 230);
+        Assert.That(history.Checker.Stats.Granted, Is.EqualTo(5));
+        Assert.That(history.Checker.Stats.Expired, Is.EqualTo(1), "b's hold, handed over from a, ran out");
+        Assert.That(history.Checker.Stats.WaitsTimedOut, Is.EqualTo(1), "d's wait ran out");
+        Assert.That(history.Checker.Stats.Rejected, Is.EqualTo(1));
+    }
+
+    [Test]
+    public void ASecondHolderOfAMutexIsCaught()
+    {
+        var history = new History();
+        history.Apply(Acquire("x"), "a", 10);
+        long index = history.NextIndex;
+        Assert.That(
+            () => history.Apply(Acquire("x"), "b", 20, events => [.. events, new LockEvent(LockEventType.Granted, "x", new RequestId("b", 1, 2), index << 16, 120)]),
+            Throws.TypeOf<LockSimViolation>().With.Message.Contains("while held by 1"));
+    }
+
+    [Test]
+    public void AGrantOutOfQueueOrderIsCaught()
+    {
+        var history = new History();
+        long a = history.Apply(Acquire("x"), "a", 10).Single().Token;
+        history.Apply(Acquire("x"), "b", 11);
+        history.Apply(Acquire("x"), "c", 12);
+        Assert.That(
+            () => history.Apply(Release("x", a), "a", 13, events => events.Select(e => e.Type == LockEventType.Granted ? e with { Request = new RequestId("c", 1, 3) } : e).ToList()),
+            Throws.TypeOf<LockSimViolation>().With.Message.Contains("FIFO"));
+    }
+
+    [Test]
+    public void AHoldEndedBeforeItsLeaseRanOutIsCaught()
+    {
+        var history = new History();
+        long a = history.Apply(Acquire("x", leaseMs: 100), "a", 10).Single().Token;
+        Assert.That(
+            () => history.Apply(Time(), "l", 50, events => [.. events, new LockEvent(LockEventType.Expired, "x", new RequestId("a", 1, 1), a)]),
+            Throws.TypeOf<LockSimViolation>().With.Message.Contains("before its lease ran out"));
+    }
+
+    [Test]
+    public void AHoldOutlivingItsLeaseIsCaught()
+    {
+        var history = new History();
+        history.Apply(Acquire("x", leaseMs: 100), "a", 10);
+        Assert.That(
+            () => history.Apply(Time(), "l", 500, events => events.Where(e => e.Type != LockEventType.Expired).ToList()),
+            Throws.TypeOf<LockSimViolation>());
+    }
+
+    [Test]
+    public void TablesThatDifferAtOneIndexAreCaught()
+    {
+        var checker = new LockHistoryChecker();
+        var (first, second) = (new LockTable(), new LockTable());
+        var command = Acquire("x");
+        first.Apply(command, new RequestId("a", 1, 1), 10, 1);
+        second.Apply(command, new RequestId("a", 1, 1), 11, 1);
+        var envelope = new EntryEnvelope(EntryPayloadKind.Lock, 10, "a", 1, 1, command.Encode());
+        checker.ObserveApplied("n1", first, 1, envelope, command, first.TakeEvents());
+        Assert.That(
+            () => checker.ObserveApplied("n2", second, 1, envelope with { Stamp = 11 }, command, second.TakeEvents()),
+            Throws.TypeOf<LockSimViolation>().With.Message.Contains("differs"));
+    }
+
+    [Test]
+    public void AnAcknowledgedReleaseOfAHoldStillInPlaceIsCaught()
+    {
+        var history = new History();
+        long a = history.Apply(Acquire("x"), "a", 10).Single().Token;
+        Assert.That(() => history.Checker.ObserveReleaseAcknowledged("a.c0", "x", a, 1), Throws.TypeOf<LockSimViolation>().With.Message.Contains("remains"));
+    }
+
+    [Test]
+    public void ClientsThatBelieveTheyHoldAMutexAtOnceAreCaught()
+    {
+        var checker = new LockHistoryChecker();
+        checker.BeginBelief(new ClientBelief("a", "x", 1, 1 << 16, startUs: 0, startStep: 1) { SafeUntilRealUs = 900 });
+        checker.BeginBelief(new ClientBelief("late", "x", 1, 2 << 16, startUs: 950, startStep: 2) { SafeUntilRealUs = 800 });
+        checker.BeginBelief(new ClientBelief("b", "x", 1, 3 << 16, startUs: 900, startStep: 3) { SafeUntilRealUs = 1800 });
+        Assert.That(
+            () => checker.BeginBelief(new ClientBelief("c", "x", 1, 4 << 16, startUs: 1700, startStep: 4) { SafeUntilRealUs = 2600 }),
+            Throws.TypeOf<LockSimViolation>().With.Message.Contains("b (token"));
+        Assert.That(checker.Stats.LostOnArrival, Is.EqualTo(1), "a grant seen after its safe deadline is never believed");
+    }
+
+    [Test]
+    public void MoreSemaphoreHoldersThanSlotsAreCaught()
+    {
+        var checker = new LockHistoryChecker();
+        checker.BeginBelief(new ClientBelief("a", "s", 2, 1 << 16, startUs: 0, startStep: 1) { SafeUntilRealUs = 1000 });
+        checker.BeginBelief(new ClientBelief("b", "s", 2, 2 << 16, startUs: 10, startStep: 2) { SafeUntilRealUs = 1000 });
+        Assert.That(
+            () => checker.BeginBelief(new ClientBelief("c", "s", 2, 3 << 16, startUs: 20, startStep: 3) { SafeUntilRealUs = 1000 }),
+            Throws.TypeOf<LockSimViolation>().With.Message.Contains("max 2"));
+    }
+}

@@ -1,0 +1,75 @@
+using Gaggle.Locks;
+using Gaggle.Tests.Support;
+using NUnit.Framework;
+
+namespace Gaggle.Tests.Locks;
+
+/// <summary>What a handle learns and when: the end of its own hold only, and a safe window that a long wait does not use up.</summary>
+[TestFixture]
+[Parallelizable(ParallelScope.All)]
+public sealed class LockHandleTests
+{
+    [Test]
+    public async Task HoldsOfTwoLocksWithTheSameFencingTokenEndIndependently()
+    {
+        await using var cluster = new ManualTimeCluster(["a"], options => options.LockLeaseDuration = TimeSpan.FromSeconds(10));
+        var node = await cluster.StartAsync("a");
+        await cluster.AdvanceUntilAsync(() => node.IsLeader, "the single node to lead");
+        using var stop = new CancellationTokenSource();
+        // A process that went away held both locks, granted at one instant: both leases end in one entry,
+        // which grants both locks to the waiters here, each lock's first grant of that entry.
+        ManualTimeCluster.AppendForeign(node, "gone", 1, new LockCommand(LockCommandType.Acquire, "p", 1, LeaseMs: 100), stop.Token);
+        ManualTimeCluster.AppendForeign(node, "gone", 2, new LockCommand(LockCommandType.Acquire, "q", 1, LeaseMs: 100), stop.Token);
+        var waitP = node.Locks.AcquireAsync("p");
+        var waitQ = node.Locks.AcquireAsync("q");
+        await cluster.AdvanceUntilAsync(() => waitP.IsCompleted && waitQ.IsCompleted, "both waiters to be granted");
+        await using var p = await waitP;
+        await using var q = await waitQ;
+        Assume.That(q.FencingToken, Is.EqualTo(p.FencingToken), "tokens are per lock: granted in one entry, both are that entry's first");
+
+        // The table ends the hold of p alone (a release by token, as from a process that gave up on it).
+        await node.Locks.ReleaseAbandonedAsync("p", p.FencingToken);
+        await Eventually.True(() => p.HandleLostToken.IsCancellationRequested, "p's handle to learn its hold ended");
+        Assert.That(q.HandleLostToken.IsCancellationRequested, Is.False, "q is still held");
+        await node.Locks.ReleaseAbandonedAsync("q", q.FencingToken);
+        await Eventually.True(() => q.HandleLostToken.IsCancellationRequested, "q's handle to learn its hold ended");
+        await stop.CancelAsync();
+    }
+
+    [Test]
+    public async Task AGrantAfterAWaitLongerThanTheLeaseIsConfirmedAndRenewed()
+    {
+        await using var cluster = new ManualTimeCluster(["a"], options => options.LockLeaseDuration = TimeSpan.FromSeconds(1));
+        var node = await cluster.StartAsync("a");
+        await cluster.AdvanceUntilAsync(() => node.IsLeader, "the single node to lead");
+        var first = await node.Locks.AcquireAsync("x");
+        var waiting = node.Locks.AcquireAsync("x");
+        Assert.That((await node.Locks.InspectAsync("x")).QueueLength, Is.EqualTo(1));
+
+        // The first holder works for three leases, renewing; the second waits all that time.
+        await cluster.AdvanceAsync(TimeSpan.FromSeconds(3));
+        Assert.That(first.HandleLostToken.IsCancellationRequested, Is.False);
+        await first.DisposeAsync();
+        await Eventually.True(() => waiting.IsCompleted, "the waiter to be granted");
+        await using var second = await waiting;
+
+        await cluster.AdvanceAsync(TimeSpan.FromSeconds(2));
+        Assert.That(second.HandleLostToken.IsCancellationRequested, Is.False, "the hold, two leases later, is still trusted");
+        var info = await node.Locks.InspectAsync("x");
+        Assert.That(info.Holders.Select(h => h.FencingToken), Is.EqualTo(new[] { second.FencingToken }), "and renewed in the table");
+    }
+
+    [Test]
+    public async Task FinishedRequestsLeaveNoWatcherBehind()
+    {
+        await using var cluster = new NodeCluster(1, options => options.LockLeaseDuration = TimeSpan.FromSeconds(10));
+        await cluster.StartAllAsync();
+        var node = await cluster.WaitForLeaderAsync();
+        var held = await node.Locks.AcquireAsync("x", TimeSpan.FromSeconds(10));
+        Assert.That(await node.Locks.TryAcquireAsync("x"), Is.Null, "denied");
+        Assert.That(await node.Locks.TryAcquireAsync("x", TimeSpan.FromMilliseconds(50)), Is.Null, "timed out");
+        await Assert.ThrowsAsync<InvalidOperationException>(() => node.Locks.TryAcquireSemaphoreAsync("x", 3));
+        await held.DisposeAsync();
+        Assert.That(node.WatchedLockRequests, Is.Zero, "granted, denied, timed-out and rejected requests all stopped watching");
+    }
+}

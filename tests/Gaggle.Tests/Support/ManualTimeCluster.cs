@@ -1,0 +1,106 @@
+using System.Diagnostics;
+using Gaggle.Channels;
+using Gaggle.Locks;
+using Gaggle.Runtime;
+using Gaggle.Storage;
+
+namespace Gaggle.Tests.Support;
+
+/// <summary>
+/// <see cref="GaggleNode"/>s over an in-memory network on one <see cref="ManualTimeProvider"/>: their
+/// ticks, lease clocks and lock timers move only when the test advances the clock, so a lease lasts
+/// exactly as long as the test says, whatever the machine's load.
+/// </summary>
+internal sealed class ManualTimeCluster(string[] ids, Action<GaggleOptions>? configure = null) : IAsyncDisposable
+{
+    private static readonly TimeSpan Step = TimeSpan.FromMilliseconds(4);
+    private readonly Dictionary<string, InMemoryRaftStorage> _storage = [];
+
+    public ManualTimeProvider Time { get; } = new();
+
+    public Dictionary<string, GaggleNode> Nodes { get; } = [];
+
+    public InMemoryNetwork Network => _network ??= new InMemoryNetwork(1, Time);
+
+    private InMemoryNetwork? _network;
+
+    public GaggleNode this[string id] => Nodes[id];
+
+    public async Task<GaggleNode> StartAsync(string id)
+    {
+        var options = NodeCluster.FastOptions(id, ids);
+        options.RandomSeed = Array.IndexOf(ids, id) + 1;
+        configure?.Invoke(options);
+        if (!_storage.TryGetValue(id, out var storage))
+        {
+            storage = new InMemoryRaftStorage();
+            _storage[id] = storage;
+        }
+
+        var node = new GaggleNode(options, Network.CreateChannel(id), storage, Time);
+        Nodes[id] = node;
+        await node.StartAsync();
+        return node;
+    }
+
+    public async Task StopAsync(string id)
+    {
+        if (Nodes.Remove(id, out var node))
+        {
+            await node.DisposeAsync();
+        }
+    }
+
+    /// <summary>Moves the clock on by <paramref name="span"/>, one tick at a time, letting the nodes' loops catch up in between.</summary>
+    public async Task AdvanceAsync(TimeSpan span)
+    {
+        for (var moved = TimeSpan.Zero; moved < span; moved += Step)
+        {
+            Time.Advance(Step);
+            await CatchUpAsync();
+        }
+    }
+
+    /// <summary>Returns once every running node's loop has handled what was queued for it (its tick among them), twice over, so that what those inputs sent arrived.</summary>
+    private async Task CatchUpAsync()
+    {
+        for (int round = 0; round < 2; round++)
+        {
+            await Task.WhenAll(Nodes.Values.Select(node => node.GetLogAsync()));
+        }
+    }
+
+    /// <summary>Moves the clock on, one tick at a time, until <paramref name="condition"/> holds.</summary>
+    public async Task AdvanceUntilAsync(Func<bool> condition, string what)
+    {
+        var watch = Stopwatch.StartNew();
+        while (!condition())
+        {
+            if (watch.Elapsed > Eventually.DefaultDeadline)
+            {
+                throw new TimeoutException($"Gave up after {Eventually.DefaultDeadline.TotalSeconds:0} s waiting for {what}.");
+            }
+
+            Time.Advance(Step);
+            await CatchUpAsync();
+        }
+    }
+
+    /// <summary>
+    /// Appends a lock command on behalf of a process that is not a node here (a holder that went
+    /// away: nobody renews or releases what it gets). Not awaited: nobody here sees it complete.
+    /// </summary>
+    public static void AppendForeign(GaggleNode leader, string origin, long sequence, LockCommand command, CancellationToken stop)
+    {
+        var envelope = new EntryEnvelope(EntryPayloadKind.Lock, 0, origin, 1, sequence, command.Encode()).Encode();
+        _ = leader.AppendEnvelopeAsync(sequence, envelope, null, stop).ContinueWith(static _ => { }, TaskScheduler.Default);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var id in Nodes.Keys.ToList())
+        {
+            await StopAsync(id);
+        }
+    }
+}
