@@ -191,22 +191,31 @@ public sealed class GaggleLocks
     }
 
     /// <summary>Stops waiting: a grant that raced with the give-up is released, a queued request is withdrawn.</summary>
-    private async Task GiveUpAsync(string name, long sequence, TaskCompletionSource<LockEvent> outcome)
+    private Task GiveUpAsync(string name, long sequence, TaskCompletionSource<LockEvent> outcome)
     {
         _node.UnwatchLockRequest(sequence);
         if (outcome.Task.IsCompletedSuccessfully && outcome.Task.Result.Type == LockEventType.Granted)
         {
-            await ReleaseAbandonedAsync(name, outcome.Task.Result.Token).ConfigureAwait(false);
-            return;
+            _ = ReleaseAbandonedAsync(name, outcome.Task.Result.Token);
+        }
+        else
+        {
+            // In the background: the caller's timeout must not wait for a commit (there may be no leader).
+            _ = CancelWaitAsync(name, sequence);
         }
 
+        return Task.CompletedTask;
+    }
+
+    private async Task CancelWaitAsync(string name, long sequence)
+    {
         try
         {
             await Append(_node.NextSequence(), new LockCommand(LockCommandType.CancelWait, name, RequestSequence: sequence), _lease, CancellationToken.None).ConfigureAwait(false);
         }
         catch (Exception e) when (e is TimeoutException or ObjectDisposedException or InvalidOperationException)
         {
-            // The wait ends at its deadline on the lock table's side anyway.
+            // The wait ends at its deadline on the lock table's side anyway, and a late grant is released.
         }
     }
 
