@@ -69,6 +69,9 @@ internal sealed class BenchCluster : IAsyncDisposable
         }
     }
 
+    /// <summary>Messages the in-memory network delivered so far (0 over Redis).</summary>
+    public long MemoryDelivered => _network?.Delivered ?? 0;
+
     /// <summary>Starts every node at once and measures the time until all running nodes agree on a leader.</summary>
     public static async Task<(BenchCluster Cluster, double ElectionMs)> StartAsync(LoadSettings settings, TimeSpan timeout)
     {

@@ -19,9 +19,12 @@ internal sealed class LoadPhases(BenchCluster cluster, LoadSettings settings)
     /// node. Commits counted are those completed inside the window; the Redis PUBLISH count runs until
     /// the appends still in flight at the end have completed too, and is divided by all commits.
     /// </summary>
-    public async Task<(double CommitsPerSecond, double MessagesPerCommit)> ThroughputAsync(TimeSpan window)
+    public async Task<ThroughputResult> ThroughputAsync(TimeSpan window)
     {
         long publishedBefore = cluster.RedisPublished;
+        long deliveredBefore = cluster.MemoryDelivered;
+        using var process = Process.GetCurrentProcess();
+        var cpuBefore = process.TotalProcessorTime;
         long inWindow = 0;
         long total = 0;
         var clock = Stopwatch.StartNew();
@@ -48,8 +51,12 @@ internal sealed class LoadPhases(BenchCluster cluster, LoadSettings settings)
         var loops = cluster.Running.SelectMany(node => Enumerable.Range(0, settings.AppendsInFlightPerNode).Select(_ => Loop(node))).ToList();
         await Task.WhenAll(loops).ConfigureAwait(false);
         long published = cluster.RedisPublished - publishedBefore;
-        double perCommit = total == 0 ? 0 : (double)published / total;
-        return (inWindow / window.TotalSeconds, perCommit);
+        long delivered = cluster.MemoryDelivered - deliveredBefore;
+        process.Refresh();
+        double cpuMs = (process.TotalProcessorTime - cpuBefore).TotalMilliseconds;
+        return total == 0
+            ? new ThroughputResult(0, 0, 0, 0)
+            : new ThroughputResult(inWindow / window.TotalSeconds, (double)published / total, (double)delivered / total, cpuMs * 1000 / total);
     }
 
     /// <summary>One append at a time from <paramref name="node"/>, until the window ends.</summary>
@@ -153,3 +160,6 @@ internal sealed class LoadPhases(BenchCluster cluster, LoadSettings settings)
         }
     }
 }
+
+/// <summary>The throughput phase's figures; messages and CPU are per commit, over the window and the drain after it.</summary>
+internal sealed record ThroughputResult(double CommitsPerSecond, double RedisMessagesPerCommit, double MemoryDeliveriesPerCommit, double CpuMicrosecondsPerCommit);

@@ -15,6 +15,9 @@ internal sealed record LoadReport
 
     public double CommitsPerSecond { get; init; }
 
+    /// <summary>Diagnostics of the throughput phase, printed in the table only (the JSON keeps its fixed keys).</summary>
+    public required ThroughputResult Throughput { get; init; }
+
     public required Latencies LeaderCommit { get; init; }
 
     public required Latencies FollowerCommit { get; init; }
@@ -102,6 +105,12 @@ internal sealed record LoadReport
         Row("  leader stopped by", FailoverMethod);
         Row("peak RSS", string.Create(CultureInfo.InvariantCulture, $"{PeakRssMb:0.0} MB"));
         Row("Redis PUBLISHes per commit (full load)", string.Create(CultureInfo.InvariantCulture, $"{RedisMessagesPerCommit:0.000}"));
+        Row("  process CPU per commit (full load)", string.Create(CultureInfo.InvariantCulture, $"{Throughput.CpuMicrosecondsPerCommit:0.0} us"));
+        if (Channel == "memory")
+        {
+            Row("  in-memory deliveries per commit", string.Create(CultureInfo.InvariantCulture, $"{Throughput.MemoryDeliveriesPerCommit:0.000}"));
+        }
+
         Row("baseline: PUBLISH -> subscriber", BaselinePublishRoundTrip is { } r ? Ms(r, withMax: false) : "n/a (no Redis)");
         Row("baseline: SET NX PX + DEL pairs/s", BaselineSetNxLockOpsPerSecond is { } s ? Number(s) : "n/a (no Redis)");
         Row("failed or timed-out operations", Errors.ToString(CultureInfo.InvariantCulture));

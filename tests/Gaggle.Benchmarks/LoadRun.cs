@@ -32,7 +32,7 @@ internal static class LoadRun
             var follower = cluster.Running.First(n => n != leader);
 
             Phase($"throughput, {settings.AppendsInFlightPerNode} appends in flight per node", Share(0.3));
-            var (commitsPerSecond, messagesPerCommit) = await phases.ThroughputAsync(Share(0.3));
+            var throughput = await phases.ThroughputAsync(Share(0.3));
             Phase($"one append at a time from the leader {leader.Id}", Share(0.1));
             var leaderLatency = await phases.SequentialAppendsAsync(leader, Share(0.1));
             Phase($"one append at a time from the follower {follower.Id}", Share(0.1));
@@ -50,7 +50,8 @@ internal static class LoadRun
                 Channel = settings.Channel,
                 Nodes = settings.Nodes,
                 PayloadBytes = settings.PayloadBytes,
-                CommitsPerSecond = commitsPerSecond,
+                CommitsPerSecond = throughput.CommitsPerSecond,
+                Throughput = throughput,
                 LeaderCommit = leaderLatency,
                 FollowerCommit = followerLatency,
                 LockOpsPerSecond = lockOps,
@@ -59,7 +60,7 @@ internal static class LoadRun
                 FailoverMs = failoverMs,
                 FailoverMethod = cluster.StopMethod,
                 PeakRssMb = process.PeakWorkingSet64 / (1024.0 * 1024.0),
-                RedisMessagesPerCommit = settings.IsRedis ? messagesPerCommit : 0,
+                RedisMessagesPerCommit = settings.IsRedis ? throughput.RedisMessagesPerCommit : 0,
                 BaselinePublishRoundTrip = publishRoundTrip,
                 BaselineSetNxLockOpsPerSecond = setNxOps,
                 Errors = phases.Errors,
