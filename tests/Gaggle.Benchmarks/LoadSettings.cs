@@ -26,7 +26,7 @@ internal sealed record LoadSettings
     public bool IsRedis => Channel == "redis";
 
     public const string Usage =
-        "usage: Gaggle.Benchmarks [--channel memory|redis] [--redis HOST:PORT] [--nodes N] [--duration S] [--payload BYTES]\n" +
+        "usage: Gaggle.Benchmarks [--channel memory|redis] [--redis HOST:PORT] [--nodes N (3-26)] [--duration S] [--payload BYTES]\n" +
         "                         [--inflight PER_NODE] [--lock-clients N] [--out FILE.json]\n" +
         "       Gaggle.Benchmarks --micro [BenchmarkDotNet arguments, default: --filter * --job short]";
 
@@ -51,7 +51,7 @@ internal sealed record LoadSettings
                 case "--redis":
                     settings = settings with { Redis = value };
                     break;
-                case "--nodes" when int.TryParse(value, CultureInfo.InvariantCulture, out int nodes) && nodes is >= 1 and <= 26:
+                case "--nodes" when int.TryParse(value, CultureInfo.InvariantCulture, out int nodes) && nodes is >= 3 and <= 26:
                     settings = settings with { Nodes = nodes };
                     break;
                 case "--duration" when double.TryParse(value, CultureInfo.InvariantCulture, out double duration) && duration is >= 1 and <= 3600:
