@@ -105,6 +105,29 @@ internal sealed class BenchCluster : IAsyncDisposable
     }
 
     /// <summary>
+    /// Between phases: waits (2 s at most) until every running node has applied what the leader
+    /// committed, so a phase does not pay for the previous one's backlog, then collects garbage.
+    /// </summary>
+    public async Task SettleAsync()
+    {
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < TimeSpan.FromSeconds(2))
+        {
+            var running = Running.ToList();
+            long target = running.Max(n => n.CommitIndex);
+            if (running.All(n => n.CommitIndex == target && n.LastLogIndex == target))
+            {
+                break;
+            }
+
+            await Task.Delay(5).ConfigureAwait(false);
+        }
+
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+    }
+
+    /// <summary>
     /// Stops <paramref name="node"/> as abruptly as the channel allows: in memory it is cut off from
     /// the network first (no hand-over can reach anyone), then disposed; over Redis it is disposed,
     /// which is a clean leave (the leader hands leadership to an up-to-date follower).

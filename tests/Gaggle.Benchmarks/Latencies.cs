@@ -24,5 +24,7 @@ internal sealed class Latencies
         return _samples[Math.Clamp(rank - 1, 0, _samples.Count - 1)];
     }
 
+    public double Mean => _samples.Count == 0 ? 0 : _samples.Average();
+
     public double Max => _samples.Count == 0 ? 0 : _samples.Max();
 }

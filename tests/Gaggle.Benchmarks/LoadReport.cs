@@ -92,8 +92,8 @@ internal sealed record LoadReport
         var table = new StringBuilder();
         void Row(string name, string value) => table.AppendLine(CultureInfo.InvariantCulture, $"  {name,-40} {value}");
         static string Ms(Latencies l, bool withMax) => withMax
-            ? string.Create(CultureInfo.InvariantCulture, $"p50 {l.Percentile(50):0.000}  p99 {l.Percentile(99):0.000}  max {l.Max:0.000} ms  ({l.Count} samples)")
-            : string.Create(CultureInfo.InvariantCulture, $"p50 {l.Percentile(50):0.000}  p99 {l.Percentile(99):0.000} ms  ({l.Count} samples)");
+            ? string.Create(CultureInfo.InvariantCulture, $"p50 {l.Percentile(50):0.000}  p90 {l.Percentile(90):0.000}  p99 {l.Percentile(99):0.000}  max {l.Max:0.000}  mean {l.Mean:0.000} ms  ({l.Count} samples)")
+            : string.Create(CultureInfo.InvariantCulture, $"p50 {l.Percentile(50):0.000}  p90 {l.Percentile(90):0.000}  p99 {l.Percentile(99):0.000}  mean {l.Mean:0.000} ms  ({l.Count} samples)");
         table.AppendLine(CultureInfo.InvariantCulture, $"Gaggle load run: {Nodes} nodes over {Channel}, {PayloadBytes}-byte entries");
         Row("commits/s (many in flight, all nodes)", Number(CommitsPerSecond));
         Row("commit latency from the leader", Ms(LeaderCommit, withMax: true));

@@ -13,6 +13,12 @@ internal static class LoadRun
         var duration = TimeSpan.FromSeconds(settings.DurationSeconds);
         TimeSpan Share(double fraction) => duration * fraction;
         void Phase(string name, TimeSpan window) => Console.Error.WriteLine($"phase: {name} ({window.TotalSeconds:0.0} s)");
+        async Task Settled(BenchCluster cluster, string name, TimeSpan window)
+        {
+            await cluster.SettleAsync();
+            Phase(name, window);
+        }
+
 
         Latencies? publishRoundTrip = null;
         double? setNxOps = null;
@@ -31,17 +37,17 @@ internal static class LoadRun
             var leader = await cluster.AgreedLeaderAsync(TimeSpan.FromSeconds(10), previousTerm: 0);
             var follower = cluster.Running.First(n => n != leader);
 
-            Phase($"throughput, {settings.AppendsInFlightPerNode} appends in flight per node", Share(0.3));
+            await Settled(cluster, $"throughput, {settings.AppendsInFlightPerNode} appends in flight per node", Share(0.3));
             var throughput = await phases.ThroughputAsync(Share(0.3));
-            Phase($"one append at a time from the leader {leader.Id}", Share(0.1));
+            await Settled(cluster, $"one append at a time from the leader {leader.Id}", Share(0.1));
             var leaderLatency = await phases.SequentialAppendsAsync(leader, Share(0.1));
-            Phase($"one append at a time from the follower {follower.Id}", Share(0.1));
+            await Settled(cluster, $"one append at a time from the follower {follower.Id}", Share(0.1));
             var followerLatency = await phases.SequentialAppendsAsync(follower, Share(0.1));
-            Phase($"locks, {settings.LockClients} clients", Share(0.2));
+            await Settled(cluster, $"locks, {settings.LockClients} clients", Share(0.2));
             double lockOps = await phases.LockOpsPerSecondAsync(Share(0.2));
-            Phase("uncontended lock acquire on the leader", Share(0.1));
+            await Settled(cluster, "uncontended lock acquire on the leader", Share(0.1));
             var lockLatency = await phases.LockLatencyAsync(leader, Share(0.1));
-            Phase($"failover: {cluster.StopMethod}", TimeSpan.Zero);
+            await Settled(cluster, $"failover: {cluster.StopMethod}", TimeSpan.Zero);
             double failoverMs = await phases.FailoverAsync(leader);
 
             using var process = Process.GetCurrentProcess();
