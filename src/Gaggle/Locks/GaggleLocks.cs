@@ -79,7 +79,17 @@ public sealed class GaggleLocks
         ValidateName(name);
         var result = new TaskCompletionSource<LockInfo>(TaskCreationOptions.RunContinuationsAsynchronously);
         long sequence = _node.NextSequence();
-        _node.WatchLockRequest(sequence, e => result.TrySetResult(e.Info!));
+        _node.WatchLockRequest(sequence, e =>
+        {
+            if (e.Type == LockEventType.Inspected)
+            {
+                result.TrySetResult(e.Info!);
+            }
+            else
+            {
+                result.TrySetException(new TimeoutException($"The read of lock '{name}' was applied inside a snapshot this node installed; read again."));
+            }
+        });
         try
         {
             await Append(sequence, new LockCommand(LockCommandType.Inspect, name), timeout, cancellationToken).ConfigureAwait(false);
