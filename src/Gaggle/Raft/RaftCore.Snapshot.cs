@@ -124,7 +124,10 @@ internal sealed partial class RaftCore
             var snapshot = new RaftSnapshot(message.Index, message.LogTerm, _incoming.Data.WrittenMemory.ToArray());
             _incoming = null;
             InstallSnapshot(snapshot);
-            Acknowledge(message.From, _log.LastIndex);
+
+            // Only the snapshot's entries are known to match the leader's: a log that already held the
+            // snapshot's last entry keeps what follows it unchecked (it may conflict).
+            Acknowledge(message.From, snapshot.Index);
             return;
         }
 

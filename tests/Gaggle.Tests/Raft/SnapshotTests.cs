@@ -202,6 +202,28 @@ public sealed class SnapshotTests
         long[] ChunksSent() => a.TakeReady()?.Messages.Where(m => m.Type == MessageType.Snapshot).Select(m => m.Offset).ToArray() ?? [];
     }
 
+    /// <summary>
+    /// Found by the simulation (3-node discovery seed 2698): b held the snapshot's last entry 2 and an
+    /// entry 3 of an older term than the leader's entry 3. Fast-forwarding to the snapshot, it
+    /// acknowledged its whole log; the leader took entry 3 for replicated, committed its own, and b
+    /// then committed and applied its conflicting entry 3. Only the snapshot's entries are vouched for.
+    /// </summary>
+    [Test]
+    public void AFollowerFastForwardingToASnapshotAcknowledgesOnlyWhatTheSnapshotCovers()
+    {
+        var b = new RaftCore(
+            new RaftConfig { Id = "b", Members = ["a", "b", "c"], Random = new Random(2) },
+            new HardState(3, null, 1),
+            [new LogEntry(1, 1, EntryKind.NoOp, default), new LogEntry(2, 1, EntryKind.Normal, new byte[] { 2 }), new LogEntry(3, 2, EntryKind.Normal, new byte[] { 3 })]);
+
+        b.Step(new RaftMessage { Type = MessageType.Snapshot, From = "a", To = "b", Term = 3, Index = 2, LogTerm = 1, Data = new byte[] { 9 }, Done = true });
+
+        var ready = b.TakeReady()!;
+        Assert.That(ready.Snapshot, Is.Null, "b holds entry 2 of term 1: it keeps its log");
+        var acknowledgement = ready.Messages.Single(m => m.Type == MessageType.AppendResponse);
+        Assert.That((acknowledgement.Reject, acknowledgement.Index), Is.EqualTo((false, 2L)), "b's entry 3 was never checked against the leader's");
+    }
+
     [Test]
     public void CompactionRefusesWhatIsNotAppliedOrDoesNotMatch()
     {

@@ -65,6 +65,14 @@ internal sealed class SimulatedNetwork(IReadOnlyList<string> ids)
         return dropped;
     }
 
+    /// <summary>Drops every message to or from <paramref name="node"/>.</summary>
+    public int DropAllOf(string node)
+    {
+        int before = _inFlight.Count;
+        _inFlight.RemoveAll(e => e.From == node || e.To == node);
+        return before - _inFlight.Count;
+    }
+
     public bool Connected(string a, string b) => _sides is null || _sides[a] == _sides[b];
 
     /// <summary>Splits the nodes into two non-empty sides at random.</summary>

@@ -37,14 +37,17 @@ internal sealed class SimulatedNode(string id)
 
     public int Restarts { get; private set; }
 
-    /// <summary>Its last crash lost written state; cleared once the node is known to be rejoining.</summary>
+    /// <summary>A crash lost written state since the node last started (it restarts as one whose storage lost data).</summary>
     public bool LostData { get; set; }
+
+    /// <summary>Lost state and is not yet known to be whole again (see <see cref="LossModel"/>); set with <see cref="LostData"/>.</summary>
+    public bool Unhealed { get; set; }
 
     /// <summary>Whether the core was rejoining when last processed (to report the changes).</summary>
     public bool ReportedRejoining { get; set; }
 
     /// <summary>Lost state and has not yet proven it may vote again: at most N - majority nodes may be so at once.</summary>
-    public bool IsDamaged => LostData || (Core?.Rejoining ?? HardState.Rejoining);
+    public bool IsDamaged => Unhealed || (Core?.Rejoining ?? HardState.Rejoining);
 
     /// <summary>
     /// Starts (or restarts) the core from storage. A durable state machine resumes where it was; a
@@ -75,7 +78,7 @@ internal sealed class SimulatedNode(string id)
         if (LostData)
         {
             Commit = Core.CommitIndex;
-            LostData = !Core.Rejoining;
+            LostData = false;
         }
 
         Restarts++;

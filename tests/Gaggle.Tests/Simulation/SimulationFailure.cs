@@ -33,15 +33,15 @@ internal sealed record SimulationFailure(int Seed, ClusterShape Shape, long Step
 {
     public string Settings { get; init; } = "";
 
-    /// <summary>What a node that lost storage was told at restart.</summary>
-    public LostStorageRestart LostStorageRestart { get; init; }
+    /// <summary>How lost storage was handled.</summary>
+    public LossModel Loss { get; init; } = LossModel.Default;
 
     public string Nodes { get; init; } = "";
 
     /// <summary>The last steps before the failure (only when the run was traced).</summary>
     public IReadOnlyList<string> Trace { get; init; } = [];
 
-    public override string ToString() => $"seed {Seed} ({Shape}) step {Step}: {What}";
+    public override string ToString() => $"seed {Seed} ({Shape}{(Loss == LossModel.Default ? "" : $", {Loss}")}) step {Step}: {What}";
 
     public string Report()
     {
@@ -52,8 +52,8 @@ internal sealed record SimulationFailure(int Seed, ClusterShape Shape, long Step
             lines.AddRange(Trace);
         }
 
-        string amnesia = LostStorageRestart == LostStorageRestart.AutomaticDetection ? "GAGGLE_SIM_AMNESIA=1 " : "";
-        lines.Add($"replay: {amnesia}GAGGLE_SIM_SEED={Seed} dotnet test tests/Gaggle.Tests --filter Category=Simulation");
+        string variant = (Loss.Restart == LostStorageRestart.AutomaticDetection ? "GAGGLE_SIM_AMNESIA=1 " : "") + (Loss.Races ? "GAGGLE_SIM_LOSS_RACES=1 " : "");
+        lines.Add($"replay: {variant}GAGGLE_SIM_SEED={Seed} dotnet test tests/Gaggle.Tests --filter Category=Simulation");
         return string.Join(Environment.NewLine, lines);
     }
 }

@@ -34,6 +34,26 @@ internal enum LostStorageRestart
 }
 
 /// <summary>
+/// How lost storage is handled, and what the adversary may do around it.
+/// </summary>
+/// <param name="Restart">What a node whose storage lost data is told when it restarts.</param>
+/// <param name="Races">
+/// False (the default) assumes what Gaggle's channels give and the rejoin procedure relies on: a node
+/// restarted after losing data receives nothing addressed to its previous incarnation, and nothing its
+/// previous incarnation sent is delivered after the new one starts; and a node that lost data counts as
+/// whole again only once a stabilization has replicated a fresh entry to every node (so a leader no
+/// longer counts acknowledgements it lost) — until then no other node may lose data beyond N - majority.
+/// True drops both assumptions: the full asynchronous adversary, which breaks the rejoin procedure
+/// (messages and a leader's match from before the loss are not tied to the storage that made them).
+/// </param>
+internal sealed record LossModel(LostStorageRestart Restart = LostStorageRestart.StartRejoining, bool Races = false)
+{
+    public static LossModel Default { get; } = new();
+
+    public override string ToString() => $"{Restart}{(Races ? ", loss races" : "")}";
+}
+
+/// <summary>
 /// Everything a seed decides before the run starts: the Raft settings every node uses and how hostile
 /// the schedule is. Drawing them from the seed ("swarm testing") lets some seeds be calm and others
 /// lossy, crash-prone or partitioned, and covers the core's option combinations.

@@ -72,10 +72,10 @@ internal sealed partial class Simulator
                 $"{node.Id}'s log ends at {core.LastIndex}/t{log.LastTerm} but its storage ends at {storage.LastIndex}/t{storage.LastTerm} after the Ready was persisted");
         }
 
-        if (node.LostData && core.Rejoining)
+        if (node.Unhealed && core.Rejoining && _loss.Races)
         {
-            // The node knows now; from here on its rejoin mode says whether it may vote.
-            node.LostData = false;
+            // The node knows now; from here on its rejoin mode alone says whether it is whole.
+            node.Unhealed = false;
         }
 
         long commit = core.CommitIndex;

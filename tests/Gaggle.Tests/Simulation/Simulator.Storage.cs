@@ -8,7 +8,8 @@ namespace Gaggle.Tests.Simulation;
 /// as one that lost data: with StartRejoining (the documented procedure), or, in the
 /// <see cref="LostStorageRestart.AutomaticDetection"/> variant, told nothing. Raft tolerates the loss
 /// of at most N - majority servers' state at once, so a loss is only scheduled while the nodes that
-/// lost data and have not yet proven they may vote again stay within that bound.
+/// lost data and are not yet whole again stay within that bound. What "whole again" and the messages
+/// of a node's previous incarnation mean is the <see cref="LossModel"/>.
 /// </summary>
 internal sealed partial class Simulator
 {
@@ -28,7 +29,7 @@ internal sealed partial class Simulator
         {
             int batches = _random.Next(1, node.Storage.UnflushedBatches + 1);
             node.Storage.LoseNewest(batches);
-            node.LostData = true;
+            node.LostData = node.Unhealed = true;
             _storageStats = _storageStats with { LostTails = _storageStats.LostTails + 1 };
             Trace($"  {node.Id} lost its {batches} newest unflushed batches: now term {node.HardState.Term}, vote {node.HardState.VotedFor ?? "-"}, "
                 + $"commit {node.HardState.Commit}, snapshot {node.Storage.SnapshotIndex}, last {node.Storage.LastIndex}");
@@ -56,7 +57,7 @@ internal sealed partial class Simulator
         }
 
         node.Storage.Wipe();
-        node.LostData = true;
+        node.LostData = node.Unhealed = true;
         _storageStats = _storageStats with { LostStorage = _storageStats.LostStorage + 1 };
         Trace($"  {node.Id} lost its storage");
     }
@@ -83,7 +84,15 @@ internal sealed partial class Simulator
 
     private void StartNode(SimulatedNode node)
     {
-        bool rejoin = node.LostData && _lostStorageRestart == LostStorageRestart.StartRejoining;
+        bool rejoin = node.LostData && _loss.Restart == LostStorageRestart.StartRejoining;
+        if (node.LostData && !_loss.Races)
+        {
+            // The channel's incarnations: nothing addressed to the node's previous incarnation reaches the
+            // new one, and what the previous one sent is delivered before the new one starts, or never.
+            int dropped = _network.DropAllOf(node.Id);
+            Trace($"  {dropped} messages to or from {node.Id}'s previous incarnation lost");
+        }
+
         var config = _settings.CreateConfig(node.Id, _shape, _ids, new Random(_random.Next()), rejoin);
         node.Storage.Flush();
         node.Start(config, durableStateMachine: _random.Next(2) == 0, claimZeroApplied: _random.Next(2) == 0, _checker);

@@ -32,18 +32,18 @@ internal sealed partial class Simulator
     private readonly SimulatedNetwork _network;
     private readonly SafetyChecker _checker = new();
     private readonly int _chaosSteps;
-    private readonly LostStorageRestart _lostStorageRestart;
+    private readonly LossModel _loss;
     private readonly Queue<string>? _trace;
     private long _step;
     private int _proposals;
     private long _delivered;
     private StorageStats _storageStats;
 
-    private Simulator(int seed, ClusterShape shape, int? chaosSteps, bool trace, LostStorageRestart lostStorageRestart)
+    private Simulator(int seed, ClusterShape shape, int? chaosSteps, bool trace, LossModel loss)
     {
         _seed = seed;
         _shape = shape;
-        _lostStorageRestart = lostStorageRestart;
+        _loss = loss;
         _random = new Random(seed);
         _settings = SimulationSettings.Draw(_random);
         _chaosSteps = chaosSteps ?? _random.Next(1500, 3001);
@@ -64,22 +64,20 @@ internal sealed partial class Simulator
     /// <param name="shape">The cluster to simulate.</param>
     /// <param name="chaosSteps">Steps of each chaos phase; by default the seed picks 1500..3000.</param>
     /// <param name="trace">Record the last steps for the failure report (slower).</param>
-    /// <param name="lostStorage">What a node whose storage lost data is told when it restarts.</param>
-    public static SimulationResult Run(
-        int seed, ClusterShape shape, int? chaosSteps = null, bool trace = false, LostStorageRestart lostStorage = LostStorageRestart.StartRejoining)
-        => new Simulator(seed, shape, chaosSteps, trace, lostStorage).Run();
+    /// <param name="loss">How lost storage is handled and what the adversary may do around it (default: <see cref="LossModel.Default"/>).</param>
+    public static SimulationResult Run(int seed, ClusterShape shape, int? chaosSteps = null, bool trace = false, LossModel? loss = null)
+        => new Simulator(seed, shape, chaosSteps, trace, loss ?? LossModel.Default).Run();
 
     /// <summary>Runs one seed and, when it fails, replays it with tracing to report its last steps.</summary>
-    public static SimulationFailure? RunAndExplain(
-        int seed, ClusterShape shape, int? chaosSteps = null, LostStorageRestart lostStorage = LostStorageRestart.StartRejoining)
+    public static SimulationFailure? RunAndExplain(int seed, ClusterShape shape, int? chaosSteps = null, LossModel? loss = null)
     {
-        var failure = Run(seed, shape, chaosSteps, lostStorage: lostStorage).Failure;
+        var failure = Run(seed, shape, chaosSteps, loss: loss).Failure;
         if (failure is null)
         {
             return null;
         }
 
-        var traced = Run(seed, shape, chaosSteps, trace: true, lostStorage: lostStorage).Failure;
+        var traced = Run(seed, shape, chaosSteps, trace: true, loss: loss).Failure;
         return traced is not null && traced.Step == failure.Step
             ? traced
             : failure with { What = $"{failure.What} (the traced replay diverged: the harness is not deterministic)" };
@@ -123,7 +121,7 @@ internal sealed partial class Simulator
 
     private SimulationFailure Failure(string what) => new(_seed, _shape, _step, what)
     {
-        LostStorageRestart = _lostStorageRestart,
+        Loss = _loss,
         Settings = _settings.ToString(),
         Nodes = DescribeNodes(),
         Trace = _trace?.ToArray() ?? [],
