@@ -79,7 +79,17 @@ public sealed class GaggleLocks
         ValidateName(name);
         var result = new TaskCompletionSource<LockInfo>(TaskCreationOptions.RunContinuationsAsynchronously);
         long sequence = _node.NextSequence();
-        _node.WatchLockRequest(sequence, e => result.TrySetResult(e.Info!));
+        _node.WatchLockRequest(sequence, e =>
+        {
+            if (e.Type == LockEventType.Inspected)
+            {
+                result.TrySetResult(e.Info!);
+            }
+            else
+            {
+                result.TrySetException(new TimeoutException($"The read of lock '{name}' was applied inside a snapshot this node installed; read again."));
+            }
+        });
         try
         {
             await Append(sequence, new LockCommand(LockCommandType.Inspect, name), timeout, cancellationToken).ConfigureAwait(false);
@@ -191,22 +201,31 @@ public sealed class GaggleLocks
     }
 
     /// <summary>Stops waiting: a grant that raced with the give-up is released, a queued request is withdrawn.</summary>
-    private async Task GiveUpAsync(string name, long sequence, TaskCompletionSource<LockEvent> outcome)
+    private Task GiveUpAsync(string name, long sequence, TaskCompletionSource<LockEvent> outcome)
     {
         _node.UnwatchLockRequest(sequence);
         if (outcome.Task.IsCompletedSuccessfully && outcome.Task.Result.Type == LockEventType.Granted)
         {
-            await ReleaseAbandonedAsync(name, outcome.Task.Result.Token).ConfigureAwait(false);
-            return;
+            _ = ReleaseAbandonedAsync(name, outcome.Task.Result.Token);
+        }
+        else
+        {
+            // In the background: the caller's timeout must not wait for a commit (there may be no leader).
+            _ = CancelWaitAsync(name, sequence);
         }
 
+        return Task.CompletedTask;
+    }
+
+    private async Task CancelWaitAsync(string name, long sequence)
+    {
         try
         {
             await Append(_node.NextSequence(), new LockCommand(LockCommandType.CancelWait, name, RequestSequence: sequence), _lease, CancellationToken.None).ConfigureAwait(false);
         }
         catch (Exception e) when (e is TimeoutException or ObjectDisposedException or InvalidOperationException)
         {
-            // The wait ends at its deadline on the lock table's side anyway.
+            // The wait ends at its deadline on the lock table's side anyway, and a late grant is released.
         }
     }
 

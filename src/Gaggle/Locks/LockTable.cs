@@ -84,6 +84,25 @@ internal sealed class LockTable
         RecomputeDeadline();
     }
 
+    /// <summary>Where a request stands: holding (with its hold) or waiting on a lock; null when the table has forgotten it.</summary>
+    public (string Name, LockHolder? Holder)? FindRequest(RequestId request)
+    {
+        foreach (var (name, state) in _locks)
+        {
+            if (state.Holders.Find(h => h.Request == request) is { } holder)
+            {
+                return (name, holder);
+            }
+
+            if (state.Waiters.Exists(w => w.Request == request))
+            {
+                return (name, null);
+            }
+        }
+
+        return null;
+    }
+
     public LockInfo Describe(string name, long index)
     {
         if (!_locks.TryGetValue(name, out var state))

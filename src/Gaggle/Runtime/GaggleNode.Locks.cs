@@ -116,6 +116,36 @@ public sealed partial class GaggleNode
         }
     }
 
+    /// <summary>
+    /// After a snapshot replaced the lock table, requests of ours it answered produced no events
+    /// here: a request that holds a lock now is granted; one the table neither holds nor queues, but
+    /// whose command was applied, was answered while we were behind (denied, or granted and already
+    /// ended) and is reported denied.
+    /// </summary>
+    private void ReconcileLockRequestsAfterSnapshot()
+    {
+        foreach (var (sequence, onEvent) in _lockWaiters)
+        {
+            if (!_deduplicator.Contains(Id, _incarnation, sequence))
+            {
+                continue;
+            }
+
+            var request = new RequestId(Id, _incarnation, sequence);
+            if (_lockTable.FindRequest(request) is { } found)
+            {
+                if (found.Holder is { } holder)
+                {
+                    onEvent(new LockEvent(LockEventType.Granted, found.Name, request, holder.Token, holder.Expiry));
+                }
+            }
+            else
+            {
+                onEvent(new LockEvent(LockEventType.Denied, "", request));
+            }
+        }
+    }
+
     /// <summary>The leader appends a time entry once a lease or wait deadline has passed, so expiry needs no client traffic.</summary>
     private void MaybeAppendTimeEntry(RaftCore core)
     {

@@ -142,6 +142,7 @@ public sealed partial class GaggleNode
                 // From the leader (Raft §7): persist it, then rebuild the state machines from it.
                 await _storage.SaveSnapshotAsync(installed, CancellationToken.None).ConfigureAwait(false);
                 NodeSnapshot.Read(installed.Data, _deduplicator, _lockTable, _options.StateMachines);
+                CompleteAppendsCoveredBy(installed);
             }
 
             if (ready.HardState is not null || ready.EntriesToPersist.Count > 0)
@@ -232,6 +233,24 @@ public sealed partial class GaggleNode
 
             CompleteAppend(envelope, entry.Index);
         }
+    }
+
+    /// <summary>
+    /// Our appends that committed inside a snapshot we installed never pass through Apply here (and
+    /// their retries are dropped as duplicates): complete them now, with the snapshot's index as the
+    /// best index known; a lock request among them gets the outcome the lock table shows.
+    /// </summary>
+    private void CompleteAppendsCoveredBy(RaftSnapshot snapshot)
+    {
+        foreach (var (sequence, pending) in _appends)
+        {
+            if (_deduplicator.Contains(Id, _incarnation, sequence) && _appends.TryRemove(sequence, out _))
+            {
+                pending.Completion.TrySetResult(snapshot.Index);
+            }
+        }
+
+        ReconcileLockRequestsAfterSnapshot();
     }
 
     private void CompleteAppend(EntryEnvelope envelope, long index)

@@ -55,6 +55,12 @@ internal sealed class ProposalDeduplicator
         return true;
     }
 
+    /// <summary>Whether an entry id was applied (within the window).</summary>
+    public bool Contains(string origin, ulong incarnation, long sequence)
+        => _origins.TryGetValue(origin, out var incarnations)
+            && incarnations.Find(s => s.Incarnation == incarnation) is { } seen
+            && (sequence <= seen.Floor || seen.Sequences.Contains(sequence));
+
     public void Write(WireWriter writer)
     {
         writer.VarUInt((ulong)_origins.Count);

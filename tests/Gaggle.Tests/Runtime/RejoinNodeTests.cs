@@ -1,22 +1,22 @@
 using System.Text;
-using Gaggle.Storage;
 using Gaggle.Tests.Support;
 using NUnit.Framework;
 
 namespace Gaggle.Tests.Runtime;
 
+/// <summary>
+/// The operator procedure for a node whose storage was lost: restart it with
+/// <see cref="GaggleOptions.Rejoin"/>. (Automatic detection from a heartbeat is covered
+/// deterministically in Raft/RejoinTests.)
+/// </summary>
 [TestFixture]
 public sealed class RejoinNodeTests
 {
     [Test]
-    public async Task ANodeRestartedWithoutItsStorageIsDetectedAndRejoinsSafely()
+    public async Task ANodeRestartedWithoutItsStorageRejoinsSafelyAndVotesAgainOnceCaughtUp()
     {
-        // Slow elections: detection relies on the same leader remembering the node's acknowledgements.
-        await using var cluster = new NodeCluster(3, options =>
-        {
-            options.ElectionTimeoutMin = TimeSpan.FromSeconds(1);
-            options.ElectionTimeoutMax = TimeSpan.FromSeconds(2);
-        });
+        string? rejoining = null;
+        await using var cluster = new NodeCluster(3, options => options.Rejoin = options.NodeId == rejoining);
         await cluster.StartAllAsync();
         var leader = await cluster.WaitForLeaderAsync();
         for (int i = 0; i < 20; i++)
@@ -28,19 +28,11 @@ public sealed class RejoinNodeTests
         await cluster.WaitForCommittedEverywhereAsync("before-19");
         await cluster.StopAsync(victim.Id);
         cluster.ForgetStorage(victim.Id);
-        long term = leader.Term;
+        rejoining = victim.Id;
         var amnesiac = await cluster.StartAsync(victim.Id);
-        try
-        {
-            await Eventually.True(() => amnesiac.IsRejoining, "the leader's heartbeat to reveal the lost storage", TimeSpan.FromSeconds(10));
-        }
-        catch (TimeoutException) when (leader.Term != term || !leader.IsLeader)
-        {
-            Assert.Inconclusive("The leader changed meanwhile (an overloaded machine); a new leader has no memory of the lost acknowledgements to reveal.");
-        }
-
+        Assert.That(amnesiac.IsRejoining, Is.True, "started with Rejoin");
         await leader.AppendAsync("after"u8.ToArray(), TimeSpan.FromSeconds(10));
-        await Eventually.True(() => !amnesiac.IsRejoining, "the node to catch up and vote again");
+        await Eventually.True(() => !amnesiac.IsRejoining, "the node to catch up from the leader and vote again");
         await cluster.WaitForCommittedEverywhereAsync("after");
         Assert.That(cluster.CommittedTexts(victim.Id), Does.Contain("before-0"), "it re-replicated what it had lost");
     }

@@ -105,3 +105,36 @@ public sealed class SnapshotNodeTests
         Assert.That(machines[restarted.Id].Count, Is.EqualTo(100));
     }
 }
+
+[TestFixture]
+public sealed class SnapshotCoveredAppendTests
+{
+    /// <summary>
+    /// A follower's append that committed while the follower was cut off, and reached it only inside
+    /// a snapshot, completes (it used to time out: its retries were dropped as duplicates).
+    /// </summary>
+    [Test]
+    public async Task AnAppendThatArrivesOnlyInsideASnapshotCompletes()
+    {
+        await using var cluster = new NodeCluster(3, options =>
+        {
+            options.SnapshotThresholdEntries = 50;
+            options.SnapshotRetainEntries = 10;
+        });
+        await cluster.StartAllAsync();
+        var leader = await cluster.WaitForLeaderAsync();
+        var follower = cluster.AnyFollower(leader);
+        cluster.Network.SetLinkFaults(leader.Id, follower.Id, new Gaggle.Channels.LinkFaults { DropRate = 1 });
+        var pending = follower.AppendAsync("from the cut-off follower"u8.ToArray(), TimeSpan.FromSeconds(20));
+        await Eventually.True(() => cluster.CommittedTexts(leader.Id).Contains("from the cut-off follower"), "the forwarded append to commit");
+        for (int i = 0; i < 200; i++)
+        {
+            await leader.AppendAsync(System.Text.Encoding.UTF8.GetBytes(i.ToString()), TimeSpan.FromSeconds(10));
+        }
+
+        cluster.Network.ClearFaults();
+        long index = await pending;
+        Assert.That(index, Is.GreaterThan(0));
+        Assert.That(cluster.CommittedTexts(follower.Id), Does.Not.Contain("from the cut-off follower"), "it arrived inside the snapshot, not as an entry");
+    }
+}

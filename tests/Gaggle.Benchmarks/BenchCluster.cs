@@ -1,0 +1,152 @@
+using System.Diagnostics;
+using Gaggle.Channels;
+using Gaggle.Redis;
+
+namespace Gaggle.Benchmarks;
+
+/// <summary>
+/// A Gaggle cluster with all its nodes in this process, over the in-memory network or over Redis
+/// pub/sub (a connection per node, as separate processes would have).
+/// </summary>
+internal sealed class BenchCluster : IAsyncDisposable
+{
+    private readonly LoadSettings _settings;
+    private readonly InMemoryNetwork? _network;
+    private readonly List<RedisPubSubChannel> _redisChannels = [];
+    private readonly HashSet<GaggleNode> _stopped = [];
+
+    private BenchCluster(LoadSettings settings)
+    {
+        _settings = settings;
+        _network = settings.IsRedis ? null : new InMemoryNetwork();
+        string[] ids = Enumerable.Range(0, settings.Nodes).Select(i => $"n{i + 1}").ToArray();
+        ClusterName = $"bench-{Guid.NewGuid().ToString("N")[..8]}";
+        foreach (var id in ids)
+        {
+            var builder = new GaggleNodeBuilder(new GaggleOptions { NodeId = id, Members = ids });
+            if (_network is not null)
+            {
+                builder.UseInMemory(_network);
+            }
+            else
+            {
+                builder.UseChannel(options =>
+                {
+                    var channel = new RedisPubSubChannel(options.NodeId, new RedisPubSubChannelOptions
+                    {
+                        Configuration = settings.Redis,
+                        ClusterName = ClusterName,
+                        Members = ids,
+                    });
+                    lock (_redisChannels)
+                    {
+                        _redisChannels.Add(channel);
+                    }
+
+                    return channel;
+                });
+            }
+
+            Nodes.Add(builder.Build());
+        }
+    }
+
+    public string ClusterName { get; }
+
+    public List<GaggleNode> Nodes { get; } = [];
+
+    public IEnumerable<GaggleNode> Running => Nodes.Where(n => !_stopped.Contains(n));
+
+    /// <summary>PUBLISHes so far, summed over every node's Redis channel (0 in memory).</summary>
+    public long RedisPublished
+    {
+        get
+        {
+            lock (_redisChannels)
+            {
+                return _redisChannels.Sum(c => c.Statistics.Published);
+            }
+        }
+    }
+
+    /// <summary>Messages the in-memory network delivered so far (0 over Redis).</summary>
+    public long MemoryDelivered => _network?.Delivered ?? 0;
+
+    /// <summary>Starts every node at once and measures the time until all running nodes agree on a leader.</summary>
+    public static async Task<(BenchCluster Cluster, double ElectionMs)> StartAsync(LoadSettings settings, TimeSpan timeout)
+    {
+        var cluster = new BenchCluster(settings);
+        var clock = Stopwatch.StartNew();
+        await Task.WhenAll(cluster.Nodes.Select(n => n.StartAsync())).ConfigureAwait(false);
+        var leader = await cluster.AgreedLeaderAsync(timeout, previousTerm: 0).ConfigureAwait(false);
+        double electionMs = clock.Elapsed.TotalMilliseconds;
+        Console.Error.WriteLine($"leader {leader.Id} elected in term {leader.Term} after {electionMs:0.0} ms");
+        return (cluster, electionMs);
+    }
+
+    /// <summary>Waits until every running node names the same leader, in a term after <paramref name="previousTerm"/>.</summary>
+    public async Task<GaggleNode> AgreedLeaderAsync(TimeSpan timeout, long previousTerm)
+    {
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < timeout)
+        {
+            var running = Running.ToList();
+            var leader = running.FirstOrDefault(n => n.IsLeader && n.Term > previousTerm);
+            if (leader is not null && running.All(n => n.LeaderId == leader.Id && n.Term == leader.Term))
+            {
+                return leader;
+            }
+
+            await Task.Delay(1).ConfigureAwait(false);
+        }
+
+        throw new TimeoutException($"No agreed leader within {timeout.TotalSeconds:0} s: " +
+            string.Join(", ", Running.Select(n => $"{n.Id}={n.Role}/term {n.Term}/leader {n.LeaderId ?? "-"}")));
+    }
+
+    /// <summary>
+    /// Between phases: waits (2 s at most) until every running node has applied what the leader
+    /// committed, so a phase does not pay for the previous one's backlog, then collects garbage.
+    /// </summary>
+    public async Task SettleAsync()
+    {
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < TimeSpan.FromSeconds(2))
+        {
+            var running = Running.ToList();
+            long target = running.Max(n => n.CommitIndex);
+            if (running.All(n => n.CommitIndex == target && n.LastLogIndex == target))
+            {
+                break;
+            }
+
+            await Task.Delay(5).ConfigureAwait(false);
+        }
+
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+    }
+
+    /// <summary>
+    /// Stops <paramref name="node"/> as abruptly as the channel allows: in memory it is cut off from
+    /// the network first (no hand-over can reach anyone), then disposed; over Redis it is disposed,
+    /// which is a clean leave (the leader hands leadership to an up-to-date follower).
+    /// </summary>
+    /// <returns>The disposal, which the caller awaits when it suits its timing.</returns>
+    public Task StopAsync(GaggleNode node)
+    {
+        _stopped.Add(node);
+        _network?.Isolate(node.Id);
+        return node.DisposeAsync().AsTask();
+    }
+
+    public string StopMethod => _network is null
+        ? "DisposeAsync of the leader's node (a clean leave: it hands leadership over before leaving)"
+        : "network.Isolate(leader) then DisposeAsync (abrupt: no hand-over reaches anyone)";
+
+    public async ValueTask DisposeAsync()
+    {
+        var disposals = Nodes.Select(n => n.DisposeAsync().AsTask());
+        await Task.WhenAny(Task.WhenAll(disposals), Task.Delay(TimeSpan.FromSeconds(5))).ConfigureAwait(false);
+    }
+}

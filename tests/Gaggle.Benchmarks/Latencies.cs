@@ -1,0 +1,30 @@
+using System.Diagnostics;
+
+namespace Gaggle.Benchmarks;
+
+/// <summary>Latency samples taken with <see cref="Stopwatch"/> timestamps; percentiles in milliseconds.</summary>
+internal sealed class Latencies
+{
+    private readonly List<double> _samples = [];
+
+    public int Count => _samples.Count;
+
+    public void Add(long startTimestamp) => _samples.Add(Stopwatch.GetElapsedTime(startTimestamp).TotalMilliseconds);
+
+    /// <summary>Nearest-rank percentile (0 when there are no samples).</summary>
+    public double Percentile(double p)
+    {
+        if (_samples.Count == 0)
+        {
+            return 0;
+        }
+
+        _samples.Sort();
+        int rank = (int)Math.Ceiling(p / 100 * _samples.Count);
+        return _samples[Math.Clamp(rank - 1, 0, _samples.Count - 1)];
+    }
+
+    public double Mean => _samples.Count == 0 ? 0 : _samples.Average();
+
+    public double Max => _samples.Count == 0 ? 0 : _samples.Max();
+}

@@ -1,0 +1,165 @@
+using System.Diagnostics;
+
+namespace Gaggle.Benchmarks;
+
+/// <summary>The measured phases of the load run, each bounded by its own share of the duration.</summary>
+internal sealed class LoadPhases(BenchCluster cluster, LoadSettings settings)
+{
+    private static readonly TimeSpan OperationTimeout = TimeSpan.FromSeconds(10);
+
+    private readonly byte[] _payload = Enumerable.Range(0, settings.PayloadBytes).Select(i => (byte)i).ToArray();
+
+    /// <summary>Appends failed or timed out, over every phase (reported, not hidden).</summary>
+    public long Errors => Interlocked.Read(ref _errors);
+
+    private long _errors;
+
+    /// <summary>
+    /// Sustained throughput: <see cref="LoadSettings.AppendsInFlightPerNode"/> append loops on every
+    /// node. Commits counted are those completed inside the window; the Redis PUBLISH count runs until
+    /// the appends still in flight at the end have completed too, and is divided by all commits.
+    /// </summary>
+    public async Task<ThroughputResult> ThroughputAsync(TimeSpan window)
+    {
+        long publishedBefore = cluster.RedisPublished;
+        long deliveredBefore = cluster.MemoryDelivered;
+        using var process = Process.GetCurrentProcess();
+        var cpuBefore = process.TotalProcessorTime;
+        long inWindow = 0;
+        long total = 0;
+        var clock = Stopwatch.StartNew();
+        async Task Loop(GaggleNode node)
+        {
+            while (clock.Elapsed < window)
+            {
+                try
+                {
+                    await node.AppendAsync(_payload, OperationTimeout).ConfigureAwait(false);
+                    Interlocked.Increment(ref total);
+                    if (clock.Elapsed < window)
+                    {
+                        Interlocked.Increment(ref inWindow);
+                    }
+                }
+                catch (Exception e) when (e is TimeoutException or ObjectDisposedException)
+                {
+                    CountError(e);
+                }
+            }
+        }
+
+        var loops = cluster.Running.SelectMany(node => Enumerable.Range(0, settings.AppendsInFlightPerNode).Select(_ => Loop(node))).ToList();
+        await Task.WhenAll(loops).ConfigureAwait(false);
+        long published = cluster.RedisPublished - publishedBefore;
+        long delivered = cluster.MemoryDelivered - deliveredBefore;
+        process.Refresh();
+        double cpuMs = (process.TotalProcessorTime - cpuBefore).TotalMilliseconds;
+        return total == 0
+            ? new ThroughputResult(0, 0, 0, 0)
+            : new ThroughputResult(inWindow / window.TotalSeconds, (double)published / total, (double)delivered / total, cpuMs * 1000 / total);
+    }
+
+    /// <summary>One append at a time from <paramref name="node"/>, until the window ends.</summary>
+    public async Task<Latencies> SequentialAppendsAsync(GaggleNode node, TimeSpan window)
+    {
+        var latencies = new Latencies();
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < window)
+        {
+            long started = Stopwatch.GetTimestamp();
+            try
+            {
+                await node.AppendAsync(_payload, OperationTimeout).ConfigureAwait(false);
+                latencies.Add(started);
+            }
+            catch (Exception e) when (e is TimeoutException or ObjectDisposedException)
+            {
+                CountError(e);
+            }
+        }
+
+        return latencies;
+    }
+
+    /// <summary>
+    /// Acquire + release pairs per second from <see cref="LoadSettings.LockClients"/> clients spread
+    /// over the nodes, each cycling through 16 lock names of its own (many names, no contention).
+    /// </summary>
+    public async Task<double> LockOpsPerSecondAsync(TimeSpan window)
+    {
+        var nodes = cluster.Running.ToList();
+        long pairs = 0;
+        var clock = Stopwatch.StartNew();
+        async Task Client(int client)
+        {
+            var locks = nodes[client % nodes.Count].Locks;
+            for (int i = 0; clock.Elapsed < window; i++)
+            {
+                try
+                {
+                    var handle = await locks.AcquireAsync($"bench:{client}:{i % 16}", OperationTimeout).ConfigureAwait(false);
+                    await handle.DisposeAsync().ConfigureAwait(false);
+                    if (clock.Elapsed < window)
+                    {
+                        Interlocked.Increment(ref pairs);
+                    }
+                }
+                catch (Exception e) when (e is TimeoutException or ObjectDisposedException)
+                {
+                    CountError(e);
+                }
+            }
+        }
+
+        await Task.WhenAll(Enumerable.Range(0, settings.LockClients).Select(Client)).ConfigureAwait(false);
+        return pairs / window.TotalSeconds;
+    }
+
+    /// <summary>Uncontended acquires, one at a time, from <paramref name="node"/>; only the acquire is timed.</summary>
+    public async Task<Latencies> LockLatencyAsync(GaggleNode node, TimeSpan window)
+    {
+        var latencies = new Latencies();
+        var clock = Stopwatch.StartNew();
+        for (int i = 0; clock.Elapsed < window; i++)
+        {
+            long started = Stopwatch.GetTimestamp();
+            try
+            {
+                var handle = await node.Locks.AcquireAsync($"bench:latency:{i % 64}", OperationTimeout).ConfigureAwait(false);
+                latencies.Add(started);
+                await handle.DisposeAsync().ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is TimeoutException or ObjectDisposedException)
+            {
+                CountError(e);
+            }
+        }
+
+        return latencies;
+    }
+
+    /// <summary>From stopping the leader to an entry committed by a new leader that every running node agrees on.</summary>
+    public async Task<double> FailoverAsync(GaggleNode leader)
+    {
+        long term = leader.Term;
+        var clock = Stopwatch.StartNew();
+        var stopping = cluster.StopAsync(leader);
+        var next = await cluster.AgreedLeaderAsync(OperationTimeout, previousTerm: term).ConfigureAwait(false);
+        await next.AppendAsync(_payload, OperationTimeout).ConfigureAwait(false);
+        double failoverMs = clock.Elapsed.TotalMilliseconds;
+        Console.Error.WriteLine($"new leader {next.Id} (term {next.Term}) committed after {failoverMs:0.0} ms");
+        await Task.WhenAny(stopping, Task.Delay(OperationTimeout)).ConfigureAwait(false);
+        return failoverMs;
+    }
+
+    private void CountError(Exception e)
+    {
+        if (Interlocked.Increment(ref _errors) <= 5)
+        {
+            Console.Error.WriteLine($"operation failed: {e.GetType().Name}: {e.Message}");
+        }
+    }
+}
+
+/// <summary>The throughput phase's figures; messages and CPU are per commit, over the window and the drain after it.</summary>
+internal sealed record ThroughputResult(double CommitsPerSecond, double RedisMessagesPerCommit, double MemoryDeliveriesPerCommit, double CpuMicrosecondsPerCommit);

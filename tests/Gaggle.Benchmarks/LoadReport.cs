@@ -1,0 +1,136 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+
+namespace Gaggle.Benchmarks;
+
+/// <summary>The figures of one load run: written as one JSON object and printed as a table.</summary>
+internal sealed record LoadReport
+{
+    public required string Channel { get; init; }
+
+    public int Nodes { get; init; }
+
+    public int PayloadBytes { get; init; }
+
+    public double CommitsPerSecond { get; init; }
+
+    /// <summary>Diagnostics of the throughput phase, printed in the table only (the JSON keeps its fixed keys).</summary>
+    public required ThroughputResult Throughput { get; init; }
+
+    public required Latencies LeaderCommit { get; init; }
+
+    public required Latencies FollowerCommit { get; init; }
+
+    public double LockOpsPerSecond { get; init; }
+
+    public required Latencies LockAcquire { get; init; }
+
+    public double ElectionMs { get; init; }
+
+    public double FailoverMs { get; init; }
+
+    public required string FailoverMethod { get; init; }
+
+    public double PeakRssMb { get; init; }
+
+    public double RedisMessagesPerCommit { get; init; }
+
+    /// <summary>Null over the in-memory channel: there is no Redis to compare with.</summary>
+    public Latencies? BaselinePublishRoundTrip { get; init; }
+
+    public double? BaselineSetNxLockOpsPerSecond { get; init; }
+
+    public long Errors { get; init; }
+
+    public string ToJson()
+    {
+        using var stream = new MemoryStream();
+        using (var json = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+        {
+            json.WriteStartObject();
+            json.WriteString("channel", Channel);
+            json.WriteNumber("nodes", Nodes);
+            json.WriteNumber("payload_bytes", PayloadBytes);
+            json.WriteNumber("commits_per_sec", Round(CommitsPerSecond));
+            WriteLatencies(json, "leader_commit_latency_ms", LeaderCommit, withMax: true);
+            WriteLatencies(json, "follower_commit_latency_ms", FollowerCommit, withMax: true);
+            json.WriteNumber("lock_ops_per_sec", Round(LockOpsPerSecond));
+            WriteLatencies(json, "lock_latency_ms", LockAcquire, withMax: false);
+            json.WriteNumber("election_ms", Round(ElectionMs));
+            json.WriteNumber("failover_ms", Round(FailoverMs));
+            json.WriteNumber("peak_rss_mb", Round(PeakRssMb));
+            json.WriteNumber("redis_messages_per_commit", Round(RedisMessagesPerCommit));
+            json.WriteStartObject("baseline");
+            if (BaselinePublishRoundTrip is { } roundTrip)
+            {
+                WriteLatencies(json, "redis_publish_roundtrip_ms", roundTrip, withMax: false);
+            }
+            else
+            {
+                json.WriteNull("redis_publish_roundtrip_ms");
+            }
+
+            if (BaselineSetNxLockOpsPerSecond is { } setNx)
+            {
+                json.WriteNumber("redis_setnx_lock_ops_per_sec", Round(setNx));
+            }
+            else
+            {
+                json.WriteNull("redis_setnx_lock_ops_per_sec");
+            }
+
+            json.WriteEndObject();
+            json.WriteEndObject();
+        }
+
+        return Encoding.UTF8.GetString(stream.ToArray());
+    }
+
+    public string ToTable()
+    {
+        var table = new StringBuilder();
+        void Row(string name, string value) => table.AppendLine(CultureInfo.InvariantCulture, $"  {name,-40} {value}");
+        static string Ms(Latencies l, bool withMax) => withMax
+            ? string.Create(CultureInfo.InvariantCulture, $"p50 {l.Percentile(50):0.000}  p90 {l.Percentile(90):0.000}  p99 {l.Percentile(99):0.000}  max {l.Max:0.000}  mean {l.Mean:0.000} ms  ({l.Count} samples)")
+            : string.Create(CultureInfo.InvariantCulture, $"p50 {l.Percentile(50):0.000}  p90 {l.Percentile(90):0.000}  p99 {l.Percentile(99):0.000}  mean {l.Mean:0.000} ms  ({l.Count} samples)");
+        table.AppendLine(CultureInfo.InvariantCulture, $"Gaggle load run: {Nodes} nodes over {Channel}, {PayloadBytes}-byte entries");
+        Row("commits/s (many in flight, all nodes)", Number(CommitsPerSecond));
+        Row("commit latency from the leader", Ms(LeaderCommit, withMax: true));
+        Row("commit latency from a follower", Ms(FollowerCommit, withMax: true));
+        Row("lock acquire+release pairs/s", Number(LockOpsPerSecond));
+        Row("uncontended lock acquire (leader)", Ms(LockAcquire, withMax: false));
+        Row("election (start -> agreed leader)", string.Create(CultureInfo.InvariantCulture, $"{ElectionMs:0.0} ms"));
+        Row("failover (stop -> new leader commits)", string.Create(CultureInfo.InvariantCulture, $"{FailoverMs:0.0} ms"));
+        Row("  leader stopped by", FailoverMethod);
+        Row("peak RSS", string.Create(CultureInfo.InvariantCulture, $"{PeakRssMb:0.0} MB"));
+        Row("Redis PUBLISHes per commit (full load)", string.Create(CultureInfo.InvariantCulture, $"{RedisMessagesPerCommit:0.000}"));
+        Row("  process CPU per commit (full load)", string.Create(CultureInfo.InvariantCulture, $"{Throughput.CpuMicrosecondsPerCommit:0.0} us"));
+        if (Channel == "memory")
+        {
+            Row("  in-memory deliveries per commit", string.Create(CultureInfo.InvariantCulture, $"{Throughput.MemoryDeliveriesPerCommit:0.000}"));
+        }
+
+        Row("baseline: PUBLISH -> subscriber", BaselinePublishRoundTrip is { } r ? Ms(r, withMax: false) : "n/a (no Redis)");
+        Row("baseline: SET NX PX + DEL pairs/s", BaselineSetNxLockOpsPerSecond is { } s ? Number(s) : "n/a (no Redis)");
+        Row("failed or timed-out operations", Errors.ToString(CultureInfo.InvariantCulture));
+        return table.ToString();
+    }
+
+    private static string Number(double value) => value.ToString("N0", CultureInfo.InvariantCulture);
+
+    private static double Round(double value) => Math.Round(value, 3);
+
+    private static void WriteLatencies(Utf8JsonWriter json, string name, Latencies latencies, bool withMax)
+    {
+        json.WriteStartObject(name);
+        json.WriteNumber("p50", Round(latencies.Percentile(50)));
+        json.WriteNumber("p99", Round(latencies.Percentile(99)));
+        if (withMax)
+        {
+            json.WriteNumber("max", Round(latencies.Max));
+        }
+
+        json.WriteEndObject();
+    }
+}

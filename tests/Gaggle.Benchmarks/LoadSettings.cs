@@ -1,0 +1,96 @@
+using System.Globalization;
+
+namespace Gaggle.Benchmarks;
+
+/// <summary>Command-line settings of the load driver.</summary>
+internal sealed record LoadSettings
+{
+    public string Channel { get; init; } = "memory";
+
+    public string? Redis { get; init; }
+
+    public int Nodes { get; init; } = 3;
+
+    public double DurationSeconds { get; init; } = 10;
+
+    public int PayloadBytes { get; init; } = 64;
+
+    public string? Out { get; init; }
+
+    /// <summary>Appends in flight per node in the throughput phase.</summary>
+    public int AppendsInFlightPerNode { get; init; } = 64;
+
+    /// <summary>Concurrent lock clients (also the SET NX baseline's concurrency).</summary>
+    public int LockClients { get; init; } = 64;
+
+    public bool IsRedis => Channel == "redis";
+
+    public const string Usage =
+        "usage: Gaggle.Benchmarks [--channel memory|redis] [--redis HOST:PORT] [--nodes N (3-26)] [--duration S] [--payload BYTES]\n" +
+        "                         [--inflight PER_NODE] [--lock-clients N] [--out FILE.json]\n" +
+        "       Gaggle.Benchmarks --micro [BenchmarkDotNet arguments, default: --filter * --job short]";
+
+    /// <summary>Parses <paramref name="args"/>; null (after printing why) when they are invalid.</summary>
+    public static LoadSettings? Parse(string[] args)
+    {
+        var settings = new LoadSettings();
+        for (int i = 0; i < args.Length; i++)
+        {
+            string name = args[i];
+            if (i + 1 >= args.Length)
+            {
+                return Fail($"{name} needs a value");
+            }
+
+            string value = args[++i];
+            switch (name)
+            {
+                case "--channel" when value is "memory" or "redis":
+                    settings = settings with { Channel = value };
+                    break;
+                case "--redis":
+                    settings = settings with { Redis = value };
+                    break;
+                case "--nodes" when int.TryParse(value, CultureInfo.InvariantCulture, out int nodes) && nodes is >= 3 and <= 26:
+                    settings = settings with { Nodes = nodes };
+                    break;
+                case "--duration" when double.TryParse(value, CultureInfo.InvariantCulture, out double duration) && duration is >= 1 and <= 3600:
+                    settings = settings with { DurationSeconds = duration };
+                    break;
+                case "--payload" when int.TryParse(value, CultureInfo.InvariantCulture, out int payload) && payload is >= 1 and <= 256 * 1024:
+                    settings = settings with { PayloadBytes = payload };
+                    break;
+                case "--inflight" when int.TryParse(value, CultureInfo.InvariantCulture, out int inflight) && inflight is >= 1 and <= 10_000:
+                    settings = settings with { AppendsInFlightPerNode = inflight };
+                    break;
+                case "--lock-clients" when int.TryParse(value, CultureInfo.InvariantCulture, out int clients) && clients is >= 1 and <= 10_000:
+                    settings = settings with { LockClients = clients };
+                    break;
+                case "--out":
+                    settings = settings with { Out = value };
+                    break;
+                default:
+                    return Fail($"invalid option or value: {name} {value}");
+            }
+        }
+
+        if (settings.IsRedis && settings.Redis is null)
+        {
+            return Fail("--channel redis needs --redis HOST:PORT");
+        }
+
+        if (!settings.IsRedis && settings.Redis is not null)
+        {
+            settings = settings with { Channel = "redis" };
+        }
+
+        return settings;
+    }
+
+    private static LoadSettings? Fail(string message)
+    {
+        Console.Error.WriteLine(message);
+        Console.Error.WriteLine(Usage);
+        return null;
+    }
+}
