@@ -76,26 +76,7 @@ public sealed partial class ProcessRestartTests
         }
     }
 
-    private static string DemoAssembly()
-    {
-        // tests/Gaggle.Redis.Tests/bin/<Configuration>/net10.0 -> samples/Gaggle.Samples.Cluster/bin/<Configuration>/net10.0
-        var here = new DirectoryInfo(TestContext.CurrentContext.TestDirectory);
-        string framework = here.Name;
-        string configuration = here.Parent!.Name;
-        var root = here;
-        while (root is not null && !File.Exists(Path.Combine(root.FullName, "Gaggle.Redis.sln")))
-        {
-            root = root.Parent;
-        }
-
-        var path = Path.Combine(root!.FullName, "samples", "Gaggle.Samples.Cluster", "bin", configuration, framework, "Gaggle.Samples.Cluster.dll");
-        if (!File.Exists(path))
-        {
-            Assert.Ignore($"The demo is not built at {path}; build the solution first (dotnet build Gaggle.Redis.sln).");
-        }
-
-        return path;
-    }
+    private static string DemoAssembly() => BuiltSample.Path("Gaggle.Samples.Cluster");
 
     private sealed partial class DemoProcess
     {

@@ -49,26 +49,8 @@ internal sealed class WebAppProcess : IDisposable
         return instance;
     }
 
-    /// <summary>Finds samples/Gaggle.Samples.WebApp/bin/&lt;Configuration&gt;/net10.0/Gaggle.Samples.WebApp.dll next to this test build.</summary>
-    public static string Assembly()
-    {
-        var here = new DirectoryInfo(TestContext.CurrentContext.TestDirectory);
-        string framework = here.Name;
-        string configuration = here.Parent!.Name;
-        var root = here;
-        while (root is not null && !File.Exists(Path.Combine(root.FullName, "Gaggle.Redis.sln")))
-        {
-            root = root.Parent;
-        }
-
-        var path = Path.Combine(root!.FullName, "samples", "Gaggle.Samples.WebApp", "bin", configuration, framework, "Gaggle.Samples.WebApp.dll");
-        if (!File.Exists(path))
-        {
-            Assert.Ignore($"The web app sample is not built at {path}; build the solution first (dotnet build Gaggle.Redis.sln).");
-        }
-
-        return path;
-    }
+    /// <summary>The built web app sample next to this test build.</summary>
+    public static string Assembly() => BuiltSample.Path("Gaggle.Samples.WebApp");
 
     /// <summary>SIGKILL: no clean shutdown, the instance's locks end only when their leases expire.</summary>
     public void Kill()
