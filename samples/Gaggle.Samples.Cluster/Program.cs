@@ -65,6 +65,7 @@ try
 {
     var leader = await AgreedLeader(TimeSpan.FromSeconds(10));
     Say($"Cluster agrees: leader is {leader.Id} (term {leader.Term})");
+    StatusTable.Print(ids, nodes);
 
     var latencies = new List<double>();
     await AppendBatch(leader, "from leader", settings.Entries, latencies);
@@ -107,6 +108,7 @@ try
 
     var successor = await AgreedLeader(TimeSpan.FromSeconds(10));
     Say($"New leader {successor.Id} in term {successor.Term}, {failoverClock.ElapsedMilliseconds} ms after the old one stopped");
+    StatusTable.Print(ids, nodes);
     var survivor = nodes.Values.First(n => n != successor);
     await AppendBatch(survivor, "after failover", settings.Entries, latencies);
 
