@@ -21,7 +21,7 @@ internal static class WireCodec
 
     public static byte[] Encode(WireMessage message)
     {
-        var writer = new WireWriter();
+        var writer = new WireWriter(EstimateSize(message));
         writer.Byte(Version);
         switch (message)
         {
@@ -107,6 +107,38 @@ internal static class WireCodec
 
         reader.End();
         return message;
+    }
+
+    /// <summary>An upper estimate of the encoded size, so the buffer is allocated once (no doubling, no copies).</summary>
+    private static int EstimateSize(WireMessage message)
+    {
+        long size = 64;
+        switch (message)
+        {
+            case RaftWireMessage raft:
+                size += raft.Message.Data.Length;
+                foreach (var entry in raft.Message.Entries)
+                {
+                    size += entry.Data.Length + 16;
+                }
+
+                break;
+            case ForwardAppend forward:
+                foreach (var entry in forward.Entries)
+                {
+                    size += entry.Length + 5;
+                }
+
+                break;
+            case DispatchRequest request:
+                size += request.Args.Length + (request.Method.Length * 3);
+                break;
+            case DispatchReply reply:
+                size += reply.Result.Length + (reply.Error.Length * 3);
+                break;
+        }
+
+        return (int)Math.Min(size, int.MaxValue);
     }
 
     private static void EncodeRaft(WireWriter writer, RaftMessage message)

@@ -226,7 +226,9 @@ internal sealed class RaftLog
             taken++;
         }
 
-        return _entries.GetRange(start, taken).ToArray();
+        var slice = new LogEntry[taken];
+        _entries.CopyTo(start, slice, 0, taken);
+        return slice;
     }
 
     /// <summary>Entries written since the last call (the first may overwrite a persisted index).</summary>
