@@ -1,29 +1,4 @@
-using System.Runtime.CompilerServices;
-
 namespace Gaggle.Tests.LockSimulation;
-
-/// <summary>Builds a trace line only when the simulator records a trace (untraced runs pay nothing).</summary>
-[InterpolatedStringHandler]
-internal ref struct LockTraceHandler
-{
-    private DefaultInterpolatedStringHandler _builder;
-
-    public LockTraceHandler(int literalLength, int formattedCount, LockSimulator simulator, out bool enabled)
-    {
-        enabled = simulator.IsTracing;
-        _builder = enabled ? new DefaultInterpolatedStringHandler(literalLength, formattedCount) : default;
-    }
-
-    public void AppendLiteral(string value) => _builder.AppendLiteral(value);
-
-    public void AppendFormatted<T>(T value) => _builder.AppendFormatted(value);
-
-    public void AppendFormatted<T>(T value, int alignment) => _builder.AppendFormatted(value, alignment);
-
-    public void AppendFormatted(string? value) => _builder.AppendFormatted(value);
-
-    public string ToStringAndClear() => _builder.ToStringAndClear();
-}
 
 /// <summary>The outcome of one seeded run.</summary>
 internal sealed record LockSimResult(LockSimFailure? Failure, LockSimStats Stats, long Steps, long SimulatedUs, int LeaderTerms);

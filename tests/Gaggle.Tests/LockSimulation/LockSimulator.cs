@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using Gaggle.Raft;
+using Gaggle.Tests.Support;
 
 namespace Gaggle.Tests.LockSimulation;
 
@@ -12,7 +13,7 @@ namespace Gaggle.Tests.LockSimulation;
 /// heals everything and demands that every client's operation ends and the tables drain.
 /// <see cref="LockHistoryChecker"/> checks every applied command and every client observation.
 /// </summary>
-internal sealed class LockSimulator
+internal sealed class LockSimulator : ITraceSource
 {
     private const int Epochs = 3;
 
@@ -418,7 +419,7 @@ internal sealed class LockSimulator
         return leader.Core.CommitIndex == last && _nodes.All(n => n.IsUp && n.Core!.LeaderId == leader.Id && n.Applied == last && n.Table.Count == 0 && n.Clients.TrueForAll(c => !c.IsBusy));
     }
 
-    public void Trace([InterpolatedStringHandlerArgument("")] LockTraceHandler line)
+    public void Trace([InterpolatedStringHandlerArgument("")] TraceHandler line)
     {
         if (_trace is null)
         {

@@ -37,21 +37,28 @@ public sealed class SnapshotNodeTests
         }
     }
 
-    [Test]
-    public async Task AFollowerThatMissedCompactedEntriesCatchesUpFromASnapshot()
-    {
-        var machines = new Dictionary<string, Summer>();
-        await using var cluster = new NodeCluster(3, options =>
+    /// <summary>Three nodes, each (re)started with a new <see cref="Summer"/> recorded in <paramref name="machines"/>.</summary>
+    private static NodeCluster ClusterOfSummers(Dictionary<string, Summer> machines, Action<GaggleOptions> tune)
+        => new(3, options =>
         {
-            options.SnapshotThresholdEntries = 50;
-            options.SnapshotRetainEntries = 10;
-            options.MaxMessageBytes = 1024;
+            tune(options);
             lock (machines)
             {
                 var summer = new Summer();
                 machines[options.NodeId] = summer;
                 options.StateMachines["sum"] = summer;
             }
+        });
+
+    [Test]
+    public async Task AFollowerThatMissedCompactedEntriesCatchesUpFromASnapshot()
+    {
+        var machines = new Dictionary<string, Summer>();
+        await using var cluster = ClusterOfSummers(machines, options =>
+        {
+            options.SnapshotThresholdEntries = 50;
+            options.SnapshotRetainEntries = 10;
+            options.MaxMessageBytes = 1024;
         });
         await cluster.StartAllAsync();
         var leader = await cluster.WaitForLeaderAsync();
@@ -79,16 +86,10 @@ public sealed class SnapshotNodeTests
     public async Task ARestartedNodeRebuildsItsStateFromItsOwnSnapshot()
     {
         var machines = new Dictionary<string, Summer>();
-        await using var cluster = new NodeCluster(3, options =>
+        await using var cluster = ClusterOfSummers(machines, options =>
         {
             options.SnapshotThresholdEntries = 20;
             options.SnapshotRetainEntries = 0;
-            lock (machines)
-            {
-                var summer = new Summer();
-                machines[options.NodeId] = summer;
-                options.StateMachines["sum"] = summer;
-            }
         });
         await cluster.StartAllAsync();
         var leader = await cluster.WaitForLeaderAsync();

@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Text;
 using Gaggle.Raft;
+using Gaggle.Tests.Support;
 
 namespace Gaggle.Tests.Simulation;
 
@@ -13,7 +14,7 @@ namespace Gaggle.Tests.Simulation;
 /// each followed by a stabilization phase that heals everything and demands progress.
 /// Safety is checked after every step (see <see cref="SafetyChecker"/>).
 /// </summary>
-internal sealed partial class Simulator
+internal sealed partial class Simulator : ITraceSource
 {
     /// <summary>How many of the last steps a failure report shows (GAGGLE_SIM_TRACE_LINES overrides).</summary>
     private static readonly int TraceLines =

@@ -1,6 +1,12 @@
 using System.Runtime.CompilerServices;
 
-namespace Gaggle.Tests.Simulation;
+namespace Gaggle.Tests.Support;
+
+/// <summary>Something that may be recording a trace (the seeded simulators).</summary>
+internal interface ITraceSource
+{
+    bool IsTracing { get; }
+}
 
 /// <summary>
 /// Builds a trace line only when the simulator records a trace, so untraced runs (nearly all of
@@ -11,9 +17,9 @@ internal ref struct TraceHandler
 {
     private DefaultInterpolatedStringHandler _builder;
 
-    public TraceHandler(int literalLength, int formattedCount, Simulator simulator, out bool enabled)
+    public TraceHandler(int literalLength, int formattedCount, ITraceSource source, out bool enabled)
     {
-        enabled = simulator.IsTracing;
+        enabled = source.IsTracing;
         _builder = enabled ? new DefaultInterpolatedStringHandler(literalLength, formattedCount) : default;
     }
 
