@@ -25,10 +25,10 @@ public static class Endpoints
             commitIndex = node.CommitIndex,
         }));
 
-        app.MapGet("/jobs", (SingletonJobRegistry jobs, JobStartTimes started) => Results.Ok(
+        app.MapGet("/jobs", (SingletonJobRegistry jobs) => Results.Ok(
             jobs.Running.Values
                 .OrderBy(run => run.JobName, StringComparer.Ordinal)
-                .Select(run => new { name = run.JobName, fencingToken = run.FencingToken, since = started.Since(run) })));
+                .Select(run => new { name = run.JobName, fencingToken = run.FencingToken, since = run.StartedAt })));
     }
 
     /// <summary><c>POST /locks/{name}</c> and <c>DELETE /locks/{name}</c>: locks held by this instance for its clients.</summary>

@@ -33,7 +33,6 @@ builder.Services.AddOptions<GaggleOptions>().Configure<EventLog>((options, log) 
 builder.Services.AddOptions<WebAppOptions>().Bind(builder.Configuration.GetSection("WebApp"));
 builder.Services.AddSingleton<FencedCounters>();
 builder.Services.TryAddSingleton(TimeProvider.System);
-builder.Services.AddSingleton<JobStartTimes>();
 builder.Services.AddSingleton<HeldLocks>();
 builder.Services.AddHostedService(services => services.GetRequiredService<HeldLocks>()); // releases holds before the node leaves
 builder.Services.AddHealthChecks().AddCheck<GaggleHealthCheck>("gaggle");

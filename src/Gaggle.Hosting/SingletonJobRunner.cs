@@ -62,7 +62,7 @@ internal sealed partial class SingletonJobRunner<TJob>(
             var handle = await node.Locks.TryAcquireAsync(_lockName, TimeSpan.Zero, stoppingToken).ConfigureAwait(false);
             if (handle is not null)
             {
-                registry.Started(new SingletonJobContext(name, node.Id, handle.FencingToken));
+                registry.Started(new SingletonJobContext(name, node.Id, handle.FencingToken, time.GetUtcNow()));
             }
 
             return handle;
@@ -107,7 +107,9 @@ internal sealed partial class SingletonJobRunner<TJob>(
         await using (handle.ConfigureAwait(false))
         {
             using var run = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken, handle.HandleLostToken);
-            var context = new SingletonJobContext(name, node.Id, handle.FencingToken);
+            var context = registry.Running.TryGetValue(name, out var started) && started.FencingToken == handle.FencingToken
+                ? started
+                : new SingletonJobContext(name, node.Id, handle.FencingToken, time.GetUtcNow());
             LogStarted(logger, name, node.Id, handle.FencingToken);
             try
             {

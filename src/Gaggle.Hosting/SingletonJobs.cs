@@ -19,7 +19,8 @@ public interface ISingletonJob
 /// <param name="JobName">The job's cluster-wide name.</param>
 /// <param name="NodeId">The node running it.</param>
 /// <param name="FencingToken">Strictly increases with every run of this job anywhere: pass it to what the job writes.</param>
-public sealed record SingletonJobContext(string JobName, string NodeId, long FencingToken);
+/// <param name="StartedAt">When this instance took the job's lock for this run (the host's <see cref="TimeProvider"/>).</param>
+public sealed record SingletonJobContext(string JobName, string NodeId, long FencingToken, DateTimeOffset StartedAt);
 
 /// <summary>How singleton jobs are scheduled (configuration section <c>Gaggle:Jobs</c>).</summary>
 public sealed class SingletonJobOptions

@@ -18,6 +18,8 @@ public sealed class RunLog
 
     public ConcurrentDictionary<string, string> RunningOn { get; } = new();
 
+    public ConcurrentDictionary<string, SingletonJobContext> Contexts { get; } = new();
+
     public double Now => Clock.Elapsed.TotalMilliseconds;
 }
 
@@ -26,6 +28,7 @@ public abstract class RecordingJob(RunLog log) : ISingletonJob
     public async Task RunAsync(SingletonJobContext context, CancellationToken cancellationToken)
     {
         double start = log.Now;
+        log.Contexts[context.JobName] = context;
         log.RunningOn[context.JobName] = context.NodeId;
         try
         {
@@ -113,11 +116,15 @@ public sealed class SingletonJobTests
     internal static async Task RunsOnOneHostAndMovesWhenItStops(Action<GaggleBuilder> transport)
     {
         var log = new RunLog();
+        var before = DateTimeOffset.UtcNow;
         var hosts = await StartHostsAsync(log, transport, twoJobs: false);
         try
         {
             await Deadline(() => log.RunningOn.ContainsKey("cleanup"), "the job to start somewhere");
             string first = log.RunningOn["cleanup"];
+            var run = hosts[first].Services.GetRequiredService<SingletonJobRegistry>().Running["cleanup"];
+            Assert.That(run, Is.EqualTo(log.Contexts["cleanup"]), "the registry lists the context the job was given");
+            Assert.That(run.StartedAt, Is.InRange(before, DateTimeOffset.UtcNow), "StartedAt is when this instance took the job");
             var stoppedAt = log.Now;
             await hosts[first].StopAsync();
             hosts[first].Dispose();
