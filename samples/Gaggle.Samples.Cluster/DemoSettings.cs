@@ -1,7 +1,7 @@
 namespace Gaggle.Samples.Cluster;
 
 /// <summary>The demo's command line.</summary>
-internal sealed record DemoSettings(int Nodes, int Entries, string? Redis, string? Id, string Cluster, string[]? Members, double? Duration, string? Data = null, int IntervalMs = 500)
+internal sealed record DemoSettings(int Nodes, int Entries, string? Redis, string? Id, string Cluster, string[]? Members, double? Duration, string? Data = null, int IntervalMs = 500, int PaceMs = 50)
 {
     public const string Usage = """
         Usage: dotnet run --project samples/Gaggle.Samples.Cluster [-- options]
@@ -14,7 +14,11 @@ internal sealed record DemoSettings(int Nodes, int Entries, string? Redis, strin
           --duration S       with --id: stop after S seconds (default: run until Ctrl+C)
           --data DIR         keep each node's log and snapshots in DIR/<id> (durable; default: in memory)
           --interval MS      with --id: milliseconds between appends (default 500)
+          --pace MS          pause between the scenario's appends, so the live table can be followed (default 50; 0 = flat out)
         """;
+
+    /// <summary>How long each node holds the contended lock: long enough to see the holder in the table.</summary>
+    public int HoldMs => Math.Max(5, 2 * PaceMs);
 
     public string[] MemberIds => Members ?? Enumerable.Range(0, Nodes).Select(i => $"node-{(char)('a' + i)}").ToArray();
 
@@ -34,6 +38,7 @@ internal sealed record DemoSettings(int Nodes, int Entries, string? Redis, strin
                 ("--members", { Length: > 0 }) => settings with { Members = value!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) },
                 ("--data", { Length: > 0 }) => settings with { Data = value },
                 ("--interval", _) when int.TryParse(value, out int ms) && ms is >= 1 and <= 60000 => settings with { IntervalMs = ms },
+                ("--pace", _) when int.TryParse(value, out int ms) && ms is >= 0 and <= 10000 => settings with { PaceMs = ms },
                 ("--duration", _) when double.TryParse(value, System.Globalization.CultureInfo.InvariantCulture, out double s) && s > 0 => settings with { Duration = s },
                 _ => null,
             };

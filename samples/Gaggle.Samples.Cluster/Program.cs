@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Text;
 using Gaggle;
@@ -18,12 +19,11 @@ if (settings.Id is not null)
     return await SingleNode.RunAsync(settings);
 }
 
-var clock = Stopwatch.StartNew();
-void Say(string text) => Console.WriteLine($"[{clock.Elapsed.TotalMilliseconds,7:0} ms] {text}");
-
 var ids = settings.MemberIds;
 var network = new InMemoryNetwork();
-var nodes = new Dictionary<string, GaggleNode>();
+var nodes = new ConcurrentDictionary<string, GaggleNode>(StringComparer.Ordinal);
+var status = new StatusTable(ids, nodes);
+void Say(string text) => status.Say(text);
 var committed = ids.ToDictionary(id => id, _ => new List<string>());
 bool finished = false;
 bool tokensIncrease = false;
@@ -63,9 +63,10 @@ foreach (var id in ids)
 
 try
 {
+    status.Phase("electing a leader");
     var leader = await AgreedLeader(TimeSpan.FromSeconds(10));
     Say($"Cluster agrees: leader is {leader.Id} (term {leader.Term})");
-    StatusTable.Print(ids, nodes);
+    status.Snapshot();
 
     var latencies = new List<double>();
     await AppendBatch(leader, "from leader", settings.Entries, latencies);
@@ -73,6 +74,7 @@ try
     await AppendBatch(follower, "from follower", settings.Entries, latencies);
 
     // A lock contended by every node: grants come one at a time, with increasing fencing tokens.
+    status.Phase("every node contends for 'demo-lock'");
     var grants = new List<(string Node, long Token)>();
     await Task.WhenAll(nodes.Values.Select(async node =>
     {
@@ -84,8 +86,10 @@ try
                 grants.Add((node.Id, hold.FencingToken));
             }
 
+            status.Holding[node.Id] = hold.FencingToken;
             Say($"{node.Id} holds 'demo-lock' with fencing token {hold.FencingToken}");
-            await Task.Delay(5);
+            await Task.Delay(settings.HoldMs);
+            status.Holding.TryRemove(node.Id, out _);
         }
     }));
     tokensIncrease = grants.Select(g => g.Token).Zip(grants.Select(g => g.Token).Skip(1)).All(p => p.First < p.Second);
@@ -96,6 +100,7 @@ try
     Say(settings.Redis is null
         ? $"Stopping the leader {leader.Id} abruptly: cut off from the network, no hand-over"
         : $"Stopping the leader {leader.Id} (a clean leave hands leadership over; kill a --id process to see a crash)");
+    status.Phase($"leader {leader.Id} stopped: electing a new one");
     var failoverClock = Stopwatch.StartNew();
     if (settings.Redis is null)
     {
@@ -103,15 +108,16 @@ try
     }
 
     await leader.DisposeAsync();
-    nodes.Remove(leader.Id);
+    nodes.TryRemove(leader.Id, out _);
     committed.Remove(leader.Id);
 
     var successor = await AgreedLeader(TimeSpan.FromSeconds(10));
     Say($"New leader {successor.Id} in term {successor.Term}, {failoverClock.ElapsedMilliseconds} ms after the old one stopped");
-    StatusTable.Print(ids, nodes);
+    status.Snapshot();
     var survivor = nodes.Values.First(n => n != successor);
     await AppendBatch(survivor, "after failover", settings.Entries, latencies);
 
+    status.Phase("checking that every node committed the same log");
     int expected = settings.Entries * 3;
     var deadline = Stopwatch.StartNew();
     while (committed.Values.Any(log => Count(log) < expected) && deadline.Elapsed < TimeSpan.FromSeconds(10))
@@ -123,6 +129,8 @@ try
     var reference = logs.Values.First();
     bool identical = logs.Values.All(log => log.SequenceEqual(reference)) && reference.Count == expected && tokensIncrease;
     latencies.Sort();
+    status.Phase("done");
+    await status.DisposeAsync();
     Console.WriteLine();
     Console.WriteLine("Summary");
     foreach (var (id, log) in logs)
@@ -144,6 +152,7 @@ catch (Exception e) when (e is TimeoutException or GaggleRpcException)
 finally
 {
     Volatile.Write(ref finished, true);
+    await status.DisposeAsync();
     foreach (var node in nodes.Values)
     {
         await node.DisposeAsync();
@@ -169,6 +178,7 @@ async Task<GaggleNode> AgreedLeader(TimeSpan timeout)
 
 async Task AppendBatch(GaggleNode node, string label, int count, List<double> latencies)
 {
+    status.Phase($"appending {count} entries {label} ({node.Id})");
     var watch = Stopwatch.StartNew();
     long last = 0;
     for (int i = 1; i <= count; i++)
@@ -176,6 +186,8 @@ async Task AppendBatch(GaggleNode node, string label, int count, List<double> la
         var one = Stopwatch.StartNew();
         last = await node.AppendAsync(Encoding.UTF8.GetBytes($"{label} #{i} via {node.Id}"), TimeSpan.FromSeconds(10));
         latencies.Add(one.Elapsed.TotalMilliseconds);
+        status.Appended.AddOrUpdate(node.Id, 1, (_, n) => n + 1);
+        await Task.Delay(settings.PaceMs);
     }
 
     Say($"{count} entries appended {label} ({node.Id}, {(node.IsLeader ? "leader" : "follower")}) committed in {watch.ElapsedMilliseconds} ms, last index {last}");
