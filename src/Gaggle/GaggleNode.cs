@@ -39,6 +39,7 @@ public sealed partial class GaggleNode : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly Lock _subscribersLock = new();
     private readonly List<Channel<GaggleLogEntry>> _subscribers = [];
+    private int _subscriberCount;
     private readonly ulong _incarnation;
     private readonly TimeSpan _tickInterval;
     private RaftCore? _core;
@@ -216,6 +217,7 @@ public sealed partial class GaggleNode : IAsyncDisposable
         lock (_subscribersLock)
         {
             _subscribers.Add(channel);
+            Volatile.Write(ref _subscriberCount, _subscribers.Count);
         }
 
         try
@@ -230,6 +232,7 @@ public sealed partial class GaggleNode : IAsyncDisposable
             lock (_subscribersLock)
             {
                 _subscribers.Remove(channel);
+                Volatile.Write(ref _subscriberCount, _subscribers.Count);
             }
         }
     }

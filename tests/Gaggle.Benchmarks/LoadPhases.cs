@@ -25,6 +25,9 @@ internal sealed class LoadPhases(BenchCluster cluster, LoadSettings settings)
         long deliveredBefore = cluster.MemoryDelivered;
         using var process = Process.GetCurrentProcess();
         var cpuBefore = process.TotalProcessorTime;
+        long allocatedBefore = GC.GetTotalAllocatedBytes();
+        using var profile = settings.ProfileAllocations ? new AllocationProfile() : null;
+        profile?.Start();
         long inWindow = 0;
         long total = 0;
         var clock = Stopwatch.StartNew();
@@ -50,13 +53,24 @@ internal sealed class LoadPhases(BenchCluster cluster, LoadSettings settings)
 
         var loops = cluster.Running.SelectMany(node => Enumerable.Range(0, settings.AppendsInFlightPerNode).Select(_ => Loop(node))).ToList();
         await Task.WhenAll(loops).ConfigureAwait(false);
+        profile?.Stop();
+        long allocated = GC.GetTotalAllocatedBytes() - allocatedBefore;
         long published = cluster.RedisPublished - publishedBefore;
         long delivered = cluster.MemoryDelivered - deliveredBefore;
         process.Refresh();
         double cpuMs = (process.TotalProcessorTime - cpuBefore).TotalMilliseconds;
+        if (profile is not null)
+        {
+            Console.Error.WriteLine("sampled allocations during the throughput phase, by type:");
+            foreach (var line in profile.Top(25))
+            {
+                Console.Error.WriteLine("  " + line);
+            }
+        }
+
         return total == 0
-            ? new ThroughputResult(0, 0, 0, 0)
-            : new ThroughputResult(inWindow / window.TotalSeconds, (double)published / total, (double)delivered / total, cpuMs * 1000 / total);
+            ? new ThroughputResult(0, 0, 0, 0, 0)
+            : new ThroughputResult(inWindow / window.TotalSeconds, (double)published / total, (double)delivered / total, cpuMs * 1000 / total, (double)allocated / total);
     }
 
     /// <summary>One append at a time from <paramref name="node"/>, until the window ends.</summary>
@@ -162,4 +176,4 @@ internal sealed class LoadPhases(BenchCluster cluster, LoadSettings settings)
 }
 
 /// <summary>The throughput phase's figures; messages and CPU are per commit, over the window and the drain after it.</summary>
-internal sealed record ThroughputResult(double CommitsPerSecond, double RedisMessagesPerCommit, double MemoryDeliveriesPerCommit, double CpuMicrosecondsPerCommit);
+internal sealed record ThroughputResult(double CommitsPerSecond, double RedisMessagesPerCommit, double MemoryDeliveriesPerCommit, double CpuMicrosecondsPerCommit, double AllocatedBytesPerCommit);

@@ -106,6 +106,7 @@ internal sealed record LoadReport
         Row("peak RSS", string.Create(CultureInfo.InvariantCulture, $"{PeakRssMb:0.0} MB"));
         Row("Redis PUBLISHes per commit (full load)", string.Create(CultureInfo.InvariantCulture, $"{RedisMessagesPerCommit:0.000}"));
         Row("  process CPU per commit (full load)", string.Create(CultureInfo.InvariantCulture, $"{Throughput.CpuMicrosecondsPerCommit:0.0} us"));
+        Row("  bytes allocated per commit (full load)", string.Create(CultureInfo.InvariantCulture, $"{Throughput.AllocatedBytesPerCommit:0}"));
         if (Channel == "memory")
         {
             Row("  in-memory deliveries per commit", string.Create(CultureInfo.InvariantCulture, $"{Throughput.MemoryDeliveriesPerCommit:0.000}"));

@@ -23,11 +23,14 @@ internal sealed record LoadSettings
     /// <summary>Concurrent lock clients (also the SET NX baseline's concurrency).</summary>
     public int LockClients { get; init; } = 64;
 
+    /// <summary>Samples allocations by type during the throughput phase and prints the top types.</summary>
+    public bool ProfileAllocations { get; init; }
+
     public bool IsRedis => Channel == "redis";
 
     public const string Usage =
         "usage: Gaggle.Benchmarks [--channel memory|redis] [--redis HOST:PORT] [--nodes N (3-26)] [--duration S] [--payload BYTES]\n" +
-        "                         [--inflight PER_NODE] [--lock-clients N] [--out FILE.json]\n" +
+        "                         [--inflight PER_NODE] [--lock-clients N] [--out FILE.json] [--profile-allocations]\n" +
         "       Gaggle.Benchmarks --micro [BenchmarkDotNet arguments, default: --filter * --job short]";
 
     /// <summary>Parses <paramref name="args"/>; null (after printing why) when they are invalid.</summary>
@@ -37,6 +40,12 @@ internal sealed record LoadSettings
         for (int i = 0; i < args.Length; i++)
         {
             string name = args[i];
+            if (name == "--profile-allocations")
+            {
+                settings = settings with { ProfileAllocations = true };
+                continue;
+            }
+
             if (i + 1 >= args.Length)
             {
                 return Fail($"{name} needs a value");

@@ -3,6 +3,39 @@ using System.Text;
 
 namespace Gaggle.Channels;
 
+/// <summary>Unsigned LEB128 varints: 7 bits a byte, least significant first, high bit set on all but the last.</summary>
+internal static class VarInt
+{
+    public const int MaxBytes = 10;
+
+    /// <summary>How many bytes <paramref name="value"/> takes.</summary>
+    public static int Size(ulong value)
+    {
+        int size = 1;
+        while (value >= 0x80)
+        {
+            value >>= 7;
+            size++;
+        }
+
+        return size;
+    }
+
+    /// <summary>Writes <paramref name="value"/> at the start of <paramref name="span"/>; returns the bytes written.</summary>
+    public static int Write(Span<byte> span, ulong value)
+    {
+        int i = 0;
+        while (value >= 0x80)
+        {
+            span[i++] = (byte)(value | 0x80);
+            value >>= 7;
+        }
+
+        span[i++] = (byte)value;
+        return i;
+    }
+}
+
 /// <summary>Appends the primitives of the wire format: unsigned LEB128 varints, length-prefixed bytes and UTF-8 strings.</summary>
 internal sealed class WireWriter
 {
@@ -19,19 +52,7 @@ internal sealed class WireWriter
         _buffer.Advance(1);
     }
 
-    public void VarUInt(ulong value)
-    {
-        var span = _buffer.GetSpan(10);
-        int i = 0;
-        while (value >= 0x80)
-        {
-            span[i++] = (byte)(value | 0x80);
-            value >>= 7;
-        }
-
-        span[i++] = (byte)value;
-        _buffer.Advance(i);
-    }
+    public void VarUInt(ulong value) => _buffer.Advance(VarInt.Write(_buffer.GetSpan(VarInt.MaxBytes), value));
 
     public void VarLong(long value)
     {
@@ -59,6 +80,9 @@ internal sealed class WireWriter
 /// <summary>Reads what <see cref="WireWriter"/> wrote; any inconsistency throws <see cref="FormatException"/>.</summary>
 internal struct WireReader
 {
+    /// <summary>Strict UTF-8: invalid bytes throw instead of becoming replacement characters.</summary>
+    private static readonly UTF8Encoding StrictUtf8 = new(false, true);
+
     private readonly ReadOnlyMemory<byte> _data;
     private int _position;
 
@@ -131,7 +155,7 @@ internal struct WireReader
         int length = Length();
         try
         {
-            var value = new UTF8Encoding(false, true).GetString(_data.Span.Slice(_position, length));
+            var value = StrictUtf8.GetString(_data.Span.Slice(_position, length));
             _position += length;
             return value;
         }

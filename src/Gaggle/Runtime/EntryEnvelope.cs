@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Text;
 using Gaggle.Channels;
 
 namespace Gaggle.Runtime;
@@ -25,19 +26,22 @@ internal readonly record struct EntryEnvelope(EntryPayloadKind Kind, long Stamp,
     private const byte FormatVersion = 2;
     private const int StampOffset = 2;
 
+    /// <summary>The envelope's bytes, in one array of exactly the encoded size.</summary>
     public byte[] Encode()
     {
-        var writer = new WireWriter(Payload.Length + Origin.Length + 32);
-        writer.Byte(FormatVersion);
-        writer.Byte((byte)Kind);
-        Span<byte> stamp = stackalloc byte[8];
-        BinaryPrimitives.WriteInt64LittleEndian(stamp, Stamp);
-        writer.Raw(stamp);
-        writer.String(Origin);
-        writer.VarUInt(Incarnation);
-        writer.VarLong(Sequence);
-        writer.Raw(Payload.Span);
-        return writer.ToArray();
+        int originBytes = Encoding.UTF8.GetByteCount(Origin);
+        int size = StampOffset + 8 + VarInt.Size((ulong)originBytes) + originBytes + VarInt.Size(Incarnation) + VarInt.Size((ulong)Sequence) + Payload.Length;
+        var bytes = new byte[size];
+        bytes[0] = FormatVersion;
+        bytes[1] = (byte)Kind;
+        BinaryPrimitives.WriteInt64LittleEndian(bytes.AsSpan(StampOffset, 8), Stamp);
+        int at = StampOffset + 8;
+        at += VarInt.Write(bytes.AsSpan(at), (ulong)originBytes);
+        at += Encoding.UTF8.GetBytes(Origin, bytes.AsSpan(at));
+        at += VarInt.Write(bytes.AsSpan(at), Incarnation);
+        at += VarInt.Write(bytes.AsSpan(at), checked((ulong)Sequence));
+        Payload.Span.CopyTo(bytes.AsSpan(at));
+        return bytes;
     }
 
     /// <summary>A copy of an encoded envelope with the leader's timestamp written in.</summary>

@@ -43,29 +43,32 @@ public sealed partial class GaggleNode
     {
         var pending = new PendingAppend(sequence, envelope);
         return PostAndWaitAsync(
-            _appends, sequence, pending, new AppendInput(pending), pending.Completion.Task, timeout, cancellationToken,
-            () => $"The entry appended on node '{Id}' was not committed within {timeout!.Value.TotalMilliseconds:0} ms (leader: {LeaderId ?? "none"}); it may still be committed later.");
+            _appends, sequence, pending, pending.Completion.Task, timeout, cancellationToken,
+            static (node, _, timeout) => $"The entry appended on node '{node.Id}' was not committed within {timeout.TotalMilliseconds:0} ms (leader: {node.LeaderId ?? "none"}); it may still be committed later.");
     }
 
     /// <summary>
-    /// Registers <paramref name="pending"/> under <paramref name="key"/>, hands <paramref name="input"/> to the
-    /// loop and waits for <paramref name="completion"/>; a timeout becomes a <see cref="TimeoutException"/>
-    /// with <paramref name="timeoutMessage"/>, and the registration always ends.
+    /// Registers <paramref name="pending"/> under <paramref name="key"/>, hands it to the loop and
+    /// waits for <paramref name="completion"/>; a timeout becomes a <see cref="TimeoutException"/>
+    /// with the text of <paramref name="timeoutMessage"/>, and the registration always ends.
     /// </summary>
     private async Task<T> PostAndWaitAsync<TPending, T>(
-        System.Collections.Concurrent.ConcurrentDictionary<long, TPending> registry, long key, TPending pending, LoopInput input,
-        Task<T> completion, TimeSpan? timeout, CancellationToken cancellationToken, Func<string> timeoutMessage)
+        System.Collections.Concurrent.ConcurrentDictionary<long, TPending> registry, long key, TPending pending,
+        Task<T> completion, TimeSpan? timeout, CancellationToken cancellationToken, Func<GaggleNode, TPending, TimeSpan, string> timeoutMessage)
+        where TPending : LoopInput
     {
         ValidateTimeout(timeout);
         registry[key] = pending;
         try
         {
-            Post(input);
-            return await WaitAsync(completion, timeout, cancellationToken).ConfigureAwait(false);
+            Post(pending);
+            return timeout is { } t
+                ? await completion.WaitAsync(t, _time, cancellationToken).ConfigureAwait(false)
+                : await completion.WaitAsync(cancellationToken).ConfigureAwait(false);
         }
         catch (TimeoutException)
         {
-            throw new TimeoutException(timeoutMessage());
+            throw new TimeoutException(timeoutMessage(this, pending, timeout!.Value));
         }
         finally
         {
@@ -82,13 +85,6 @@ public sealed partial class GaggleNode
     /// <returns>The committed entry's log index.</returns>
     public Task<long> AppendJsonAsync<T>(T value, TimeSpan? timeout = null, JsonSerializerOptions? jsonOptions = null, CancellationToken cancellationToken = default)
         => AppendAsync(JsonSerializer.SerializeToUtf8Bytes(value, jsonOptions), timeout, cancellationToken);
-
-    private async Task<T> WaitAsync<T>(Task<T> task, TimeSpan? timeout, CancellationToken cancellationToken)
-    {
-        return timeout is { } t
-            ? await task.WaitAsync(t, _time, cancellationToken).ConfigureAwait(false)
-            : await task.WaitAsync(cancellationToken).ConfigureAwait(false);
-    }
 
     private static void ValidateTimeout(TimeSpan? timeout)
     {

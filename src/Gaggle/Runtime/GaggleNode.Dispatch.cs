@@ -28,8 +28,8 @@ public sealed partial class GaggleNode
         long callId = Interlocked.Increment(ref _nextCallId);
         var pending = new PendingDispatch(callId, method, args.ToArray());
         return PostAndWaitAsync(
-            _dispatches, callId, pending, new DispatchInput(pending), pending.Completion.Task, timeout, cancellationToken,
-            () => $"The RPC '{method}' from node '{Id}' got no result within {timeout!.Value.TotalMilliseconds:0} ms (leader: {LeaderId ?? "none"}).");
+            _dispatches, callId, pending, pending.Completion.Task, timeout, cancellationToken,
+            static (node, pending, timeout) => $"The RPC '{pending.Method}' from node '{node.Id}' got no result within {timeout.TotalMilliseconds:0} ms (leader: {node.LeaderId ?? "none"}).");
     }
 
     /// <summary>Calls <paramref name="method"/> on the leader with JSON-serialized arguments and deserializes its JSON result.</summary>

@@ -81,15 +81,15 @@ public sealed partial class GaggleNode
                 }
 
                 break;
-            case AppendInput append:
-                if (_appends.ContainsKey(append.Append.Sequence))
+            case PendingAppend append:
+                if (_appends.ContainsKey(append.Sequence))
                 {
-                    AddToBatch(append.Append);
+                    AddToBatch(append);
                 }
 
                 break;
-            case DispatchInput dispatch:
-                RouteDispatch(core, dispatch.Dispatch);
+            case PendingDispatch dispatch:
+                RouteDispatch(core, dispatch);
                 break;
             case ActionInput action:
                 action.Action();
@@ -214,24 +214,32 @@ public sealed partial class GaggleNode
                 continue;
             }
 
-            var published = new GaggleLogEntry(entry.Index, entry.Term, entry.Kind, envelope.Payload, envelope.Origin);
-            foreach (var machine in _options.StateMachines.Values)
-            {
-                // A state machine that throws would leave replicas diverged: the node stops.
-                machine.Apply(published);
-            }
-
             GaggleMetrics.Commits.Add(1, _nodeTag);
-            Raise(Committed, published, nameof(Committed));
-            lock (_subscribersLock)
+            if (_options.StateMachines.Count > 0 || Committed is not null || Volatile.Read(ref _subscriberCount) > 0)
             {
-                foreach (var subscriber in _subscribers)
-                {
-                    subscriber.Writer.TryWrite(published);
-                }
+                Publish(new GaggleLogEntry(entry.Index, entry.Term, entry.Kind, envelope.Payload, envelope.Origin));
             }
 
             CompleteAppend(envelope, entry.Index);
+        }
+    }
+
+    /// <summary>Hands a committed application entry to the state machines, the <see cref="Committed"/> event and the readers.</summary>
+    private void Publish(GaggleLogEntry published)
+    {
+        foreach (var machine in _options.StateMachines.Values)
+        {
+            // A state machine that throws would leave replicas diverged: the node stops.
+            machine.Apply(published);
+        }
+
+        Raise(Committed, published, nameof(Committed));
+        lock (_subscribersLock)
+        {
+            foreach (var subscriber in _subscribers)
+            {
+                subscriber.Writer.TryWrite(published);
+            }
         }
     }
 

@@ -15,24 +15,14 @@ internal sealed class TickInput : LoopInput
     public static readonly TickInput Instance = new();
 }
 
-internal sealed class AppendInput(PendingAppend append) : LoopInput
-{
-    public PendingAppend Append { get; } = append;
-}
-
-internal sealed class DispatchInput(PendingDispatch dispatch) : LoopInput
-{
-    public PendingDispatch Dispatch { get; } = dispatch;
-}
-
 /// <summary>Runs an action on the loop (reads of the core's state, leadership transfer).</summary>
 internal sealed class ActionInput(Action action) : LoopInput
 {
     public Action Action { get; } = action;
 }
 
-/// <summary>An append waiting for its entry to commit.</summary>
-internal sealed class PendingAppend(long sequence, byte[] envelope)
+/// <summary>An append waiting for its entry to commit; posted to the loop as is.</summary>
+internal sealed class PendingAppend(long sequence, byte[] envelope) : LoopInput
 {
     public long Sequence { get; } = sequence;
 
@@ -68,8 +58,8 @@ internal sealed class PendingAppend(long sequence, byte[] envelope)
     public long SentAtTick { get; set; }
 }
 
-/// <summary>A leader RPC waiting for its reply.</summary>
-internal sealed class PendingDispatch(long callId, string method, ReadOnlyMemory<byte> args)
+/// <summary>A leader RPC waiting for its reply; posted to the loop as is.</summary>
+internal sealed class PendingDispatch(long callId, string method, ReadOnlyMemory<byte> args) : LoopInput
 {
     public long CallId { get; } = callId;
 

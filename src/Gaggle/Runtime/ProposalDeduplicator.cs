@@ -6,8 +6,9 @@ namespace Gaggle.Runtime;
 /// Remembers which (origin, incarnation, sequence) entries were applied, so an append that was
 /// retried and landed in the log twice is applied once. Decisions depend only on the order of the
 /// committed log, so every replica decides alike, and the table is part of snapshots. Per origin
-/// incarnation it keeps the sequences above a sliding floor (a retry older than
-/// <see cref="Window"/> sequences is not expected), and per origin the
+/// incarnation it keeps a floor (every sequence up to it counts as seen: it follows contiguous
+/// sequences, and jumps over a gap once <see cref="Window"/> sequences wait above it, since a retry
+/// that old is not expected) and the sequences seen above the floor; per origin the
 /// <see cref="IncarnationsPerOrigin"/> most recently used incarnations.
 /// </summary>
 internal sealed class ProposalDeduplicator
@@ -26,7 +27,7 @@ internal sealed class ProposalDeduplicator
             _origins[origin] = incarnations;
         }
 
-        var seen = incarnations.Find(s => s.Incarnation == incarnation);
+        var seen = Find(incarnations, incarnation);
         if (seen is null)
         {
             if (incarnations.Count >= IncarnationsPerOrigin)
@@ -39,12 +40,26 @@ internal sealed class ProposalDeduplicator
         }
 
         seen.LastIndex = logIndex;
-        if (sequence <= seen.Floor || !seen.Sequences.Add(sequence))
+        if (sequence <= seen.Floor || seen.Sequences.Contains(sequence))
         {
             return false;
         }
 
         seen.Max = Math.Max(seen.Max, sequence);
+        if (sequence == seen.Floor + 1)
+        {
+            // Sequences are numbered from 1 and mostly applied in order: the floor follows them and
+            // the set holds only what arrived above a gap.
+            seen.Floor = sequence;
+            while (seen.Sequences.Remove(seen.Floor + 1))
+            {
+                seen.Floor++;
+            }
+
+            return true;
+        }
+
+        seen.Sequences.Add(sequence);
         if (seen.Sequences.Count > 2 * Window)
         {
             // Pruned in batches: a scan per Window entries keeps FirstTime O(1) amortized.
@@ -58,8 +73,21 @@ internal sealed class ProposalDeduplicator
     /// <summary>Whether an entry id was applied (within the window).</summary>
     public bool Contains(string origin, ulong incarnation, long sequence)
         => _origins.TryGetValue(origin, out var incarnations)
-            && incarnations.Find(s => s.Incarnation == incarnation) is { } seen
+            && Find(incarnations, incarnation) is { } seen
             && (sequence <= seen.Floor || seen.Sequences.Contains(sequence));
+
+    private static Seen? Find(List<Seen> incarnations, ulong incarnation)
+    {
+        foreach (var seen in incarnations)
+        {
+            if (seen.Incarnation == incarnation)
+            {
+                return seen;
+            }
+        }
+
+        return null;
+    }
 
     public void Write(WireWriter writer)
     {

@@ -76,4 +76,56 @@ public sealed class AppendRetryTests
         Assert.That(table.FirstTime("a", 1, 2 * window + 5, 0), Is.False, "a duplicate inside the window");
         Assert.That(table.FirstTime("a", 1, 3 * window + 1, 0), Is.True);
     }
+
+    [Test]
+    public void TheDuplicateTableFollowsContiguousSequencesAndRemembersWhatArrivedAboveAGap()
+    {
+        var table = new Gaggle.Runtime.ProposalDeduplicator();
+        foreach (long sequence in new long[] { 1, 2, 4, 5, 7 })
+        {
+            Assert.That(table.FirstTime("a", 1, sequence, sequence), Is.True, $"sequence {sequence} first seen");
+        }
+
+        foreach (long sequence in new long[] { 1, 2, 4, 5, 7 })
+        {
+            Assert.That(table.FirstTime("a", 1, sequence, 10), Is.False, $"sequence {sequence} again");
+        }
+
+        Assert.That(table.Contains("a", 1, 3), Is.False, "3 is in the gap");
+        Assert.That(table.Contains("a", 1, 6), Is.False, "6 is in the gap");
+
+        // A snapshot taken with gaps restores the same decisions.
+        var writer = new Gaggle.Channels.WireWriter();
+        table.Write(writer);
+        var reader = new Gaggle.Channels.WireReader(writer.ToArray());
+        var restored = new Gaggle.Runtime.ProposalDeduplicator();
+        restored.Read(ref reader);
+        foreach (var copy in new[] { table, restored })
+        {
+            Assert.That(copy.FirstTime("a", 1, 3, 11), Is.True, "the gap fills");
+            Assert.That(copy.FirstTime("a", 1, 6, 12), Is.True, "the second gap fills");
+            foreach (long sequence in Enumerable.Range(1, 7))
+            {
+                Assert.That(copy.Contains("a", 1, sequence), Is.True, $"sequence {sequence} seen");
+                Assert.That(copy.FirstTime("a", 1, sequence, 13), Is.False, $"sequence {sequence} is a duplicate now");
+            }
+
+            Assert.That(copy.FirstTime("a", 1, 8, 14), Is.True);
+        }
+    }
+
+    [Test]
+    public void TheDuplicateTableJumpsOverAGapThatNeverFills()
+    {
+        var table = new Gaggle.Runtime.ProposalDeduplicator();
+        long window = Gaggle.Runtime.ProposalDeduplicator.Window;
+        for (long sequence = 2; sequence <= 3 * window; sequence++)
+        {
+            Assert.That(table.FirstTime("a", 1, sequence, sequence), Is.True);
+        }
+
+        Assert.That(table.FirstTime("a", 1, 1, 0), Is.False, "a retry older than the window is taken for a duplicate");
+        Assert.That(table.FirstTime("a", 1, 3 * window, 0), Is.False, "a recent duplicate");
+        Assert.That(table.FirstTime("a", 1, 3 * window + 1, 0), Is.True);
+    }
 }
