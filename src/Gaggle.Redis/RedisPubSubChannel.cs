@@ -33,7 +33,7 @@ public sealed class RedisPubSubChannel : IChannel
     private readonly RedisChannel _allChannel;
     private readonly string _nodeChannelPrefix;
     private readonly HashSet<string>? _members;
-    private readonly ResiliencePipeline _publishPipeline;
+    private readonly ResiliencePipeline _retryPipeline;
     private readonly Lock _deliverLock = new();
     private readonly Dictionary<string, SenderWindow> _windows = new(StringComparer.Ordinal);
     private readonly long[] _lastLogged = new long[Enum.GetValues<DropReason>().Length + 1];
@@ -68,20 +68,22 @@ public sealed class RedisPubSubChannel : IChannel
         _nodeChannelPrefix = ChannelPrefix + "node:";
         _ownChannel = RedisChannel.Literal(_nodeChannelPrefix + nodeId);
         _allChannel = RedisChannel.Literal(ChannelPrefix + "all");
+        // The first attempt is made outside the pipeline, and the first retry after PublishRetryDelay
+        // enters it: it makes the remaining PublishRetries - 1 attempts, with growing delays.
         var pipeline = new ResiliencePipelineBuilder();
-        if (options.PublishRetries > 0)
+        if (options.PublishRetries > 1)
         {
             pipeline.AddRetry(new RetryStrategyOptions
             {
-                MaxRetryAttempts = options.PublishRetries,
-                Delay = options.PublishRetryDelay,
+                MaxRetryAttempts = options.PublishRetries - 1,
+                Delay = options.PublishRetryDelay * 2,
                 BackoffType = DelayBackoffType.Exponential,
                 UseJitter = true,
                 ShouldHandle = new PredicateBuilder().Handle<RedisException>().Handle<TimeoutException>(),
             });
         }
 
-        _publishPipeline = pipeline.Build();
+        _retryPipeline = pipeline.Build();
     }
 
     /// <inheritdoc />
@@ -205,11 +207,27 @@ public sealed class RedisPubSubChannel : IChannel
         _ = PublishAsync(_subscriber, channel, envelope);
     }
 
+    /// <summary>
+    /// Publishes once directly (the common case costs one PUBLISH and no pipeline); a failed first
+    /// attempt goes through the retry pipeline (backoff with jitter, <see cref="RedisPubSubChannelOptions.PublishRetries"/> retries).
+    /// </summary>
     private async Task PublishAsync(ISubscriber subscriber, RedisChannel channel, byte[] envelope)
     {
         try
         {
-            await _publishPipeline.ExecuteAsync(
+            try
+            {
+                await subscriber.PublishAsync(channel, envelope).ConfigureAwait(false);
+                Statistics.CountPublished();
+                return;
+            }
+            catch (Exception e) when ((e is RedisException or TimeoutException) && _options.PublishRetries > 0)
+            {
+                Statistics.CountPublishFailure();
+                await Task.Delay(_options.PublishRetryDelay, _stopping.Token).ConfigureAwait(false);
+            }
+
+            await _retryPipeline.ExecuteAsync(
                 static async (state, _) =>
                 {
                     try

@@ -43,18 +43,19 @@ public sealed partial class GaggleNode
     {
         var pending = new PendingAppend(sequence, envelope);
         return PostAndWaitAsync(
-            _appends, sequence, pending, pending.Completion.Task, timeout, cancellationToken,
+            _appends, sequence, pending, pending.Completion.Task, completerRemoves: true, timeout, cancellationToken,
             static (node, _, timeout) => $"The entry appended on node '{node.Id}' was not committed within {timeout.TotalMilliseconds:0} ms (leader: {node.LeaderId ?? "none"}); it may still be committed later.");
     }
 
     /// <summary>
     /// Registers <paramref name="pending"/> under <paramref name="key"/>, hands it to the loop and
     /// waits for <paramref name="completion"/>; a timeout becomes a <see cref="TimeoutException"/>
-    /// with the text of <paramref name="timeoutMessage"/>, and the registration always ends.
+    /// with the text of <paramref name="timeoutMessage"/>, and the registration always ends (here,
+    /// or, when <paramref name="completerRemoves"/>, by whoever completes it, before completing it).
     /// </summary>
     private async Task<T> PostAndWaitAsync<TPending, T>(
         System.Collections.Concurrent.ConcurrentDictionary<long, TPending> registry, long key, TPending pending,
-        Task<T> completion, TimeSpan? timeout, CancellationToken cancellationToken, Func<GaggleNode, TPending, TimeSpan, string> timeoutMessage)
+        Task<T> completion, bool completerRemoves, TimeSpan? timeout, CancellationToken cancellationToken, Func<GaggleNode, TPending, TimeSpan, string> timeoutMessage)
         where TPending : LoopInput
     {
         ValidateTimeout(timeout);
@@ -72,7 +73,10 @@ public sealed partial class GaggleNode
         }
         finally
         {
-            registry.TryRemove(key, out _);
+            if (!(completerRemoves && completion.IsCompleted))
+            {
+                registry.TryRemove(key, out _);
+            }
         }
     }
 
