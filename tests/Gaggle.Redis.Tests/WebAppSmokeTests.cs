@@ -67,6 +67,20 @@ public sealed class WebAppSmokeTests
         }
     }
 
+    /// <summary>An invalid WebApp setting stops the start with a message naming the setting.</summary>
+    [TestCase("WebApp:CleanupInterval", "00:00:00")]
+    [TestCase("WebApp:CounterLockTimeout", "-00:00:01")]
+    [TestCase("WebApp:CounterRetention", "-01:00:00")]
+    public async Task AnInvalidSettingStopsTheStart(string key, string value)
+    {
+        var redis = await RedisServer.RequireAsync();
+        string cluster = "webapp-" + Guid.NewGuid().ToString("N")[..8];
+        using var app = WebAppProcess.Start(WebAppProcess.Assembly(), redis, cluster, "web-a", ["web-a"], $"--{key}={value}");
+        int? exitCode = app.WaitForExit(TimeSpan.FromSeconds(30));
+        Assert.That(exitCode, Is.Not.Null.And.Not.Zero, $"the start with {key}={value} was not refused:\n{app.Output}");
+        Assert.That(app.Output, Does.Contain(key).And.Contain(value), "the message names the setting and its value");
+    }
+
     /// <summary>Every instance answers /status and names the same leader, which alone says it leads.</summary>
     private static async Task<string> AgreeOnLeaderAsync(IReadOnlyList<WebAppProcess> apps)
     {
