@@ -34,7 +34,7 @@ public static class Endpoints
     /// <summary><c>POST /locks/{name}</c> and <c>DELETE /locks/{name}</c>: locks held by this instance for its clients.</summary>
     public static void MapLockEndpoints(this IEndpointRouteBuilder app)
     {
-        app.MapPost("/locks/{name}", async (string name, string? timeoutMs, HeldLocks held, CancellationToken cancellationToken) =>
+        app.MapPost("/locks/{name}", async (string name, string? timeoutMs, HeldLocks held, GaggleNode node, CancellationToken cancellationToken) =>
         {
             if (Validation.LockName(name) is { } badName)
             {
@@ -50,7 +50,7 @@ public static class Endpoints
             {
                 var handle = await held.TryAcquireAsync(name, timeout, cancellationToken);
                 return handle is null
-                    ? Results.Problem($"The lock '{name}' was not acquired within {timeout.TotalMilliseconds:0} ms.", statusCode: StatusCodes.Status409Conflict, title: "Lock not acquired")
+                    ? NotAcquired(name, timeout, node)
                     : Results.Ok(new { name, fencingToken = handle.FencingToken });
             }
             catch (InvalidOperationException e)
@@ -75,6 +75,23 @@ public static class Endpoints
                 ? Results.Ok(new { name, fencingToken, released = true })
                 : Results.Problem($"This instance holds no lock '{name}' with fencing token {fencingToken}.", statusCode: StatusCodes.Status404NotFound, title: "No such hold");
         });
+    }
+
+    /// <summary>
+    /// The 409 for a lock that was not granted. Without a leader even a single try waits (up to the
+    /// lock lease) for an answer that cannot be committed, so the detail says why.
+    /// </summary>
+    private static IResult NotAcquired(string name, TimeSpan timeout, GaggleNode node)
+    {
+        string detail = timeout == TimeSpan.Zero
+            ? $"The lock '{name}' was not granted on a single try."
+            : $"The lock '{name}' was not acquired within {timeout.TotalMilliseconds:0} ms.";
+        if (node.LeaderId is null)
+        {
+            detail += $" Node '{node.Id}' knows no leader: it is cut off from the majority, or an election is under way.";
+        }
+
+        return Results.Problem(detail, statusCode: StatusCodes.Status409Conflict, title: "Lock not acquired");
     }
 
     /// <summary><c>POST /log</c> and <c>GET /log</c>: the replicated event log.</summary>
@@ -121,7 +138,7 @@ public static class Endpoints
     /// <summary><c>POST /counters/{name}/increment</c>: a write guarded by a lock and its fencing token.</summary>
     public static void MapCounterEndpoints(this IEndpointRouteBuilder app)
     {
-        app.MapPost("/counters/{name}/increment", async (string name, HeldLocks held, Gaggle.Locks.GaggleLocks locks, FencedCounters counters, IOptions<WebAppOptions> options, CancellationToken cancellationToken) =>
+        app.MapPost("/counters/{name}/increment", async (string name, GaggleNode node, Gaggle.Locks.GaggleLocks locks, FencedCounters counters, IOptions<WebAppOptions> options, CancellationToken cancellationToken) =>
         {
             if (Validation.LockName(name) is { } badName)
             {
@@ -132,7 +149,7 @@ public static class Endpoints
             await using var hold = await locks.TryAcquireAsync("counter:" + name, timeout, cancellationToken);
             if (hold is null)
             {
-                return Results.Problem($"The lock 'counter:{name}' was not acquired within {timeout.TotalMilliseconds:0} ms.", statusCode: StatusCodes.Status409Conflict, title: "Lock not acquired");
+                return NotAcquired("counter:" + name, timeout, node);
             }
 
             // Checking the hold first is not enough (it can be lost right after the check); the fence

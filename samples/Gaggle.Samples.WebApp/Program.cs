@@ -30,7 +30,8 @@ builder.Services.AddGaggle(gaggle)
 builder.Services.AddSingleton<EventLog>();
 builder.Services.AddOptions<GaggleOptions>().Configure<EventLog>((options, log) => options.StateMachines[EventLog.Name] = log);
 
-builder.Services.AddOptions<WebAppOptions>().Bind(builder.Configuration.GetSection("WebApp"));
+builder.Services.AddOptions<WebAppOptions>().Bind(builder.Configuration.GetSection("WebApp")).ValidateOnStart();
+builder.Services.AddSingleton<IValidateOptions<WebAppOptions>, WebAppOptionsValidator>();
 builder.Services.AddSingleton<FencedCounters>();
 builder.Services.TryAddSingleton(TimeProvider.System);
 builder.Services.AddSingleton<HeldLocks>();

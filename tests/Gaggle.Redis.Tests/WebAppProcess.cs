@@ -27,7 +27,7 @@ internal sealed class WebAppProcess : IDisposable
 
     public string Output => string.Join("\n", _lines);
 
-    public static WebAppProcess Start(string assembly, string redis, string cluster, string id, IReadOnlyList<string> members)
+    public static WebAppProcess Start(string assembly, string redis, string cluster, string id, IReadOnlyList<string> members, params string[] extraArguments)
     {
         int port = FreePort();
         var info = new ProcessStartInfo("dotnet")
@@ -39,6 +39,7 @@ internal sealed class WebAppProcess : IDisposable
         };
         var arguments = new List<string> { assembly, "--urls", $"http://127.0.0.1:{port}", $"--Gaggle:NodeId={id}", $"--Gaggle:Redis={redis}", $"--Gaggle:Cluster={cluster}" };
         arguments.AddRange(members.Select((member, i) => $"--Gaggle:Members:{i}={member}"));
+        arguments.AddRange(extraArguments);
         arguments.ForEach(info.ArgumentList.Add);
 
         var instance = new WebAppProcess(id, port, Process.Start(info)!);
@@ -51,6 +52,18 @@ internal sealed class WebAppProcess : IDisposable
 
     /// <summary>The built web app sample next to this test build.</summary>
     public static string Assembly() => BuiltSample.Path("Gaggle.Samples.WebApp");
+
+    /// <summary>Waits for the process to exit by itself; its exit code, or null when it still runs after <paramref name="timeout"/>.</summary>
+    public int? WaitForExit(TimeSpan timeout)
+    {
+        if (!_process.WaitForExit(timeout))
+        {
+            return null;
+        }
+
+        _process.WaitForExit(); // flushes the redirected output
+        return _process.ExitCode;
+    }
 
     /// <summary>SIGKILL: no clean shutdown, the instance's locks end only when their leases expire.</summary>
     public void Kill()

@@ -51,6 +51,11 @@ public sealed class WebAppSmokeTests
             Assert.That(newLeader, Is.Not.EqualTo(leader));
             await LocksAsync(survivors[0], survivors[1]);
             await LogAsync(survivors, survivors);
+
+            // Kill a second one: the last instance is cut off from the majority. A lock is refused
+            // (409, even a single try, after the lease at most) with a detail that says why.
+            survivors[0].Kill();
+            await NoLeaderAsync(survivors[1]);
         }
         catch
         {
@@ -65,6 +70,31 @@ public sealed class WebAppSmokeTests
         {
             apps.ForEach(a => a.Dispose());
         }
+    }
+
+    /// <summary>An invalid WebApp setting stops the start with a message naming the setting.</summary>
+    [TestCase("WebApp:CleanupInterval", "00:00:00")]
+    [TestCase("WebApp:CounterLockTimeout", "-00:00:01")]
+    [TestCase("WebApp:CounterRetention", "-01:00:00")]
+    public async Task AnInvalidSettingStopsTheStart(string key, string value)
+    {
+        var redis = await RedisServer.RequireAsync();
+        string cluster = "webapp-" + Guid.NewGuid().ToString("N")[..8];
+        using var app = WebAppProcess.Start(WebAppProcess.Assembly(), redis, cluster, "web-a", ["web-a"], $"--{key}={value}");
+        int? exitCode = app.WaitForExit(TimeSpan.FromSeconds(30));
+        Assert.That(exitCode, Is.Not.Null.And.Not.Zero, $"the start with {key}={value} was not refused:\n{app.Output}");
+        Assert.That(app.Output, Does.Contain(key).And.Contain(value), "the message names the setting and its value");
+    }
+
+    /// <summary>Without a majority there is no leader; a lock request answers 409 and says so.</summary>
+    private static async Task NoLeaderAsync(WebAppProcess alone)
+    {
+        await Until(async () => (await alone.Client.GetFromJsonAsync<JsonElement>("/status")).GetProperty("leaderId").ValueKind == JsonValueKind.Null,
+            $"{alone.Id} to see no leader", TimeSpan.FromSeconds(30));
+        using var response = await alone.Client.PostAsync("/locks/alone", null);
+        string body = await response.Content.ReadAsStringAsync();
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.Conflict), body);
+        Assert.That(JsonDocument.Parse(body).RootElement.GetProperty("detail").GetString(), Does.Contain("knows no leader"), body);
     }
 
     /// <summary>Every instance answers /status and names the same leader, which alone says it leads.</summary>
