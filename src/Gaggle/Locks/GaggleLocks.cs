@@ -20,12 +20,18 @@ public sealed class GaggleLocks
     private readonly GaggleNode _node;
     private readonly TimeProvider _time;
     private readonly TimeSpan _lease;
+    private readonly TimeSpan _settle;
 
-    internal GaggleLocks(GaggleNode node, TimeProvider time, TimeSpan lease)
+    /// <param name="node">The node whose log carries the lock table.</param>
+    /// <param name="time">The node's clock.</param>
+    /// <param name="lease">How long a grant lasts without renewal.</param>
+    /// <param name="electionTimeoutMax">Bounds the waits that only need one commit (a try-once, a release, a cancelled wait): long enough to ride out an election, not the whole lease.</param>
+    internal GaggleLocks(GaggleNode node, TimeProvider time, TimeSpan lease, TimeSpan electionTimeoutMax)
     {
         _node = node;
         _time = time;
         _lease = lease;
+        _settle = TimeSpan.FromTicks(Math.Min(lease.Ticks, 4 * electionTimeoutMax.Ticks));
     }
 
     /// <summary>Acquires the mutex <paramref name="name"/>, waiting in FIFO order.</summary>
@@ -112,7 +118,7 @@ public sealed class GaggleLocks
     {
         try
         {
-            await Append(_node.NextSequence(), new LockCommand(LockCommandType.Release, name, Token: token), _lease, CancellationToken.None).ConfigureAwait(false);
+            await Append(_node.NextSequence(), new LockCommand(LockCommandType.Release, name, Token: token), _settle, CancellationToken.None).ConfigureAwait(false);
         }
         catch (Exception e) when (e is TimeoutException or ObjectDisposedException or InvalidOperationException)
         {
@@ -149,7 +155,7 @@ public sealed class GaggleLocks
         });
         long sentAt = _time.GetTimestamp();
         // Zero means "try once": the table answers at once, but the answer still needs a commit.
-        using var deadline = timeout is { } limit ? new CancellationTokenSource(limit == TimeSpan.Zero ? _lease : limit, _time) : new CancellationTokenSource();
+        using var deadline = timeout is { } limit ? new CancellationTokenSource(limit == TimeSpan.Zero ? _settle : limit, _time) : new CancellationTokenSource();
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(deadline.Token, cancellationToken);
         try
         {
@@ -221,7 +227,7 @@ public sealed class GaggleLocks
     {
         try
         {
-            await Append(_node.NextSequence(), new LockCommand(LockCommandType.CancelWait, name, RequestSequence: sequence), _lease, CancellationToken.None).ConfigureAwait(false);
+            await Append(_node.NextSequence(), new LockCommand(LockCommandType.CancelWait, name, RequestSequence: sequence), _settle, CancellationToken.None).ConfigureAwait(false);
         }
         catch (Exception e) when (e is TimeoutException or ObjectDisposedException or InvalidOperationException)
         {

@@ -19,7 +19,7 @@ public sealed partial class GaggleNode
     private long _timeEntryInFlightUntilTick = -1;
 
     /// <summary>Cluster-wide locks and semaphores with fencing tokens, granted through this node's log.</summary>
-    public GaggleLocks Locks => _locks ??= new GaggleLocks(this, _time, _options.LockLeaseDuration);
+    public GaggleLocks Locks => _locks ??= new GaggleLocks(this, _time, _options.LockLeaseDuration, _options.ElectionTimeoutMax);
 
     /// <summary>
     /// The lease clock (milliseconds) a leader stamps into entries: it starts, before the first stamp

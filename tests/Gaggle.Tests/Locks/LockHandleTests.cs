@@ -72,4 +72,31 @@ public sealed class LockHandleTests
         await held.DisposeAsync();
         Assert.That(node.WatchedLockRequests, Is.Zero, "granted, denied, timed-out and rejected requests all stopped watching");
     }
+
+    [Test]
+    public async Task ANodeCutOffFromTheMajorityGivesUpAReleaseOrATryOnceAfterAFewElectionTimeoutsNotALease()
+    {
+        await using var cluster = new ManualTimeCluster(["a", "b", "c"], options => options.LockLeaseDuration = TimeSpan.FromSeconds(60));
+        foreach (var id in new[] { "a", "b", "c" })
+        {
+            await cluster.StartAsync(id);
+        }
+
+        await cluster.AdvanceUntilAsync(() => cluster.Nodes.Values.Any(n => n.IsLeader), "a leader");
+        var node = cluster.Nodes.Values.First(n => !n.IsLeader);
+        var acquiring = node.Locks.AcquireAsync("held");
+        await cluster.AdvanceUntilAsync(() => acquiring.IsCompleted, "the lock to be granted");
+        var hold = await acquiring;
+
+        cluster.Network.Isolate(node.Id);
+        var release = hold.DisposeAsync().AsTask();
+        var tryOnce = node.Locks.TryAcquireAsync("other", TimeSpan.Zero);
+        var maxElectionTimeout = new GaggleOptions().ElectionTimeoutMax;
+        await cluster.AdvanceAsync(4 * maxElectionTimeout + TimeSpan.FromMilliseconds(200));
+
+        Assert.That(release.IsCompleted, Is.True, "the release stops waiting for a commit after 4 election timeouts; the 60 s lease ends the hold otherwise");
+        Assert.That(tryOnce.IsCompleted, Is.True, "a try-once stops waiting for its answer after 4 election timeouts");
+        Assert.That(await tryOnce, Is.Null);
+        Assert.That(hold.HandleLostToken.IsCancellationRequested, Is.True);
+    }
 }
