@@ -20,7 +20,7 @@ public sealed partial class GaggleNode
     /// <returns>The committed entry's log index.</returns>
     /// <exception cref="TimeoutException">The entry was not known to be committed within <paramref name="timeout"/>; it may still commit later.</exception>
     /// <exception cref="ObjectDisposedException">The node stopped first.</exception>
-    public async Task<long> AppendAsync(ReadOnlyMemory<byte> data, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+    public Task<long> AppendAsync(ReadOnlyMemory<byte> data, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
     {
         if (data.Length > _options.MaxMessageBytes)
         {
@@ -28,34 +28,83 @@ public sealed partial class GaggleNode
         }
 
         long sequence = NextSequence();
-        long started = _time.GetTimestamp();
-        long index = await AppendEnvelopeAsync(sequence, new EntryEnvelope(EntryPayloadKind.User, 0, Id, _incarnation, sequence, data).Encode(), timeout, cancellationToken).ConfigureAwait(false);
-        GaggleMetrics.AppendDuration.Record(_time.GetElapsedTime(started).TotalMilliseconds, _nodeTag);
-        return index;
+        return AppendEnvelopeAsync(sequence, new EntryEnvelope(EntryPayloadKind.User, 0, Id, _incarnation, sequence, data).Encode(), timeout, cancellationToken, recordDuration: true);
     }
 
     internal long NextSequence() => Interlocked.Increment(ref _nextSequence);
 
     internal ulong Incarnation => _incarnation;
 
-    /// <summary>Appends an encoded entry envelope and waits until it is committed and applied here.</summary>
-    internal Task<long> AppendEnvelopeAsync(long sequence, byte[] envelope, TimeSpan? timeout, CancellationToken cancellationToken)
+    /// <summary>
+    /// Appends an encoded entry envelope and waits until it is committed and applied here. The loop
+    /// times the append out (at its next tick after the deadline): no timer per append.
+    /// </summary>
+    internal async Task<long> AppendEnvelopeAsync(long sequence, byte[] envelope, TimeSpan? timeout, CancellationToken cancellationToken, bool recordDuration = false)
     {
-        var pending = new PendingAppend(sequence, envelope);
-        return PostAndWaitAsync(
-            _appends, sequence, pending, pending.Completion.Task, completerRemoves: true, timeout, cancellationToken,
-            static (node, _, timeout) => $"The entry appended on node '{node.Id}' was not committed within {timeout.TotalMilliseconds:0} ms (leader: {node.LeaderId ?? "none"}); it may still be committed later.");
+        ValidateTimeout(timeout);
+        long now = _time.GetTimestamp();
+        var pending = new PendingAppend(sequence, envelope)
+        {
+            StartedAt = recordDuration ? now : 0,
+            Timeout = timeout is { } t && t != Timeout.InfiniteTimeSpan ? t : null,
+            Deadline = timeout is { } limit && limit != Timeout.InfiniteTimeSpan ? now + (long)(limit.TotalSeconds * _time.TimestampFrequency) : long.MaxValue,
+        };
+        _appends[sequence] = pending;
+        try
+        {
+            Post(pending);
+            return cancellationToken.CanBeCanceled
+                ? await pending.Completion.Task.WaitAsync(cancellationToken).ConfigureAwait(false)
+                : await pending.Completion.Task.ConfigureAwait(false);
+        }
+        finally
+        {
+            // Whoever completed it removed it first; a cancelled wait leaves here.
+            if (!pending.Completion.Task.IsCompleted)
+            {
+                _appends.TryRemove(sequence, out _);
+            }
+        }
+    }
+
+    /// <summary>Fails the appends whose deadline passed with a <see cref="TimeoutException"/> (on the loop, at each tick).</summary>
+    private void ExpireAppends()
+    {
+        if (_appends.IsEmpty)
+        {
+            return;
+        }
+
+        long now = _time.GetTimestamp();
+        foreach (var (sequence, pending) in _appends)
+        {
+            if (pending.Deadline <= now && _appends.TryRemove(sequence, out _))
+            {
+                pending.Completion.TrySetException(new TimeoutException(
+                    $"The entry appended on node '{Id}' was not committed within {pending.Timeout!.Value.TotalMilliseconds:0} ms (leader: {LeaderId ?? "none"}); it may still be committed later."));
+            }
+        }
+    }
+
+    /// <summary>Completes an append whose entry was applied here (it has left <see cref="_appends"/> already).</summary>
+    private void Completed(PendingAppend pending, long index)
+    {
+        if (pending.StartedAt != 0)
+        {
+            GaggleMetrics.AppendDuration.Record(_time.GetElapsedTime(pending.StartedAt).TotalMilliseconds, _nodeTag);
+        }
+
+        pending.Completion.TrySetResult(index);
     }
 
     /// <summary>
     /// Registers <paramref name="pending"/> under <paramref name="key"/>, hands it to the loop and
     /// waits for <paramref name="completion"/>; a timeout becomes a <see cref="TimeoutException"/>
-    /// with the text of <paramref name="timeoutMessage"/>, and the registration always ends (here,
-    /// or, when <paramref name="completerRemoves"/>, by whoever completes it, before completing it).
+    /// with the text of <paramref name="timeoutMessage"/>, and the registration always ends.
     /// </summary>
     private async Task<T> PostAndWaitAsync<TPending, T>(
         System.Collections.Concurrent.ConcurrentDictionary<long, TPending> registry, long key, TPending pending,
-        Task<T> completion, bool completerRemoves, TimeSpan? timeout, CancellationToken cancellationToken, Func<GaggleNode, TPending, TimeSpan, string> timeoutMessage)
+        Task<T> completion, TimeSpan? timeout, CancellationToken cancellationToken, Func<GaggleNode, TPending, TimeSpan, string> timeoutMessage)
         where TPending : LoopInput
     {
         ValidateTimeout(timeout);
@@ -73,10 +122,7 @@ public sealed partial class GaggleNode
         }
         finally
         {
-            if (!(completerRemoves && completion.IsCompleted))
-            {
-                registry.TryRemove(key, out _);
-            }
+            registry.TryRemove(key, out _);
         }
     }
 

@@ -28,7 +28,7 @@ public sealed partial class GaggleNode
         long callId = Interlocked.Increment(ref _nextCallId);
         var pending = new PendingDispatch(callId, method, args.ToArray());
         return PostAndWaitAsync(
-            _dispatches, callId, pending, pending.Completion.Task, completerRemoves: false, timeout, cancellationToken,
+            _dispatches, callId, pending, pending.Completion.Task, timeout, cancellationToken,
             static (node, pending, timeout) => $"The RPC '{pending.Method}' from node '{node.Id}' got no result within {timeout.TotalMilliseconds:0} ms (leader: {node.LeaderId ?? "none"}).");
     }
 

@@ -73,6 +73,7 @@ public sealed partial class GaggleNode
                 Volatile.Write(ref _tickQueued, 0);
                 _tickCount++;
                 core.Tick();
+                ExpireAppends();
                 MaybeAppendTimeEntry(core);
                 if (_tickCount % RetryTicks(core) == 0)
                 {
@@ -254,7 +255,7 @@ public sealed partial class GaggleNode
         {
             if (_deduplicator.Contains(Id, _incarnation, sequence) && _appends.TryRemove(sequence, out _))
             {
-                pending.Completion.TrySetResult(snapshot.Index);
+                Completed(pending, snapshot.Index);
             }
         }
 
@@ -265,7 +266,7 @@ public sealed partial class GaggleNode
     {
         if (envelope.Origin == Id && envelope.Incarnation == _incarnation && _appends.TryRemove(envelope.Sequence, out var pending))
         {
-            pending.Completion.TrySetResult(index);
+            Completed(pending, index);
         }
     }
 

@@ -30,6 +30,15 @@ internal sealed class PendingAppend(long sequence, byte[] envelope) : LoopInput
 
     public TaskCompletionSource<long> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
+    /// <summary>When it was appended (timestamp), for the append-duration metric; 0 when not measured.</summary>
+    public long StartedAt { get; init; }
+
+    /// <summary>The caller's timeout; null when it waits without limit.</summary>
+    public TimeSpan? Timeout { get; init; }
+
+    /// <summary>The timestamp after which the loop fails it with a <see cref="TimeoutException"/>.</summary>
+    public long Deadline { get; init; } = long.MaxValue;
+
     /// <summary>Where it was last sent: this node (proposed) or the leader it was forwarded to; null while unsent.</summary>
     public string? SentTo { get; set; }
 
