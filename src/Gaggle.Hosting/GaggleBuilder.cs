@@ -100,6 +100,7 @@ public sealed class GaggleBuilder
 
         connect(options);
         configure?.Invoke(options);
+        options.Validate(node);
         return options;
     }
 }

@@ -14,6 +14,9 @@ namespace Gaggle.Hosting;
 /// <summary>Adds a Gaggle node to an application's services.</summary>
 public static class GaggleServiceCollectionExtensions
 {
+    /// <summary>The section named in error messages when options do not come from configuration.</summary>
+    private const string DefaultSection = "Gaggle";
+
     /// <summary>
     /// Adds a Gaggle node configured by <paramref name="configure"/>, started and stopped with the
     /// host; <see cref="GaggleNode"/>, <see cref="GaggleLocks"/> and <see cref="GaggleLeadership"/>
@@ -25,7 +28,7 @@ public static class GaggleServiceCollectionExtensions
     public static GaggleBuilder AddGaggle(this IServiceCollection services, Action<GaggleOptions> configure)
     {
         ArgumentNullException.ThrowIfNull(configure);
-        var builder = AddGaggleCore(services);
+        var builder = AddGaggleCore(services, DefaultSection);
         services.Configure(configure);
         return builder;
     }
@@ -42,25 +45,27 @@ public static class GaggleServiceCollectionExtensions
     public static GaggleBuilder AddGaggle(this IServiceCollection services, IConfiguration section)
     {
         ArgumentNullException.ThrowIfNull(section);
-        var builder = AddGaggleCore(services);
+        var builder = AddGaggleCore(services, (section as IConfigurationSection)?.Path ?? DefaultSection);
         services.AddOptions<GaggleOptions>().Bind(section);
         services.AddOptions<GaggleHostingOptions>().Bind(section);
         services.AddOptions<SingletonJobOptions>().Bind(section.GetSection("Jobs"));
-        if (section["Redis"] is { Length: > 0 } redis)
+        if (!string.IsNullOrWhiteSpace(section["Redis"]))
         {
-            builder.UseRedis(redis);
+            builder.UseRedis(section["Redis"]!);
         }
 
         return builder;
     }
 
-    private static GaggleBuilder AddGaggleCore(IServiceCollection services)
+    private static GaggleBuilder AddGaggleCore(IServiceCollection services, string section)
     {
         ArgumentNullException.ThrowIfNull(services);
         services.AddOptions<GaggleOptions>().ValidateOnStart();
-        services.AddOptions<GaggleHostingOptions>();
-        services.AddOptions<SingletonJobOptions>();
+        services.AddOptions<GaggleHostingOptions>().ValidateOnStart();
+        services.AddOptions<SingletonJobOptions>().ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<GaggleOptions>, GaggleOptionsValidator>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<GaggleHostingOptions>>(new GaggleHostingOptionsValidator(section)));
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<SingletonJobOptions>>(new SingletonJobOptionsValidator(section + ":Jobs")));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IPostConfigureOptions<GaggleOptions>, DefaultNodeId>());
         services.TryAddSingleton<SingletonJobRegistry>();
         services.TryAddSingleton(CreateNode);

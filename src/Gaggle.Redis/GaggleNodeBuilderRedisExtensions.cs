@@ -7,7 +7,8 @@ public static class GaggleNodeBuilderRedisExtensions
 {
     /// <summary>
     /// The node talks over Redis pub/sub, through a connection it creates from
-    /// <paramref name="configuration"/> (and disposes when stopped).
+    /// <paramref name="configuration"/> (and disposes when stopped). <see cref="GaggleNodeBuilder.Build"/>
+    /// checks the channel's settings against the node's (<see cref="RedisPubSubChannelOptions.Validate(GaggleOptions)"/>).
     /// </summary>
     /// <param name="builder">The builder.</param>
     /// <param name="configuration">A StackExchange.Redis configuration string, e.g. <c>localhost:6379</c>.</param>
@@ -24,7 +25,11 @@ public static class GaggleNodeBuilderRedisExtensions
         });
     }
 
-    /// <summary>The node talks over Redis pub/sub through <paramref name="connection"/>, which it never disposes.</summary>
+    /// <summary>
+    /// The node talks over Redis pub/sub through <paramref name="connection"/>, which it never disposes.
+    /// <see cref="GaggleNodeBuilder.Build"/> checks the channel's settings against the node's
+    /// (<see cref="RedisPubSubChannelOptions.Validate(GaggleOptions)"/>).
+    /// </summary>
     /// <param name="builder">The builder.</param>
     /// <param name="connection">The application's connection.</param>
     /// <param name="configure">Sets cluster name, prefix, cluster key and limits.</param>
@@ -51,6 +56,7 @@ public static class GaggleNodeBuilderRedisExtensions
             }
 
             configure(options);
+            options.Validate(nodeOptions);
             return new RedisPubSubChannel(nodeOptions.NodeId, options, builder.LoggerFactory);
         });
     }

@@ -48,6 +48,7 @@ public sealed class RedisPubSubChannel : IChannel
     private long _sequence;
     private int _pendingPublishes;
     private volatile bool _connected;
+    private RedisChannelMetrics? _metrics;
 
     /// <summary>Creates the channel of node <paramref name="nodeId"/>; <see cref="ConnectAsync"/> connects it.</summary>
     /// <param name="nodeId">The owning node's id.</param>
@@ -92,7 +93,10 @@ public sealed class RedisPubSubChannel : IChannel
     /// <summary>The start of this cluster's Redis channel names, e.g. <c>gaggle:{orders}:</c>.</summary>
     public string ChannelPrefix { get; }
 
-    /// <summary>Counters of traffic, drops and connection events.</summary>
+    /// <summary>
+    /// Counters of traffic, drops and connection events; while the channel is connected they are also
+    /// published on the <c>Gaggle</c> meter (<c>gaggle.redis.*</c>, tagged <c>gaggle.node</c>).
+    /// </summary>
     public RedisPubSubChannelStatistics Statistics { get; } = new();
 
     /// <inheritdoc />
@@ -126,6 +130,7 @@ public sealed class RedisPubSubChannel : IChannel
         _ownQueue = await _subscriber.SubscribeAsync(_ownChannel).WaitAsync(cancellationToken).ConfigureAwait(false);
         _allQueue = await _subscriber.SubscribeAsync(_allChannel).WaitAsync(cancellationToken).ConfigureAwait(false);
         _connected = true;
+        _metrics = new RedisChannelMetrics(NodeId, Statistics);
         _readers = Task.WhenAll(ReadLoopAsync(_ownQueue), ReadLoopAsync(_allQueue));
     }
 
@@ -138,6 +143,7 @@ public sealed class RedisPubSubChannel : IChannel
         }
 
         _connected = false;
+        _metrics?.Dispose();
         lock (_deliverLock)
         {
             _receiver = null;

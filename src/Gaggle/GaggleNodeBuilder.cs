@@ -35,7 +35,7 @@ public sealed class GaggleNodeBuilder
     /// <summary>The clock; the system clock when not set.</summary>
     public TimeProvider? TimeProvider { get; private set; }
 
-    /// <summary>Logging for the node and its channel; none when not set.</summary>
+    /// <summary>Logging for the node, its channel and the storage <see cref="UseFileStorage"/> creates; none when not set.</summary>
     public ILoggerFactory? LoggerFactory { get; private set; }
 
     /// <summary>Uses the channel that <paramref name="factory"/> creates for the node.</summary>
@@ -68,7 +68,8 @@ public sealed class GaggleNodeBuilder
 
     /// <summary>
     /// Keeps the node's hard state, log and snapshots in <paramref name="directory"/> (a durable
-    /// write-ahead log, fsynced per batch); the node disposes this storage when it stops.
+    /// write-ahead log, fsynced per batch); the node disposes this storage when it stops. The storage
+    /// logs its recovery (a torn tail cut off, leftovers removed) through <see cref="LoggerFactory"/>.
     /// </summary>
     /// <param name="directory">The node's own data directory (created if missing).</param>
     /// <param name="flushPolicy">When writes are forced to disk.</param>
@@ -76,7 +77,9 @@ public sealed class GaggleNodeBuilder
     public GaggleNodeBuilder UseFileStorage(string directory, FlushPolicy flushPolicy = FlushPolicy.EveryBatch)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(directory);
-        _storageFactory = options => new FileRaftStorage(new FileRaftStorageOptions { Directory = directory, NodeId = options.NodeId, FlushPolicy = flushPolicy });
+        _storageFactory = options => new FileRaftStorage(
+            new FileRaftStorageOptions { Directory = directory, NodeId = options.NodeId, FlushPolicy = flushPolicy },
+            LoggerFactory?.CreateLogger<FileRaftStorage>());
         Storage = null;
         return this;
     }

@@ -13,10 +13,15 @@ namespace Gaggle.Hosting.Tests;
 [TestFixture]
 public sealed class HostTests
 {
-    private static IHost Build(Dictionary<string, string?> settings, Action<GaggleBuilder>? more = null, InMemoryNetwork? network = null)
+    private static IHost Build(Dictionary<string, string?> settings, Action<GaggleBuilder>? more = null, InMemoryNetwork? network = null, ILoggerProvider? logging = null)
     {
         var builder = Host.CreateApplicationBuilder();
         builder.Logging.ClearProviders();
+        if (logging is not null)
+        {
+            builder.Logging.AddProvider(logging);
+        }
+
         builder.Configuration.AddInMemoryCollection(settings);
         var gaggle = builder.Services.AddGaggle(builder.Configuration.GetSection("Gaggle"));
         if (network is not null)
@@ -55,6 +60,15 @@ public sealed class HostTests
         yield return new TestCaseData("Gaggle:MaxInflightMessages", "0", "MaxInflightMessages is 0; it must be between 1 and 1024");
         yield return new TestCaseData("Gaggle:NodeId", "not valid!", "NodeId is 'not valid!'");
         yield return new TestCaseData("Gaggle:LockLeaseDuration", "00:00:00.001", "LockLeaseDuration is 1 ms; it must be between 100 ms and 1 hour");
+        yield return new TestCaseData("Gaggle:Jobs:PollInterval", "-00:00:01", "PollInterval (Gaggle:Jobs:PollInterval) is -1000 ms; it must be more than 0 and at most 1 hour");
+        yield return new TestCaseData("Gaggle:Jobs:PollInterval", "00:00:00", "PollInterval (Gaggle:Jobs:PollInterval) is 0 ms; it must be more than 0");
+        yield return new TestCaseData("Gaggle:Jobs:PollInterval", "02:00:00", "PollInterval (Gaggle:Jobs:PollInterval) is 7200000 ms; it must be more than 0 and at most 1 hour");
+        yield return new TestCaseData("Gaggle:Jobs:RestartDelay", "-00:00:00.500", "RestartDelay (Gaggle:Jobs:RestartDelay) is -500 ms; it must be between 0 and 1 hour");
+        yield return new TestCaseData("Gaggle:Cluster", "orders east", "Cluster (Gaggle:Cluster) is 'orders east'; it must be 1 to 64 characters among letters, digits and . _ -");
+        yield return new TestCaseData("Gaggle:Prefix", "a/b", "Prefix (Gaggle:Prefix) is 'a/b'; it must be 1 to 64 characters");
+        yield return new TestCaseData("Gaggle:ClusterKey", "short", "ClusterKey (Gaggle:ClusterKey) has 5 characters; it must have at least 16");
+        yield return new TestCaseData("Gaggle:Redis", " ", "Redis (Gaggle:Redis) is empty");
+        yield return new TestCaseData("Gaggle:Redis", "localhost,bogus=1", "Redis (Gaggle:Redis) is not a valid StackExchange.Redis configuration string");
     }
 
     [TestCaseSource(nameof(InvalidSettings))]
@@ -64,6 +78,69 @@ public sealed class HostTests
         using var host = Build(settings, network: new InMemoryNetwork(1));
         var error = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync());
         Assert.That(error!.Message, Does.Contain(expected));
+    }
+
+    [Test]
+    public async Task EveryInvalidRedisValueIsListedWhenTheHostStarts()
+    {
+        var settings = new Dictionary<string, string?> { ["Gaggle:NodeId"] = "solo", ["Gaggle:Members:0"] = "solo", ["Gaggle:Cluster"] = "", ["Gaggle:Prefix"] = new string('p', 65), ["Gaggle:ClusterKey"] = "0123456789" };
+        using var host = Build(settings, network: new InMemoryNetwork(1));
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync());
+        Assert.That(error!.Failures, Has.Exactly(3).Items);
+        Assert.That(error.Message, Does.Contain("Cluster (Gaggle:Cluster) is ''").And.Contain("Prefix (Gaggle:Prefix) is 'ppp").And.Contain("ClusterKey (Gaggle:ClusterKey) has 10 characters"));
+    }
+
+    [Test]
+    public async Task AnEnvelopeLimitBelowTheLargestMessageFailsTheStart()
+    {
+        var settings = new Dictionary<string, string?> { ["Gaggle:NodeId"] = "solo", ["Gaggle:Members:0"] = "solo", ["Gaggle:MaxMessageBytes"] = "1048576" };
+        // Never connects: the settings are refused before the channel exists.
+        using var host = Build(settings, g => g.UseRedis("127.0.0.1:1", redis => redis.MaxEnvelopeBytes = 1024 * 1024));
+        var error = await Assert.CatchAsync<ArgumentException>(() => host.StartAsync());
+        Assert.That(error!.Message, Does.Contain("MaxEnvelopeBytes is 1048576; it must be at least MaxMessageBytes (1048576) + 65536"));
+    }
+
+    [Test]
+    public async Task FileStorageFromTheDataDirectoryLogsItsRecovery()
+    {
+        string directory = Path.Combine(Path.GetTempPath(), "gaggle-hosting-tests", Guid.NewGuid().ToString("N"));
+        try
+        {
+            var settings = new Dictionary<string, string?>
+            {
+                ["Gaggle:NodeId"] = "solo", ["Gaggle:Members:0"] = "solo", ["Gaggle:DataDirectory"] = directory,
+                ["Gaggle:HeartbeatInterval"] = "00:00:00.010", ["Gaggle:ElectionTimeoutMin"] = "00:00:00.050", ["Gaggle:ElectionTimeoutMax"] = "00:00:00.100",
+            };
+            using (var first = Build(settings, network: new InMemoryNetwork(1)))
+            {
+                await first.StartAsync();
+                var node = first.Services.GetRequiredService<GaggleNode>();
+                await node.WaitForLeaderAsync(TimeSpan.FromSeconds(10));
+                await node.AppendAsync(new byte[] { 1 }, TimeSpan.FromSeconds(10));
+                await first.StopAsync();
+            }
+
+            // An interrupted last write: junk after the last complete record, cut off when the storage opens.
+            await using (var segment = new FileStream(Directory.GetFiles(directory, "wal-*.log").Max()!, FileMode.Append))
+            {
+                segment.Write(new byte[100]);
+            }
+
+            var logs = new CapturingLoggerProvider();
+            using var second = Build(settings, network: new InMemoryNetwork(1), logging: logs);
+            await second.StartAsync();
+            await second.StopAsync();
+            Assert.That(
+                logs.Lines.Where(l => l.Category == "Gaggle.Storage.FileRaftStorage" && l.Level == LogLevel.Warning).Select(l => l.Message),
+                Has.One.Contains("interrupted write").And.Contains("cut off 100"));
+        }
+        finally
+        {
+            if (Directory.Exists(directory))
+            {
+                Directory.Delete(directory, recursive: true);
+            }
+        }
     }
 
     [Test]
@@ -81,5 +158,28 @@ public sealed class HostTests
         var options = host.Services.GetRequiredService<IOptions<GaggleOptions>>().Value;
         Assert.That(options.NodeId, Is.Not.Empty);
         Assert.That(options.NodeId, Does.Match("^[a-z0-9-]{1,64}$"));
+    }
+}
+
+/// <summary>Keeps every log line (category, level, message) for assertions.</summary>
+internal sealed class CapturingLoggerProvider : ILoggerProvider
+{
+    public System.Collections.Concurrent.ConcurrentQueue<(string Category, LogLevel Level, string Message)> Lines { get; } = new();
+
+    public ILogger CreateLogger(string categoryName) => new CapturingLogger(this, categoryName);
+
+    public void Dispose()
+    {
+    }
+
+    private sealed class CapturingLogger(CapturingLoggerProvider owner, string category) : ILogger
+    {
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+            => owner.Lines.Enqueue((category, logLevel, formatter(state, exception)));
     }
 }

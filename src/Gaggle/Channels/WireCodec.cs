@@ -60,6 +60,9 @@ internal static class WireCodec
         return writer.ToArray();
     }
 
+    /// <summary>The bytes an entry of <paramref name="length"/> bytes takes inside a <see cref="ForwardAppend"/>: its length prefix and itself.</summary>
+    public static int ForwardedEntrySize(int length) => VarInt.Size((ulong)length) + length;
+
     /// <summary>Decodes a payload sent by <paramref name="from"/> to <paramref name="to"/>; throws <see cref="FormatException"/> when malformed.</summary>
     public static WireMessage Decode(ReadOnlyMemory<byte> payload, string from, string to)
     {

@@ -184,7 +184,10 @@ public sealed partial class GaggleNode
             long bytes = 0;
             foreach (var pending in _toSubmit)
             {
-                if (batch.Count > 0 && bytes + pending.Envelope.Length > _options.MaxMessageBytes)
+                // Counted as encoded (with each entry's length prefix): a batch of many small entries
+                // must not outgrow MaxMessageBytes, which the channel's size limit is set against.
+                int size = WireCodec.ForwardedEntrySize(pending.Envelope.Length);
+                if (batch.Count > 0 && bytes + size > _options.MaxMessageBytes)
                 {
                     _ = SendAsync(leader, new ForwardAppend(batch.ToArray()));
                     batch.Clear();
@@ -192,7 +195,7 @@ public sealed partial class GaggleNode
                 }
 
                 batch.Add(pending.Envelope);
-                bytes += pending.Envelope.Length;
+                bytes += size;
                 MarkSent(core, pending, leader);
             }
 

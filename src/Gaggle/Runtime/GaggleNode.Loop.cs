@@ -120,7 +120,14 @@ public sealed partial class GaggleNode
         switch (message)
         {
             case RaftWireMessage raft:
+                long refusedBefore = core.DroppedMessages;
                 core.Step(raft.Message);
+                if (core.DroppedMessages != refusedBefore)
+                {
+                    // The core counts what it refuses (DroppedMessages includes it); the metric must too.
+                    GaggleMetrics.DroppedMessages.Add(core.DroppedMessages - refusedBefore, _nodeTag, new KeyValuePair<string, object?>("reason", "refused"));
+                }
+
                 break;
             case ForwardAppend forward:
                 ProposeForwarded(core, inbound.From, forward);
