@@ -31,6 +31,12 @@ internal sealed class RaftConfig
     /// <summary>Tell followers about a new commit index at once rather than with the next heartbeat.</summary>
     public bool AccelerateCommit { get; init; } = true;
 
+    /// <summary>
+    /// When every follower is replicating from the same index, new entries go out as one broadcast
+    /// AppendEntries (one PUBLISH fanned out by Redis) instead of one message per follower.
+    /// </summary>
+    public bool BroadcastAppends { get; init; } = true;
+
     /// <summary>AppendEntries messages in flight per follower.</summary>
     public int MaxInflightMessages { get; init; } = 64;
 

@@ -384,9 +384,63 @@ internal sealed partial class RaftCore
 
     private void BroadcastAppends()
     {
+        if (_config.BroadcastAppends)
+        {
+            SendAppendsToAll();
+        }
+
         foreach (var peer in _progress.Keys)
         {
             SendAppends(peer, sendIfEmpty: _progress[peer].State == ProgressState.Probe);
+        }
+    }
+
+    /// <summary>
+    /// While every member's follower is replicating from the same next index with room in its
+    /// window, sends the new entries as one broadcast AppendEntries (To = null): the same message
+    /// each would get, for one PUBLISH. Whatever a follower still needs afterwards (it lags, probes,
+    /// needs a snapshot, or its window filled) goes to it alone.
+    /// </summary>
+    private void SendAppendsToAll()
+    {
+        if (_progress.Count < 2 || !_members.Complete || _progress.Count != _members.Size - 1)
+        {
+            return;
+        }
+
+        while (true)
+        {
+            long next = 0;
+            foreach (var progress in _progress.Values)
+            {
+                if (progress.State != ProgressState.Replicate || progress.IsPaused || progress.Next <= _log.SnapshotIndex
+                    || (next != 0 && progress.Next != next))
+                {
+                    return;
+                }
+
+                next = progress.Next;
+            }
+
+            if (next > _log.LastIndex)
+            {
+                return;
+            }
+
+            long prevIndex = next - 1;
+            var entries = _log.Slice(next, _log.LastIndex, _config.MaxEntriesPerMessage, _config.MaxBytesPerMessage);
+            Send(new RaftMessage
+            {
+                Type = MessageType.Append, From = Id, To = null, Term = Term,
+                Index = prevIndex, LogTerm = _log.Term(prevIndex), Entries = entries, Commit = _log.Committed,
+            });
+            long lastSent = prevIndex + entries.Length;
+            long bytes = PayloadBytes(entries);
+            foreach (var progress in _progress.Values)
+            {
+                progress.CommitSent = Math.Max(progress.CommitSent, Math.Min(_log.Committed, lastSent));
+                progress.SentEntries(lastSent, entries.Length, bytes);
+            }
         }
     }
 
@@ -411,6 +465,35 @@ internal sealed partial class RaftCore
         return false;
     }
 
+    /// <summary>
+    /// When every member's follower is owed the same commit notice (each has the new commit index in
+    /// its log), sends it once as a broadcast; false when they differ (then each gets its own).
+    /// </summary>
+    private bool BroadcastCommitNotice()
+    {
+        if (!_config.BroadcastAppends || _progress.Count < 2 || !_members.Complete || _progress.Count != _members.Size - 1)
+        {
+            return false;
+        }
+
+        long commit = _log.Committed;
+        foreach (var progress in _progress.Values)
+        {
+            if (progress.Match < commit || progress.CommitSent >= commit)
+            {
+                return false;
+            }
+        }
+
+        foreach (var progress in _progress.Values)
+        {
+            progress.CommitSent = commit;
+        }
+
+        Send(new RaftMessage { Type = MessageType.CommitNotice, From = Id, To = null, Term = Term, Commit = commit });
+        return true;
+    }
+
     /// <summary>Sends what this batch of input made due: new entries, then commit notices.</summary>
     private void FlushLeader()
     {
@@ -423,7 +506,7 @@ internal sealed partial class RaftCore
         if (_commitNoticePending)
         {
             _commitNoticePending = false;
-            if (_config.AccelerateCommit)
+            if (_config.AccelerateCommit && !BroadcastCommitNotice())
             {
                 foreach (var (peer, progress) in _progress)
                 {

@@ -18,6 +18,9 @@ internal sealed record ClusterOptions
 
     public bool AccelerateCommit { get; init; } = true;
 
+    /// <summary>Off here: these scenarios script messages per follower; the simulations run with it on.</summary>
+    public bool BroadcastAppends { get; init; }
+
     public int MaxInflightMessages { get; init; } = 64;
 
     public int MaxEntriesPerMessage { get; init; } = 512;
@@ -321,6 +324,7 @@ internal sealed class RaftTestCluster
             PreVote = Options.PreVote,
             CheckQuorum = Options.CheckQuorum,
             AccelerateCommit = Options.AccelerateCommit,
+            BroadcastAppends = Options.BroadcastAppends,
             MaxInflightMessages = Options.MaxInflightMessages,
             MaxEntriesPerMessage = Options.MaxEntriesPerMessage,
             MaxBytesPerMessage = Options.MaxBytesPerMessage,

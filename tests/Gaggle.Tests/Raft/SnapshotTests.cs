@@ -22,7 +22,7 @@ public sealed class SnapshotTests
             foreach (var id in new[] { "a", "b", "c" })
             {
                 Nodes[id] = new RaftCore(
-                    new RaftConfig { Id = id, Members = ["a", "b", "c"], ElectionTicksMin = 10, ElectionTicksMax = 10 + (id[0] - 'a') * 5, HeartbeatTicks = 2, MaxBytesPerMessage = chunkBytes, Random = new Random(id[0]) },
+                    new RaftConfig { Id = id, Members = ["a", "b", "c"], BroadcastAppends = false, ElectionTicksMin = 10, ElectionTicksMax = 10 + (id[0] - 'a') * 5, HeartbeatTicks = 2, MaxBytesPerMessage = chunkBytes, Random = new Random(id[0]) },
                     HardState.Empty,
                     []);
                 Installed[id] = [];
@@ -212,7 +212,7 @@ public sealed class SnapshotTests
     public void AFollowerFastForwardingToASnapshotAcknowledgesOnlyWhatTheSnapshotCovers()
     {
         var b = new RaftCore(
-            new RaftConfig { Id = "b", Members = ["a", "b", "c"], Random = new Random(2) },
+            new RaftConfig { Id = "b", Members = ["a", "b", "c"], BroadcastAppends = false, Random = new Random(2) },
             new HardState(3, null, 1),
             [new LogEntry(1, 1, EntryKind.NoOp, default), new LogEntry(2, 1, EntryKind.Normal, new byte[] { 2 }), new LogEntry(3, 2, EntryKind.Normal, new byte[] { 3 })]);
 

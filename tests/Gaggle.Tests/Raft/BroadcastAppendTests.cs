@@ -1,0 +1,121 @@
+using Gaggle.Raft;
+using NUnit.Framework;
+
+namespace Gaggle.Tests.Raft;
+
+/// <summary>
+/// With <see cref="RaftConfig.BroadcastAppends"/>, a leader whose followers all replicate from the
+/// same index sends new entries as one broadcast AppendEntries (one PUBLISH over Redis) and falls
+/// back to one message per follower as soon as they differ.
+/// </summary>
+[TestFixture]
+public sealed class BroadcastAppendTests
+{
+    private static RaftTestCluster SteadyCluster(int size = 3)
+    {
+        var cluster = new RaftTestCluster(size, new ClusterOptions { BroadcastAppends = true });
+        cluster.Elect("a");
+        cluster.Propose("a", "warm-up");
+        cluster.Stabilize();
+        return cluster;
+    }
+
+    [Test]
+    public void NewEntriesGoOutAsOneBroadcastWhenEveryFollowerReplicatesFromTheSameIndex()
+    {
+        var cluster = SteadyCluster();
+        int before = cluster.Sent.Count;
+        cluster.ProposeMany("a", 3, "e");
+        cluster.Collect();
+        var appends = cluster.Sent.Skip(before).Where(m => m.Type == MessageType.Append).ToList();
+
+        Assert.That(appends, Has.Count.EqualTo(1), "one message for both followers");
+        Assert.That(appends[0].To, Is.Null, "a broadcast");
+        Assert.That(appends[0].Entries, Has.Count.EqualTo(3));
+
+        cluster.Stabilize();
+        Assert.That(cluster.Log("b").Select(e => e.Index), Is.EqualTo(cluster.Log("a").Select(e => e.Index)));
+        Assert.That(cluster.Log("c").Select(e => e.Index), Is.EqualTo(cluster.Log("a").Select(e => e.Index)));
+        Assert.That(new[] { "a", "b", "c" }.Select(id => cluster[id].CommitIndex), Is.All.EqualTo(cluster["a"].Log.LastIndex), "both acknowledged the broadcast; the commit reached everyone");
+    }
+
+    [Test]
+    public void WhileAFollowerThatMissedABroadcastProbesEachFollowerGetsItsOwnMessages()
+    {
+        var cluster = SteadyCluster();
+        cluster.Isolate("b");
+        cluster.Propose("a", "missed by b");
+        cluster.Stabilize();
+        cluster.Heal();
+
+        // The next broadcast does not match b's log: b rejects it and the leader probes b (the probes are lost).
+        using (cluster.Drop(m => m.Type == MessageType.Append && m.To == "b"))
+        {
+            cluster.Propose("a", "rejected by b");
+            cluster.Stabilize();
+            Assume.That(cluster.Sent.Any(m => m.Type == MessageType.AppendResponse && m.From == "b" && m.Reject), Is.True, "b rejected");
+
+            int before = cluster.Sent.Count;
+            cluster.Propose("a", "while b probes");
+            cluster.Collect();
+            var appends = cluster.Sent.Skip(before).Where(m => m.Type == MessageType.Append).ToList();
+            Assert.That(appends.Where(m => m.To is null), Is.Empty, "no broadcast while b probes");
+            Assert.That(appends.Select(m => m.To), Does.Contain("c"));
+        }
+
+        cluster.Advance(cluster.Options.ElectionTicksMax);
+        cluster.Stabilize();
+        Assert.That(cluster.Log("b").Select(e => e.Index), Is.EqualTo(cluster.Log("a").Select(e => e.Index)), "b caught up by its own messages");
+        Assert.That(cluster.Log("c").Select(e => e.Index), Is.EqualTo(cluster.Log("a").Select(e => e.Index)));
+    }
+
+    [Test]
+    public void ABroadcastIsNotSentWhileSomeMemberHasNoProgressYet()
+    {
+        // Five members, one down from the start: its follower probes and the others replicate.
+        var cluster = new RaftTestCluster(5, new ClusterOptions { BroadcastAppends = true });
+        cluster.Stop("e");
+        cluster.Elect("a");
+        cluster.Propose("a", "warm-up");
+        cluster.Stabilize();
+        int before = cluster.Sent.Count;
+        cluster.Propose("a", "x");
+        cluster.Collect();
+        var appends = cluster.Sent.Skip(before).Where(m => m.Type == MessageType.Append).ToList();
+
+        Assert.That(appends.Where(m => m.To is null), Is.Empty, "e would get a broadcast its progress does not expect; per-follower messages instead");
+        Assert.That(appends.Select(m => m.To), Is.SupersetOf(new[] { "b", "c", "d" }));
+    }
+
+    [Test]
+    public void ACommitNoticeOwedToEveryFollowerAlikeIsOneBroadcast()
+    {
+        var cluster = SteadyCluster();
+        cluster.Propose("a", "x");
+        int before = cluster.Sent.Count;
+        cluster.Stabilize();
+        var notices = cluster.Sent.Skip(before).Where(m => m.Type == MessageType.CommitNotice).ToList();
+
+        Assert.That(notices, Has.Count.EqualTo(1), "both followers acknowledged x and are owed the same commit");
+        Assert.That(notices[0].To, Is.Null);
+        Assert.That(new[] { "b", "c" }.Select(id => cluster[id].CommitIndex), Is.All.EqualTo(cluster["a"].CommitIndex));
+    }
+
+    [Test]
+    public void ACommitNoticeIsNotBroadcastPastWhatAFollowerHas()
+    {
+        var cluster = SteadyCluster();
+        cluster.Isolate("c");
+        cluster.Propose("a", "x"); // commits with b alone
+        int before = cluster.Sent.Count;
+        cluster.Stabilize();
+        var notices = cluster.Sent.Skip(before).Where(m => m.Type == MessageType.CommitNotice).ToList();
+
+        Assert.That(notices.Where(m => m.To is null), Is.Empty, "c lacks x: a broadcast commit would tell c to commit what it has not got");
+        Assert.That(notices.Select(m => m.To), Does.Contain("b"));
+        cluster.Heal();
+        cluster.Advance(cluster.Options.ElectionTicksMax);
+        cluster.Stabilize();
+        Assert.That(cluster["c"].CommitIndex, Is.EqualTo(cluster["a"].CommitIndex));
+    }
+}
