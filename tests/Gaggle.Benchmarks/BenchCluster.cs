@@ -13,6 +13,7 @@ internal sealed class BenchCluster : IAsyncDisposable
     private readonly LoadSettings _settings;
     private readonly InMemoryNetwork? _network;
     private readonly List<RedisPubSubChannel> _redisChannels = [];
+    private readonly Dictionary<string, CuttableChannel> _cuttable = [];
     private readonly HashSet<GaggleNode> _stopped = [];
 
     private BenchCluster(LoadSettings settings)
@@ -38,12 +39,14 @@ internal sealed class BenchCluster : IAsyncDisposable
                         ClusterName = ClusterName,
                         Members = ids,
                     });
+                    var cuttable = new CuttableChannel(channel);
                     lock (_redisChannels)
                     {
                         _redisChannels.Add(channel);
+                        _cuttable[options.NodeId] = cuttable;
                     }
 
-                    return channel;
+                    return cuttable;
                 });
             }
 
@@ -128,21 +131,33 @@ internal sealed class BenchCluster : IAsyncDisposable
     }
 
     /// <summary>
-    /// Stops <paramref name="node"/> as abruptly as the channel allows: in memory it is cut off from
-    /// the network first (no hand-over can reach anyone), then disposed; over Redis it is disposed,
-    /// which is a clean leave (the leader hands leadership to an up-to-date follower).
+    /// Stops <paramref name="node"/> as a crash would: cut off first (from the in-memory network, or
+    /// its Redis channel stops sending and delivering), so no hand-over reaches anyone, then disposed.
+    /// With <paramref name="clean"/>, it is only disposed: a clean leave, where a leader hands
+    /// leadership to an up-to-date follower.
     /// </summary>
     /// <returns>The disposal, which the caller awaits when it suits its timing.</returns>
-    public Task StopAsync(GaggleNode node)
+    public Task StopAsync(GaggleNode node, bool clean = false)
     {
         _stopped.Add(node);
-        _network?.Isolate(node.Id);
+        if (!clean)
+        {
+            _network?.Isolate(node.Id);
+            lock (_redisChannels)
+            {
+                if (_cuttable.TryGetValue(node.Id, out var channel))
+                {
+                    channel.Cut();
+                }
+            }
+        }
+
         return node.DisposeAsync().AsTask();
     }
 
     public string StopMethod => _network is null
-        ? "DisposeAsync of the leader's node (a clean leave: it hands leadership over before leaving)"
-        : "network.Isolate(leader) then DisposeAsync (abrupt: no hand-over reaches anyone)";
+        ? "leader's Redis channel cut (sends and deliveries dropped), then DisposeAsync: a crash, no hand-over"
+        : "network.Isolate(leader) then DisposeAsync: a crash, no hand-over reaches anyone";
 
     public async ValueTask DisposeAsync()
     {
