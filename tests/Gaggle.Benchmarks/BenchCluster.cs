@@ -5,8 +5,9 @@ using Gaggle.Redis;
 namespace Gaggle.Benchmarks;
 
 /// <summary>
-/// A Gaggle cluster with all its nodes in this process, over the in-memory network or over Redis
-/// pub/sub (a connection per node, as separate processes would have).
+/// The nodes of a Gaggle cluster that live in this process: all of them, over the in-memory network or
+/// over Redis pub/sub (a connection per node, as separate processes would have), or, in a node process
+/// of <c>--processes</c>, just one member of a cluster over Redis.
 /// </summary>
 internal sealed class BenchCluster : IAsyncDisposable
 {
@@ -16,13 +17,12 @@ internal sealed class BenchCluster : IAsyncDisposable
     private readonly Dictionary<string, CuttableChannel> _cuttable = [];
     private readonly HashSet<GaggleNode> _stopped = [];
 
-    private BenchCluster(LoadSettings settings)
+    private BenchCluster(LoadSettings settings, string clusterName, string[] ids, IEnumerable<string> localIds)
     {
         _settings = settings;
         _network = settings.IsRedis ? null : new InMemoryNetwork();
-        string[] ids = Enumerable.Range(0, settings.Nodes).Select(i => $"n{i + 1}").ToArray();
-        ClusterName = $"bench-{Guid.NewGuid().ToString("N")[..8]}";
-        foreach (var id in ids)
+        ClusterName = clusterName;
+        foreach (var id in localIds)
         {
             var builder = new GaggleNodeBuilder(new GaggleOptions { NodeId = id, Members = ids });
             if (_network is not null)
@@ -56,6 +56,16 @@ internal sealed class BenchCluster : IAsyncDisposable
 
     public string ClusterName { get; }
 
+    /// <summary>The member ids of a cluster of <paramref name="nodes"/> nodes: n1, n2, ...</summary>
+    public static string[] MemberIds(int nodes) => Enumerable.Range(0, nodes).Select(i => $"n{i + 1}").ToArray();
+
+    /// <summary>A cluster name no earlier run used, so runs never hear each other's messages.</summary>
+    public static string NewClusterName() => $"bench-{Guid.NewGuid().ToString("N")[..8]}";
+
+    /// <summary>Builds (does not start) the one member <paramref name="id"/> of a cluster whose other members run elsewhere.</summary>
+    public static BenchCluster HostOne(LoadSettings settings, string clusterName, string[] members, string id)
+        => new(settings, clusterName, members, [id]);
+
     public List<GaggleNode> Nodes { get; } = [];
 
     public IEnumerable<GaggleNode> Running => Nodes.Where(n => !_stopped.Contains(n));
@@ -78,7 +88,8 @@ internal sealed class BenchCluster : IAsyncDisposable
     /// <summary>Starts every node at once and measures the time until all running nodes agree on a leader.</summary>
     public static async Task<(BenchCluster Cluster, double ElectionMs)> StartAsync(LoadSettings settings, TimeSpan timeout)
     {
-        var cluster = new BenchCluster(settings);
+        string[] ids = MemberIds(settings.Nodes);
+        var cluster = new BenchCluster(settings, NewClusterName(), ids, ids);
         var clock = Stopwatch.StartNew();
         await Task.WhenAll(cluster.Nodes.Select(n => n.StartAsync())).ConfigureAwait(false);
         var leader = await cluster.AgreedLeaderAsync(timeout, previousTerm: 0).ConfigureAwait(false);

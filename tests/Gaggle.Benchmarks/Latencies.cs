@@ -11,6 +11,12 @@ internal sealed class Latencies
 
     public void Add(long startTimestamp) => _samples.Add(Stopwatch.GetElapsedTime(startTimestamp).TotalMilliseconds);
 
+    /// <summary>The samples in milliseconds, in no particular order: what a node process sends the driver.</summary>
+    public double[] SamplesMs => [.. _samples];
+
+    /// <summary>Samples taken elsewhere (another process), in milliseconds.</summary>
+    public void AddMilliseconds(IEnumerable<double> samplesMs) => _samples.AddRange(samplesMs);
+
     /// <summary>Nearest-rank percentile (0 when there are no samples).</summary>
     public double Percentile(double p)
     {

@@ -20,6 +20,14 @@ internal sealed class LoadPhases(BenchCluster cluster, LoadSettings settings)
     /// the appends still in flight at the end have completed too, and is divided by all commits.
     /// </summary>
     public async Task<ThroughputResult> ThroughputAsync(TimeSpan window)
+        => (await ThroughputCountsAsync(window, settings.AppendsInFlightPerNode).ConfigureAwait(false)).ToResult(window);
+
+    /// <summary>
+    /// The throughput phase's raw counts on the nodes of this process: <paramref name="appendsInFlightPerNode"/>
+    /// append loops on each, until the window ends and the appends still in flight have completed.
+    /// Counts (unlike rates) add up over processes.
+    /// </summary>
+    public async Task<ThroughputCounts> ThroughputCountsAsync(TimeSpan window, int appendsInFlightPerNode)
     {
         long publishedBefore = cluster.RedisPublished;
         long deliveredBefore = cluster.MemoryDelivered;
@@ -51,7 +59,7 @@ internal sealed class LoadPhases(BenchCluster cluster, LoadSettings settings)
             }
         }
 
-        var loops = cluster.Running.SelectMany(node => Enumerable.Range(0, settings.AppendsInFlightPerNode).Select(_ => Loop(node))).ToList();
+        var loops = cluster.Running.SelectMany(node => Enumerable.Range(0, appendsInFlightPerNode).Select(_ => Loop(node))).ToList();
         await Task.WhenAll(loops).ConfigureAwait(false);
         profile?.Stop();
         long allocated = GC.GetTotalAllocatedBytes() - allocatedBefore;
@@ -68,9 +76,7 @@ internal sealed class LoadPhases(BenchCluster cluster, LoadSettings settings)
             }
         }
 
-        return total == 0
-            ? new ThroughputResult(0, 0, 0, 0, 0)
-            : new ThroughputResult(inWindow / window.TotalSeconds, (double)published / total, (double)delivered / total, cpuMs * 1000 / total, (double)allocated / total);
+        return new ThroughputCounts(inWindow, total, published, delivered, cpuMs, allocated);
     }
 
     /// <summary>One append at a time from <paramref name="node"/>, until the window ends.</summary>
@@ -100,6 +106,14 @@ internal sealed class LoadPhases(BenchCluster cluster, LoadSettings settings)
     /// over the nodes, each cycling through 16 lock names of its own (many names, no contention).
     /// </summary>
     public async Task<double> LockOpsPerSecondAsync(TimeSpan window)
+        => await LockPairsAsync(window, firstClient: 0, settings.LockClients).ConfigureAwait(false) / window.TotalSeconds;
+
+    /// <summary>
+    /// Acquire + release pairs completed inside the window by the clients numbered
+    /// <paramref name="firstClient"/> onwards, spread over the nodes of this process. The numbers name
+    /// each client's locks, so clients in different processes never contend when their ranges differ.
+    /// </summary>
+    public async Task<long> LockPairsAsync(TimeSpan window, int firstClient, int clients)
     {
         var nodes = cluster.Running.ToList();
         long pairs = 0;
@@ -125,8 +139,8 @@ internal sealed class LoadPhases(BenchCluster cluster, LoadSettings settings)
             }
         }
 
-        await Task.WhenAll(Enumerable.Range(0, settings.LockClients).Select(Client)).ConfigureAwait(false);
-        return pairs / window.TotalSeconds;
+        await Task.WhenAll(Enumerable.Range(firstClient, clients).Select(Client)).ConfigureAwait(false);
+        return pairs;
     }
 
     /// <summary>Uncontended acquires, one at a time, from <paramref name="node"/>; only the acquire is timed.</summary>
@@ -159,12 +173,15 @@ internal sealed class LoadPhases(BenchCluster cluster, LoadSettings settings)
         var clock = Stopwatch.StartNew();
         var stopping = cluster.StopAsync(leader);
         var next = await cluster.AgreedLeaderAsync(OperationTimeout, previousTerm: term).ConfigureAwait(false);
-        await next.AppendAsync(_payload, OperationTimeout).ConfigureAwait(false);
+        await AppendOnceAsync(next).ConfigureAwait(false);
         double failoverMs = clock.Elapsed.TotalMilliseconds;
         Console.Error.WriteLine($"new leader {next.Id} (term {next.Term}) committed after {failoverMs:0.0} ms");
         await Task.WhenAny(stopping, Task.Delay(OperationTimeout)).ConfigureAwait(false);
         return failoverMs;
     }
+
+    /// <summary>One append of the run's payload (the failover's first commit); throws when it fails.</summary>
+    public Task<long> AppendOnceAsync(GaggleNode node) => node.AppendAsync(_payload, OperationTimeout);
 
     private void CountError(Exception e)
     {
@@ -177,3 +194,18 @@ internal sealed class LoadPhases(BenchCluster cluster, LoadSettings settings)
 
 /// <summary>The throughput phase's figures; messages and CPU are per commit, over the window and the drain after it.</summary>
 internal sealed record ThroughputResult(double CommitsPerSecond, double RedisMessagesPerCommit, double MemoryDeliveriesPerCommit, double CpuMicrosecondsPerCommit, double AllocatedBytesPerCommit);
+
+/// <summary>
+/// The throughput phase's raw counts: commits inside the window and in all (with the drain), and what
+/// the window and drain cost (PUBLISHes, in-memory deliveries, CPU, allocations). They add up over processes.
+/// </summary>
+internal sealed record ThroughputCounts(long InWindow, long Total, long Published, long Delivered, double CpuMs, long AllocatedBytes)
+{
+    public static ThroughputCounts Sum(IEnumerable<ThroughputCounts> parts) => parts.Aggregate(
+        new ThroughputCounts(0, 0, 0, 0, 0, 0),
+        (a, b) => new ThroughputCounts(a.InWindow + b.InWindow, a.Total + b.Total, a.Published + b.Published, a.Delivered + b.Delivered, a.CpuMs + b.CpuMs, a.AllocatedBytes + b.AllocatedBytes));
+
+    public ThroughputResult ToResult(TimeSpan window) => Total == 0
+        ? new ThroughputResult(0, 0, 0, 0, 0)
+        : new ThroughputResult(InWindow / window.TotalSeconds, (double)Published / Total, (double)Delivered / Total, CpuMs * 1000 / Total, (double)AllocatedBytes / Total);
+}

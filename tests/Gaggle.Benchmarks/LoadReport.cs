@@ -13,6 +13,9 @@ internal sealed record LoadReport
 
     public int PayloadBytes { get; init; }
 
+    /// <summary>Each node ran in its own process (<c>--processes</c>); the table says so where it changes a figure's meaning.</summary>
+    public bool NodesInProcesses { get; init; }
+
     public double CommitsPerSecond { get; init; }
 
     /// <summary>Diagnostics of the throughput phase, printed in the table only (the JSON keeps its fixed keys).</summary>
@@ -94,7 +97,8 @@ internal sealed record LoadReport
         static string Ms(Latencies l, bool withMax) => withMax
             ? string.Create(CultureInfo.InvariantCulture, $"p50 {l.Percentile(50):0.000}  p90 {l.Percentile(90):0.000}  p99 {l.Percentile(99):0.000}  max {l.Max:0.000}  mean {l.Mean:0.000} ms  ({l.Count} samples)")
             : string.Create(CultureInfo.InvariantCulture, $"p50 {l.Percentile(50):0.000}  p90 {l.Percentile(90):0.000}  p99 {l.Percentile(99):0.000}  mean {l.Mean:0.000} ms  ({l.Count} samples)");
-        table.AppendLine(CultureInfo.InvariantCulture, $"Gaggle load run: {Nodes} nodes over {Channel}, {PayloadBytes}-byte entries");
+        string where = NodesInProcesses ? "one process per node" : "all in this process";
+        table.AppendLine(CultureInfo.InvariantCulture, $"Gaggle load run: {Nodes} nodes over {Channel} ({where}), {PayloadBytes}-byte entries");
         Row("commits/s (many in flight, all nodes)", Number(CommitsPerSecond));
         Row("commit latency from the leader", Ms(LeaderCommit, withMax: true));
         Row("commit latency from a follower", Ms(FollowerCommit, withMax: true));
@@ -103,10 +107,10 @@ internal sealed record LoadReport
         Row("election (start -> agreed leader)", string.Create(CultureInfo.InvariantCulture, $"{ElectionMs:0.0} ms"));
         Row("failover (stop -> new leader commits)", string.Create(CultureInfo.InvariantCulture, $"{FailoverMs:0.0} ms"));
         Row("  leader stopped by", FailoverMethod);
-        Row("peak RSS", string.Create(CultureInfo.InvariantCulture, $"{PeakRssMb:0.0} MB"));
+        Row(NodesInProcesses ? "peak RSS (the largest node process)" : "peak RSS (this process, all nodes)", string.Create(CultureInfo.InvariantCulture, $"{PeakRssMb:0.0} MB"));
         Row("Redis PUBLISHes per commit (full load)", string.Create(CultureInfo.InvariantCulture, $"{RedisMessagesPerCommit:0.000}"));
-        Row("  process CPU per commit (full load)", string.Create(CultureInfo.InvariantCulture, $"{Throughput.CpuMicrosecondsPerCommit:0.0} us"));
-        Row("  bytes allocated per commit (full load)", string.Create(CultureInfo.InvariantCulture, $"{Throughput.AllocatedBytesPerCommit:0}"));
+        Row(NodesInProcesses ? "  CPU of all node processes per commit" : "  process CPU per commit (full load)", string.Create(CultureInfo.InvariantCulture, $"{Throughput.CpuMicrosecondsPerCommit:0.0} us"));
+        Row(NodesInProcesses ? "  bytes allocated (all nodes) per commit" : "  bytes allocated per commit (full load)", string.Create(CultureInfo.InvariantCulture, $"{Throughput.AllocatedBytesPerCommit:0}"));
         if (Channel == "memory")
         {
             Row("  in-memory deliveries per commit", string.Create(CultureInfo.InvariantCulture, $"{Throughput.MemoryDeliveriesPerCommit:0.000}"));

@@ -1,33 +1,29 @@
 using System.Diagnostics;
+using Gaggle.Benchmarks.Processes;
 
 namespace Gaggle.Benchmarks;
 
 /// <summary>
 /// The whole load run: Redis baselines (over Redis only), then the cluster's election, throughput,
 /// one-at-a-time latencies, locks and failover. Each phase gets a fixed share of the duration.
+/// With <see cref="LoadSettings.Processes"/>, the cluster's part is <see cref="ProcessLoadRun"/>.
 /// </summary>
 internal static class LoadRun
 {
     public static async Task<LoadReport> RunAsync(LoadSettings settings)
     {
+        var baselines = await RedisBaselinesAsync(settings);
+        if (settings.Processes)
+        {
+            return await ProcessLoadRun.RunAsync(settings, baselines);
+        }
+
         var duration = TimeSpan.FromSeconds(settings.DurationSeconds);
         TimeSpan Share(double fraction) => duration * fraction;
-        void Phase(string name, TimeSpan window) => Console.Error.WriteLine($"phase: {name} ({window.TotalSeconds:0.0} s)");
         async Task Settled(BenchCluster cluster, string name, TimeSpan window)
         {
             await cluster.SettleAsync();
             Phase(name, window);
-        }
-
-
-        Latencies? publishRoundTrip = null;
-        double? setNxOps = null;
-        if (settings.IsRedis)
-        {
-            Phase("baseline PUBLISH -> subscriber", Share(0.08));
-            publishRoundTrip = await RedisBaselines.PublishRoundTripAsync(settings.Redis!, Share(0.08));
-            Phase($"baseline SET NX PX + DEL, {settings.LockClients} clients", Share(0.08));
-            setNxOps = await RedisBaselines.SetNxLockOpsPerSecondAsync(settings.Redis!, settings.LockClients, Share(0.08));
         }
 
         var (cluster, electionMs) = await BenchCluster.StartAsync(settings, TimeSpan.FromSeconds(15));
@@ -67,10 +63,32 @@ internal static class LoadRun
                 FailoverMethod = cluster.StopMethod,
                 PeakRssMb = process.PeakWorkingSet64 / (1024.0 * 1024.0),
                 RedisMessagesPerCommit = settings.IsRedis ? throughput.RedisMessagesPerCommit : 0,
-                BaselinePublishRoundTrip = publishRoundTrip,
-                BaselineSetNxLockOpsPerSecond = setNxOps,
+                BaselinePublishRoundTrip = baselines.PublishRoundTrip,
+                BaselineSetNxLockOpsPerSecond = baselines.SetNxLockOpsPerSecond,
                 Errors = phases.Errors,
             };
         }
     }
+
+    /// <summary>Announces a phase on stderr.</summary>
+    public static void Phase(string name, TimeSpan window) => Console.Error.WriteLine($"phase: {name} ({window.TotalSeconds:0.0} s)");
+
+    /// <summary>The plain-Redis figures to compare with (none over the in-memory channel).</summary>
+    private static async Task<BaselineFigures> RedisBaselinesAsync(LoadSettings settings)
+    {
+        if (!settings.IsRedis)
+        {
+            return new BaselineFigures(null, null);
+        }
+
+        var window = TimeSpan.FromSeconds(settings.DurationSeconds) * 0.08;
+        Phase("baseline PUBLISH -> subscriber", window);
+        var publishRoundTrip = await RedisBaselines.PublishRoundTripAsync(settings.Redis!, window);
+        Phase($"baseline SET NX PX + DEL, {settings.LockClients} clients", window);
+        double setNxOps = await RedisBaselines.SetNxLockOpsPerSecondAsync(settings.Redis!, settings.LockClients, window);
+        return new BaselineFigures(publishRoundTrip, setNxOps);
+    }
 }
+
+/// <summary>The plain-Redis figures of a run; null over the in-memory channel.</summary>
+internal sealed record BaselineFigures(Latencies? PublishRoundTrip, double? SetNxLockOpsPerSecond);

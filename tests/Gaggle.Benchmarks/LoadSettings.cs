@@ -26,11 +26,15 @@ internal sealed record LoadSettings
     /// <summary>Samples allocations by type during the throughput phase and prints the top types.</summary>
     public bool ProfileAllocations { get; init; }
 
+    /// <summary>Each node in its own process (this program again, in node-host mode); over Redis only.</summary>
+    public bool Processes { get; init; }
+
     public bool IsRedis => Channel == "redis";
 
     public const string Usage =
         "usage: Gaggle.Benchmarks [--channel memory|redis] [--redis HOST:PORT] [--nodes N (3-26)] [--duration S] [--payload BYTES]\n" +
         "                         [--inflight PER_NODE] [--lock-clients N] [--out FILE.json] [--profile-allocations]\n" +
+        "                         [--processes (each node in its own process; needs --channel redis)]\n" +
         "       Gaggle.Benchmarks --micro [BenchmarkDotNet arguments, default: --filter * --job short]";
 
     /// <summary>Parses <paramref name="args"/>; null (after printing why) when they are invalid.</summary>
@@ -43,6 +47,12 @@ internal sealed record LoadSettings
             if (name == "--profile-allocations")
             {
                 settings = settings with { ProfileAllocations = true };
+                continue;
+            }
+
+            if (name == "--processes")
+            {
+                settings = settings with { Processes = true };
                 continue;
             }
 
@@ -91,6 +101,11 @@ internal sealed record LoadSettings
         if (!settings.IsRedis && settings.Redis is not null)
         {
             settings = settings with { Channel = "redis" };
+        }
+
+        if (settings.Processes && !settings.IsRedis)
+        {
+            return Fail($"--processes needs --channel redis (got --channel {settings.Channel}): node processes can only reach each other over Redis");
         }
 
         return settings;

@@ -1,11 +1,18 @@
 using System.Diagnostics;
 using Gaggle.Benchmarks;
 using Gaggle.Benchmarks.Micro;
+using Gaggle.Benchmarks.Processes;
 
 // The end-to-end load driver (default) or, with --micro, BenchmarkDotNet micro-benchmarks.
+// --node-host (first) is the hidden mode of the node processes that the driver starts for --processes.
 if (args.Length > 0 && args[0] == "--micro")
 {
     return MicroBenchmarks.Run(args[1..]);
+}
+
+if (args.Length > 0 && args[0] == NodeHost.Flag)
+{
+    return await NodeHost.RunAsync(args);
 }
 
 if (args is ["--help"] or ["-h"])
