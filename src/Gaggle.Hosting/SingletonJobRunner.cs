@@ -10,6 +10,12 @@ namespace Gaggle.Hosting;
 /// already running jobs wait longer before trying, and one instance tries one job at a time, so
 /// jobs spread over instances instead of piling onto the first one up.
 /// </summary>
+/// <remarks>
+/// Every try is a log entry, so an instance first looks at its own copy of the lock table (no entry)
+/// and tries only when the job looks free: while the job runs somewhere, waiting instances add
+/// nothing to the log. A look may be stale, but the try decides; a holder that dies shows until its
+/// lease ends in the table, as the try would have found anyway.
+/// </remarks>
 internal sealed partial class SingletonJobRunner<TJob>(
     string name,
     IServiceProvider services,
@@ -25,12 +31,18 @@ internal sealed partial class SingletonJobRunner<TJob>(
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         registry.JobNames[name] = true;
+        bool first = true;
         while (!stoppingToken.IsCancellationRequested)
         {
             try
             {
-                var wait = options.PollInterval * (1 + 2 * registry.Running.Count);
-                await Task.Delay(registry.Running.Count == 0 ? options.PollInterval * Random.Shared.NextDouble() * 0.25 : wait, time, stoppingToken).ConfigureAwait(false);
+                // The first look comes soon after start, later ones every poll interval (less often on an
+                // instance already running jobs); the jitter keeps instances from looking in step.
+                var wait = first
+                    ? options.PollInterval * Random.Shared.NextDouble() * 0.25
+                    : options.PollInterval * (1 + 2 * registry.Running.Count) * (0.75 + Random.Shared.NextDouble() * 0.25);
+                first = false;
+                await Task.Delay(wait, time, stoppingToken).ConfigureAwait(false);
                 var handle = await TryTakeAsync(stoppingToken).ConfigureAwait(false);
                 if (handle is not null && await RunAsync(handle, stoppingToken).ConfigureAwait(false))
                 {
@@ -54,7 +66,8 @@ internal sealed partial class SingletonJobRunner<TJob>(
         await registry.AcquireGate.WaitAsync(stoppingToken).ConfigureAwait(false);
         try
         {
-            if (registry.Running.Count > 0 && await SomeoneLessBusyIsAliveAsync(stoppingToken).ConfigureAwait(false))
+            if (!LooksFree(await node.Locks.PeekAsync(_lockName, stoppingToken).ConfigureAwait(false))
+                || (registry.Running.Count > 0 && await SomeoneLessBusyIsAliveAsync(stoppingToken).ConfigureAwait(false)))
             {
                 return null;
             }
@@ -73,16 +86,20 @@ internal sealed partial class SingletonJobRunner<TJob>(
         }
     }
 
+    /// <summary>Nobody holds or waits for the lock, as far as this node's copy of the table knows.</summary>
+    private static bool LooksFree(LockInfo info) => info.Holders.Count == 0 && info.QueueLength == 0;
+
     /// <summary>
     /// Jobs spread: an instance already running k jobs leaves a job to any live member running fewer.
-    /// Liveness is the member's presence lock; loads are the job locks' holders (linearizable reads).
+    /// Liveness is the member's presence lock; loads are the job locks' holders. Both are read from
+    /// this node's copy of the lock table (no log entries): it is a heuristic, the try decides.
     /// </summary>
     private async Task<bool> SomeoneLessBusyIsAliveAsync(CancellationToken stoppingToken)
     {
         var loads = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (var job in registry.JobNames.Keys)
         {
-            foreach (var holder in (await node.Locks.InspectAsync(SingletonJobRegistry.LockName(job), options.PollInterval * 10, stoppingToken).ConfigureAwait(false)).Holders)
+            foreach (var holder in (await node.Locks.PeekAsync(SingletonJobRegistry.LockName(job), stoppingToken).ConfigureAwait(false)).Holders)
             {
                 loads[holder.NodeId] = loads.GetValueOrDefault(holder.NodeId) + 1;
             }
@@ -92,7 +109,7 @@ internal sealed partial class SingletonJobRunner<TJob>(
         foreach (var member in node.Members.Where(m => m != node.Id))
         {
             if (loads.GetValueOrDefault(member) < mine
-                && (await node.Locks.InspectAsync(SingletonJobRegistry.PresenceName(member), options.PollInterval * 10, stoppingToken).ConfigureAwait(false)).Holders.Count > 0)
+                && (await node.Locks.PeekAsync(SingletonJobRegistry.PresenceName(member), stoppingToken).ConfigureAwait(false)).Holders.Count > 0)
             {
                 return true;
             }

@@ -107,6 +107,23 @@ public sealed class GaggleLocks
         }
     }
 
+    /// <summary>
+    /// Reads a lock's state from this node's own copy of the lock table, without a log entry: cheap,
+    /// but possibly stale. The copy trails the leader by the time a commit takes to reach this node,
+    /// and without limit on a node cut off from the leader; a lease that ran out shows its holder until
+    /// the leader's time entry ending it is applied here. Use it to decide whether a linearizable call
+    /// (<see cref="TryAcquireAsync"/>, <see cref="InspectAsync"/>) is worth making, never instead of one:
+    /// a lock that looks free may be taken, and one that looks held may have been released.
+    /// </summary>
+    /// <param name="name">The lock's name.</param>
+    /// <param name="cancellationToken">Stops waiting for the node's loop.</param>
+    /// <returns>The holders and queue length as this node last applied them; <see cref="LockInfo.AsOfIndex"/> is the last log index applied here.</returns>
+    public Task<LockInfo> PeekAsync(string name, CancellationToken cancellationToken = default)
+    {
+        ValidateName(name);
+        return _node.PeekLockAsync(name, cancellationToken);
+    }
+
     internal TimeSpan Lease => _lease;
 
     internal GaggleNode Node => _node;

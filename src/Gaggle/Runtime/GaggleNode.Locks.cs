@@ -45,6 +45,25 @@ public sealed partial class GaggleNode
         return _lastStamp;
     }
 
+    /// <summary>
+    /// This node's applied view of lock <paramref name="name"/>, read on the loop: no log entry, and
+    /// possibly stale (it trails the leader by replication, arbitrarily on a node cut off from it).
+    /// </summary>
+    internal async Task<LockInfo> PeekLockAsync(string name, CancellationToken cancellationToken)
+    {
+        var result = new TaskCompletionSource<LockInfo>(TaskCreationOptions.RunContinuationsAsynchronously);
+        Post(new ActionInput(() => result.TrySetResult(_lockTable.Describe(name, _core!.AppliedIndex))));
+        // A loop that stops on a fatal error leaves what was queued unread: fail instead of waiting forever.
+        await Task.WhenAny(result.Task, _loop).WaitAsync(cancellationToken).ConfigureAwait(false);
+        if (!result.Task.IsCompleted)
+        {
+            ThrowIfStopped();
+            throw new ObjectDisposedException(nameof(GaggleNode), $"Gaggle node '{Id}' is stopped.");
+        }
+
+        return await result.Task.ConfigureAwait(false);
+    }
+
     /// <summary>Registers a callback for the lock event answering request <paramref name="sequence"/> of this node.</summary>
     internal void WatchLockRequest(long sequence, Action<LockEvent> onEvent) => _lockWaiters[sequence] = onEvent;
 
