@@ -227,9 +227,15 @@ public sealed class RedisPubSubChannel : IChannel
                 Statistics.CountPublished();
                 return;
             }
-            catch (Exception e) when ((e is RedisException or TimeoutException) && _options.PublishRetries > 0)
+            catch (Exception e) when (e is RedisException or TimeoutException)
             {
+                // Every failed attempt counts, the first one too (also when no retry follows).
                 Statistics.CountPublishFailure();
+                if (_options.PublishRetries == 0)
+                {
+                    throw;
+                }
+
                 await Task.Delay(_options.PublishRetryDelay, _stopping.Token).ConfigureAwait(false);
             }
 

@@ -36,8 +36,9 @@ public sealed partial class GaggleNode
     internal ulong Incarnation => _incarnation;
 
     /// <summary>
-    /// Appends an encoded entry envelope and waits until it is committed and applied here. The loop
-    /// times the append out (at its next tick after the deadline): no timer per append.
+    /// Appends an encoded entry envelope and waits until it is committed and applied here. The node's
+    /// timer times the append out (at its first tick after the deadline, whether or not the loop is
+    /// free): no timer per append.
     /// </summary>
     internal async Task<long> AppendEnvelopeAsync(long sequence, byte[] envelope, TimeSpan? timeout, CancellationToken cancellationToken, bool recordDuration = false)
     {
@@ -47,7 +48,7 @@ public sealed partial class GaggleNode
         {
             StartedAt = recordDuration ? now : 0,
             Timeout = timeout is { } t && t != Timeout.InfiniteTimeSpan ? t : null,
-            Deadline = timeout is { } limit && limit != Timeout.InfiniteTimeSpan ? now + (long)(limit.TotalSeconds * _time.TimestampFrequency) : long.MaxValue,
+            Deadline = timeout is { } limit && limit != Timeout.InfiniteTimeSpan ? DeadlineAfter(now, limit) : long.MaxValue,
         };
         _appends[sequence] = pending;
         try
@@ -67,7 +68,14 @@ public sealed partial class GaggleNode
         }
     }
 
-    /// <summary>Fails the appends whose deadline passed with a <see cref="TimeoutException"/> (on the loop, at each tick).</summary>
+    /// <summary>The timestamp <paramref name="limit"/> after <paramref name="now"/>; long.MaxValue (never) when that is beyond the clock's range.</summary>
+    private long DeadlineAfter(long now, TimeSpan limit)
+    {
+        double span = limit.TotalSeconds * _time.TimestampFrequency;
+        return span >= long.MaxValue - (double)Math.Max(now, 0) ? long.MaxValue : now + (long)span;
+    }
+
+    /// <summary>Fails the appends whose deadline passed with a <see cref="TimeoutException"/> (on the node's timer, at each tick; thread-safe).</summary>
     private void ExpireAppends()
     {
         if (_appends.IsEmpty)

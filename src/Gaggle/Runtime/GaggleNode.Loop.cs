@@ -19,6 +19,9 @@ public sealed partial class GaggleNode
 
     private void OnTimer()
     {
+        // On the timer, not the loop: an append's timeout must hold while the loop is stuck (a stalled
+        // disk); a lock renewal's timeout is what marks a hold lost at its safe deadline.
+        ExpireAppends();
         if (Interlocked.Exchange(ref _tickQueued, 1) == 0 && !_inbox.Writer.TryWrite(TickInput.Instance))
         {
             _tickQueued = 0;
@@ -73,7 +76,6 @@ public sealed partial class GaggleNode
                 Volatile.Write(ref _tickQueued, 0);
                 _tickCount++;
                 core.Tick();
-                ExpireAppends();
                 MaybeAppendTimeEntry(core);
                 if (_tickCount % RetryTicks(core) == 0)
                 {

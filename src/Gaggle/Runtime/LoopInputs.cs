@@ -36,7 +36,7 @@ internal sealed class PendingAppend(long sequence, byte[] envelope) : LoopInput
     /// <summary>The caller's timeout; null when it waits without limit.</summary>
     public TimeSpan? Timeout { get; init; }
 
-    /// <summary>The timestamp after which the loop fails it with a <see cref="TimeoutException"/>.</summary>
+    /// <summary>The timestamp after which the node's timer fails it with a <see cref="TimeoutException"/>.</summary>
     public long Deadline { get; init; } = long.MaxValue;
 
     /// <summary>Where it was last sent: this node (proposed) or the leader it was forwarded to; null while unsent.</summary>
