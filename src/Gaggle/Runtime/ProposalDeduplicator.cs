@@ -7,7 +7,7 @@ namespace Gaggle.Runtime;
 /// retried and landed in the log twice is applied once. Decisions depend only on the order of the
 /// committed log, so every replica decides alike, and the table is part of snapshots. Per origin
 /// incarnation it keeps a floor (every sequence up to it counts as seen: it follows contiguous
-/// sequences, and jumps over a gap once <see cref="Window"/> sequences wait above it, since a retry
+/// sequences, and jumps over a gap once 2 × <see cref="Window"/> sequences wait above it, since a retry
 /// that old is not expected) and the sequences seen above the floor; per origin the
 /// <see cref="IncarnationsPerOrigin"/> most recently used incarnations.
 /// </summary>
@@ -65,6 +65,10 @@ internal sealed class ProposalDeduplicator
             // Pruned in batches: a scan per Window entries keeps FirstTime O(1) amortized.
             seen.Floor = seen.Max - Window;
             seen.Sequences.RemoveWhere(s => s <= seen.Floor);
+            while (seen.Sequences.Remove(seen.Floor + 1))
+            {
+                seen.Floor++; // contiguous again above the jump: follow it, so the set empties
+            }
         }
 
         return true;
@@ -75,6 +79,10 @@ internal sealed class ProposalDeduplicator
         => _origins.TryGetValue(origin, out var incarnations)
             && Find(incarnations, incarnation) is { } seen
             && (sequence <= seen.Floor || seen.Sequences.Contains(sequence));
+
+    /// <summary>How many sequences of an origin incarnation are remembered above its floor (memory held).</summary>
+    public int PendingAboveFloor(string origin, ulong incarnation)
+        => _origins.TryGetValue(origin, out var incarnations) && Find(incarnations, incarnation) is { } seen ? seen.Sequences.Count : 0;
 
     private static Seen? Find(List<Seen> incarnations, ulong incarnation)
     {

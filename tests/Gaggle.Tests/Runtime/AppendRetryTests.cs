@@ -125,6 +125,7 @@ public sealed class AppendRetryTests
         }
 
         Assert.That(table.FirstTime("a", 1, 1, 0), Is.False, "a retry older than the window is taken for a duplicate");
+        Assert.That(table.PendingAboveFloor("a", 1), Is.Zero, "after the jump the floor follows the contiguous sequences again");
         Assert.That(table.FirstTime("a", 1, 3 * window, 0), Is.False, "a recent duplicate");
         Assert.That(table.FirstTime("a", 1, 3 * window + 1, 0), Is.True);
     }
