@@ -397,8 +397,9 @@ internal sealed partial class RaftCore
 
     /// <summary>
     /// While every member's follower is replicating from the same next index with room in its
-    /// window, sends the new entries as one broadcast AppendEntries (To = null): the same message
-    /// each would get, for one PUBLISH. Whatever a follower still needs afterwards (it lags, probes,
+    /// window, and already has appends in flight (under load, where messages per commit matter; a
+    /// lone append goes out point to point, which is quicker over Redis), sends the new entries as
+    /// one broadcast AppendEntries (To = null): the same message each would get, for one PUBLISH. Whatever a follower still needs afterwards (it lags, probes,
     /// needs a snapshot, or its window filled) goes to it alone.
     /// </summary>
     private void SendAppendsToAll()
@@ -414,7 +415,7 @@ internal sealed partial class RaftCore
             foreach (var progress in _progress.Values)
             {
                 if (progress.State != ProgressState.Replicate || progress.IsPaused || progress.Next <= _log.SnapshotIndex
-                    || (next != 0 && progress.Next != next))
+                    || progress.Inflights.Count == 0 || (next != 0 && progress.Next != next))
                 {
                     return;
                 }
@@ -467,7 +468,8 @@ internal sealed partial class RaftCore
 
     /// <summary>
     /// When every member's follower is owed the same commit notice (each has the new commit index in
-    /// its log), sends it once as a broadcast; false when they differ (then each gets its own).
+    /// its log) and has appends in flight (under load), sends it once as a broadcast; false otherwise
+    /// (then each gets its own).
     /// </summary>
     private bool BroadcastCommitNotice()
     {
@@ -479,7 +481,7 @@ internal sealed partial class RaftCore
         long commit = _log.Committed;
         foreach (var progress in _progress.Values)
         {
-            if (progress.Match < commit || progress.CommitSent >= commit)
+            if (progress.Match < commit || progress.CommitSent >= commit || progress.Inflights.Count == 0)
             {
                 return false;
             }

@@ -21,9 +21,11 @@ public sealed class BroadcastAppendTests
     }
 
     [Test]
-    public void NewEntriesGoOutAsOneBroadcastWhenEveryFollowerReplicatesFromTheSameIndex()
+    public void UnderLoadNewEntriesGoOutAsOneBroadcastWhenEveryFollowerReplicatesFromTheSameIndex()
     {
         var cluster = SteadyCluster();
+        cluster.Propose("a", "in flight");
+        cluster.Collect(); // sent, not yet acknowledged: both followers have an append in flight
         int before = cluster.Sent.Count;
         cluster.ProposeMany("a", 3, "e");
         cluster.Collect();
@@ -37,6 +39,19 @@ public sealed class BroadcastAppendTests
         Assert.That(cluster.Log("b").Select(e => e.Index), Is.EqualTo(cluster.Log("a").Select(e => e.Index)));
         Assert.That(cluster.Log("c").Select(e => e.Index), Is.EqualTo(cluster.Log("a").Select(e => e.Index)));
         Assert.That(new[] { "a", "b", "c" }.Select(id => cluster[id].CommitIndex), Is.All.EqualTo(cluster["a"].Log.LastIndex), "both acknowledged the broadcast; the commit reached everyone");
+    }
+
+    [Test]
+    public void ALoneAppendGoesPointToPoint()
+    {
+        var cluster = SteadyCluster();
+        int before = cluster.Sent.Count;
+        cluster.Propose("a", "alone");
+        cluster.Stabilize();
+        var sent = cluster.Sent.Skip(before).Where(m => m.Type is MessageType.Append or MessageType.CommitNotice).ToList();
+
+        Assert.That(sent.Where(m => m.To is null), Is.Empty, "nothing in flight: one message per follower, the quicker path over Redis");
+        Assert.That(sent.Where(m => m.Type == MessageType.Append).Select(m => m.To), Is.EquivalentTo(new[] { "b", "c" }));
     }
 
     [Test]
@@ -88,17 +103,28 @@ public sealed class BroadcastAppendTests
     }
 
     [Test]
-    public void ACommitNoticeOwedToEveryFollowerAlikeIsOneBroadcast()
+    public void UnderLoadACommitNoticeOwedToEveryFollowerAlikeIsOneBroadcast()
     {
         var cluster = SteadyCluster();
         cluster.Propose("a", "x");
-        int before = cluster.Sent.Count;
-        cluster.Stabilize();
-        var notices = cluster.Sent.Skip(before).Where(m => m.Type == MessageType.CommitNotice).ToList();
+        cluster.Collect();
+        cluster.Propose("a", "y"); // broadcast: x is in flight to both
+        cluster.Collect();
 
+        // Both acknowledge x only (y is lost): the leader commits x while y is still in flight to both.
+        long y = cluster["a"].Log.LastIndex;
+        int before = cluster.Sent.Count;
+        using (cluster.Drop(m => m.Type == MessageType.Append && m.Entries.Any(e => e.Index == y)))
+        {
+            cluster.Deliver(); // x reaches both; their acknowledgements are collected
+            cluster.Deliver(); // the acknowledgements reach the leader; it commits x and owes both a notice
+            cluster.Deliver(); // the notice reaches both
+        }
+
+        var notices = cluster.Sent.Skip(before).Where(m => m.Type == MessageType.CommitNotice).ToList();
         Assert.That(notices, Has.Count.EqualTo(1), "both followers acknowledged x and are owed the same commit");
         Assert.That(notices[0].To, Is.Null);
-        Assert.That(new[] { "b", "c" }.Select(id => cluster[id].CommitIndex), Is.All.EqualTo(cluster["a"].CommitIndex));
+        Assert.That(new[] { "b", "c" }.Select(id => cluster[id].CommitIndex), Is.All.EqualTo(y - 1), "both learned that x committed");
     }
 
     [Test]
