@@ -19,6 +19,9 @@ internal sealed class LockTable
 
     private readonly Dictionary<string, LockState> _locks = new(StringComparer.Ordinal);
     private readonly List<LockEvent> _events = [];
+
+    /// <summary>Grants per lock within the entry being applied (the n of its tokens); cleared for every entry.</summary>
+    private readonly Dictionary<string, int> _grants = new(StringComparer.Ordinal);
     private long _nextDeadline = long.MaxValue;
 
     /// <summary>The lease clock (ms): the highest leader stamp applied so far.</summary>
@@ -40,7 +43,8 @@ internal sealed class LockTable
     public void Apply(LockCommand command, RequestId request, long stamp, long index)
     {
         Now = Math.Max(Now, stamp);
-        var grants = new Dictionary<string, int>(StringComparer.Ordinal);
+        var grants = _grants;
+        grants.Clear();
         if (Now >= _nextDeadline)
         {
             ExpireDue(index, grants);
