@@ -11,9 +11,21 @@ public class LockTableBenchmark
     private LockCommand[] _acquires = [];
     private long _index;
 
+    /// <summary>Other locks held all along (long leases): the cost per command must not grow with them.</summary>
+    [Params(0, 10_000)]
+    public int Held { get; set; }
+
     [GlobalSetup]
-    public void Setup() =>
+    public void Setup()
+    {
         _acquires = Enumerable.Range(0, 1024).Select(i => new LockCommand(LockCommandType.Acquire, $"orders:{i}", LeaseMs: 10_000)).ToArray();
+        for (int i = 0; i < Held; i++)
+        {
+            _table.Apply(new LockCommand(LockCommandType.Acquire, $"held:{i}", LeaseMs: 1_000_000_000), new RequestId("n2", 1, i + 1), stamp: 0, index: ++_index);
+        }
+
+        _table.TakeEvents();
+    }
 
     [Benchmark(Description = "apply acquire + release (1024 names)")]
     public int AcquireAndRelease()

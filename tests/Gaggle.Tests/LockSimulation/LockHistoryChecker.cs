@@ -36,6 +36,11 @@ internal sealed partial class LockHistoryChecker
     /// <summary>A node applied a lock command; its table and events must match the common history.</summary>
     public void ObserveApplied(string node, LockTable table, long index, EntryEnvelope envelope, LockCommand command, IReadOnlyList<LockEvent> events)
     {
+        if (table.NextDeadline != table.ScanNextDeadline())
+        {
+            throw new LockSimViolation($"{node}'s lock table after index {index} names {table.NextDeadline} as its next deadline; a scan of its locks finds {table.ScanNextDeadline()}");
+        }
+
         using var stream = new MemoryStream();
         table.Write(stream);
         ulong fingerprint = Fingerprint(stream.GetBuffer().AsSpan(0, (int)stream.Length), events);

@@ -151,4 +151,35 @@ public sealed class LockTableTests
         Assert.That(copy.Describe("x", 3), Is.EqualTo(table.Describe("x", 3)).Using<LockInfo>((l, r) => l.Holders.SequenceEqual(r.Holders) && l.QueueLength == r.QueueLength && l.MaxCount == r.MaxCount));
         Assert.That(copy.NextDeadline, Is.EqualTo(table.NextDeadline));
     }
+
+    [Test]
+    public void TheNextDeadlineFollowsRenewalsReleasesAndWaitsAndSurvivesASnapshot()
+    {
+        var table = new LockTable();
+        table.Apply(Acquire("a", leaseMs: 100), R("n1", 1), stamp: 0, index: 1);   // expires at 100
+        table.Apply(Acquire("b", leaseMs: 300), R("n1", 2), stamp: 0, index: 2);   // expires at 300
+        table.Apply(Acquire("a", waitMs: 50), R("n2", 1), stamp: 10, index: 3);    // waits until 60
+        long aToken = table.TakeEvents().First(e => e.Type == LockEventType.Granted && e.Name == "a").Token;
+        Assert.That(table.NextDeadline, Is.EqualTo(60), "the wait ends first");
+
+        table.Apply(new LockCommand(LockCommandType.CancelWait, "a", RequestSequence: 1), R("n2", 2), stamp: 20, index: 4);
+        Assert.That(table.NextDeadline, Is.EqualTo(100), "the cancelled wait is gone: a's lease is next");
+
+        table.Apply(new LockCommand(LockCommandType.Renew, "a", Token: aToken, LeaseMs: 500), R("n1", 3), stamp: 30, index: 5);
+        Assert.That(table.NextDeadline, Is.EqualTo(300), "a renewed until 530: b's lease is next");
+
+        using var stream = new MemoryStream();
+        table.Write(stream);
+        var restored = new LockTable();
+        stream.Position = 0;
+        restored.Read(stream);
+        Assert.That(restored.NextDeadline, Is.EqualTo(300), "a snapshot restores it");
+
+        foreach (var copy in new[] { table, restored })
+        {
+            copy.Apply(new LockCommand(LockCommandType.Release, "b", Token: copy.Describe("b", 6).Holders[0].FencingToken), R("n1", 4), stamp: 40, index: 6);
+            Assert.That(copy.NextDeadline, Is.EqualTo(530), "b released: a's renewed lease is the only deadline");
+            Assert.That(copy.NextDeadline, Is.EqualTo(copy.ScanNextDeadline()));
+        }
+    }
 }
