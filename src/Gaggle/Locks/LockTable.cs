@@ -196,8 +196,22 @@ internal sealed class LockTable
     /// <summary>Leases that ran out end (Expired), waits that ran out end (Denied), then queues move up.</summary>
     private void ExpireDue(long index, Dictionary<string, int> grants)
     {
-        foreach (var (name, state) in _locks.OrderBy(l => l.Key, StringComparer.Ordinal).ToList())
+        // The locks with a deadline due are those queued at or before Now (stale entries included:
+        // harmless). Every other lock has nothing due, no free slot with waiters, and is not empty.
+        var due = new SortedSet<string>(StringComparer.Ordinal);
+        while (_deadlines.TryPeek(out string? queued, out long deadline) && deadline <= Now)
         {
+            due.Add(queued);
+            _deadlines.Dequeue();
+        }
+
+        foreach (var name in due)
+        {
+            if (!_locks.TryGetValue(name, out var state))
+            {
+                continue;
+            }
+
             foreach (var holder in state.Holders.Where(h => h.Expiry <= Now).ToList())
             {
                 state.Holders.Remove(holder);
