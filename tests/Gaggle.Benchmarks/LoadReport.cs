@@ -46,6 +46,30 @@ internal sealed record LoadReport
 
     public long Errors { get; init; }
 
+    /// <summary>The report of a run, in process or with a process per node: the same figures from the same phases.</summary>
+    public static LoadReport From(LoadSettings settings, BaselineFigures baselines, MeasuredPhases measured, bool nodesInProcesses)
+        => new()
+        {
+            Channel = settings.Channel,
+            Nodes = settings.Nodes,
+            PayloadBytes = settings.PayloadBytes,
+            NodesInProcesses = nodesInProcesses,
+            CommitsPerSecond = measured.Throughput.CommitsPerSecond,
+            Throughput = measured.Throughput,
+            LeaderCommit = measured.LeaderCommit,
+            FollowerCommit = measured.FollowerCommit,
+            LockOpsPerSecond = measured.LockOpsPerSecond,
+            LockAcquire = measured.LockAcquire,
+            ElectionMs = measured.ElectionMs,
+            FailoverMs = measured.FailoverMs,
+            FailoverMethod = measured.FailoverMethod,
+            PeakRssMb = measured.PeakRssMb,
+            RedisMessagesPerCommit = settings.IsRedis ? measured.Throughput.RedisMessagesPerCommit : 0,
+            BaselinePublishRoundTrip = baselines.PublishRoundTrip,
+            BaselineSetNxLockOpsPerSecond = baselines.SetNxLockOpsPerSecond,
+            Errors = measured.Errors,
+        };
+
     public string ToJson()
     {
         using var stream = new MemoryStream();
@@ -139,3 +163,16 @@ internal sealed record LoadReport
         json.WriteEndObject();
     }
 }
+
+/// <summary>What the phases of one run measured, whichever way the nodes ran.</summary>
+internal sealed record MeasuredPhases(
+    ThroughputResult Throughput,
+    Latencies LeaderCommit,
+    Latencies FollowerCommit,
+    double LockOpsPerSecond,
+    Latencies LockAcquire,
+    double ElectionMs,
+    double FailoverMs,
+    string FailoverMethod,
+    double PeakRssMb,
+    long Errors);

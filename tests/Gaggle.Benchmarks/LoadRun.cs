@@ -47,26 +47,9 @@ internal static class LoadRun
             double failoverMs = await phases.FailoverAsync(leader);
 
             using var process = Process.GetCurrentProcess();
-            return new LoadReport
-            {
-                Channel = settings.Channel,
-                Nodes = settings.Nodes,
-                PayloadBytes = settings.PayloadBytes,
-                CommitsPerSecond = throughput.CommitsPerSecond,
-                Throughput = throughput,
-                LeaderCommit = leaderLatency,
-                FollowerCommit = followerLatency,
-                LockOpsPerSecond = lockOps,
-                LockAcquire = lockLatency,
-                ElectionMs = electionMs,
-                FailoverMs = failoverMs,
-                FailoverMethod = cluster.StopMethod,
-                PeakRssMb = process.PeakWorkingSet64 / (1024.0 * 1024.0),
-                RedisMessagesPerCommit = settings.IsRedis ? throughput.RedisMessagesPerCommit : 0,
-                BaselinePublishRoundTrip = baselines.PublishRoundTrip,
-                BaselineSetNxLockOpsPerSecond = baselines.SetNxLockOpsPerSecond,
-                Errors = phases.Errors,
-            };
+            var measured = new MeasuredPhases(throughput, leaderLatency, followerLatency, lockOps, lockLatency, electionMs, failoverMs,
+                cluster.StopMethod, process.PeakWorkingSet64 / (1024.0 * 1024.0), phases.Errors);
+            return LoadReport.From(settings, baselines, measured, nodesInProcesses: false);
         }
     }
 

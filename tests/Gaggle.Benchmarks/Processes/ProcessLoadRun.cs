@@ -41,27 +41,9 @@ internal static class ProcessLoadRun
             double failoverMs = await FailoverAsync(cluster, leader);
 
             long errors = await cluster.ErrorsAsync();
-            return new LoadReport
-            {
-                Channel = settings.Channel,
-                Nodes = settings.Nodes,
-                PayloadBytes = settings.PayloadBytes,
-                NodesInProcesses = true,
-                CommitsPerSecond = throughput.CommitsPerSecond,
-                Throughput = throughput,
-                LeaderCommit = leaderLatency,
-                FollowerCommit = followerLatency,
-                LockOpsPerSecond = lockOps,
-                LockAcquire = lockLatency,
-                ElectionMs = electionMs,
-                FailoverMs = failoverMs,
-                FailoverMethod = ProcessCluster.StopMethod,
-                PeakRssMb = cluster.PeakRssMb,
-                RedisMessagesPerCommit = throughput.RedisMessagesPerCommit,
-                BaselinePublishRoundTrip = baselines.PublishRoundTrip,
-                BaselineSetNxLockOpsPerSecond = baselines.SetNxLockOpsPerSecond,
-                Errors = errors,
-            };
+            var measured = new MeasuredPhases(throughput, leaderLatency, followerLatency, lockOps, lockLatency, electionMs, failoverMs,
+                ProcessCluster.StopMethod, cluster.PeakRssMb, errors);
+            return LoadReport.From(settings, baselines, measured, nodesInProcesses: true);
         }
     }
 
