@@ -2,7 +2,7 @@ using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using System.Threading.Channels;
 using Gaggle.Channels;
-using Gaggle.Locks;
+using Gaggle.Leadership;
 using Gaggle.Raft;
 using Gaggle.Runtime;
 using Gaggle.Storage;
@@ -32,21 +32,22 @@ public sealed partial class GaggleNode : IAsyncDisposable
     private readonly IChannel _channel;
     private readonly IRaftStorage _storage;
     private readonly TimeProvider _time;
+    private readonly double _microsecondsPerTimestamp;
     private readonly ILogger _logger;
-    private readonly Channel<LoopInput> _inbox = Channel.CreateUnbounded<LoopInput>(new UnboundedChannelOptions { SingleReader = true });
-    private readonly ConcurrentDictionary<long, PendingAppend> _appends = new();
-    private readonly ConcurrentDictionary<long, PendingDispatch> _dispatches = new();
+    private readonly Channel<ILoopInput> _inbox = Channel.CreateUnbounded<ILoopInput>(new UnboundedChannelOptions { SingleReader = true });
     private readonly CancellationTokenSource _stopping = new();
     private readonly Lock _subscribersLock = new();
     private readonly List<Channel<GaggleLogEntry>> _subscribers = [];
     private int _subscriberCount;
     private readonly ulong _incarnation;
+    private readonly SequenceCounter _sequences = new();
     private readonly TimeSpan _tickInterval;
-    private RaftCore? _core;
+    private NodeDriver? _driver;
     private volatile string[] _knownMembers = [];
     private readonly KeyValuePair<string, object?> _nodeTag;
     private readonly Instrument[] _gauges;
     private readonly Meter _meter;
+    private readonly GaggleLeadership _leadership;
 
     /// <summary>Storage the node created for itself (through its builder) and disposes when it stops.</summary>
     internal IDisposable? OwnedStorage { get; init; }
@@ -55,7 +56,6 @@ public sealed partial class GaggleNode : IAsyncDisposable
     private int _state;
     private int _disposed;
     private InvalidOperationException? _fatalError;
-    private long _nextSequence;
     private long _nextCallId;
     private volatile NodeStatus _status = new(RaftRole.Follower, 0, null, 0, 0, false);
     private TaskCompletionSource _leaderKnown = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -80,11 +80,12 @@ public sealed partial class GaggleNode : IAsyncDisposable
         _channel = channel;
         _storage = storage ?? new InMemoryRaftStorage();
         _time = timeProvider ?? TimeProvider.System;
+        _microsecondsPerTimestamp = 1_000_000.0 / _time.TimestampFrequency;
         _logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<GaggleNode>();
         _incarnation = (ulong)Random.Shared.NextInt64(1, long.MaxValue);
         _tickInterval = TimeSpan.FromTicks(Math.Max(TimeSpan.TicksPerMillisecond, options.HeartbeatInterval.Ticks / 5));
         _nodeTag = new KeyValuePair<string, object?>("gaggle.node", options.NodeId);
-        _leadership = new Gaggle.Leadership.GaggleLeadership(this);
+        _leadership = new GaggleLeadership(this);
         _knownMembers = options.Members.Count > 0 ? [.. options.Members] : [options.NodeId];
         // Gauges observe this node, so they live on a meter of its own, disposed with it.
         _meter = new Meter(GaggleMetrics.MeterName);
@@ -110,6 +111,9 @@ public sealed partial class GaggleNode : IAsyncDisposable
 
     /// <summary>The cluster's member ids, this node included: the configured <see cref="GaggleOptions.Members"/>, or those discovered so far in ClusterSize mode.</summary>
     public IReadOnlyList<string> Members => _knownMembers;
+
+    /// <summary>This node's trusted leadership: a lease-backed <see cref="GaggleLeadership.IsLeader"/> and a token cancelled when it ends.</summary>
+    public GaggleLeadership Leadership => _leadership;
 
     /// <summary>Whether this node is the leader as far as it knows.</summary>
     public bool IsLeader => _status.Role == RaftRole.Leader;
@@ -148,13 +152,8 @@ public sealed partial class GaggleNode : IAsyncDisposable
         }
 
         var persisted = await _storage.LoadAsync(cancellationToken).ConfigureAwait(false);
-        if (persisted.Snapshot is { } snapshot)
-        {
-            NodeSnapshot.Read(snapshot.Data, _deduplicator, _lockTable, _options.StateMachines);
-        }
-
-        _core = new RaftCore(CreateRaftConfig(), persisted.HardState, persisted.Entries, snapshot: persisted.Snapshot);
-        PublishStatus(_core);
+        _driver = new NodeDriver(NodeDriverSettings.From(_options, _incarnation, _tickInterval), persisted, _sequences);
+        PublishStatus(_driver);
         await _channel.ConnectAsync(OnInbound, cancellationToken).ConfigureAwait(false);
         _loop = Task.Run(RunLoopAsync, CancellationToken.None);
         _timer = _time.CreateTimer(_ => OnTimer(), null, _tickInterval, _tickInterval);
@@ -202,7 +201,7 @@ public sealed partial class GaggleNode : IAsyncDisposable
     public Task<IReadOnlyList<GaggleLogEntry>> GetLogAsync(CancellationToken cancellationToken = default)
     {
         var result = new TaskCompletionSource<IReadOnlyList<GaggleLogEntry>>(TaskCreationOptions.RunContinuationsAsynchronously);
-        Post(new ActionInput(() => result.TrySetResult(_core!.Log.All().Select(ToPublic).ToArray())));
+        Post(new ActionInput(driver => result.TrySetResult(driver.Log().Select(ToPublic).ToArray())));
         return result.Task.WaitAsync(cancellationToken);
     }
 
@@ -254,7 +253,7 @@ public sealed partial class GaggleNode : IAsyncDisposable
         if (previous == Running)
         {
             var handedOver = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            if (_inbox.Writer.TryWrite(new ActionInput(() => HandOverLeadership(handedOver))))
+            if (_inbox.Writer.TryWrite(new ActionInput(driver => HandOverLeadership(driver, handedOver))))
             {
                 await Task.WhenAny(handedOver.Task, _loop).ConfigureAwait(false);
             }
@@ -268,7 +267,7 @@ public sealed partial class GaggleNode : IAsyncDisposable
         _inbox.Writer.TryComplete();
         await _loop.ConfigureAwait(false);
         await _stopping.CancelAsync().ConfigureAwait(false);
-        if (_core is not null)
+        if (_driver is not null)
         {
             try
             {
@@ -281,7 +280,7 @@ public sealed partial class GaggleNode : IAsyncDisposable
         }
 
         FailPending(new ObjectDisposedException(nameof(GaggleNode), $"Gaggle node '{Id}' stopped before the operation completed."));
-        _leadership?.Update(trusted: false);
+        _leadership.Update(trusted: false);
         OwnedStorage?.Dispose();
         _meter.Dispose();
         lock (_subscribersLock)
@@ -293,31 +292,6 @@ public sealed partial class GaggleNode : IAsyncDisposable
         }
 
         Log.Stopped(_logger, Id);
-    }
-
-    private RaftConfig CreateRaftConfig()
-    {
-        int heartbeatTicks = Math.Max(1, (int)Math.Round(_options.HeartbeatInterval / _tickInterval));
-        int electionMin = Math.Max(heartbeatTicks + 1, (int)Math.Round(_options.ElectionTimeoutMin / _tickInterval));
-        int electionMax = Math.Max(electionMin, (int)Math.Round(_options.ElectionTimeoutMax / _tickInterval));
-        return new RaftConfig
-        {
-            Id = _options.NodeId,
-            Members = _options.Members.Count > 0 ? _options.Members.ToArray() : null,
-            ClusterSize = _options.ClusterSize ?? 0,
-            HeartbeatTicks = heartbeatTicks,
-            ElectionTicksMin = electionMin,
-            ElectionTicksMax = electionMax,
-            PreVote = _options.PreVote,
-            StartRejoining = _options.Rejoin,
-            CheckQuorum = _options.CheckQuorum,
-            AccelerateCommit = _options.AccelerateHeartbeats,
-            MaxInflightMessages = _options.MaxInflightMessages,
-            MaxInflightBytes = _options.MaxInflightBytes,
-            MaxEntriesPerMessage = _options.MaxEntriesPerMessage,
-            MaxBytesPerMessage = _options.MaxMessageBytes,
-            Random = _options.RandomSeed is { } seed ? new Random(seed) : new Random(),
-        };
     }
 
     private void ThrowIfStopped()
@@ -342,7 +316,7 @@ public sealed partial class GaggleNode : IAsyncDisposable
         }
     }
 
-    private void Post(LoopInput input)
+    private void Post(ILoopInput input)
     {
         ThrowIfNotRunning();
         if (!_inbox.Writer.TryWrite(input))

@@ -89,7 +89,7 @@ public sealed class GaggleLockHandle : IAsyncDisposable
             try
             {
                 var remaining = Time.GetElapsedTime(sentAt, Volatile.Read(ref _safeUntil));
-                await _locks.Append(_locks.Node.NextSequence(), new LockCommand(LockCommandType.Renew, Name, Token: FencingToken, LeaseMs: (long)_locks.Lease.TotalMilliseconds), remaining > TimeSpan.Zero ? remaining : TimeSpan.Zero, token).ConfigureAwait(false);
+                await _locks.Node.AppendLockCommandAsync(new LockCommand(LockCommandType.Renew, Name, Token: FencingToken, LeaseMs: (long)_locks.Lease.TotalMilliseconds), remaining > TimeSpan.Zero ? remaining : TimeSpan.Zero, token).ConfigureAwait(false);
                 if (!_lost.IsCancellationRequested)
                 {
                     // Committed and applied here without an Expired event: the lease now runs from the leader's stamp, after sentAt.

@@ -85,20 +85,19 @@ public sealed class GaggleLocks
         ValidateName(name);
         var result = new TaskCompletionSource<LockInfo>(TaskCreationOptions.RunContinuationsAsynchronously);
         long sequence = _node.NextSequence();
-        _node.WatchLockRequest(sequence, e =>
-        {
-            if (e.Type == LockEventType.Inspected)
-            {
-                result.TrySetResult(e.Info!);
-            }
-            else
-            {
-                result.TrySetException(new TimeoutException($"The read of lock '{name}' was applied inside a snapshot this node installed; read again."));
-            }
-        });
         try
         {
-            await Append(sequence, new LockCommand(LockCommandType.Inspect, name), timeout, cancellationToken).ConfigureAwait(false);
+            await _node.AppendLockRequestAsync(sequence, new LockCommand(LockCommandType.Inspect, name), e =>
+            {
+                if (e.Type == LockEventType.Inspected)
+                {
+                    result.TrySetResult(e.Info!);
+                }
+                else
+                {
+                    result.TrySetException(new TimeoutException($"The read of lock '{name}' was applied inside a snapshot this node installed; read again."));
+                }
+            }, timeout, cancellationToken).ConfigureAwait(false);
             return await result.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
         }
         finally
@@ -128,14 +127,11 @@ public sealed class GaggleLocks
 
     internal GaggleNode Node => _node;
 
-    internal Task<long> Append(long sequence, LockCommand command, TimeSpan? timeout, CancellationToken cancellationToken)
-        => _node.AppendEnvelopeAsync(sequence, new EntryEnvelope(EntryPayloadKind.Lock, 0, _node.Id, _node.Incarnation, sequence, command.Encode()).Encode(), timeout, cancellationToken);
-
     internal async Task ReleaseAbandonedAsync(string name, long token)
     {
         try
         {
-            await Append(_node.NextSequence(), new LockCommand(LockCommandType.Release, name, Token: token), _settle, CancellationToken.None).ConfigureAwait(false);
+            await _node.AppendLockCommandAsync(new LockCommand(LockCommandType.Release, name, Token: token), _settle, CancellationToken.None).ConfigureAwait(false);
         }
         catch (Exception e) when (e is TimeoutException or ObjectDisposedException or InvalidOperationException)
         {
@@ -159,17 +155,6 @@ public sealed class GaggleLocks
         var outcome = new TaskCompletionSource<LockEvent>(TaskCreationOptions.RunContinuationsAsynchronously);
         var renewed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         long sequence = _node.NextSequence();
-        _node.WatchLockRequest(sequence, e =>
-        {
-            if (e.Type is LockEventType.Granted or LockEventType.Denied or LockEventType.Rejected)
-            {
-                outcome.TrySetResult(e);
-            }
-            else if (e.Type == LockEventType.Renewed)
-            {
-                renewed.TrySetResult();
-            }
-        });
         long sentAt = _time.GetTimestamp();
         // Zero means "try once": the table answers at once, but the answer still needs a commit.
         using var deadline = timeout is { } limit ? new CancellationTokenSource(limit == TimeSpan.Zero ? _settle : limit, _time) : new CancellationTokenSource();
@@ -178,7 +163,17 @@ public sealed class GaggleLocks
         {
             long waitMs = (long)(timeout ?? LongestWait).TotalMilliseconds;
             var command = new LockCommand(LockCommandType.Acquire, name, maxCount, (long)_lease.TotalMilliseconds, waitMs);
-            await Append(sequence, command, null, linked.Token).ConfigureAwait(false);
+            await _node.AppendLockRequestAsync(sequence, command, e =>
+            {
+                if (e.Type is LockEventType.Granted or LockEventType.Denied or LockEventType.Rejected)
+                {
+                    outcome.TrySetResult(e);
+                }
+                else if (e.Type == LockEventType.Renewed)
+                {
+                    renewed.TrySetResult();
+                }
+            }, null, linked.Token).ConfigureAwait(false);
             var result = await outcome.Task.WaitAsync(linked.Token).ConfigureAwait(false);
             GaggleMetrics.LockWait.Record(_time.GetElapsedTime(sentAt).TotalMilliseconds, new KeyValuePair<string, object?>("gaggle.node", _node.Id));
             return result.Type switch
@@ -190,12 +185,12 @@ public sealed class GaggleLocks
         }
         catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
         {
-            await GiveUpAsync(name, sequence, outcome).ConfigureAwait(false);
+            _node.GiveUpLockRequest(sequence, name);
             return null;
         }
         catch (OperationCanceledException)
         {
-            await GiveUpAsync(name, sequence, outcome).ConfigureAwait(false);
+            _node.GiveUpLockRequest(sequence, name);
             throw;
         }
         finally
@@ -219,37 +214,8 @@ public sealed class GaggleLocks
         }
 
         long renewedAt = _time.GetTimestamp();
-        await Append(_node.NextSequence(), new LockCommand(LockCommandType.Renew, name, Token: token, LeaseMs: (long)_lease.TotalMilliseconds), null, cancellationToken).ConfigureAwait(false);
+        await _node.AppendLockCommandAsync(new LockCommand(LockCommandType.Renew, name, Token: token, LeaseMs: (long)_lease.TotalMilliseconds), null, cancellationToken).ConfigureAwait(false);
         return renewed.IsCompleted ? renewedAt : sentAt;
-    }
-
-    /// <summary>Stops waiting: a grant that raced with the give-up is released, a queued request is withdrawn.</summary>
-    private Task GiveUpAsync(string name, long sequence, TaskCompletionSource<LockEvent> outcome)
-    {
-        _node.UnwatchLockRequest(sequence);
-        if (outcome.Task.IsCompletedSuccessfully && outcome.Task.Result.Type == LockEventType.Granted)
-        {
-            _ = ReleaseAbandonedAsync(name, outcome.Task.Result.Token);
-        }
-        else
-        {
-            // In the background: the caller's timeout must not wait for a commit (there may be no leader).
-            _ = CancelWaitAsync(name, sequence);
-        }
-
-        return Task.CompletedTask;
-    }
-
-    private async Task CancelWaitAsync(string name, long sequence)
-    {
-        try
-        {
-            await Append(_node.NextSequence(), new LockCommand(LockCommandType.CancelWait, name, RequestSequence: sequence), _settle, CancellationToken.None).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is TimeoutException or ObjectDisposedException or InvalidOperationException)
-        {
-            // The wait ends at its deadline on the lock table's side anyway, and a late grant is released.
-        }
     }
 
     private static void ValidateName(string name)

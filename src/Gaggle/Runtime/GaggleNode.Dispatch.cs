@@ -1,14 +1,14 @@
+using System.Collections.Concurrent;
 using System.Text.Json;
 using Gaggle.Channels;
-using Gaggle.Raft;
 using Gaggle.Runtime;
 
 namespace Gaggle;
 
-/// <summary>Leader RPC: a call runs the named handler on the leader and its result goes back to the caller only.</summary>
+/// <summary>Leader RPC: the public API and the handlers' runs; the driver routes calls and matches replies.</summary>
 public sealed partial class GaggleNode
 {
-    private readonly List<PendingDispatch> _unsentDispatches = [];
+    private readonly ConcurrentDictionary<long, PendingDispatch> _dispatches = new();
 
     /// <summary>
     /// Runs the RPC handler <paramref name="method"/> on the current leader (this node, or the leader
@@ -25,11 +25,33 @@ public sealed partial class GaggleNode
     public Task<byte[]> DispatchOnLeaderAsync(string method, ReadOnlyMemory<byte> args, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(method);
+        return DispatchCoreAsync(method, args, timeout, cancellationToken);
+    }
+
+    private async Task<byte[]> DispatchCoreAsync(string method, ReadOnlyMemory<byte> args, TimeSpan? timeout, CancellationToken cancellationToken)
+    {
+        ValidateTimeout(timeout);
         long callId = Interlocked.Increment(ref _nextCallId);
         var pending = new PendingDispatch(callId, method, args.ToArray());
-        return PostAndWaitAsync(
-            _dispatches, callId, pending, pending.Completion.Task, timeout, cancellationToken,
-            static (node, pending, timeout) => $"The RPC '{pending.Method}' from node '{node.Id}' got no result within {timeout.TotalMilliseconds:0} ms (leader: {node.LeaderId ?? "none"}).");
+        _dispatches[callId] = pending;
+        try
+        {
+            Post(pending);
+            return timeout is { } t
+                ? await pending.Completion.Task.WaitAsync(t, _time, cancellationToken).ConfigureAwait(false)
+                : await pending.Completion.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            throw new TimeoutException($"The RPC '{method}' from node '{Id}' got no result within {timeout!.Value.TotalMilliseconds:0} ms (leader: {LeaderId ?? "none"}).");
+        }
+        finally
+        {
+            if (_dispatches.TryRemove(callId, out _) && !pending.Completion.Task.IsCompleted)
+            {
+                _inbox.Writer.TryWrite(new ActionInput(driver => driver.AbandonDispatch(callId)));
+            }
+        }
     }
 
     /// <summary>Calls <paramref name="method"/> on the leader with JSON-serialized arguments and deserializes its JSON result.</summary>
@@ -47,55 +69,29 @@ public sealed partial class GaggleNode
         return JsonSerializer.Deserialize<TResult>(result, jsonOptions);
     }
 
-    private void RouteDispatch(RaftCore core, PendingDispatch pending)
+    /// <summary>Completes the calls the driver matched with replies and starts the handlers it routed here.</summary>
+    private void CompleteDispatches(NodeEvents events)
     {
-        if (!_dispatches.ContainsKey(pending.CallId))
+        foreach (var (call, reply) in events.DispatchReplies)
         {
-            return;
+            Complete((PendingDispatch)call, reply);
         }
 
-        if (core.Role == RaftRole.Leader)
+        foreach (var handler in events.Handlers)
         {
-            _ = RunHandlerAsync(pending.Method, pending.Args).ContinueWith(
-                t => CompleteDispatch(pending, t.Result),
-                CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            if (handler.Local is PendingDispatch local)
+            {
+                _ = RunHandlerAsync(handler.Method, handler.Args).ContinueWith(
+                    t => Complete(local, t.Result),
+                    CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            }
+            else if (handler.ReplyTo is { } caller)
+            {
+                _ = RunHandlerAsync(handler.Method, handler.Args).ContinueWith(
+                    t => SendAsync(caller, t.Result with { Incarnation = handler.CallerIncarnation, CallId = handler.CallId }).AsTask(),
+                    CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default).Unwrap();
+            }
         }
-        else if (core.LeaderId is { } leader)
-        {
-            _ = SendAsync(leader, new DispatchRequest(_incarnation, pending.CallId, pending.Method, pending.Args));
-        }
-        else
-        {
-            _unsentDispatches.Add(pending);
-        }
-    }
-
-    private void RouteUnsentDispatches(RaftCore core)
-    {
-        if (_unsentDispatches.Count == 0 || core.LeaderId is null)
-        {
-            return;
-        }
-
-        var unsent = _unsentDispatches.ToArray();
-        _unsentDispatches.Clear();
-        foreach (var pending in unsent)
-        {
-            RouteDispatch(core, pending);
-        }
-    }
-
-    private void ServeDispatch(RaftCore core, string from, DispatchRequest request)
-    {
-        if (core.Role != RaftRole.Leader)
-        {
-            _ = SendAsync(from, new DispatchReply(request.Incarnation, request.CallId, DispatchStatus.NotLeader, ReadOnlyMemory<byte>.Empty, ""));
-            return;
-        }
-
-        _ = RunHandlerAsync(request.Method, request.Args).ContinueWith(
-            t => SendAsync(from, t.Result with { Incarnation = request.Incarnation, CallId = request.CallId }).AsTask(),
-            CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default).Unwrap();
     }
 
     /// <summary>Runs a handler off the loop; never throws (failures become the reply).</summary>
@@ -120,24 +116,7 @@ public sealed partial class GaggleNode
         }
     }
 
-    private void CompleteDispatch(RaftCore core, DispatchReply reply)
-    {
-        if (reply.Incarnation != _incarnation || !_dispatches.TryGetValue(reply.CallId, out var pending))
-        {
-            return;
-        }
-
-        if (reply.Status == DispatchStatus.NotLeader)
-        {
-            // The handler did not run; try again once a (new) leader is known.
-            _unsentDispatches.Add(pending);
-            return;
-        }
-
-        CompleteDispatch(pending, reply);
-    }
-
-    private static void CompleteDispatch(PendingDispatch pending, DispatchReply reply)
+    private static void Complete(PendingDispatch pending, DispatchReply reply)
     {
         if (reply.Status == DispatchStatus.Ok)
         {

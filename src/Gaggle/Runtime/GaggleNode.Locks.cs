@@ -1,48 +1,77 @@
 using System.Collections.Concurrent;
 using Gaggle.Locks;
-using Gaggle.Raft;
 using Gaggle.Runtime;
 
 namespace Gaggle;
 
-/// <summary>The node's side of the replicated lock table: applying commands, the leader's lease clock, time entries.</summary>
+/// <summary>
+/// The lock API's way into the node: lock requests appended with their outcome watched, the callbacks
+/// that hand lock events to waiting callers and handles, and reads of this node's lock table. What a
+/// lock event means (a grant nobody wants is released, ...) is the driver's decision.
+/// </summary>
 public sealed partial class GaggleNode
 {
-    private readonly LockTable _lockTable = new();
     private readonly ConcurrentDictionary<long, Action<LockEvent>> _lockWaiters = new();
     private readonly ConcurrentDictionary<(string Name, long Token), Action> _holds = new();
     private GaggleLocks? _locks;
-    private long _leaseClockBase;
-    private long _leaseClockStart;
-    private long _lastStamp;
-    private long _leaseClockTerm = -1;
-    private long _timeEntryInFlightUntilTick = -1;
 
     /// <summary>Cluster-wide locks and semaphores with fencing tokens, granted through this node's log.</summary>
     public GaggleLocks Locks => _locks ??= new GaggleLocks(this, _time, _options.LockLeaseDuration, _options.ElectionTimeoutMax);
 
-    /// <summary>
-    /// The lease clock (milliseconds) a leader stamps into entries: it starts, before the first stamp
-    /// of each term this node leads, from the table's time (the highest committed stamp it applied)
-    /// and advances with this node's monotonic clock, so a leader with a skewed wall clock can neither
-    /// expire leases early nor move time backwards. It never starts from what this node stamped in an
-    /// earlier term: those entries may never have committed, and the clock that stamped them ran on
-    /// while the leaders after it started from the table's time; resuming it would move time forward
-    /// past leases granted since. Time spent without a leader does not count, which only lengthens leases.
-    /// </summary>
-    private long LeaseClockNow(RaftCore core)
-    {
-        if (core.Term != _leaseClockTerm)
-        {
-            _leaseClockTerm = core.Term;
-            _leaseClockBase = _lockTable.Now;
-            _lastStamp = _lockTable.Now;
-            _leaseClockStart = _time.GetTimestamp();
-        }
+    internal TimeProvider TimeProvider => _time;
 
-        long elapsed = (long)_time.GetElapsedTime(_leaseClockStart).TotalMilliseconds;
-        _lastStamp = Math.Max(_lastStamp, Math.Max(_lockTable.Now, _leaseClockBase + elapsed));
-        return _lastStamp;
+    /// <summary>Lock requests of this node still waiting for their answer.</summary>
+    internal int WatchedLockRequests => _lockWaiters.Count;
+
+    /// <summary>
+    /// Appends lock request <paramref name="sequence"/> and hands every event answering it to
+    /// <paramref name="onEvent"/> (on the loop) until <see cref="UnwatchLockRequest"/> or <see cref="GiveUpLockRequest"/>.
+    /// </summary>
+    internal Task<long> AppendLockRequestAsync(long sequence, LockCommand command, Action<LockEvent> onEvent, TimeSpan? timeout, CancellationToken cancellationToken)
+    {
+        _lockWaiters[sequence] = onEvent;
+        return AppendEnvelopeAsync(sequence, LockEnvelope(sequence, command), timeout, cancellationToken, watchLockRequest: true);
+    }
+
+    /// <summary>Appends a lock command whose outcome nobody waits for (a release, a renewal).</summary>
+    internal Task<long> AppendLockCommandAsync(LockCommand command, TimeSpan? timeout, CancellationToken cancellationToken)
+    {
+        long sequence = NextSequence();
+        return AppendEnvelopeAsync(sequence, LockEnvelope(sequence, command), timeout, cancellationToken);
+    }
+
+    /// <summary>The caller took the outcome of its request: no more events for it.</summary>
+    internal void UnwatchLockRequest(long sequence)
+    {
+        if (_lockWaiters.TryRemove(sequence, out _))
+        {
+            _inbox.Writer.TryWrite(new ActionInput(driver => driver.UnwatchLockRequest(sequence)));
+        }
+    }
+
+    /// <summary>The caller stopped waiting without an outcome: the driver cancels the wait, or releases a grant it got or gets later.</summary>
+    internal void GiveUpLockRequest(long sequence, string name)
+    {
+        _lockWaiters.TryRemove(sequence, out _);
+        _inbox.Writer.TryWrite(new ActionInput(driver => driver.GiveUpLockRequest(sequence, name)));
+    }
+
+    /// <summary>
+    /// Registers a callback for the end of the hold <paramref name="token"/> of lock <paramref name="name"/>
+    /// (expired or released) in the lock table. Tokens are per lock: two locks granted in one entry share one.
+    /// </summary>
+    internal void WatchHold(string name, long token, Action onEnded)
+    {
+        _holds[(name, token)] = onEnded;
+        _inbox.Writer.TryWrite(new ActionInput(driver => driver.WatchHold(name, token)));
+    }
+
+    internal void UnwatchHold(string name, long token)
+    {
+        if (_holds.TryRemove((name, token), out _))
+        {
+            _inbox.Writer.TryWrite(new ActionInput(driver => driver.UnwatchHold(name, token)));
+        }
     }
 
     /// <summary>
@@ -52,7 +81,7 @@ public sealed partial class GaggleNode
     internal async Task<LockInfo> PeekLockAsync(string name, CancellationToken cancellationToken)
     {
         var result = new TaskCompletionSource<LockInfo>(TaskCreationOptions.RunContinuationsAsynchronously);
-        Post(new ActionInput(() => result.TrySetResult(_lockTable.Describe(name, _core!.AppliedIndex))));
+        Post(new ActionInput(driver => result.TrySetResult(driver.PeekLock(name))));
         // A loop that stops on a fatal error leaves what was queued unread: fail instead of waiting forever.
         await Task.WhenAny(result.Task, _loop).WaitAsync(cancellationToken).ConfigureAwait(false);
         if (!result.Task.IsCompleted)
@@ -64,23 +93,28 @@ public sealed partial class GaggleNode
         return await result.Task.ConfigureAwait(false);
     }
 
-    /// <summary>Registers a callback for the lock event answering request <paramref name="sequence"/> of this node.</summary>
-    internal void WatchLockRequest(long sequence, Action<LockEvent> onEvent) => _lockWaiters[sequence] = onEvent;
+    private byte[] LockEnvelope(long sequence, LockCommand command)
+        => new EntryEnvelope(EntryPayloadKind.Lock, 0, Id, _incarnation, sequence, command.Encode()).Encode();
 
-    internal void UnwatchLockRequest(long sequence) => _lockWaiters.TryRemove(sequence, out _);
+    /// <summary>Hands the driver's lock events to the callers waiting for them and to the handles whose holds ended.</summary>
+    private void CompleteLockEvents(NodeEvents events)
+    {
+        foreach (var (sequence, lockEvent) in events.LockEvents)
+        {
+            if (_lockWaiters.TryGetValue(sequence, out var onEvent))
+            {
+                onEvent(lockEvent);
+            }
+        }
 
-    /// <summary>Lock requests of this node still waiting for their answer.</summary>
-    internal int WatchedLockRequests => _lockWaiters.Count;
-
-    /// <summary>
-    /// Registers a callback for the end of the hold <paramref name="token"/> of lock <paramref name="name"/>
-    /// (expired or released) in the lock table. Tokens are per lock: two locks granted in one entry share one.
-    /// </summary>
-    internal void WatchHold(string name, long token, Action onEnded) => _holds[(name, token)] = onEnded;
-
-    internal void UnwatchHold(string name, long token) => _holds.TryRemove((name, token), out _);
-
-    internal TimeProvider TimeProvider => _time;
+        foreach (var hold in events.HoldsEnded)
+        {
+            if (_holds.TryRemove(hold, out var ended))
+            {
+                ended();
+            }
+        }
+    }
 
     /// <summary>Every live hold of this node is lost (the node stops).</summary>
     private void LoseAllHolds()
@@ -91,100 +125,6 @@ public sealed partial class GaggleNode
             {
                 onEnded();
             }
-        }
-    }
-
-    private void ApplyLockCommand(long index, EntryEnvelope envelope)
-    {
-        if (LockCommand.TryDecode(envelope.Payload) is not { } command)
-        {
-            CountDropped(envelope.Origin, $"entry {index} holds a malformed lock command");
-            return;
-        }
-
-        _lockTable.Apply(command, new RequestId(envelope.Origin, envelope.Incarnation, envelope.Sequence), envelope.Stamp, index);
-        if (command.Type == LockCommandType.Time && envelope.Origin == Id)
-        {
-            _timeEntryInFlightUntilTick = -1;
-        }
-
-        foreach (var lockEvent in _lockTable.TakeEvents())
-        {
-            if (lockEvent.Request.Node == Id && lockEvent.Request.Incarnation == _incarnation)
-            {
-                OnOwnLockEvent(lockEvent);
-            }
-        }
-    }
-
-    private void OnOwnLockEvent(LockEvent lockEvent)
-    {
-        if (lockEvent.Type is LockEventType.Expired or LockEventType.Released && _holds.TryRemove((lockEvent.Name, lockEvent.Token), out var ended))
-        {
-            ended();
-        }
-
-        if (_lockWaiters.TryGetValue(lockEvent.Request.Sequence, out var onEvent))
-        {
-            onEvent(lockEvent);
-        }
-        else if (lockEvent.Type == LockEventType.Granted)
-        {
-            // Nobody waits for this grant any more (the caller gave up): give it back at once.
-            _ = Locks.ReleaseAbandonedAsync(lockEvent.Name, lockEvent.Token);
-        }
-    }
-
-    /// <summary>
-    /// After a snapshot replaced the lock table, requests of ours it answered produced no events
-    /// here: a request that holds a lock now is granted; one the table neither holds nor queues, but
-    /// whose command was applied, was answered while we were behind (denied, or granted and already
-    /// ended) and is reported denied.
-    /// </summary>
-    private void ReconcileLockRequestsAfterSnapshot()
-    {
-        foreach (var (sequence, onEvent) in _lockWaiters)
-        {
-            if (!_deduplicator.Contains(Id, _incarnation, sequence))
-            {
-                continue;
-            }
-
-            var request = new RequestId(Id, _incarnation, sequence);
-            if (_lockTable.FindRequest(request) is { } found)
-            {
-                if (found.Holder is { } holder)
-                {
-                    onEvent(new LockEvent(LockEventType.Granted, found.Name, request, holder.Token, holder.Expiry));
-                }
-            }
-            else
-            {
-                onEvent(new LockEvent(LockEventType.Denied, "", request));
-            }
-        }
-    }
-
-    /// <summary>The leader appends a time entry once a lease or wait deadline has passed, so expiry needs no client traffic.</summary>
-    private void MaybeAppendTimeEntry(RaftCore core)
-    {
-        if (core.Role != RaftRole.Leader || _lockTable.NextDeadline == long.MaxValue || _tickCount < _timeEntryInFlightUntilTick)
-        {
-            return;
-        }
-
-        long now = LeaseClockNow(core);
-        if (now < _lockTable.NextDeadline)
-        {
-            return;
-        }
-
-        long sequence = NextSequence();
-        var envelope = new EntryEnvelope(EntryPayloadKind.Lock, now, Id, _incarnation, sequence, new LockCommand(LockCommandType.Time, "").Encode()).Encode();
-        if (core.Propose([envelope]) > 0)
-        {
-            // One at a time; if it is lost with a leader change, try again after an election timeout.
-            _timeEntryInFlightUntilTick = _tickCount + RetryTicks(core);
         }
     }
 }

@@ -4,16 +4,21 @@ using Gaggle.Runtime;
 
 namespace Gaggle;
 
-/// <summary>The node's loop: channel and timer in, Raft core stepped, Ready persisted, sent and applied.</summary>
+/// <summary>
+/// The node's loop, the only place where threads, the clock, storage and the channel meet the node
+/// driver: inputs from the inbox go to the driver; its readies are persisted, then sent; what it
+/// decided is carried out (callers completed, events raised, handlers run, snapshots saved).
+/// </summary>
 public sealed partial class GaggleNode
 {
-    /// <summary>Inputs handled before the pending Ready is processed, so work batches under load.</summary>
+    /// <summary>Inputs handled before the pending ready is processed, so work batches under load.</summary>
     private const int MaxInputsPerBatch = 4096;
 
-    private readonly ProposalDeduplicator _deduplicator = new();
-    private readonly List<PendingAppend> _toSubmit = [];
-    private long _tickCount;
+    private readonly List<TaskCompletionSource> _afterReady = [];
     private int _tickQueued;
+
+    /// <summary>This node's monotonic clock in microseconds, the driver's time.</summary>
+    private long NowUs() => (long)(_time.GetTimestamp() * _microsecondsPerTimestamp);
 
     private void OnInbound(InboundMessage message) => _inbox.Writer.TryWrite(new InboundInput(message));
 
@@ -21,7 +26,7 @@ public sealed partial class GaggleNode
     {
         // On the timer, not the loop: an append's timeout must hold while the loop is stuck (a stalled
         // disk); a lock renewal's timeout is what marks a hold lost at its safe deadline.
-        ExpireAppends();
+        ExpireStuckAppends();
         if (Interlocked.Exchange(ref _tickQueued, 1) == 0 && !_inbox.Writer.TryWrite(TickInput.Instance))
         {
             _tickQueued = 0;
@@ -30,21 +35,25 @@ public sealed partial class GaggleNode
 
     private async Task RunLoopAsync()
     {
-        var core = _core!;
+        var driver = _driver!;
         var reader = _inbox.Reader;
         try
         {
             while (await reader.WaitToReadAsync().ConfigureAwait(false))
             {
                 int handled = 0;
+                long now = NowUs();
+                driver.Observe(now);
                 while (handled++ < MaxInputsPerBatch && reader.TryRead(out var input))
                 {
-                    Handle(core, input);
+                    Handle(driver, input, now);
                 }
 
-                SubmitAppends(core);
-                await ProcessReadyAsync(core).ConfigureAwait(false);
-                UpdateLeadership(core);
+                driver.PublishAppended = Appended is not null;
+                driver.PublishCommitted = _options.StateMachines.Count > 0 || Committed is not null || Volatile.Read(ref _subscriberCount) > 0;
+                await ProcessReadyAsync(driver).ConfigureAwait(false);
+                CarryOut(driver);
+                _leadership.Update(driver.IsLeadershipTrusted(NowUs()));
                 foreach (var done in _afterReady)
                 {
                     done.TrySetResult();
@@ -65,114 +74,77 @@ public sealed partial class GaggleNode
         }
     }
 
-    private void Handle(RaftCore core, LoopInput input)
+    private void Handle(NodeDriver driver, ILoopInput input, long now)
     {
         switch (input)
         {
             case InboundInput inbound:
-                HandleInbound(core, inbound.Message);
+                driver.Receive(inbound.Message.From, inbound.Message.Payload);
                 break;
             case TickInput:
                 Volatile.Write(ref _tickQueued, 0);
-                _tickCount++;
-                core.Tick();
-                MaybeAppendTimeEntry(core);
-                if (_tickCount % RetryTicks(core) == 0)
-                {
-                    RetryStalledAppends(core);
-                    RouteUnsentDispatches(core);
-                }
-
+                driver.Tick(now);
                 break;
             case PendingAppend append:
                 if (_appends.ContainsKey(append.Sequence))
                 {
-                    AddToBatch(append);
+                    if (append.WatchesLockRequest)
+                    {
+                        driver.AppendLockRequest(append);
+                    }
+                    else
+                    {
+                        driver.Append(append);
+                    }
                 }
 
                 break;
             case PendingDispatch dispatch:
-                RouteDispatch(core, dispatch);
-                break;
-            case ActionInput action:
-                action.Action();
-                break;
-        }
-    }
-
-    private void HandleInbound(RaftCore core, InboundMessage inbound)
-    {
-        if (!GaggleOptionsValidator.IsValidId(inbound.From))
-        {
-            CountDropped(inbound.From, "the sender id is not a valid node id", "invalid-sender");
-            return;
-        }
-
-        WireMessage message;
-        try
-        {
-            message = WireCodec.Decode(inbound.Payload, inbound.From, Id);
-        }
-        catch (FormatException e)
-        {
-            CountDropped(inbound.From, e.Message, "malformed");
-            return;
-        }
-
-        switch (message)
-        {
-            case RaftWireMessage raft:
-                long refusedBefore = core.DroppedMessages;
-                core.Step(raft.Message);
-                if (core.DroppedMessages != refusedBefore)
+                if (_dispatches.ContainsKey(dispatch.CallId))
                 {
-                    // The core counts what it refuses (DroppedMessages includes it); the metric must too.
-                    GaggleMetrics.DroppedMessages.Add(core.DroppedMessages - refusedBefore, _nodeTag, new KeyValuePair<string, object?>("reason", "refused"));
+                    driver.Dispatch(dispatch);
                 }
 
                 break;
-            case ForwardAppend forward:
-                ProposeForwarded(core, inbound.From, forward);
-                break;
-            case DispatchRequest request:
-                ServeDispatch(core, inbound.From, request);
-                break;
-            case DispatchReply reply:
-                CompleteDispatch(core, reply);
+            case ActionInput action:
+                action.Action(driver);
                 break;
         }
     }
 
-    private async ValueTask ProcessReadyAsync(RaftCore core)
+    /// <summary>Persists, sends and advances every ready the driver has, carrying out its events after each.</summary>
+    private async ValueTask ProcessReadyAsync(NodeDriver driver)
     {
-        while (core.TakeReady() is { } ready)
+        while (driver.TakeReady(NowUs()) is { } ready)
         {
-            if (ready.Snapshot is { } installed)
+            if (ready.Raft is { } raft)
             {
-                // From the leader (Raft §7): persist it, then rebuild the state machines from it.
-                await _storage.SaveSnapshotAsync(installed, CancellationToken.None).ConfigureAwait(false);
-                NodeSnapshot.Read(installed.Data, _deduplicator, _lockTable, _options.StateMachines);
-                CompleteAppendsCoveredBy(installed);
+                if (raft.Snapshot is { } installed)
+                {
+                    await _storage.SaveSnapshotAsync(installed, CancellationToken.None).ConfigureAwait(false);
+                }
+
+                if (raft.HardState is not null || raft.EntriesToPersist.Count > 0)
+                {
+                    await _storage.SaveAsync(raft.HardState, raft.EntriesToPersist, CancellationToken.None).ConfigureAwait(false);
+                }
             }
 
-            if (ready.HardState is not null || ready.EntriesToPersist.Count > 0)
-            {
-                await _storage.SaveAsync(ready.HardState, ready.EntriesToPersist, CancellationToken.None).ConfigureAwait(false);
-            }
-
-            RecordHeartbeatRounds(ready.Messages);
             foreach (var message in ready.Messages)
             {
-                await SendAsync(message.To, new RaftWireMessage(message)).ConfigureAwait(false);
+                await SendAsync(message.To, message.Message).ConfigureAwait(false);
             }
 
-            Apply(ready.CommittedEntries);
-            await MaybeSnapshotAsync(core).ConfigureAwait(false);
-            PublishStatus(core);
-            if (ready.SoftState is { } soft)
+            driver.Advance();
+            if (driver.Events.SnapshotToSave is { } snapshot)
             {
-                OnSoftStateChanged(core, soft);
+                driver.Events.SnapshotToSave = null;
+                await _storage.SaveSnapshotAsync(snapshot, CancellationToken.None).ConfigureAwait(false);
+                driver.CompactTo(snapshot);
             }
+
+            PublishStatus(driver);
+            CarryOut(driver);
         }
     }
 
@@ -197,52 +169,82 @@ public sealed partial class GaggleNode
         }
     }
 
-    private void Apply(IReadOnlyList<LogEntry> entries)
+    private void PublishStatus(NodeDriver driver)
     {
-        foreach (var entry in entries)
+        var core = driver.Core;
+        if (core.Members.IsDiscovery && core.Members.Peers.Count + 1 != _knownMembers.Length)
         {
-            if (entry.Kind != EntryKind.Normal)
-            {
-                continue;
-            }
-
-            if (!EntryEnvelope.TryDecode(entry.Data, out var envelope))
-            {
-                CountDropped("(log)", $"entry {entry.Index} has no valid envelope", "malformed-entry");
-                continue;
-            }
-
-            if (!_deduplicator.FirstTime(envelope.Origin, envelope.Incarnation, envelope.Sequence, entry.Index))
-            {
-                continue;
-            }
-
-            if (envelope.Kind == EntryPayloadKind.Lock)
-            {
-                ApplyLockCommand(entry.Index, envelope);
-                CompleteAppend(envelope, entry.Index);
-                continue;
-            }
-
-            GaggleMetrics.Commits.Add(1, _nodeTag);
-            if (_options.StateMachines.Count > 0 || Committed is not null || Volatile.Read(ref _subscriberCount) > 0)
-            {
-                Publish(new GaggleLogEntry(entry.Index, entry.Term, entry.Kind, envelope.Payload, envelope.Origin));
-            }
-
-            CompleteAppend(envelope, entry.Index);
+            _knownMembers = [Id, .. core.Members.Peers.Order(StringComparer.Ordinal)];
         }
+
+        _status = new NodeStatus(core.Role, core.Term, core.LeaderId, core.CommitIndex, core.LastIndex, core.HasUncommittedEntriesInPreviousTerms(), core.Rejoining);
     }
 
-    /// <summary>Hands a committed application entry to the state machines, the <see cref="Committed"/> event and the readers.</summary>
-    private void Publish(GaggleLogEntry published)
+    /// <summary>Carries out what the driver decided: callers completed, events raised, handlers started, drops counted.</summary>
+    private void CarryOut(NodeDriver driver)
     {
-        foreach (var machine in _options.StateMachines.Values)
+        var events = driver.Events;
+        if (events.IsEmpty)
         {
-            // A state machine that throws would leave replicas diverged: the node stops.
-            machine.Apply(published);
+            return;
         }
 
+        Interlocked.Exchange(ref _droppedMessages, driver.DroppedMessages);
+        foreach (var dropped in events.Dropped)
+        {
+            GaggleMetrics.DroppedMessages.Add(dropped.Count, _nodeTag, new KeyValuePair<string, object?>("reason", dropped.Kind));
+            Log.DroppedMessage(_logger, Id, dropped.From, dropped.Reason);
+        }
+
+        if (events.LeaderChange is { } change)
+        {
+            OnLeaderChanged(change.Previous, change.Current);
+        }
+
+        foreach (var entry in events.Appended)
+        {
+            Raise(Appended, entry, nameof(Appended));
+        }
+
+        if (events.AppliedCount > 0)
+        {
+            GaggleMetrics.Commits.Add(events.AppliedCount, _nodeTag);
+        }
+
+        foreach (var entry in events.Published)
+        {
+            Publish(entry);
+        }
+
+        CompleteLockEvents(events);
+        foreach (var (append, index) in events.Committed)
+        {
+            if (append is PendingAppend pending && _appends.TryRemove(pending.Sequence, out _))
+            {
+                Completed(pending, index);
+            }
+        }
+
+        foreach (var append in events.TimedOut)
+        {
+            if (append is PendingAppend pending && _appends.TryRemove(pending.Sequence, out _))
+            {
+                pending.Completion.TrySetException(TimedOut(pending));
+            }
+        }
+
+        CompleteDispatches(events);
+        if (events.LostStorageDetected)
+        {
+            Log.LostStorage(_logger, Id, driver.Core.LeaderId);
+        }
+
+        events.Clear();
+    }
+
+    /// <summary>Hands a committed application entry to the <see cref="Committed"/> event and the readers.</summary>
+    private void Publish(GaggleLogEntry published)
+    {
         Raise(Committed, published, nameof(Committed));
         lock (_subscribersLock)
         {
@@ -253,41 +255,8 @@ public sealed partial class GaggleNode
         }
     }
 
-    /// <summary>
-    /// Our appends that committed inside a snapshot we installed never pass through Apply here (and
-    /// their retries are dropped as duplicates): complete them now, with the snapshot's index as the
-    /// best index known; a lock request among them gets the outcome the lock table shows.
-    /// </summary>
-    private void CompleteAppendsCoveredBy(RaftSnapshot snapshot)
+    private void OnLeaderChanged(SoftState? previous, SoftState soft)
     {
-        foreach (var (sequence, pending) in _appends)
-        {
-            if (_deduplicator.Contains(Id, _incarnation, sequence) && _appends.TryRemove(sequence, out _))
-            {
-                Completed(pending, snapshot.Index);
-            }
-        }
-
-        ReconcileLockRequestsAfterSnapshot();
-    }
-
-    private void CompleteAppend(EntryEnvelope envelope, long index)
-    {
-        if (envelope.Origin == Id && envelope.Incarnation == _incarnation && _appends.TryRemove(envelope.Sequence, out var pending))
-        {
-            Completed(pending, index);
-        }
-    }
-
-    private void OnSoftStateChanged(RaftCore core, SoftState soft)
-    {
-        var previous = _lastSoftState;
-        _lastSoftState = soft;
-        if (previous?.LeaderId == soft.LeaderId && previous?.Role == soft.Role)
-        {
-            return;
-        }
-
         Log.LeaderChanged(_logger, Id, soft.LeaderId, soft.Term, soft.Role);
         if (soft.LeaderId is not null)
         {
@@ -303,77 +272,19 @@ public sealed partial class GaggleNode
             GaggleMetrics.LeaderChanges.Add(1, _nodeTag);
             Raise(LeaderChanged, new LeaderChange(soft.Term, soft.LeaderId, soft.Role == RaftRole.Leader), nameof(LeaderChanged));
         }
-
-        if (soft.LeaderId is not null)
-        {
-            ResubmitForNewLeader(core);
-            RouteUnsentDispatches(core);
-        }
     }
 
-    private SoftState? _lastSoftState;
-    private bool _lostStorageLogged;
-
-    /// <summary>Once enough entries were applied since the last snapshot, snapshots the state machines and compacts the log (Raft §7).</summary>
-    private async ValueTask MaybeSnapshotAsync(RaftCore core)
+    /// <summary>A leader leaving hands over to its most up-to-date follower; <paramref name="done"/> completes once that has been sent.</summary>
+    private void HandOverLeadership(NodeDriver driver, TaskCompletionSource done)
     {
-        long applied = core.AppliedIndex;
-        long last = core.Snapshot?.Index ?? 0;
-        if (_options.SnapshotThresholdEntries == 0 || applied - last < _options.SnapshotThresholdEntries)
-        {
-            return;
-        }
-
-        var snapshot = new RaftSnapshot(applied, core.TermAt(applied), NodeSnapshot.Write(_deduplicator, _lockTable, _options.StateMachines));
-        await _storage.SaveSnapshotAsync(snapshot, CancellationToken.None).ConfigureAwait(false);
-        core.CompactTo(snapshot, _options.SnapshotRetainEntries);
-    }
-
-    private void PublishStatus(RaftCore core)
-    {
-        if (core.Members.IsDiscovery && core.Members.Peers.Count + 1 != _knownMembers.Length)
-        {
-            _knownMembers = [Id, .. core.Members.Peers.Order(StringComparer.Ordinal)];
-        }
-
-        if (core.LostStorageDetected && !_lostStorageLogged)
-        {
-            _lostStorageLogged = true;
-            Log.LostStorage(_logger, Id, core.LeaderId);
-        }
-
-        _status = new NodeStatus(core.Role, core.Term, core.LeaderId, core.CommitIndex, core.LastIndex, core.HasUncommittedEntriesInPreviousTerms(), core.Rejoining);
-    }
-
-    /// <summary>A leader leaving hands over to its most up-to-date follower so the cluster need not wait for an election timeout.</summary>
-    private void HandOverLeadership(TaskCompletionSource done)
-    {
-        var core = _core!;
-        if (core.Role == RaftRole.Leader && core.MostUpToDateFollower() is { } successor)
-        {
-            core.TransferLeadership(successor);
-        }
-
-        // Completed by the loop once the Ready holding the transfer has been sent.
+        driver.HandOverLeadership();
         _afterReady.Add(done);
-    }
-
-    private readonly List<TaskCompletionSource> _afterReady = [];
-
-    private int RetryTicks(RaftCore core) => Math.Max(1, (int)Math.Round(_options.ElectionTimeoutMin / _tickInterval));
-
-    /// <summary>Counts and logs a dropped message; <paramref name="kind"/> is the metric's low-cardinality reason tag.</summary>
-    private void CountDropped(string from, string reason, string kind = "invalid")
-    {
-        Interlocked.Increment(ref _droppedMessages);
-        GaggleMetrics.DroppedMessages.Add(1, _nodeTag, new KeyValuePair<string, object?>("reason", kind));
-        Log.DroppedMessage(_logger, Id, from, reason);
     }
 
     private long _droppedMessages;
 
     /// <summary>Messages this node dropped because they were malformed or did not apply (plus those the Raft core refused).</summary>
-    public long DroppedMessages => Interlocked.Read(ref _droppedMessages) + (_core?.DroppedMessages ?? 0);
+    public long DroppedMessages => Interlocked.Read(ref _droppedMessages);
 
     private void Raise<T>(EventHandler<T>? handler, T args, string eventName)
     {

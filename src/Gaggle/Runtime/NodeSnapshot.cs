@@ -1,67 +1,87 @@
 using Gaggle.Channels;
-using Gaggle.Locks;
 
 namespace Gaggle.Runtime;
 
 /// <summary>
-/// The content of a node's snapshot: the duplicate-append table and each registered state
-/// machine's own snapshot, by name. Versioned like the wire format.
+/// The content of a node's snapshot: the duplicate-append table, then the node's own state machines
+/// (the lock table) and the application's, each by name in its own section so their names never
+/// collide. Versioned like the wire format; version 1 (the lock table in a fixed place) is still read.
 /// </summary>
 internal static class NodeSnapshot
 {
-    private const byte FormatVersion = 1;
+    private const byte FormatVersion = 2;
+    private const byte LockTableInFixedPlace = 1;
 
-    public static byte[] Write(ProposalDeduplicator deduplicator, LockTable locks, IDictionary<string, IGaggleStateMachine> machines)
+    public static byte[] Write(ProposalDeduplicator deduplicator, IEnumerable<(string Name, ISnapshotPart Part)> nodeParts, IEnumerable<(string Name, ISnapshotPart Part)> applicationParts)
     {
         var writer = new WireWriter();
         writer.Byte(FormatVersion);
         deduplicator.Write(writer);
-        using (var lockStream = new MemoryStream())
-        {
-            locks.Write(lockStream);
-            writer.Bytes(lockStream.GetBuffer().AsSpan(0, (int)lockStream.Length));
-        }
-
-        writer.VarUInt((ulong)machines.Count);
-        foreach (var (name, machine) in machines.OrderBy(m => m.Key, StringComparer.Ordinal))
-        {
-            using var stream = new MemoryStream();
-            machine.WriteSnapshot(stream);
-            writer.String(name);
-            writer.Bytes(stream.GetBuffer().AsSpan(0, (int)stream.Length));
-        }
-
+        WriteSection(writer, nodeParts);
+        WriteSection(writer, applicationParts);
         return writer.ToArray();
     }
 
-    /// <summary>Restores everything from <paramref name="data"/>; throws <see cref="FormatException"/> when it is not a snapshot of this format.</summary>
-    public static void Read(ReadOnlyMemory<byte> data, ProposalDeduplicator deduplicator, LockTable locks, IDictionary<string, IGaggleStateMachine> machines)
+    /// <summary>
+    /// Restores everything from <paramref name="data"/>; a part this node does not know is skipped.
+    /// Throws <see cref="FormatException"/> when the bytes are not a snapshot of a known format.
+    /// </summary>
+    public static void Read(ReadOnlyMemory<byte> data, ProposalDeduplicator deduplicator, IEnumerable<(string Name, ISnapshotPart Part)> nodeParts, IEnumerable<(string Name, ISnapshotPart Part)> applicationParts)
     {
         var reader = new WireReader(data);
         byte version = reader.Byte();
-        if (version != FormatVersion)
+        if (version is not (FormatVersion or LockTableInFixedPlace))
         {
-            throw new FormatException($"Unsupported snapshot format version {version}; this node reads version {FormatVersion}.");
+            throw new FormatException($"Unsupported snapshot format version {version}; this node reads versions {LockTableInFixedPlace} and {FormatVersion}.");
         }
 
         deduplicator.Read(ref reader);
-        using (var lockStream = new MemoryStream(reader.Bytes().ToArray(), writable: false))
+        var nodeByName = ByName(nodeParts);
+        if (version == LockTableInFixedPlace)
         {
-            locks.Read(lockStream);
+            ReadPart(nodeByName, Locks.LockStateMachine.SnapshotName, reader.Bytes());
+        }
+        else
+        {
+            ReadSection(ref reader, nodeByName);
         }
 
+        ReadSection(ref reader, ByName(applicationParts));
+        reader.End();
+    }
+
+    private static void WriteSection(WireWriter writer, IEnumerable<(string Name, ISnapshotPart Part)> parts)
+    {
+        var named = parts.ToList();
+        writer.VarUInt((ulong)named.Count);
+        foreach (var (name, part) in named)
+        {
+            using var stream = new MemoryStream();
+            part.WriteSnapshot(stream);
+            writer.String(name);
+            writer.Bytes(stream.GetBuffer().AsSpan(0, (int)stream.Length));
+        }
+    }
+
+    private static void ReadSection(ref WireReader reader, Dictionary<string, ISnapshotPart> parts)
+    {
         ulong count = reader.VarUInt();
         for (ulong i = 0; i < count; i++)
         {
             string name = reader.String();
-            var bytes = reader.Bytes();
-            if (machines.TryGetValue(name, out var machine))
-            {
-                using var stream = new MemoryStream(bytes.ToArray(), writable: false);
-                machine.ReadSnapshot(stream);
-            }
+            ReadPart(parts, name, reader.Bytes());
         }
+    }
 
-        reader.End();
+    private static Dictionary<string, ISnapshotPart> ByName(IEnumerable<(string Name, ISnapshotPart Part)> parts)
+        => parts.ToDictionary(p => p.Name, p => p.Part, StringComparer.Ordinal);
+
+    private static void ReadPart(Dictionary<string, ISnapshotPart> parts, string name, ReadOnlyMemory<byte> bytes)
+    {
+        if (parts.TryGetValue(name, out var part))
+        {
+            using var stream = new MemoryStream(bytes.ToArray(), writable: false);
+            part.ReadSnapshot(stream);
+        }
     }
 }

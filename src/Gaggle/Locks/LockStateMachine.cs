@@ -1,0 +1,212 @@
+using Gaggle.Runtime;
+
+namespace Gaggle.Locks;
+
+/// <summary>
+/// The replicated lock table as one of the node's state machines, plus what this node decides about
+/// its own requests: which requests of this incarnation callers still wait for (their events go out
+/// to them), which holds they watch, and which grants nobody wants any more (given back at once).
+/// </summary>
+/// <remarks>
+/// A request is watched from its append until its caller claims the outcome (<see cref="Unwatch"/>) or
+/// gives up (<see cref="GiveUp"/>). A caller that gives up before its outcome arrives leaves the request
+/// abandoned: a queued wait is cancelled, and a grant that still comes is released. A grant that
+/// reaches no watcher at all is released too. Releases are proposed by the driver
+/// (<see cref="TakeCommands"/>), as appends of this node.
+/// </remarks>
+internal sealed class LockStateMachine : INodeStateMachine, ISnapshotPart
+{
+    /// <summary>The name of the lock table in node snapshots.</summary>
+    public const string SnapshotName = "gaggle.locks";
+
+    private readonly string _id;
+    private readonly ulong _incarnation;
+    private readonly NodeEvents _events;
+    private readonly Dictionary<long, RequestWatch> _requests = [];
+    private readonly HashSet<(string Name, long Token)> _holds = [];
+    private readonly List<LockCommand> _commands = [];
+
+    public LockStateMachine(string id, ulong incarnation, NodeEvents events)
+    {
+        _id = id;
+        _incarnation = incarnation;
+        _events = events;
+    }
+
+    private enum WatchState
+    {
+        Waiting,
+        Granted,
+        Abandoned,
+    }
+
+    public LockTable Table { get; } = new();
+
+    /// <summary>The events of the last command applied (all nodes' requests), for observers such as the simulation's checker.</summary>
+    public IReadOnlyList<LockEvent> LastEvents { get; private set; } = [];
+
+    /// <summary>The last command applied, or null when the entry held no valid command.</summary>
+    public LockCommand? LastCommand { get; private set; }
+
+    /// <summary>A time entry of this node is in flight until this tick (one at a time).</summary>
+    public long TimeEntryInFlightUntilTick { get; set; } = -1;
+
+    /// <summary>Lock requests of this node still watched.</summary>
+    public int WatchedRequests => _requests.Count;
+
+    public IEnumerable<(string Name, ISnapshotPart Part)> SnapshotParts => [(SnapshotName, this)];
+
+    public void Apply(long index, long term, in EntryEnvelope envelope)
+    {
+        if (LockCommand.TryDecode(envelope.Payload) is not { } command)
+        {
+            LastCommand = null;
+            LastEvents = [];
+            _events.Dropped.Add(new DroppedMessage(envelope.Origin, $"entry {index} holds a malformed lock command", "invalid"));
+            return;
+        }
+
+        LastCommand = command;
+        Table.Apply(command, new RequestId(envelope.Origin, envelope.Incarnation, envelope.Sequence), envelope.Stamp, index);
+        if (command.Type == LockCommandType.Time && envelope.Origin == _id)
+        {
+            TimeEntryInFlightUntilTick = -1;
+        }
+
+        var events = Table.TakeEvents();
+        LastEvents = events;
+        foreach (var lockEvent in events)
+        {
+            if (lockEvent.Request.Node == _id && lockEvent.Request.Incarnation == _incarnation)
+            {
+                OnOwnEvent(lockEvent);
+            }
+        }
+    }
+
+    /// <summary>A caller waits for the outcome of its request <paramref name="sequence"/> (registered with the request's append).</summary>
+    public void Watch(long sequence) => _requests[sequence] = new RequestWatch();
+
+    /// <summary>The caller took its outcome: no more events for the request (a grant now belongs to its handle).</summary>
+    public void Unwatch(long sequence) => _requests.Remove(sequence);
+
+    /// <summary>
+    /// The caller stopped waiting without taking an outcome: a grant it got is released, a queued wait
+    /// cancelled, and a grant that comes later released.
+    /// </summary>
+    public void GiveUp(long sequence, string name)
+    {
+        if (_requests.TryGetValue(sequence, out var watch) && watch.State == WatchState.Granted)
+        {
+            _requests.Remove(sequence);
+            _commands.Add(new LockCommand(LockCommandType.Release, watch.Name, Token: watch.Token));
+            return;
+        }
+
+        _requests[sequence] = new RequestWatch { State = WatchState.Abandoned };
+        _commands.Add(new LockCommand(LockCommandType.CancelWait, name, RequestSequence: sequence));
+    }
+
+    /// <summary>A handle watches its hold: the hold's end (expired or released) is reported.</summary>
+    public void WatchHold(string name, long token) => _holds.Add((name, token));
+
+    public void UnwatchHold(string name, long token) => _holds.Remove((name, token));
+
+    /// <summary>Lock commands this node decided to append (releases and cancelled waits); the list is cleared by the next call.</summary>
+    public List<LockCommand> TakeCommands()
+    {
+        if (_commands.Count == 0)
+        {
+            return _commands;
+        }
+
+        var taken = new List<LockCommand>(_commands);
+        _commands.Clear();
+        return taken;
+    }
+
+    /// <summary>
+    /// After a snapshot replaced the table, requests of ours it answered produced no events here: a
+    /// request that holds a lock now is granted; one the table neither holds nor queues, but whose
+    /// command was applied, was answered while we were behind (denied, or granted and already ended)
+    /// and is reported denied.
+    /// </summary>
+    public void ReconcileAfterSnapshot(Func<long, bool> applied)
+    {
+        foreach (var (sequence, watch) in _requests.ToArray())
+        {
+            if (watch.State == WatchState.Granted || !applied(sequence))
+            {
+                continue;
+            }
+
+            var request = new RequestId(_id, _incarnation, sequence);
+            var found = Table.FindRequest(request);
+            if (found is { Holder: { } holder })
+            {
+                OnOwnEvent(new LockEvent(LockEventType.Granted, found.Value.Name, request, holder.Token, holder.Expiry));
+            }
+            else if (found is null)
+            {
+                OnOwnEvent(new LockEvent(LockEventType.Denied, "", request));
+            }
+        }
+    }
+
+    public void WriteSnapshot(Stream output) => Table.Write(output);
+
+    public void ReadSnapshot(Stream input) => Table.Read(input);
+
+    private void OnOwnEvent(LockEvent lockEvent)
+    {
+        if (lockEvent.Type is LockEventType.Expired or LockEventType.Released && _holds.Remove((lockEvent.Name, lockEvent.Token)))
+        {
+            _events.HoldsEnded.Add((lockEvent.Name, lockEvent.Token));
+        }
+
+        long sequence = lockEvent.Request.Sequence;
+        if (!_requests.TryGetValue(sequence, out var watch))
+        {
+            if (lockEvent.Type == LockEventType.Granted)
+            {
+                // Nobody waits for this grant any more: give it back at once.
+                _commands.Add(new LockCommand(LockCommandType.Release, lockEvent.Name, Token: lockEvent.Token));
+            }
+
+            return;
+        }
+
+        if (watch.State == WatchState.Abandoned)
+        {
+            if (lockEvent.Type == LockEventType.Granted)
+            {
+                _commands.Add(new LockCommand(LockCommandType.Release, lockEvent.Name, Token: lockEvent.Token));
+            }
+
+            if (lockEvent.Type is LockEventType.Granted or LockEventType.Denied or LockEventType.Rejected or LockEventType.Cancelled)
+            {
+                _requests.Remove(sequence);
+            }
+
+            return;
+        }
+
+        if (lockEvent.Type == LockEventType.Granted)
+        {
+            watch.State = WatchState.Granted;
+            watch.Name = lockEvent.Name;
+            watch.Token = lockEvent.Token;
+        }
+
+        _events.LockEvents.Add((sequence, lockEvent));
+    }
+
+    private sealed class RequestWatch
+    {
+        public WatchState State { get; set; }
+
+        public string Name { get; set; } = "";
+
+        public long Token { get; set; }
+    }
+}

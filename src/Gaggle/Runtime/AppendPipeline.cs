@@ -1,0 +1,210 @@
+using Gaggle.Channels;
+using Gaggle.Raft;
+
+namespace Gaggle.Runtime;
+
+/// <summary>
+/// This node's appends until they are applied here: batched per loop pass, proposed on the leader
+/// (stamped with the lease clock) or forwarded to the leader it knows, held while no leader is known,
+/// resubmitted to a new leader, retried when their commit is not seen for an election timeout (a
+/// duplicate is dropped when applied), and timed out by the driver's clock.
+/// </summary>
+internal sealed class AppendPipeline(string id, int retryTicks, int maxMessageBytes, List<Outgoing> outbox, NodeEvents events)
+{
+    private readonly Dictionary<long, DriverAppend> _appends = [];
+    private readonly List<DriverAppend> _toSubmit = [];
+    private ReadOnlyMemory<byte>[] _payloads = new ReadOnlyMemory<byte>[16];
+
+    /// <summary>Appends waiting for their entry to be applied here.</summary>
+    public int Count => _appends.Count;
+
+    public bool HasBatch => _toSubmit.Count > 0;
+
+    /// <summary>A fresh append: submitted with the next batch.</summary>
+    public void Add(DriverAppend append)
+    {
+        _appends[append.Sequence] = append;
+        AddToBatch(append);
+    }
+
+    /// <summary>The caller stopped waiting: no more retries.</summary>
+    public void Abandon(long sequence) => _appends.Remove(sequence);
+
+    /// <summary>
+    /// Proposes (leader, each entry stamped with <paramref name="stamp"/>) or forwards (follower) the
+    /// batch; without a leader the appends stay unsent until one is known. Returns the leader's first
+    /// new index, or -1.
+    /// </summary>
+    public long Submit(RaftCore core, long stamp, long tick, bool publishAppended)
+    {
+        if (_toSubmit.Count == 0)
+        {
+            return -1;
+        }
+
+        foreach (var pending in _toSubmit)
+        {
+            pending.Submitted = true;
+            pending.InBatch = false;
+        }
+
+        long first = -1;
+        if (core.Role == RaftRole.Leader)
+        {
+            if (_payloads.Length < _toSubmit.Count)
+            {
+                _payloads = new ReadOnlyMemory<byte>[Math.Max(_toSubmit.Count, _payloads.Length * 2)];
+            }
+
+            var payloads = new ArraySegment<ReadOnlyMemory<byte>>(_payloads, 0, _toSubmit.Count);
+            for (int i = 0; i < _toSubmit.Count; i++)
+            {
+                payloads[i] = EntryEnvelope.WithStamp(_toSubmit[i].Envelope, stamp);
+            }
+
+            first = core.Propose(payloads);
+            if (first > 0)
+            {
+                foreach (var pending in _toSubmit)
+                {
+                    MarkSent(core, pending, id, tick);
+                }
+
+                if (publishAppended)
+                {
+                    PublishAppended(core, first, payloads);
+                }
+            }
+
+            Array.Clear(_payloads, 0, _toSubmit.Count);
+        }
+        else if (core.LeaderId is { } leader)
+        {
+            var batch = new List<ReadOnlyMemory<byte>>();
+            long bytes = 0;
+            foreach (var pending in _toSubmit)
+            {
+                // Counted as encoded (with each entry's length prefix): a batch of many small entries
+                // must not outgrow MaxMessageBytes, which the channel's size limit is set against.
+                int size = WireCodec.ForwardedEntrySize(pending.Envelope.Length);
+                if (batch.Count > 0 && bytes + size > maxMessageBytes)
+                {
+                    outbox.Add(new Outgoing(leader, new ForwardAppend(batch.ToArray())));
+                    batch.Clear();
+                    bytes = 0;
+                }
+
+                batch.Add(pending.Envelope);
+                bytes += size;
+                MarkSent(core, pending, leader, tick);
+            }
+
+            outbox.Add(new Outgoing(leader, new ForwardAppend(batch.ToArray())));
+        }
+
+        _toSubmit.Clear();
+        return first;
+    }
+
+    /// <summary>A new leader is known: everything not proposed or forwarded to it in this term goes (again) with the next batch.</summary>
+    public void ResubmitForNewLeader(RaftCore core)
+    {
+        foreach (var pending in _appends.Values)
+        {
+            if (pending.NeedsResubmitFor(core.LeaderId, core.Term))
+            {
+                AddToBatch(pending);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Forwarded appends whose commit has not been seen for an election timeout are presumed lost
+    /// and forwarded again (duplicates are dropped when applied). A leader never re-proposes what it
+    /// proposed in its current term: that is in its log already.
+    /// </summary>
+    public void RetryStalled(RaftCore core, long tick)
+    {
+        foreach (var pending in _appends.Values)
+        {
+            if (pending.NeedsRetry(id, core.Term, core.Role == RaftRole.Leader, tick, retryTicks))
+            {
+                AddToBatch(pending);
+            }
+        }
+    }
+
+    /// <summary>The entry of append <paramref name="sequence"/> was applied at <paramref name="index"/>: its caller is told.</summary>
+    public void Complete(long sequence, long index)
+    {
+        if (_appends.Remove(sequence, out var pending))
+        {
+            events.Committed.Add((pending, index));
+        }
+    }
+
+    /// <summary>Completes the appends a snapshot covered (they never pass through apply here) with the snapshot's index.</summary>
+    public void CompleteCoveredBy(RaftSnapshot snapshot, Func<long, bool> applied)
+    {
+        foreach (var sequence in _appends.Keys.ToArray())
+        {
+            if (applied(sequence))
+            {
+                Complete(sequence, snapshot.Index);
+            }
+        }
+    }
+
+    /// <summary>Fails the appends whose deadline passed.</summary>
+    public void Expire(long nowUs)
+    {
+        List<long>? expired = null;
+        foreach (var (sequence, pending) in _appends)
+        {
+            if (pending.DeadlineUs <= nowUs)
+            {
+                (expired ??= []).Add(sequence);
+            }
+        }
+
+        if (expired is null)
+        {
+            return;
+        }
+
+        foreach (var sequence in expired)
+        {
+            if (_appends.Remove(sequence, out var pending))
+            {
+                events.TimedOut.Add(pending);
+            }
+        }
+    }
+
+    private void AddToBatch(DriverAppend pending)
+    {
+        if (!pending.InBatch)
+        {
+            pending.InBatch = true;
+            _toSubmit.Add(pending);
+        }
+    }
+
+    private static void MarkSent(RaftCore core, DriverAppend pending, string to, long tick)
+    {
+        pending.SentTo = to;
+        pending.SentTerm = core.Term;
+        pending.SentAtTick = tick;
+    }
+
+    private void PublishAppended(RaftCore core, long first, IReadOnlyList<ReadOnlyMemory<byte>> payloads)
+    {
+        for (int i = 0; i < payloads.Count; i++)
+        {
+            if (EntryEnvelope.TryDecode(payloads[i], out var envelope) && envelope.Kind == EntryPayloadKind.User)
+            {
+                events.Appended.Add(new GaggleLogEntry(first + i, core.Term, EntryKind.Normal, envelope.Payload, envelope.Origin));
+            }
+        }
+    }
+}

@@ -1,0 +1,72 @@
+using Gaggle.Raft;
+
+namespace Gaggle.Runtime;
+
+/// <summary>What a <see cref="NodeDriver"/> is configured with: the Raft core's settings plus the node's own, in ticks and microseconds.</summary>
+internal sealed class NodeDriverSettings
+{
+    public required RaftConfig Raft { get; init; }
+
+    /// <summary>This process's incarnation of the node: appends and RPC calls are tagged with it.</summary>
+    public required ulong Incarnation { get; init; }
+
+    /// <summary>Ticks between retries of stalled appends and time entries (an election timeout).</summary>
+    public required int RetryTicks { get; init; }
+
+    /// <summary>The leadership lease: how long after a heartbeat round a majority acknowledged the leadership is trusted (90% of ElectionTimeoutMin), in microseconds.</summary>
+    public required long LeadershipLeaseUs { get; init; }
+
+    /// <summary>How long an append the node makes for itself (a release of an unwanted grant, a cancelled wait) is tried: long enough to ride out an election, at most a lease, in microseconds.</summary>
+    public long LockSettleUs { get; init; } = 2_000_000;
+
+    /// <summary>The largest entry payload and forwarded batch (GaggleOptions.MaxMessageBytes).</summary>
+    public int MaxMessageBytes { get; init; } = 1024 * 1024;
+
+    /// <summary>Entries applied since the last snapshot that trigger a new one; 0 disables snapshots.</summary>
+    public int SnapshotThresholdEntries { get; init; }
+
+    /// <summary>Entries kept in the log before a snapshot's index.</summary>
+    public int SnapshotRetainEntries { get; init; }
+
+    /// <summary>The application's state machines, by name.</summary>
+    public IDictionary<string, IGaggleStateMachine> StateMachines { get; init; } = new Dictionary<string, IGaggleStateMachine>();
+
+    public string Id => Raft.Id;
+
+    /// <summary>The driver settings for <paramref name="options"/>, with one tick every <paramref name="tickInterval"/>.</summary>
+    public static NodeDriverSettings From(GaggleOptions options, ulong incarnation, TimeSpan tickInterval)
+    {
+        int heartbeatTicks = Math.Max(1, (int)Math.Round(options.HeartbeatInterval / tickInterval));
+        int electionMin = Math.Max(heartbeatTicks + 1, (int)Math.Round(options.ElectionTimeoutMin / tickInterval));
+        int electionMax = Math.Max(electionMin, (int)Math.Round(options.ElectionTimeoutMax / tickInterval));
+        return new NodeDriverSettings
+        {
+            Raft = new RaftConfig
+            {
+                Id = options.NodeId,
+                Members = options.Members.Count > 0 ? options.Members.ToArray() : null,
+                ClusterSize = options.ClusterSize ?? 0,
+                HeartbeatTicks = heartbeatTicks,
+                ElectionTicksMin = electionMin,
+                ElectionTicksMax = electionMax,
+                PreVote = options.PreVote,
+                StartRejoining = options.Rejoin,
+                CheckQuorum = options.CheckQuorum,
+                AccelerateCommit = options.AccelerateHeartbeats,
+                MaxInflightMessages = options.MaxInflightMessages,
+                MaxInflightBytes = options.MaxInflightBytes,
+                MaxEntriesPerMessage = options.MaxEntriesPerMessage,
+                MaxBytesPerMessage = options.MaxMessageBytes,
+                Random = options.RandomSeed is { } seed ? new Random(seed) : new Random(),
+            },
+            Incarnation = incarnation,
+            RetryTicks = Math.Max(1, (int)Math.Round(options.ElectionTimeoutMin / tickInterval)),
+            LeadershipLeaseUs = (long)(options.ElectionTimeoutMin.TotalMicroseconds * 0.9),
+            LockSettleUs = (long)Math.Min(options.LockLeaseDuration.TotalMicroseconds, 4 * options.ElectionTimeoutMax.TotalMicroseconds),
+            MaxMessageBytes = options.MaxMessageBytes,
+            SnapshotThresholdEntries = options.SnapshotThresholdEntries,
+            SnapshotRetainEntries = options.SnapshotRetainEntries,
+            StateMachines = options.StateMachines,
+        };
+    }
+}

@@ -1,0 +1,100 @@
+using Gaggle.Channels;
+using Gaggle.Locks;
+using Gaggle.Raft;
+
+namespace Gaggle.Runtime;
+
+/// <summary>A message the driver wants sent: to one node, or to every other node when <see cref="To"/> is null.</summary>
+internal readonly record struct Outgoing(string? To, WireMessage Message);
+
+/// <summary>
+/// What the node loop must write and send for one <see cref="NodeDriver.TakeReady"/>: the Raft core's
+/// ready (hard state, entries, an installed snapshot) and every message of the node.
+/// </summary>
+/// <remarks>
+/// Ordering contract (the Raft core's, extended to the node): persist <see cref="Raft"/>'s snapshot,
+/// then its entries and hard state, BEFORE sending <see cref="Messages"/>; then call
+/// <see cref="NodeDriver.Advance"/>, which applies what committed. Reused: valid until the next TakeReady.
+/// </remarks>
+internal sealed class NodeReady
+{
+    /// <summary>The Raft core's ready; null when only the node's own messages (forwarded appends, RPC) are due.</summary>
+    public Ready? Raft { get; set; }
+
+    public List<Outgoing> Messages { get; } = [];
+}
+
+/// <summary>A message the driver dropped, for the node's log and metrics.</summary>
+/// <param name="From">The sender (or "(log)" for an entry).</param>
+/// <param name="Reason">What was wrong, for a log line.</param>
+/// <param name="Kind">The metric's low-cardinality reason tag.</param>
+/// <param name="Count">How many messages this record stands for.</param>
+internal readonly record struct DroppedMessage(string From, string Reason, string Kind, long Count = 1);
+
+/// <summary>A leader RPC handler the node must run (off its loop): for a remote caller, or for a call made on this leader (<see cref="Local"/>).</summary>
+internal sealed record HandlerCall(string Method, ReadOnlyMemory<byte> Args, string? ReplyTo, ulong CallerIncarnation, long CallId, DriverDispatch? Local);
+
+/// <summary>
+/// What happened in the driver that the node loop must carry out: callers to complete, events to
+/// raise, handlers to run, a snapshot to save. Accumulates over inputs until the loop takes it.
+/// </summary>
+internal sealed class NodeEvents
+{
+    /// <summary>Appends of this node applied here, with their index.</summary>
+    public List<(DriverAppend Append, long Index)> Committed { get; } = [];
+
+    /// <summary>Appends whose deadline passed by the driver's clock.</summary>
+    public List<DriverAppend> TimedOut { get; } = [];
+
+    /// <summary>Committed application entries, for the Committed event and readers (only when <see cref="NodeDriver.PublishCommitted"/>).</summary>
+    public List<GaggleLogEntry> Published { get; } = [];
+
+    /// <summary>Application entries this leader appended (only when <see cref="NodeDriver.PublishAppended"/>).</summary>
+    public List<GaggleLogEntry> Appended { get; } = [];
+
+    /// <summary>Lock events answering watched requests of this node incarnation, by request sequence.</summary>
+    public List<(long Sequence, LockEvent Event)> LockEvents { get; } = [];
+
+    /// <summary>Watched holds of this node that ended (expired or released) in the lock table.</summary>
+    public List<(string Name, long Token)> HoldsEnded { get; } = [];
+
+    /// <summary>RPC calls answered: the reply matched to this node's call.</summary>
+    public List<(DriverDispatch Call, DispatchReply Reply)> DispatchReplies { get; } = [];
+
+    public List<HandlerCall> Handlers { get; } = [];
+
+    public List<DroppedMessage> Dropped { get; } = [];
+
+    /// <summary>Application entries applied (for the commit counter).</summary>
+    public long AppliedCount { get; set; }
+
+    /// <summary>The role, term or leader changed: the state before and after.</summary>
+    public (SoftState? Previous, SoftState Current)? LeaderChange { get; set; }
+
+    /// <summary>A snapshot of this node's state machines to save; then call <see cref="NodeDriver.CompactTo"/>.</summary>
+    public RaftSnapshot? SnapshotToSave { get; set; }
+
+    /// <summary>The node noticed it lost acknowledged entries (set once).</summary>
+    public bool LostStorageDetected { get; set; }
+
+    public bool IsEmpty => Committed.Count == 0 && TimedOut.Count == 0 && Published.Count == 0 && Appended.Count == 0 && LockEvents.Count == 0
+        && HoldsEnded.Count == 0 && DispatchReplies.Count == 0 && Handlers.Count == 0 && Dropped.Count == 0 && AppliedCount == 0
+        && LeaderChange is null && SnapshotToSave is null && !LostStorageDetected;
+
+    public void Clear()
+    {
+        Committed.Clear();
+        TimedOut.Clear();
+        Published.Clear();
+        Appended.Clear();
+        LockEvents.Clear();
+        HoldsEnded.Clear();
+        DispatchReplies.Clear();
+        Handlers.Clear();
+        Dropped.Clear();
+        AppliedCount = 0;
+        LeaderChange = null;
+        SnapshotToSave = null;
+        LostStorageDetected = false;
+    }
+}

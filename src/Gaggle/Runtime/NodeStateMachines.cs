@@ -1,0 +1,64 @@
+using Gaggle.Locks;
+using Gaggle.Raft;
+
+namespace Gaggle.Runtime;
+
+/// <summary>
+/// Everything the node builds from its committed log: the duplicate table, then one state machine per
+/// payload kind (the lock table, the application's machines). Every committed entry takes the same
+/// path: envelope decoded, duplicate dropped, the machine of its kind applied. Node snapshots hold the
+/// duplicate table and every machine's parts by name.
+/// </summary>
+internal sealed class NodeStateMachines
+{
+    private readonly INodeStateMachine[] _byKind;
+    private readonly NodeEvents _events;
+
+    public NodeStateMachines(string id, ulong incarnation, IDictionary<string, IGaggleStateMachine> application, NodeEvents events)
+    {
+        _events = events;
+        Locks = new LockStateMachine(id, incarnation, events);
+        Application = new ApplicationStateMachines(application, events);
+        _byKind = new INodeStateMachine[2];
+        _byKind[(int)EntryPayloadKind.User] = Application;
+        _byKind[(int)EntryPayloadKind.Lock] = Locks;
+    }
+
+    public ProposalDeduplicator Deduplicator { get; } = new();
+
+    public LockStateMachine Locks { get; }
+
+    public ApplicationStateMachines Application { get; }
+
+    /// <summary>
+    /// Applies one committed entry. Returns its envelope when it was an application or lock entry
+    /// applied for the first time; false for no-ops, duplicates of retried appends and malformed entries.
+    /// </summary>
+    public bool TryApply(in LogEntry entry, out EntryEnvelope envelope)
+    {
+        envelope = default;
+        if (entry.Kind != EntryKind.Normal)
+        {
+            return false;
+        }
+
+        if (!EntryEnvelope.TryDecode(entry.Data, out envelope))
+        {
+            _events.Dropped.Add(new DroppedMessage("(log)", $"entry {entry.Index} has no valid envelope", "malformed-entry"));
+            return false;
+        }
+
+        if (!Deduplicator.FirstTime(envelope.Origin, envelope.Incarnation, envelope.Sequence, entry.Index))
+        {
+            return false;
+        }
+
+        _byKind[(int)envelope.Kind].Apply(entry.Index, entry.Term, envelope);
+        return true;
+    }
+
+    public byte[] WriteSnapshot() => NodeSnapshot.Write(Deduplicator, Locks.SnapshotParts, Application.SnapshotParts);
+
+    /// <summary>Replaces every machine's state with a snapshot's (<see cref="FormatException"/> when it is not one).</summary>
+    public void ReadSnapshot(ReadOnlyMemory<byte> data) => NodeSnapshot.Read(data, Deduplicator, Locks.SnapshotParts, Application.SnapshotParts);
+}
