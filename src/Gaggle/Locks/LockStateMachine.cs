@@ -107,8 +107,22 @@ internal sealed class LockStateMachine : INodeStateMachine, ISnapshotPart
         _commands.Add(new LockCommand(LockCommandType.CancelWait, name, RequestSequence: sequence));
     }
 
-    /// <summary>A handle watches its hold: the hold's end (expired or released) is reported.</summary>
-    public void WatchHold(string name, long token) => _holds.Add((name, token));
+    /// <summary>
+    /// A handle watches its hold: the hold's end (expired or released) is reported, at once when it has
+    /// ended already (a handle is made after its grant was applied here, and the end may have been
+    /// applied before the handle asked).
+    /// </summary>
+    public void WatchHold(string name, long token)
+    {
+        if (Table.IsHeld(name, token))
+        {
+            _holds.Add((name, token));
+        }
+        else
+        {
+            _events.HoldsEnded.Add((name, token));
+        }
+    }
 
     public void UnwatchHold(string name, long token) => _holds.Remove((name, token));
 

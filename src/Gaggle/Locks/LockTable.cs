@@ -116,6 +116,10 @@ internal sealed class LockTable
         return null;
     }
 
+    /// <summary>Whether lock <paramref name="name"/> is held with fencing token <paramref name="token"/>.</summary>
+    public bool IsHeld(string name, long token)
+        => _locks.TryGetValue(name, out var state) && state.Holders.Exists(h => h.Token == token);
+
     public LockInfo Describe(string name, long index)
     {
         if (!_locks.TryGetValue(name, out var state))

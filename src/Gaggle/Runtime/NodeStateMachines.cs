@@ -28,6 +28,12 @@ internal sealed class NodeStateMachines
 
     public LockStateMachine Locks { get; }
 
+    /// <summary>
+    /// Told of every entry with a valid envelope once the duplicate table decided on it (first time:
+    /// applied; otherwise dropped as a duplicate): how the seeded simulation watches the history.
+    /// </summary>
+    public Action<long, EntryEnvelope, bool>? Observer { get; set; }
+
     public ApplicationStateMachines Application { get; }
 
     /// <summary>
@@ -50,10 +56,12 @@ internal sealed class NodeStateMachines
 
         if (!Deduplicator.FirstTime(envelope.Origin, envelope.Incarnation, envelope.Sequence, entry.Index))
         {
+            Observer?.Invoke(entry.Index, envelope, false);
             return false;
         }
 
         _byKind[(int)envelope.Kind].Apply(entry.Index, entry.Term, envelope);
+        Observer?.Invoke(entry.Index, envelope, true);
         return true;
     }
 

@@ -63,7 +63,7 @@ public sealed class RaftSimulationTests
         RunSeeds(seed => new ClusterShape(seed % 2 == 0 ? 3 : 5, Discovery: false), new LossModel(Races: true));
     }
 
-    private static IReadOnlyList<int> Seeds()
+    internal static IReadOnlyList<int> Seeds()
     {
         if (int.TryParse(Environment.GetEnvironmentVariable("GAGGLE_SIM_SEED"), out int only))
         {
@@ -93,7 +93,7 @@ public sealed class RaftSimulationTests
         TestContext.Out.WriteLine(
             $"{seeds.Count} seeds in {stopwatch.Elapsed.TotalSeconds:F1} s: {stats.Sum(s => s.Steps)} steps, {stats.Sum(s => s.Delivered)} deliveries, "
             + $"{stats.Sum(s => s.Leaders)} elected leaders, {stats.Sum(s => s.Restarts)} restarts, {stats.Sum(s => (long)s.Committed)} entries committed "
-            + $"(fewest in a seed: {stats.Min(s => s.Committed)}); {stats.Aggregate(default(StorageStats), (sum, s) => sum + s.Storage)}");
+            + $"(fewest in a seed: {stats.Min(s => s.Committed)}), {stats.Sum(s => (long)s.Acknowledged)} appends acknowledged; {stats.Aggregate(default(StorageStats), (sum, s) => sum + s.Storage)}");
 
         if (!failures.IsEmpty)
         {

@@ -181,6 +181,27 @@ internal sealed class SafetyChecker
     }
 
     /// <summary>
+    /// State Machine Safety for snapshots: a node restored from a snapshot at (index, term) holds what
+    /// every node applied up to that index, so the entry applied there has that term.
+    /// </summary>
+    public void ObserveRestoredAt(string node, long index, long term)
+    {
+        if (index >= 1 && index <= _applied.Count && _applied[(int)index - 1].Entry.Term != term)
+        {
+            var (known, knownNode) = _applied[(int)index - 1];
+            throw new SafetyViolationException($"state machine safety: {node} restored a snapshot at {index}/t{term}, but {knownNode} applied {Describe(known)} there");
+        }
+
+        if (index > _applied.Count)
+        {
+            throw new SafetyViolationException($"{node} restored a snapshot at {index}/t{term}, beyond anything any node applied ({_applied.Count})");
+        }
+    }
+
+    /// <summary>The term of the entry applied at <paramref name="index"/> (by any node); -1 when none was.</summary>
+    public long AppliedTermAt(long index) => index >= 1 && index <= _applied.Count ? _applied[(int)index - 1].Entry.Term : -1;
+
+    /// <summary>
     /// One vote per term (Raft §5.2), the premise of Election Safety: a server that lost its storage
     /// must not grant a second vote in a term in which it may already have voted for someone else.
     /// </summary>

@@ -98,7 +98,7 @@ public sealed class SafetyCheckerTests
     public void StorageRefusesToOverwriteCommittedEntries()
     {
         var checker = new SafetyChecker();
-        var node = new SimulatedNode("a");
+        var node = new SimulatedNode(null!, "a", default);
         node.Persist(new Ready { EntriesToPersist = [Entry(1, 1, "x"), Entry(2, 1, "y")], HardState = new HardState(1, null, 1) }, checker);
 
         Assert.That(
@@ -147,7 +147,7 @@ public sealed class SafetyCheckerTests
     public void UnflushedBatchesLostInACrashLeaveTheStorageAsBeforeThem(int lost, string entries, long term)
     {
         var checker = new SafetyChecker();
-        var node = new SimulatedNode("a");
+        var node = new SimulatedNode(null!, "a", default);
         node.Storage.Buffered = true;
         node.Persist(new Ready { EntriesToPersist = [Entry(1, 1, "x"), Entry(2, 1, "y"), Entry(3, 1, "z")], HardState = new HardState(1, "a", 2) }, checker);
         node.Storage.Flush();

@@ -1,9 +1,18 @@
-using Gaggle.Raft;
+using Gaggle.Channels;
+using Gaggle.Runtime;
 
 namespace Gaggle.Tests.Simulation;
 
-/// <summary>A message on its way from one node to another.</summary>
-internal readonly record struct Envelope(string From, string To, RaftMessage Message);
+/// <summary>A message on its way from one node to another (decoded: the codec has tests of its own).</summary>
+internal readonly record struct Envelope(string From, string To, WireMessage Message)
+{
+    public override string ToString() => Message switch
+    {
+        RaftWireMessage raft => raft.Message.To is null ? $"{raft.Message} (to {To})" : raft.Message.ToString(),
+        ForwardAppend forward => $"forward {forward.Entries.Count} appends {From} -> {To}",
+        _ => $"{Message.GetType().Name} {From} -> {To}",
+    };
+}
 
 /// <summary>
 /// The messages in flight between simulated nodes. Any of them may be delivered next (reordering),
@@ -19,11 +28,11 @@ internal sealed class SimulatedNetwork(IReadOnlyList<string> ids)
     public bool IsPartitioned => _sides is not null;
 
     /// <summary>Queues a message; a broadcast (To == null) becomes one copy per other node.</summary>
-    public void Send(string from, RaftMessage message)
+    public void Send(string from, Outgoing message)
     {
         if (message.To is not null)
         {
-            _inFlight.Add(new Envelope(from, message.To, message));
+            _inFlight.Add(new Envelope(from, message.To, message.Message));
             return;
         }
 
@@ -31,7 +40,7 @@ internal sealed class SimulatedNetwork(IReadOnlyList<string> ids)
         {
             if (id != from)
             {
-                _inFlight.Add(new Envelope(from, id, message));
+                _inFlight.Add(new Envelope(from, id, message.Message));
             }
         }
     }

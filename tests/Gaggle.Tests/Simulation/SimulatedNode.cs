@@ -1,31 +1,54 @@
+using Gaggle.Locks;
 using Gaggle.Raft;
+using Gaggle.Runtime;
+using Gaggle.Storage;
 
 namespace Gaggle.Tests.Simulation;
 
-/// <summary>
-/// One simulated server: a <see cref="RaftCore"/> while it is up, its durable storage (hard state,
-/// snapshot and log, written exactly as the Ready contract says) and its state machine (the applied
-/// entries). A crash loses the core and everything volatile, and may lose unflushed writes or the
-/// whole storage; a restart rebuilds the core from storage.
-/// </summary>
-internal sealed class SimulatedNode(string id)
+/// <summary>An append of a simulated caller: the driver's own append type, with the caller's callbacks.</summary>
+internal sealed class SimAppend(long sequence, byte[] envelope, Action<long>? onCommitted, Action? onTimedOut) : DriverAppend(sequence, envelope)
 {
-    private RaftSnapshot? _decodedFor;
-    private List<LogEntry> _decoded = [];
+    public Action<long>? OnCommitted { get; } = onCommitted;
+
+    public Action? OnTimedOut { get; } = onTimedOut;
+}
+
+/// <summary>
+/// One simulated server: the <see cref="NodeDriver"/> that ships (while the process is up), its
+/// durable storage (hard state, snapshot and log, written as the Ready contract says), its drifting
+/// clock, and the application threads using it (lock clients). It plays GaggleNode's part around the
+/// driver: callers' appends and lock watches in, the driver's events back to the callers. A crash loses
+/// the process (driver, clients, callbacks) and may lose unflushed writes or the whole storage; a
+/// restart builds a new driver, with a new incarnation, from storage.
+/// </summary>
+internal sealed class SimulatedNode(Simulator sim, string id, NodeClock clock)
+{
+    private readonly Dictionary<long, Action<LockEvent>> _lockWaiters = [];
+    private readonly Dictionary<(string Name, long Token), Action> _holds = [];
 
     public string Id { get; } = id;
 
-    public RaftCore? Core { get; private set; }
+    public NodeClock Clock { get; } = clock;
 
-    public bool IsUp => Core is not null;
+    public NodeDriver? Driver { get; private set; }
+
+    public RaftCore? Core => Driver?.Core;
+
+    public bool IsUp => Driver is not null;
 
     public SimulatedStorage Storage { get; } = new();
 
     /// <summary>The persisted hard state.</summary>
     public HardState HardState => Storage.HardState;
 
-    /// <summary>The state machine: every entry applied, in order (position i holds index i + 1).</summary>
-    public List<LogEntry> Applied { get; } = [];
+    public HistoryMachine? History { get; private set; }
+
+    public SequenceCounter Sequences { get; private set; } = new();
+
+    public ulong Incarnation { get; private set; }
+
+    /// <summary>The index this node's state machines have applied up to (as the checker saw it).</summary>
+    public long Applied { get; set; }
 
     /// <summary>The highest commit index this node has reported (it never goes down, unless storage lost it).</summary>
     public long Commit { get; set; }
@@ -49,49 +72,174 @@ internal sealed class SimulatedNode(string id)
     /// <summary>Lost state and has not yet proven it may vote again: at most N - majority nodes may be so at once.</summary>
     public bool IsDamaged => Unhealed || (Core?.Rejoining ?? HardState.Rejoining);
 
-    /// <summary>
-    /// Starts (or restarts) the core from storage. A durable state machine resumes where it was; a
-    /// volatile one (always so after lost storage) is restored from the stored snapshot and has the
-    /// committed log after it replayed into it.
-    /// </summary>
-    public void Start(RaftConfig config, bool durableStateMachine, bool claimZeroApplied, SafetyChecker checker)
+    /// <summary>The real time of this node's next tick.</summary>
+    public long NextTickAtUs { get; set; }
+
+    public List<SimulatedLockClient> Clients { get; } = [];
+
+    /// <summary>This node's monotonic clock now, in microseconds.</summary>
+    public long LocalUs => Clock.Local(sim.NowUs);
+
+    public long LeaseMs => sim.Settings.LeaseMs;
+
+    /// <summary>How long a release is tried (GaggleLocks: the lease, at most four election timeouts).</summary>
+    public long SettleUs => Math.Min(sim.Settings.LeaseMs, 4L * sim.Settings.ElectionTicksMax * SimulationSettings.TickMs) * 1000;
+
+    /// <summary>Starts (or restarts) the process: a driver built from storage, with a new incarnation.</summary>
+    public void Start(Func<HistoryMachine, NodeDriverSettings> settings, ulong incarnation, int clients)
     {
+        Incarnation = incarnation;
+        Sequences = new SequenceCounter();
+        History = new HistoryMachine(Id, sim.Appends);
         var snapshot = Storage.Snapshot;
-        long applied;
-        if (Restarts > 0 && (!durableStateMachine || LostData))
-        {
-            Applied.Clear();
-            if (snapshot is not null)
-            {
-                RestoreStateMachine(snapshot, checker);
-            }
-
-            // RaftCore starts applying after its snapshot whatever it is told; both forms are legal.
-            applied = claimZeroApplied ? 0 : snapshot?.Index ?? 0;
-        }
-        else
-        {
-            applied = Applied.Count;
-        }
-
-        Core = new RaftCore(config, HardState, Storage.Entries.ToArray(), applied, snapshot);
+        Driver = new NodeDriver(settings(History), new PersistedState(HardState, Storage.Entries.ToArray(), snapshot), Sequences);
+        Driver.PublishAppended = false;
+        Driver.PublishCommitted = false;
+        Driver.Machines.Observer = sim.ObserveEntry(this);
+        Applied = snapshot?.Index ?? 0;
         if (LostData)
         {
-            Commit = Core.CommitIndex;
+            Commit = Driver.Core.CommitIndex;
             LostData = false;
         }
 
         Restarts++;
         LeaderTerm = -1;
         LeaderCheckedUpTo = 0;
+        _lockWaiters.Clear();
+        _holds.Clear();
+        Clients.Clear();
+        for (int i = 0; i < clients; i++)
+        {
+            Clients.Add(new SimulatedLockClient(sim, this, $"{Id}.{incarnation}.c{i}"));
+        }
+
+        NextTickAtUs = sim.NowUs + Clock.RealSpan(SimulationSettings.TickMs * 1000L);
     }
 
-    public void Crash() => Core = null;
+    /// <summary>The process dies: its clients with it, and everything not in storage.</summary>
+    public void Crash()
+    {
+        foreach (var client in Clients)
+        {
+            client.OnProcessDied();
+        }
+
+        Clients.Clear();
+        Driver = null;
+        _lockWaiters.Clear();
+        _holds.Clear();
+    }
+
+    /// <summary>GaggleNode.AppendAsync: an application entry, its caller waiting until <paramref name="deadlineUs"/> on this node's clock.</summary>
+    public void AppendData(byte[] data, long deadlineUs, Action<long>? onCommitted, Action? onTimedOut)
+    {
+        long sequence = Sequences.Next();
+        var envelope = new EntryEnvelope(EntryPayloadKind.User, 0, Id, Incarnation, sequence, data).Encode();
+        Driver!.Append(new SimAppend(sequence, envelope, onCommitted, onTimedOut) { DeadlineUs = deadlineUs });
+    }
+
+    /// <summary>GaggleNode.AppendLockRequestAsync: a lock request whose events go to <paramref name="onEvent"/> until unwatched or given up.</summary>
+    public void AppendLockRequest(long sequence, LockCommand command, Action<LockEvent> onEvent, long deadlineUs, Action<long>? onCommitted, Action? onTimedOut)
+    {
+        _lockWaiters[sequence] = onEvent;
+        Driver!.AppendLockRequest(new SimAppend(sequence, LockEnvelope(sequence, command), onCommitted, onTimedOut) { DeadlineUs = deadlineUs });
+    }
+
+    /// <summary>GaggleNode.AppendLockCommandAsync: a renewal or release; returns its sequence.</summary>
+    public long AppendLockCommand(LockCommand command, long deadlineUs, Action<long>? onCommitted, Action? onTimedOut)
+    {
+        long sequence = Sequences.Next();
+        Driver!.Append(new SimAppend(sequence, LockEnvelope(sequence, command), onCommitted, onTimedOut) { DeadlineUs = deadlineUs });
+        return sequence;
+    }
+
+    /// <summary>The caller gave up waiting for append <paramref name="sequence"/> (GaggleNode.AppendEnvelopeAsync's finally).</summary>
+    public void Abandon(long sequence) => Driver!.Abandon(sequence);
+
+    public void UnwatchLockRequest(long sequence)
+    {
+        if (_lockWaiters.Remove(sequence))
+        {
+            Driver!.UnwatchLockRequest(sequence);
+        }
+    }
+
+    public void GiveUpLockRequest(long sequence, string name)
+    {
+        _lockWaiters.Remove(sequence);
+        Driver!.GiveUpLockRequest(sequence, name);
+    }
+
+    public void WatchHold(string name, long token, Action onEnded)
+    {
+        _holds[(name, token)] = onEnded;
+        Driver!.WatchHold(name, token);
+    }
+
+    public void UnwatchHold(string name, long token)
+    {
+        if (_holds.Remove((name, token)))
+        {
+            Driver!.UnwatchHold(name, token);
+        }
+    }
+
+    /// <summary>GaggleNode's CarryOut for a simulated process: the driver's events to the callers (who may add inputs).</summary>
+    public void CarryOut()
+    {
+        var events = Driver!.Events;
+        if (events.IsEmpty)
+        {
+            return;
+        }
+
+        var lockEvents = events.LockEvents.ToArray();
+        var holdsEnded = events.HoldsEnded.ToArray();
+        var committed = events.Committed.ToArray();
+        var timedOut = events.TimedOut.ToArray();
+        events.Clear();
+        foreach (var (sequence, lockEvent) in lockEvents)
+        {
+            if (_lockWaiters.TryGetValue(sequence, out var onEvent))
+            {
+                onEvent(lockEvent);
+            }
+        }
+
+        foreach (var hold in holdsEnded)
+        {
+            if (_holds.Remove(hold, out var ended))
+            {
+                ended();
+            }
+        }
+
+        foreach (var (append, index) in committed)
+        {
+            if (append is SimAppend caller)
+            {
+                if (LocalUs >= caller.DeadlineUs)
+                {
+                    // The caller's timeout fired first (GaggleNode's timer may win that race).
+                    caller.OnTimedOut?.Invoke();
+                }
+                else
+                {
+                    caller.OnCommitted?.Invoke(index);
+                }
+            }
+        }
+
+        foreach (var append in timedOut)
+        {
+            (append as SimAppend)?.OnTimedOut?.Invoke();
+        }
+    }
 
     /// <summary>
-    /// Persists what the Ready hands out, in the documented order: the snapshot (and the state
-    /// machine restored from it), then the log from the first new entry's index on, then the hard
-    /// state. Each written entry is shown to the checker.
+    /// Persists what the ready hands out, in the documented order: the snapshot, then the log from the
+    /// first new entry's index on, then the hard state. Each written entry is shown to the checker.
     /// </summary>
     public void Persist(Ready ready, SafetyChecker checker)
     {
@@ -103,13 +251,7 @@ internal sealed class SimulatedNode(string id)
         Storage.BeginBatch();
         if (ready.Snapshot is { } snapshot)
         {
-            if (snapshot.Index <= Applied.Count)
-            {
-                throw new SafetyViolationException($"{Id} was handed snapshot {snapshot.Index}/t{snapshot.Term} to install but has applied up to {Applied.Count}");
-            }
-
             Storage.SaveSnapshot(snapshot);
-            RestoreStateMachine(snapshot, checker);
         }
 
         PersistEntries(ready.EntriesToPersist, checker);
@@ -130,72 +272,6 @@ internal sealed class SimulatedNode(string id)
         }
 
         Storage.EndBatch();
-    }
-
-    /// <summary>Applies committed entries to the state machine, after persisting (the Ready contract).</summary>
-    public void Apply(IReadOnlyList<LogEntry> committed, SafetyChecker checker)
-    {
-        foreach (var entry in committed)
-        {
-            checker.ObserveApplied(Id, Applied.Count, entry);
-            if (entry.Index > HardState.Commit || !Storage.TryGet(entry.Index, out var stored))
-            {
-                throw new SafetyViolationException(
-                    $"{Id} applies index {entry.Index} beyond its persisted commit index {HardState.Commit}, or outside its stored log {Storage.SnapshotIndex + 1}..{Storage.LastIndex}");
-            }
-
-            if (!SafetyChecker.SameContent(stored, entry))
-            {
-                throw new SafetyViolationException($"{Id} applies {SafetyChecker.Describe(entry)} but stores {SafetyChecker.Describe(stored)} at that index");
-            }
-
-            Applied.Add(entry);
-        }
-    }
-
-    /// <summary>Snapshots the state machine as of its last applied entry and saves it (before the core compacts).</summary>
-    public RaftSnapshot SaveLocalSnapshot(long term)
-    {
-        var snapshot = new RaftSnapshot(Applied.Count, term, SnapshotCodec.Encode(Applied));
-        Storage.BeginBatch();
-        Storage.SaveSnapshot(snapshot);
-        Storage.EndBatch();
-        _decodedFor = snapshot;
-        _decoded = [.. Applied];
-        return snapshot;
-    }
-
-    /// <summary>The term of the entry at <paramref name="index"/> as the core holds it: in its log, or in its snapshot when compacted.</summary>
-    public long TermAt(long index)
-    {
-        var core = Core!;
-        long term = core.TermAt(index);
-        if (term >= 0 || core.Snapshot is not { } snapshot || index < 1 || index > snapshot.Index)
-        {
-            return term;
-        }
-
-        return SnapshotContent(snapshot)[(int)index - 1].Term;
-    }
-
-    /// <summary>The applied sequence a snapshot carries (decoded once per snapshot).</summary>
-    public List<LogEntry> SnapshotContent(RaftSnapshot snapshot)
-    {
-        if (!ReferenceEquals(_decodedFor, snapshot))
-        {
-            _decoded = SnapshotCodec.Decode(snapshot);
-            _decodedFor = snapshot;
-        }
-
-        return _decoded;
-    }
-
-    private void RestoreStateMachine(RaftSnapshot snapshot, SafetyChecker checker)
-    {
-        var content = SnapshotContent(snapshot);
-        checker.ObserveRestored(Id, content);
-        Applied.Clear();
-        Applied.AddRange(content);
     }
 
     private void PersistEntries(IReadOnlyList<LogEntry> entries, SafetyChecker checker)
@@ -233,4 +309,12 @@ internal sealed class SimulatedNode(string id)
 
         Storage.Append(entries);
     }
+
+    public string Describe() => Core is { } core
+        ? $"{Id} {core.Role} term {core.Term} leader {core.LeaderId ?? "-"} commit {core.CommitIndex} applied {Applied} last {core.LastIndex} snapshot {core.Snapshot?.Index ?? 0}"
+            + $"{(core.Rejoining ? " rejoining" : "")} lease-clock {Driver!.Machines.Locks.Table.Now} next-deadline {Driver.Machines.Locks.Table.NextDeadline} tick {Driver.Ticks}"
+        : $"{Id} down (term {HardState.Term}, commit {HardState.Commit}, snapshot {Storage.SnapshotIndex}, last {Storage.LastIndex}{(IsDamaged ? ", lost data" : "")})";
+
+    private byte[] LockEnvelope(long sequence, LockCommand command)
+        => new EntryEnvelope(EntryPayloadKind.Lock, 0, Id, Incarnation, sequence, command.Encode()).Encode();
 }

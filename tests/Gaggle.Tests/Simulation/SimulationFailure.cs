@@ -1,7 +1,11 @@
 namespace Gaggle.Tests.Simulation;
 
 /// <summary>The outcome of one seeded run.</summary>
-internal sealed record SimulationResult(SimulationFailure? Failure, SimulationStats Stats);
+internal sealed record SimulationResult(SimulationFailure? Failure, SimulationStats Stats)
+{
+    /// <summary>What the lock clients and tables did.</summary>
+    public LockSimStats Locks { get; init; } = new();
+}
 
 /// <summary>What a run did, to show the simulation is not vacuous (and to fingerprint a run).</summary>
 /// <param name="Steps">Steps taken, chaos and stabilization.</param>
@@ -11,7 +15,10 @@ internal sealed record SimulationResult(SimulationFailure? Failure, SimulationSt
 /// <param name="Restarts">Crash restarts.</param>
 /// <param name="Delivered">Messages delivered.</param>
 /// <param name="Storage">Snapshots and lost storage.</param>
-internal readonly record struct SimulationStats(long Steps, int Committed, int Applied, int Leaders, int Restarts, long Delivered, StorageStats Storage);
+/// <param name="Acknowledged">Appends acknowledged to their callers.</param>
+/// <param name="SimulatedUs">Simulated real time.</param>
+internal readonly record struct SimulationStats(
+    long Steps, int Committed, int Applied, int Leaders, int Restarts, long Delivered, StorageStats Storage, int Acknowledged, long SimulatedUs);
 
 /// <summary>What happened to the nodes' storage in a run.</summary>
 /// <param name="Snapshots">Snapshots taken (and logs compacted) locally.</param>

@@ -1,4 +1,5 @@
 using Gaggle.Raft;
+using Gaggle.Runtime;
 
 namespace Gaggle.Tests.Simulation;
 
@@ -54,12 +55,18 @@ internal sealed record LossModel(LostStorageRestart Restart = LostStorageRestart
 }
 
 /// <summary>
-/// Everything a seed decides before the run starts: the Raft settings every node uses and how hostile
-/// the schedule is. Drawing them from the seed ("swarm testing") lets some seeds be calm and others
-/// lossy, crash-prone or partitioned, and covers the core's option combinations.
+/// Everything a seed decides before the run starts: the Raft and node settings every node uses, the
+/// lease, the clients and how hostile the schedule is. Drawing them from the seed ("swarm testing")
+/// lets some seeds be calm and others lossy, crash-prone or partitioned, and covers the option combinations.
 /// </summary>
 internal sealed class SimulationSettings
 {
+    /// <summary>Milliseconds of a node's own clock per Raft tick (GaggleNode: HeartbeatInterval / 5).</summary>
+    public const int TickMs = 10;
+
+    /// <summary>The largest clock-rate error of a node, in parts per million (the lock handle's 10% margin covers about 5%).</summary>
+    public const int MaxDriftPpm = 40_000;
+
     public required int HeartbeatTicks { get; init; }
 
     public required int ElectionTicksMin { get; init; }
@@ -78,7 +85,13 @@ internal sealed class SimulationSettings
 
     public required int MaxEntriesPerMessage { get; init; }
 
-    public required long MaxBytesPerMessage { get; init; }
+    public required int MaxBytesPerMessage { get; init; }
+
+    /// <summary>Entries applied since the last snapshot that make a node snapshot and compact (0: never).</summary>
+    public required int SnapshotThreshold { get; init; }
+
+    /// <summary>Entries a snapshot keeps before its index in the log.</summary>
+    public required int SnapshotRetain { get; init; }
 
     /// <summary>Relative weights of the chaos phase's actions.</summary>
     public required ActionWeights Weights { get; init; }
@@ -91,13 +104,22 @@ internal sealed class SimulationSettings
     /// <summary>FlushPolicyNone: the chance (percent) that a crash loses some of the unflushed batches.</summary>
     public required int LoseTailPercent { get; init; }
 
-    /// <summary>A snapshot keeps a random 0..this many entries before its index in the in-memory log.</summary>
-    public required int SnapshotRetainMax { get; init; }
+    /// <summary>LockLeaseDuration, in milliseconds.</summary>
+    public required long LeaseMs { get; init; }
 
-    public static SimulationSettings Draw(Random random)
+    /// <summary>Simulated lock users per node process.</summary>
+    public required int ClientsPerNode { get; init; }
+
+    /// <summary>The semaphore's slot count.</summary>
+    public required int SemaphoreSlots { get; init; }
+
+    /// <summary>Ticks between retries of stalled appends (GaggleNode: ElectionTimeoutMin in ticks).</summary>
+    public int RetryTicks => ElectionTicksMin;
+
+    public static SimulationSettings Draw(Random random, Workload workload)
     {
         int heartbeat = random.Next(1, 4);
-        int electionMin = random.Next(8, 16);
+        int electionMin = random.Next(8, 21);
         return new SimulationSettings
         {
             HeartbeatTicks = heartbeat,
@@ -107,72 +129,102 @@ internal sealed class SimulationSettings
             CheckQuorum = random.Next(4) != 0,
             AccelerateCommit = random.Next(2) == 0,
             MaxInflightMessages = random.Next(1, 9),
-            MaxInflightBytes = random.Next(3) == 0 ? random.Next(1, 100) : 4 * 1024 * 1024,
+            MaxInflightBytes = random.Next(3) == 0 ? random.Next(1, 400) : 4 * 1024 * 1024,
             MaxEntriesPerMessage = random.Next(1, 9),
-            // Entries weigh their payload plus 16 bytes; small limits force one entry per message.
-            // ... and snapshots (a few kilobytes) go in tens to thousands of chunks.
-            MaxBytesPerMessage = random.Next(3) switch { 0 => random.Next(1, 40), 1 => random.Next(40, 600), _ => 512 * 1024 },
-            Weights = ActionWeights.Draw(random),
+            // Small limits force one entry per message, and snapshots (a few kilobytes) into tens to thousands of chunks.
+            MaxBytesPerMessage = random.Next(3) switch { 0 => random.Next(1, 60), 1 => random.Next(60, 600), _ => 512 * 1024 },
+            SnapshotThreshold = new[] { 0, 3, 10, 40 }[random.Next(4)],
+            SnapshotRetain = new[] { 0, 3, 20 }[random.Next(3)],
+            Weights = ActionWeights.Draw(random, workload),
             Durability = random.Next(2) == 0 ? Durability.Exact : Durability.FlushPolicyNone,
             FlushPercent = random.Next(5, 80),
             LoseTailPercent = random.Next(2) == 0 ? 50 : 100,
-            SnapshotRetainMax = random.Next(3) switch { 0 => 0, 1 => 3, _ => 20 },
+            // From shorter than an election (holds lost while leaderless) to many elections long.
+            LeaseMs = TickMs * new[] { 12, 25, 50, 100 }[random.Next(4)],
+            ClientsPerNode = random.Next(1, 4),
+            SemaphoreSlots = random.Next(2, 4),
         };
     }
 
-    public RaftConfig CreateConfig(string id, ClusterShape shape, IReadOnlyList<string> ids, Random random, bool startRejoining = false) => new()
+    /// <summary>The driver settings of node <paramref name="id"/> (its own incarnation and seeded random source).</summary>
+    public NodeDriverSettings CreateDriverSettings(string id, ClusterShape shape, IReadOnlyList<string> ids, Random random, ulong incarnation, bool startRejoining, IGaggleStateMachine history) => new()
     {
-        Id = id,
-        Members = shape.Discovery ? null : ids,
-        ClusterSize = shape.Discovery ? shape.Size : 0,
-        HeartbeatTicks = HeartbeatTicks,
-        ElectionTicksMin = ElectionTicksMin,
-        ElectionTicksMax = ElectionTicksMax,
-        PreVote = PreVote,
-        CheckQuorum = CheckQuorum,
-        AccelerateCommit = AccelerateCommit,
-        MaxInflightMessages = MaxInflightMessages,
-        MaxInflightBytes = MaxInflightBytes,
-        MaxEntriesPerMessage = MaxEntriesPerMessage,
-        MaxBytesPerMessage = MaxBytesPerMessage,
-        StartRejoining = startRejoining,
-        Random = random,
+        Raft = new RaftConfig
+        {
+            Id = id,
+            Members = shape.Discovery ? null : ids,
+            ClusterSize = shape.Discovery ? shape.Size : 0,
+            HeartbeatTicks = HeartbeatTicks,
+            ElectionTicksMin = ElectionTicksMin,
+            ElectionTicksMax = ElectionTicksMax,
+            PreVote = PreVote,
+            CheckQuorum = CheckQuorum,
+            AccelerateCommit = AccelerateCommit,
+            MaxInflightMessages = MaxInflightMessages,
+            MaxInflightBytes = MaxInflightBytes,
+            MaxEntriesPerMessage = MaxEntriesPerMessage,
+            MaxBytesPerMessage = MaxBytesPerMessage,
+            StartRejoining = startRejoining,
+            Random = random,
+        },
+        Incarnation = incarnation,
+        RetryTicks = RetryTicks,
+        LeadershipLeaseUs = ElectionTicksMin * TickMs * 900L,
+        LockSettleUs = Math.Min(LeaseMs, 4L * ElectionTicksMax * TickMs) * 1000,
+        MaxMessageBytes = MaxBytesPerMessage,
+        SnapshotThresholdEntries = SnapshotThreshold,
+        SnapshotRetainEntries = SnapshotRetain,
+        StateMachines = new Dictionary<string, IGaggleStateMachine> { [HistoryMachine.Name] = history },
     };
 
     public override string ToString()
-        => $"heartbeat={HeartbeatTicks} election={ElectionTicksMin}..{ElectionTicksMax} preVote={PreVote} checkQuorum={CheckQuorum} "
+        => $"heartbeat={HeartbeatTicks} election={ElectionTicksMin}..{ElectionTicksMax} ticks of {TickMs} ms preVote={PreVote} checkQuorum={CheckQuorum} "
             + $"accelerateCommit={AccelerateCommit} inflight={MaxInflightMessages} msgs/{MaxInflightBytes} bytes entries/msg={MaxEntriesPerMessage} "
-            + $"bytes/msg={MaxBytesPerMessage} durability={Durability}"
+            + $"bytes/msg={MaxBytesPerMessage} snapshot every {SnapshotThreshold} retaining {SnapshotRetain} durability={Durability}"
             + (Durability == Durability.FlushPolicyNone ? $" (flush {FlushPercent}%, crash loses tail {LoseTailPercent}%)" : "")
-            + $" retain<={SnapshotRetainMax} weights=[{Weights}]";
+            + $" lease={LeaseMs} ms clients/node={ClientsPerNode} semaphore={SemaphoreSlots} weights=[{Weights}]";
+}
+
+/// <summary>What the simulated clients mostly do.</summary>
+internal enum Workload
+{
+    /// <summary>Appends and lock use alike; storage may be lost.</summary>
+    Mixed,
+
+    /// <summary>Mostly locks and semaphores, with drifting clocks and quiet spells; no lost storage.</summary>
+    Locks,
 }
 
 /// <summary>Relative weights of the chaos phase's actions (zero disables one).</summary>
 internal sealed record ActionWeights(
-    int Tick, int Deliver, int Drop, int Duplicate, int Propose, int Transfer, int Partition, int Heal, int Crash, int Restart,
-    int Snapshot, int LoseStorage)
+    int Tick, int Batch, int Deliver, int Drop, int Duplicate, int Append, int Lock, int Quiet, int Transfer, int Partition, int Heal, int Crash, int Restart,
+    int LoseStorage)
 {
-    public int Total => Tick + Deliver + Drop + Duplicate + Propose + Transfer + Partition + Heal + Crash + Restart + Snapshot + LoseStorage;
+    public int Total => Tick + Batch + Deliver + Drop + Duplicate + Append + Lock + Quiet + Transfer + Partition + Heal + Crash + Restart + LoseStorage;
 
-    public static ActionWeights Draw(Random random)
+    public static ActionWeights Draw(Random random, Workload workload)
     {
         int Pick(params int[] choices) => choices[random.Next(choices.Length)];
         int crash = Pick(0, 4, 12);
         int partition = Pick(0, 4, 12);
-        int loseStorage = Pick(0, 0, 2, 6);
+        int loseStorage = workload == Workload.Mixed ? Pick(0, 0, 2, 6) : 0;
         return new ActionWeights(
             // Many ticks per delivery means slow networks: more timeouts, competing candidates, term churn.
             Tick: Pick(150, 350, 700),
+            // A loop pass that handles a tick, several messages and a client call at once, as a busy node's does.
+            Batch: Pick(0, 60, 200),
             Deliver: 450,
             Drop: Pick(0, 15, 60),
             Duplicate: Pick(0, 10, 40),
-            Propose: Pick(30, 90),
+            Append: workload == Workload.Mixed ? Pick(30, 90) : Pick(0, 10),
+            Lock: workload == Workload.Mixed ? Pick(0, 20, 60) : Pick(40, 120),
+            // Clients fall quiet for a while (and wake up again): the table's time stalls while leaders' clocks run.
+            Quiet: Pick(0, 1, 3),
             Transfer: Pick(0, 3),
             Partition: partition,
             Heal: partition == 0 ? 0 : Pick(4, 12),
             Crash: crash,
             Restart: crash + loseStorage == 0 ? 0 : Pick(8, 20),
-            Snapshot: Pick(0, 4, 15),
             LoseStorage: loseStorage);
     }
 }

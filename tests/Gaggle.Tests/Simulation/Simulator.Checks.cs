@@ -1,4 +1,7 @@
+using Gaggle.Channels;
+using Gaggle.Locks;
 using Gaggle.Raft;
+using Gaggle.Runtime;
 
 namespace Gaggle.Tests.Simulation;
 
@@ -7,47 +10,186 @@ internal sealed partial class Simulator
     private int _committedSeen;
 
     /// <summary>
-    /// Plays the driver for one node after any input: take the Ready, persist, apply, send (the
-    /// network only delivers later, so "persist before send" holds), then check the node.
+    /// Plays GaggleNode's loop for one node after any input: take each ready, persist it, send its
+    /// messages (the network only delivers later, so "persist before send" holds), advance the driver
+    /// (it applies what committed), save a snapshot it made and compact, carry out its events for the
+    /// callers; then check the node.
     /// </summary>
     private void Process(SimulatedNode node)
     {
-        var core = node.Core!;
-        var ready = core.TakeReady();
-        if (ready is not null)
+        var driver = node.Driver;
+        while (driver is not null && node.Driver == driver)
         {
-            if (ready.SoftState is { } soft)
+            if (driver.TakeReady(node.LocalUs) is { } ready)
+            {
+                ProcessReady(node, ready);
+            }
+            else if (driver.Events.IsEmpty)
+            {
+                break;
+            }
+
+            node.CarryOut();
+        }
+
+        if (node.Driver is not null)
+        {
+            CheckNode(node);
+        }
+    }
+
+    private void ProcessReady(SimulatedNode node, NodeReady ready)
+    {
+        var driver = node.Driver!;
+        if (ready.Raft is { } raft)
+        {
+            if (raft.SoftState is { } soft)
             {
                 Trace($"  {node.Id} is {soft.Role} in term {soft.Term}, leader {soft.LeaderId ?? "-"}");
             }
 
-            if (ready.Snapshot is { } snapshot)
+            if (raft.Snapshot is { } snapshot)
             {
                 Trace($"  {node.Id} installs snapshot {snapshot.Index}/t{snapshot.Term} ({snapshot.Data.Length} bytes)");
                 _storageStats = _storageStats with { Installs = _storageStats.Installs + 1 };
+                if (snapshot.Index <= node.Applied)
+                {
+                    throw new SafetyViolationException($"{node.Id} was handed snapshot {snapshot.Index}/t{snapshot.Term} to install but has applied up to {node.Applied}");
+                }
             }
 
-            node.Persist(ready, _checker);
-            if (node.Storage.Buffered && _random.Next(100) < _settings.FlushPercent)
+            node.Persist(raft, _checker);
+            if (node.Storage.Buffered && _random.Next(100) < Settings.FlushPercent)
             {
                 node.Storage.Flush();
             }
 
-            node.Apply(ready.CommittedEntries, _checker);
-            foreach (var message in ready.Messages)
+            if (raft.Snapshot is { } installed)
             {
-                if (message.From != node.Id)
-                {
-                    throw new SafetyViolationException($"{node.Id} sent a message claiming to be from {message.From}: {message}");
-                }
-
-                if (message.Type == MessageType.VoteResponse && !message.Reject)
-                {
-                    _checker.ObserveVote(node.Id, message.Term, message.To!);
-                }
-
-                _network.Send(node.Id, message);
+                _checker.ObserveRestoredAt(node.Id, installed.Index, installed.Term);
+                node.Applied = installed.Index;
             }
+
+            foreach (var entry in raft.CommittedEntries)
+            {
+                _checker.ObserveApplied(node.Id, node.Applied, entry);
+                if (entry.Index > node.HardState.Commit || !node.Storage.TryGet(entry.Index, out var stored) || !SafetyChecker.SameContent(stored, entry))
+                {
+                    throw new SafetyViolationException(
+                        $"{node.Id} applies {SafetyChecker.Describe(entry)} beyond its persisted commit index {node.HardState.Commit}, or not as stored in {node.Storage.SnapshotIndex + 1}..{node.Storage.LastIndex}");
+                }
+
+                node.Applied = entry.Index;
+            }
+        }
+
+        foreach (var message in ready.Messages)
+        {
+            if (message.Message is RaftWireMessage { Message: var raftMessage })
+            {
+                if (raftMessage.From != node.Id)
+                {
+                    throw new SafetyViolationException($"{node.Id} sent a message claiming to be from {raftMessage.From}: {raftMessage}");
+                }
+
+                if (raftMessage.Type == MessageType.VoteResponse && !raftMessage.Reject)
+                {
+                    _checker.ObserveVote(node.Id, raftMessage.Term, raftMessage.To!);
+                }
+            }
+
+            _network.Send(node.Id, message);
+        }
+
+        driver.Advance();
+        if (driver.Events.SnapshotToSave is { } taken)
+        {
+            driver.Events.SnapshotToSave = null;
+            SaveSnapshot(node, taken);
+        }
+    }
+
+    /// <summary>
+    /// A snapshot the driver made: every node's snapshot at one index holds the same bytes (the state
+    /// machines are deterministic); saved, then the log compacted, as the node's loop does.
+    /// </summary>
+    private void SaveSnapshot(SimulatedNode node, RaftSnapshot snapshot)
+    {
+        if (snapshot.Index != node.Applied)
+        {
+            throw new SafetyViolationException($"{node.Id} snapshotted at {snapshot.Index} but has applied up to {node.Applied}");
+        }
+
+        if (_snapshots.TryGetValue(snapshot.Index, out var known))
+        {
+            if (!known.Data.Span.SequenceEqual(snapshot.Data.Span) || known.Term != snapshot.Term)
+            {
+                throw new SafetyViolationException(
+                    $"{node.Id}'s snapshot at {snapshot.Index}/t{snapshot.Term} ({snapshot.Data.Length} bytes) differs from {known.Node}'s ({known.Data.Length} bytes, t{known.Term}): the state machines diverged");
+            }
+        }
+        else
+        {
+            _snapshots[snapshot.Index] = (snapshot.Term, snapshot.Data, node.Id);
+        }
+
+        node.Storage.BeginBatch();
+        node.Storage.SaveSnapshot(snapshot);
+        node.Storage.EndBatch();
+        node.Driver!.CompactTo(snapshot);
+        _storageStats = _storageStats with { Snapshots = _storageStats.Snapshots + 1 };
+        Trace($"  {node.Id} snapshots at {snapshot.Index}/t{snapshot.Term} ({snapshot.Data.Length} bytes)");
+    }
+
+    private readonly Dictionary<long, (long Term, ReadOnlyMemory<byte> Data, string Node)> _snapshots = [];
+
+    /// <summary>The lock checker watches every lock entry a node applies (or drops as a duplicate); a hold ended must reach its holder.</summary>
+    public Action<long, EntryEnvelope, bool> ObserveEntry(SimulatedNode node) => (index, envelope, firstTime) =>
+    {
+        if (envelope.Kind != EntryPayloadKind.Lock)
+        {
+            return;
+        }
+
+        if (!firstTime)
+        {
+            Checker.ObserveDuplicate(node.Id, index);
+            return;
+        }
+
+        var locks = node.Driver!.Machines.Locks;
+        var command = locks.LastCommand ?? throw new LockSimViolation($"{node.Id}: entry {index} holds a malformed lock command");
+        var events = locks.LastEvents.ToList();
+        Checker.ObserveApplied(node.Id, locks.Table, index, envelope, command, events);
+        foreach (var ended in events)
+        {
+            if (ended.Type is LockEventType.Expired or LockEventType.Released && ended.Request.Node == node.Id && ended.Request.Incarnation == node.Incarnation)
+            {
+                _endedHolds.Add((node, ended.Name, ended.Token));
+            }
+        }
+    };
+
+    private readonly List<(SimulatedNode Node, string Name, long Token)> _endedHolds = [];
+
+    /// <summary>The per-step checks of one node that has just changed (no other node did).</summary>
+    private void CheckNode(SimulatedNode node)
+    {
+        foreach (var (holder, name, token) in _endedHolds)
+        {
+            foreach (var client in holder.Clients)
+            {
+                LockHistoryChecker.RequireNotified(client, name, token);
+            }
+        }
+
+        _endedHolds.Clear();
+        var core = node.Core!;
+        var storage = node.Storage;
+        if (core.LastIndex != storage.LastIndex || core.Log.LastTerm != storage.LastTerm)
+        {
+            throw new SafetyViolationException(
+                $"{node.Id}'s log ends at {core.LastIndex}/t{core.Log.LastTerm} but its storage ends at {storage.LastIndex}/t{storage.LastTerm} after the Ready was persisted");
         }
 
         if (node.ReportedRejoining != core.Rejoining)
@@ -55,21 +197,6 @@ internal sealed partial class Simulator
             node.ReportedRejoining = core.Rejoining;
             Trace($"  {node.Id} is {(core.Rejoining ? "now" : "no longer")} rejoining");
             _storageStats = core.Rejoining ? _storageStats : _storageStats with { Rejoined = _storageStats.Rejoined + 1 };
-        }
-
-        CheckNode(node);
-    }
-
-    /// <summary>The per-step checks of one node that has just changed (no other node did).</summary>
-    private void CheckNode(SimulatedNode node)
-    {
-        var core = node.Core!;
-        var log = core.Log;
-        var storage = node.Storage;
-        if (core.LastIndex != storage.LastIndex || log.LastTerm != storage.LastTerm)
-        {
-            throw new SafetyViolationException(
-                $"{node.Id}'s log ends at {core.LastIndex}/t{log.LastTerm} but its storage ends at {storage.LastIndex}/t{storage.LastTerm} after the Ready was persisted");
         }
 
         if (node.Unhealed && core.Rejoining && _loss.Races)
@@ -87,13 +214,13 @@ internal sealed partial class Simulator
         if (commit > node.Commit)
         {
             Trace($"  {node.Id} commits {node.Commit + 1}..{commit}");
-            _checker.ObserveCommitted(node.Id, core.Term, node.Commit + 1, commit, node.TermAt);
+            _checker.ObserveCommitted(node.Id, core.Term, node.Commit + 1, commit, TermAt(node));
             node.Commit = commit;
         }
 
-        if (node.Applied.Count != commit)
+        if (node.Applied != commit)
         {
-            throw new SafetyViolationException($"{node.Id} has applied {node.Applied.Count} entries but its commit index is {commit} after the Ready");
+            throw new SafetyViolationException($"{node.Id} has applied up to {node.Applied} but its commit index is {commit} after the Ready");
         }
 
         if (core.Role == RaftRole.Leader)
@@ -116,6 +243,13 @@ internal sealed partial class Simulator
         }
     }
 
+    /// <summary>The term of the entry at an index as <paramref name="node"/> holds it: in its log, or (compacted) as applied.</summary>
+    private Func<long, long> TermAt(SimulatedNode node) => index =>
+    {
+        long term = node.Core!.TermAt(index);
+        return term >= 0 || index < 1 || index > node.Applied ? term : _checker.AppliedTermAt(index);
+    };
+
     private void CheckLeaderCompleteness(SimulatedNode leader)
     {
         var core = leader.Core!;
@@ -125,24 +259,16 @@ internal sealed partial class Simulator
             leader.LeaderCheckedUpTo = 0;
         }
 
-        leader.LeaderCheckedUpTo = _checker.CheckLeaderCompleteness(leader.Id, core.Term, leader.LeaderCheckedUpTo, leader.TermAt);
+        leader.LeaderCheckedUpTo = _checker.CheckLeaderCompleteness(leader.Id, core.Term, leader.LeaderCheckedUpTo, TermAt(leader));
     }
 
     /// <summary>
     /// At the end of a run, Log Matching checked directly on the stored logs (the per-step check is
     /// inductive): for every pair, the logs agree on everything they both hold up to the last index
-    /// where their terms agree. Every stored snapshot must carry the applied sequence everyone applied.
+    /// where their terms agree.
     /// </summary>
     private void CheckAllLogsMatch()
     {
-        foreach (var node in _nodes)
-        {
-            if (node.Storage.Snapshot is { } snapshot)
-            {
-                _checker.ObserveRestored(node.Id, node.SnapshotContent(snapshot));
-            }
-        }
-
         for (int a = 0; a < _nodes.Length; a++)
         {
             for (int b = a + 1; b < _nodes.Length; b++)

@@ -1,123 +1,96 @@
+using System.Text;
 using Gaggle.Raft;
 
 namespace Gaggle.Tests.Simulation;
 
 internal sealed partial class Simulator
 {
-    /// <summary>Election timeouts the healed cluster gets to elect a leader and commit a fresh entry everywhere.</summary>
-    public const int LivenessElectionTimeouts = 20;
+    /// <summary>Steps a stabilization may take before the run counts as a message storm.</summary>
+    private const int MaxStabilizationSteps = 3_000_000;
 
     /// <summary>
-    /// Deliveries allowed in one round before the run counts as a message storm. A follower hundreds of
-    /// entries behind, fed one entry per message over a network that reorders everything, takes tens
-    /// of thousands: each out-of-order arrival drops the leader's pipeline back to probing, and the
-    /// windows it resends add to those still in flight (it does quiesce).
-    /// </summary>
-    private const int MaxDeliveriesPerRound = 200_000;
-
-    /// <summary>
-    /// Liveness: heal the network, restart crashed nodes, stop losing and duplicating messages, then
-    /// run rounds (deliver everything in flight in random order, tick every node once; now and then a
-    /// node snapshots) until a leader has committed a fresh proposal that every node has applied, and
-    /// no node is still rejoining after lost storage: with the network healed and a leader in place,
-    /// even an idle cluster must let a rejoining node prove it may vote again.
+    /// Liveness: heal the network, restart crashed nodes, stop losing and duplicating messages and stop
+    /// new lock work; then deliver everything in flight (in random order) and let time run, until a
+    /// leader has committed a fresh append that every node has applied, no node is still rejoining
+    /// after lost storage, every lock operation has ended (granted, denied, given up, released), every
+    /// lease has expired and the tables are empty, and every node has applied the leader's whole log,
+    /// within a bound of simulated time. Then no acknowledged append may be missing from any node.
     /// </summary>
     private void Stabilize()
     {
-        Trace($"stabilize: heal, restart every node, no more loss");
+        Trace($"stabilize: heal, restart every node, no more loss, no new lock work");
         _network.Heal();
-        foreach (var node in _nodes)
+        foreach (var node in _nodes.Where(n => !n.IsUp))
         {
-            if (!node.IsUp)
-            {
-                _step++;
-                StartNode(node);
-            }
+            Step++;
+            StartNode(node);
         }
 
-        int rounds = LivenessElectionTimeouts * _settings.ElectionTicksMax;
-        (string Leader, long Term, LogEntry Entry)? proposal = null;
-        for (int round = 0; round < rounds; round++)
+        _clientsPaused = true;
+        long boundMs = (100 * Settings.LeaseMs) + (200L * Settings.ElectionTicksMax * SimulationSettings.TickMs);
+        long limit = NowUs + (boundMs * 1000);
+        long steps = 0;
+        (string Leader, long Term, string Payload)? proposal = null;
+        while (!Settled(proposal?.Payload))
         {
-            DeliverAll();
-            foreach (var node in _nodes.OrderBy(_ => _random.Next()).ToArray())
+            if (NowUs > limit || ++steps > MaxStabilizationSteps)
             {
-                _step++;
-                TickNode(node);
+                var busy = _nodes.SelectMany(n => n.Clients).Where(c => c.IsBusy).Select(c => c.ToString()).ToList();
+                string rejoining = string.Join(", ", _nodes.Where(n => n.Core?.Rejoining == true).Select(n => n.Id));
+                throw new SafetyViolationException(
+                    $"liveness: no quiet state within {boundMs} ms ({steps} steps) after healing: fresh append {proposal?.Payload ?? "(no leader found)"}; "
+                    + $"rejoining: {(rejoining.Length == 0 ? "none" : rejoining)}; locks live in the history: {Checker.LiveLocks}; "
+                    + $"busy clients: {(busy.Count == 0 ? "none" : string.Join(", ", busy))}");
             }
 
-            if (_settings.Weights.Snapshot > 0 && _random.Next(8) == 0)
+            Step++;
+            if (_network.Count > 0)
             {
-                _step++;
-                SnapshotNode(_nodes[_random.Next(_nodes.Length)]);
+                // A healed network delivers within a tick (in any order): latency no longer grows with the backlog.
+                DeliverRandom();
             }
-
-            if (proposal is { } pending && AppliedEverywhere(pending.Entry) && !_nodes.Any(n => n.Core!.Rejoining))
+            else
             {
-                foreach (var node in _nodes)
-                {
-                    // Every node holds a fresh entry the leader replicated to all: whatever a node lost, the
-                    // leader has stopped counting it (and AutomaticDetection may never have noticed).
-                    node.Unhealed = false;
-                }
-
-                return;
+                TickNext();
             }
 
             var leader = CurrentLeader();
             if (leader is not null && (proposal is null || proposal.Value.Leader != leader.Id || proposal.Value.Term != leader.Core!.Term))
             {
-                _step++;
-                long index = ProposeOn(leader, 1);
-                if (index > 0 && leader.Storage.TryGet(index, out var entry))
-                {
-                    proposal = (leader.Id, leader.Core!.Term, entry);
-                }
+                string payload = $"s{_seed}-p{++_proposals}";
+                leader.AppendData(Encoding.UTF8.GetBytes(payload), long.MaxValue, index => Appends.ObserveAcknowledged(leader.Id, payload, index), null);
+                Trace($"append '{payload}' on the leader {leader.Id} (term {leader.Core!.Term})");
+                Process(leader);
+                proposal = (leader.Id, leader.Core!.Term, payload);
             }
         }
 
-        if (proposal is { } done && AppliedEverywhere(done.Entry))
+        foreach (var node in _nodes)
         {
-            string rejoining = string.Join(", ", _nodes.Where(n => n.Core!.Rejoining).Select(n => n.Id));
-            throw new SafetyViolationException(
-                $"liveness: {rejoining} still rejoining {rounds} ticks ({LivenessElectionTimeouts} election timeouts) after healing, "
-                + $"though {SafetyChecker.Describe(done.Entry)}, proposed on {done.Leader} in term {done.Term}, was applied everywhere");
+            // Every node holds a fresh entry the leader replicated to all: whatever a node lost, the
+            // leader has stopped counting it (and AutomaticDetection may never have noticed).
+            node.Unhealed = false;
+            Appends.CheckHoldsAll(node.Id, node.History!);
         }
 
-        string wanted = proposal is { } last ? $"{SafetyChecker.Describe(last.Entry)}, proposed on {last.Leader} in term {last.Term}" : "a proposal (no leader was found)";
-        throw new SafetyViolationException(
-            $"liveness: {wanted} was not applied on every node within {rounds} ticks ({LivenessElectionTimeouts} election timeouts) after healing");
+        _clientsPaused = false;
     }
 
-    private void DeliverAll()
+    private bool Settled(string? payload)
     {
-        for (int delivered = 0; _network.Count > 0; delivered++)
+        var leader = CurrentLeader();
+        if (leader is null || payload is null || Checker.LiveLocks > 0)
         {
-            if (delivered == MaxDeliveriesPerRound)
-            {
-                throw new SafetyViolationException($"liveness: message storm, {delivered} deliveries in one round without quiescing");
-            }
-
-            _step++;
-            Deliver(_network.TakeAt(_random.Next(_network.Count)));
+            return false;
         }
+
+        long last = leader.Core!.LastIndex;
+        return leader.Core.CommitIndex == last
+            && _nodes.All(n => n.IsUp && !n.Core!.Rejoining && n.Core.LeaderId == leader.Id && n.Applied == last && n.History!.Contains(payload)
+                && n.Driver!.Machines.Locks.Table.Count == 0 && n.Driver.PendingAppends == 0 && n.Clients.TrueForAll(c => !c.IsBusy));
     }
 
     /// <summary>The live leader of the highest term, if any.</summary>
     private SimulatedNode? CurrentLeader()
         => _nodes.Where(n => n.Core?.Role == RaftRole.Leader).MaxBy(n => n.Core!.Term);
-
-    private bool AppliedEverywhere(LogEntry entry)
-    {
-        long index = entry.Index;
-        foreach (var node in _nodes)
-        {
-            if (node.Applied.Count < index || !SafetyChecker.SameContent(node.Applied[(int)index - 1], entry))
-            {
-                return false;
-            }
-        }
-
-        return true;
-    }
 }

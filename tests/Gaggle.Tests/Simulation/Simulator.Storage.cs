@@ -3,7 +3,7 @@ using Gaggle.Raft;
 namespace Gaggle.Tests.Simulation;
 
 /// <summary>
-/// Crashes, restarts, snapshots and lost storage. A crash of a FlushPolicyNone node may lose its
+/// Crashes, restarts and lost storage. A crash of a FlushPolicyNone node may lose its
 /// newest unflushed batches; LoseStorage wipes a node's storage entirely. Either way the node restarts
 /// as one that lost data: with StartRejoining (the documented procedure), or, in the
 /// <see cref="LostStorageRestart.AutomaticDetection"/> variant, told nothing. Raft tolerates the loss
@@ -25,7 +25,7 @@ internal sealed partial class Simulator
         var leaders = up.Where(n => n.Core!.Role == RaftRole.Leader).ToArray();
         var node = leaders.Length > 0 && _random.Next(2) == 0 ? leaders[_random.Next(leaders.Length)] : up[_random.Next(up.Length)];
         Crash(node);
-        if (node.Storage.UnflushedBatches > 0 && _random.Next(100) < _settings.LoseTailPercent && MayLoseData(node))
+        if (node.Storage.UnflushedBatches > 0 && _random.Next(100) < Settings.LoseTailPercent && MayLoseData(node))
         {
             int batches = _random.Next(1, node.Storage.UnflushedBatches + 1);
             node.Storage.LoseNewest(batches);
@@ -93,37 +93,17 @@ internal sealed partial class Simulator
             Trace($"  {dropped} messages to or from {node.Id}'s previous incarnation lost");
         }
 
-        var config = _settings.CreateConfig(node.Id, _shape, _ids, new Random(_random.Next()), rejoin);
         node.Storage.Flush();
-        node.Start(config, durableStateMachine: _random.Next(2) == 0, claimZeroApplied: _random.Next(2) == 0, _checker);
-        Trace($"start {node.Id}{(rejoin ? " rejoining" : "")} (term {node.HardState.Term}, vote {node.HardState.VotedFor ?? "-"}, "
-            + $"commit {node.HardState.Commit}, snapshot {node.Storage.SnapshotIndex}, last {node.Storage.LastIndex}, applied {node.Applied.Count})");
-        Process(node);
-    }
-
-    /// <summary>
-    /// Snapshots the node's state machine at its applied index, saves it, then compacts the core's log
-    /// keeping a random number of entries before the snapshot (the runtime's order).
-    /// </summary>
-    private void SnapshotNode(SimulatedNode node)
-    {
-        var core = node.Core!;
-        long applied = core.AppliedIndex;
-        if (applied <= (core.Snapshot?.Index ?? 0))
+        ulong incarnation = ++_incarnations;
+        var random = new Random(_random.Next());
+        node.Start(history => Settings.CreateDriverSettings(node.Id, _shape, _ids, random, incarnation, rejoin, history), incarnation, Settings.ClientsPerNode);
+        if (node.Storage.Snapshot is { } snapshot)
         {
-            return;
+            _checker.ObserveRestoredAt(node.Id, snapshot.Index, snapshot.Term);
         }
 
-        if (node.Applied.Count != applied)
-        {
-            throw new SafetyViolationException($"{node.Id}'s core has handed out {applied} entries to apply but its state machine applied {node.Applied.Count}");
-        }
-
-        int retain = _random.Next(_settings.SnapshotRetainMax + 1);
-        var snapshot = node.SaveLocalSnapshot(core.TermAt(applied));
-        core.CompactTo(snapshot, retain);
-        _storageStats = _storageStats with { Snapshots = _storageStats.Snapshots + 1 };
-        Trace($"snapshot {node.Id} at {snapshot.Index}/t{snapshot.Term} ({snapshot.Data.Length} bytes), retaining {retain}");
+        Trace($"start {node.Id} incarnation {incarnation}{(rejoin ? " rejoining" : "")} (term {node.HardState.Term}, vote {node.HardState.VotedFor ?? "-"}, "
+            + $"commit {node.HardState.Commit}, snapshot {node.Storage.SnapshotIndex}, last {node.Storage.LastIndex})");
         Process(node);
     }
 }

@@ -6,19 +6,23 @@ using Gaggle.Tests.Support;
 namespace Gaggle.Tests.Simulation;
 
 /// <summary>
-/// A deterministic, seeded simulation of a Raft cluster built from <see cref="RaftCore"/>s. One
-/// <see cref="Random"/> seeded with the seed drives the whole schedule (and seeds each core's own
-/// random source), so a seed replays exactly. A run repeats a chaos phase (ticks, reordered
-/// deliveries, loss, duplication, proposals, leadership transfers, partitions, snapshots and log
-/// compaction, crashes and restarts from storage, crashes that lose unflushed writes, lost storage),
-/// each followed by a stabilization phase that heals everything and demands progress.
-/// Safety is checked after every step (see <see cref="SafetyChecker"/>).
+/// A deterministic, seeded simulation of a Gaggle cluster: N <see cref="SimulatedNode"/>s, each the
+/// <see cref="Runtime.NodeDriver"/> that ships (Raft core, appends and their retries, duplicate table,
+/// lock table, lease clock and time entries, snapshots) with simulated storage and a drifting clock.
+/// One <see cref="Random"/> seeded with the seed drives the whole schedule (and seeds each core's own
+/// random source), so a seed replays exactly. A run repeats a chaos phase (ticks on drifting clocks,
+/// busy loop passes, reordered deliveries, loss, duplication, appends and lock use by simulated
+/// callers, leadership transfers, partitions, snapshots installed, crashes and restarts from storage,
+/// crashes that lose unflushed writes, lost storage), each followed by a stabilization phase that
+/// heals everything and demands progress and quiet. Checked after every step: Raft's safety
+/// properties (<see cref="SafetyChecker"/>), exactly-once application of acknowledged appends
+/// (<see cref="AppendChecker"/>) and the lock history (<see cref="LockHistoryChecker"/>).
 /// </summary>
 internal sealed partial class Simulator : ITraceSource
 {
     /// <summary>How many of the last steps a failure report shows (GAGGLE_SIM_TRACE_LINES overrides).</summary>
     private static readonly int TraceLines =
-        int.TryParse(Environment.GetEnvironmentVariable("GAGGLE_SIM_TRACE_LINES"), out int lines) && lines > 0 ? lines : 80;
+        int.TryParse(Environment.GetEnvironmentVariable("GAGGLE_SIM_TRACE_LINES"), out int lines) && lines > 0 ? lines : 100;
 
     /// <summary>Chaos phases per run, each followed by a stabilization that demands progress.</summary>
     private const int Epochs = 3;
@@ -26,7 +30,6 @@ internal sealed partial class Simulator : ITraceSource
     private readonly int _seed;
     private readonly ClusterShape _shape;
     private readonly Random _random;
-    private readonly SimulationSettings _settings;
     private readonly string[] _ids;
     private readonly SimulatedNode[] _nodes;
     private readonly Dictionary<string, SimulatedNode> _byId = [];
@@ -35,53 +38,85 @@ internal sealed partial class Simulator : ITraceSource
     private readonly int _chaosSteps;
     private readonly LossModel _loss;
     private readonly Queue<string>? _trace;
-    private long _step;
+    private ulong _incarnations;
     private int _proposals;
     private long _delivered;
+    private bool _clientsPaused;
+    private bool _clientsQuiet;
     private StorageStats _storageStats;
 
-    private Simulator(int seed, ClusterShape shape, int? chaosSteps, bool trace, LossModel loss)
+    private Simulator(int seed, ClusterShape shape, Workload workload, int? chaosSteps, bool trace, LossModel loss)
     {
         _seed = seed;
         _shape = shape;
         _loss = loss;
         _random = new Random(seed);
-        _settings = SimulationSettings.Draw(_random);
-        _chaosSteps = chaosSteps ?? _random.Next(1500, 3001);
+        Settings = SimulationSettings.Draw(_random, workload);
+        _chaosSteps = chaosSteps ?? _random.Next(1000, 2001);
         _trace = trace ? new Queue<string>() : null;
         _ids = Enumerable.Range(1, shape.Size).Select(i => $"n{i}").ToArray();
-        _nodes = _ids.Select(id => new SimulatedNode(id)).ToArray();
+        _nodes = _ids.Select(id => new SimulatedNode(this, id, NodeClock.Draw(_random))).ToArray();
         foreach (var node in _nodes)
         {
             _byId[node.Id] = node;
-            node.Storage.Buffered = _settings.Durability == Durability.FlushPolicyNone;
+            node.Storage.Buffered = Settings.Durability == Durability.FlushPolicyNone;
         }
 
         _network = new SimulatedNetwork(_ids);
     }
 
+    public SimulationSettings Settings { get; }
+
+    /// <summary>The lock history checker.</summary>
+    public LockHistoryChecker Checker { get; } = new();
+
+    /// <summary>The acknowledged-appends checker.</summary>
+    public AppendChecker Appends { get; } = new();
+
+    /// <summary>Simulated real time, in microseconds.</summary>
+    public long NowUs { get; private set; }
+
+    public long Step { get; private set; }
+
+    public bool IsTracing => _trace is not null;
+
     /// <summary>Runs one seed: the first failure (null when every property held) and what happened.</summary>
     /// <param name="seed">The seed that decides everything.</param>
     /// <param name="shape">The cluster to simulate.</param>
-    /// <param name="chaosSteps">Steps of each chaos phase; by default the seed picks 1500..3000.</param>
+    /// <param name="workload">What the simulated callers mostly do.</param>
+    /// <param name="chaosSteps">Steps of each chaos phase; by default the seed picks 1000..2000.</param>
     /// <param name="trace">Record the last steps for the failure report (slower).</param>
     /// <param name="loss">How lost storage is handled and what the adversary may do around it (default: <see cref="LossModel.Default"/>).</param>
-    public static SimulationResult Run(int seed, ClusterShape shape, int? chaosSteps = null, bool trace = false, LossModel? loss = null)
-        => new Simulator(seed, shape, chaosSteps, trace, loss ?? LossModel.Default).Run();
+    public static SimulationResult Run(int seed, ClusterShape shape, Workload workload = Workload.Mixed, int? chaosSteps = null, bool trace = false, LossModel? loss = null)
+        => new Simulator(seed, shape, workload, chaosSteps, trace, loss ?? LossModel.Default).Run();
 
     /// <summary>Runs one seed and, when it fails, replays it with tracing to report its last steps.</summary>
-    public static SimulationFailure? RunAndExplain(int seed, ClusterShape shape, int? chaosSteps = null, LossModel? loss = null)
+    public static SimulationFailure? RunAndExplain(int seed, ClusterShape shape, Workload workload = Workload.Mixed, int? chaosSteps = null, LossModel? loss = null)
     {
-        var failure = Run(seed, shape, chaosSteps, loss: loss).Failure;
+        var failure = Run(seed, shape, workload, chaosSteps, loss: loss).Failure;
         if (failure is null)
         {
             return null;
         }
 
-        var traced = Run(seed, shape, chaosSteps, trace: true, loss: loss).Failure;
+        var traced = Run(seed, shape, workload, chaosSteps, trace: true, loss: loss).Failure;
         return traced is not null && traced.Step == failure.Step
             ? traced
             : failure with { What = $"{failure.What} (the traced replay diverged: the harness is not deterministic)" };
+    }
+
+    public void Trace([InterpolatedStringHandlerArgument("")] TraceHandler line)
+    {
+        if (_trace is null)
+        {
+            return;
+        }
+
+        _trace.Enqueue($"{Step,6} {line.ToStringAndClear()}");
+        if (_trace.Count > TraceLines)
+        {
+            _trace.Dequeue();
+        }
     }
 
     private SimulationResult Run()
@@ -96,9 +131,9 @@ internal sealed partial class Simulator : ITraceSource
 
             for (int epoch = 0; epoch < Epochs; epoch++)
             {
-                for (long end = _step + _chaosSteps; _step < end;)
+                for (long end = Step + _chaosSteps; Step < end;)
                 {
-                    _step++;
+                    Step++;
                     ChaosStep();
                 }
 
@@ -107,9 +142,9 @@ internal sealed partial class Simulator : ITraceSource
 
             CheckAllLogsMatch();
         }
-        catch (SafetyViolationException violation)
+        catch (Exception exception) when (exception is SafetyViolationException or LockSimViolation)
         {
-            failure = Failure(violation.Message);
+            failure = Failure(exception.Message);
         }
         catch (Exception exception)
         {
@@ -117,24 +152,29 @@ internal sealed partial class Simulator : ITraceSource
         }
 
         return new SimulationResult(failure, new SimulationStats(
-            _step, _checker.CommittedCount, _checker.AppliedCount, _checker.LeaderCount, _nodes.Sum(n => n.Restarts - 1), _delivered, _storageStats));
+            Step, _checker.CommittedCount, _checker.AppliedCount, _checker.LeaderCount, _nodes.Sum(n => n.Restarts - 1), _delivered, _storageStats,
+            Appends.Acknowledged, NowUs)) { Locks = Checker.Stats };
     }
 
-    private SimulationFailure Failure(string what) => new(_seed, _shape, _step, what)
+    private SimulationFailure Failure(string what) => new(_seed, _shape, Step, what)
     {
         Loss = _loss,
-        Settings = _settings.ToString(),
-        Nodes = DescribeNodes(),
+        Settings = Settings.ToString(),
+        Nodes = string.Join("; ", _nodes.Select(n => n.Describe())),
         Trace = _trace?.ToArray() ?? [],
     };
 
     private void ChaosStep()
     {
-        var weights = _settings.Weights;
+        var weights = Settings.Weights;
         int roll = _random.Next(weights.Total);
         if ((roll -= weights.Tick) < 0)
         {
-            TickNode(PickUpNode());
+            TickNext();
+        }
+        else if ((roll -= weights.Batch) < 0)
+        {
+            BatchNext();
         }
         else if ((roll -= weights.Deliver) < 0)
         {
@@ -145,7 +185,7 @@ internal sealed partial class Simulator : ITraceSource
             if (_network.Count > 0)
             {
                 var dropped = _network.TakeAt(_random.Next(_network.Count));
-                Trace($"drop {Show(dropped)}");
+                Trace($"drop {dropped}");
             }
         }
         else if ((roll -= weights.Duplicate) < 0)
@@ -153,17 +193,26 @@ internal sealed partial class Simulator : ITraceSource
             if (_network.Count > 0)
             {
                 int position = _random.Next(_network.Count);
-                Trace($"duplicate {Show(_network.PeekAt(position))}");
+                Trace($"duplicate {_network.PeekAt(position)}");
                 _network.Duplicate(position);
             }
         }
-        else if ((roll -= weights.Propose) < 0)
+        else if ((roll -= weights.Append) < 0)
         {
-            ProposeOn(PickUpNode(), _random.Next(1, 4));
+            AppendOn(PickUpNode(), _random.Next(1, 4));
+        }
+        else if ((roll -= weights.Lock) < 0)
+        {
+            LockClientActs();
+        }
+        else if ((roll -= weights.Quiet) < 0)
+        {
+            _clientsQuiet = !_clientsQuiet;
+            Trace($"lock clients {(_clientsQuiet ? "fall quiet" : "wake up")}");
         }
         else if ((roll -= weights.Transfer) < 0)
         {
-            TransferLeadership(PickUpNode());
+            TransferLeadership();
         }
         else if ((roll -= weights.Partition) < 0)
         {
@@ -182,10 +231,6 @@ internal sealed partial class Simulator : ITraceSource
         else if ((roll -= weights.Restart) < 0)
         {
             RestartRandomNode();
-        }
-        else if ((roll -= weights.Snapshot) < 0)
-        {
-            SnapshotNode(PickUpNode());
         }
         else
         {
@@ -206,18 +251,106 @@ internal sealed partial class Simulator : ITraceSource
         return up[_random.Next(up.Length)];
     }
 
-    private void TickNode(SimulatedNode node)
+    /// <summary>The live node whose clock ticks next; real time moves on to that tick.</summary>
+    private SimulatedNode NextToTick()
     {
-        Trace($"tick {node.Id}");
-        node.Core!.Tick();
+        SimulatedNode? next = null;
+        foreach (var node in _nodes)
+        {
+            if (node.IsUp && (next is null || node.NextTickAtUs < next.NextTickAtUs))
+            {
+                next = node;
+            }
+        }
+
+        next ??= PickUpNode();
+        NowUs = Math.Max(NowUs, next.NextTickAtUs);
+        next.NextTickAtUs = NowUs + next.Clock.RealSpan(SimulationSettings.TickMs * 1000L);
+        return next;
+    }
+
+    private void TickNext()
+    {
+        var next = NextToTick();
+        Trace($"tick {next.Id} at {NowUs} us");
+        next.Driver!.Tick(next.LocalUs);
+        RunTimers(next);
+        Process(next);
+    }
+
+    /// <summary>The callers' timers, on the node's clock at its ticks: acquire deadlines, ends of holds, renewals.</summary>
+    private void RunTimers(SimulatedNode node)
+    {
         Process(node);
+        foreach (var client in node.Clients.ToList())
+        {
+            if (node.IsUp)
+            {
+                client.OnTimer();
+            }
+        }
+    }
+
+    /// <summary>
+    /// The next node to tick handles, in one loop pass, its tick, some of the messages in flight to it
+    /// and maybe a caller's call, in random order: a node elected by one of those messages stamps the
+    /// others' entries before the pass ends.
+    /// </summary>
+    private void BatchNext()
+    {
+        var next = NextToTick();
+        var inputs = new List<Envelope?> { null };
+        for (int i = _network.Count - 1, wanted = _random.Next(1, 6); i >= 0 && inputs.Count <= wanted; i--)
+        {
+            if (_network.PeekAt(i).To == next.Id && _random.Next(2) == 0)
+            {
+                var envelope = _network.TakeAt(i);
+                if (_network.Connected(envelope.From, envelope.To))
+                {
+                    inputs.Add(envelope);
+                }
+            }
+        }
+
+        bool clientCalls = !_clientsPaused && !_clientsQuiet && next.Clients.Count > 0 && _random.Next(3) == 0;
+        int clientAt = _random.Next(inputs.Count + 1);
+        var client = clientCalls ? next.Clients[_random.Next(next.Clients.Count)] : null;
+        Trace($"batch on {next.Id} at {NowUs} us: tick, {inputs.Count - 1} messages{(clientCalls ? ", a client call" : "")}");
+        var driver = next.Driver!;
+        for (int i = 0; i <= inputs.Count; i++)
+        {
+            if (client is not null && i == clientAt)
+            {
+                client.Act(_random);
+            }
+
+            if (i == inputs.Count)
+            {
+                break;
+            }
+
+            if (inputs[i] is { } envelope)
+            {
+                Trace($"  deliver {envelope}");
+                _delivered++;
+                driver.Observe(next.LocalUs);
+                driver.Receive(envelope.From, envelope.Message);
+            }
+            else
+            {
+                driver.Tick(next.LocalUs);
+            }
+        }
+
+        RunTimers(next);
+        Process(next);
     }
 
     private void DeliverRandom()
     {
         if (_network.Count == 0)
         {
-            TickNode(PickUpNode());
+            TickNext();
             return;
         }
 
@@ -229,86 +362,69 @@ internal sealed partial class Simulator : ITraceSource
         var target = _byId[envelope.To];
         if (!_network.Connected(envelope.From, envelope.To))
         {
-            Trace($"lost across partition {Show(envelope)}");
+            Trace($"lost across partition {envelope}");
         }
         else if (!target.IsUp)
         {
-            Trace($"lost, target down {Show(envelope)}");
+            Trace($"lost, target down {envelope}");
         }
         else
         {
-            Trace($"deliver {Show(envelope)}");
+            Trace($"deliver {envelope}");
             _delivered++;
-            target.Core!.Step(envelope.Message);
+            target.Driver!.Observe(target.LocalUs);
+            target.Driver.Receive(envelope.From, envelope.Message);
             Process(target);
         }
     }
 
-    /// <summary>Proposes fresh payloads; returns the first index, or -1 when the node refused.</summary>
-    private long ProposeOn(SimulatedNode node, int count)
+    /// <summary>An application appends fresh payloads on <paramref name="node"/> (any role: a follower forwards), some with a timeout.</summary>
+    private void AppendOn(SimulatedNode node, int count)
     {
-        var core = node.Core!;
-        bool leader = core.Role == RaftRole.Leader;
-        long lastIndex = core.LastIndex;
-        var payloads = new ReadOnlyMemory<byte>[count];
         for (int i = 0; i < count; i++)
         {
-            payloads[i] = Encoding.UTF8.GetBytes($"s{_seed}-p{++_proposals}");
+            string payload = $"s{_seed}-p{++_proposals}";
+            long deadline = _random.Next(3) == 0 ? node.LocalUs + (_random.Next(1, 4) * Settings.ElectionTicksMax * SimulationSettings.TickMs * 1000L) : long.MaxValue;
+            node.AppendData(Encoding.UTF8.GetBytes(payload), deadline, index =>
+            {
+                Trace($"  {node.Id} acknowledged '{payload}' at {index}");
+                Appends.ObserveAcknowledged(node.Id, payload, index);
+            }, null);
         }
 
-        long first = core.Propose(payloads);
-        Trace($"propose {count} on {node.Id} ({core.Role}, term {core.Term}) -> {first}");
-        if (first != -1 && !leader)
-        {
-            throw new SafetyViolationException($"{node.Id} accepted a proposal as {core.Role}");
-        }
-
-        if (first != -1 && first != lastIndex + 1)
-        {
-            throw new SafetyViolationException($"{node.Id} returned index {first} for a proposal appended after index {lastIndex}");
-        }
-
+        Trace($"append {count} on {node.Id} ({node.Core!.Role}, term {node.Core.Term})");
         Process(node);
-        return first;
     }
 
-    private void TransferLeadership(SimulatedNode node)
+    private void LockClientActs()
     {
-        var core = node.Core!;
-        if (core.Role != RaftRole.Leader)
+        if (_clientsPaused || _clientsQuiet)
         {
             return;
         }
 
-        var others = _ids.Where(id => id != node.Id).ToArray();
+        var node = PickUpNode();
+        if (node.Clients.Count == 0)
+        {
+            return;
+        }
+
+        node.Clients[_random.Next(node.Clients.Count)].Act(_random);
+        Process(node);
+    }
+
+    private void TransferLeadership()
+    {
+        var leader = _nodes.FirstOrDefault(n => n.Core is { Role: RaftRole.Leader });
+        if (leader is null)
+        {
+            return;
+        }
+
+        var others = _ids.Where(id => id != leader.Id).ToArray();
         string target = others[_random.Next(others.Length)];
-        bool accepted = core.TransferLeadership(target);
-        Trace($"transfer leadership {node.Id} -> {target}: {accepted}");
-        Process(node);
+        bool accepted = leader.Driver!.TransferLeadership(target);
+        Trace($"transfer leadership {leader.Id} -> {target}: {accepted}");
+        Process(leader);
     }
-
-    public bool IsTracing => _trace is not null;
-
-    private void Trace([InterpolatedStringHandlerArgument("")] TraceHandler line)
-    {
-        if (_trace is null)
-        {
-            return;
-        }
-
-        _trace.Enqueue($"{_step,6} {line.ToStringAndClear()}");
-        if (_trace.Count > TraceLines)
-        {
-            _trace.Dequeue();
-        }
-    }
-
-    private static string Show(Envelope envelope)
-        => envelope.Message.To is null ? $"{envelope.Message} (to {envelope.To})" : envelope.Message.ToString();
-
-    private string DescribeNodes() => string.Join("; ", _nodes.Select(n => n.Core is { } core
-        ? $"{n.Id} {core.Role} term {core.Term} leader {core.LeaderId ?? "-"} commit {core.CommitIndex} last {core.LastIndex}"
-            + $" snapshot {core.Snapshot?.Index ?? 0}{(core.Rejoining ? " rejoining" : "")}"
-        : $"{n.Id} down (term {n.HardState.Term}, commit {n.HardState.Commit}, snapshot {n.Storage.SnapshotIndex}, last {n.Storage.LastIndex}"
-            + $"{(n.IsDamaged ? ", lost data" : "")})"));
 }

@@ -2,7 +2,7 @@ using Gaggle.Locks;
 using Gaggle.Runtime;
 using NUnit.Framework;
 
-namespace Gaggle.Tests.LockSimulation;
+namespace Gaggle.Tests.Simulation;
 
 /// <summary>The lock checker accepts what the table does and catches each kind of violation it is there for.</summary>
 [TestFixture]

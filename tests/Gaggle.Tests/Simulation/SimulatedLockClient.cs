@@ -1,6 +1,6 @@
 using Gaggle.Locks;
 
-namespace Gaggle.Tests.LockSimulation;
+namespace Gaggle.Tests.Simulation;
 
 /// <summary>
 /// A simulated application thread on one node using the lock API: it acquires (try once, with a
@@ -8,7 +8,7 @@ namespace Gaggle.Tests.LockSimulation;
 /// GaggleLockHandle step by step, and tells the checker when it starts and stops believing it holds a
 /// lock. Its timers run on its node's clock, checked at the node's ticks.
 /// </summary>
-internal sealed class LockSimClient(LockSimulator sim, LockSimNode node, string name)
+internal sealed class SimulatedLockClient(Simulator sim, SimulatedNode node, string name)
 {
     /// <summary>GaggleLocks.LongestWait: a wait without timeout still ends after this long in the table.</summary>
     private const long LongestWaitMs = 365L * 24 * 3600 * 1000;
@@ -86,15 +86,14 @@ internal sealed class LockSimClient(LockSimulator sim, LockSimNode node, string 
         _renewedSeen = false;
         _lost = false;
         _belief = null;
-        _sequence = node.NextSequence();
-        node.WatchLockRequest(_sequence, OnRequestEvent);
+        _sequence = node.Sequences.Next();
         _sentAtUs = node.LocalUs;
         _releaseAtUs = _sentAtUs + holdUs;
         // Zero means "try once": the table answers at once, but the answer still needs a commit, so wait up to a lease.
         _deadlineUs = timeoutMs is { } limit ? _sentAtUs + ((limit == 0 ? node.LeaseMs : limit) * 1000) : long.MaxValue;
         var command = new LockCommand(LockCommandType.Acquire, _lock, _maxCount, node.LeaseMs, timeoutMs ?? LongestWaitMs);
         sim.Trace($"{Name} acquire {_lock}/{_maxCount} seq {_sequence} timeout {timeoutMs?.ToString() ?? "none"} ms");
-        node.Append(_sequence, command, _deadlineUs, _ => OnAcquireCommitted(), GiveUp);
+        node.AppendLockRequest(_sequence, command, OnRequestEvent, _deadlineUs, _ => OnAcquireCommitted(), GiveUp);
     }
 
     private void OnRequestEvent(LockEvent lockEvent)
@@ -155,15 +154,15 @@ internal sealed class LockSimClient(LockSimulator sim, LockSimNode node, string 
 
         // GaggleLocks.TrustedSinceAsync: the wait took a renewal interval or more; confirm the hold with a renewal first.
         long confirmAt = node.LocalUs;
-        long sequence = node.NextSequence();
-        _confirmSequence = sequence;
-        node.Append(sequence, new LockCommand(LockCommandType.Renew, _lock, Token: _token, LeaseMs: node.LeaseMs), _deadlineUs, _ =>
+        long sequence = 0;
+        sequence = node.AppendLockCommand(new LockCommand(LockCommandType.Renew, _lock, Token: _token, LeaseMs: node.LeaseMs), _deadlineUs, _ =>
         {
             if (_phase == Phase.Acquiring && _confirmSequence == sequence)
             {
                 BeginHolding(_renewedSeen ? confirmAt : _sentAtUs);
             }
         }, GiveUp);
+        _confirmSequence = sequence;
     }
 
     private void BeginHolding(long trustedSinceUs)
@@ -185,24 +184,16 @@ internal sealed class LockSimClient(LockSimulator sim, LockSimNode node, string 
             return;
         }
 
-        node.UnwatchLockRequest(_sequence);
+        // GaggleLocks: the driver cancels the wait, or releases a grant that came or still comes.
+        sim.Trace($"{Name} gives up on {_lock} seq {_sequence}{(_outcome is { Type: LockEventType.Granted } granted ? $" after a grant of {granted.Token}" : "")}");
+        node.GiveUpLockRequest(_sequence, _lock);
         node.Abandon(_sequence);
         if (_confirmSequence != 0)
         {
             node.Abandon(_confirmSequence);
         }
 
-        _phase = Phase.Finishing;
-        long deadline = node.LocalUs + LeaseUs;
-        if (_outcome is { Type: LockEventType.Granted } granted)
-        {
-            sim.Trace($"{Name} gave up on {_lock} after a grant: releasing {granted.Token}");
-            node.Append(node.NextSequence(), new LockCommand(LockCommandType.Release, _lock, Token: granted.Token), deadline, _ => Finished(), Finished);
-            return;
-        }
-
-        sim.Trace($"{Name} gave up waiting for {_lock} seq {_sequence}");
-        node.Append(node.NextSequence(), new LockCommand(LockCommandType.CancelWait, _lock, RequestSequence: _sequence), deadline, _ => Finished(), Finished);
+        _phase = Phase.Idle;
     }
 
     private void Finished()
@@ -253,14 +244,13 @@ internal sealed class LockSimClient(LockSimulator sim, LockSimNode node, string 
             return;
         }
 
-        long sequence = node.NextSequence();
-        _renewSequence = sequence;
-        node.Append(
-            sequence,
+        long sequence = 0;
+        sequence = node.AppendLockCommand(
             new LockCommand(LockCommandType.Renew, _lock, Token: _token, LeaseMs: node.LeaseMs),
             _safeUntilUs,
             _ => OnRenewed(sequence, sentAt),
             () => OnRenewTimedOut(sequence));
+        _renewSequence = sequence;
     }
 
     private void OnRenewed(long sequence, long sentAt)
@@ -336,7 +326,7 @@ internal sealed class LockSimClient(LockSimulator sim, LockSimNode node, string 
         node.UnwatchHold(_lock, _token);
         long token = _token;
         sim.Trace($"{Name} releases {_lock} token {token} ({why})");
-        node.Append(node.NextSequence(), new LockCommand(LockCommandType.Release, _lock, Token: token), node.LocalUs + LeaseUs, index =>
+        node.AppendLockCommand(new LockCommand(LockCommandType.Release, _lock, Token: token), node.LocalUs + node.SettleUs, index =>
         {
             sim.Checker.ObserveReleaseAcknowledged(Name, _lock, token, index);
             Finished();

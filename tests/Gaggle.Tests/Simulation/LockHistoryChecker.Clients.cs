@@ -1,6 +1,6 @@
 using Gaggle.Locks;
 
-namespace Gaggle.Tests.LockSimulation;
+namespace Gaggle.Tests.Simulation;
 
 /// <summary>
 /// A client's belief that it holds a lock: from the real time it saw the grant until it let go, learnt
@@ -95,7 +95,7 @@ internal sealed partial class LockHistoryChecker
     }
 
     /// <summary>The hold ended in the history while its holder still trusted it: the holder must be told at once.</summary>
-    public static void RequireNotified(LockSimClient holder, string name, long token)
+    public static void RequireNotified(SimulatedLockClient holder, string name, long token)
     {
         if (holder.Trusts(name, token))
         {

@@ -1,7 +1,7 @@
 using Gaggle.Locks;
 using Gaggle.Runtime;
 
-namespace Gaggle.Tests.LockSimulation;
+namespace Gaggle.Tests.Simulation;
 
 /// <summary>A lock property that did not hold; the simulator reports it with the seed and step.</summary>
 internal sealed class LockSimViolation(string message) : Exception(message);

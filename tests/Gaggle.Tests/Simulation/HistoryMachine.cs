@@ -1,0 +1,139 @@
+using System.Text;
+
+namespace Gaggle.Tests.Simulation;
+
+/// <summary>
+/// The application state machine every simulated node registers (<see cref="GaggleOptions.StateMachines"/>):
+/// the application entries it applied, in order, each payload once. It is snapshotted and restored by
+/// the node's own snapshot code, and checked by the <see cref="AppendChecker"/> at every apply and restore.
+/// </summary>
+internal sealed class HistoryMachine(string node, AppendChecker checker) : IGaggleStateMachine
+{
+    public const string Name = "history";
+
+    private readonly List<(long Index, string Payload)> _applied = [];
+    private readonly HashSet<string> _payloads = new(StringComparer.Ordinal);
+
+    public int Count => _applied.Count;
+
+    public bool Contains(string payload) => _payloads.Contains(payload);
+
+    public void Apply(GaggleLogEntry entry)
+    {
+        string payload = Encoding.UTF8.GetString(entry.Data.Span);
+        if (!_payloads.Add(payload))
+        {
+            throw new SafetyViolationException($"exactly once: {node} applied '{payload}' a second time, at index {entry.Index}");
+        }
+
+        if (_applied.Count > 0 && _applied[^1].Index >= entry.Index)
+        {
+            throw new SafetyViolationException($"{node} applied application entry {entry.Index} after {_applied[^1].Index}");
+        }
+
+        _applied.Add((entry.Index, payload));
+        checker.ObserveApplied(node, entry.Index, payload);
+    }
+
+    public void WriteSnapshot(Stream output)
+    {
+        using var writer = new BinaryWriter(output, Encoding.UTF8, leaveOpen: true);
+        writer.Write7BitEncodedInt(_applied.Count);
+        foreach (var (index, payload) in _applied)
+        {
+            writer.Write7BitEncodedInt64(index);
+            writer.Write(payload);
+        }
+    }
+
+    public void ReadSnapshot(Stream input)
+    {
+        using var reader = new BinaryReader(input, Encoding.UTF8, leaveOpen: true);
+        _applied.Clear();
+        _payloads.Clear();
+        int count = reader.Read7BitEncodedInt();
+        for (int i = 0; i < count; i++)
+        {
+            long index = reader.Read7BitEncodedInt64();
+            string payload = reader.ReadString();
+            if (!_payloads.Add(payload))
+            {
+                throw new SafetyViolationException($"exactly once: {node} restored a snapshot that applied '{payload}' twice");
+            }
+
+            _applied.Add((index, payload));
+        }
+
+        checker.ObserveRestored(node, _applied);
+    }
+}
+
+/// <summary>
+/// Exactly-once application of acknowledged appends: every payload is applied at one index, the same on
+/// every node (and in every snapshot); an append acknowledged at index i was applied at i; and once
+/// the cluster settles, every node's state machine holds every acknowledged payload.
+/// </summary>
+internal sealed class AppendChecker
+{
+    private readonly Dictionary<long, string> _byIndex = [];
+    private readonly Dictionary<string, long> _indexOf = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, long> _acknowledged = new(StringComparer.Ordinal);
+
+    public int Acknowledged => _acknowledged.Count;
+
+    public void ObserveApplied(string node, long index, string payload)
+    {
+        if (_byIndex.TryGetValue(index, out var known))
+        {
+            if (known != payload)
+            {
+                throw new SafetyViolationException($"state machine safety: {node} applied '{payload}' at index {index}, where '{known}' was applied before");
+            }
+
+            return;
+        }
+
+        if (_indexOf.TryGetValue(payload, out long at))
+        {
+            throw new SafetyViolationException($"exactly once: {node} applied '{payload}' at index {index}, but it was applied at index {at} before");
+        }
+
+        _byIndex[index] = payload;
+        _indexOf[payload] = index;
+    }
+
+    public void ObserveRestored(string node, IReadOnlyList<(long Index, string Payload)> applied)
+    {
+        foreach (var (index, payload) in applied)
+        {
+            ObserveApplied(node + " (restored)", index, payload);
+        }
+    }
+
+    /// <summary>
+    /// The append of <paramref name="payload"/> completed at <paramref name="index"/> on its node: where
+    /// it was applied, or (covered by a snapshot its node installed) the snapshot's index, a later one.
+    /// </summary>
+    public void ObserveAcknowledged(string node, string payload, long index)
+    {
+        if (!_indexOf.TryGetValue(payload, out long at) || at > index)
+        {
+            throw new SafetyViolationException(
+                $"{node}'s append of '{payload}' was acknowledged at index {index}, but it was applied {(at == 0 ? "nowhere" : $"at index {at}")}");
+        }
+
+        _acknowledged[payload] = index;
+    }
+
+    /// <summary>Nothing acknowledged is lost: <paramref name="machine"/> (of a node that applied everything committed) holds every acknowledged payload.</summary>
+    public void CheckHoldsAll(string node, HistoryMachine machine)
+    {
+        foreach (var (payload, index) in _acknowledged)
+        {
+            if (!machine.Contains(payload))
+            {
+                throw new SafetyViolationException($"durability: '{payload}', acknowledged at index {index}, is not in {node}'s state machine");
+            }
+        }
+    }
+}
