@@ -48,6 +48,8 @@ public sealed partial class GaggleNode : IAsyncDisposable
     private readonly Instrument[] _gauges;
     private readonly Meter _meter;
     private readonly GaggleLeadership _leadership;
+    private readonly AppendCallers _appendCallers;
+    private readonly DispatchCallers _dispatchCallers;
 
     /// <summary>Storage the node created for itself (through its builder) and disposes when it stops.</summary>
     internal IDisposable? OwnedStorage { get; init; }
@@ -86,6 +88,8 @@ public sealed partial class GaggleNode : IAsyncDisposable
         _tickInterval = TimeSpan.FromTicks(Math.Max(TimeSpan.TicksPerMillisecond, options.HeartbeatInterval.Ticks / 5));
         _nodeTag = new KeyValuePair<string, object?>("gaggle.node", options.NodeId);
         _leadership = new GaggleLeadership(this);
+        _appendCallers = new AppendCallers(_time, _nodeTag, TimedOut);
+        _dispatchCallers = new DispatchCallers(options.NodeId, options.RpcHandlers, _stopping.Token, SendAsync);
         _knownMembers = options.Members.Count > 0 ? [.. options.Members] : [options.NodeId];
         // Gauges observe this node, so they live on a meter of its own, disposed with it.
         _meter = new Meter(GaggleMetrics.MeterName);

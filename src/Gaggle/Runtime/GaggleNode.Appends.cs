@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Text.Json;
 using Gaggle.Runtime;
 
@@ -7,8 +6,6 @@ namespace Gaggle;
 /// <summary>Appends: the public API; the driver proposes, forwards, retries and applies them.</summary>
 public sealed partial class GaggleNode
 {
-    private readonly ConcurrentDictionary<long, PendingAppend> _appends = new();
-
     /// <summary>
     /// Appends <paramref name="data"/> to the replicated log and completes with its index once it is
     /// committed. Works on any node: a follower forwards to the leader, and while no leader is known
@@ -68,7 +65,7 @@ public sealed partial class GaggleNode
             DeadlineUs = timeout is { } limit && limit != Timeout.InfiniteTimeSpan ? DeadlineAfter(now, limit) : long.MaxValue,
             WatchesLockRequest = watchLockRequest,
         };
-        _appends[sequence] = pending;
+        _appendCallers.Add(pending);
         try
         {
             Post(pending);
@@ -79,7 +76,7 @@ public sealed partial class GaggleNode
         finally
         {
             // Whoever completed it removed it first; a cancelled wait leaves here, and the driver stops retrying it.
-            if (!pending.Completion.Task.IsCompleted && _appends.TryRemove(sequence, out _))
+            if (!pending.Completion.Task.IsCompleted && _appendCallers.Remove(sequence))
             {
                 _inbox.Writer.TryWrite(new ActionInput(driver => driver.Abandon(sequence)));
             }
@@ -93,41 +90,8 @@ public sealed partial class GaggleNode
         return span >= long.MaxValue - (double)Math.Max(nowUs, 0) ? long.MaxValue : nowUs + (long)span;
     }
 
-    /// <summary>
-    /// Fails the appends whose deadline passed with a <see cref="TimeoutException"/>, on the node's
-    /// timer (thread-safe): the driver times them out at its tick, but a loop stuck on a stalled disk
-    /// does not tick.
-    /// </summary>
-    private void ExpireStuckAppends()
-    {
-        if (_appends.IsEmpty)
-        {
-            return;
-        }
-
-        long now = NowUs();
-        foreach (var (sequence, pending) in _appends)
-        {
-            if (pending.DeadlineUs <= now && _appends.TryRemove(sequence, out _))
-            {
-                pending.Completion.TrySetException(TimedOut(pending));
-            }
-        }
-    }
-
     private TimeoutException TimedOut(PendingAppend pending) => new(
         $"The entry appended on node '{Id}' was not committed within {pending.Timeout?.TotalMilliseconds ?? 0:0} ms (leader: {LeaderId ?? "none"}); it may still be committed later.");
-
-    /// <summary>Completes an append whose entry was applied here (it has left <see cref="_appends"/> already).</summary>
-    private void Completed(PendingAppend pending, long index)
-    {
-        if (pending.StartedAt != 0)
-        {
-            GaggleMetrics.AppendDuration.Record(_time.GetElapsedTime(pending.StartedAt).TotalMilliseconds, _nodeTag);
-        }
-
-        pending.Completion.TrySetResult(index);
-    }
 
     private static void ValidateTimeout(TimeSpan? timeout)
     {

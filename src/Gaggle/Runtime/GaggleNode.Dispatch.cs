@@ -1,15 +1,11 @@
-using System.Collections.Concurrent;
 using System.Text.Json;
-using Gaggle.Channels;
 using Gaggle.Runtime;
 
 namespace Gaggle;
 
-/// <summary>Leader RPC: the public API and the handlers' runs; the driver routes calls and matches replies.</summary>
+/// <summary>Leader RPC: the public API; the driver routes calls and matches replies, <see cref="DispatchCallers"/> completes them and runs the handlers.</summary>
 public sealed partial class GaggleNode
 {
-    private readonly ConcurrentDictionary<long, PendingDispatch> _dispatches = new();
-
     /// <summary>
     /// Runs the RPC handler <paramref name="method"/> on the current leader (this node, or the leader
     /// it knows; waiting for one when none is known) and returns its result. A call is delivered at
@@ -33,7 +29,7 @@ public sealed partial class GaggleNode
         ValidateTimeout(timeout);
         long callId = Interlocked.Increment(ref _nextCallId);
         var pending = new PendingDispatch(callId, method, args.ToArray());
-        _dispatches[callId] = pending;
+        _dispatchCallers.Add(pending);
         try
         {
             Post(pending);
@@ -47,7 +43,7 @@ public sealed partial class GaggleNode
         }
         finally
         {
-            if (_dispatches.TryRemove(callId, out _) && !pending.Completion.Task.IsCompleted)
+            if (_dispatchCallers.Remove(callId) && !pending.Completion.Task.IsCompleted)
             {
                 _inbox.Writer.TryWrite(new ActionInput(driver => driver.AbandonDispatch(callId)));
             }
@@ -67,64 +63,5 @@ public sealed partial class GaggleNode
     {
         var result = await DispatchOnLeaderAsync(method, JsonSerializer.SerializeToUtf8Bytes(args, jsonOptions), timeout, cancellationToken).ConfigureAwait(false);
         return JsonSerializer.Deserialize<TResult>(result, jsonOptions);
-    }
-
-    /// <summary>Completes the calls the driver matched with replies and starts the handlers it routed here.</summary>
-    private void CompleteDispatches(NodeEvents events)
-    {
-        foreach (var (call, reply) in events.DispatchReplies)
-        {
-            Complete((PendingDispatch)call, reply);
-        }
-
-        foreach (var handler in events.Handlers)
-        {
-            if (handler.Local is PendingDispatch local)
-            {
-                _ = RunHandlerAsync(handler.Method, handler.Args).ContinueWith(
-                    t => Complete(local, t.Result),
-                    CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-            }
-            else if (handler.ReplyTo is { } caller)
-            {
-                _ = RunHandlerAsync(handler.Method, handler.Args).ContinueWith(
-                    t => SendAsync(caller, t.Result with { Incarnation = handler.CallerIncarnation, CallId = handler.CallId }).AsTask(),
-                    CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default).Unwrap();
-            }
-        }
-    }
-
-    /// <summary>Runs a handler off the loop; never throws (failures become the reply).</summary>
-    private async Task<DispatchReply> RunHandlerAsync(string method, ReadOnlyMemory<byte> args)
-    {
-        if (!_options.RpcHandlers.TryGetValue(method, out var handler))
-        {
-            return new DispatchReply(0, 0, DispatchStatus.UnknownMethod, ReadOnlyMemory<byte>.Empty,
-                $"The RPC method '{method}' is not registered on the leader '{Id}'.");
-        }
-
-        try
-        {
-            await Task.Yield();
-            var result = await handler(args, _stopping.Token).ConfigureAwait(false);
-            return new DispatchReply(0, 0, DispatchStatus.Ok, result ?? [], "");
-        }
-        catch (Exception e) when (e is not OutOfMemoryException)
-        {
-            return new DispatchReply(0, 0, DispatchStatus.HandlerFailed, ReadOnlyMemory<byte>.Empty,
-                $"The RPC method '{method}' failed on the leader '{Id}': {e.GetType().Name}: {e.Message}");
-        }
-    }
-
-    private static void Complete(PendingDispatch pending, DispatchReply reply)
-    {
-        if (reply.Status == DispatchStatus.Ok)
-        {
-            pending.Completion.TrySetResult(reply.Result.ToArray());
-        }
-        else
-        {
-            pending.Completion.TrySetException(new GaggleRpcException(pending.Method, reply.Error));
-        }
     }
 }

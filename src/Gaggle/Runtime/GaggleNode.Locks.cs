@@ -1,18 +1,16 @@
-using System.Collections.Concurrent;
 using Gaggle.Locks;
 using Gaggle.Runtime;
 
 namespace Gaggle;
 
 /// <summary>
-/// The lock API's way into the node: lock requests appended with their outcome watched, the callbacks
-/// that hand lock events to waiting callers and handles, and reads of this node's lock table. What a
+/// The lock API's way into the node: lock requests appended with their outcome watched, holds watched
+/// (the callbacks live in <see cref="LockCallers"/>), and reads of this node's lock table. What a
 /// lock event means (a grant nobody wants is released, ...) is the driver's decision.
 /// </summary>
 public sealed partial class GaggleNode
 {
-    private readonly ConcurrentDictionary<long, Action<LockEvent>> _lockWaiters = new();
-    private readonly ConcurrentDictionary<(string Name, long Token), Action> _holds = new();
+    private readonly LockCallers _lockCallers = new();
     private GaggleLocks? _locks;
 
     /// <summary>Cluster-wide locks and semaphores with fencing tokens, granted through this node's log.</summary>
@@ -21,7 +19,7 @@ public sealed partial class GaggleNode
     internal TimeProvider TimeProvider => _time;
 
     /// <summary>Lock requests of this node still waiting for their answer.</summary>
-    internal int WatchedLockRequests => _lockWaiters.Count;
+    internal int WatchedLockRequests => _lockCallers.WatchedRequests;
 
     /// <summary>
     /// Appends lock request <paramref name="sequence"/> and hands every event answering it to
@@ -29,7 +27,7 @@ public sealed partial class GaggleNode
     /// </summary>
     internal Task<long> AppendLockRequestAsync(long sequence, LockCommand command, Action<LockEvent> onEvent, TimeSpan? timeout, CancellationToken cancellationToken)
     {
-        _lockWaiters[sequence] = onEvent;
+        _lockCallers.Watch(sequence, onEvent);
         return AppendEnvelopeAsync(sequence, LockEnvelope(sequence, command), timeout, cancellationToken, watchLockRequest: true);
     }
 
@@ -43,7 +41,7 @@ public sealed partial class GaggleNode
     /// <summary>The caller took the outcome of its request: no more events for it.</summary>
     internal void UnwatchLockRequest(long sequence)
     {
-        if (_lockWaiters.TryRemove(sequence, out _))
+        if (_lockCallers.Unwatch(sequence))
         {
             _inbox.Writer.TryWrite(new ActionInput(driver => driver.UnwatchLockRequest(sequence)));
         }
@@ -52,7 +50,7 @@ public sealed partial class GaggleNode
     /// <summary>The caller stopped waiting without an outcome: the driver cancels the wait, or releases a grant it got or gets later.</summary>
     internal void GiveUpLockRequest(long sequence, string name)
     {
-        _lockWaiters.TryRemove(sequence, out _);
+        _lockCallers.Unwatch(sequence);
         _inbox.Writer.TryWrite(new ActionInput(driver => driver.GiveUpLockRequest(sequence, name)));
     }
 
@@ -62,13 +60,13 @@ public sealed partial class GaggleNode
     /// </summary>
     internal void WatchHold(string name, long token, Action onEnded)
     {
-        _holds[(name, token)] = onEnded;
+        _lockCallers.WatchHold(name, token, onEnded);
         _inbox.Writer.TryWrite(new ActionInput(driver => driver.WatchHold(name, token)));
     }
 
     internal void UnwatchHold(string name, long token)
     {
-        if (_holds.TryRemove((name, token), out _))
+        if (_lockCallers.UnwatchHold(name, token))
         {
             _inbox.Writer.TryWrite(new ActionInput(driver => driver.UnwatchHold(name, token)));
         }
@@ -95,36 +93,4 @@ public sealed partial class GaggleNode
 
     private byte[] LockEnvelope(long sequence, LockCommand command)
         => new EntryEnvelope(EntryPayloadKind.Lock, 0, Id, _incarnation, sequence, command.Encode()).Encode();
-
-    /// <summary>Hands the driver's lock events to the callers waiting for them and to the handles whose holds ended.</summary>
-    private void CompleteLockEvents(NodeEvents events)
-    {
-        foreach (var (sequence, lockEvent) in events.LockEvents)
-        {
-            if (_lockWaiters.TryGetValue(sequence, out var onEvent))
-            {
-                onEvent(lockEvent);
-            }
-        }
-
-        foreach (var hold in events.HoldsEnded)
-        {
-            if (_holds.TryRemove(hold, out var ended))
-            {
-                ended();
-            }
-        }
-    }
-
-    /// <summary>Every live hold of this node is lost (the node stops).</summary>
-    private void LoseAllHolds()
-    {
-        foreach (var key in _holds.Keys)
-        {
-            if (_holds.TryRemove(key, out var onEnded))
-            {
-                onEnded();
-            }
-        }
-    }
 }

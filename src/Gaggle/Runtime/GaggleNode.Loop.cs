@@ -26,7 +26,7 @@ public sealed partial class GaggleNode
     {
         // On the timer, not the loop: an append's timeout must hold while the loop is stuck (a stalled
         // disk); a lock renewal's timeout is what marks a hold lost at its safe deadline.
-        ExpireStuckAppends();
+        _appendCallers.ExpireStuck(NowUs());
         if (Interlocked.Exchange(ref _tickQueued, 1) == 0 && !_inbox.Writer.TryWrite(TickInput.Instance))
         {
             _tickQueued = 0;
@@ -86,7 +86,7 @@ public sealed partial class GaggleNode
                 driver.Tick(now);
                 break;
             case PendingAppend append:
-                if (_appends.ContainsKey(append.Sequence))
+                if (_appendCallers.IsWaiting(append.Sequence))
                 {
                     if (append.WatchesLockRequest)
                     {
@@ -100,7 +100,7 @@ public sealed partial class GaggleNode
 
                 break;
             case PendingDispatch dispatch:
-                if (_dispatches.ContainsKey(dispatch.CallId))
+                if (_dispatchCallers.IsWaiting(dispatch.CallId))
                 {
                     driver.Dispatch(dispatch);
                 }
@@ -216,24 +216,9 @@ public sealed partial class GaggleNode
             Publish(entry);
         }
 
-        CompleteLockEvents(events);
-        foreach (var (append, index) in events.Committed)
-        {
-            if (append is PendingAppend pending && _appends.TryRemove(pending.Sequence, out _))
-            {
-                Completed(pending, index);
-            }
-        }
-
-        foreach (var append in events.TimedOut)
-        {
-            if (append is PendingAppend pending && _appends.TryRemove(pending.Sequence, out _))
-            {
-                pending.Completion.TrySetException(TimedOut(pending));
-            }
-        }
-
-        CompleteDispatches(events);
+        _lockCallers.CarryOut(events);
+        _appendCallers.CarryOut(events);
+        _dispatchCallers.CarryOut(events);
         if (events.LostStorageDetected)
         {
             Log.LostStorage(_logger, Id, driver.Core.LeaderId);
@@ -305,21 +290,8 @@ public sealed partial class GaggleNode
 
     private void FailPending(Exception error)
     {
-        LoseAllHolds();
-        foreach (var key in _appends.Keys)
-        {
-            if (_appends.TryRemove(key, out var pending))
-            {
-                pending.Completion.TrySetException(error);
-            }
-        }
-
-        foreach (var key in _dispatches.Keys)
-        {
-            if (_dispatches.TryRemove(key, out var pending))
-            {
-                pending.Completion.TrySetException(error);
-            }
-        }
+        _lockCallers.LoseAll();
+        _appendCallers.FailAll(error);
+        _dispatchCallers.FailAll(error);
     }
 }

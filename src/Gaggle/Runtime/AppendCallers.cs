@@ -1,0 +1,77 @@
+using System.Collections.Concurrent;
+
+namespace Gaggle.Runtime;
+
+/// <summary>
+/// The callers waiting for their appends to commit: registered by the append API (any thread),
+/// completed from the driver's events on the loop, failed by the node's timer when their deadline
+/// passed while the loop is stuck (a stalled disk), failed all when the node stops.
+/// </summary>
+internal sealed class AppendCallers(TimeProvider time, KeyValuePair<string, object?> nodeTag, Func<PendingAppend, TimeoutException> timedOut)
+{
+    private readonly ConcurrentDictionary<long, PendingAppend> _pending = new();
+
+    public void Add(PendingAppend append) => _pending[append.Sequence] = append;
+
+    /// <summary>Whether append <paramref name="sequence"/> still has a caller (it may have given up since it was posted).</summary>
+    public bool IsWaiting(long sequence) => _pending.ContainsKey(sequence);
+
+    /// <summary>The caller stopped waiting; true when it had not been completed yet.</summary>
+    public bool Remove(long sequence) => _pending.TryRemove(sequence, out _);
+
+    /// <summary>Completes the callers whose entries the driver applied or timed out.</summary>
+    public void CarryOut(NodeEvents events)
+    {
+        foreach (var (append, index) in events.Committed)
+        {
+            if (append is PendingAppend pending && _pending.TryRemove(pending.Sequence, out _))
+            {
+                if (pending.StartedAt != 0)
+                {
+                    GaggleMetrics.AppendDuration.Record(time.GetElapsedTime(pending.StartedAt).TotalMilliseconds, nodeTag);
+                }
+
+                pending.Completion.TrySetResult(index);
+            }
+        }
+
+        foreach (var append in events.TimedOut)
+        {
+            if (append is PendingAppend pending && _pending.TryRemove(pending.Sequence, out _))
+            {
+                pending.Completion.TrySetException(timedOut(pending));
+            }
+        }
+    }
+
+    /// <summary>
+    /// Fails the appends whose deadline passed, on the node's timer (thread-safe): the driver times them
+    /// out at its tick, but a loop stuck on a stalled disk does not tick.
+    /// </summary>
+    public void ExpireStuck(long nowUs)
+    {
+        if (_pending.IsEmpty)
+        {
+            return;
+        }
+
+        foreach (var (sequence, pending) in _pending)
+        {
+            if (pending.DeadlineUs <= nowUs && _pending.TryRemove(sequence, out _))
+            {
+                pending.Completion.TrySetException(timedOut(pending));
+            }
+        }
+    }
+
+    public void FailAll(Exception error)
+    {
+        foreach (var key in _pending.Keys)
+        {
+            if (_pending.TryRemove(key, out var pending))
+            {
+                pending.Completion.TrySetException(error);
+            }
+        }
+    }
+}

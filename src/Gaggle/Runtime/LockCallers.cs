@@ -1,0 +1,59 @@
+using System.Collections.Concurrent;
+using Gaggle.Locks;
+
+namespace Gaggle.Runtime;
+
+/// <summary>
+/// The lock API's callbacks: callers waiting for the events that answer their requests, and handles
+/// watching their holds. Registered from any thread; invoked on the loop from the driver's events
+/// (they only complete tasks or hand work to the thread pool).
+/// </summary>
+internal sealed class LockCallers
+{
+    private readonly ConcurrentDictionary<long, Action<LockEvent>> _waiters = new();
+    private readonly ConcurrentDictionary<(string Name, long Token), Action> _holds = new();
+
+    /// <summary>Lock requests still waiting for their answer.</summary>
+    public int WatchedRequests => _waiters.Count;
+
+    public void Watch(long sequence, Action<LockEvent> onEvent) => _waiters[sequence] = onEvent;
+
+    /// <summary>No more events for the request; true when it was still watched.</summary>
+    public bool Unwatch(long sequence) => _waiters.TryRemove(sequence, out _);
+
+    public void WatchHold(string name, long token, Action onEnded) => _holds[(name, token)] = onEnded;
+
+    /// <summary>No more news of the hold; true when it was still watched.</summary>
+    public bool UnwatchHold(string name, long token) => _holds.TryRemove((name, token), out _);
+
+    public void CarryOut(NodeEvents events)
+    {
+        foreach (var (sequence, lockEvent) in events.LockEvents)
+        {
+            if (_waiters.TryGetValue(sequence, out var onEvent))
+            {
+                onEvent(lockEvent);
+            }
+        }
+
+        foreach (var hold in events.HoldsEnded)
+        {
+            if (_holds.TryRemove(hold, out var ended))
+            {
+                ended();
+            }
+        }
+    }
+
+    /// <summary>Every live hold is lost (the node stops).</summary>
+    public void LoseAll()
+    {
+        foreach (var key in _holds.Keys)
+        {
+            if (_holds.TryRemove(key, out var onEnded))
+            {
+                onEnded();
+            }
+        }
+    }
+}
