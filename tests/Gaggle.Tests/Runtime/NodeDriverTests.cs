@@ -1,0 +1,192 @@
+using System.Text;
+using Gaggle.Locks;
+using Gaggle.Raft;
+using Gaggle.Runtime;
+using Gaggle.Storage;
+using NUnit.Framework;
+
+namespace Gaggle.Tests.Runtime;
+
+/// <summary>
+/// The node driver on its own: one node, driven by ticks and inputs as the node's loop drives it,
+/// with time passed in. Readies are "persisted" by dropping them (nothing here reads storage back).
+/// </summary>
+[TestFixture]
+public sealed class NodeDriverTests
+{
+    private const long TickUs = 10_000;
+
+    private readonly SequenceCounter _sequences = new();
+    private long _nowUs = 1_000_000;
+
+    [Test]
+    public void ASingleNodeElectsItselfCommitsAnAppendAndCompletesItsCaller()
+    {
+        var driver = StartLeader();
+        var append = Append(driver, "hello");
+        Pump(driver);
+
+        var (completed, index) = driver.Events.Committed.Single();
+        Assert.That(completed, Is.SameAs(append));
+        Assert.That(index, Is.EqualTo(driver.Core.CommitIndex), "the entry after the leader's no-op");
+        Assert.That(driver.PendingAppends, Is.Zero);
+    }
+
+    [Test]
+    public void AnAppendNotCommittedByItsDeadlineTimesOutAtTheNextTick()
+    {
+        var driver = new NodeDriver(Settings(["n1", "n2", "n3"]), new PersistedState(HardState.Empty, []), _sequences);
+        var append = Append(driver, "lonely", deadlineUs: _nowUs + (3 * TickUs));
+        Tick(driver, 2);
+        Assert.That(driver.Events.TimedOut, Is.Empty, "no leader, but the deadline has not passed");
+
+        Tick(driver, 2);
+
+        Assert.That(driver.Events.TimedOut, Is.EqualTo(new[] { append }));
+        Assert.That(driver.PendingAppends, Is.Zero, "a timed-out append is not retried");
+    }
+
+    /// <summary>
+    /// A handle is made after its grant was applied on its node, and the hold can end (a short lease,
+    /// a release) before the handle asks to watch it: it must still hear that the hold ended.
+    /// </summary>
+    [Test]
+    public void AHoldThatEndedBeforeItsHandleWatchedItIsReportedAtOnce()
+    {
+        var driver = StartLeader();
+        long token = Acquire(driver, "x", out long request);
+        driver.UnwatchLockRequest(request);
+        driver.Append(LockAppend(driver, new LockCommand(LockCommandType.Release, "x", Token: token)));
+        Pump(driver);
+        driver.Events.Clear();
+
+        driver.WatchHold("x", token);
+
+        Assert.That(driver.Events.HoldsEnded, Is.EqualTo(new[] { ("x", token) }));
+    }
+
+    [Test]
+    public void AWatchedHoldThatIsReleasedIsReported()
+    {
+        var driver = StartLeader();
+        long token = Acquire(driver, "x", out long request);
+        driver.UnwatchLockRequest(request);
+        driver.WatchHold("x", token);
+        Assert.That(driver.Events.HoldsEnded, Is.Empty, "still held");
+
+        driver.Append(LockAppend(driver, new LockCommand(LockCommandType.Release, "x", Token: token)));
+        Pump(driver);
+
+        Assert.That(driver.Events.HoldsEnded, Is.EqualTo(new[] { ("x", token) }));
+    }
+
+    [Test]
+    public void AGrantThatComesAfterItsCallerGaveUpIsReleased()
+    {
+        var driver = StartLeader();
+        long first = Acquire(driver, "x", out long request);
+        driver.UnwatchLockRequest(request);
+        var second = LockAppend(driver, new LockCommand(LockCommandType.Acquire, "x", 1, 60_000, 60_000));
+        driver.AppendLockRequest(second);
+        Pump(driver);
+        Assert.That(driver.PeekLock("x").QueueLength, Is.EqualTo(1), "the second request waits");
+
+        // The holder releases, and in the same loop pass the second caller gives up: the release is
+        // applied first, so the grant reaches a request nobody waits for.
+        driver.Append(LockAppend(driver, new LockCommand(LockCommandType.Release, "x", Token: first)));
+        driver.GiveUpLockRequest(second.Sequence, "x");
+        Pump(driver);
+        Pump(driver);
+
+        var info = driver.PeekLock("x");
+        Assert.That(info.Holders, Is.Empty, "the late grant was given back");
+        Assert.That(info.QueueLength, Is.Zero);
+        Assert.That(driver.Machines.Locks.WatchedRequests, Is.Zero);
+    }
+
+    [Test]
+    public void AGrantTheCallerGaveUpOnAfterItArrivedIsReleased()
+    {
+        var driver = StartLeader();
+        long token = Acquire(driver, "x", out long request);
+
+        driver.GiveUpLockRequest(request, "x");
+        Pump(driver);
+
+        Assert.That(driver.PeekLock("x").Holders, Is.Empty, $"token {token} was released");
+        Assert.That(driver.Machines.Locks.WatchedRequests, Is.Zero);
+    }
+
+    private NodeDriver StartLeader()
+    {
+        var driver = new NodeDriver(Settings(["n1"]), new PersistedState(HardState.Empty, []), _sequences);
+        for (int i = 0; i < 100 && driver.Core.Role != RaftRole.Leader; i++)
+        {
+            Tick(driver, 1);
+        }
+
+        Assert.That(driver.Core.Role, Is.EqualTo(RaftRole.Leader));
+        Pump(driver);
+        driver.Events.Clear();
+        return driver;
+    }
+
+    private NodeDriverSettings Settings(string[] members) => new()
+    {
+        Raft = new RaftConfig { Id = "n1", Members = members, HeartbeatTicks = 1, ElectionTicksMin = 5, ElectionTicksMax = 10, Random = new Random(7) },
+        Incarnation = 1,
+        RetryTicks = 5,
+        LeadershipLeaseUs = 45_000,
+    };
+
+    private DriverAppend Append(NodeDriver driver, string data, long deadlineUs = long.MaxValue)
+    {
+        long sequence = _sequences.Next();
+        var append = new DriverAppend(sequence, new EntryEnvelope(EntryPayloadKind.User, 0, "n1", 1, sequence, Encoding.UTF8.GetBytes(data)).Encode()) { DeadlineUs = deadlineUs };
+        driver.Append(append);
+        return append;
+    }
+
+    private DriverAppend LockAppend(NodeDriver driver, LockCommand command)
+    {
+        long sequence = _sequences.Next();
+        return new(sequence, new EntryEnvelope(EntryPayloadKind.Lock, 0, driver.Id, driver.Incarnation, sequence, command.Encode()).Encode());
+    }
+
+    /// <summary>Appends an acquire (request <paramref name="sequence"/>), commits it, and returns the granted token.</summary>
+    private long Acquire(NodeDriver driver, string name, out long sequence)
+    {
+        var append = LockAppend(driver, new LockCommand(LockCommandType.Acquire, name, 1, 60_000, 0));
+        sequence = append.Sequence;
+        driver.AppendLockRequest(append);
+        Pump(driver);
+        long request = sequence;
+        var granted = driver.Events.LockEvents.Single(e => e.Sequence == request).Event;
+        Assert.That(granted.Type, Is.EqualTo(LockEventType.Granted));
+        driver.Events.Clear();
+        return granted.Token;
+    }
+
+    private void Tick(NodeDriver driver, int ticks)
+    {
+        for (int i = 0; i < ticks; i++)
+        {
+            _nowUs += TickUs;
+            driver.Tick(_nowUs);
+            Pump(driver);
+        }
+    }
+
+    private void Pump(NodeDriver driver)
+    {
+        while (driver.TakeReady(_nowUs) is not null)
+        {
+            driver.Advance();
+            if (driver.Events.SnapshotToSave is { } snapshot)
+            {
+                driver.Events.SnapshotToSave = null;
+                driver.CompactTo(snapshot);
+            }
+        }
+    }
+}
