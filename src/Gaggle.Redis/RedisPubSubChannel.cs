@@ -33,7 +33,7 @@ public sealed class RedisPubSubChannel : IChannel
     private readonly RedisChannel _allChannel;
     private readonly string _nodeChannelPrefix;
     private readonly HashSet<string>? _members;
-    private readonly ResiliencePipeline _retryPipeline;
+    private readonly ResiliencePipeline<long> _publishPipeline;
     private readonly Lock _deliverLock = new();
     private readonly Dictionary<string, SenderWindow> _windows = new(StringComparer.Ordinal);
     private readonly long[] _lastLogged = new long[Enum.GetValues<DropReason>().Length + 1];
@@ -69,22 +69,28 @@ public sealed class RedisPubSubChannel : IChannel
         _nodeChannelPrefix = ChannelPrefix + "node:";
         _ownChannel = RedisChannel.Literal(_nodeChannelPrefix + nodeId);
         _allChannel = RedisChannel.Literal(ChannelPrefix + "all");
-        // The first attempt is made outside the pipeline, and the first retry after PublishRetryDelay
-        // enters it: it makes the remaining PublishRetries - 1 attempts, with growing delays.
-        var pipeline = new ResiliencePipelineBuilder();
-        if (options.PublishRetries > 1)
+        // Every attempt goes through the pipeline: the first at once, each retry after a growing,
+        // jittered delay. A failed attempt that will be retried is counted in OnRetry, the last one
+        // where the message is dropped.
+        var pipeline = new ResiliencePipelineBuilder<long>();
+        if (options.PublishRetries > 0)
         {
-            pipeline.AddRetry(new RetryStrategyOptions
+            pipeline.AddRetry(new RetryStrategyOptions<long>
             {
-                MaxRetryAttempts = options.PublishRetries - 1,
-                Delay = options.PublishRetryDelay * 2,
+                MaxRetryAttempts = options.PublishRetries,
+                Delay = options.PublishRetryDelay,
                 BackoffType = DelayBackoffType.Exponential,
                 UseJitter = true,
-                ShouldHandle = new PredicateBuilder().Handle<RedisException>().Handle<TimeoutException>(),
+                ShouldHandle = new PredicateBuilder<long>().Handle<RedisException>().Handle<TimeoutException>(),
+                OnRetry = _ =>
+                {
+                    Statistics.CountPublishFailure();
+                    return default;
+                },
             });
         }
 
-        _retryPipeline = pipeline.Build();
+        _publishPipeline = pipeline.Build();
     }
 
     /// <inheritdoc />
@@ -214,65 +220,58 @@ public sealed class RedisPubSubChannel : IChannel
     }
 
     /// <summary>
-    /// Publishes once directly (the common case costs one PUBLISH and no pipeline); a failed first
-    /// attempt goes through the retry pipeline (backoff with jitter, <see cref="RedisPubSubChannelOptions.PublishRetries"/> retries).
+    /// Publishes through the pipeline (backoff with jitter, <see cref="RedisPubSubChannelOptions.PublishRetries"/>
+    /// retries); the message is dropped and counted when the retries are exhausted or the channel stops.
     /// </summary>
+    /// <remarks>
+    /// Every publish pays for the pipeline, so it takes the cheapest path through it: a pooled context,
+    /// a static callback with its state passed in, outcomes instead of exceptions, and a pipeline typed
+    /// to PUBLISH's result (a non-generic pipeline wraps a retry strategy in a bridge that allocates
+    /// two more async state machines per call).
+    /// </remarks>
     private async Task PublishAsync(ISubscriber subscriber, RedisChannel channel, byte[] envelope)
     {
+        var context = ResilienceContextPool.Shared.Get(continueOnCapturedContext: false, cancellationToken: _stopping.Token);
         try
         {
-            try
-            {
-                await subscriber.PublishAsync(channel, envelope).ConfigureAwait(false);
-                Statistics.CountPublished();
-                return;
-            }
-            catch (Exception e) when (e is RedisException or TimeoutException)
-            {
-                // Every failed attempt counts, the first one too (also when no retry follows).
-                Statistics.CountPublishFailure();
-                if (_options.PublishRetries == 0)
-                {
-                    throw;
-                }
-
-                await Task.Delay(_options.PublishRetryDelay, _stopping.Token).ConfigureAwait(false);
-            }
-
-            await _retryPipeline.ExecuteAsync(
-                static async (state, _) =>
+            var outcome = await _publishPipeline.ExecuteOutcomeAsync(
+                static async (_, state) =>
                 {
                     try
                     {
-                        await state.subscriber.PublishAsync(state.channel, state.envelope).ConfigureAwait(false);
+                        return Outcome.FromResult(await state.subscriber.PublishAsync(state.channel, state.envelope).ConfigureAwait(false));
                     }
-                    catch (Exception) when (state.self.CountPublishFailure())
+                    catch (Exception e)
                     {
-                        throw;
+                        return Outcome.FromException<long>(e);
                     }
                 },
-                (self: this, subscriber, channel, envelope),
-                _stopping.Token).ConfigureAwait(false);
-            Statistics.CountPublished();
-        }
-        catch (Exception e) when (e is RedisException or TimeoutException or OperationCanceledException)
-        {
+                context,
+                (subscriber, channel, envelope)).ConfigureAwait(false);
+            if (outcome.Exception is not { } failure)
+            {
+                Statistics.CountPublished();
+                return;
+            }
+
+            if (failure is not OperationCanceledException)
+            {
+                // The last attempt failed (a failure followed by a retry was counted in OnRetry);
+                // cancelled means the channel stopped while waiting to retry.
+                Statistics.CountPublishFailure();
+            }
+
             Statistics.CountPublishDropped();
             if (ShouldLog(_lastLogged.Length - 1))
             {
-                RedisLog.PublishDropped(_logger, e, NodeId, channel.ToString());
+                RedisLog.PublishDropped(_logger, failure, NodeId, channel.ToString());
             }
         }
         finally
         {
+            ResilienceContextPool.Shared.Return(context);
             Interlocked.Decrement(ref _pendingPublishes);
         }
-    }
-
-    private bool CountPublishFailure()
-    {
-        Statistics.CountPublishFailure();
-        return false;
     }
 
     private async Task ReadLoopAsync(ChannelMessageQueue queue)
