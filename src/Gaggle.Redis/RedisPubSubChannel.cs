@@ -24,9 +24,14 @@ namespace Gaggle.Redis;
 public sealed class RedisPubSubChannel : IChannel
 {
     private static readonly TimeSpan LogInterval = TimeSpan.FromSeconds(10);
+    private const long NeverLogged = long.MinValue;
+
+    /// <summary>The newest incarnation any channel of this process has taken (see <see cref="NextIncarnation"/>).</summary>
+    private static long _lastIncarnation;
 
     private readonly RedisPubSubChannelOptions _options;
     private readonly ILogger _logger;
+    private readonly TimeProvider _time;
     private readonly byte[]? _key;
     private readonly ulong _incarnation;
     private readonly RedisChannel _ownChannel;
@@ -36,7 +41,7 @@ public sealed class RedisPubSubChannel : IChannel
     private readonly ResiliencePipeline<long> _publishPipeline;
     private readonly Lock _deliverLock = new();
     private readonly Dictionary<string, SenderWindow> _windows = new(StringComparer.Ordinal);
-    private readonly long[] _lastLogged = new long[Enum.GetValues<DropReason>().Length + 1];
+    private readonly long[] _lastLogged = Enumerable.Repeat(NeverLogged, Enum.GetValues<DropReason>().Length + 1).ToArray();
     private readonly CancellationTokenSource _stopping = new();
     private IConnectionMultiplexer? _connection;
     private bool _ownsConnection;
@@ -54,7 +59,11 @@ public sealed class RedisPubSubChannel : IChannel
     /// <param name="nodeId">The owning node's id.</param>
     /// <param name="options">Connection, naming and security settings; validated here.</param>
     /// <param name="loggerFactory">Logging; none when null.</param>
-    public RedisPubSubChannel(string nodeId, RedisPubSubChannelOptions options, ILoggerFactory? loggerFactory = null)
+    /// <param name="timeProvider">
+    /// The clock of the retry delays, the log throttle and the incarnation; the system clock when null.
+    /// A node's builder passes the node's own clock.
+    /// </param>
+    public RedisPubSubChannel(string nodeId, RedisPubSubChannelOptions options, ILoggerFactory? loggerFactory = null, TimeProvider? timeProvider = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(nodeId);
         ArgumentNullException.ThrowIfNull(options);
@@ -62,8 +71,9 @@ public sealed class RedisPubSubChannel : IChannel
         NodeId = nodeId;
         _options = options;
         _logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<RedisPubSubChannel>();
+        _time = timeProvider ?? TimeProvider.System;
         _key = options.ClusterKey is null ? null : Encoding.UTF8.GetBytes(options.ClusterKey);
-        _incarnation = (ulong)DateTime.UtcNow.Ticks;
+        _incarnation = NextIncarnation(_time);
         _members = options.Members is null ? null : new HashSet<string>(options.Members, StringComparer.Ordinal);
         ChannelPrefix = $"{options.Prefix}:{{{options.ClusterName}}}:";
         _nodeChannelPrefix = ChannelPrefix + "node:";
@@ -72,7 +82,7 @@ public sealed class RedisPubSubChannel : IChannel
         // Every attempt goes through the pipeline: the first at once, each retry after a growing,
         // jittered delay. A failed attempt that will be retried is counted in OnRetry, the last one
         // where the message is dropped.
-        var pipeline = new ResiliencePipelineBuilder<long>();
+        var pipeline = new ResiliencePipelineBuilder<long> { TimeProvider = _time };
         if (options.PublishRetries > 0)
         {
             pipeline.AddRetry(new RetryStrategyOptions<long>
@@ -95,6 +105,12 @@ public sealed class RedisPubSubChannel : IChannel
 
     /// <inheritdoc />
     public string NodeId { get; }
+
+    /// <summary>
+    /// This channel's incarnation, sent in every envelope: receivers keep the highest one per sender
+    /// and drop envelopes of lower ones as <see cref="DropReason.StaleIncarnation"/>.
+    /// </summary>
+    internal ulong Incarnation => _incarnation;
 
     /// <summary>The start of this cluster's Redis channel names, e.g. <c>gaggle:{orders}:</c>.</summary>
     public string ChannelPrefix { get; }
@@ -162,7 +178,7 @@ public sealed class RedisPubSubChannel : IChannel
             {
                 try
                 {
-                    await queue.UnsubscribeAsync().WaitAsync(TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(false);
+                    await queue.UnsubscribeAsync().WaitAsync(TimeSpan.FromSeconds(5), _time, cancellationToken).ConfigureAwait(false);
                 }
                 catch (Exception e) when (e is RedisException or TimeoutException)
                 {
@@ -354,12 +370,34 @@ public sealed class RedisPubSubChannel : IChannel
         }
     }
 
+    /// <summary>
+    /// A new incarnation: the wall clock in ticks, so a node restarted in a new process (same id) starts
+    /// above its previous life and receivers drop that life's late envelopes as stale; and above every
+    /// incarnation taken in this process before, so channels created here on the same tick (a test
+    /// clock standing still) or after the clock was set back still differ and the newer one wins.
+    /// A restart in a new process relies on the wall clock alone.
+    /// </summary>
+    private static ulong NextIncarnation(TimeProvider time)
+    {
+        long now = time.GetUtcNow().UtcTicks;
+        while (true)
+        {
+            long last = Interlocked.Read(ref _lastIncarnation);
+            long next = Math.Max(now, last + 1);
+            if (Interlocked.CompareExchange(ref _lastIncarnation, next, last) == last)
+            {
+                return (ulong)next;
+            }
+        }
+    }
+
     /// <summary>At most one log line per reason every <see cref="LogInterval"/>: hostile traffic must not flood the logs.</summary>
     private bool ShouldLog(int slot)
     {
-        long now = Environment.TickCount64;
+        long now = _time.GetTimestamp();
         long last = Interlocked.Read(ref _lastLogged[slot]);
-        return now - last >= LogInterval.TotalMilliseconds && Interlocked.CompareExchange(ref _lastLogged[slot], now, last) == last;
+        return (last == NeverLogged || _time.GetElapsedTime(last, now) >= LogInterval)
+            && Interlocked.CompareExchange(ref _lastLogged[slot], now, last) == last;
     }
 
     private void OnConnectionFailed(object? sender, ConnectionFailedEventArgs e)
