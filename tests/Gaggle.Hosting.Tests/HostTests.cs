@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Gaggle.Channels;
 using Gaggle.Locks;
 using Gaggle.Redis;
@@ -52,6 +53,17 @@ public sealed class HostTests
 
         await host.StopAsync();
         await Assert.ThrowsAsync<ObjectDisposedException>(() => node.AppendAsync(new byte[] { 1 }));
+    }
+
+    [Test]
+    public async Task AHostStartValidatesTheNodesOptionsOnce()
+    {
+        var validations = new StrongBox<int>();
+        GaggleOptionsValidator.CountedValidations.Value = validations;
+        using var host = Build(new() { ["Gaggle:NodeId"] = "solo", ["Gaggle:Members:0"] = "solo" }, network: new InMemoryNetwork(1));
+        await host.StartAsync();
+        await host.StopAsync();
+        Assert.That(validations.Value, Is.EqualTo(1));
     }
 
     private static IEnumerable<TestCaseData> InvalidSettings()
