@@ -27,14 +27,14 @@ public sealed class GaggleBuilder
     public GaggleBuilder UseRedis(string configuration, Action<RedisPubSubChannelOptions>? configure = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(configuration);
-        return UseChannel((services, options) => new RedisPubSubChannel(options.NodeId, RedisOptions(services, options, configure, o => o.Configuration = configuration), services.GetService<ILoggerFactory>()));
+        return UseChannel((services, options) => CreateRedisChannel(services, RedisOptions(services, options, configure, o => o.Configuration = configuration), options));
     }
 
     /// <summary>Talks over Redis through the <see cref="IConnectionMultiplexer"/> registered in the services (never disposed by Gaggle).</summary>
     /// <param name="configure">Cluster name, prefix, key and limits.</param>
     /// <returns>This builder.</returns>
     public GaggleBuilder UseRedis(Action<RedisPubSubChannelOptions>? configure = null)
-        => UseChannel((services, options) => new RedisPubSubChannel(options.NodeId, RedisOptions(services, options, configure, o => o.Connection = services.GetRequiredService<IConnectionMultiplexer>()), services.GetService<ILoggerFactory>()));
+        => UseChannel((services, options) => CreateRedisChannel(services, RedisOptions(services, options, configure, o => o.Connection = services.GetRequiredService<IConnectionMultiplexer>()), options));
 
     /// <summary>Talks over an in-process network (tests, demos).</summary>
     /// <param name="network">The network the cluster's nodes share.</param>
@@ -88,6 +88,10 @@ public sealed class GaggleBuilder
         Services.AddSingleton(new GaggleChannelFactory(factory));
         return this;
     }
+
+    /// <summary>The channel logs through the application's logging and keeps time with the node's clock (the registered <see cref="TimeProvider"/>, if any).</summary>
+    private static RedisPubSubChannel CreateRedisChannel(IServiceProvider services, RedisPubSubChannelOptions redis, GaggleOptions node)
+        => new(node.NodeId, redis, services.GetService<ILoggerFactory>(), services.GetService<TimeProvider>());
 
     private static RedisPubSubChannelOptions RedisOptions(IServiceProvider services, GaggleOptions node, Action<RedisPubSubChannelOptions>? configure, Action<RedisPubSubChannelOptions> connect)
     {

@@ -60,7 +60,10 @@ public static class GaggleServiceCollectionExtensions
     private static GaggleBuilder AddGaggleCore(IServiceCollection services, string section)
     {
         ArgumentNullException.ThrowIfNull(services);
-        services.AddOptions<GaggleOptions>().ValidateOnStart();
+        // GaggleOptions are validated (GaggleOptionsValidator below) when IOptions<GaggleOptions> is
+        // first read: by CreateNode, when the host starts and builds the hosted services that need the
+        // node. ValidateOnStart would validate a second instance, the one IOptionsMonitor caches.
+        services.AddOptions<GaggleOptions>();
         services.AddOptions<GaggleHostingOptions>().ValidateOnStart();
         services.AddOptions<SingletonJobOptions>().ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<GaggleOptions>, GaggleOptionsValidator>());
@@ -97,7 +100,8 @@ public static class GaggleServiceCollectionExtensions
             builder.UseFileStorage(directory);
         }
 
-        return builder.Build();
+        // The options system validated the options when they were read above.
+        return builder.BuildWithValidatedOptions();
     }
 
     /// <summary>An empty NodeId becomes the machine's name (lower case, letters, digits and - only).</summary>

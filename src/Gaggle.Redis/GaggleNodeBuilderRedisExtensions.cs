@@ -2,7 +2,11 @@ using StackExchange.Redis;
 
 namespace Gaggle.Redis;
 
-/// <summary>Connects a <see cref="GaggleNodeBuilder"/> to Redis.</summary>
+/// <summary>
+/// Connects a <see cref="GaggleNodeBuilder"/> to Redis. The channel logs through the builder's
+/// <see cref="GaggleNodeBuilder.LoggerFactory"/> and keeps time with its <see cref="GaggleNodeBuilder.TimeProvider"/>,
+/// the node's clock.
+/// </summary>
 public static class GaggleNodeBuilderRedisExtensions
 {
     /// <summary>
@@ -57,7 +61,7 @@ public static class GaggleNodeBuilderRedisExtensions
 
             configure(options);
             options.Validate(nodeOptions);
-            return new RedisPubSubChannel(nodeOptions.NodeId, options, builder.LoggerFactory);
+            return new RedisPubSubChannel(nodeOptions.NodeId, options, builder.LoggerFactory, builder.TimeProvider);
         });
     }
 }

@@ -24,19 +24,24 @@ namespace Gaggle.Redis;
 public sealed class RedisPubSubChannel : IChannel
 {
     private static readonly TimeSpan LogInterval = TimeSpan.FromSeconds(10);
+    private const long NeverLogged = long.MinValue;
+
+    /// <summary>The newest incarnation any channel of this process has taken (see <see cref="NextIncarnation"/>).</summary>
+    private static long _lastIncarnation;
 
     private readonly RedisPubSubChannelOptions _options;
     private readonly ILogger _logger;
+    private readonly TimeProvider _time;
     private readonly byte[]? _key;
     private readonly ulong _incarnation;
     private readonly RedisChannel _ownChannel;
     private readonly RedisChannel _allChannel;
     private readonly string _nodeChannelPrefix;
     private readonly HashSet<string>? _members;
-    private readonly ResiliencePipeline _retryPipeline;
+    private readonly ResiliencePipeline<long> _publishPipeline;
     private readonly Lock _deliverLock = new();
     private readonly Dictionary<string, SenderWindow> _windows = new(StringComparer.Ordinal);
-    private readonly long[] _lastLogged = new long[Enum.GetValues<DropReason>().Length + 1];
+    private readonly long[] _lastLogged = Enumerable.Repeat(NeverLogged, Enum.GetValues<DropReason>().Length + 1).ToArray();
     private readonly CancellationTokenSource _stopping = new();
     private IConnectionMultiplexer? _connection;
     private bool _ownsConnection;
@@ -54,7 +59,11 @@ public sealed class RedisPubSubChannel : IChannel
     /// <param name="nodeId">The owning node's id.</param>
     /// <param name="options">Connection, naming and security settings; validated here.</param>
     /// <param name="loggerFactory">Logging; none when null.</param>
-    public RedisPubSubChannel(string nodeId, RedisPubSubChannelOptions options, ILoggerFactory? loggerFactory = null)
+    /// <param name="timeProvider">
+    /// The clock of the retry delays, the log throttle and the incarnation; the system clock when null.
+    /// A node's builder passes the node's own clock.
+    /// </param>
+    public RedisPubSubChannel(string nodeId, RedisPubSubChannelOptions options, ILoggerFactory? loggerFactory = null, TimeProvider? timeProvider = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(nodeId);
         ArgumentNullException.ThrowIfNull(options);
@@ -62,33 +71,46 @@ public sealed class RedisPubSubChannel : IChannel
         NodeId = nodeId;
         _options = options;
         _logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<RedisPubSubChannel>();
+        _time = timeProvider ?? TimeProvider.System;
         _key = options.ClusterKey is null ? null : Encoding.UTF8.GetBytes(options.ClusterKey);
-        _incarnation = (ulong)DateTime.UtcNow.Ticks;
+        _incarnation = NextIncarnation(_time);
         _members = options.Members is null ? null : new HashSet<string>(options.Members, StringComparer.Ordinal);
         ChannelPrefix = $"{options.Prefix}:{{{options.ClusterName}}}:";
         _nodeChannelPrefix = ChannelPrefix + "node:";
         _ownChannel = RedisChannel.Literal(_nodeChannelPrefix + nodeId);
         _allChannel = RedisChannel.Literal(ChannelPrefix + "all");
-        // The first attempt is made outside the pipeline, and the first retry after PublishRetryDelay
-        // enters it: it makes the remaining PublishRetries - 1 attempts, with growing delays.
-        var pipeline = new ResiliencePipelineBuilder();
-        if (options.PublishRetries > 1)
+        // Every attempt goes through the pipeline: the first at once, each retry after a growing,
+        // jittered delay. A failed attempt that will be retried is counted in OnRetry, the last one
+        // where the message is dropped.
+        var pipeline = new ResiliencePipelineBuilder<long> { TimeProvider = _time };
+        if (options.PublishRetries > 0)
         {
-            pipeline.AddRetry(new RetryStrategyOptions
+            pipeline.AddRetry(new RetryStrategyOptions<long>
             {
-                MaxRetryAttempts = options.PublishRetries - 1,
-                Delay = options.PublishRetryDelay * 2,
+                MaxRetryAttempts = options.PublishRetries,
+                Delay = options.PublishRetryDelay,
                 BackoffType = DelayBackoffType.Exponential,
                 UseJitter = true,
-                ShouldHandle = new PredicateBuilder().Handle<RedisException>().Handle<TimeoutException>(),
+                ShouldHandle = new PredicateBuilder<long>().Handle<RedisException>().Handle<TimeoutException>(),
+                OnRetry = _ =>
+                {
+                    Statistics.CountPublishFailure();
+                    return default;
+                },
             });
         }
 
-        _retryPipeline = pipeline.Build();
+        _publishPipeline = pipeline.Build();
     }
 
     /// <inheritdoc />
     public string NodeId { get; }
+
+    /// <summary>
+    /// This channel's incarnation, sent in every envelope: receivers keep the highest one per sender
+    /// and drop envelopes of lower ones as <see cref="DropReason.StaleIncarnation"/>.
+    /// </summary>
+    internal ulong Incarnation => _incarnation;
 
     /// <summary>The start of this cluster's Redis channel names, e.g. <c>gaggle:{orders}:</c>.</summary>
     public string ChannelPrefix { get; }
@@ -156,7 +178,7 @@ public sealed class RedisPubSubChannel : IChannel
             {
                 try
                 {
-                    await queue.UnsubscribeAsync().WaitAsync(TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(false);
+                    await queue.UnsubscribeAsync().WaitAsync(TimeSpan.FromSeconds(5), _time, cancellationToken).ConfigureAwait(false);
                 }
                 catch (Exception e) when (e is RedisException or TimeoutException)
                 {
@@ -214,65 +236,58 @@ public sealed class RedisPubSubChannel : IChannel
     }
 
     /// <summary>
-    /// Publishes once directly (the common case costs one PUBLISH and no pipeline); a failed first
-    /// attempt goes through the retry pipeline (backoff with jitter, <see cref="RedisPubSubChannelOptions.PublishRetries"/> retries).
+    /// Publishes through the pipeline (backoff with jitter, <see cref="RedisPubSubChannelOptions.PublishRetries"/>
+    /// retries); the message is dropped and counted when the retries are exhausted or the channel stops.
     /// </summary>
+    /// <remarks>
+    /// Every publish pays for the pipeline, so it takes the cheapest path through it: a pooled context,
+    /// a static callback with its state passed in, outcomes instead of exceptions, and a pipeline typed
+    /// to PUBLISH's result (a non-generic pipeline wraps a retry strategy in a bridge that allocates
+    /// two more async state machines per call).
+    /// </remarks>
     private async Task PublishAsync(ISubscriber subscriber, RedisChannel channel, byte[] envelope)
     {
+        var context = ResilienceContextPool.Shared.Get(continueOnCapturedContext: false, cancellationToken: _stopping.Token);
         try
         {
-            try
-            {
-                await subscriber.PublishAsync(channel, envelope).ConfigureAwait(false);
-                Statistics.CountPublished();
-                return;
-            }
-            catch (Exception e) when (e is RedisException or TimeoutException)
-            {
-                // Every failed attempt counts, the first one too (also when no retry follows).
-                Statistics.CountPublishFailure();
-                if (_options.PublishRetries == 0)
-                {
-                    throw;
-                }
-
-                await Task.Delay(_options.PublishRetryDelay, _stopping.Token).ConfigureAwait(false);
-            }
-
-            await _retryPipeline.ExecuteAsync(
-                static async (state, _) =>
+            var outcome = await _publishPipeline.ExecuteOutcomeAsync(
+                static async (_, state) =>
                 {
                     try
                     {
-                        await state.subscriber.PublishAsync(state.channel, state.envelope).ConfigureAwait(false);
+                        return Outcome.FromResult(await state.subscriber.PublishAsync(state.channel, state.envelope).ConfigureAwait(false));
                     }
-                    catch (Exception) when (state.self.CountPublishFailure())
+                    catch (Exception e)
                     {
-                        throw;
+                        return Outcome.FromException<long>(e);
                     }
                 },
-                (self: this, subscriber, channel, envelope),
-                _stopping.Token).ConfigureAwait(false);
-            Statistics.CountPublished();
-        }
-        catch (Exception e) when (e is RedisException or TimeoutException or OperationCanceledException)
-        {
+                context,
+                (subscriber, channel, envelope)).ConfigureAwait(false);
+            if (outcome.Exception is not { } failure)
+            {
+                Statistics.CountPublished();
+                return;
+            }
+
+            if (failure is not OperationCanceledException)
+            {
+                // The last attempt failed (a failure followed by a retry was counted in OnRetry);
+                // cancelled means the channel stopped while waiting to retry.
+                Statistics.CountPublishFailure();
+            }
+
             Statistics.CountPublishDropped();
             if (ShouldLog(_lastLogged.Length - 1))
             {
-                RedisLog.PublishDropped(_logger, e, NodeId, channel.ToString());
+                RedisLog.PublishDropped(_logger, failure, NodeId, channel.ToString());
             }
         }
         finally
         {
+            ResilienceContextPool.Shared.Return(context);
             Interlocked.Decrement(ref _pendingPublishes);
         }
-    }
-
-    private bool CountPublishFailure()
-    {
-        Statistics.CountPublishFailure();
-        return false;
     }
 
     private async Task ReadLoopAsync(ChannelMessageQueue queue)
@@ -355,12 +370,34 @@ public sealed class RedisPubSubChannel : IChannel
         }
     }
 
+    /// <summary>
+    /// A new incarnation: the wall clock in ticks, so a node restarted in a new process (same id) starts
+    /// above its previous life and receivers drop that life's late envelopes as stale; and above every
+    /// incarnation taken in this process before, so channels created here on the same tick (a test
+    /// clock standing still) or after the clock was set back still differ and the newer one wins.
+    /// A restart in a new process relies on the wall clock alone.
+    /// </summary>
+    private static ulong NextIncarnation(TimeProvider time)
+    {
+        long now = time.GetUtcNow().UtcTicks;
+        while (true)
+        {
+            long last = Interlocked.Read(ref _lastIncarnation);
+            long next = Math.Max(now, last + 1);
+            if (Interlocked.CompareExchange(ref _lastIncarnation, next, last) == last)
+            {
+                return (ulong)next;
+            }
+        }
+    }
+
     /// <summary>At most one log line per reason every <see cref="LogInterval"/>: hostile traffic must not flood the logs.</summary>
     private bool ShouldLog(int slot)
     {
-        long now = Environment.TickCount64;
+        long now = _time.GetTimestamp();
         long last = Interlocked.Read(ref _lastLogged[slot]);
-        return now - last >= LogInterval.TotalMilliseconds && Interlocked.CompareExchange(ref _lastLogged[slot], now, last) == last;
+        return (last == NeverLogged || _time.GetElapsedTime(last, now) >= LogInterval)
+            && Interlocked.CompareExchange(ref _lastLogged[slot], now, last) == last;
     }
 
     private void OnConnectionFailed(object? sender, ConnectionFailedEventArgs e)

@@ -72,7 +72,7 @@ public sealed partial class GaggleNode : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(channel);
-        GaggleOptionsValidator.ThrowIfInvalid(options);
+        GaggleOptionsValidator.ThrowIfInvalidUnlessPrevalidated(options);
         if (channel.NodeId != options.NodeId)
         {
             throw new ArgumentException($"The channel belongs to node '{channel.NodeId}' but NodeId is '{options.NodeId}'; they must be the same.", nameof(channel));

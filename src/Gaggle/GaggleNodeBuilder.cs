@@ -104,21 +104,31 @@ public sealed class GaggleNodeBuilder
 
     /// <summary>Validates the options and creates the node (not started).</summary>
     /// <returns>The node; call <see cref="GaggleNode.StartAsync"/> on it.</returns>
+    /// <exception cref="Microsoft.Extensions.Options.OptionsValidationException">The options are invalid.</exception>
     /// <exception cref="InvalidOperationException">No channel was chosen.</exception>
     public GaggleNode Build()
     {
         GaggleOptionsValidator.ThrowIfInvalid(Options);
+        return BuildWithValidatedOptions();
+    }
+
+    /// <summary>
+    /// Creates the node from options the caller has validated (<see cref="Build"/>, or the options
+    /// system under hosting): the channel and storage factories see valid options, and the node's
+    /// constructor does not validate them again.
+    /// </summary>
+    internal GaggleNode BuildWithValidatedOptions()
+    {
         if (_channelFactory is null)
         {
             throw new InvalidOperationException("GaggleNodeBuilder has no channel; call UseInMemory, UseRedis or UseChannel before Build.");
         }
 
-        if (_storageFactory is not null)
+        var owned = _storageFactory?.Invoke(Options);
+        var channel = _channelFactory(Options);
+        using (GaggleOptionsValidator.Prevalidated(Options))
         {
-            var owned = _storageFactory(Options);
-            return new GaggleNode(Options, _channelFactory(Options), owned, TimeProvider, LoggerFactory) { OwnedStorage = owned };
+            return new GaggleNode(Options, channel, owned ?? Storage, TimeProvider, LoggerFactory) { OwnedStorage = owned };
         }
-
-        return new GaggleNode(Options, _channelFactory(Options), Storage, TimeProvider, LoggerFactory);
     }
 }

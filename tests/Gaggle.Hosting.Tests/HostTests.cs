@@ -1,5 +1,7 @@
+using System.Runtime.CompilerServices;
 using Gaggle.Channels;
 using Gaggle.Locks;
+using Gaggle.Redis;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
@@ -51,6 +53,17 @@ public sealed class HostTests
 
         await host.StopAsync();
         await Assert.ThrowsAsync<ObjectDisposedException>(() => node.AppendAsync(new byte[] { 1 }));
+    }
+
+    [Test]
+    public async Task AHostStartValidatesTheNodesOptionsOnce()
+    {
+        var validations = new StrongBox<int>();
+        GaggleOptionsValidator.CountedValidations.Value = validations;
+        using var host = Build(new() { ["Gaggle:NodeId"] = "solo", ["Gaggle:Members:0"] = "solo" }, network: new InMemoryNetwork(1));
+        await host.StartAsync();
+        await host.StopAsync();
+        Assert.That(validations.Value, Is.EqualTo(1));
     }
 
     private static IEnumerable<TestCaseData> InvalidSettings()
@@ -152,6 +165,22 @@ public sealed class HostTests
     }
 
     [Test]
+    public async Task TheRedisChannelKeepsTimeWithTheRegisteredClock()
+    {
+        // Two centuries ahead: an incarnation this large cannot come from the system clock.
+        var clock = new FixedClock(new DateTimeOffset(2226, 1, 1, 0, 0, 0, TimeSpan.Zero));
+        using var host = Build(new() { ["Gaggle:NodeId"] = "solo", ["Gaggle:Members:0"] = "solo" }, g =>
+        {
+            g.Services.AddSingleton<TimeProvider>(clock);
+            g.UseRedis("127.0.0.1:1");
+        });
+        var options = host.Services.GetRequiredService<IOptions<GaggleOptions>>().Value;
+        // Created, not connected: nothing talks to Redis.
+        await using var channel = (RedisPubSubChannel)host.Services.GetRequiredService<GaggleChannelFactory>().Create(host.Services, options);
+        Assert.That(channel.Incarnation, Is.GreaterThanOrEqualTo((ulong)clock.GetUtcNow().UtcTicks));
+    }
+
+    [Test]
     public void TheNodeIdDefaultsToTheMachineName()
     {
         using var host = Build(new() { ["Gaggle:ClusterSize"] = "1" }, network: new InMemoryNetwork(1));
@@ -159,6 +188,12 @@ public sealed class HostTests
         Assert.That(options.NodeId, Is.Not.Empty);
         Assert.That(options.NodeId, Does.Match("^[a-z0-9-]{1,64}$"));
     }
+}
+
+/// <summary>A clock that always reads <paramref name="now"/>.</summary>
+internal sealed class FixedClock(DateTimeOffset now) : TimeProvider
+{
+    public override DateTimeOffset GetUtcNow() => now;
 }
 
 /// <summary>Keeps every log line (category, level, message) for assertions.</summary>

@@ -1,3 +1,4 @@
+using Gaggle.Tests.Support;
 using NUnit.Framework;
 using StackExchange.Redis;
 
@@ -39,6 +40,44 @@ public sealed class PublishRetryTests
                     Assert.That(channel.Statistics.Published, Is.Zero);
                 }
             }
+        }
+        finally
+        {
+            await admin.GetDatabase().ExecuteAsync("ACL", "DELUSER", user);
+        }
+    }
+
+    [Test]
+    public async Task RetryDelaysRunOnTheChannelsClock()
+    {
+        var configuration = await RedisServer.RequireAsync();
+        string user = "nopub-" + Guid.NewGuid().ToString("N")[..8];
+        await using var admin = await ConnectionMultiplexer.ConnectAsync(configuration + ",allowAdmin=true");
+        await admin.GetDatabase().ExecuteAsync("ACL", "SETUSER", user, "on", ">pw", "~*", "&*", "+@all", "-publish");
+        try
+        {
+            var clock = new ManualTimeProvider();
+            // 30 s, 60 s, ... on the system clock would outlast the deadline below many times over.
+            var options = new RedisPubSubChannelOptions
+            {
+                Configuration = configuration + $",user={user},password=pw",
+                ClusterName = user,
+                PublishRetries = 2,
+                PublishRetryDelay = TimeSpan.FromSeconds(30),
+            };
+            await using var channel = new RedisPubSubChannel("a", options, timeProvider: clock);
+            await channel.ConnectAsync(_ => { });
+            await channel.SendAsync("b", new byte[] { 1 });
+            await Eventually.True(() => channel.Statistics.PublishFailures == 1, "the first attempt to fail");
+            await Eventually.True(
+                () =>
+                {
+                    clock.Advance(TimeSpan.FromSeconds(10));
+                    return channel.Statistics.PublishesDropped == 1;
+                },
+                "the retries to run as the manual clock moves",
+                TimeSpan.FromSeconds(10));
+            Assert.That(channel.Statistics.PublishFailures, Is.EqualTo(3));
         }
         finally
         {

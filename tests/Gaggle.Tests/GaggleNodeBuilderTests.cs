@@ -4,6 +4,7 @@ using Gaggle.Storage;
 using Gaggle.Tests.Storage;
 using Gaggle.Tests.Support;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 using NUnit.Framework;
 
 namespace Gaggle.Tests;
@@ -35,5 +36,20 @@ public sealed class GaggleNodeBuilderTests
         Assert.That(
             logging.Lines.Where(l => l.Category == typeof(FileRaftStorage).FullName && l.Level == LogLevel.Warning).Select(l => l.Message),
             Has.One.Contains("interrupted write").And.Contains("cut off 100"));
+    }
+
+    [Test]
+    public void BuildRefusesInvalidOptionsBeforeTheChannelIsCreated()
+    {
+        bool channelCreated = false;
+        var builder = new GaggleNodeBuilder(new GaggleOptions { NodeId = "a", Members = ["a"], HeartbeatInterval = TimeSpan.FromSeconds(1) })
+            .UseChannel(options =>
+            {
+                channelCreated = true;
+                return new InMemoryNetwork(1).CreateChannel(options.NodeId);
+            });
+        var error = Assert.Throws<OptionsValidationException>(() => builder.Build());
+        Assert.That(error!.Message, Does.Contain("ElectionTimeoutMin is 300 ms; it must be greater than HeartbeatInterval (1000 ms)"));
+        Assert.That(channelCreated, Is.False);
     }
 }

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Gaggle.Channels;
 using Microsoft.Extensions.Options;
 using NUnit.Framework;
@@ -67,5 +68,28 @@ public sealed class OptionsValidationTests
         await Assert.ThrowsAsync<InvalidOperationException>(() => node.AppendAsync(new byte[1]));
         var tooBig = await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => node.AppendAsync(new byte[600 * 1024]));
         Assert.That(tooBig!.Message, Does.Contain("614400 bytes").And.Contain("MaxMessageBytes"));
+    }
+
+    [Test]
+    public async Task ANodeValidatesItsOptionsOnceWhetherConstructedOrBuilt()
+    {
+        var validations = new StrongBox<int>();
+        GaggleOptionsValidator.CountedValidations.Value = validations;
+        await using (new GaggleNode(Valid(), new InMemoryNetwork(1).CreateChannel("a")))
+        {
+            Assert.That(validations.Value, Is.EqualTo(1), "constructed directly");
+        }
+
+        validations.Value = 0;
+        var options = Valid();
+        await using (new GaggleNodeBuilder(options).UseInMemory(new InMemoryNetwork(1)).Build())
+        {
+            Assert.That(validations.Value, Is.EqualTo(1), "built: the builder validates, the constructor does not again");
+        }
+
+        // The builder's check covered the node it built, nothing after it.
+        options.MaxInflightMessages = 0;
+        var error = Assert.Throws<OptionsValidationException>(() => _ = new GaggleNode(options, new InMemoryNetwork(1).CreateChannel("a")));
+        Assert.That(error!.Message, Does.Contain("MaxInflightMessages is 0; it must be between 1 and 1024"));
     }
 }
