@@ -69,10 +69,20 @@ public sealed partial class GaggleNode : IAsyncDisposable
     /// <param name="timeProvider">The clock; the system clock when null.</param>
     /// <param name="loggerFactory">Logging; none when null.</param>
     public GaggleNode(GaggleOptions options, IChannel channel, IRaftStorage? storage = null, TimeProvider? timeProvider = null, ILoggerFactory? loggerFactory = null)
+        : this(options, channel, storage, timeProvider, loggerFactory, optionsValidated: false)
+    {
+    }
+
+    /// <summary>Creates a node; <paramref name="optionsValidated"/> when the caller (a builder, the options system) has validated the options already.</summary>
+    internal GaggleNode(GaggleOptions options, IChannel channel, IRaftStorage? storage, TimeProvider? timeProvider, ILoggerFactory? loggerFactory, bool optionsValidated)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(channel);
-        GaggleOptionsValidator.ThrowIfInvalidUnlessPrevalidated(options);
+        if (!optionsValidated)
+        {
+            GaggleOptionsValidator.ThrowIfInvalid(options);
+        }
+
         if (channel.NodeId != options.NodeId)
         {
             throw new ArgumentException($"The channel belongs to node '{channel.NodeId}' but NodeId is '{options.NodeId}'; they must be the same.", nameof(channel));

@@ -126,9 +126,6 @@ public sealed class GaggleNodeBuilder
 
         var owned = _storageFactory?.Invoke(Options);
         var channel = _channelFactory(Options);
-        using (GaggleOptionsValidator.Prevalidated(Options))
-        {
-            return new GaggleNode(Options, channel, owned ?? Storage, TimeProvider, LoggerFactory) { OwnedStorage = owned };
-        }
+        return new GaggleNode(Options, channel, owned ?? Storage, TimeProvider, LoggerFactory, optionsValidated: true) { OwnedStorage = owned };
     }
 }

@@ -9,19 +9,12 @@ namespace Gaggle;
 /// Options are validated once on the way to a running node: by the <see cref="GaggleNode"/>
 /// constructor when the application constructs the node; by <see cref="GaggleNodeBuilder.Build"/>
 /// (before the channel and storage factories see them) when a builder does, which then tells the
-/// constructor not to validate again (<see cref="Prevalidated"/>); under hosting by the options system
+/// constructor not to validate again; under hosting by the options system
 /// when <c>IOptions&lt;GaggleOptions&gt;</c> is first read, after which the builder skips its own check
 /// (<see cref="GaggleNodeBuilder.BuildWithValidatedOptions"/>).
 /// </remarks>
 public sealed partial class GaggleOptionsValidator : IValidateOptions<GaggleOptions>
 {
-    /// <summary>
-    /// The options a builder on this thread has validated and is passing to the <see cref="GaggleNode"/>
-    /// constructor it is calling (see <see cref="Prevalidated"/>); null otherwise.
-    /// </summary>
-    [ThreadStatic]
-    private static GaggleOptions? _prevalidated;
-
     /// <summary>
     /// While set (by a test), counts the validations made in its async flow: every call of
     /// <see cref="Validate"/>, whether through <see cref="ThrowIfInvalid"/> or the options system.
@@ -37,33 +30,6 @@ public sealed partial class GaggleOptionsValidator : IValidateOptions<GaggleOpti
         {
             throw new OptionsValidationException(Options.DefaultName, typeof(GaggleOptions), result.Failures);
         }
-    }
-
-    /// <summary>
-    /// Tells the <see cref="GaggleNode"/> constructor called on this thread before the scope ends that
-    /// the caller has validated <paramref name="options"/> (a hand-off, so the public constructor keeps
-    /// its signature). The first constructor given these very options takes the mark; any other
-    /// constructor validates as usual.
-    /// </summary>
-    /// <param name="options">Options the caller has validated.</param>
-    /// <returns>The scope; disposing it removes the mark if no constructor took it.</returns>
-    internal static PrevalidatedScope Prevalidated(GaggleOptions options)
-    {
-        _prevalidated = options;
-        return default;
-    }
-
-    /// <summary>The <see cref="GaggleNode"/> constructor's check: <see cref="ThrowIfInvalid"/> unless its caller validated these options (<see cref="Prevalidated"/>).</summary>
-    /// <param name="options">The options the node is constructed with.</param>
-    internal static void ThrowIfInvalidUnlessPrevalidated(GaggleOptions options)
-    {
-        if (ReferenceEquals(_prevalidated, options))
-        {
-            _prevalidated = null;
-            return;
-        }
-
-        ThrowIfInvalid(options);
     }
 
     /// <inheritdoc />
@@ -182,10 +148,4 @@ public sealed partial class GaggleOptionsValidator : IValidateOptions<GaggleOpti
 
     [GeneratedRegex("^[A-Za-z0-9._:-]{1,64}$")]
     private static partial Regex IdPattern();
-
-    /// <summary>The scope of <see cref="Prevalidated"/>.</summary>
-    internal readonly struct PrevalidatedScope : IDisposable
-    {
-        public void Dispose() => _prevalidated = null;
-    }
 }
