@@ -45,7 +45,7 @@ public sealed partial class GaggleNode
         {
             if (_dispatchCallers.Remove(callId) && !pending.Completion.Task.IsCompleted)
             {
-                _inbox.Writer.TryWrite(new ActionInput(driver => driver.AbandonDispatch(callId)));
+                PostAbandonDispatch(callId);
             }
         }
     }
@@ -64,4 +64,7 @@ public sealed partial class GaggleNode
         var result = await DispatchOnLeaderAsync(method, JsonSerializer.SerializeToUtf8Bytes(args, jsonOptions), timeout, cancellationToken).ConfigureAwait(false);
         return JsonSerializer.Deserialize<TResult>(result, jsonOptions);
     }
+
+    /// <summary>Tells the driver the caller of <paramref name="callId"/> stopped waiting (its own method: the closure is made only when needed).</summary>
+    private void PostAbandonDispatch(long callId) => _inbox.Writer.TryWrite(new ActionInput(driver => driver.AbandonDispatch(callId)));
 }

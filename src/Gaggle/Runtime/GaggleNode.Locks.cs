@@ -43,7 +43,7 @@ public sealed partial class GaggleNode
     {
         if (_lockCallers.Unwatch(sequence))
         {
-            _inbox.Writer.TryWrite(new ActionInput(driver => driver.UnwatchLockRequest(sequence)));
+            PostUnwatch(sequence);
         }
     }
 
@@ -68,7 +68,7 @@ public sealed partial class GaggleNode
     {
         if (_lockCallers.UnwatchHold(name, token))
         {
-            _inbox.Writer.TryWrite(new ActionInput(driver => driver.UnwatchHold(name, token)));
+            PostUnwatchHold(name, token);
         }
     }
 
@@ -90,6 +90,12 @@ public sealed partial class GaggleNode
 
         return await result.Task.ConfigureAwait(false);
     }
+
+    // Posts in methods of their own: a lambda's closure is allocated where its captured variables
+    // come into scope, so inline it would cost every call, not only those that post.
+    private void PostUnwatch(long sequence) => _inbox.Writer.TryWrite(new ActionInput(driver => driver.UnwatchLockRequest(sequence)));
+
+    private void PostUnwatchHold(string name, long token) => _inbox.Writer.TryWrite(new ActionInput(driver => driver.UnwatchHold(name, token)));
 
     private byte[] LockEnvelope(long sequence, LockCommand command)
         => new EntryEnvelope(EntryPayloadKind.Lock, 0, Id, _incarnation, sequence, command.Encode()).Encode();
