@@ -54,17 +54,27 @@ public sealed partial class GaggleNode
     /// <param name="cancellationToken">Stops waiting.</param>
     /// <param name="recordDuration">Record the append-duration metric.</param>
     /// <param name="watchLockRequest">The envelope is a lock request whose outcome the caller waits for.</param>
-    internal async Task<long> AppendEnvelopeAsync(long sequence, byte[] envelope, TimeSpan? timeout, CancellationToken cancellationToken, bool recordDuration = false, bool watchLockRequest = false)
+    internal Task<long> AppendEnvelopeAsync(long sequence, byte[] envelope, TimeSpan? timeout, CancellationToken cancellationToken, bool recordDuration = false, bool watchLockRequest = false)
     {
-        ValidateTimeout(timeout);
-        long now = NowUs();
+        if (InvalidTimeout(timeout) is { } invalid)
+        {
+            // In the task, as from any async API.
+            return Task.FromException<long>(invalid);
+        }
+
         var pending = new PendingAppend(sequence, envelope)
         {
             StartedAt = recordDuration ? _time.GetTimestamp() : 0,
             Timeout = timeout is { } t && t != Timeout.InfiniteTimeSpan ? t : null,
-            DeadlineUs = timeout is { } limit && limit != Timeout.InfiniteTimeSpan ? DeadlineAfter(now, limit) : long.MaxValue,
+            DeadlineUs = timeout is { } limit && limit != Timeout.InfiniteTimeSpan ? DeadlineAfter(NowUs(), limit) : long.MaxValue,
             WatchesLockRequest = watchLockRequest,
         };
+        return WaitForCommitAsync(pending, cancellationToken);
+    }
+
+    /// <summary>Registers <paramref name="pending"/>, posts it to the loop and waits for its commit (its own async method: a small state machine per append).</summary>
+    private async Task<long> WaitForCommitAsync(PendingAppend pending, CancellationToken cancellationToken)
+    {
         _appendCallers.Add(pending);
         try
         {
@@ -76,9 +86,9 @@ public sealed partial class GaggleNode
         finally
         {
             // Whoever completed it removed it first; a cancelled wait leaves here, and the driver stops retrying it.
-            if (!pending.Completion.Task.IsCompleted && _appendCallers.Remove(sequence))
+            if (!pending.Completion.Task.IsCompleted && _appendCallers.Remove(pending.Sequence))
             {
-                PostAbandon(sequence);
+                PostAbandon(pending.Sequence);
             }
         }
     }
@@ -96,11 +106,8 @@ public sealed partial class GaggleNode
     private TimeoutException TimedOut(PendingAppend pending) => new(
         $"The entry appended on node '{Id}' was not committed within {pending.Timeout?.TotalMilliseconds ?? 0:0} ms (leader: {LeaderId ?? "none"}); it may still be committed later.");
 
-    private static void ValidateTimeout(TimeSpan? timeout)
-    {
-        if (timeout is { } t && t < TimeSpan.Zero && t != Timeout.InfiniteTimeSpan)
-        {
-            throw new ArgumentOutOfRangeException(nameof(timeout), t, "The timeout must be positive, zero, or null to wait forever.");
-        }
-    }
+    private static ArgumentOutOfRangeException? InvalidTimeout(TimeSpan? timeout)
+        => timeout is { } t && t < TimeSpan.Zero && t != Timeout.InfiniteTimeSpan
+            ? new ArgumentOutOfRangeException(nameof(timeout), t, "The timeout must be positive, zero, or null to wait forever.")
+            : null;
 }

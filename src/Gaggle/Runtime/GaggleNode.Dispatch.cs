@@ -26,7 +26,11 @@ public sealed partial class GaggleNode
 
     private async Task<byte[]> DispatchCoreAsync(string method, ReadOnlyMemory<byte> args, TimeSpan? timeout, CancellationToken cancellationToken)
     {
-        ValidateTimeout(timeout);
+        if (InvalidTimeout(timeout) is { } invalid)
+        {
+            throw invalid;
+        }
+
         long callId = Interlocked.Increment(ref _nextCallId);
         var pending = new PendingDispatch(callId, method, args.ToArray());
         _dispatchCallers.Add(pending);
