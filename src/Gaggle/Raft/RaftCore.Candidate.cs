@@ -29,8 +29,13 @@ internal sealed partial class RaftCore
         RequestVotes(MessageType.Vote, Term, force);
     }
 
+    /// <summary>
+    /// Asks every member for its (pre-)vote. A rejoining node's pre-vote request is marked (Reject, unused
+    /// on requests otherwise): its term may be one it lost, so other rejoining nodes do not count it.
+    /// </summary>
     private void RequestVotes(MessageType type, long term, bool force)
     {
+        bool unsure = Rejoining;
         _votes[Id] = true;
         if (TallyVotes())
         {
@@ -39,13 +44,13 @@ internal sealed partial class RaftCore
 
         if (_members.IsDiscovery && !_members.Complete)
         {
-            Send(new RaftMessage { Type = type, From = Id, To = null, Term = term, Index = _log.LastIndex, LogTerm = _log.LastTerm, Force = force });
+            Send(new RaftMessage { Type = type, From = Id, To = null, Term = term, Index = _log.LastIndex, LogTerm = _log.LastTerm, Force = force, Reject = unsure });
             return;
         }
 
         foreach (var peer in _members.Peers)
         {
-            Send(new RaftMessage { Type = type, From = Id, To = peer, Term = term, Index = _log.LastIndex, LogTerm = _log.LastTerm, Force = force });
+            Send(new RaftMessage { Type = type, From = Id, To = peer, Term = term, Index = _log.LastIndex, LogTerm = _log.LastTerm, Force = force, Reject = unsure });
         }
     }
 

@@ -7,12 +7,17 @@ namespace Gaggle.Raft;
 /// node therefore grants no vote, never campaigns (it only pre-votes, to learn the others' terms) and
 /// ignores TimeoutNow until
 /// <list type="number">
-/// <item>it has heard from at least N - majority + 1 other members (enough that any majority that
-/// could have counted its lost vote or entries overlaps them), and</item>
-/// <item>either all of them are at term 0 (then no leader can ever have existed), or it has
-/// received, from a leader whose term is at least the highest term it heard, an entry of that
-/// leader's term and every entry that leader had committed.</item>
+/// <item>it has heard from at least N - majority + 1 other members that are not rejoining themselves
+/// (enough that any majority that could have counted its lost vote or entries overlaps them; a
+/// rejoining member's term may be one it lost, so its word does not count), and</item>
+/// <item>either every other member has told it that it is at term 0 (then no candidate ever asked for
+/// a vote, so none was lost, and no leader ever existed), or it has received, from a leader whose term
+/// is at least the highest term it heard, an entry of that leader's term and every entry that leader
+/// had committed.</item>
 /// </list>
+/// Term 0 from only some of the members is not enough: a candidate it did not hear from may be
+/// campaigning in the term in which it voted before the loss, and a second vote in that term could
+/// elect two leaders.
 /// A leader at such a term was elected without this node's vote, so its log holds every committed
 /// entry, and this node's possibly lost votes are all in older terms. Until the first condition holds
 /// and no member it heard from is at a later term than its leader, it acknowledges no entries either
@@ -128,7 +133,8 @@ internal sealed partial class RaftCore
     /// Records a lower bound of the sender's current term, and moves to it when it is later than ours:
     /// we may only finish rejoining under a leader of at least that term, and a leader of an earlier
     /// term must learn that it is stale. (Otherwise a term heard from a member that has since lost it
-    /// with its storage kept us rejoining for good under a stable leader of an earlier term.)
+    /// with its storage kept us rejoining for good under a stable leader of an earlier term.) Only a
+    /// message that proves its sender is not rejoining counts as hearing from it (see <see cref="FromWholeMember"/>).
     /// </summary>
     private void ObserveTerm(RaftMessage message)
     {
@@ -139,7 +145,11 @@ internal sealed partial class RaftCore
             _ => message.Term,
         };
         term = Math.Max(0, term);
-        _observedTerms[message.From] = Math.Max(_observedTerms.GetValueOrDefault(message.From), term);
+        if (FromWholeMember(message))
+        {
+            _observedTerms[message.From] = Math.Max(_observedTerms.GetValueOrDefault(message.From), term);
+        }
+
         if (term > Term)
         {
             BecomeFollower(term, null);
@@ -156,11 +166,26 @@ internal sealed partial class RaftCore
         }
 
         long highest = HighestObservedTerm();
-        if (highest == 0 || _caughtUpTerm >= highest)
+        if ((highest == 0 && HeardFromAllMembers()) || (highest > 0 && _caughtUpTerm >= highest))
         {
             Rejoining = false;
         }
     }
+
+    /// <summary>
+    /// Whether the message shows that its sender is not rejoining (a rejoining node never leads or
+    /// campaigns, refuses every vote, and marks its pre-vote requests and term reports): a leader's
+    /// traffic, a candidate's vote request, a granted vote or pre-vote, an unmarked pre-vote request or
+    /// term report.
+    /// </summary>
+    private static bool FromWholeMember(RaftMessage message) => message.Type switch
+    {
+        MessageType.Append or MessageType.Heartbeat or MessageType.CommitNotice or MessageType.Snapshot or MessageType.Vote => true,
+        MessageType.PreVote or MessageType.VoteResponse or MessageType.PreVoteResponse or MessageType.TermReport => !message.Reject,
+        _ => false,
+    };
+
+    private bool HeardFromAllMembers() => _observedTerms.Count >= _members.Size - 1;
 
     /// <summary>
     /// Whether this node may acknowledge entries to the leader of its current term. Acknowledging is as
@@ -171,7 +196,7 @@ internal sealed partial class RaftCore
     /// </summary>
     private bool MayAcknowledge() => !Rejoining || (HeardFromEnoughMembers() && Term >= HighestObservedTerm());
 
-    /// <summary>At least N - majority + 1 other members: any majority that counted what this node lost overlaps them.</summary>
+    /// <summary>At least N - majority + 1 other members, none rejoining: any majority that counted what this node lost overlaps them.</summary>
     private bool HeardFromEnoughMembers()
         => _observedTerms.Count >= Math.Min(_members.Size - 1, _members.Size - Quorum.Majority(_members.Size) + 1);
 

@@ -126,7 +126,8 @@ internal sealed partial class RaftCore
         switch (message.Type)
         {
             case MessageType.TermQuery:
-                Send(new RaftMessage { Type = MessageType.TermReport, From = Id, To = message.From, Term = Term });
+                // Reject marks a report from a node that is rejoining itself: its term may be one it lost.
+                Send(new RaftMessage { Type = MessageType.TermReport, From = Id, To = message.From, Term = Term, Reject = Rejoining });
                 return;
             case MessageType.TermReport:
                 return;

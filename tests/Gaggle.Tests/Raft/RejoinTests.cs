@@ -110,6 +110,64 @@ public sealed class RejoinTests
         Assert.That(c.Rejoining, Is.False, "everyone is at term 0: no leader ever existed");
     }
 
+    /// <summary>
+    /// Found by the simulation (5-node seed 2936): c voted for e in term 1, lost that vote with its
+    /// unflushed storage and came back rejoining. a, b and d, still at term 0, were enough members to
+    /// vote again by the old rule ("all at term 0: no leader ever existed"), and c then voted for b in
+    /// term 1, while e, whom it had not heard from, was still campaigning in term 1 with its lost vote:
+    /// two leaders could be elected in term 1. Term 0 counts only when every other member reports it.
+    /// </summary>
+    [Test]
+    public void TermZeroFromOnlySomeMembersDoesNotLetARejoiningNodeVoteAgain()
+    {
+        var c = new RaftCore(
+            new RaftConfig { Id = "c", Members = ["a", "b", "c", "d", "e"], ElectionTicksMin = 10, ElectionTicksMax = 10, HeartbeatTicks = 2, StartRejoining = true, Random = new Random(3) },
+            HardState.Empty,
+            []);
+        foreach (var member in new[] { "a", "b", "d" })
+        {
+            c.Step(new RaftMessage { Type = MessageType.TermReport, From = member, To = "c", Term = 0 });
+        }
+
+        Assert.That(c.Rejoining, Is.True, "e may be campaigning in the term of c's lost vote");
+
+        c.Step(new RaftMessage { Type = MessageType.TermReport, From = "e", To = "c", Term = 0 });
+        Assert.That(c.Rejoining, Is.False, "every member is at term 0: no candidate ever asked for a vote");
+    }
+
+    /// <summary>
+    /// Found by the simulation (5-node seed 948): among the reports that let d vote again was one from a
+    /// member that was rejoining itself, whose term 0 was only what it had left after its own loss. A
+    /// rejoining member's word (its marked term reports and pre-vote requests) does not count.
+    /// </summary>
+    [Test]
+    public void ARejoiningMembersTermDoesNotCount()
+    {
+        var c = Node("c", rejoining: true);
+        c.Step(new RaftMessage { Type = MessageType.TermReport, From = "a", To = "c", Term = 0, Reject = true });
+        c.Step(new RaftMessage { Type = MessageType.PreVote, From = "a", To = "c", Term = 1, Reject = true });
+        c.Step(new RaftMessage { Type = MessageType.TermReport, From = "b", To = "c", Term = 0 });
+        Assert.That(c.Rejoining, Is.True, "a is rejoining too: c has heard from one whole member only");
+
+        c.Step(new RaftMessage { Type = MessageType.TermReport, From = "a", To = "c", Term = 0 });
+        Assert.That(c.Rejoining, Is.False, "a is whole again and at term 0, like b");
+    }
+
+    [Test]
+    public void ARejoiningNodeMarksItsTermReportsAndPreVotes()
+    {
+        var c = Node("c", rejoining: true);
+        c.Step(new RaftMessage { Type = MessageType.TermQuery, From = "a", To = "c", Term = 0 });
+        for (int i = 0; i < 30; i++)
+        {
+            c.Tick();
+        }
+
+        var sent = c.TakeReady()!.Messages.Where(m => m.Type is MessageType.TermReport or MessageType.PreVote).ToArray();
+        Assert.That(sent.Select(m => m.Type).Distinct(), Is.EquivalentTo(new[] { MessageType.TermReport, MessageType.PreVote }));
+        Assert.That(sent.All(m => m.Reject), Is.True, "every term report and pre-vote request of a rejoining node is marked");
+    }
+
     [Test]
     public void AHeartbeatThatShowsAcknowledgedEntriesAreMissingStartsRejoining()
     {
