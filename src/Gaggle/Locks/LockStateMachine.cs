@@ -25,6 +25,7 @@ internal sealed class LockStateMachine : INodeStateMachine, ISnapshotPart
     private readonly Dictionary<long, RequestWatch> _requests = [];
     private readonly HashSet<(string Name, long Token)> _holds = [];
     private readonly List<LockCommand> _commands = [];
+    private int _abandoned;
 
     public LockStateMachine(string id, ulong incarnation, NodeEvents events)
     {
@@ -88,23 +89,49 @@ internal sealed class LockStateMachine : INodeStateMachine, ISnapshotPart
     public void Watch(long sequence) => _requests[sequence] = new RequestWatch();
 
     /// <summary>The caller took its outcome: no more events for the request (a grant now belongs to its handle).</summary>
-    public void Unwatch(long sequence) => _requests.Remove(sequence);
+    public void Unwatch(long sequence) => Forget(sequence);
 
     /// <summary>
     /// The caller stopped waiting without taking an outcome: a grant it got is released, a queued wait
     /// cancelled, and a grant that comes later released.
     /// </summary>
-    public void GiveUp(long sequence, string name)
+    /// <param name="sequence">The request's sequence.</param>
+    /// <param name="name">The lock's name.</param>
+    /// <param name="nowUs">The driver's clock: an abandoned request whose outcome never comes is forgotten later (<see cref="ForgetAbandoned"/>).</param>
+    public void GiveUp(long sequence, string name, long nowUs)
     {
         if (_requests.TryGetValue(sequence, out var watch) && watch.State == WatchState.Granted)
         {
-            _requests.Remove(sequence);
+            Forget(sequence);
             _commands.Add(new LockCommand(LockCommandType.Release, watch.Name, Token: watch.Token));
             return;
         }
 
-        _requests[sequence] = new RequestWatch { State = WatchState.Abandoned };
+        Forget(sequence);
+        _requests[sequence] = new RequestWatch { State = WatchState.Abandoned, AbandonedAtUs = nowUs };
+        _abandoned++;
         _commands.Add(new LockCommand(LockCommandType.CancelWait, name, RequestSequence: sequence));
+    }
+
+    /// <summary>
+    /// Forgets abandoned requests given up before <paramref name="beforeUs"/>: their acquire may never
+    /// commit (it was not retried). Should it commit after all, its grant reaches no watcher and is
+    /// released all the same.
+    /// </summary>
+    public void ForgetAbandoned(long beforeUs)
+    {
+        if (_abandoned == 0)
+        {
+            return;
+        }
+
+        foreach (var (sequence, watch) in _requests.ToArray())
+        {
+            if (watch.State == WatchState.Abandoned && watch.AbandonedAtUs < beforeUs)
+            {
+                Forget(sequence);
+            }
+        }
     }
 
     /// <summary>
@@ -199,7 +226,7 @@ internal sealed class LockStateMachine : INodeStateMachine, ISnapshotPart
 
             if (lockEvent.Type is LockEventType.Granted or LockEventType.Denied or LockEventType.Rejected or LockEventType.Cancelled)
             {
-                _requests.Remove(sequence);
+                Forget(sequence);
             }
 
             return;
@@ -215,8 +242,18 @@ internal sealed class LockStateMachine : INodeStateMachine, ISnapshotPart
         _events.LockEvents.Add((sequence, lockEvent));
     }
 
+    private void Forget(long sequence)
+    {
+        if (_requests.Remove(sequence, out var watch) && watch.State == WatchState.Abandoned)
+        {
+            _abandoned--;
+        }
+    }
+
     private sealed class RequestWatch
     {
+        public long AbandonedAtUs { get; init; }
+
         public WatchState State { get; set; }
 
         public string Name { get; set; } = "";

@@ -153,6 +153,7 @@ internal sealed class NodeDriver
         }
 
         _appends.Expire(_nowUs);
+        Machines.Locks.ForgetAbandoned(_nowUs - _settings.LockSettleUs);
     }
 
     /// <summary>Moves the driver's clock on without a tick (inputs between ticks carry the time they arrived).</summary>
@@ -181,7 +182,7 @@ internal sealed class NodeDriver
     /// <summary>The caller stopped waiting for lock request <paramref name="sequence"/> on <paramref name="name"/> without an outcome.</summary>
     public void GiveUpLockRequest(long sequence, string name)
     {
-        Machines.Locks.GiveUp(sequence, name);
+        Machines.Locks.GiveUp(sequence, name, _nowUs);
         ProposeLockCommands();
     }
 

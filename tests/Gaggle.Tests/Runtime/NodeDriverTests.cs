@@ -117,6 +117,20 @@ public sealed class NodeDriverTests
         Assert.That(driver.Machines.Locks.WatchedRequests, Is.Zero);
     }
 
+    [Test]
+    public void ARequestGivenUpWhoseOutcomeNeverComesIsForgottenAfterTheSettleTime()
+    {
+        var driver = new NodeDriver(Settings(["n1", "n2", "n3"]), new PersistedState(HardState.Empty, []), _sequences);
+        var request = LockAppend(driver, new LockCommand(LockCommandType.Acquire, "x", 1, 60_000, 60_000));
+        driver.AppendLockRequest(request);
+        driver.GiveUpLockRequest(request.Sequence, "x");
+        Assert.That(driver.Machines.Locks.WatchedRequests, Is.EqualTo(1), "a grant may still come, and must then be released");
+
+        Tick(driver, (int)(Settings(["n1"]).LockSettleUs / TickUs) + 2);
+
+        Assert.That(driver.Machines.Locks.WatchedRequests, Is.Zero, "no leader ever took the request: it is not kept for ever");
+    }
+
     private NodeDriver StartLeader()
     {
         var driver = new NodeDriver(Settings(["n1"]), new PersistedState(HardState.Empty, []), _sequences);

@@ -27,27 +27,28 @@ public sealed class LockSimulationTests
         var seeds = RaftSimulationTests.Seeds();
         var shape = new ClusterShape(size, Discovery: false);
         var failures = new ConcurrentBag<SimulationFailure>();
-        var results = new ConcurrentBag<SimulationResult>();
+        var results = new ConcurrentBag<(int Seed, SimulationResult Result)>();
         var stopwatch = Stopwatch.StartNew();
         Parallel.ForEach(seeds, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, seed =>
         {
             var result = Simulator.Run(seed, shape, Workload.Locks);
-            results.Add(result);
+            results.Add((seed, result));
             if (result.Failure is not null)
             {
                 failures.Add(result.Failure);
             }
         });
 
-        long Sum(Func<LockSimStats, long> of) => results.Sum(r => of(r.Locks));
+        long Sum(Func<LockSimStats, long> of) => results.Sum(r => of(r.Result.Locks));
+        var fewest = results.MinBy(r => r.Result.Locks.Granted);
         TestContext.Out.WriteLine(
-            $"{seeds.Count} seeds in {stopwatch.Elapsed.TotalSeconds:F1} s: {results.Sum(r => r.Stats.Steps)} steps, {results.Sum(r => r.Stats.SimulatedUs) / 1_000_000} simulated s, "
-            + $"{results.Sum(r => r.Stats.Leaders)} leader terms; {Sum(s => s.Granted)} grants ({Sum(s => s.GrantedFromQueue)} from a queue, longest queue "
-            + $"{results.Max(r => r.Locks.LongestQueue)}), {Sum(s => s.Released)} released, {Sum(s => s.Expired)} expired, {Sum(s => s.Renewed)} renewed, "
+            $"{seeds.Count} seeds in {stopwatch.Elapsed.TotalSeconds:F1} s: {results.Sum(r => r.Result.Stats.Steps)} steps, {results.Sum(r => r.Result.Stats.SimulatedUs) / 1_000_000} simulated s, "
+            + $"{results.Sum(r => r.Result.Stats.Leaders)} leader terms; {Sum(s => s.Granted)} grants ({Sum(s => s.GrantedFromQueue)} from a queue, longest queue "
+            + $"{results.Max(r => r.Result.Locks.LongestQueue)}), {Sum(s => s.Released)} released, {Sum(s => s.Expired)} expired, {Sum(s => s.Renewed)} renewed, "
             + $"{Sum(s => s.TriesDenied)} try-once denied, {Sum(s => s.WaitsTimedOut)} waits timed out, {Sum(s => s.Cancelled)} cancelled, "
             + $"{Sum(s => s.Rejected)} rejected, {Sum(s => s.ClientGrants)} grants seen by clients, {Sum(s => s.ContendedBeliefs)} shared semaphore beliefs, {Sum(s => s.LostOnArrival)} handles lost on arrival; "
-            + $"{results.Sum(r => r.Stats.Storage.Snapshots)} snapshots, {results.Sum(r => r.Stats.Storage.Installs)} installed; "
-            + $"fewest grants in a seed: {results.Min(r => r.Locks.Granted)}");
+            + $"{results.Sum(r => r.Result.Stats.Storage.Snapshots)} snapshots, {results.Sum(r => r.Result.Stats.Storage.Installs)} installed; "
+            + $"fewest grants in a seed: {fewest.Result.Locks.Granted} (seed {fewest.Seed})");
 
         if (!failures.IsEmpty)
         {
