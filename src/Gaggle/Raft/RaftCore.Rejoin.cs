@@ -9,15 +9,14 @@ namespace Gaggle.Raft;
 /// <list type="number">
 /// <item>it has heard from at least N - majority + 1 other members that are not rejoining themselves
 /// (enough that any majority that could have counted its lost vote or entries overlaps them; a
-/// rejoining member's term may be one it lost, so its word does not count), and</item>
-/// <item>either every other member has told it that it is at term 0 (then no candidate ever asked for
-/// a vote, so none was lost, and no leader ever existed), or it has received, from a leader whose term
-/// is at least the highest term it heard, an entry of that leader's term and every entry that leader
-/// had committed.</item>
+/// rejoining member's term may be one it lost, so its word does not count here), and</item>
+/// <item>it has received, from a leader whose term is at least the highest term it heard, an entry
+/// of that leader's term and every entry that leader had committed;</item>
 /// </list>
-/// Term 0 from only some of the members is not enough: a candidate it did not hear from may be
-/// campaigning in the term in which it voted before the loss, and a second vote in that term could
-/// elect two leaders.
+/// or until every other member (rejoining or not) has told it that it is at term 0: then no candidate
+/// that still remembers its candidacy ever asked for a vote, and no leader ever existed. Term 0 from
+/// only some of the members is not enough: a candidate it did not hear from may be campaigning in the
+/// term in which it voted before the loss, and a second vote in that term could elect two leaders.
 /// A leader at such a term was elected without this node's vote, so its log holds every committed
 /// entry, and this node's possibly lost votes are all in older terms. Until the first condition holds
 /// and no member it heard from is at a later term than its leader, it acknowledges no entries either
@@ -31,6 +30,9 @@ namespace Gaggle.Raft;
 internal sealed partial class RaftCore
 {
     private readonly Dictionary<string, long> _observedTerms = new(StringComparer.Ordinal);
+
+    /// <summary>Every member heard from, rejoining or not, and the highest term it showed (only for the term-0 rule).</summary>
+    private readonly Dictionary<string, long> _anyTerms = new(StringComparer.Ordinal);
     private long _caughtUpTerm = -1;
     private int _rejoinTicks;
 
@@ -145,6 +147,7 @@ internal sealed partial class RaftCore
             _ => message.Term,
         };
         term = Math.Max(0, term);
+        _anyTerms[message.From] = Math.Max(_anyTerms.GetValueOrDefault(message.From), term);
         if (FromWholeMember(message))
         {
             _observedTerms[message.From] = Math.Max(_observedTerms.GetValueOrDefault(message.From), term);
@@ -160,17 +163,25 @@ internal sealed partial class RaftCore
 
     private void MaybeFinishRejoining()
     {
-        if (!Rejoining || !HeardFromEnoughMembers())
+        if (!Rejoining)
         {
             return;
         }
 
-        long highest = HighestObservedTerm();
-        if ((highest == 0 && HeardFromAllMembers()) || (highest > 0 && _caughtUpTerm >= highest))
+        if (AllMembersAtTermZero() || (HeardFromEnoughMembers() && HighestObservedTerm() > 0 && _caughtUpTerm >= HighestObservedTerm()))
         {
             Rejoining = false;
         }
     }
+
+    /// <summary>
+    /// Every other member is at term 0, rejoining or not: no member that still remembers its term ever
+    /// saw a candidate, so no vote this node lost can help anyone win (a candidate that lost its own
+    /// storage forgot its candidacy), and no leader ever existed. A fresh cluster whose members all
+    /// start rejoining (in-memory storage with Rejoin set everywhere) starts this way.
+    /// </summary>
+    private bool AllMembersAtTermZero()
+        => _anyTerms.Count >= _members.Size - 1 && _anyTerms.Values.All(t => t == 0) && _observedTerms.Values.All(t => t == 0);
 
     /// <summary>
     /// Whether the message shows that its sender is not rejoining (a rejoining node never leads or
@@ -185,7 +196,6 @@ internal sealed partial class RaftCore
         _ => false,
     };
 
-    private bool HeardFromAllMembers() => _observedTerms.Count >= _members.Size - 1;
 
     /// <summary>
     /// Whether this node may acknowledge entries to the leader of its current term. Acknowledging is as

@@ -137,20 +137,61 @@ public sealed class RejoinTests
 
     /// <summary>
     /// Found by the simulation (5-node seed 948): among the reports that let d vote again was one from a
-    /// member that was rejoining itself, whose term 0 was only what it had left after its own loss. A
-    /// rejoining member's word (its marked term reports and pre-vote requests) does not count.
+    /// member that was rejoining itself, whose term was only what it had left after its own loss. Toward
+    /// the N - majority + 1 members a rejoining node must hear from, a rejoining member's word (its
+    /// marked term reports and pre-vote requests) does not count.
     /// </summary>
     [Test]
     public void ARejoiningMembersTermDoesNotCount()
     {
         var c = Node("c", rejoining: true);
-        c.Step(new RaftMessage { Type = MessageType.TermReport, From = "a", To = "c", Term = 0, Reject = true });
-        c.Step(new RaftMessage { Type = MessageType.PreVote, From = "a", To = "c", Term = 1, Reject = true });
-        c.Step(new RaftMessage { Type = MessageType.TermReport, From = "b", To = "c", Term = 0 });
-        Assert.That(c.Rejoining, Is.True, "a is rejoining too: c has heard from one whole member only");
+        c.Step(new RaftMessage { Type = MessageType.TermReport, From = "a", To = "c", Term = 3, Reject = true });
+        c.Step(new RaftMessage { Type = MessageType.PreVote, From = "a", To = "c", Term = 4, Reject = true });
+        var entries = new[] { new LogEntry(1, 3, EntryKind.NoOp, default) };
+        c.Step(new RaftMessage { Type = MessageType.Append, From = "b", To = "c", Term = 3, Index = 0, LogTerm = 0, Entries = entries, Commit = 1 });
+        Assert.That(c.Rejoining, Is.True, "caught up from b, the leader of term 3, but a is rejoining too: c has heard from one whole member only");
 
-        c.Step(new RaftMessage { Type = MessageType.TermReport, From = "a", To = "c", Term = 0 });
-        Assert.That(c.Rejoining, Is.False, "a is whole again and at term 0, like b");
+        c.Step(new RaftMessage { Type = MessageType.TermReport, From = "a", To = "c", Term = 3 });
+        Assert.That(c.Rejoining, Is.False, "a is whole again, at term 3: two members heard, and caught up from a leader of that term");
+    }
+
+    /// <summary>
+    /// A fresh cluster whose members all start rejoining (in-memory storage with Rejoin set on every
+    /// instance, or a restart after all of them lost their storage) must still elect a leader: every
+    /// member is at term 0, so no lost vote can matter, even though none of them is whole yet.
+    /// </summary>
+    [TestCase(3, 3)]
+    [TestCase(3, 2)]
+    [TestCase(5, 3)]
+    [TestCase(5, 5)]
+    public void AFreshClusterWhoseMembersAllStartRejoiningElectsALeader(int size, int rejoining)
+    {
+        var ids = Enumerable.Range(0, size).Select(i => ((char)('a' + i)).ToString()).ToArray();
+        var cores = ids.Select((id, i) => new RaftCore(
+            new RaftConfig { Id = id, Members = ids, ElectionTicksMin = 10, ElectionTicksMax = 20, HeartbeatTicks = 2, StartRejoining = i < rejoining, PreVote = true, Random = new Random(i) },
+            HardState.Empty,
+            [])).ToDictionary(c => c.Id);
+        for (int tick = 0; tick < 500 && !cores.Values.Any(c => c.Role == RaftRole.Leader); tick++)
+        {
+            foreach (var core in cores.Values)
+            {
+                core.Tick();
+            }
+
+            for (int round = 0; round < 5; round++)
+            {
+                var messages = cores.Values.SelectMany(c => c.TakeReady()?.Messages ?? []).ToList();
+                foreach (var message in messages)
+                {
+                    foreach (var target in cores.Values.Where(c => c.Id != message.From && (message.To is null || message.To == c.Id)))
+                    {
+                        target.Step(message);
+                    }
+                }
+            }
+        }
+
+        Assert.That(cores.Values.Count(c => c.Role == RaftRole.Leader), Is.EqualTo(1), string.Join(", ", cores.Values.Select(c => $"{c.Id}: {c.Role} t{c.Term}{(c.Rejoining ? " rejoining" : "")}")));
     }
 
     [Test]
