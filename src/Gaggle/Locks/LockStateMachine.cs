@@ -55,6 +55,9 @@ internal sealed class LockStateMachine : INodeStateMachine, ISnapshotPart
     /// <summary>Lock requests of this node still watched.</summary>
     public int WatchedRequests => _requests.Count;
 
+    /// <summary>Holds of this node watched by their handles.</summary>
+    public int WatchedHolds => _holds.Count;
+
     public IEnumerable<(string Name, ISnapshotPart Part)> SnapshotParts => [(SnapshotName, this)];
 
     public void Apply(long index, long term, in EntryEnvelope envelope)

@@ -42,10 +42,11 @@ public sealed partial class GaggleNode
             while (await reader.WaitToReadAsync().ConfigureAwait(false))
             {
                 int handled = 0;
-                long now = NowUs();
-                driver.Observe(now);
                 while (handled++ < MaxInputsPerBatch && reader.TryRead(out var input))
                 {
+                    // Each input at its own time: a forwarded append is stamped with the lease clock now.
+                    long now = NowUs();
+                    driver.Observe(now);
                     Handle(driver, input, now);
                 }
 

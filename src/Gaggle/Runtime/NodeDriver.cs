@@ -81,7 +81,7 @@ internal sealed class NodeDriver
     public bool PublishAppended { get; set; }
 
     /// <summary>Messages dropped because they were malformed or did not apply, including those the Raft core refused.</summary>
-    public long DroppedMessages => _droppedMessages + _core.DroppedMessages;
+    public long DroppedMessages => _droppedMessages + _core.DroppedMessages + Machines.MalformedEntries;
 
     /// <summary>Appends waiting for their entry to be applied here.</summary>
     public int PendingAppends => _appends.Count;

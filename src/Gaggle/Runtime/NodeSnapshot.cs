@@ -5,14 +5,43 @@ namespace Gaggle.Runtime;
 /// <summary>
 /// The content of a node's snapshot: the duplicate-append table, then the node's own state machines
 /// (the lock table) and the application's, each by name in its own section so their names never
-/// collide. Versioned like the wire format; version 1 (the lock table in a fixed place) is still read.
+/// collide. Versioned like the wire format.
 /// </summary>
+/// <remarks>
+/// Version 2 holds any number of the node's own parts by name. While the lock table is the only one,
+/// snapshots are written in version 1 (the lock table's bytes in a fixed place), which nodes of earlier
+/// releases read: during a rolling upgrade a leader of this release may send its snapshot to a
+/// follower of the previous one, which would otherwise fail to install it and stop. Both are read.
+/// </remarks>
 internal static class NodeSnapshot
 {
     private const byte FormatVersion = 2;
     private const byte LockTableInFixedPlace = 1;
 
     public static byte[] Write(ProposalDeduplicator deduplicator, IEnumerable<(string Name, ISnapshotPart Part)> nodeParts, IEnumerable<(string Name, ISnapshotPart Part)> applicationParts)
+    {
+        var own = nodeParts.ToList();
+        var writer = new WireWriter();
+        bool lockTableOnly = own.Count == 1 && own[0].Name == Locks.LockStateMachine.SnapshotName;
+        writer.Byte(lockTableOnly ? LockTableInFixedPlace : FormatVersion);
+        deduplicator.Write(writer);
+        if (lockTableOnly)
+        {
+            using var stream = new MemoryStream();
+            own[0].Part.WriteSnapshot(stream);
+            writer.Bytes(stream.GetBuffer().AsSpan(0, (int)stream.Length));
+        }
+        else
+        {
+            WriteSection(writer, own);
+        }
+
+        WriteSection(writer, applicationParts);
+        return writer.ToArray();
+    }
+
+    /// <summary>Writes in version 2 whatever the parts (for tests of the reader).</summary>
+    internal static byte[] WriteVersion2(ProposalDeduplicator deduplicator, IEnumerable<(string Name, ISnapshotPart Part)> nodeParts, IEnumerable<(string Name, ISnapshotPart Part)> applicationParts)
     {
         var writer = new WireWriter();
         writer.Byte(FormatVersion);

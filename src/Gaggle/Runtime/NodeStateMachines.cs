@@ -28,6 +28,9 @@ internal sealed class NodeStateMachines
 
     public LockStateMachine Locks { get; }
 
+    /// <summary>Committed entries without a valid envelope, or with a malformed lock command (counted in the node's dropped messages).</summary>
+    public long MalformedEntries { get; private set; }
+
     /// <summary>
     /// Told of every entry with a valid envelope once the duplicate table decided on it (first time:
     /// applied; otherwise dropped as a duplicate): how the seeded simulation watches the history.
@@ -50,6 +53,7 @@ internal sealed class NodeStateMachines
 
         if (!EntryEnvelope.TryDecode(entry.Data, out envelope))
         {
+            MalformedEntries++;
             _events.Dropped.Add(new DroppedMessage("(log)", $"entry {entry.Index} has no valid envelope", "malformed-entry"));
             return false;
         }
@@ -60,7 +64,13 @@ internal sealed class NodeStateMachines
             return false;
         }
 
-        _byKind[(int)envelope.Kind].Apply(entry.Index, entry.Term, envelope);
+        var machine = _byKind[(int)envelope.Kind];
+        machine.Apply(entry.Index, entry.Term, envelope);
+        if (machine == Locks && Locks.LastCommand is null)
+        {
+            MalformedEntries++;
+        }
+
         Observer?.Invoke(entry.Index, envelope, true);
         return true;
     }

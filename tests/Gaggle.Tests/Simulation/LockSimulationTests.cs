@@ -57,5 +57,9 @@ public sealed class LockSimulationTests
             string others = ordered.Length == 1 ? "" : $"{Environment.NewLine}{ordered.Length} failing seeds: {string.Join(", ", ordered.Take(30).Select(f => f.Seed))}";
             Assert.Fail(first.Report() + others);
         }
+
+        // A run that grants nothing checks nothing.
+        Assert.That(Sum(s => s.Granted), Is.GreaterThan(0), "no lock was granted in any seed");
+        Assert.That(Sum(s => s.ClientGrants), Is.GreaterThan(0), "no client ever held a lock");
     }
 }

@@ -102,5 +102,7 @@ public sealed class RaftSimulationTests
             string others = ordered.Length == 1 ? "" : $"{Environment.NewLine}{ordered.Length} failing seeds: {string.Join(", ", ordered.Take(30).Select(f => f.Seed))}";
             Assert.Fail(first.Report() + others);
         }
+
+        Assert.That(stats.Sum(s => (long)s.Acknowledged), Is.GreaterThan(0), "no append was acknowledged in any seed: the run checked nothing");
     }
 }

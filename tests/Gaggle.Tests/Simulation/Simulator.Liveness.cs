@@ -13,7 +13,8 @@ internal sealed partial class Simulator
     /// new lock work; then deliver everything in flight (in random order) and let time run, until a
     /// leader has committed a fresh append that every node has applied, no node is still rejoining
     /// after lost storage, every lock operation has ended (granted, denied, given up, released), every
-    /// lease has expired and the tables are empty, and every node has applied the leader's whole log,
+    /// lease has expired and the tables are empty, no driver still watches a request or a hold (no
+    /// leak), no append is pending, and every node has applied the leader's whole log,
     /// within a bound of simulated time. Then no acknowledged append may be missing from any node.
     /// </summary>
     private void Stabilize()
@@ -87,7 +88,8 @@ internal sealed partial class Simulator
         long last = leader.Core!.LastIndex;
         return leader.Core.CommitIndex == last
             && _nodes.All(n => n.IsUp && !n.Core!.Rejoining && n.Core.LeaderId == leader.Id && n.Applied == last && n.History!.Contains(payload)
-                && n.Driver!.Machines.Locks.Table.Count == 0 && n.Driver.PendingAppends == 0 && n.Clients.TrueForAll(c => !c.IsBusy));
+                && n.Driver!.Machines.Locks.Table.Count == 0 && n.Driver.PendingAppends == 0 && n.Clients.TrueForAll(c => !c.IsBusy)
+                && n.Driver.Machines.Locks.WatchedRequests == 0 && n.Driver.Machines.Locks.WatchedHolds == 0);
     }
 
     /// <summary>The live leader of the highest term, if any.</summary>
