@@ -5,8 +5,10 @@ using NUnit.Framework;
 namespace Gaggle.Tests.Simulation;
 
 /// <summary>
-/// Seeded simulations of whole clusters (Raft §5: Election Safety, Log Matching, Leader
-/// Completeness, State Machine Safety after every step; progress once the network heals).
+/// Seeded simulations of whole clusters of the node drivers that ship (see <see cref="Simulator"/>),
+/// with callers appending and using locks (Raft §5: Election Safety, Log Matching, Leader Completeness,
+/// State Machine Safety after every step; exactly-once application of acknowledged appends; the lock
+/// rules; progress once the network heals).
 /// Seeds draw snapshots and compaction, FlushPolicy.None storage whose crashes lose unflushed batches,
 /// and nodes that lose their storage entirely (restarting with StartRejoining, the documented procedure).
 /// GAGGLE_SIM_SEEDS sets how many seeds each test runs (default 300); GAGGLE_SIM_SEED=n replays one.
