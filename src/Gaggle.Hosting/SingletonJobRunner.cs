@@ -38,12 +38,13 @@ internal sealed partial class SingletonJobRunner<TJob>(
             {
                 // The first look comes soon after start, later ones every poll interval (less often on an
                 // instance already running jobs); the jitter keeps instances from looking in step.
+                int running = registry.Running.Count;
                 var wait = first
                     ? options.PollInterval * Random.Shared.NextDouble() * 0.25
-                    : options.PollInterval * (1 + 2 * registry.Running.Count) * (0.75 + Random.Shared.NextDouble() * 0.25);
+                    : options.PollInterval * (1 + 2 * running) * (0.75 + Random.Shared.NextDouble() * 0.25);
                 first = false;
                 await Task.Delay(wait, time, stoppingToken).ConfigureAwait(false);
-                var handle = await TryTakeAsync(stoppingToken).ConfigureAwait(false);
+                var handle = await TryTakeAsync(running, stoppingToken).ConfigureAwait(false);
                 if (handle is not null && await RunAsync(handle, stoppingToken).ConfigureAwait(false))
                 {
                     await Task.Delay(options.RestartDelay, time, stoppingToken).ConfigureAwait(false);
@@ -61,12 +62,18 @@ internal sealed partial class SingletonJobRunner<TJob>(
         }
     }
 
-    private async Task<GaggleLockHandle?> TryTakeAsync(CancellationToken stoppingToken)
+    /// <param name="runningBefore">How many jobs this instance ran when the wait before this try began.</param>
+    /// <param name="stoppingToken">Stops the try.</param>
+    private async Task<GaggleLockHandle?> TryTakeAsync(int runningBefore, CancellationToken stoppingToken)
     {
         await registry.AcquireGate.WaitAsync(stoppingToken).ConfigureAwait(false);
         try
         {
-            if (!LooksFree(await node.Locks.PeekAsync(_lockName, stoppingToken).ConfigureAwait(false))
+            // This instance took another job while this runner waited: wait again, for longer, so the
+            // other instances' presence (which this copy of the lock table may not show yet, right after
+            // the cluster starts) can be seen before a second job piles onto this one.
+            if (registry.Running.Count > runningBefore
+                || !LooksFree(await node.Locks.PeekAsync(_lockName, stoppingToken).ConfigureAwait(false))
                 || (registry.Running.Count > 0 && await SomeoneLessBusyIsAliveAsync(stoppingToken).ConfigureAwait(false)))
             {
                 return null;
