@@ -15,6 +15,9 @@ internal sealed class AppendPipeline(string id, int retryTicks, int maxMessageBy
     private readonly List<DriverAppend> _toSubmit = [];
     private ReadOnlyMemory<byte>[] _payloads = new ReadOnlyMemory<byte>[16];
 
+    /// <summary>No append's deadline is before this (it may be earlier than the true minimum: a removed append's stays until the next scan).</summary>
+    private long _nextDeadlineUs = long.MaxValue;
+
     /// <summary>Appends waiting for their entry to be applied here.</summary>
     public int Count => _appends.Count;
 
@@ -24,6 +27,7 @@ internal sealed class AppendPipeline(string id, int retryTicks, int maxMessageBy
     public void Add(DriverAppend append)
     {
         _appends[append.Sequence] = append;
+        _nextDeadlineUs = Math.Min(_nextDeadlineUs, append.DeadlineUs);
         AddToBatch(append);
     }
 
@@ -155,17 +159,29 @@ internal sealed class AppendPipeline(string id, int retryTicks, int maxMessageBy
         }
     }
 
-    /// <summary>Fails the appends whose deadline passed.</summary>
+    /// <summary>Fails the appends whose deadline passed (a scan only when one may have).</summary>
     public void Expire(long nowUs)
     {
+        if (nowUs < _nextDeadlineUs)
+        {
+            return;
+        }
+
         List<long>? expired = null;
+        long next = long.MaxValue;
         foreach (var (sequence, pending) in _appends)
         {
             if (pending.DeadlineUs <= nowUs)
             {
                 (expired ??= []).Add(sequence);
             }
+            else
+            {
+                next = Math.Min(next, pending.DeadlineUs);
+            }
         }
+
+        _nextDeadlineUs = next;
 
         if (expired is null)
         {
