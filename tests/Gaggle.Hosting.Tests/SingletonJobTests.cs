@@ -5,6 +5,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Gaggle.Redis.Tests;
 using NUnit.Framework;
 
 namespace Gaggle.Hosting.Tests;
@@ -183,30 +184,19 @@ public sealed class SingletonJobTests
 
     [Test]
     [Category("Redis")]
-    public Task OverRedisAJobRunsOnOneHostAndMovesWhenItStops()
+    public async Task OverRedisAJobRunsOnOneHostAndMovesWhenItStops()
     {
-        var redis = RedisOrIgnore();
+        var redis = await RedisServer.RequireAsync();
         string cluster = "jobs-" + Guid.NewGuid().ToString("N")[..8];
-        return RunsOnOneHostAndMovesWhenItStops(g => g.UseRedis(redis, o => o.ClusterName = cluster));
+        await RunsOnOneHostAndMovesWhenItStops(g => g.UseRedis(redis, o => o.ClusterName = cluster));
     }
 
     [Test]
     [Category("Redis")]
-    public Task OverRedisTwoJobsSpreadOverThreeHosts()
+    public async Task OverRedisTwoJobsSpreadOverThreeHosts()
     {
-        var redis = RedisOrIgnore();
+        var redis = await RedisServer.RequireAsync();
         string cluster = "jobs-" + Guid.NewGuid().ToString("N")[..8];
-        return TwoJobsSpreadOverThreeHosts(g => g.UseRedis(redis, o => o.ClusterName = cluster));
-    }
-
-    private static string RedisOrIgnore()
-    {
-        var redis = Environment.GetEnvironmentVariable("GAGGLE_REDIS");
-        if (string.IsNullOrWhiteSpace(redis))
-        {
-            Assert.Ignore("Set GAGGLE_REDIS=host:port to run the hosting tests over Redis (CI does).");
-        }
-
-        return redis!;
+        await TwoJobsSpreadOverThreeHosts(g => g.UseRedis(redis, o => o.ClusterName = cluster));
     }
 }

@@ -1,76 +1,151 @@
+using System.Net;
+using System.Net.Sockets;
+using Garnet;
 using NUnit.Framework;
 using Testcontainers.Redis;
 
-namespace Gaggle.Redis.Tests;
-
-/// <summary>
-/// The Redis the tests use: <c>GAGGLE_REDIS</c> when set, else a Testcontainers Redis; when neither
-/// is possible the Redis tests are ignored with the reason (never passed silently).
-/// </summary>
-internal static class RedisServer
+namespace Gaggle.Redis.Tests
 {
-    private static readonly SemaphoreSlim Gate = new(1, 1);
-    private static string? _configuration;
-    private static string? _unavailableReason;
-    private static RedisContainer? _container;
-
-    public static async Task<string> RequireAsync()
+    /// <summary>
+    /// The Redis the tests use, the first that works of: <c>GAGGLE_REDIS</c> when set, a Testcontainers
+    /// Redis, and Microsoft Garnet started in this process (a Redis-compatible server, so a machine with
+    /// neither Redis nor Docker still runs every Redis test). The choice is printed once per test run.
+    /// Shared by the Redis and hosting test projects (linked, not copied).
+    /// </summary>
+    internal static class RedisServer
     {
-        await Gate.WaitAsync();
-        try
+        private static readonly SemaphoreSlim Gate = new(1, 1);
+        private static string? _configuration;
+        private static RedisContainer? _container;
+        private static EmbeddedRedisServer? _embedded;
+
+        /// <summary>Whether the tests run against the in-process Garnet, which lacks a few Redis features.</summary>
+        public static bool IsEmbedded => _embedded is not null;
+
+        public static async Task<string> RequireAsync()
         {
-            if (_configuration is null && _unavailableReason is null)
+            await Gate.WaitAsync();
+            try
             {
-                await ResolveAsync();
+                _configuration ??= await ResolveAsync();
+            }
+            finally
+            {
+                Gate.Release();
+            }
+
+            return _configuration;
+        }
+
+        private static async Task<string> ResolveAsync()
+        {
+            var fromEnvironment = Environment.GetEnvironmentVariable("GAGGLE_REDIS");
+            if (!string.IsNullOrWhiteSpace(fromEnvironment))
+            {
+                Announce($"the Redis at GAGGLE_REDIS={fromEnvironment}");
+                return fromEnvironment;
+            }
+
+            string testcontainersFailure;
+            try
+            {
+                _container = new RedisBuilder("redis:7-alpine").Build();
+                await _container.StartAsync();
+                Announce("a Testcontainers Redis (redis:7-alpine)");
+                return _container.GetConnectionString();
+            }
+            catch (Exception e)
+            {
+                testcontainersFailure = $"{e.GetType().Name}: {e.Message.Split('\n')[0]}";
+                _container = null;
+            }
+
+            _embedded = await EmbeddedRedisServer.StartAsync();
+            Announce($"an embedded Garnet server at {_embedded.Configuration} (GAGGLE_REDIS is not set; Testcontainers failed: {testcontainersFailure})");
+            return _embedded.Configuration;
+        }
+
+        // TestContext.Error, not Progress: VSTest shows it at its default verbosity, so every run says which Redis it used.
+        private static void Announce(string which) => TestContext.Error.WriteLine($"Redis tests use {which}.");
+
+        public static async Task StopAsync()
+        {
+            if (_container is not null)
+            {
+                await _container.DisposeAsync();
+            }
+
+            if (_embedded is not null)
+            {
+                await _embedded.DisposeAsync();
             }
         }
-        finally
-        {
-            Gate.Release();
-        }
-
-        if (_configuration is null)
-        {
-            Assert.Ignore(_unavailableReason!);
-        }
-
-        return _configuration!;
     }
 
-    private static async Task ResolveAsync()
+    /// <summary>
+    /// Microsoft Garnet in this process on a free loopback port: PUBLISH/SUBSCRIBE, CLIENT, ACL (its ACL
+    /// authenticator, the default user open to all) and Lua (for the web sample's scripts). Stop and
+    /// <see cref="StartAgainAsync"/> restart it on the same port, as a test restarting Redis needs.
+    /// </summary>
+    internal sealed class EmbeddedRedisServer : IAsyncDisposable
     {
-        var fromEnvironment = Environment.GetEnvironmentVariable("GAGGLE_REDIS");
-        if (!string.IsNullOrWhiteSpace(fromEnvironment))
+        private readonly int _port;
+        private GarnetServer? _server;
+
+        private EmbeddedRedisServer(int port)
         {
-            _configuration = fromEnvironment;
-            return;
+            _port = port;
         }
 
-        try
-        {
-            _container = new RedisBuilder("redis:7-alpine").Build();
-            await _container.StartAsync();
-            _configuration = _container.GetConnectionString();
-        }
-        catch (Exception e)
-        {
-            _unavailableReason = "Redis tests need a Redis: set GAGGLE_REDIS=host:port, or run a Docker engine for Testcontainers "
-                + $"(Testcontainers failed: {e.GetType().Name}: {e.Message.Split('\n')[0]})";
-        }
-    }
+        public string Configuration => $"127.0.0.1:{_port}";
 
-    public static async Task StopContainerAsync()
-    {
-        if (_container is not null)
+        public static async Task<EmbeddedRedisServer> StartAsync()
         {
-            await _container.DisposeAsync();
+            var listener = new TcpListener(IPAddress.Loopback, 0);
+            listener.Start();
+            int port = ((IPEndPoint)listener.LocalEndpoint).Port;
+            listener.Stop();
+            var server = new EmbeddedRedisServer(port);
+            await server.StartAgainAsync();
+            return server;
         }
+
+        public async Task StartAgainAsync()
+        {
+            string[] arguments = ["--port", _port.ToString(), "--bind", "127.0.0.1", "--auth", "Acl", "--lua"];
+            // The port of a server just stopped may take a moment to be free again.
+            for (int attempt = 1; ; attempt++)
+            {
+                try
+                {
+                    _server = new GarnetServer(arguments);
+                    _server.Start();
+                    return;
+                }
+                catch (Exception) when (attempt < 50)
+                {
+                    _server?.Dispose();
+                    _server = null;
+                    await Task.Delay(100);
+                }
+            }
+        }
+
+        public Task StopAsync()
+        {
+            _server?.Dispose();
+            _server = null;
+            return Task.CompletedTask;
+        }
+
+        public async ValueTask DisposeAsync() => await StopAsync();
     }
 }
 
+/// <summary>Stops the Redis the tests started (container or embedded server) after the whole assembly ran.</summary>
 [SetUpFixture]
 public sealed class RedisServerLifetime
 {
     [OneTimeTearDown]
-    public Task StopAsync() => RedisServer.StopContainerAsync();
+    public Task StopAsync() => Gaggle.Redis.Tests.RedisServer.StopAsync();
 }
