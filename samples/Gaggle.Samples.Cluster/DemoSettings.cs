@@ -1,13 +1,15 @@
 namespace Gaggle.Samples.Cluster;
 
 /// <summary>The demo's command line.</summary>
-internal sealed record DemoSettings(int Nodes, int Entries, string? Redis, string? Id, string Cluster, string[]? Members, double? Duration, string? Data = null, int IntervalMs = 500, int PaceMs = 50)
+internal sealed record DemoSettings(int Nodes, int Entries, string? Redis, string? Id, string Cluster, string[]? Members, double? Duration, string? Data = null, int IntervalMs = 500, int PaceMs = 50, bool Memory = false)
 {
     public const string Usage = """
         Usage: dotnet run --project samples/Gaggle.Samples.Cluster [-- options]
           --nodes N          cluster size, 3..26 (default 3)
           --entries N        entries appended per phase of the scenario (default 10)
-          --redis HOST:PORT  talk over Redis pub/sub instead of the in-process network
+          (default)          run the scenario over Redis pub/sub on an embedded Garnet server (Redis-compatible, in this process)
+          --memory           run it over the in-process network instead (no Redis at all)
+          --redis HOST:PORT  run it over this Redis instead of the embedded server
           --id ID            run only this node in this process (needs --redis); start one process per node
           --cluster NAME     cluster name on Redis (default demo)
           --members A,B,C    member ids (default node-a, node-b, ... for --nodes)
@@ -27,6 +29,12 @@ internal sealed record DemoSettings(int Nodes, int Entries, string? Redis, strin
         var settings = new DemoSettings(3, 10, null, null, "demo", null, null);
         for (int i = 0; i < args.Length; i++)
         {
+            if (args[i] == "--memory")
+            {
+                settings = settings with { Memory = true };
+                continue;
+            }
+
             string? value = i + 1 < args.Length ? args[i + 1] : null;
             DemoSettings? next = (args[i], value) switch
             {
@@ -51,6 +59,12 @@ internal sealed record DemoSettings(int Nodes, int Entries, string? Redis, strin
 
             settings = next;
             i++;
+        }
+
+        if (settings.Memory && settings.Redis is not null)
+        {
+            Console.Error.WriteLine("--memory and --redis pick different transports; pass one of them.");
+            return null;
         }
 
         if (settings.Id is not null && settings.Redis is null)

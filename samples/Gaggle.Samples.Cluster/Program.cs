@@ -8,6 +8,8 @@ using Gaggle.Samples.Cluster;
 
 // A Gaggle cluster in one process: election, appends from leader and followers, the leader's loss,
 // re-election, and a check that every node committed the same log. Exits 0 when all of it held.
+// The nodes talk over Redis pub/sub: an embedded Garnet server by default, the Redis given with
+// --redis, or (--memory) the in-process network without Redis.
 var settings = DemoSettings.Parse(args);
 if (settings is null)
 {
@@ -19,6 +21,26 @@ if (settings.Id is not null)
     return await SingleNode.RunAsync(settings);
 }
 
+// Started before the demo prints anything: Garnet writes a banner while it starts (muted there).
+EmbeddedRedis? embedded;
+try
+{
+    embedded = settings.Memory || settings.Redis is not null ? null : EmbeddedRedis.Start();
+}
+catch (Exception e)
+{
+    Console.WriteLine($"FAILED: could not start the embedded Garnet server ({e.GetType().Name}: {e.Message}); --memory runs without it.");
+    return 1;
+}
+
+using var embeddedLifetime = embedded;
+string? redis = settings.Redis ?? embedded?.Configuration;
+Console.WriteLine(embedded is not null
+    ? $"Transport: Redis pub/sub on an embedded Microsoft Garnet server at {redis} (--memory: in-process network, --redis HOST:PORT: your Redis)"
+    : redis is not null
+        ? $"Transport: Redis pub/sub on the Redis at {redis}"
+        : "Transport: the in-process network, no Redis (without --memory the demo runs over Redis pub/sub on an embedded server)");
+
 var ids = settings.MemberIds;
 var network = new InMemoryNetwork();
 var nodes = new ConcurrentDictionary<string, GaggleNode>(StringComparer.Ordinal);
@@ -28,10 +50,10 @@ var committed = ids.ToDictionary(id => id, _ => new List<string>());
 bool finished = false;
 bool tokensIncrease = false;
 
-string cluster = settings.Redis is null ? "" : $"{settings.Cluster}-{Guid.NewGuid().ToString("N")[..8]}";
-Say(settings.Redis is null
+string cluster = redis is null ? "" : $"{settings.Cluster}-{Guid.NewGuid().ToString("N")[..8]}";
+Say(redis is null
     ? $"Starting {ids.Length} nodes over the in-memory network: {string.Join(", ", ids)}"
-    : $"Starting {ids.Length} nodes over Redis {settings.Redis} (cluster '{cluster}'): {string.Join(", ", ids)}");
+    : $"Starting {ids.Length} nodes over Redis {redis} (cluster '{cluster}'): {string.Join(", ", ids)}");
 foreach (var id in ids)
 {
     var builder = new GaggleNodeBuilder(new GaggleOptions { NodeId = id, Members = ids });
@@ -40,9 +62,9 @@ foreach (var id in ids)
         builder.UseFileStorage(Path.Combine(data, id));
     }
 
-    var node = (settings.Redis is null
+    var node = (redis is null
         ? builder.UseInMemory(network)
-        : builder.UseRedis(settings.Redis, redis => redis.ClusterName = cluster)).Build();
+        : builder.UseRedis(redis, options => options.ClusterName = cluster)).Build();
     node.LeaderChanged += (_, change) =>
     {
         if (change.IsLeader && !Volatile.Read(ref finished))
@@ -97,12 +119,12 @@ try
         ? $"{grants.Count} grants of 'demo-lock', one holder at a time, fencing tokens strictly increasing"
         : "FAILED: fencing tokens did not increase in grant order");
 
-    Say(settings.Redis is null
+    Say(redis is null
         ? $"Stopping the leader {leader.Id} abruptly: cut off from the network, no hand-over"
         : $"Stopping the leader {leader.Id} (a clean leave hands leadership over; kill a --id process to see a crash)");
     status.Phase($"leader {leader.Id} stopped: electing a new one");
     var failoverClock = Stopwatch.StartNew();
-    if (settings.Redis is null)
+    if (redis is null)
     {
         network.Isolate(leader.Id);
     }
