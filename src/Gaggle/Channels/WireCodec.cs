@@ -201,7 +201,7 @@ internal static class WireCodec
         {
             long entryTerm = reader.VarLong();
             byte entryKind = reader.Byte();
-            if (entryKind > (byte)EntryKind.NoOp)
+            if (entryKind > (byte)EntryKind.Configuration)
             {
                 throw new FormatException($"Unknown entry kind {entryKind}.");
             }

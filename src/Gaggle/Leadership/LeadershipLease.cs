@@ -30,7 +30,7 @@ internal sealed class LeadershipLease(long leaseUs)
         bool trusted = false;
         if (core.Role == RaftRole.Leader && !core.IsTransferringLeadership)
         {
-            if (core.Members.Size == 1)
+            if (core.IsSoleVoter)
             {
                 trusted = true;
             }

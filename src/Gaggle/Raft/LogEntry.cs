@@ -8,6 +8,9 @@ public enum EntryKind : byte
 
     /// <summary>The empty entry a new leader appends at the start of its term (Raft §8); carries no data.</summary>
     NoOp = 1,
+
+    /// <summary>A cluster configuration (voters and learners), logged by a membership change; in force from the moment it is in a node's log.</summary>
+    Configuration = 2,
 }
 
 /// <summary>One entry of the replicated log. Indexes start at 1; index 0 is the empty log's sentinel.</summary>

@@ -12,6 +12,13 @@ internal sealed class RaftConfig
     /// </summary>
     public IReadOnlyList<string>? Members { get; init; }
 
+    /// <summary>
+    /// This node is new to a running cluster whose initial voters are <see cref="Members"/> (with or
+    /// without this node's id): it is not a voter of its seed configuration, so it neither votes for
+    /// itself nor campaigns until a configuration entry makes it one.
+    /// </summary>
+    public bool Joining { get; init; }
+
     /// <summary>The number of voting members in discovery mode (ignored when <see cref="Members"/> is set).</summary>
     public int ClusterSize { get; init; }
 
@@ -60,12 +67,17 @@ internal sealed class RaftConfig
             throw new ArgumentException("Id must be a non-empty node id.", nameof(Id));
         }
 
+        if (Joining && Members is null)
+        {
+            throw new ArgumentException("Joining needs Members: the voters of the cluster this node joins.", nameof(Joining));
+        }
+
         if (Members is null && ClusterSize < 1)
         {
             throw new ArgumentException($"ClusterSize is {ClusterSize}; it must be at least 1 when Members is not set.", nameof(ClusterSize));
         }
 
-        if (Members is not null && !Members.Contains(Id))
+        if (Members is not null && !Joining && !Members.Contains(Id))
         {
             throw new ArgumentException($"Members ({string.Join(", ", Members)}) must include this node's id '{Id}'.", nameof(Members));
         }

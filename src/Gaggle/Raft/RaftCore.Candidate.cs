@@ -30,8 +30,9 @@ internal sealed partial class RaftCore
     }
 
     /// <summary>
-    /// Asks every member for its (pre-)vote. A rejoining node's pre-vote request is marked (Reject, unused
-    /// on requests otherwise): its term may be one it lost, so other rejoining nodes do not count it.
+    /// Asks every voter of this node's configuration for its (pre-)vote. A rejoining node's pre-vote
+    /// request is marked (Reject, unused on requests otherwise): its term may be one it lost, so other
+    /// rejoining nodes do not count it.
     /// </summary>
     private void RequestVotes(MessageType type, long term, bool force)
     {
@@ -42,15 +43,18 @@ internal sealed partial class RaftCore
             return;
         }
 
-        if (_members.IsDiscovery && !_members.Complete)
+        if (Discovering && !_members.Complete)
         {
             Send(new RaftMessage { Type = type, From = Id, To = null, Term = term, Index = _log.LastIndex, LogTerm = _log.LastTerm, Force = force, Reject = unsure });
             return;
         }
 
-        foreach (var peer in _members.Peers)
+        foreach (var voter in Configuration.Voters)
         {
-            Send(new RaftMessage { Type = type, From = Id, To = peer, Term = term, Index = _log.LastIndex, LogTerm = _log.LastTerm, Force = force, Reject = unsure });
+            if (voter != Id)
+            {
+                Send(new RaftMessage { Type = type, From = Id, To = voter, Term = term, Index = _log.LastIndex, LogTerm = _log.LastTerm, Force = force, Reject = unsure });
+            }
         }
     }
 
@@ -75,16 +79,21 @@ internal sealed partial class RaftCore
         }
     }
 
-    /// <summary>Acts on the votes so far; true when the round is decided.</summary>
+    /// <summary>Acts on the votes so far, counting only the voters of this node's configuration (§4.1); true when the round is decided.</summary>
     private bool TallyVotes()
     {
         int granted = 0;
-        foreach (var vote in _votes.Values)
+        int rejected = 0;
+        foreach (var (voter, vote) in _votes)
         {
-            granted += vote ? 1 : 0;
+            if (Configuration.IsVoter(voter))
+            {
+                granted += vote ? 1 : 0;
+                rejected += vote ? 0 : 1;
+            }
         }
 
-        switch (Quorum.Tally(granted, _votes.Count - granted, _members.Size))
+        switch (Quorum.Tally(granted, rejected, VoterCount))
         {
             case VoteResult.Won when Role == RaftRole.PreCandidate && Rejoining:
                 BecomeFollower(Term, null);

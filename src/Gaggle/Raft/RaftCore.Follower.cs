@@ -29,6 +29,17 @@ internal sealed partial class RaftCore
 
                 Send(new RaftMessage { Type = MessageType.HeartbeatResponse, From = Id, To = message.From, Term = Term, Index = message.Index });
                 break;
+            case MessageType.CommitNotice when message.To is null:
+                // A broadcast notice reaches every node on the channel, members or not (a removed node,
+                // one not added yet): it vouches only for what this leader's AppendEntries verified here.
+                _electionElapsed = 0;
+                LeaderId = message.From;
+                if (!Rejoining)
+                {
+                    _log.CommitTo(Math.Min(Math.Min(message.Commit, Math.Max(_verifiedIndex, _log.Committed)), _log.LastIndex));
+                }
+
+                break;
             case MessageType.CommitNotice:
                 _electionElapsed = 0;
                 LeaderId = message.From;
@@ -45,7 +56,7 @@ internal sealed partial class RaftCore
                 LeaderId = message.From;
                 HandleSnapshotChunk(message);
                 break;
-            case MessageType.TimeoutNow when !Rejoining:
+            case MessageType.TimeoutNow when !Rejoining && _selfVoter:
                 // Leadership transfer (thesis §3.10): campaign at once, without pre-vote.
                 Campaign(force: true);
                 break;
@@ -84,6 +95,7 @@ internal sealed partial class RaftCore
         if (_log.MatchTerm(message.Index, message.LogTerm))
         {
             _log.Merge(message.Entries);
+            SyncConfigsAfterMerge(message.Entries);
             long lastNew = message.Index + message.Entries.Count;
             _verifiedIndex = Math.Max(_verifiedIndex, lastNew);
             _log.CommitTo(Math.Min(message.Commit, lastNew));

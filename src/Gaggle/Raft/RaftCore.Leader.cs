@@ -7,6 +7,9 @@ internal sealed partial class RaftCore
     private bool _commitNoticePending;
     private string? _leadTransferee;
 
+    /// <summary>TimeoutNow went out in this term: the target may be elected without the lease's stickiness, so this leader's lease is over for the term.</summary>
+    private bool _timeoutNowSent;
+
     internal Progress? ProgressOf(string id) => _progress.GetValueOrDefault(id);
 
     /// <summary>Times a follower's log turned out to end before entries it had acknowledged.</summary>
@@ -15,11 +18,14 @@ internal sealed partial class RaftCore
     /// <summary>
     /// Hands leadership to <paramref name="target"/> (thesis §3.10): once its log is complete it is
     /// told to campaign at once. Proposals are refused meanwhile; the attempt ends after one
-    /// election timeout. Returns false when this node is not the leader or the target is unknown.
+    /// election timeout. Returns false when this node is not the leader or the target is not a voter
+    /// of its configuration. Once TimeoutNow went out, the leadership lease is over for this term (the
+    /// target's election skips the stickiness the lease relies on), and an attempt that ends without a
+    /// new leader makes this node step down rather than lead on without a lease.
     /// </summary>
     public bool TransferLeadership(string target)
     {
-        if (Role != RaftRole.Leader || target == Id || !_progress.TryGetValue(target, out var progress))
+        if (Role != RaftRole.Leader || target == Id || !Configuration.IsVoter(target) || !_progress.TryGetValue(target, out var progress))
         {
             return false;
         }
@@ -28,7 +34,7 @@ internal sealed partial class RaftCore
         _electionElapsed = 0;
         if (progress.Match == _log.LastIndex)
         {
-            Send(new RaftMessage { Type = MessageType.TimeoutNow, From = Id, To = target, Term = Term });
+            SendTimeoutNow(target);
         }
         else
         {
@@ -38,14 +44,20 @@ internal sealed partial class RaftCore
         return true;
     }
 
-    /// <summary>The follower whose log is the most complete (best successor for a transfer), or null.</summary>
+    private void SendTimeoutNow(string target)
+    {
+        _timeoutNowSent = true;
+        Send(new RaftMessage { Type = MessageType.TimeoutNow, From = Id, To = target, Term = Term });
+    }
+
+    /// <summary>The voter whose log is the most complete (best successor for a transfer), or null.</summary>
     public string? MostUpToDateFollower()
     {
         string? best = null;
         long bestMatch = -1;
         foreach (var (id, progress) in _progress)
         {
-            if (IsRecentlyActive(progress) && progress.Match > bestMatch)
+            if (Configuration.IsVoter(id) && IsRecentlyActive(progress) && progress.Match > bestMatch)
             {
                 best = id;
                 bestMatch = progress.Match;
@@ -61,13 +73,12 @@ internal sealed partial class RaftCore
         Role = RaftRole.Leader;
         LeaderId = Id;
         _progress.Clear();
-        foreach (var peer in _members.Peers)
-        {
-            AddProgress(peer);
-        }
+        SyncProgress();
 
-        // Raft §8: a no-op entry of the new term lets the leader commit what earlier terms left behind.
-        _log.AppendNew(new LogEntry(_log.LastIndex + 1, Term, EntryKind.NoOp, ReadOnlyMemory<byte>.Empty));
+        // Raft §8: a no-op entry of the new term lets the leader commit what earlier terms left behind
+        // (and, committed, lets it propose membership changes: see RaftCore.Membership.cs).
+        _termStartIndex = _log.LastIndex + 1;
+        _log.AppendNew(new LogEntry(_termStartIndex, Term, EntryKind.NoOp, ReadOnlyMemory<byte>.Empty));
         _broadcastPending = true;
         MaybeCommit();
     }
@@ -75,6 +86,7 @@ internal sealed partial class RaftCore
     private void AddProgress(string peer)
     {
         _progress[peer] = new Progress(_log.LastIndex + 1, _config.MaxInflightMessages, _config.MaxInflightBytes);
+        RebuildVoterProgress();
     }
 
     private void TickLeader()
@@ -100,6 +112,13 @@ internal sealed partial class RaftCore
         {
             _electionElapsed = 0;
             _leadTransferee = null;
+            if (_timeoutNowSent)
+            {
+                // The transfer did not produce a leader of a later term in time; without its lease this
+                // node steps down, and a normal election (which it may win again) follows.
+                BecomeFollower(Term, null);
+                return;
+            }
         }
 
         if (_heartbeatElapsed >= _config.HeartbeatTicks)
@@ -109,15 +128,16 @@ internal sealed partial class RaftCore
         }
     }
 
+    /// <summary>Whether a majority of the voters (this node counted only when it is one) was heard from within the minimum election timeout.</summary>
     private bool QuorumActive()
     {
-        int active = 1;
-        foreach (var progress in _progress.Values)
+        int active = _selfVoter ? 1 : 0;
+        foreach (var progress in _voterProgress)
         {
-            active += IsRecentlyActive(progress) ? 1 : 0;
+            active += progress is not null && IsRecentlyActive(progress) ? 1 : 0;
         }
 
-        return active >= Quorum.Majority(_members.Size);
+        return active >= Quorum.Majority(VoterCount);
     }
 
     private bool IsRecentlyActive(Progress progress) => progress.TicksSinceHeard < _config.ElectionTicksMin;
@@ -136,20 +156,14 @@ internal sealed partial class RaftCore
     {
         get
         {
-            if (Role != RaftRole.Leader)
+            if (Role != RaftRole.Leader || _timeoutNowSent)
             {
                 return 0;
             }
 
-            Span<long> rounds = stackalloc long[_progress.Count + 1];
-            rounds[0] = HeartbeatRound;
-            int i = 1;
-            foreach (var progress in _progress.Values)
-            {
-                rounds[i++] = progress.AckedRound;
-            }
-
-            return Quorum.CommittedIndex(rounds, _members.Size);
+            Span<long> rounds = stackalloc long[_voterProgress.Length];
+            int n = VoterValues(rounds, HeartbeatRound, static p => p.AckedRound);
+            return Quorum.CommittedIndex(rounds[..n], VoterCount);
         }
     }
 
@@ -177,7 +191,7 @@ internal sealed partial class RaftCore
             Send(new RaftMessage { Type = MessageType.Heartbeat, From = Id, To = peer, Term = Term, Commit = commit, Index = HeartbeatRound, RejectHint = _log.Committed });
         }
 
-        if (_members.IsDiscovery && !_members.Complete)
+        if (Discovering && !_members.Complete)
         {
             // Discovery mode: members we have not heard from yet learn about us from a broadcast.
             Send(new RaftMessage { Type = MessageType.Heartbeat, From = Id, To = null, Term = Term, Commit = 0, Index = HeartbeatRound });
@@ -284,9 +298,9 @@ internal sealed partial class RaftCore
         MaybeCommit();
         _commitNoticePending = true;
 
-        if (_leadTransferee == message.From && progress.Match == _log.LastIndex)
+        if (_leadTransferee == message.From && progress.Match == _log.LastIndex && !_timeoutNowSent)
         {
-            Send(new RaftMessage { Type = MessageType.TimeoutNow, From = Id, To = message.From, Term = Term });
+            SendTimeoutNow(message.From);
         }
 
         SendAppends(message.From);

@@ -116,15 +116,15 @@ internal sealed partial class RaftCore
             return;
         }
 
-        if (_members.IsDiscovery && !_members.Complete)
+        if (Discovering && !_members.Complete)
         {
             Send(new RaftMessage { Type = MessageType.TermQuery, From = Id, To = null, Term = Term });
             return;
         }
 
-        foreach (var peer in _members.Peers)
+        foreach (var peer in Configuration.Voters)
         {
-            if (!_observedTerms.ContainsKey(peer))
+            if (peer != Id && !_observedTerms.ContainsKey(peer))
             {
                 Send(new RaftMessage { Type = MessageType.TermQuery, From = Id, To = peer, Term = Term });
             }
@@ -181,7 +181,7 @@ internal sealed partial class RaftCore
     /// start rejoining (in-memory storage with Rejoin set everywhere) starts this way.
     /// </summary>
     private bool AllMembersAtTermZero()
-        => _anyTerms.Count >= _members.Size - 1 && _anyTerms.Values.All(t => t == 0) && _observedTerms.Values.All(t => t == 0);
+        => CountVoters(_anyTerms.Keys) >= VoterCount - (_selfVoter ? 1 : 0) && _anyTerms.Values.All(t => t == 0) && _observedTerms.Values.All(t => t == 0);
 
     /// <summary>
     /// Whether the message shows that its sender is not rejoining (a rejoining node never leads or
@@ -206,9 +206,21 @@ internal sealed partial class RaftCore
     /// </summary>
     private bool MayAcknowledge() => !Rejoining || (HeardFromEnoughMembers() && Term >= HighestObservedTerm());
 
-    /// <summary>At least N - majority + 1 other members, none rejoining: any majority that counted what this node lost overlaps them.</summary>
+    /// <summary>At least N - majority + 1 other voters (N voters in this node's configuration), none rejoining: any majority that counted what this node lost overlaps them.</summary>
     private bool HeardFromEnoughMembers()
-        => _observedTerms.Count >= Math.Min(_members.Size - 1, _members.Size - Quorum.Majority(_members.Size) + 1);
+        => CountVoters(_observedTerms.Keys) >= Math.Min(VoterCount - (_selfVoter ? 1 : 0), VoterCount - Quorum.Majority(VoterCount) + 1);
+
+    /// <summary>How many of <paramref name="ids"/> are voters of this node's configuration (in discovery mode, every id heard counts).</summary>
+    private int CountVoters(IEnumerable<string> ids)
+    {
+        int count = 0;
+        foreach (var id in ids)
+        {
+            count += Discovering || Configuration.IsVoter(id) ? 1 : 0;
+        }
+
+        return count;
+    }
 
     private long HighestObservedTerm() => _observedTerms.Count == 0 ? 0 : _observedTerms.Values.Max();
 }

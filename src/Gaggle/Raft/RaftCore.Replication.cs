@@ -72,7 +72,7 @@ internal sealed partial class RaftCore
     /// </summary>
     private void SendAppendsToAll()
     {
-        if (_progress.Count < 2 || !_members.Complete || _progress.Count != _members.Size - 1)
+        if (_progress.Count < 2 || (Discovering && !_members.Complete))
         {
             return;
         }
@@ -116,15 +116,9 @@ internal sealed partial class RaftCore
     /// <summary>Raft §5.4.2: commit the highest index stored on a majority, but only if it is of the current term.</summary>
     private bool MaybeCommit()
     {
-        Span<long> matches = stackalloc long[_progress.Count + 1];
-        matches[0] = _log.LastIndex;
-        int i = 1;
-        foreach (var progress in _progress.Values)
-        {
-            matches[i++] = progress.Match;
-        }
-
-        long index = Quorum.CommittedIndex(matches, _members.Size);
+        Span<long> matches = stackalloc long[_voterProgress.Length];
+        int n = VoterValues(matches, _log.LastIndex, static p => p.Match);
+        long index = Quorum.CommittedIndex(matches[..n], VoterCount);
         if (index > _log.Committed && _log.Term(index) == Term)
         {
             _log.CommitTo(index);
@@ -141,7 +135,7 @@ internal sealed partial class RaftCore
     /// </summary>
     private bool BroadcastCommitNotice()
     {
-        if (!_config.BroadcastAppends || _progress.Count < 2 || !_members.Complete || _progress.Count != _members.Size - 1)
+        if (!_config.BroadcastAppends || _progress.Count < 2 || (Discovering && !_members.Complete))
         {
             return false;
         }

@@ -35,7 +35,16 @@ internal sealed partial class RaftCore
             throw new ArgumentException($"The snapshot's term {snapshot.Term} differs from the term {_log.Term(snapshot.Index)} of entry {snapshot.Index}.", nameof(snapshot));
         }
 
+        var (framed, framedIndex, _) = SnapshotFrame.Unwrap(snapshot.Data);
+        var (expected, expectedIndex) = ConfigAt(snapshot.Index);
+        if (expected is not null && (framed is null || framedIndex != expectedIndex || !framed.Equals(expected)))
+        {
+            throw new ArgumentException(
+                $"The snapshot at {snapshot.Index} must carry the configuration logged at {expectedIndex} ({expected}); take it with CreateSnapshot.", nameof(snapshot));
+        }
+
         _snapshot = snapshot;
+        CompactConfigs(snapshot.Index);
         _log.Compact(Math.Max(_log.SnapshotIndex, snapshot.Index - Math.Max(0, retainEntries)));
     }
 
@@ -123,7 +132,12 @@ internal sealed partial class RaftCore
         {
             var snapshot = new RaftSnapshot(message.Index, message.LogTerm, _incoming.Data.WrittenMemory.ToArray());
             _incoming = null;
-            InstallSnapshot(snapshot);
+            if (!InstallSnapshot(snapshot))
+            {
+                DroppedMessages++;
+                return;
+            }
+
 
             // Only the snapshot's entries are known to match the leader's: a log that already held the
             // snapshot's last entry keeps what follows it unchecked (it may conflict).
@@ -134,18 +148,34 @@ internal sealed partial class RaftCore
         Send(new RaftMessage { Type = MessageType.SnapshotResponse, From = Id, To = message.From, Term = Term, Index = message.Index, Offset = _incoming.Received });
     }
 
-    private void InstallSnapshot(RaftSnapshot snapshot)
+    /// <summary>Installs a complete snapshot from the leader; false when its configuration frame is malformed (then nothing changes).</summary>
+    private bool InstallSnapshot(RaftSnapshot snapshot)
     {
+        ClusterConfig? config;
+        long configIndex;
+        try
+        {
+            (config, configIndex, _) = SnapshotFrame.Unwrap(snapshot.Data);
+        }
+        catch (FormatException)
+        {
+            return false;
+        }
+
         if (_log.MatchTerm(snapshot.Index, snapshot.Term))
         {
             // Our log holds the snapshot's last entry, so it holds everything before it too (Log Matching).
             _log.CommitTo(snapshot.Index);
-            return;
+            return true;
         }
 
         _log.Restore(snapshot);
         _snapshot = snapshot;
         _snapshotToInstall = snapshot;
+
+        // §7: the snapshot's configuration (as of its last index) replaces whatever the discarded log held.
+        RestoreConfigs(config, configIndex);
+        return true;
     }
 
     private sealed class IncomingSnapshot(long index, long term)

@@ -33,6 +33,7 @@ internal sealed partial class RaftCore
         _members = new Membership(config);
         _log = new RaftLog(entries, hardState.Commit, applied, snapshot);
         _snapshot = snapshot;
+        InitConfiguration(entries, snapshot);
         Term = hardState.Term;
         VotedFor = hardState.VotedFor;
         _lastHardState = hardState;
@@ -107,15 +108,21 @@ internal sealed partial class RaftCore
             return;
         }
 
-        if (!_members.Admit(message.From, out bool learned))
+        if (Discovering)
         {
-            DroppedMessages++;
-            return;
-        }
+            // Discovery mode counts the first ClusterSize ids it hears as the voters; anyone else is
+            // refused. Otherwise every node answers by the Raft rules, whatever its configuration says
+            // (a leader may be outside it, a candidate may count it before it knows, thesis §4.1).
+            if (!_members.Admit(message.From, out bool learned))
+            {
+                DroppedMessages++;
+                return;
+            }
 
-        if (learned && Role == RaftRole.Leader)
-        {
-            AddProgress(message.From);
+            if (learned)
+            {
+                UpdateConfiguration();
+            }
         }
 
         if (Rejoining)
@@ -224,6 +231,7 @@ internal sealed partial class RaftCore
         if (Role == RaftRole.Leader)
         {
             FlushLeader();
+            MaybeStepDownAfterRemoval();
         }
 
         var hardState = new HardState(Term, VotedFor, _log.Committed, Rejoining);
@@ -314,6 +322,7 @@ internal sealed partial class RaftCore
         _randomizedElectionTimeout = _config.Random.Next(_config.ElectionTicksMin, _config.ElectionTicksMax + 1);
         _votes.Clear();
         _leadTransferee = null;
+        _timeoutNowSent = false;
         _broadcastPending = false;
     }
 
@@ -326,6 +335,13 @@ internal sealed partial class RaftCore
 
     private void TickElection()
     {
+        if (!_selfVoter)
+        {
+            // Learners, joining and removed nodes never campaign.
+            _electionElapsed = 0;
+            return;
+        }
+
         _electionElapsed++;
         if (_electionElapsed >= _randomizedElectionTimeout)
         {

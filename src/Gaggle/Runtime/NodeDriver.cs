@@ -49,7 +49,7 @@ internal sealed class NodeDriver
         Machines = new NodeStateMachines(settings.Id, settings.Incarnation, settings.StateMachines, Events);
         if (persisted.Snapshot is { } snapshot)
         {
-            Machines.ReadSnapshot(snapshot.Data);
+            Machines.ReadSnapshot(SnapshotFrame.Machines(snapshot.Data));
         }
 
         _core = new RaftCore(settings.Raft, persisted.HardState, persisted.Entries, snapshot: persisted.Snapshot);
@@ -253,7 +253,7 @@ internal sealed class NodeDriver
         if (raft.Snapshot is { } installed)
         {
             // From the leader (Raft §7), persisted by now: rebuild the state machines from it.
-            Machines.ReadSnapshot(installed.Data);
+            Machines.ReadSnapshot(SnapshotFrame.Machines(installed.Data));
             _appends.CompleteCoveredBy(installed, AppliedHere);
             Machines.Locks.ReconcileAfterSnapshot(AppliedHere);
         }
@@ -380,7 +380,7 @@ internal sealed class NodeDriver
             return;
         }
 
-        Events.SnapshotToSave = new RaftSnapshot(applied, _core.TermAt(applied), Machines.WriteSnapshot());
+        Events.SnapshotToSave = _core.CreateSnapshot(applied, Machines.WriteSnapshot());
     }
 
     private void OnSoftStateChanged(SoftState soft)
