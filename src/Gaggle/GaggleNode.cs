@@ -99,7 +99,8 @@ public sealed partial class GaggleNode : IAsyncDisposable
         _nodeTag = new KeyValuePair<string, object?>("gaggle.node", options.NodeId);
         _leadership = new GaggleLeadership(this);
         _appendCallers = new AppendCallers(_time, _nodeTag, TimedOut);
-        _dispatchCallers = new DispatchCallers(options.NodeId, options.RpcHandlers, _stopping.Token, SendAsync);
+        var handlers = new Dictionary<string, RpcHandler>(options.RpcHandlers, StringComparer.Ordinal) { [MembershipRequest.Method] = ServeMembershipAsync };
+        _dispatchCallers = new DispatchCallers(options.NodeId, handlers, _stopping.Token, SendAsync);
         _knownMembers = options.Members.Count > 0 ? [.. options.Members] : [options.NodeId];
         // Gauges observe this node, so they live on a meter of its own, disposed with it.
         _meter = new Meter(GaggleMetrics.MeterName);
@@ -123,7 +124,7 @@ public sealed partial class GaggleNode : IAsyncDisposable
     /// <summary>This node's id.</summary>
     public string Id => _options.NodeId;
 
-    /// <summary>The cluster's member ids, this node included: the configured <see cref="GaggleOptions.Members"/>, or those discovered so far in ClusterSize mode.</summary>
+    /// <summary>The cluster's member ids, voters then learners: the configuration in force (see <see cref="Membership"/>), at first the configured <see cref="GaggleOptions.Members"/>, or those discovered so far in ClusterSize mode.</summary>
     public IReadOnlyList<string> Members => _knownMembers;
 
     /// <summary>This node's trusted leadership: a lease-backed <see cref="GaggleLeadership.IsLeader"/> and a token cancelled when it ends.</summary>

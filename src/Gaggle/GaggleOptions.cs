@@ -133,6 +133,16 @@ public sealed class GaggleOptions
     /// <value>The default is false.</value>
     public bool Rejoin { get; set; }
 
+    /// <summary>
+    /// Start this node as a newcomer to a running cluster whose initial voters are <see cref="Members"/>
+    /// (which then need not include <see cref="NodeId"/>): it neither votes for itself nor campaigns
+    /// until the cluster adds it (<see cref="GaggleNode.AddLearnerAsync"/>, then
+    /// <see cref="GaggleNode.PromoteAsync"/>). Once a configuration has been logged it wins over
+    /// <see cref="Members"/>, which only seeds a new cluster.
+    /// </summary>
+    /// <value>The default is false.</value>
+    public bool Join { get; set; }
+
     /// <summary>The seed of the election timeout jitter; null picks a random one. Set it only to replay a run.</summary>
     /// <value>The default is null.</value>
     public int? RandomSeed { get; set; }

@@ -73,10 +73,15 @@ public sealed partial class GaggleOptionsValidator : IValidateOptions<GaggleOpti
                 failures.Add($"Members lists '{string.Join("', '", duplicates)}' more than once; member ids must be unique.");
             }
 
-            if (!members.Contains(options.NodeId, StringComparer.Ordinal))
+            if (!options.Join && !members.Contains(options.NodeId, StringComparer.Ordinal))
             {
-                failures.Add($"Members is [{string.Join(", ", members)}]; it must include this node's NodeId '{options.NodeId}'.");
+                failures.Add($"Members is [{string.Join(", ", members)}]; it must include this node's NodeId '{options.NodeId}' (or set Join to start as a newcomer the cluster adds later).");
             }
+        }
+
+        if (options.Join && members.Count == 0)
+        {
+            failures.Add("Join is set but Members is empty; a joining node needs Members, the voters of the cluster it joins.");
         }
 
         if (options.ClusterSize is { } size && (size < 1 || size > 1000))
@@ -129,10 +134,17 @@ public sealed partial class GaggleOptionsValidator : IValidateOptions<GaggleOpti
             {
                 failures.Add($"RpcHandlers has the method '{method}' with {(handler is null ? "no handler" : "a handler")}; method names must be non-blank and handlers non-null.");
             }
+            else if (method.StartsWith(ReservedRpcPrefix, StringComparison.Ordinal))
+            {
+                failures.Add($"RpcHandlers has the method '{method}'; names starting with '{ReservedRpcPrefix}' are reserved for Gaggle's own calls.");
+            }
         }
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
+
+    /// <summary>The prefix of Gaggle's own leader RPC methods (membership changes).</summary>
+    internal const string ReservedRpcPrefix = "gaggle:";
 
     internal static bool IsValidId(string? id) => id is not null && IdPattern().IsMatch(id);
 

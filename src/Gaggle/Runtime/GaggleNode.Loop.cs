@@ -173,10 +173,7 @@ public sealed partial class GaggleNode
     private void PublishStatus(NodeDriver driver)
     {
         var core = driver.Core;
-        if (core.Members.IsDiscovery && core.Members.Peers.Count + 1 != _knownMembers.Length)
-        {
-            _knownMembers = [Id, .. core.Members.Peers.Order(StringComparer.Ordinal)];
-        }
+        PublishMembership(core);
 
         _status = new NodeStatus(core.Role, core.Term, core.LeaderId, core.CommitIndex, core.LastIndex, core.HasUncommittedEntriesInPreviousTerms(), core.Rejoining);
     }
@@ -220,6 +217,7 @@ public sealed partial class GaggleNode
         _lockCallers.CarryOut(events);
         _appendCallers.CarryOut(events);
         _dispatchCallers.CarryOut(events);
+        CompleteMembership(events);
         if (events.LostStorageDetected)
         {
             Log.LostStorage(_logger, Id, driver.Core.LeaderId);

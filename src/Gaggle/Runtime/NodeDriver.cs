@@ -33,6 +33,7 @@ internal sealed class NodeDriver
     private readonly DispatchRouter _dispatches;
     private readonly LeaseClock _leaseClock = new();
     private readonly LeadershipLease _leadership;
+    private readonly MembershipChanges _membership;
     private long _tickCount;
     private long _nowUs;
     private SoftState? _softState;
@@ -56,6 +57,7 @@ internal sealed class NodeDriver
         _appends = new AppendPipeline(settings.Id, settings.RetryTicks, settings.MaxMessageBytes, _outbox, Events);
         _dispatches = new DispatchRouter(settings.Incarnation, _outbox, Events);
         _leadership = new LeadershipLease(settings.LeadershipLeaseUs);
+        _membership = new MembershipChanges(Events);
     }
 
     public string Id => _settings.Id;
@@ -154,6 +156,7 @@ internal sealed class NodeDriver
 
         _appends.Expire(_nowUs);
         Machines.Locks.ForgetAbandoned(_nowUs - _settings.LockSettleUs);
+        _membership.Update(_core, _nowUs);
     }
 
     /// <summary>Moves the driver's clock on without a tick (inputs between ticks carry the time they arrived).</summary>
@@ -200,6 +203,9 @@ internal sealed class NodeDriver
     }
 
     public bool TransferLeadership(string target) => _core.TransferLeadership(target);
+
+    /// <summary>A membership change or leadership transfer for this node to carry out as leader (see <see cref="MembershipChanges"/>); the result comes in <see cref="NodeEvents.MembershipResults"/>.</summary>
+    public void ChangeMembership(MembershipRequest request) => _membership.Request(_core, request, _nowUs);
 
     /// <summary>Whether this node's leadership can be trusted now (the leadership lease; see <see cref="GaggleLeadership"/>).</summary>
     public bool IsLeadershipTrusted(long nowUs) => _leadership.IsTrusted(_core, Math.Max(_nowUs, nowUs));
@@ -267,6 +273,7 @@ internal sealed class NodeDriver
         }
 
         ProposeLockCommands();
+        _membership.Update(_core, _nowUs);
         MaybeSnapshot();
         if (_core.LostStorageDetected && !_lostStorageReported)
         {

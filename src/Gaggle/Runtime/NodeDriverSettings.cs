@@ -51,6 +51,7 @@ internal sealed class NodeDriverSettings
                 ElectionTicksMax = electionMax,
                 PreVote = options.PreVote,
                 StartRejoining = options.Rejoin,
+                Joining = options.Join,
                 CheckQuorum = options.CheckQuorum,
                 AccelerateCommit = options.AccelerateHeartbeats,
                 MaxInflightMessages = options.MaxInflightMessages,

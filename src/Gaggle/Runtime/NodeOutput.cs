@@ -77,9 +77,12 @@ internal sealed class NodeEvents
     /// <summary>The node noticed it lost acknowledged entries (set once).</summary>
     public bool LostStorageDetected { get; set; }
 
+    /// <summary>Membership requests this leader finished (done, refused, or sent back to find the leader).</summary>
+    public List<(MembershipRequest Request, MembershipResult Result)> MembershipResults { get; } = [];
+
     public bool IsEmpty => Committed.Count == 0 && TimedOut.Count == 0 && Published.Count == 0 && Appended.Count == 0 && LockEvents.Count == 0
         && HoldsEnded.Count == 0 && DispatchReplies.Count == 0 && Handlers.Count == 0 && Dropped.Count == 0 && AppliedCount == 0
-        && LeaderChange is null && SnapshotToSave is null && !LostStorageDetected;
+        && LeaderChange is null && SnapshotToSave is null && !LostStorageDetected && MembershipResults.Count == 0;
 
     public void Clear()
     {
@@ -96,5 +99,6 @@ internal sealed class NodeEvents
         LeaderChange = null;
         SnapshotToSave = null;
         LostStorageDetected = false;
+        MembershipResults.Clear();
     }
 }

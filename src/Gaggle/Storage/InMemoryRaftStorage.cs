@@ -13,6 +13,9 @@ public sealed class InMemoryRaftStorage : IRaftStorage
     private HardState _hardState = HardState.Empty;
     private RaftSnapshot? _snapshot;
 
+    /// <summary>Set by tests that restart a node on the same instance, which then behaves as durable storage (membership changes allowed).</summary>
+    internal bool SurvivesRestart { get; init; }
+
     /// <summary>The number of stored log entries.</summary>
     public int Count
     {
