@@ -15,6 +15,16 @@ public sealed record GaggleMembership(IReadOnlyList<string> Voters, IReadOnlyLis
     /// <returns>True when it is a member.</returns>
     public bool Contains(string nodeId) => Voters.Contains(nodeId, StringComparer.Ordinal) || Learners.Contains(nodeId, StringComparer.Ordinal);
 
+    /// <summary>Equal when the voters, the learners and the index are.</summary>
+    /// <param name="other">The other configuration.</param>
+    /// <returns>True when both describe the same configuration.</returns>
+    public bool Equals(GaggleMembership? other)
+        => other is not null && Index == other.Index
+            && Voters.SequenceEqual(other.Voters, StringComparer.Ordinal) && Learners.SequenceEqual(other.Learners, StringComparer.Ordinal);
+
+    /// <inheritdoc />
+    public override int GetHashCode() => HashCode.Combine(Index, Voters.Count, Learners.Count);
+
     /// <inheritdoc />
     public override string ToString()
         => $"voters [{string.Join(", ", Voters)}]" + (Learners.Count > 0 ? $" learners [{string.Join(", ", Learners)}]" : "") + $" at index {Index}";

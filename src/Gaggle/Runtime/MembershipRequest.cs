@@ -45,7 +45,7 @@ internal sealed class MembershipRequest
         writer.Byte(FormatVersion);
         writer.Byte((byte)Kind);
         writer.String(NodeId);
-        writer.VarLong(ExpectedIndex);
+        writer.VarLong(Math.Max(ExpectedIndex, -1) + 1); // 0 for any
         writer.VarLong(TimeoutUs);
         return writer.ToArray();
     }
@@ -62,7 +62,7 @@ internal sealed class MembershipRequest
 
         var kind = (MembershipRequestKind)reader.Byte();
         string nodeId = reader.String();
-        long expected = reader.VarLong();
+        long expected = reader.VarLong() - 1;
         long timeoutUs = reader.VarLong();
         reader.End();
         if (!Enum.IsDefined(kind) || !GaggleOptionsValidator.IsValidId(nodeId) || timeoutUs <= 0)

@@ -26,14 +26,18 @@ internal sealed class ManualTimeCluster(string[] ids, Action<GaggleOptions>? con
 
     public GaggleNode this[string id] => Nodes[id];
 
-    public async Task<GaggleNode> StartAsync(string id)
+    /// <summary>Starts node <paramref name="id"/> (one of the seed ids, or a newcomer); <paramref name="configureNode"/> adjusts its options after the cluster's.</summary>
+    public async Task<GaggleNode> StartAsync(string id, Action<GaggleOptions>? configureNode = null)
     {
         var options = NodeCluster.FastOptions(id, ids);
-        options.RandomSeed = Array.IndexOf(ids, id) + 1;
+        int seat = Array.IndexOf(ids, id);
+        options.RandomSeed = seat >= 0 ? seat + 1 : 1000 + id.Sum(c => c);
         configure?.Invoke(options);
+        configureNode?.Invoke(options);
         if (!_storage.TryGetValue(id, out var storage))
         {
-            storage = new InMemoryRaftStorage();
+            // Kept across restarts of the node in this cluster: durable as far as the node can tell.
+            storage = new InMemoryRaftStorage { SurvivesRestart = true };
             _storage[id] = storage;
         }
 
