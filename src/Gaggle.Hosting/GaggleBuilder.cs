@@ -96,12 +96,8 @@ public sealed class GaggleBuilder
     private static RedisPubSubChannelOptions RedisOptions(IServiceProvider services, GaggleOptions node, Action<RedisPubSubChannelOptions>? configure, Action<RedisPubSubChannelOptions> connect)
     {
         var hosting = services.GetRequiredService<IOptions<GaggleHostingOptions>>().Value;
+        // No sender filter by member id: members added later must be heard (the cluster name and key keep strangers out).
         var options = new RedisPubSubChannelOptions { ClusterName = hosting.Cluster, Prefix = hosting.Prefix, ClusterKey = hosting.ClusterKey };
-        if (node.Members.Count > 0)
-        {
-            options.Members = node.Members.ToArray();
-        }
-
         connect(options);
         configure?.Invoke(options);
         options.Validate(node);

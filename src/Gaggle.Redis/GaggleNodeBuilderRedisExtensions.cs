@@ -53,12 +53,8 @@ public static class GaggleNodeBuilderRedisExtensions
     {
         return builder.UseChannel(nodeOptions =>
         {
+            // No sender filter by member id: members added later must be heard (the cluster name and key keep strangers out).
             var options = new RedisPubSubChannelOptions();
-            if (nodeOptions.Members.Count > 0)
-            {
-                options.Members = nodeOptions.Members.ToArray();
-            }
-
             configure(options);
             options.Validate(nodeOptions);
             return new RedisPubSubChannel(nodeOptions.NodeId, options, builder.LoggerFactory, builder.TimeProvider);

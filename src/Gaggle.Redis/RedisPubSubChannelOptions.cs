@@ -35,7 +35,11 @@ public sealed class RedisPubSubChannelOptions
     /// <value>The default is null (no authentication).</value>
     public string? ClusterKey { get; set; }
 
-    /// <summary>The node ids accepted as senders; null accepts any id (the Raft layer still refuses non-members).</summary>
+    /// <summary>
+    /// The node ids accepted as senders; null (the default) accepts any id. Set it only for a cluster
+    /// whose membership never changes: a member added later is not heard. Inbound traffic is otherwise
+    /// filtered by cluster name, <see cref="ClusterKey"/> and sender incarnation.
+    /// </summary>
     public IReadOnlyCollection<string>? Members { get; set; }
 
     /// <summary>Inbound envelopes larger than this are dropped without being parsed.</summary>
