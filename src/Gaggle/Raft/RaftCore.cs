@@ -335,18 +335,21 @@ internal sealed partial class RaftCore
 
     private void TickElection()
     {
-        if (!_selfVoter)
-        {
-            // Learners, joining and removed nodes never campaign.
-            _electionElapsed = 0;
-            return;
-        }
-
         _electionElapsed++;
         if (_electionElapsed >= _randomizedElectionTimeout)
         {
             _electionElapsed = 0;
-            StartElection();
+            if (_selfVoter)
+            {
+                StartElection();
+            }
+            else
+            {
+                // Learners, joining and removed nodes never campaign, but they stop believing in a
+                // leader they no longer hear from: its lease (§4.2.3) must not keep them from voting
+                // for a candidate whose configuration already counts them.
+                LeaderId = null;
+            }
         }
     }
 
