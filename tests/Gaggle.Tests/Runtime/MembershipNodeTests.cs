@@ -27,9 +27,13 @@ public sealed class MembershipNodeTests
         await cluster.AdvanceUntilAsync(() => d.Membership.Index == added.Index, "d to learn its configuration");
         Assert.That(d.Role, Is.EqualTo(RaftRole.Follower), "a learner never campaigns");
 
-        // A learner appends like a follower: forwarded to the leader.
+        // A learner appends, locks and calls the leader like a follower: forwarded to the leader.
         long index = await RunAsync(cluster, d.AppendAsync("from the learner"u8.ToArray()), "an append from the learner");
         Assert.That(index, Is.GreaterThan(added.Index));
+        var hold = await RunAsync(cluster, d.Locks.AcquireAsync("learner-lock"), "a lock taken by the learner");
+        Assert.That(hold.FencingToken, Is.GreaterThan(0));
+        string? leader = await RunAsync(cluster, d.DispatchOnLeaderAsync<string, string>("whoami", "d"), "an RPC from the learner");
+        Assert.That(leader, Is.EqualTo(Leader(cluster).Id));
 
         var promoted = await RunAsync(cluster, d.PromoteAsync("d", expectedIndex: added.Index), "d promoted");
         using (Assert.EnterMultipleScope())
@@ -176,7 +180,7 @@ public sealed class MembershipNodeTests
 
     private static async Task<ManualTimeCluster> StartedAsync()
     {
-        var cluster = new ManualTimeCluster(Seed);
+        var cluster = new ManualTimeCluster(Seed, options => options.AddRpcHandler<string, string>("whoami", (_, _) => ValueTask.FromResult(options.NodeId)));
         foreach (var id in Seed)
         {
             await cluster.StartAsync(id);
