@@ -131,6 +131,12 @@ public sealed partial class GaggleNode
                 }
             }
 
+            if (driver.Core.IsTransferringLeadership)
+            {
+                // Handing leadership over: the leadership token is cancelled before TimeoutNow can leave.
+                _leadership.Update(trusted: false);
+            }
+
             foreach (var message in ready.Messages)
             {
                 await SendAsync(message.To, message.Message).ConfigureAwait(false);

@@ -1,3 +1,4 @@
+using Gaggle.Channels;
 using Gaggle.Raft;
 using Gaggle.Storage;
 using Gaggle.Tests.Support;
@@ -84,6 +85,30 @@ public sealed class MembershipNodeTests
         await RunAsync(cluster, Leader(cluster).TransferLeadershipAsync(target.Id).ContinueWith(t => t.Wait()), "the transfer");
         await cluster.AdvanceUntilAsync(() => target.IsLeader, "the target to lead");
         Assert.That(cluster.Nodes.Values.Count(n => n.IsLeader), Is.EqualTo(1));
+    }
+
+    /// <summary>Thesis §3.10 with the lease: the leader's token is cancelled before TimeoutNow leaves it.</summary>
+    [Test]
+    public async Task A_transfer_cancels_the_leadership_token_before_TimeoutNow_is_sent()
+    {
+        var tokenStateAtTimeoutNow = new List<bool>();
+        var cluster = new ManualTimeCluster(Seed);
+        await using var _ = cluster;
+        cluster.WrapChannel = (id, channel) => new TimeoutNowWatch(id, channel, () => tokenStateAtTimeoutNow.Add(cluster[id].Leadership.LeadershipToken.IsCancellationRequested));
+        foreach (var id in Seed)
+        {
+            await cluster.StartAsync(id);
+        }
+
+        await cluster.AdvanceUntilAsync(() => cluster.Nodes.Values.Any(n => n.Leadership.IsLeader), "a trusted leader");
+        var leader = Leader(cluster);
+        var token = leader.Leadership.LeadershipToken;
+        Assert.That(token.IsCancellationRequested, Is.False);
+
+        var target = Follower(cluster);
+        await RunAsync(cluster, leader.TransferLeadershipAsync(target.Id), "the transfer");
+        Assert.That(tokenStateAtTimeoutNow, Is.Not.Empty.And.All.True, "every TimeoutNow left after the token was cancelled");
+        Assert.That(token.IsCancellationRequested, Is.True);
     }
 
     [Test]
@@ -229,4 +254,28 @@ public sealed class MembershipNodeTests
         Assert.Fail($"Expected {typeof(TException).Name}, but nothing was thrown.");
         throw new InvalidOperationException();
     }
+}
+
+/// <summary>Watches a node's outgoing messages for TimeoutNow.</summary>
+internal sealed class TimeoutNowWatch(string id, IChannel inner, Action onTimeoutNow) : IChannel
+{
+    public string NodeId => inner.NodeId;
+
+    public ValueTask ConnectAsync(Action<InboundMessage> receiver, CancellationToken cancellationToken = default) => inner.ConnectAsync(receiver, cancellationToken);
+
+    public ValueTask DisconnectAsync(CancellationToken cancellationToken = default) => inner.DisconnectAsync(cancellationToken);
+
+    public ValueTask SendAsync(string to, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default)
+    {
+        if (WireCodec.Decode(payload, id, to) is RaftWireMessage { Message.Type: MessageType.TimeoutNow })
+        {
+            onTimeoutNow();
+        }
+
+        return inner.SendAsync(to, payload, cancellationToken);
+    }
+
+    public ValueTask BroadcastAsync(ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default) => inner.BroadcastAsync(payload, cancellationToken);
+
+    public ValueTask DisposeAsync() => inner.DisposeAsync();
 }

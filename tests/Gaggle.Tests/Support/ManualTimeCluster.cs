@@ -26,6 +26,9 @@ internal sealed class ManualTimeCluster(string[] ids, Action<GaggleOptions>? con
 
     public GaggleNode this[string id] => Nodes[id];
 
+    /// <summary>When set, wraps each node's channel (to watch what it sends).</summary>
+    public Func<string, IChannel, IChannel>? WrapChannel { get; set; }
+
     /// <summary>Starts node <paramref name="id"/> (one of the seed ids, or a newcomer); <paramref name="configureNode"/> adjusts its options after the cluster's.</summary>
     public async Task<GaggleNode> StartAsync(string id, Action<GaggleOptions>? configureNode = null)
     {
@@ -41,7 +44,8 @@ internal sealed class ManualTimeCluster(string[] ids, Action<GaggleOptions>? con
             _storage[id] = storage;
         }
 
-        var node = new GaggleNode(options, Network.CreateChannel(id), storage, Time);
+        var channel = Network.CreateChannel(id);
+        var node = new GaggleNode(options, WrapChannel?.Invoke(id, channel) ?? channel, storage, Time);
         Nodes[id] = node;
         await node.StartAsync();
         return node;
