@@ -45,7 +45,8 @@ internal sealed class MembershipRequest
         writer.Byte(FormatVersion);
         writer.Byte((byte)Kind);
         writer.String(NodeId);
-        writer.VarLong(ExpectedIndex);
+        // Shifted by one: wire integers are not negative, and 0 stands for "any configuration".
+        writer.VarLong(ExpectedIndex < 0 ? 0 : ExpectedIndex + 1);
         writer.VarLong(TimeoutUs);
         return writer.ToArray();
     }
@@ -62,7 +63,7 @@ internal sealed class MembershipRequest
 
         var kind = (MembershipRequestKind)reader.Byte();
         string nodeId = reader.String();
-        long expected = reader.VarLong();
+        long expected = reader.VarLong() - 1;
         long timeoutUs = reader.VarLong();
         reader.End();
         if (!Enum.IsDefined(kind) || !GaggleOptionsValidator.IsValidId(nodeId) || timeoutUs <= 0)
