@@ -45,7 +45,8 @@ internal sealed class MembershipRequest
         writer.Byte(FormatVersion);
         writer.Byte((byte)Kind);
         writer.String(NodeId);
-        writer.VarLong(Math.Max(ExpectedIndex, -1) + 1); // 0 for any
+        // Shifted by one: wire integers are not negative, and 0 stands for "any configuration".
+        writer.VarLong(ExpectedIndex < 0 ? 0 : ExpectedIndex + 1);
         writer.VarLong(TimeoutUs);
         return writer.ToArray();
     }
