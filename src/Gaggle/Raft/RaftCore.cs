@@ -337,8 +337,11 @@ internal sealed partial class RaftCore
     {
         if (!_selfVoter)
         {
-            // Learners, joining and removed nodes never campaign.
-            _electionElapsed = 0;
+            // Learners, joining and removed nodes never campaign, but their clock runs on so that their
+            // lease (InLease) ends an election timeout after they last heard from a leader: a learner
+            // whose promotion reached the candidate but not yet itself must then grant its vote (§4.1),
+            // or a cluster that lost its leader may have no majority left to elect another.
+            _electionElapsed = Math.Min(_electionElapsed + 1, _config.ElectionTicksMin);
             return;
         }
 
