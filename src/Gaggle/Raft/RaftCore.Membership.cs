@@ -125,9 +125,10 @@ internal sealed partial class RaftCore
     /// <summary>The snapshot of the state machines' bytes <paramref name="machines"/> at applied index <paramref name="index"/>, carrying the configuration as of that index.</summary>
     public RaftSnapshot CreateSnapshot(long index, ReadOnlySpan<byte> machines)
     {
-        if (index > _log.Applied || index < _log.SnapshotIndex)
+        long oldest = Math.Max(_log.SnapshotIndex, _snapshot?.Index ?? 0);
+        if (index > _log.Applied || index < oldest)
         {
-            throw new ArgumentOutOfRangeException(nameof(index), index, $"A snapshot must be taken at an applied index held in the log ({_log.SnapshotIndex}..{_log.Applied}).");
+            throw new ArgumentOutOfRangeException(nameof(index), index, $"A snapshot must be taken at an applied index not behind the last snapshot ({oldest}..{_log.Applied}).");
         }
 
         var (config, configIndex) = ConfigAt(index);

@@ -51,6 +51,8 @@ internal sealed class RaftTestCluster
     private readonly List<RaftMessage> _inFlight = [];
     private readonly List<Func<RaftMessage, bool>> _dropRules = [];
     private readonly HashSet<string> _isolated = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, int> _partition = new(StringComparer.Ordinal);
+    private readonly string[] _seedIds;
     private readonly Dictionary<long, string> _leaderOfTerm = [];
     private readonly Dictionary<long, LogEntry> _appliedAt = [];
 
@@ -58,9 +60,10 @@ internal sealed class RaftTestCluster
     {
         Options = options ?? new ClusterOptions();
         var ids = Enumerable.Range(0, size).Select(i => ((char)('a' + i)).ToString()).ToArray();
+        _seedIds = ids;
         for (int i = 0; i < ids.Length; i++)
         {
-            var node = new TestNode(ids[i], i);
+            var node = new TestNode(ids[i], i, joining: false);
             _nodes.Add(node.Id, node);
         }
 
@@ -71,6 +74,32 @@ internal sealed class RaftTestCluster
     }
 
     public ClusterOptions Options { get; }
+
+    /// <summary>
+    /// Adds a node new to the running cluster (<see cref="RaftConfig.Joining"/>, the seed ids as
+    /// <see cref="RaftConfig.Members"/>): it answers messages but never campaigns until a configuration
+    /// entry makes it a voter. Nothing is proposed: the leader must add it as a learner.
+    /// </summary>
+    public RaftCore AddNode(string id)
+    {
+        if (_nodes.ContainsKey(id))
+        {
+            throw new ArgumentException($"The cluster already has a node '{id}'.", nameof(id));
+        }
+
+        var node = new TestNode(id, _nodes.Count, joining: true);
+        _nodes.Add(id, node);
+        node.Core = Build(node);
+        return node.Core;
+    }
+
+    /// <summary>Proposes a single-server configuration change on <paramref name="leader"/> (expected index -1: any).</summary>
+    public ConfigChangeOutcome ProposeChange(string leader, ConfigChangeType type, string node, out long index, long expectedIndex = -1)
+    {
+        var outcome = this[leader].ProposeConfigChange(new ConfigChange(type, node), expectedIndex, out index, out _);
+        Collect();
+        return outcome;
+    }
 
     public IReadOnlyCollection<string> Ids => _nodes.Keys;
 
@@ -94,15 +123,35 @@ internal sealed class RaftTestCluster
 
     public IReadOnlyList<LogEntry> Log(string id) => this[id].Log.All();
 
-    /// <summary>What the node has persisted: the driver's copy it restarts from.</summary>
+    /// <summary>What the node has persisted: the driver's copy it restarts from (entries after its snapshot, if any).</summary>
     public (HardState HardState, IReadOnlyList<LogEntry> Entries) Persisted(string id)
         => (_nodes[id].HardState, _nodes[id].Stored.ToArray());
+
+    /// <summary>The snapshot the node has persisted (taken locally or installed from the leader), or null.</summary>
+    public RaftSnapshot? PersistedSnapshot(string id) => _nodes[id].Snapshot;
+
+    /// <summary>The snapshots the node installed from its leader, in order.</summary>
+    public IReadOnlyList<RaftSnapshot> InstalledSnapshots(string id) => _nodes[id].Installed;
+
+    /// <summary>
+    /// The driver's snapshot step: takes a snapshot of <paramref name="id"/> at its applied index (the
+    /// state machine bytes are the applied payloads), persists it, drops the entries it covers from
+    /// storage and compacts the core's log.
+    /// </summary>
+    public RaftSnapshot Compact(string id)
+    {
+        var node = _nodes[id];
+        var snapshot = node.Core.CreateSnapshot(node.AppliedThrough, Encoding.UTF8.GetBytes(string.Join(",", AppliedData(id))));
+        node.Core.CompactTo(snapshot);
+        node.StoreSnapshot(snapshot, keepEntriesAfter: true);
+        return snapshot;
+    }
 
     /// <summary>The payloads of the application entries the node applied, in order.</summary>
     public IReadOnlyList<string> AppliedData(string id)
         => _nodes[id].Applied.Where(e => e.Kind == EntryKind.Normal).Select(e => Encoding.UTF8.GetString(e.Data.Span)).ToArray();
 
-    public long AppliedIndex(string id) => _nodes[id].Applied.Count == 0 ? 0 : _nodes[id].Applied[^1].Index;
+    public long AppliedIndex(string id) => _nodes[id].AppliedThrough;
 
     /// <summary>Running nodes that believe they lead, in id order.</summary>
     public IReadOnlyList<string> Leaders()
@@ -252,10 +301,27 @@ internal sealed class RaftTestCluster
     /// <summary>Cuts <paramref name="id"/> off from every other node, both ways.</summary>
     public void Isolate(string id) => _isolated.Add(id);
 
-    /// <summary>Ends every isolation and drop rule.</summary>
+    /// <summary>
+    /// Splits the network: a message crosses only between nodes of the same group. Nodes named in no
+    /// group form one more group of their own.
+    /// </summary>
+    public void Partition(params string[][] groups)
+    {
+        _partition.Clear();
+        for (int i = 0; i < groups.Length; i++)
+        {
+            foreach (var id in groups[i])
+            {
+                _partition[id] = i + 1;
+            }
+        }
+    }
+
+    /// <summary>Ends every isolation, partition and drop rule.</summary>
     public void Heal()
     {
         _isolated.Clear();
+        _partition.Clear();
         _dropRules.Clear();
     }
 
@@ -291,6 +357,8 @@ internal sealed class RaftTestCluster
         node.Stored.Clear();
         node.Stored.AddRange(entries);
         node.Applied.Clear();
+        node.AppliedThrough = 0;
+        node.Snapshot = null;
         Restart(id);
 
         // The history is set up, not lived through: no lease from a leader to honour.
@@ -316,8 +384,9 @@ internal sealed class RaftTestCluster
         var config = new RaftConfig
         {
             Id = node.Id,
-            Members = Options.Discovery ? null : _nodes.Keys.ToArray(),
-            ClusterSize = _nodes.Count,
+            Members = Options.Discovery ? null : _seedIds,
+            Joining = node.Joining,
+            ClusterSize = _seedIds.Length,
             ElectionTicksMin = Options.ElectionTicksMin,
             ElectionTicksMax = Options.ElectionTicksMax,
             HeartbeatTicks = Options.HeartbeatTicks,
@@ -330,8 +399,7 @@ internal sealed class RaftTestCluster
             MaxBytesPerMessage = Options.MaxBytesPerMessage,
             Random = new Random(unchecked((Options.Seed * 7919) + (node.Ordinal * 104_729) + (node.Incarnation * 1_299_709))),
         };
-        long applied = node.Applied.Count == 0 ? 0 : node.Applied[^1].Index;
-        return new RaftCore(config, node.HardState, node.Stored.ToArray(), applied);
+        return new RaftCore(config, node.HardState, node.Stored.ToArray(), node.AppliedThrough, node.Snapshot);
     }
 
     private IEnumerable<TestNode> Targets(RaftMessage message)
@@ -349,6 +417,7 @@ internal sealed class RaftTestCluster
             || (_nodes.TryGetValue(message.From, out var sender) && sender.Stopped)
             || _isolated.Contains(message.From)
             || _isolated.Contains(target.Id)
+            || (_partition.Count > 0 && _partition.GetValueOrDefault(message.From) != _partition.GetValueOrDefault(target.Id))
             || _dropRules.Any(rule => rule(message));
 
     /// <summary>The driver's loop body: persist, then send, then apply (the <see cref="Ready"/> ordering contract).</summary>
@@ -356,6 +425,13 @@ internal sealed class RaftTestCluster
     {
         while (node.Core.TakeReady() is { } ready)
         {
+            if (ready.Snapshot is { } snapshot)
+            {
+                // Persisted before the rest of the ready; it replaces the whole log and the state machines.
+                node.StoreSnapshot(snapshot, keepEntriesAfter: false);
+                node.Installed.Add(snapshot);
+            }
+
             if (ready.HardState is { } hardState)
             {
                 node.HardState = hardState;
@@ -388,10 +464,11 @@ internal sealed class RaftTestCluster
             return;
         }
 
-        int keep = (int)(entries[0].Index - 1);
-        if (keep > node.Stored.Count)
+        int keep = (int)(entries[0].Index - 1 - node.StoredAfter);
+        if (keep < 0 || keep > node.Stored.Count)
         {
-            throw new InvalidOperationException($"{node.Id} was asked to persist from index {entries[0].Index} after {node.Stored.Count} stored entries.");
+            throw new InvalidOperationException(
+                $"{node.Id} was asked to persist from index {entries[0].Index}; it stores entries {node.StoredAfter + 1}..{node.StoredAfter + node.Stored.Count}.");
         }
 
         node.Stored.RemoveRange(keep, node.Stored.Count - keep);
@@ -400,13 +477,14 @@ internal sealed class RaftTestCluster
 
     private void Apply(TestNode node, LogEntry entry)
     {
-        long expected = (node.Applied.Count == 0 ? 0 : node.Applied[^1].Index) + 1;
+        long expected = node.AppliedThrough + 1;
         if (entry.Index != expected)
         {
             throw new InvalidOperationException($"{node.Id} applied index {entry.Index}; expected {expected} (apply strictly in log order).");
         }
 
-        if (entry.Index > node.Stored.Count || node.Stored[(int)entry.Index - 1].Term != entry.Term)
+        long position = entry.Index - node.StoredAfter - 1;
+        if (position < 0 || position >= node.Stored.Count || node.Stored[(int)position].Term != entry.Term)
         {
             throw new InvalidOperationException($"{node.Id} applied entry {entry.Index} (term {entry.Term}) before persisting it.");
         }
@@ -420,13 +498,27 @@ internal sealed class RaftTestCluster
 
         _appliedAt[entry.Index] = entry;
         node.Applied.Add(entry);
+        node.AppliedThrough = entry.Index;
     }
 
-    private sealed class TestNode(string id, int ordinal)
+    private sealed class TestNode(string id, int ordinal, bool joining)
     {
         public string Id { get; } = id;
 
         public int Ordinal { get; } = ordinal;
+
+        /// <summary>Started as a new node joining the seed members (<see cref="RaftConfig.Joining"/>).</summary>
+        public bool Joining { get; } = joining;
+
+        /// <summary>The persisted snapshot; <see cref="Stored"/> holds the entries after it.</summary>
+        public RaftSnapshot? Snapshot { get; set; }
+
+        /// <summary>The index before the first entry of <see cref="Stored"/>: the snapshot's (0 without one).</summary>
+        public long StoredAfter => Snapshot?.Index ?? 0;
+
+        public long AppliedThrough { get; set; }
+
+        public List<RaftSnapshot> Installed { get; } = [];
 
         public RaftCore Core { get; set; } = null!;
 
@@ -439,6 +531,26 @@ internal sealed class RaftTestCluster
         public bool Stopped { get; set; }
 
         public int Incarnation { get; set; }
+
+        /// <summary>
+        /// Persists <paramref name="snapshot"/>: a local one keeps the stored entries after it, one
+        /// installed from the leader replaces the whole log (and the applied state).
+        /// </summary>
+        public void StoreSnapshot(RaftSnapshot snapshot, bool keepEntriesAfter)
+        {
+            int covered = (int)Math.Clamp(snapshot.Index - StoredAfter, 0, Stored.Count);
+            if (keepEntriesAfter)
+            {
+                Stored.RemoveRange(0, covered);
+            }
+            else
+            {
+                Stored.Clear();
+                AppliedThrough = snapshot.Index;
+            }
+
+            Snapshot = snapshot;
+        }
     }
 
     private sealed class Rule(Action remove) : IDisposable
