@@ -335,10 +335,12 @@ internal sealed partial class RaftCore
 
     private void TickElection()
     {
-        if (!_selfVoter)
+        if (!_selfVoter && !VoterUntilRemovalCommits)
         {
-            // Learners, joining and removed nodes never campaign.
-            _electionElapsed = 0;
+            // Learners, joining and removed nodes never campaign; but the lease on the leader they last
+            // heard from runs out as a voter's does (InLease), or a learner promoted by an entry it has
+            // not received yet would ignore every candidate that counts it as a voter, for ever.
+            _electionElapsed = Math.Min(_electionElapsed + 1, _config.ElectionTicksMin);
             return;
         }
 
