@@ -56,7 +56,12 @@ public sealed class GaggleOptions
     /// <value>The default is true.</value>
     public bool PreVote { get; set; } = true;
 
-    /// <summary>A leader that has not heard from a majority for <see cref="ElectionTimeoutMin"/> steps down.</summary>
+    /// <summary>
+    /// A leader that has not heard from a majority for <see cref="ElectionTimeoutMin"/> steps down, and
+    /// members that hear from a leader refuse other candidates for that long. The leadership lease
+    /// (<see cref="Leadership.GaggleLeadership.IsLeader"/>, singleton jobs) relies on the latter: without check-quorum only the
+    /// sole voter of a one-voter cluster is ever trusted as leader.
+    /// </summary>
     /// <value>The default is true.</value>
     public bool CheckQuorum { get; set; } = true;
 

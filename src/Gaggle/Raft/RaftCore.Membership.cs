@@ -57,6 +57,15 @@ internal sealed partial class RaftCore
     public bool IsVoter => _selfVoter;
 
     /// <summary>
+    /// Thesis §4.2.2: a voter whose removal is logged here but not committed may still be needed to
+    /// elect a leader (the remaining voters may lack the removal, count this node as a voter, and
+    /// need its vote, which it refuses them when its log is longer), so it still campaigns; it does
+    /// not count its own vote, and a leader it becomes commits its removal and hands over.
+    /// </summary>
+    private bool VoterUntilRemovalCommits
+        => ConfigurationIndex > _log.Committed && (ConfigAt(_log.Committed).Config ?? SeedConfig()).IsVoter(Id);
+
+    /// <summary>
     /// Proposes a single-server change (leader only). <paramref name="expectedIndex"/> is the
     /// configuration index the caller based it on (negative: any). Returns the outcome; on
     /// <see cref="ConfigChangeOutcome.Proposed"/> <paramref name="index"/> is the new entry's index.

@@ -339,7 +339,7 @@ internal sealed partial class RaftCore
         if (_electionElapsed >= _randomizedElectionTimeout)
         {
             _electionElapsed = 0;
-            if (_selfVoter)
+            if (_selfVoter || VoterUntilRemovalCommits)
             {
                 StartElection();
             }

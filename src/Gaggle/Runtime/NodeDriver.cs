@@ -56,7 +56,10 @@ internal sealed class NodeDriver
         _core = new RaftCore(settings.Raft, persisted.HardState, persisted.Entries, snapshot: persisted.Snapshot);
         _appends = new AppendPipeline(settings.Id, settings.RetryTicks, settings.MaxMessageBytes, _outbox, Events);
         _dispatches = new DispatchRouter(settings.Incarnation, _outbox, Events);
-        _leadership = new LeadershipLease(settings.LeadershipLeaseUs);
+        // The lease relies on the members refusing other candidates while they hear from their leader,
+        // which only check-quorum makes them do (RaftCore.InLease): without it no lease is ever trusted
+        // (a zero lease), and only a sole voter's leadership is.
+        _leadership = new LeadershipLease(settings.Raft.CheckQuorum ? settings.LeadershipLeaseUs : 0);
         _membership = new MembershipChanges(Events);
     }
 

@@ -11,6 +11,9 @@ namespace Gaggle.Tests.Simulation;
 /// rules; progress once the network heals).
 /// Seeds draw snapshots and compaction, FlushPolicy.None storage whose crashes lose unflushed batches,
 /// and nodes that lose their storage entirely (restarting with StartRejoining, the documented procedure).
+/// In the three- and five-node tests one seed in three runs membership changes instead (see
+/// <see cref="ClusterShape.ForSeed"/>): from 1 to 5 initial voters, nodes joining, promoted, removed
+/// (the leader too) and leadership handed over, up to 7 members and back down to one voter.
 /// GAGGLE_SIM_SEEDS sets how many seeds each test runs (default 300); GAGGLE_SIM_SEED=n replays one.
 /// GAGGLE_SIM_AMNESIA=1 also runs the variant where such nodes restart without StartRejoining and rely
 /// on automatic detection alone, and GAGGLE_SIM_LOSS_RACES=1 the one without the default's assumptions
@@ -24,10 +27,10 @@ public sealed class RaftSimulationTests
     private const int DefaultSeedCount = 300;
 
     [Test]
-    public void ThreeNodeClusterStaysSafeAndMakesProgress() => RunSeeds(_ => new ClusterShape(3, Discovery: false));
+    public void ThreeNodeClusterStaysSafeAndMakesProgress() => RunSeeds(seed => ClusterShape.ForSeed(seed, 3));
 
     [Test]
-    public void FiveNodeClusterStaysSafeAndMakesProgress() => RunSeeds(_ => new ClusterShape(5, Discovery: false));
+    public void FiveNodeClusterStaysSafeAndMakesProgress() => RunSeeds(seed => ClusterShape.ForSeed(seed, 5));
 
     [Test]
     public void DiscoveryModeClusterStaysSafeAndMakesProgress() => RunSeeds(seed => new ClusterShape(seed % 2 == 0 ? 3 : 5, Discovery: true));
@@ -81,11 +84,18 @@ public sealed class RaftSimulationTests
         var seeds = Seeds();
         var failures = new ConcurrentBag<SimulationFailure>();
         var stats = new ConcurrentBag<SimulationStats>();
+        var membership = new ConcurrentBag<MembershipSimStats>();
         var stopwatch = Stopwatch.StartNew();
         Parallel.ForEach(seeds, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, seed =>
         {
-            var result = Simulator.Run(seed, shapeOf(seed), loss: loss);
+            var shape = shapeOf(seed);
+            var result = Simulator.Run(seed, shape, loss: loss);
             stats.Add(result.Stats);
+            if (shape.Membership)
+            {
+                membership.Add(result.Membership);
+            }
+
             if (result.Failure is not null)
             {
                 failures.Add(result.Failure);
@@ -96,6 +106,15 @@ public sealed class RaftSimulationTests
             $"{seeds.Count} seeds in {stopwatch.Elapsed.TotalSeconds:F1} s: {stats.Sum(s => s.Steps)} steps, {stats.Sum(s => s.Delivered)} deliveries, "
             + $"{stats.Sum(s => s.Leaders)} elected leaders, {stats.Sum(s => s.Restarts)} restarts, {stats.Sum(s => (long)s.Committed)} entries committed "
             + $"(fewest in a seed: {stats.Min(s => s.Committed)}), {stats.Sum(s => (long)s.Acknowledged)} appends acknowledged; {stats.Aggregate(default(StorageStats), (sum, s) => sum + s.Storage)}");
+        if (!membership.IsEmpty)
+        {
+            TestContext.Out.WriteLine(
+                $"{membership.Count} membership seeds: {membership.Sum(m => m.Joined)} nodes joined, {membership.Sum(m => m.Proposed)} changes proposed "
+                + $"(refused for now and retried: {string.Join(", ", Enum.GetValues<Gaggle.Raft.ConfigChangeOutcome>().Select(o => (o, n: membership.Sum(m => m.Refused[(int)o]))).Where(r => r.n > 0).Select(r => $"{r.n} {r.o}"))}), {membership.Sum(m => m.Applied)} configurations applied, {membership.Sum(m => m.Retired)} nodes retired; "
+                + $"{membership.Sum(m => m.VotersAdded)} voters added and {membership.Sum(m => m.VotersRemoved)} removed, seeds that did both: {membership.Count(m => m.VotersAdded > 0 && m.VotersRemoved > 0)}, "
+                + $"seeds that reached {ClusterShape.MaxMembers} voters: {membership.Count(m => m.MaxVoters == ClusterShape.MaxMembers)}, "
+                + $"that went from {ClusterShape.MaxMembers} voters down to 1: {membership.Count(m => m.MaxVoters == ClusterShape.MaxMembers && m.MinVoters == 1)}");
+        }
 
         if (!failures.IsEmpty)
         {

@@ -17,6 +17,8 @@ internal readonly record struct Envelope(string From, string To, WireMessage Mes
 /// <summary>
 /// The messages in flight between simulated nodes. Any of them may be delivered next (reordering),
 /// dropped or duplicated; a partition splits the nodes into two sides and loses what crosses it.
+/// <paramref name="ids"/> are the nodes on the network (a broadcast reaches each of them, members of
+/// the configuration or not); the simulator adds and takes ids as nodes join and stop for good.
 /// </summary>
 internal sealed class SimulatedNetwork(IReadOnlyList<string> ids)
 {
@@ -82,7 +84,10 @@ internal sealed class SimulatedNetwork(IReadOnlyList<string> ids)
         return before - _inFlight.Count;
     }
 
-    public bool Connected(string a, string b) => _sides is null || _sides[a] == _sides[b];
+    public bool Connected(string a, string b) => _sides is null || Side(a) == Side(b);
+
+    /// <summary>A node that joined after the partition was made is on its first side.</summary>
+    private int Side(string id) => _sides!.GetValueOrDefault(id);
 
     /// <summary>Splits the nodes into two non-empty sides at random.</summary>
     public string Partition(Random random)

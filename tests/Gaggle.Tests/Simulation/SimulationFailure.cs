@@ -5,6 +5,9 @@ internal sealed record SimulationResult(SimulationFailure? Failure, SimulationSt
 {
     /// <summary>What the lock clients and tables did.</summary>
     public LockSimStats Locks { get; init; } = new();
+
+    /// <summary>What the membership changes did (membership runs only).</summary>
+    public MembershipSimStats Membership { get; init; } = new();
 }
 
 /// <summary>What a run did, to show the simulation is not vacuous (and to fingerprint a run).</summary>

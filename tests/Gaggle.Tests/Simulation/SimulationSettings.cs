@@ -4,11 +4,27 @@ using Gaggle.Runtime;
 namespace Gaggle.Tests.Simulation;
 
 /// <summary>The shape of a simulated cluster: how many nodes and how they know each other.</summary>
-/// <param name="Size">The number of voting members.</param>
+/// <param name="Size">The number of voting members (with <paramref name="Membership"/>: at the start).</param>
 /// <param name="Discovery">True for discovery mode (ClusterSize only, ids learned from traffic); false for explicit Members.</param>
-internal readonly record struct ClusterShape(int Size, bool Discovery)
+/// <param name="Membership">
+/// The leader adds learners, promotes, removes and hands over leadership during the chaos phases
+/// (see Simulator.Membership.cs): the cluster grows from its <paramref name="Size"/> initial voters up
+/// to <see cref="MaxMembers"/> members and shrinks back, new nodes joining with fresh ids.
+/// </param>
+internal readonly record struct ClusterShape(int Size, bool Discovery, bool Membership = false)
 {
-    public override string ToString() => Discovery ? $"{Size} nodes, discovery" : $"{Size} nodes";
+    /// <summary>The most members (voters and learners) a membership run lets a configuration hold.</summary>
+    public const int MaxMembers = 7;
+
+    /// <summary>
+    /// The shape of seed <paramref name="seed"/> in a test of <paramref name="size"/> static voters: one
+    /// seed in three instead runs membership changes from 1 to 5 initial voters (decided from the seed
+    /// alone, so the other seeds run exactly as they did before membership changes were simulated).
+    /// </summary>
+    public static ClusterShape ForSeed(int seed, int size)
+        => seed % 3 == 0 ? new ClusterShape(1 + ((seed / 3) + size) % 5, Discovery: false, Membership: true) : new ClusterShape(size, Discovery: false);
+
+    public override string ToString() => Discovery ? $"{Size} nodes, discovery" : Membership ? $"{Size} initial voters, membership changes" : $"{Size} nodes";
 }
 
 /// <summary>How a simulated server's storage survives a crash.</summary>
@@ -59,7 +75,7 @@ internal sealed record LossModel(LostStorageRestart Restart = LostStorageRestart
 /// lease, the clients and how hostile the schedule is. Drawing them from the seed ("swarm testing")
 /// lets some seeds be calm and others lossy, crash-prone or partitioned, and covers the option combinations.
 /// </summary>
-internal sealed class SimulationSettings
+internal sealed record SimulationSettings
 {
     /// <summary>Milliseconds of a node's own clock per Raft tick (GaggleNode: HeartbeatInterval / 5).</summary>
     public const int TickMs = 10;
@@ -146,13 +162,36 @@ internal sealed class SimulationSettings
         };
     }
 
+    /// <summary>
+    /// The settings of a membership run: these drawn ones, with exact durability and no lost storage. A
+    /// configuration lives in the log, so a node whose storage lost its tail or all of it would come
+    /// back with an older configuration, or the seed one (the initial voters), and could campaign and
+    /// count votes as a voter it no longer is; Gaggle requires durable storage for membership changes
+    /// (a process without its storage joins as a new member). Drawn after everything else, from the
+    /// same random source, so that <see cref="Draw"/> stays as it was for the other runs.
+    /// </summary>
+    public SimulationSettings ForMembership(Random random) => this with
+    {
+        Durability = Durability.Exact,
+        Weights = Weights with
+        {
+            LoseStorage = 0,
+            Restart = Weights.Crash == 0 ? 0 : Weights.Restart,
+            Membership = new[] { 30, 80, 200 }[random.Next(3)],
+            Retire = new[] { 2, 6 }[random.Next(2)],
+        },
+    };
+
     /// <summary>The driver settings of node <paramref name="id"/> (its own incarnation and seeded random source).</summary>
-    public NodeDriverSettings CreateDriverSettings(string id, ClusterShape shape, IReadOnlyList<string> ids, Random random, ulong incarnation, bool startRejoining, IGaggleStateMachine history) => new()
+    /// <param name="joining">A node new to the running cluster: <paramref name="ids"/> (the initial voters) without it is its seed configuration.</param>
+    public NodeDriverSettings CreateDriverSettings(
+        string id, ClusterShape shape, IReadOnlyList<string> ids, Random random, ulong incarnation, bool startRejoining, bool joining, IGaggleStateMachine history) => new()
     {
         Raft = new RaftConfig
         {
             Id = id,
             Members = shape.Discovery ? null : ids,
+            Joining = joining,
             ClusterSize = shape.Discovery ? shape.Size : 0,
             HeartbeatTicks = HeartbeatTicks,
             ElectionTicksMin = ElectionTicksMin,
@@ -196,11 +235,13 @@ internal enum Workload
 }
 
 /// <summary>Relative weights of the chaos phase's actions (zero disables one).</summary>
+/// <param name="Membership">A configuration change on the leader (membership runs only).</param>
+/// <param name="Retire">A node whose removal was applied stops for good (membership runs only).</param>
 internal sealed record ActionWeights(
     int Tick, int Batch, int Deliver, int Drop, int Duplicate, int Append, int Lock, int Quiet, int Transfer, int Partition, int Heal, int Crash, int Restart,
-    int LoseStorage)
+    int LoseStorage, int Membership = 0, int Retire = 0)
 {
-    public int Total => Tick + Batch + Deliver + Drop + Duplicate + Append + Lock + Quiet + Transfer + Partition + Heal + Crash + Restart + LoseStorage;
+    public int Total => Tick + Batch + Deliver + Drop + Duplicate + Append + Lock + Quiet + Transfer + Partition + Heal + Crash + Restart + LoseStorage + Membership + Retire;
 
     public static ActionWeights Draw(Random random, Workload workload)
     {

@@ -73,6 +73,11 @@ internal sealed partial class Simulator
             foreach (var entry in raft.CommittedEntries)
             {
                 _checker.ObserveApplied(node.Id, node.Applied, entry);
+                if (entry.Kind == EntryKind.Configuration)
+                {
+                    ObserveAppliedConfig(node, entry);
+                }
+
                 if (entry.Index > node.HardState.Commit || !node.Storage.TryGet(entry.Index, out var stored) || !SafetyChecker.SameContent(stored, entry))
                 {
                     throw new SafetyViolationException(
@@ -269,12 +274,13 @@ internal sealed partial class Simulator
     /// </summary>
     private void CheckAllLogsMatch()
     {
-        for (int a = 0; a < _nodes.Length; a++)
+        var nodes = _nodes.Concat(_retired).ToArray();
+        for (int a = 0; a < nodes.Length; a++)
         {
-            for (int b = a + 1; b < _nodes.Length; b++)
+            for (int b = a + 1; b < nodes.Length; b++)
             {
-                var left = _nodes[a].Storage;
-                var right = _nodes[b].Storage;
+                var left = nodes[a].Storage;
+                var right = nodes[b].Storage;
                 long first = Math.Max(left.SnapshotIndex, right.SnapshotIndex) + 1;
                 long last = Math.Min(left.LastIndex, right.LastIndex);
                 while (last >= first && Stored(left, last).Term != Stored(right, last).Term)
@@ -287,7 +293,7 @@ internal sealed partial class Simulator
                     if (!SafetyChecker.SameContent(Stored(left, i), Stored(right, i)))
                     {
                         throw new SafetyViolationException(
-                            $"log matching: {_nodes[a].Id} and {_nodes[b].Id} share entry {last}/t{Stored(left, last).Term} but differ at index {i}: "
+                            $"log matching: {nodes[a].Id} and {nodes[b].Id} share entry {last}/t{Stored(left, last).Term} but differ at index {i}: "
                             + $"{SafetyChecker.Describe(Stored(left, i))} vs {SafetyChecker.Describe(Stored(right, i))}");
                     }
                 }

@@ -15,7 +15,9 @@ internal sealed partial class Simulator
     /// after lost storage, every lock operation has ended (granted, denied, given up, released), every
     /// lease has expired and the tables are empty, no driver still watches a request or a hold (no
     /// leak), no append is pending, and every node has applied the leader's whole log,
-    /// within a bound of simulated time. Then no acknowledged append may be missing from any node.
+    /// within a bound of simulated time. In a membership run the leader must be a voter, the nodes
+    /// are the members of its configuration (the others are stopped: see <see cref="RetireNonMembers"/>)
+    /// and every one of them holds that configuration. Then no acknowledged append may be missing from any node.
     /// </summary>
     private void Stabilize()
     {
@@ -28,6 +30,7 @@ internal sealed partial class Simulator
         }
 
         _clientsPaused = true;
+        _pendingChange = null;
         long boundMs = (100 * Settings.LeaseMs) + (200L * Settings.ElectionTicksMax * SimulationSettings.TickMs);
         long limit = NowUs + (boundMs * 1000);
         long steps = 0;
@@ -55,6 +58,8 @@ internal sealed partial class Simulator
                 TickNext();
             }
 
+            CheckLeases();
+            RetireNonMembers(CurrentLeader());
             var leader = CurrentLeader();
             if (leader is not null && (proposal is null || proposal.Value.Leader != leader.Id || proposal.Value.Term != leader.Core!.Term))
             {
@@ -86,6 +91,14 @@ internal sealed partial class Simulator
         }
 
         long last = leader.Core!.LastIndex;
+        var config = leader.Core.Configuration;
+        if (_shape.Membership && (!leader.Core.IsVoter || !_nodes.TrueForAll(n => config.Contains(n.Id) && n.Core?.Configuration.Equals(config) == true
+            && n.Core.ConfigurationIndex == leader.Core.ConfigurationIndex) || config.Members.Any(m => !_byId.TryGetValue(m, out var member) || !_nodes.Contains(member))))
+        {
+            // Only the members must converge (on the configuration too); every other node is stopped by then.
+            return false;
+        }
+
         return leader.Core.CommitIndex == last
             && _nodes.All(n => n.IsUp && !n.Core!.Rejoining && n.Core.LeaderId == leader.Id && n.Applied == last && n.History!.Contains(payload)
                 && n.Driver!.Machines.Locks.Table.Count == 0 && n.Driver.PendingAppends == 0 && n.Clients.TrueForAll(c => !c.IsBusy)

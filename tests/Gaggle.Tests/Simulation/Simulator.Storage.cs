@@ -96,13 +96,14 @@ internal sealed partial class Simulator
         node.Storage.Flush();
         ulong incarnation = ++_incarnations;
         var random = new Random(_random.Next());
-        node.Start(history => Settings.CreateDriverSettings(node.Id, _shape, _ids, random, incarnation, rejoin, history), incarnation, Settings.ClientsPerNode);
+        bool joining = _shape.Membership && !_ids.Contains(node.Id);
+        node.Start(history => Settings.CreateDriverSettings(node.Id, _shape, _ids, random, incarnation, rejoin, joining, history), incarnation, Settings.ClientsPerNode);
         if (node.Storage.Snapshot is { } snapshot)
         {
             _checker.ObserveRestoredAt(node.Id, snapshot.Index, snapshot.Term);
         }
 
-        Trace($"start {node.Id} incarnation {incarnation}{(rejoin ? " rejoining" : "")} (term {node.HardState.Term}, vote {node.HardState.VotedFor ?? "-"}, "
+        Trace($"start {node.Id} incarnation {incarnation}{(rejoin ? " rejoining" : "")}{(joining ? " joining" : "")} (term {node.HardState.Term}, vote {node.HardState.VotedFor ?? "-"}, "
             + $"commit {node.HardState.Commit}, snapshot {node.Storage.SnapshotIndex}, last {node.Storage.LastIndex})");
         Process(node);
     }

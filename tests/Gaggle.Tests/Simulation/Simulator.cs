@@ -14,9 +14,11 @@ namespace Gaggle.Tests.Simulation;
 /// busy loop passes, reordered deliveries, loss, duplication, appends and lock use by simulated
 /// callers, leadership transfers, partitions, snapshots installed, crashes and restarts from storage,
 /// crashes that lose unflushed writes, lost storage), each followed by a stabilization phase that
-/// heals everything and demands progress and quiet. Checked after every step: Raft's safety
-/// properties (<see cref="SafetyChecker"/>), exactly-once application of acknowledged appends
-/// (<see cref="AppendChecker"/>) and the lock history (<see cref="LockHistoryChecker"/>).
+/// heals everything and demands progress and quiet. Membership runs also change the configuration
+/// (see Simulator.Membership.cs). Checked after every step: Raft's safety properties
+/// (<see cref="SafetyChecker"/>, which hold whatever the configuration), exactly-once application of
+/// acknowledged appends (<see cref="AppendChecker"/>), the lock history (<see cref="LockHistoryChecker"/>)
+/// and that no two nodes trust their leadership lease at once.
 /// </summary>
 internal sealed partial class Simulator : ITraceSource
 {
@@ -30,9 +32,15 @@ internal sealed partial class Simulator : ITraceSource
     private readonly int _seed;
     private readonly ClusterShape _shape;
     private readonly Random _random;
+    /// <summary>The initial voters (every node's Members).</summary>
     private readonly string[] _ids;
-    private readonly SimulatedNode[] _nodes;
+
+    /// <summary>The nodes in play: started (up or down) and not retired; a membership run adds and retires some.</summary>
+    private readonly List<SimulatedNode> _nodes;
     private readonly Dictionary<string, SimulatedNode> _byId = [];
+
+    /// <summary>The ids of the nodes in play, in the order they joined: the network's broadcast audience.</summary>
+    private readonly List<string> _onNetwork;
     private readonly SimulatedNetwork _network;
     private readonly SafetyChecker _checker = new();
     private readonly int _chaosSteps;
@@ -55,14 +63,22 @@ internal sealed partial class Simulator : ITraceSource
         _chaosSteps = chaosSteps ?? _random.Next(1000, 2001);
         _trace = trace ? new Queue<string>() : null;
         _ids = Enumerable.Range(1, shape.Size).Select(i => $"n{i}").ToArray();
-        _nodes = _ids.Select(id => new SimulatedNode(this, id, NodeClock.Draw(_random))).ToArray();
+        _nodes = _ids.Select(id => new SimulatedNode(this, id, NodeClock.Draw(_random))).ToList();
+        if (shape.Membership)
+        {
+            // Growing to 7 voters and back takes a dozen changes, each committed (and a promotion caught up) first.
+            Settings = Settings.ForMembership(_random);
+            _chaosSteps = chaosSteps ?? 2 * _chaosSteps;
+        }
+
         foreach (var node in _nodes)
         {
             _byId[node.Id] = node;
             node.Storage.Buffered = Settings.Durability == Durability.FlushPolicyNone;
         }
 
-        _network = new SimulatedNetwork(_ids);
+        _onNetwork = [.. _ids];
+        _network = new SimulatedNetwork(_onNetwork);
     }
 
     public SimulationSettings Settings { get; }
@@ -135,6 +151,7 @@ internal sealed partial class Simulator : ITraceSource
                 {
                     Step++;
                     ChaosStep();
+                    CheckLeases();
                 }
 
                 Stabilize();
@@ -152,15 +169,15 @@ internal sealed partial class Simulator : ITraceSource
         }
 
         return new SimulationResult(failure, new SimulationStats(
-            Step, _checker.CommittedCount, _checker.AppliedCount, _checker.LeaderCount, _nodes.Sum(n => n.Restarts - 1), _delivered, _storageStats,
-            Appends.Acknowledged, NowUs)) { Locks = Checker.Stats };
+            Step, _checker.CommittedCount, _checker.AppliedCount, _checker.LeaderCount, _nodes.Concat(_retired).Sum(n => n.Restarts - 1), _delivered, _storageStats,
+            Appends.Acknowledged, NowUs)) { Locks = Checker.Stats, Membership = _membershipStats };
     }
 
     private SimulationFailure Failure(string what) => new(_seed, _shape, Step, what)
     {
         Loss = _loss,
         Settings = Settings.ToString(),
-        Nodes = string.Join("; ", _nodes.Select(n => n.Describe())),
+        Nodes = string.Join("; ", _nodes.Concat(_retired).Select(n => n.Describe())),
         Trace = _trace?.ToArray() ?? [],
     };
 
@@ -231,6 +248,14 @@ internal sealed partial class Simulator : ITraceSource
         else if ((roll -= weights.Restart) < 0)
         {
             RestartRandomNode();
+        }
+        else if ((roll -= weights.Membership) < 0)
+        {
+            ChangeMembership();
+        }
+        else if ((roll -= weights.Retire) < 0)
+        {
+            RetireRemovedNode();
         }
         else
         {
@@ -421,7 +446,12 @@ internal sealed partial class Simulator : ITraceSource
             return;
         }
 
-        var others = _ids.Where(id => id != leader.Id).ToArray();
+        var others = (_shape.Membership ? leader.Core!.Configuration.Voters : _ids).Where(id => id != leader.Id).ToArray();
+        if (others.Length == 0)
+        {
+            return;
+        }
+
         string target = others[_random.Next(others.Length)];
         bool accepted = leader.Driver!.TransferLeadership(target);
         Trace($"transfer leadership {leader.Id} -> {target}: {accepted}");
