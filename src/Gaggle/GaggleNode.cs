@@ -91,6 +91,13 @@ public sealed partial class GaggleNode : IAsyncDisposable
         _options = options;
         _channel = channel;
         _storage = storage ?? new InMemoryRaftStorage();
+        if (options.Voters is not null && _storage is InMemoryRaftStorage { SurvivesRestart: false })
+        {
+            throw new ArgumentException(
+                $"Voters is {options.Voters} (the leader changes the voters by itself) but node '{options.NodeId}' keeps its log in memory; "
+                + "membership changes need durable storage (FileRaftStorage): a node restarted without its log would fall back to Members.", nameof(storage));
+        }
+
         _time = timeProvider ?? TimeProvider.System;
         _microsecondsPerTimestamp = 1_000_000.0 / _time.TimestampFrequency;
         _logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<GaggleNode>();

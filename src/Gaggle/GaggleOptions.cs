@@ -148,6 +148,23 @@ public sealed class GaggleOptions
     /// <value>The default is false.</value>
     public bool Join { get; set; }
 
+    /// <summary>
+    /// Turns on voter management by the leader (the autopilot): nodes started with <see cref="Join"/>
+    /// are added as learners when they announce themselves; members not heard from for
+    /// <see cref="MemberTimeout"/> are removed; caught-up learners are promoted (and surplus voters
+    /// demoted) so that the voters are the largest odd number not above this target and the number of
+    /// live members. 1, 3, 5 or 7; needs <see cref="Members"/> and durable storage.
+    /// </summary>
+    /// <value>The default is null: the voters change only through the membership API.</value>
+    public int? Voters { get; set; }
+
+    /// <summary>
+    /// With <see cref="Voters"/>: how long a member may go unheard before the leader removes it. Well
+    /// above an election timeout and a long GC pause: a member removed while paused must rejoin.
+    /// </summary>
+    /// <value>The default is 15 seconds.</value>
+    public TimeSpan MemberTimeout { get; set; } = TimeSpan.FromSeconds(15);
+
     /// <summary>The seed of the election timeout jitter; null picks a random one. Set it only to replay a run.</summary>
     /// <value>The default is null.</value>
     public int? RandomSeed { get; set; }

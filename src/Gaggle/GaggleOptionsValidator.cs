@@ -79,6 +79,24 @@ public sealed partial class GaggleOptionsValidator : IValidateOptions<GaggleOpti
             }
         }
 
+        if (options.Voters is { } voters)
+        {
+            if (voters is not (1 or 3 or 5 or 7))
+            {
+                failures.Add($"Voters is {voters}; it must be 1, 3, 5 or 7 (an odd number of voters; an even one tolerates no more failures than the odd one below it).");
+            }
+
+            if (members.Count == 0)
+            {
+                failures.Add($"Voters is {voters} but Members is empty; voter management needs Members (ClusterSize mode has a fixed set of voters).");
+            }
+
+            if (options.MemberTimeout < 4 * options.ElectionTimeoutMax || options.MemberTimeout > TimeSpan.FromHours(1))
+            {
+                failures.Add($"MemberTimeout is {Ms(options.MemberTimeout)}; it must be between 4 x ElectionTimeoutMax ({Ms(4 * options.ElectionTimeoutMax)}) and 1 hour.");
+            }
+        }
+
         if (options.Join && members.Count == 0)
         {
             failures.Add("Join is set but Members is empty; a joining node needs Members, the voters of the cluster it joins.");

@@ -15,6 +15,7 @@ internal static class WireCodec
     private const byte KindForwardAppend = 2;
     private const byte KindDispatchRequest = 3;
     private const byte KindDispatchReply = 4;
+    private const byte KindJoinAnnounce = 5;
     private const byte FlagReject = 1;
     private const byte FlagForce = 2;
     private const byte FlagDone = 4;
@@ -52,6 +53,10 @@ internal static class WireCodec
                 writer.Byte((byte)reply.Status);
                 writer.Bytes(reply.Result.Span);
                 writer.String(reply.Error);
+                break;
+            case JoinAnnounce join:
+                writer.Byte(KindJoinAnnounce);
+                writer.VarUInt(join.Fingerprint);
                 break;
             default:
                 throw new ArgumentException($"Unknown wire message type {message.GetType().Name}.", nameof(message));
@@ -103,6 +108,9 @@ internal static class WireCodec
                 }
 
                 message = new DispatchReply(incarnation, callId, (DispatchStatus)status, reader.Bytes(), reader.String());
+                break;
+            case KindJoinAnnounce:
+                message = new JoinAnnounce(reader.VarUInt());
                 break;
             default:
                 throw new FormatException($"Unknown message kind {kind}.");

@@ -25,3 +25,10 @@ internal enum DispatchStatus : byte
 
 /// <summary>The answer to a <see cref="DispatchRequest"/>, sent to the caller only.</summary>
 internal sealed record DispatchReply(ulong Incarnation, long CallId, DispatchStatus Status, ReadOnlyMemory<byte> Result, string Error) : WireMessage;
+
+/// <summary>
+/// A node started to join a running cluster asks its leader to add it as a learner (broadcast until it
+/// is a member). <paramref name="Fingerprint"/> covers what must match for it to take part: the
+/// protocol, timing options, state machine and RPC method names.
+/// </summary>
+internal sealed record JoinAnnounce(ulong Fingerprint) : WireMessage;

@@ -62,6 +62,14 @@ internal sealed class ClusterConfig : IEquatable<ClusterConfig>
                 return null;
             case ConfigChangeType.Remove:
                 return new ClusterConfig(Voters.Where(v => v != id), Learners.Where(l => l != id));
+            case ConfigChangeType.Demote when !IsVoter(id):
+                error = IsLearner(id) ? $"'{id}' is already a learner" : $"'{id}' is not a member";
+                return null;
+            case ConfigChangeType.Demote when Voters.Count == 1:
+                error = $"'{id}' is the last voter; a cluster cannot demote its last voter";
+                return null;
+            case ConfigChangeType.Demote:
+                return new ClusterConfig(Voters.Where(v => v != id), Learners.Append(id));
             default:
                 error = $"unknown change type {(int)change.Type}";
                 return null;
@@ -167,6 +175,9 @@ internal enum ConfigChangeType : byte
 
     /// <summary>Removes a voter or a learner.</summary>
     Remove = 3,
+
+    /// <summary>Makes a voter a learner (it keeps receiving the log).</summary>
+    Demote = 4,
 }
 
 /// <summary>One configuration change.</summary>

@@ -186,8 +186,9 @@ internal sealed partial class RaftCore
         // Entries up to the snapshot's index are covered by its configuration, even those the log
         // retains behind it (a duplicated message may bring them again).
         long recorded = Math.Max(_logConfigs.Count > 0 ? _logConfigs[^1].Index : 0, _snapshot?.Index ?? 0);
-        foreach (var entry in entries)
+        for (int i = 0; i < entries.Count; i++)
         {
+            var entry = entries[i];
             if (entry.Kind == EntryKind.Configuration && entry.Index > recorded && _log.MatchTerm(entry.Index, entry.Term))
             {
                 changed |= TryRecordConfig(entry);

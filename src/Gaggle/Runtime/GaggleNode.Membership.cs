@@ -167,7 +167,8 @@ public sealed partial class GaggleNode
     {
         foreach (var (request, result) in events.MembershipResults)
         {
-            ((TaskCompletionSource<MembershipResult>)request.Caller!).TrySetResult(result);
+            // The autopilot's own requests have no caller.
+            (request.Caller as TaskCompletionSource<MembershipResult>)?.TrySetResult(result);
         }
     }
 

@@ -140,17 +140,19 @@ internal sealed class MembershipChanges(NodeEvents events)
         MembershipRequestKind.AddLearner => config.IsLearner(request.NodeId),
         MembershipRequestKind.Promote => config.IsVoter(request.NodeId),
         MembershipRequestKind.Remove => !config.Contains(request.NodeId),
+        MembershipRequestKind.Demote => config.IsLearner(request.NodeId),
         _ => false,
     };
 
     private static GaggleMembershipError InvalidKind(ClusterConfig config, MembershipRequest request)
-        => request.Kind == MembershipRequestKind.Promote && !config.Contains(request.NodeId) ? GaggleMembershipError.UnknownNode : GaggleMembershipError.Invalid;
+        => request.Kind is MembershipRequestKind.Promote or MembershipRequestKind.Demote && !config.Contains(request.NodeId) ? GaggleMembershipError.UnknownNode : GaggleMembershipError.Invalid;
 
     private static string Describe(MembershipRequest request) => request.Kind switch
     {
         MembershipRequestKind.AddLearner => $"Adding '{request.NodeId}' as a learner",
         MembershipRequestKind.Promote => $"Promoting '{request.NodeId}' to voter",
         MembershipRequestKind.Remove => $"Removing '{request.NodeId}'",
+        MembershipRequestKind.Demote => $"Demoting '{request.NodeId}' to learner",
         _ => $"Handing leadership to '{request.NodeId}'",
     };
 

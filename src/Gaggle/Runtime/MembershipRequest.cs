@@ -9,9 +9,10 @@ internal enum MembershipRequestKind : byte
     AddLearner = ConfigChangeType.AddLearner,
     Promote = ConfigChangeType.Promote,
     Remove = ConfigChangeType.Remove,
+    Demote = ConfigChangeType.Demote,
 
     /// <summary>Hand leadership to the node named.</summary>
-    Transfer = 4,
+    Transfer = 10,
 }
 
 /// <summary>

@@ -34,6 +34,7 @@ internal sealed class NodeDriver
     private readonly LeaseClock _leaseClock = new();
     private readonly LeadershipLease _leadership;
     private readonly MembershipChanges _membership;
+    private readonly Autopilot? _autopilot;
     private long _tickCount;
     private long _nowUs;
     private SoftState? _softState;
@@ -61,6 +62,7 @@ internal sealed class NodeDriver
         // (a zero lease), and only a sole voter's leadership is.
         _leadership = new LeadershipLease(settings.Raft.CheckQuorum ? settings.LeadershipLeaseUs : 0);
         _membership = new MembershipChanges(Events);
+        _autopilot = settings.Autopilot is { } autopilot ? new Autopilot(autopilot) : null;
     }
 
     public string Id => _settings.Id;
@@ -119,6 +121,7 @@ internal sealed class NodeDriver
     /// <summary>A decoded message from node <paramref name="from"/>.</summary>
     public void Receive(string from, WireMessage message)
     {
+        _autopilot?.Heard(from, _nowUs);
         switch (message)
         {
             case RaftWireMessage raft:
@@ -140,6 +143,14 @@ internal sealed class NodeDriver
             case DispatchReply reply:
                 _dispatches.OnReply(reply);
                 break;
+            case JoinAnnounce join when _autopilot is not null && _core.Role == RaftRole.Leader:
+                if (!_autopilot.Announced(from, join.Fingerprint, _nowUs))
+                {
+                    Drop(from, $"a node asked to join with fingerprint {join.Fingerprint:x16}, but this cluster's is {_settings.Fingerprint:x16}: "
+                        + "its protocol, timing options, state machine or RPC method names differ", "join-refused");
+                }
+
+                break;
         }
     }
 
@@ -160,6 +171,16 @@ internal sealed class NodeDriver
         _appends.Expire(_nowUs);
         Machines.Locks.ForgetAbandoned(_nowUs - _settings.LockSettleUs);
         _membership.Update(_core, _nowUs);
+        if (_autopilot?.Next(_core, _nowUs, _membership.Count > 0) is { } change)
+        {
+            _membership.Request(_core, change, _nowUs);
+        }
+
+        if (_settings.Raft.Joining && !_core.Configuration.Contains(Id) && _tickCount % _settings.RetryTicks == 0)
+        {
+            // Until the cluster adds it, a joining node asks whoever leads to add it.
+            _outbox.Add(new Outgoing(null, new JoinAnnounce(_settings.Fingerprint)));
+        }
     }
 
     /// <summary>Moves the driver's clock on without a tick (inputs between ticks carry the time they arrived).</summary>

@@ -28,6 +28,12 @@ internal sealed class NodeDriverSettings
     /// <summary>Entries kept in the log before a snapshot's index.</summary>
     public int SnapshotRetainEntries { get; init; }
 
+    /// <summary>What a joining node must share with the cluster: the protocol, timing options, state machine and RPC method names (see <see cref="Channels.JoinAnnounce"/>).</summary>
+    public ulong Fingerprint { get; init; }
+
+    /// <summary>Voter management on the leader (see <see cref="Runtime.Autopilot"/>), or null when the voters change only on request.</summary>
+    public AutopilotSettings? Autopilot { get; init; }
+
     /// <summary>The application's state machines, by name.</summary>
     public IDictionary<string, IGaggleStateMachine> StateMachines { get; init; } = new Dictionary<string, IGaggleStateMachine>();
 
@@ -68,6 +74,35 @@ internal sealed class NodeDriverSettings
             SnapshotThresholdEntries = options.SnapshotThresholdEntries,
             SnapshotRetainEntries = options.SnapshotRetainEntries,
             StateMachines = options.StateMachines,
+            Fingerprint = FingerprintOf(options),
+            Autopilot = options.Voters is { } voters
+                ? new AutopilotSettings(voters, (long)options.MemberTimeout.TotalMicroseconds, (long)(2 * options.ElectionTimeoutMax.TotalMicroseconds), FingerprintOf(options))
+                : null,
         };
+    }
+
+    /// <summary>
+    /// FNV-1a over what nodes of one cluster must agree on: the wire version, the timing options, and
+    /// the names of the state machines and RPC methods (sorted).
+    /// </summary>
+    public static ulong FingerprintOf(GaggleOptions options)
+    {
+        string text = string.Join('|',
+            [
+                $"wire {Channels.WireCodec.Version}",
+                options.HeartbeatInterval.Ticks.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                options.ElectionTimeoutMin.Ticks.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                options.ElectionTimeoutMax.Ticks.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                options.LockLeaseDuration.Ticks.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                .. options.StateMachines.Keys.Order(StringComparer.Ordinal).Select(name => "sm:" + name),
+                .. options.RpcHandlers.Keys.Order(StringComparer.Ordinal).Select(name => "rpc:" + name),
+            ]);
+        ulong hash = 14695981039346656037;
+        foreach (char c in text)
+        {
+            hash = (hash ^ c) * 1099511628211;
+        }
+
+        return hash;
     }
 }

@@ -15,7 +15,7 @@ public sealed partial class DriverPurityTests
         "Runtime/NodeDriver.cs", "Runtime/NodeDriverSettings.cs", "Runtime/NodeOutput.cs", "Runtime/DriverAppend.cs", "Runtime/AppendPipeline.cs",
         "Runtime/DispatchRouter.cs", "Runtime/NodeStateMachines.cs", "Runtime/ApplicationStateMachines.cs", "Runtime/INodeStateMachine.cs",
         "Runtime/NodeSnapshot.cs", "Runtime/ProposalDeduplicator.cs", "Runtime/EntryEnvelope.cs", "Locks/LockStateMachine.cs", "Locks/LockTable.cs",
-        "Locks/LeaseClock.cs", "Leadership/LeadershipLease.cs", "Runtime/MembershipChanges.cs", "Runtime/MembershipRequest.cs",
+        "Locks/LeaseClock.cs", "Leadership/LeadershipLease.cs", "Runtime/MembershipChanges.cs", "Runtime/MembershipRequest.cs", "Runtime/Autopilot.cs",
     ];
 
     [Test]

@@ -1,0 +1,171 @@
+using Gaggle.Raft;
+
+namespace Gaggle.Runtime;
+
+/// <summary>What the <see cref="Autopilot"/> works towards.</summary>
+/// <param name="TargetVoters">The voters wanted: 1, 3, 5 or 7.</param>
+/// <param name="MemberTimeoutUs">A member not heard from for this long is removed, in microseconds.</param>
+/// <param name="StabilizationUs">How long a learner must have stayed caught up before it is promoted, in microseconds.</param>
+/// <param name="Fingerprint">What a joining node must share with the cluster (protocol, timing, state machine and RPC names).</param>
+internal sealed record AutopilotSettings(int TargetVoters, long MemberTimeoutUs, long StabilizationUs, ulong Fingerprint);
+
+/// <summary>
+/// Voter management on the leader: joining nodes that announce themselves are added as learners;
+/// members not heard from for the member timeout are removed; caught-up learners are promoted (and
+/// surplus voters demoted) so the voters are the largest odd number not above the target and the
+/// number of live members. One change at a time, each with its expected configuration index; the
+/// Raft core enforces the rest (one uncommitted change, the new leader's no-op first).
+/// </summary>
+/// <remarks>
+/// Never removes a voter unless the voters left alive are a majority of the current voters (so a
+/// removal never costs the quorum), never removes anyone during a new leader's first member timeout
+/// (it has not had the time to hear from everyone), and never touches itself: a leader that should
+/// leave is handled by removal from another leader or by its own leave.
+/// </remarks>
+internal sealed class Autopilot(AutopilotSettings settings)
+{
+    private readonly Dictionary<string, long> _lastHeardUs = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, long> _caughtUpSinceUs = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, long> _announcedUs = new(StringComparer.Ordinal);
+    private long _leaderSinceUs = -1;
+    private long _leaderTerm;
+
+    public AutopilotSettings Settings => settings;
+
+    /// <summary>A message arrived from <paramref name="from"/>.</summary>
+    public void Heard(string from, long nowUs) => _lastHeardUs[from] = nowUs;
+
+    /// <summary>A node asked to join; false when its fingerprint differs (it is not added).</summary>
+    public bool Announced(string from, ulong fingerprint, long nowUs)
+    {
+        if (fingerprint != settings.Fingerprint)
+        {
+            return false;
+        }
+
+        _announcedUs[from] = nowUs;
+        return true;
+    }
+
+    /// <summary>The change to make now, or null (not the leader, a change under way, nothing to do).</summary>
+    public MembershipRequest? Next(RaftCore core, long nowUs, bool changePending)
+    {
+        if (core.Role != RaftRole.Leader)
+        {
+            _leaderSinceUs = -1;
+            return null;
+        }
+
+        if (_leaderSinceUs < 0 || _leaderTerm != core.Term)
+        {
+            _leaderSinceUs = nowUs;
+            _leaderTerm = core.Term;
+            _caughtUpSinceUs.Clear();
+        }
+
+        var config = core.Configuration;
+        TrackCaughtUp(core, config, nowUs);
+        if (changePending || core.ConfigurationIndex > core.CommitIndex)
+        {
+            return null;
+        }
+
+        return RemoveDead(core, config, nowUs) ?? AddAnnounced(core, config, nowUs) ?? Balance(core, config, nowUs);
+    }
+
+    private MembershipRequest? RemoveDead(RaftCore core, ClusterConfig config, long nowUs)
+    {
+        if (nowUs - _leaderSinceUs < settings.MemberTimeoutUs)
+        {
+            return null;
+        }
+
+        int aliveVoters = config.Voters.Count(v => IsAlive(core, v, nowUs));
+        foreach (var voter in config.Voters)
+        {
+            // A dead voter goes first (then a learner replaces it), if the live voters left still make
+            // a majority of the current voters: the removal itself must be able to commit.
+            if (!IsAlive(core, voter, nowUs) && aliveVoters >= Quorum.Majority(config.Voters.Count) && config.Voters.Count > 1)
+            {
+                return Request(MembershipRequestKind.Remove, voter, core);
+            }
+        }
+
+        foreach (var learner in config.Learners)
+        {
+            if (!IsAlive(core, learner, nowUs))
+            {
+                return Request(MembershipRequestKind.Remove, learner, core);
+            }
+        }
+
+        return null;
+    }
+
+    private MembershipRequest? AddAnnounced(RaftCore core, ClusterConfig config, long nowUs)
+    {
+        foreach (var (id, at) in _announcedUs)
+        {
+            if (config.Contains(id) || nowUs - at >= settings.MemberTimeoutUs)
+            {
+                continue;
+            }
+
+            return Request(MembershipRequestKind.AddLearner, id, core);
+        }
+
+        _announcedUs.Clear();
+        return null;
+    }
+
+    private MembershipRequest? Balance(RaftCore core, ClusterConfig config, long nowUs)
+    {
+        int alive = config.Members.Count(m => IsAlive(core, m, nowUs));
+        int wanted = LargestOddAtMost(Math.Min(settings.TargetVoters, alive));
+        if (config.Voters.Count < wanted)
+        {
+            var candidate = config.Learners
+                .Where(l => _caughtUpSinceUs.TryGetValue(l, out long since) && nowUs - since >= settings.StabilizationUs)
+                .OrderBy(l => l, StringComparer.Ordinal)
+                .FirstOrDefault();
+            return candidate is null ? null : Request(MembershipRequestKind.Promote, candidate, core);
+        }
+
+        if (config.Voters.Count > wanted && config.Voters.Count > 1)
+        {
+            // Demote the voter least useful to the quorum: the least caught up, never this leader.
+            var surplus = config.Voters.Where(v => v != core.Id)
+                .OrderBy(v => core.ProgressOf(v)?.Match ?? 0)
+                .ThenBy(v => v, StringComparer.Ordinal)
+                .FirstOrDefault();
+            return surplus is null ? null : Request(MembershipRequestKind.Demote, surplus, core);
+        }
+
+        return null;
+    }
+
+    private void TrackCaughtUp(RaftCore core, ClusterConfig config, long nowUs)
+    {
+        foreach (var learner in config.Learners)
+        {
+            var progress = core.ProgressOf(learner);
+            if (progress is not null && progress.Match >= core.CommitIndex && IsAlive(core, learner, nowUs))
+            {
+                _caughtUpSinceUs.TryAdd(learner, nowUs);
+            }
+            else
+            {
+                _caughtUpSinceUs.Remove(learner);
+            }
+        }
+    }
+
+    /// <summary>Heard from within the member timeout (a member never heard from counts from when this node began to lead).</summary>
+    private bool IsAlive(RaftCore core, string id, long nowUs)
+        => id == core.Id || nowUs - Math.Max(_lastHeardUs.GetValueOrDefault(id, long.MinValue / 2), _leaderSinceUs) < settings.MemberTimeoutUs;
+
+    private MembershipRequest Request(MembershipRequestKind kind, string id, RaftCore core)
+        => new() { Kind = kind, NodeId = id, ExpectedIndex = core.ConfigurationIndex, TimeoutUs = settings.MemberTimeoutUs };
+
+    private static int LargestOddAtMost(int n) => n < 1 ? 1 : (n % 2 == 1 ? n : n - 1);
+}
