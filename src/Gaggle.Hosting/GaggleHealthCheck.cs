@@ -19,6 +19,8 @@ public sealed class GaggleHealthCheck(GaggleNode node) : IHealthCheck
             ["leaderId"] = node.LeaderId ?? "",
             ["commitIndex"] = node.CommitIndex,
             ["isLeader"] = node.IsLeader,
+            ["voters"] = node.Membership.Voters.ToArray(),
+            ["learners"] = node.Membership.Learners.ToArray(),
         };
         HealthCheckResult result;
         if (node.LeaderId is null)
@@ -32,6 +34,11 @@ public sealed class GaggleHealthCheck(GaggleNode node) : IHealthCheck
         else if (node.IsLeader && !node.Leadership.IsLeader)
         {
             result = HealthCheckResult.Degraded($"Node '{node.Id}' leads term {node.Term} but has not heard from a majority recently.", data: data);
+        }
+        else if (node.TargetVoters is { } target && node.Membership.Voters.Count < target)
+        {
+            result = HealthCheckResult.Degraded(
+                $"The cluster has {node.Membership.Voters.Count} voters of the {target} wanted: it tolerates fewer failures than configured (too few members, or learners still catching up).", data: data);
         }
         else
         {

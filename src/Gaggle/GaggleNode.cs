@@ -116,6 +116,8 @@ public sealed partial class GaggleNode : IAsyncDisposable
             _meter.CreateObservableGauge("gaggle.term", () => new Measurement<long>(Term, _nodeTag), description: "The node's current term."),
             _meter.CreateObservableGauge("gaggle.commit_index", () => new Measurement<long>(CommitIndex, _nodeTag), description: "The node's commit index."),
             _meter.CreateObservableGauge("gaggle.is_leader", () => new Measurement<int>(IsLeader ? 1 : 0, _nodeTag), description: "1 on the leader."),
+            _meter.CreateObservableGauge("gaggle.voters", () => new Measurement<int>(Membership.Voters.Count, _nodeTag), description: "Voters in the configuration this node uses."),
+            _meter.CreateObservableGauge("gaggle.learners", () => new Measurement<int>(Membership.Learners.Count, _nodeTag), description: "Learners in the configuration this node uses."),
         ];
     }
 

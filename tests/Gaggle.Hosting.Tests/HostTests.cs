@@ -56,6 +56,38 @@ public sealed class HostTests
     }
 
     [Test]
+    public async Task TheHealthCheckIsDegradedWhileTheVotersAreFewerThanWanted()
+    {
+        string directory = Path.Combine(Path.GetTempPath(), "gaggle-health-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            using var host = Build(
+                new() { ["Gaggle:NodeId"] = "solo", ["Gaggle:Members:0"] = "solo", ["Gaggle:Voters"] = "3", ["Gaggle:DataDirectory"] = directory },
+                network: new InMemoryNetwork(1));
+            await host.StartAsync();
+            var node = host.Services.GetRequiredService<GaggleNode>();
+            await node.WaitForLeaderAsync(TimeSpan.FromSeconds(10));
+            using (var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(10)))
+            {
+                await node.Leadership.WaitForLeadershipAsync(deadline.Token);
+            }
+
+            var health = await new GaggleHealthCheck(node).CheckHealthAsync(new HealthCheckContext());
+            Assert.That(health.Status, Is.EqualTo(HealthStatus.Degraded));
+            Assert.That(health.Description, Does.Contain("1 voters of the 3 wanted"));
+            Assert.That(health.Data["voters"], Is.EqualTo(new[] { "solo" }));
+            await host.StopAsync();
+        }
+        finally
+        {
+            if (Directory.Exists(directory))
+            {
+                Directory.Delete(directory, recursive: true);
+            }
+        }
+    }
+
+    [Test]
     public async Task AHostStartValidatesTheNodesOptionsOnce()
     {
         var validations = new StrongBox<int>();
@@ -72,6 +104,7 @@ public sealed class HostTests
         yield return new TestCaseData("Gaggle:Members:1", "solo", "Members lists 'solo' more than once");
         yield return new TestCaseData("Gaggle:MaxInflightMessages", "0", "MaxInflightMessages is 0; it must be between 1 and 1024");
         yield return new TestCaseData("Gaggle:NodeId", "not valid!", "NodeId is 'not valid!'");
+        yield return new TestCaseData("Gaggle:Voters", "4", "Voters is 4; it must be 1, 3, 5 or 7");
         yield return new TestCaseData("Gaggle:LockLeaseDuration", "00:00:00.001", "LockLeaseDuration is 1 ms; it must be between 100 ms and 1 hour");
         yield return new TestCaseData("Gaggle:Jobs:PollInterval", "-00:00:01", "PollInterval (Gaggle:Jobs:PollInterval) is -1000 ms; it must be more than 0 and at most 1 hour");
         yield return new TestCaseData("Gaggle:Jobs:PollInterval", "00:00:00", "PollInterval (Gaggle:Jobs:PollInterval) is 0 ms; it must be more than 0");

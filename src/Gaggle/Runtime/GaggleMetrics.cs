@@ -17,5 +17,7 @@ internal static class GaggleMetrics
 
     public static readonly Histogram<double> AppendDuration = Meter.CreateHistogram<double>("gaggle.append.duration", unit: "ms", description: "From AppendAsync to the entry applied on the appending node.");
 
+    public static readonly Counter<long> MembershipChanges = Meter.CreateCounter<long>("gaggle.membership.changes", description: "Membership changes and leadership transfers a leader completed, by change and by who asked.");
+
     public static readonly Histogram<double> LockWait = Meter.CreateHistogram<double>("gaggle.lock.wait", unit: "ms", description: "From an acquire request to its grant.");
 }

@@ -162,13 +162,35 @@ public sealed partial class GaggleNode
         return result.Encode();
     }
 
-    /// <summary>Completes the membership requests the driver finished.</summary>
-    private static void CompleteMembership(NodeEvents events)
+    /// <summary>The voters this node's leader aims for (<see cref="GaggleOptions.Voters"/>), or null when the voters change only on request.</summary>
+    public int? TargetVoters => _options.Voters;
+
+    /// <summary>Completes the membership requests the driver finished; logs and counts those done.</summary>
+    private void CompleteMembership(NodeEvents events)
     {
         foreach (var (request, result) in events.MembershipResults)
         {
             // The autopilot's own requests have no caller.
-            (request.Caller as TaskCompletionSource<MembershipResult>)?.TrySetResult(result);
+            var caller = request.Caller as TaskCompletionSource<MembershipResult>;
+            caller?.TrySetResult(result);
+            string change = request.Kind switch
+            {
+                MembershipRequestKind.AddLearner => "add-learner",
+                MembershipRequestKind.Promote => "promote",
+                MembershipRequestKind.Demote => "demote",
+                MembershipRequestKind.Remove => "remove",
+                _ => "transfer",
+            };
+            string by = caller is null ? "autopilot" : "request";
+            if (result.Status == MembershipStatus.Done)
+            {
+                GaggleMetrics.MembershipChanges.Add(1, _nodeTag, new KeyValuePair<string, object?>("change", change), new KeyValuePair<string, object?>("by", by));
+                Log.MembershipChanged(_logger, Id, change, request.NodeId, by, result.Membership ?? _membership);
+            }
+            else if (caller is null)
+            {
+                Log.AutopilotRefused(_logger, Id, change, request.NodeId, result.Message);
+            }
         }
     }
 

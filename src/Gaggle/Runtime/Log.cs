@@ -27,4 +27,10 @@ internal static partial class Log
 
     [LoggerMessage(7, LogLevel.Information, "Node {NodeId} stopped")]
     public static partial void Stopped(ILogger logger, string nodeId);
+
+    [LoggerMessage(20, LogLevel.Information, "Node {NodeId}: {Change} '{Member}' ({By}) done; now {Membership}")]
+    public static partial void MembershipChanged(ILogger logger, string nodeId, string change, string member, string by, GaggleMembership membership);
+
+    [LoggerMessage(21, LogLevel.Information, "Node {NodeId}: voter management could not {Change} '{Member}' now: {Reason}")]
+    public static partial void AutopilotRefused(ILogger logger, string nodeId, string change, string member, string reason);
 }

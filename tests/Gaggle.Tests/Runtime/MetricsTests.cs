@@ -54,6 +54,8 @@ public sealed class MetricsTests
         listener.RecordObservableInstruments();
         Assert.That(seen[("gaggle.term", leader.Id)], Is.EqualTo(leader.Term));
         Assert.That(seen[("gaggle.is_leader", leader.Id)], Is.EqualTo(1));
+        Assert.That(seen[("gaggle.voters", leader.Id)], Is.EqualTo(3));
+        Assert.That(seen[("gaggle.learners", leader.Id)], Is.EqualTo(0));
         Assert.That(seen.ContainsKey(("gaggle.append.duration", leader.Id)), Is.True);
         Assert.That(seen.GetValueOrDefault(("gaggle.leader.changes", leader.Id)), Is.GreaterThanOrEqualTo(1));
     }
