@@ -16,6 +16,7 @@ internal static class WireCodec
     private const byte KindDispatchRequest = 3;
     private const byte KindDispatchReply = 4;
     private const byte KindJoinAnnounce = 5;
+    private const byte KindJoinRefused = 6;
     private const byte FlagReject = 1;
     private const byte FlagForce = 2;
     private const byte FlagDone = 4;
@@ -57,6 +58,10 @@ internal static class WireCodec
             case JoinAnnounce join:
                 writer.Byte(KindJoinAnnounce);
                 writer.VarUInt(join.Fingerprint);
+                break;
+            case JoinRefused refused:
+                writer.Byte(KindJoinRefused);
+                writer.VarUInt(refused.Fingerprint);
                 break;
             default:
                 throw new ArgumentException($"Unknown wire message type {message.GetType().Name}.", nameof(message));
@@ -111,6 +116,9 @@ internal static class WireCodec
                 break;
             case KindJoinAnnounce:
                 message = new JoinAnnounce(reader.VarUInt());
+                break;
+            case KindJoinRefused:
+                message = new JoinRefused(reader.VarUInt());
                 break;
             default:
                 throw new FormatException($"Unknown message kind {kind}.");

@@ -32,3 +32,6 @@ internal sealed record DispatchReply(ulong Incarnation, long CallId, DispatchSta
 /// protocol, timing options, state machine and RPC method names.
 /// </summary>
 internal sealed record JoinAnnounce(ulong Fingerprint) : WireMessage;
+
+/// <summary>The leader's answer to a <see cref="JoinAnnounce"/> whose fingerprint differs from its own (<paramref name="Fingerprint"/>).</summary>
+internal sealed record JoinRefused(ulong Fingerprint) : WireMessage;

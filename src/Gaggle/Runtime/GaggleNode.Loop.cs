@@ -1,3 +1,4 @@
+using System.Globalization;
 using Gaggle.Channels;
 using Gaggle.Raft;
 using Gaggle.Runtime;
@@ -224,6 +225,12 @@ public sealed partial class GaggleNode
         _appendCallers.CarryOut(events);
         _dispatchCallers.CarryOut(events);
         CompleteMembership(events);
+        if (events.JoinRefused is { } refused && !_joinRefusedLogged)
+        {
+            _joinRefusedLogged = true;
+            Log.JoinRefused(_logger, Id, refused.Leader, refused.Cluster.ToString("x16", CultureInfo.InvariantCulture), refused.Own.ToString("x16", CultureInfo.InvariantCulture));
+        }
+
         if (events.LostStorageDetected)
         {
             Log.LostStorage(_logger, Id, driver.Core.LeaderId);
@@ -272,6 +279,7 @@ public sealed partial class GaggleNode
     }
 
     private long _droppedMessages;
+    private bool _joinRefusedLogged;
 
     /// <summary>Messages this node dropped because they were malformed or did not apply (plus those the Raft core refused).</summary>
     public long DroppedMessages => Interlocked.Read(ref _droppedMessages);

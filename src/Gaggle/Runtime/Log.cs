@@ -33,4 +33,7 @@ internal static partial class Log
 
     [LoggerMessage(21, LogLevel.Information, "Node {NodeId}: voter management could not {Change} '{Member}' now: {Reason}")]
     public static partial void AutopilotRefused(ILogger logger, string nodeId, string change, string member, string reason);
+
+    [LoggerMessage(22, LogLevel.Warning, "Node {NodeId} cannot join: leader {LeaderId} refused it because their settings differ (cluster fingerprint {Cluster}, this node's {Own}): the wire version, HeartbeatInterval, ElectionTimeoutMin/Max, LockLeaseDuration, state machine names and RPC method names must be the same on every node")]
+    public static partial void JoinRefused(ILogger logger, string nodeId, string leaderId, string cluster, string own);
 }

@@ -148,8 +148,12 @@ internal sealed class NodeDriver
                 {
                     Drop(from, $"a node asked to join with fingerprint {join.Fingerprint:x16}, but this cluster's is {_settings.Fingerprint:x16}: "
                         + "its protocol, timing options, state machine or RPC method names differ", "join-refused");
+                    _outbox.Add(new Outgoing(from, new JoinRefused(_settings.Fingerprint)));
                 }
 
+                break;
+            case JoinRefused refused when _settings.Raft.Joining && !_core.Configuration.Contains(Id):
+                Events.JoinRefused ??= (from, refused.Fingerprint, _settings.Fingerprint);
                 break;
         }
     }

@@ -77,12 +77,15 @@ internal sealed class NodeEvents
     /// <summary>The node noticed it lost acknowledged entries (set once).</summary>
     public bool LostStorageDetected { get; set; }
 
+    /// <summary>The leader refused this joining node: its fingerprint differs (leader, the cluster's, this node's).</summary>
+    public (string Leader, ulong Cluster, ulong Own)? JoinRefused { get; set; }
+
     /// <summary>Membership requests this leader finished (done, refused, or sent back to find the leader).</summary>
     public List<(MembershipRequest Request, MembershipResult Result)> MembershipResults { get; } = [];
 
     public bool IsEmpty => Committed.Count == 0 && TimedOut.Count == 0 && Published.Count == 0 && Appended.Count == 0 && LockEvents.Count == 0
         && HoldsEnded.Count == 0 && DispatchReplies.Count == 0 && Handlers.Count == 0 && Dropped.Count == 0 && AppliedCount == 0
-        && LeaderChange is null && SnapshotToSave is null && !LostStorageDetected && MembershipResults.Count == 0;
+        && LeaderChange is null && SnapshotToSave is null && !LostStorageDetected && MembershipResults.Count == 0 && JoinRefused is null;
 
     public void Clear()
     {
@@ -100,5 +103,6 @@ internal sealed class NodeEvents
         SnapshotToSave = null;
         LostStorageDetected = false;
         MembershipResults.Clear();
+        JoinRefused = null;
     }
 }

@@ -62,6 +62,8 @@ public sealed class AutopilotNodeTests
     public async Task A_node_whose_settings_differ_is_not_added()
     {
         await using var cluster = await StartedAsync();
+        using var logs = new CapturingLoggerFactory();
+        cluster.LoggerFactory = logs;
         await cluster.StartAsync("d", options =>
         {
             options.Join = true;
@@ -72,6 +74,8 @@ public sealed class AutopilotNodeTests
         await cluster.AdvanceAsync(3 * MemberTimeout);
         Assert.That(cluster.Nodes.Values.Any(n => n.Membership.Contains("d")), Is.False, "a fingerprint mismatch is refused, not joined half-way");
         Assert.That(Leader(cluster).DroppedMessages, Is.GreaterThan(dropped), "the leader says why");
+        Assert.That(logs.Lines.Where(l => l.Level == Microsoft.Extensions.Logging.LogLevel.Warning).Select(l => l.Message),
+            Has.Exactly(1).Contains("Node d cannot join: leader").And.Contains("settings differ"), "and so does the joining node, once");
     }
 
     [Test]

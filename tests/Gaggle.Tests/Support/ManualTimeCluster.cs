@@ -26,6 +26,9 @@ internal sealed class ManualTimeCluster(string[] ids, Action<GaggleOptions>? con
 
     public GaggleNode this[string id] => Nodes[id];
 
+    /// <summary>The nodes' logging, when set.</summary>
+    public Microsoft.Extensions.Logging.ILoggerFactory? LoggerFactory { get; set; }
+
     /// <summary>When set, wraps each node's channel (to watch what it sends).</summary>
     public Func<string, IChannel, IChannel>? WrapChannel { get; set; }
 
@@ -45,7 +48,7 @@ internal sealed class ManualTimeCluster(string[] ids, Action<GaggleOptions>? con
         }
 
         var channel = Network.CreateChannel(id);
-        var node = new GaggleNode(options, WrapChannel?.Invoke(id, channel) ?? channel, storage, Time);
+        var node = new GaggleNode(options, WrapChannel?.Invoke(id, channel) ?? channel, storage, Time, LoggerFactory);
         Nodes[id] = node;
         await node.StartAsync();
         return node;
