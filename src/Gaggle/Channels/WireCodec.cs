@@ -17,6 +17,7 @@ internal static class WireCodec
     private const byte KindDispatchReply = 4;
     private const byte KindJoinAnnounce = 5;
     private const byte KindJoinRefused = 6;
+    private const byte KindNotAMember = 7;
     private const byte FlagReject = 1;
     private const byte FlagForce = 2;
     private const byte FlagDone = 4;
@@ -62,6 +63,10 @@ internal static class WireCodec
             case JoinRefused refused:
                 writer.Byte(KindJoinRefused);
                 writer.VarUInt(refused.Fingerprint);
+                break;
+            case NotAMember notAMember:
+                writer.Byte(KindNotAMember);
+                writer.VarLong(notAMember.ConfigurationIndex);
                 break;
             default:
                 throw new ArgumentException($"Unknown wire message type {message.GetType().Name}.", nameof(message));
@@ -119,6 +124,9 @@ internal static class WireCodec
                 break;
             case KindJoinRefused:
                 message = new JoinRefused(reader.VarUInt());
+                break;
+            case KindNotAMember:
+                message = new NotAMember(reader.VarLong());
                 break;
             default:
                 throw new FormatException($"Unknown message kind {kind}.");

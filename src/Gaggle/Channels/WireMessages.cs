@@ -35,3 +35,6 @@ internal sealed record JoinAnnounce(ulong Fingerprint) : WireMessage;
 
 /// <summary>The leader's answer to a <see cref="JoinAnnounce"/> whose fingerprint differs from its own (<paramref name="Fingerprint"/>).</summary>
 internal sealed record JoinRefused(ulong Fingerprint) : WireMessage;
+
+/// <summary>The leader tells a node that talks to it that the configuration does not include it (it was removed): it asks to join again.</summary>
+internal sealed record NotAMember(long ConfigurationIndex) : WireMessage;

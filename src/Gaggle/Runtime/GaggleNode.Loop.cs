@@ -225,6 +225,11 @@ public sealed partial class GaggleNode
         _appendCallers.CarryOut(events);
         _dispatchCallers.CarryOut(events);
         CompleteMembership(events);
+        if (events.RemovedBy is { } removedBy)
+        {
+            Log.RemovedFromCluster(_logger, Id, removedBy);
+        }
+
         if (events.JoinRefused is { } refused && !_joinRefusedLogged)
         {
             _joinRefusedLogged = true;

@@ -36,4 +36,7 @@ internal static partial class Log
 
     [LoggerMessage(22, LogLevel.Warning, "Node {NodeId} cannot join: leader {LeaderId} refused it because their settings differ (cluster fingerprint {Cluster}, this node's {Own}): the wire version, HeartbeatInterval, ElectionTimeoutMin/Max, LockLeaseDuration, state machine names and RPC method names must be the same on every node")]
     public static partial void JoinRefused(ILogger logger, string nodeId, string leaderId, string cluster, string own);
+
+    [LoggerMessage(23, LogLevel.Warning, "Node {NodeId}: leader {LeaderId} says this node is no longer a member (it was removed while paused or cut off); it asks to join again")]
+    public static partial void RemovedFromCluster(ILogger logger, string nodeId, string leaderId);
 }

@@ -35,6 +35,8 @@ internal sealed class NodeDriver
     private readonly LeadershipLease _leadership;
     private readonly MembershipChanges _membership;
     private readonly Autopilot? _autopilot;
+    private readonly Dictionary<string, long> _toldNotAMemberAtTick = new(StringComparer.Ordinal);
+    private long _askToJoinUntilTick = -1;
     private long _tickCount;
     private long _nowUs;
     private SoftState? _softState;
@@ -125,6 +127,7 @@ internal sealed class NodeDriver
         switch (message)
         {
             case RaftWireMessage raft:
+                MaybeTellNotAMember(from);
                 long refusedBefore = _core.DroppedMessages;
                 _core.Step(raft.Message);
                 if (_core.DroppedMessages != refusedBefore)
@@ -155,6 +158,15 @@ internal sealed class NodeDriver
             case JoinRefused refused when _settings.Raft.Joining && !_core.Configuration.Contains(Id):
                 Events.JoinRefused ??= (from, refused.Fingerprint, _settings.Fingerprint);
                 break;
+            case NotAMember notAMember when _autopilot is not null && notAMember.ConfigurationIndex > 0:
+                // Removed while it was paused or cut off: ask to join again (as a learner, then promoted).
+                if (_askToJoinUntilTick < _tickCount)
+                {
+                    Events.RemovedBy ??= from;
+                }
+
+                _askToJoinUntilTick = _tickCount + 2 * _settings.RetryTicks;
+                break;
         }
     }
 
@@ -180,9 +192,10 @@ internal sealed class NodeDriver
             _membership.Request(_core, change, _nowUs);
         }
 
-        if (_settings.Raft.Joining && !_core.Configuration.Contains(Id) && _tickCount % _settings.RetryTicks == 0)
+        bool outside = !_core.Configuration.Contains(Id) && (_settings.Raft.Joining || _autopilot is not null);
+        if ((outside || _askToJoinUntilTick >= _tickCount) && _tickCount % _settings.RetryTicks == 0)
         {
-            // Until the cluster adds it, a joining node asks whoever leads to add it.
+            // Until the cluster adds it (again), a joining or removed node asks whoever leads to add it.
             _outbox.Add(new Outgoing(null, new JoinAnnounce(_settings.Fingerprint)));
         }
     }
@@ -433,6 +446,28 @@ internal sealed class NodeDriver
             _appends.ResubmitForNewLeader(_core);
             _dispatches.RouteUnsent(_core);
         }
+    }
+
+    /// <summary>
+    /// A leader managing the voters tells a node outside its configuration that talks to it (a member
+    /// removed while paused or cut off still campaigns or answers) that it is not a member, at most once
+    /// per retry period per node, so that it asks to join again.
+    /// </summary>
+    private void MaybeTellNotAMember(string from)
+    {
+        if (_autopilot is null || _core.Role != RaftRole.Leader || _core.Configuration.Contains(from)
+            || (_toldNotAMemberAtTick.TryGetValue(from, out long at) && _tickCount - at < _settings.RetryTicks))
+        {
+            return;
+        }
+
+        if (_toldNotAMemberAtTick.Count > 4 * ClusterConfig.MaxMembers)
+        {
+            _toldNotAMemberAtTick.Clear();
+        }
+
+        _toldNotAMemberAtTick[from] = _tickCount;
+        _outbox.Add(new Outgoing(from, new NotAMember(Math.Max(1, _core.ConfigurationIndex))));
     }
 
     private void Drop(string from, string reason, string kind)

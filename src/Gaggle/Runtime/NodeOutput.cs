@@ -80,12 +80,15 @@ internal sealed class NodeEvents
     /// <summary>The leader refused this joining node: its fingerprint differs (leader, the cluster's, this node's).</summary>
     public (string Leader, ulong Cluster, ulong Own)? JoinRefused { get; set; }
 
+    /// <summary>A leader told this node it is not in the configuration (it was removed): it asks to join again.</summary>
+    public string? RemovedBy { get; set; }
+
     /// <summary>Membership requests this leader finished (done, refused, or sent back to find the leader).</summary>
     public List<(MembershipRequest Request, MembershipResult Result)> MembershipResults { get; } = [];
 
     public bool IsEmpty => Committed.Count == 0 && TimedOut.Count == 0 && Published.Count == 0 && Appended.Count == 0 && LockEvents.Count == 0
         && HoldsEnded.Count == 0 && DispatchReplies.Count == 0 && Handlers.Count == 0 && Dropped.Count == 0 && AppliedCount == 0
-        && LeaderChange is null && SnapshotToSave is null && !LostStorageDetected && MembershipResults.Count == 0 && JoinRefused is null;
+        && LeaderChange is null && SnapshotToSave is null && !LostStorageDetected && MembershipResults.Count == 0 && JoinRefused is null && RemovedBy is null;
 
     public void Clear()
     {
@@ -104,5 +107,6 @@ internal sealed class NodeEvents
         LostStorageDetected = false;
         MembershipResults.Clear();
         JoinRefused = null;
+        RemovedBy = null;
     }
 }

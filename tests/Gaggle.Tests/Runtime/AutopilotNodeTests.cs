@@ -59,6 +59,23 @@ public sealed class AutopilotNodeTests
     }
 
     [Test]
+    public async Task A_voter_cut_off_past_the_member_timeout_is_removed_told_so_when_it_is_back_and_added_again()
+    {
+        await using var cluster = await StartedAsync();
+        var leader = Leader(cluster);
+        var cut = cluster.Nodes.Values.First(n => !n.IsLeader);
+        cluster.Network.Isolate(cut.Id);
+        await cluster.AdvanceUntilAsync(() => !leader.Membership.Contains(cut.Id), "the unreachable voter removed");
+        Assert.That(cut.Membership.Voters, Does.Contain(cut.Id), "cut off, it never saw its removal");
+
+        cluster.Network.Heal();
+        await cluster.AdvanceUntilAsync(
+            () => leader.Membership.Voters.Count == 3 && leader.Membership.Voters.Contains(cut.Id) && cut.Membership == leader.Membership,
+            "the returning node told it was removed, added again and promoted");
+        Assert.That(cluster.Nodes.Values.Count(n => n.IsLeader), Is.EqualTo(1));
+    }
+
+    [Test]
     public async Task A_node_whose_settings_differ_is_not_added()
     {
         await using var cluster = await StartedAsync();
