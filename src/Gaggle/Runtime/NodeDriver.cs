@@ -176,9 +176,12 @@ internal sealed class NodeDriver
             _membership.Request(_core, change, _nowUs);
         }
 
-        if (_settings.Raft.Joining && !_core.Configuration.Contains(Id) && _tickCount % _settings.RetryTicks == 0)
+        if (_settings.Raft.Joining && (!_core.Configuration.Contains(Id) || _core.ConfigurationIndex > _core.CommitIndex) && _tickCount % _settings.RetryTicks == 0)
         {
-            // Until the cluster adds it, a joining node asks whoever leads to add it.
+            // Until the cluster adds it, a joining node asks whoever leads to add it. Its addition counts
+            // once committed: a deposed leader's addition may be overwritten, and the node, holding it
+            // in its log, would otherwise wait for a leader that never replicates to it. A leader ignores
+            // the announcement of a member.
             _outbox.Add(new Outgoing(null, new JoinAnnounce(_settings.Fingerprint)));
         }
     }
