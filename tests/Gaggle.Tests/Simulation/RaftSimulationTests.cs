@@ -116,6 +116,15 @@ public sealed class RaftSimulationTests
                 + $"that went from {ClusterShape.MaxMembers} voters down to 1: {membership.Count(m => m.MaxVoters == ClusterShape.MaxMembers && m.MinVoters == 1)}");
         }
 
+        var autopilot = membership.Where(m => m.Autopilot).ToArray();
+        if (autopilot.Length > 0)
+        {
+            TestContext.Out.WriteLine(
+                $"{autopilot.Length} of them autopilot seeds: {autopilot.Sum(m => m.Joined)} nodes started to join, {autopilot.Sum(m => m.Stopped)} stopped for good, "
+                + $"{autopilot.Sum(m => m.Paused)} paused; {autopilot.Sum(m => m.Applied)} configurations applied: {autopilot.Sum(m => m.MembersAdded)} members added, "
+                + $"{autopilot.Sum(m => m.MembersRemoved)} removed, {autopilot.Sum(m => m.Promoted)} promotions, {autopilot.Sum(m => m.Demoted)} demotions");
+        }
+
         if (!failures.IsEmpty)
         {
             var ordered = failures.OrderBy(f => f.Seed).ToArray();
