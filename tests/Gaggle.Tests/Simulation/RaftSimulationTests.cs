@@ -13,7 +13,8 @@ namespace Gaggle.Tests.Simulation;
 /// and nodes that lose their storage entirely (restarting with StartRejoining, the documented procedure).
 /// In the three- and five-node tests one seed in three runs membership changes instead (see
 /// <see cref="ClusterShape.ForSeed"/>): from 1 to 5 initial voters, nodes joining, promoted, removed
-/// (the leader too) and leadership handed over, up to 7 members and back down to one voter.
+/// (the leader too) and leadership handed over, up to 7 members and back down to one voter; half of
+/// those leave the changes to the leaders' autopilot while nodes join, stop for good and pause.
 /// GAGGLE_SIM_SEEDS sets how many seeds each test runs (default 300); GAGGLE_SIM_SEED=n replays one.
 /// GAGGLE_SIM_AMNESIA=1 also runs the variant where such nodes restart without StartRejoining and rely
 /// on automatic detection alone, and GAGGLE_SIM_LOSS_RACES=1 the one without the default's assumptions

@@ -321,7 +321,7 @@ internal sealed class SimulatedNode(Simulator sim, string id, NodeClock clock)
 
     public string Describe() => Core is { } core
         ? $"{Id} {core.Role} term {core.Term} leader {core.LeaderId ?? "-"} commit {core.CommitIndex} applied {Applied} last {core.LastIndex} snapshot {core.Snapshot?.Index ?? 0}"
-            + $"{(core.Rejoining ? " rejoining" : "")} lease-clock {Driver!.Machines.Locks.Table.Now} next-deadline {Driver.Machines.Locks.Table.NextDeadline} tick {Driver.Ticks}"
+            + $"{(core.Rejoining ? " rejoining" : "")} configuration {core.Configuration} at {core.ConfigurationIndex} lease-clock {Driver!.Machines.Locks.Table.Now} next-deadline {Driver.Machines.Locks.Table.NextDeadline} tick {Driver.Ticks}"
         : $"{Id} down (term {HardState.Term}, commit {HardState.Commit}, snapshot {Storage.SnapshotIndex}, last {Storage.LastIndex}{(IsDamaged ? ", lost data" : "")})";
 
     private byte[] LockEnvelope(long sequence, LockCommand command)

@@ -48,13 +48,34 @@ internal sealed partial class Simulator
     /// <summary>
     /// Whether <paramref name="node"/> may stop for good: the voters left in play must still be a
     /// majority of every configuration a leader may use (the committed one and each node's latest, in
-    /// its log even while it is down). The autopilot removes a dead voter only while the live voters are a majority, and no
-    /// cluster can change its configuration without a quorum: stopping more would halt it for good,
-    /// as it would any Raft cluster that lost a majority of its voters.
+    /// its log even while it is down). The autopilot removes a dead voter only while the live voters are
+    /// a majority, and no cluster can change its configuration without a quorum: stopping more would
+    /// halt it for good, as it would any Raft cluster that lost a majority of its voters.
     /// </summary>
+    /// <remarks>
+    /// A voter stopped just after it was heard from still counts as alive to the leader for a while,
+    /// and a single-server change that leaves fewer voters (a demotion towards the target, or the
+    /// removal of a voter that is only cut off or paused) needs a majority of the voters left. Stopping
+    /// a voter in that window would leave a configuration that can never commit: three voters shrunk to
+    /// two of which the one stopped is needed, or a removed voter that comes back too late. That is two
+    /// failures against a configuration that tolerates one, not a fault of the autopilot, so a voter
+    /// stops for good then only if one more voter could go and the rest still make a majority: where
+    /// the voters exceed the target (a demotion is due), or while the network is split or another voter
+    /// is down or paused.
+    /// </remarks>
     private bool MayStop(SimulatedNode node)
-        => _nodes.Select(n => n.Core?.Configuration ?? n.LatestConfig).OfType<ClusterConfig>().Append(AppliedConfig)
-            .All(config => config.Voters.Count(v => v != node.Id && _byId.TryGetValue(v, out var voter) && _nodes.Contains(voter)) >= Quorum.Majority(config.Voters.Count));
+        => _nodes.Select(n => n.Core?.Configuration ?? n.LatestConfig).OfType<ClusterConfig>().Append(AppliedConfig).All(config =>
+        {
+            if (!config.IsVoter(node.Id))
+            {
+                return true;
+            }
+
+            var others = config.Voters.Where(v => v != node.Id && _byId.TryGetValue(v, out var voter) && _nodes.Contains(voter)).Select(v => _byId[v]).ToArray();
+            bool shrinking = config.Voters.Count > Settings.Autopilot!.TargetVoters
+                || _network.IsPartitioned || others.Any(v => !v.IsUp || v.IsPausedAt(NowUs));
+            return others.Length >= Quorum.Majority(config.Voters.Count) && (!shrinking || others.Length - 1 >= Quorum.Majority(config.Voters.Count - 1));
+        });
 
     /// <summary>
     /// A live node pauses (a long garbage collection, a stopped container) for longer than the member
