@@ -133,12 +133,18 @@ internal sealed class Autopilot(AutopilotSettings settings)
 
         if (config.Voters.Count > wanted && config.Voters.Count > 1)
         {
-            // Demote the voter least useful to the quorum: the least caught up, never this leader.
+            // Demote the voter least useful to the quorum: a silent one first, then the least caught up,
+            // never this leader. Only while the voters left that were really heard from lately (not
+            // merely presumed alive in a new leader's first member timeout) make a majority of the
+            // voters left: demoting a live voter of five of which two are dead would leave a
+            // configuration that can never commit, not even the removal of the dead.
             var surplus = config.Voters.Where(v => v != core.Id)
-                .OrderBy(v => core.ProgressOf(v)?.Match ?? 0)
+                .OrderBy(v => HeardLately(core, v, nowUs))
+                .ThenBy(v => core.ProgressOf(v)?.Match ?? 0)
                 .ThenBy(v => v, StringComparer.Ordinal)
                 .FirstOrDefault();
-            return surplus is null ? null : Request(MembershipRequestKind.Demote, surplus, core);
+            int heardLeft = config.Voters.Count(v => v != surplus && HeardLately(core, v, nowUs));
+            return surplus is null || heardLeft < Quorum.Majority(config.Voters.Count - 1) ? null : Request(MembershipRequestKind.Demote, surplus, core);
         }
 
         return null;
@@ -163,6 +169,10 @@ internal sealed class Autopilot(AutopilotSettings settings)
     /// <summary>Heard from within the member timeout (a member never heard from counts from when this node began to lead).</summary>
     private bool IsAlive(RaftCore core, string id, long nowUs)
         => id == core.Id || nowUs - Math.Max(_lastHeardUs.GetValueOrDefault(id, long.MinValue / 2), _leaderSinceUs) < settings.MemberTimeoutUs;
+
+    /// <summary>Really heard from within the stabilization time (the window in which a learner must also have kept up).</summary>
+    private bool HeardLately(RaftCore core, string id, long nowUs)
+        => id == core.Id || (_lastHeardUs.TryGetValue(id, out long heard) && nowUs - heard < settings.StabilizationUs);
 
     private MembershipRequest Request(MembershipRequestKind kind, string id, RaftCore core)
         => new() { Kind = kind, NodeId = id, ExpectedIndex = core.ConfigurationIndex, TimeoutUs = settings.MemberTimeoutUs };

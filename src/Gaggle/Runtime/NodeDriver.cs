@@ -192,10 +192,14 @@ internal sealed class NodeDriver
             _membership.Request(_core, change, _nowUs);
         }
 
-        bool outside = !_core.Configuration.Contains(Id) && (_settings.Raft.Joining || _autopilot is not null);
-        if ((outside || _askToJoinUntilTick >= _tickCount) && _tickCount % _settings.RetryTicks == 0)
+        // Until the cluster adds it (again), a joining or removed node asks whoever leads to add it. A
+        // joining node's addition counts once committed: a deposed leader's addition may be overwritten,
+        // and the node, holding it in its log, would otherwise wait for a leader that never replicates
+        // to it. A leader ignores the announcement of a member.
+        bool wantsIn = (_settings.Raft.Joining || _autopilot is not null)
+            && (!_core.Configuration.Contains(Id) || (_settings.Raft.Joining && _core.ConfigurationIndex > _core.CommitIndex));
+        if ((wantsIn || _askToJoinUntilTick >= _tickCount) && _tickCount % _settings.RetryTicks == 0)
         {
-            // Until the cluster adds it (again), a joining or removed node asks whoever leads to add it.
             _outbox.Add(new Outgoing(null, new JoinAnnounce(_settings.Fingerprint)));
         }
     }

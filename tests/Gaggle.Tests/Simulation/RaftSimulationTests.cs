@@ -13,7 +13,8 @@ namespace Gaggle.Tests.Simulation;
 /// and nodes that lose their storage entirely (restarting with StartRejoining, the documented procedure).
 /// In the three- and five-node tests one seed in three runs membership changes instead (see
 /// <see cref="ClusterShape.ForSeed"/>): from 1 to 5 initial voters, nodes joining, promoted, removed
-/// (the leader too) and leadership handed over, up to 7 members and back down to one voter.
+/// (the leader too) and leadership handed over, up to 7 members and back down to one voter; half of
+/// those leave the changes to the leaders' autopilot while nodes join, stop for good and pause.
 /// GAGGLE_SIM_SEEDS sets how many seeds each test runs (default 300); GAGGLE_SIM_SEED=n replays one.
 /// GAGGLE_SIM_AMNESIA=1 also runs the variant where such nodes restart without StartRejoining and rely
 /// on automatic detection alone, and GAGGLE_SIM_LOSS_RACES=1 the one without the default's assumptions
@@ -114,6 +115,15 @@ public sealed class RaftSimulationTests
                 + $"{membership.Sum(m => m.VotersAdded)} voters added and {membership.Sum(m => m.VotersRemoved)} removed, seeds that did both: {membership.Count(m => m.VotersAdded > 0 && m.VotersRemoved > 0)}, "
                 + $"seeds that reached {ClusterShape.MaxMembers} voters: {membership.Count(m => m.MaxVoters == ClusterShape.MaxMembers)}, "
                 + $"that went from {ClusterShape.MaxMembers} voters down to 1: {membership.Count(m => m.MaxVoters == ClusterShape.MaxMembers && m.MinVoters == 1)}");
+        }
+
+        var autopilot = membership.Where(m => m.Autopilot).ToArray();
+        if (autopilot.Length > 0)
+        {
+            TestContext.Out.WriteLine(
+                $"{autopilot.Length} of them autopilot seeds: {autopilot.Sum(m => m.Joined)} nodes started to join, {autopilot.Sum(m => m.Stopped)} stopped for good, "
+                + $"{autopilot.Sum(m => m.Paused)} paused; {autopilot.Sum(m => m.Applied)} configurations applied: {autopilot.Sum(m => m.MembersAdded)} members added, "
+                + $"{autopilot.Sum(m => m.MembersRemoved)} removed, {autopilot.Sum(m => m.Promoted)} promotions, {autopilot.Sum(m => m.Demoted)} demotions");
         }
 
         if (!failures.IsEmpty)

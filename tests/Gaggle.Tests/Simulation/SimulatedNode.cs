@@ -72,6 +72,14 @@ internal sealed class SimulatedNode(Simulator sim, string id, NodeClock clock)
     /// <summary>Lost state and has not yet proven it may vote again: at most N - majority nodes may be so at once.</summary>
     public bool IsDamaged => Unhealed || (Core?.Rejoining ?? HardState.Rejoining);
 
+    /// <summary>The latest configuration in this node's log when last checked: what it restarts with after a crash.</summary>
+    public ClusterConfig? LatestConfig { get; set; }
+
+    /// <summary>The real time until which the process is paused: it neither ticks nor receives (what is sent to it is lost).</summary>
+    public long PausedUntilUs { get; set; }
+
+    public bool IsPausedAt(long nowUs) => IsUp && PausedUntilUs > nowUs;
+
     /// <summary>The real time of this node's next tick.</summary>
     public long NextTickAtUs { get; set; }
 
@@ -127,6 +135,7 @@ internal sealed class SimulatedNode(Simulator sim, string id, NodeClock clock)
 
         Clients.Clear();
         Driver = null;
+        PausedUntilUs = 0;
         _lockWaiters.Clear();
         _holds.Clear();
     }
@@ -312,7 +321,7 @@ internal sealed class SimulatedNode(Simulator sim, string id, NodeClock clock)
 
     public string Describe() => Core is { } core
         ? $"{Id} {core.Role} term {core.Term} leader {core.LeaderId ?? "-"} commit {core.CommitIndex} applied {Applied} last {core.LastIndex} snapshot {core.Snapshot?.Index ?? 0}"
-            + $"{(core.Rejoining ? " rejoining" : "")} lease-clock {Driver!.Machines.Locks.Table.Now} next-deadline {Driver.Machines.Locks.Table.NextDeadline} tick {Driver.Ticks}"
+            + $"{(core.Rejoining ? " rejoining" : "")} configuration {core.Configuration} at {core.ConfigurationIndex} lease-clock {Driver!.Machines.Locks.Table.Now} next-deadline {Driver.Machines.Locks.Table.NextDeadline} tick {Driver.Ticks}"
         : $"{Id} down (term {HardState.Term}, commit {HardState.Commit}, snapshot {Storage.SnapshotIndex}, last {Storage.LastIndex}{(IsDamaged ? ", lost data" : "")})";
 
     private byte[] LockEnvelope(long sequence, LockCommand command)

@@ -21,9 +21,11 @@ public sealed class SimulationRegressionTests
     [TestCase(228, 3, true, TestName = "Seed 228 (3 nodes, discovery, no check-quorum): two leaders trusted their leadership lease at once")]
     [TestCase(48, 5, false, true, TestName = "Seed 48 (5 initial voters, membership changes): a leader whose own removal was not committed stepped down and never campaigned again, while the other voters needed its vote")]
     [TestCase(30, 1, false, true, TestName = "Seed 30 (1 initial voter, membership changes): a learner promoted by an entry it lacked ignored the candidate that needed its vote, for ever")]
-    public void SeedThatOnceFailedNowPasses(int seed, int size, bool discovery, bool membership = false)
+    [TestCase(198, 5, false, true, true, TestName = "Seed 198 (5 initial voters, autopilot): a new leader demoted a live voter while two voters were dead, leaving a configuration that could never commit")]
+    [TestCase(186, 3, false, true, true, TestName = "Seed 186 (3 initial voters, autopilot): a joining node whose addition a deposed leader had logged never announced itself again")]
+    public void SeedThatOnceFailedNowPasses(int seed, int size, bool discovery, bool membership = false, bool autopilot = false)
     {
-        var failure = Simulator.RunAndExplain(seed, new ClusterShape(size, discovery, membership));
+        var failure = Simulator.RunAndExplain(seed, new ClusterShape(size, discovery, membership, autopilot));
 
         Assert.That(failure, Is.Null, () => failure!.Report());
     }

@@ -11,7 +11,12 @@ namespace Gaggle.Tests.Simulation;
 /// (see Simulator.Membership.cs): the cluster grows from its <paramref name="Size"/> initial voters up
 /// to <see cref="MaxMembers"/> members and shrinks back, new nodes joining with fresh ids.
 /// </param>
-internal readonly record struct ClusterShape(int Size, bool Discovery, bool Membership = false)
+/// <param name="Autopilot">
+/// With <paramref name="Membership"/>: the leaders' autopilot (<see cref="NodeDriverSettings.Autopilot"/>)
+/// changes the configuration instead of calls made on the leader, as nodes join, stop for good and pause
+/// (see Simulator.Autopilot.cs).
+/// </param>
+internal readonly record struct ClusterShape(int Size, bool Discovery, bool Membership = false, bool Autopilot = false)
 {
     /// <summary>The most members (voters and learners) a membership run lets a configuration hold.</summary>
     public const int MaxMembers = 7;
@@ -19,12 +24,16 @@ internal readonly record struct ClusterShape(int Size, bool Discovery, bool Memb
     /// <summary>
     /// The shape of seed <paramref name="seed"/> in a test of <paramref name="size"/> static voters: one
     /// seed in three instead runs membership changes from 1 to 5 initial voters (decided from the seed
-    /// alone, so the other seeds run exactly as they did before membership changes were simulated).
+    /// alone, so the other seeds run exactly as they did before membership changes were simulated); half
+    /// of those leave the changes to the autopilot.
     /// </summary>
     public static ClusterShape ForSeed(int seed, int size)
-        => seed % 3 == 0 ? new ClusterShape(1 + ((seed / 3) + size) % 5, Discovery: false, Membership: true) : new ClusterShape(size, Discovery: false);
+        => seed % 3 == 0
+            ? new ClusterShape(1 + ((seed / 3) + size) % 5, Discovery: false, Membership: true, Autopilot: (seed / 3) % 2 == 0)
+            : new ClusterShape(size, Discovery: false);
 
-    public override string ToString() => Discovery ? $"{Size} nodes, discovery" : Membership ? $"{Size} initial voters, membership changes" : $"{Size} nodes";
+    public override string ToString()
+        => Discovery ? $"{Size} nodes, discovery" : Autopilot ? $"{Size} initial voters, autopilot" : Membership ? $"{Size} initial voters, membership changes" : $"{Size} nodes";
 }
 
 /// <summary>How a simulated server's storage survives a crash.</summary>
@@ -129,6 +138,9 @@ internal sealed record SimulationSettings
     /// <summary>The semaphore's slot count.</summary>
     public required int SemaphoreSlots { get; init; }
 
+    /// <summary>The autopilot every node runs (autopilot runs only), with the fingerprint every node announces.</summary>
+    public AutopilotSettings? Autopilot { get; init; }
+
     /// <summary>Ticks between retries of stalled appends (GaggleNode: ElectionTimeoutMin in ticks).</summary>
     public int RetryTicks => ElectionTicksMin;
 
@@ -182,6 +194,28 @@ internal sealed record SimulationSettings
         },
     };
 
+    /// <summary>
+    /// The settings of an autopilot run (drawn after <see cref="ForMembership"/>, so the other membership
+    /// runs draw as before): no changes requested on the leader; nodes join, stop for good and pause
+    /// instead. The member timeout is a few election timeouts (a pause outlasts it), a learner must stay
+    /// caught up for two election timeouts before its promotion, and every node has the same fingerprint.
+    /// </summary>
+    public SimulationSettings ForAutopilot(Random random)
+    {
+        long electionUs = ElectionTicksMax * TickMs * 1000L;
+        return this with
+        {
+            Autopilot = new AutopilotSettings(new[] { 1, 3, 5 }[random.Next(3)], random.Next(3, 7) * electionUs, 2 * electionUs, 0x67616767_6c65_0001UL),
+            Weights = Weights with
+            {
+                Membership = 0,
+                Join = new[] { 4, 12 }[random.Next(2)],
+                Stop = new[] { 1, 3 }[random.Next(2)],
+                Pause = new[] { 1, 3 }[random.Next(2)],
+            },
+        };
+    }
+
     /// <summary>The driver settings of node <paramref name="id"/> (its own incarnation and seeded random source).</summary>
     /// <param name="joining">A node new to the running cluster: <paramref name="ids"/> (the initial voters) without it is its seed configuration.</param>
     public NodeDriverSettings CreateDriverSettings(
@@ -214,6 +248,8 @@ internal sealed record SimulationSettings
         SnapshotThresholdEntries = SnapshotThreshold,
         SnapshotRetainEntries = SnapshotRetain,
         StateMachines = new Dictionary<string, IGaggleStateMachine> { [HistoryMachine.Name] = history },
+        Autopilot = Autopilot,
+        Fingerprint = Autopilot?.Fingerprint ?? 0,
     };
 
     public override string ToString()
@@ -221,7 +257,8 @@ internal sealed record SimulationSettings
             + $"accelerateCommit={AccelerateCommit} inflight={MaxInflightMessages} msgs/{MaxInflightBytes} bytes entries/msg={MaxEntriesPerMessage} "
             + $"bytes/msg={MaxBytesPerMessage} snapshot every {SnapshotThreshold} retaining {SnapshotRetain} durability={Durability}"
             + (Durability == Durability.FlushPolicyNone ? $" (flush {FlushPercent}%, crash loses tail {LoseTailPercent}%)" : "")
-            + $" lease={LeaseMs} ms clients/node={ClientsPerNode} semaphore={SemaphoreSlots} weights=[{Weights}]";
+            + $" lease={LeaseMs} ms clients/node={ClientsPerNode} semaphore={SemaphoreSlots} weights=[{Weights}]"
+            + (Autopilot is { } autopilot ? $" autopilot: {autopilot.TargetVoters} voters, member timeout {autopilot.MemberTimeoutUs} us, stabilization {autopilot.StabilizationUs} us" : "");
 }
 
 /// <summary>What the simulated clients mostly do.</summary>
@@ -237,11 +274,15 @@ internal enum Workload
 /// <summary>Relative weights of the chaos phase's actions (zero disables one).</summary>
 /// <param name="Membership">A configuration change on the leader (membership runs only).</param>
 /// <param name="Retire">A node whose removal was applied stops for good (membership runs only).</param>
+/// <param name="Join">A new node starts and asks to join (autopilot runs only).</param>
+/// <param name="Stop">A node stops for good, removed or not (autopilot runs only).</param>
+/// <param name="Pause">A node neither ticks nor receives for longer than the member timeout (autopilot runs only).</param>
 internal sealed record ActionWeights(
     int Tick, int Batch, int Deliver, int Drop, int Duplicate, int Append, int Lock, int Quiet, int Transfer, int Partition, int Heal, int Crash, int Restart,
-    int LoseStorage, int Membership = 0, int Retire = 0)
+    int LoseStorage, int Membership = 0, int Retire = 0, int Join = 0, int Stop = 0, int Pause = 0)
 {
-    public int Total => Tick + Batch + Deliver + Drop + Duplicate + Append + Lock + Quiet + Transfer + Partition + Heal + Crash + Restart + LoseStorage + Membership + Retire;
+    public int Total => Tick + Batch + Deliver + Drop + Duplicate + Append + Lock + Quiet + Transfer + Partition + Heal + Crash + Restart + LoseStorage + Membership + Retire
+        + Join + Stop + Pause;
 
     public static ActionWeights Draw(Random random, Workload workload)
     {

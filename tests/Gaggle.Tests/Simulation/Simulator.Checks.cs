@@ -190,6 +190,7 @@ internal sealed partial class Simulator
 
         _endedHolds.Clear();
         var core = node.Core!;
+        node.LatestConfig = core.Configuration;
         var storage = node.Storage;
         if (core.LastIndex != storage.LastIndex || core.Log.LastTerm != storage.LastTerm)
         {

@@ -23,6 +23,7 @@ internal sealed partial class Simulator
     {
         Trace($"stabilize: heal, restart every node, no more loss, no new lock work");
         _network.Heal();
+        ResumePausedNodes();
         foreach (var node in _nodes.Where(n => !n.IsUp))
         {
             Step++;
@@ -31,7 +32,8 @@ internal sealed partial class Simulator
 
         _clientsPaused = true;
         _pendingChange = null;
-        long boundMs = (100 * Settings.LeaseMs) + (200L * Settings.ElectionTicksMax * SimulationSettings.TickMs);
+        // The autopilot first waits out a new leader's member timeout, then removes the stopped members one by one.
+        long boundMs = (100 * Settings.LeaseMs) + (200L * Settings.ElectionTicksMax * SimulationSettings.TickMs) + (20 * (Settings.Autopilot?.MemberTimeoutUs ?? 0) / 1000);
         long limit = NowUs + (boundMs * 1000);
         long steps = 0;
         (string Leader, long Term, string Payload)? proposal = null;
@@ -41,10 +43,13 @@ internal sealed partial class Simulator
             {
                 var busy = _nodes.SelectMany(n => n.Clients).Where(c => c.IsBusy).Select(c => c.ToString()).ToList();
                 string rejoining = string.Join(", ", _nodes.Where(n => n.Core?.Rejoining == true).Select(n => n.Id));
+                var current = CurrentLeader();
                 throw new SafetyViolationException(
                     $"liveness: no quiet state within {boundMs} ms ({steps} steps) after healing: fresh append {proposal?.Payload ?? "(no leader found)"}; "
                     + $"rejoining: {(rejoining.Length == 0 ? "none" : rejoining)}; locks live in the history: {Checker.LiveLocks}; "
-                    + $"busy clients: {(busy.Count == 0 ? "none" : string.Join(", ", busy))}");
+                    + $"busy clients: {(busy.Count == 0 ? "none" : string.Join(", ", busy))}"
+                    + (_shape.Membership ? $"; leader {current?.Id ?? "-"} configuration {current?.Core!.Configuration.ToString() ?? "-"} at {current?.Core!.ConfigurationIndex}, "
+                        + $"nodes in play {string.Join(", ", _nodes.Select(n => $"{n.Id}{(n.IsUp ? "" : " down")}"))}" : ""));
             }
 
             Step++;
@@ -93,9 +98,12 @@ internal sealed partial class Simulator
         long last = leader.Core!.LastIndex;
         var config = leader.Core.Configuration;
         if (_shape.Membership && (!leader.Core.IsVoter || !_nodes.TrueForAll(n => config.Contains(n.Id) && n.Core?.Configuration.Equals(config) == true
-            && n.Core.ConfigurationIndex == leader.Core.ConfigurationIndex) || config.Members.Any(m => !_byId.TryGetValue(m, out var member) || !_nodes.Contains(member))))
+            && n.Core.ConfigurationIndex == leader.Core.ConfigurationIndex) || config.Members.Any(m => !_byId.TryGetValue(m, out var member) || !_nodes.Contains(member))
+            || !VotersBalanced(config)))
         {
             // Only the members must converge (on the configuration too); every other node is stopped by then.
+            // With the autopilot every live node must be a member (joining nodes added), no stopped node
+            // a member (removed), and the voters balanced.
             return false;
         }
 

@@ -56,6 +56,7 @@ internal sealed partial class Simulator
         int change = config.Voters.Count - AppliedConfig.Voters.Count;
         _membershipStats.VotersAdded += Math.Max(change, 0);
         _membershipStats.VotersRemoved += Math.Max(-change, 0);
+        CountChanges(AppliedConfig, config);
         _appliedConfig = config;
         _appliedConfigIndex = entry.Index;
         _everMember.UnionWith(config.Members);
@@ -208,7 +209,10 @@ internal sealed partial class Simulator
     /// <summary>
     /// Stabilization: once a leader has committed its whole log, every node outside its configuration
     /// (removed, or joined and never added) stops for good; no later leader's configuration can hold
-    /// one of them, since ids are never reused and no change is proposed while stabilizing.
+    /// one of them, since ids are never reused and no change is proposed while stabilizing. In an
+    /// autopilot run only the removed ones stop: a joining node never added announces itself and the
+    /// autopilot must add it. A member removed while paused or cut off stops too: it never learns of its
+    /// removal (the leader no longer replicates to it), so it does not announce itself again.
     /// </summary>
     private void RetireNonMembers(SimulatedNode? leader)
     {
@@ -217,7 +221,7 @@ internal sealed partial class Simulator
             return;
         }
 
-        foreach (var node in _nodes.Where(n => !leader.Core.Configuration.Contains(n.Id)).ToList())
+        foreach (var node in _nodes.Where(n => !leader.Core.Configuration.Contains(n.Id) && (Settings.Autopilot is null || _everMember.Contains(n.Id))).ToList())
         {
             Retire(node);
         }
@@ -286,4 +290,21 @@ internal sealed class MembershipSimStats
     public int MaxVoters { get; set; }
 
     public int MinVoters { get; set; } = int.MaxValue;
+
+    /// <summary>Members added (as learners), members removed, learners promoted and voters demoted by applied configurations.</summary>
+    public int MembersAdded { get; set; }
+
+    public int MembersRemoved { get; set; }
+
+    public int Promoted { get; set; }
+
+    public int Demoted { get; set; }
+
+    /// <summary>Autopilot runs: nodes stopped for good (not only after their removal) and paused.</summary>
+    public int Stopped { get; set; }
+
+    public int Paused { get; set; }
+
+    /// <summary>The autopilot made the changes.</summary>
+    public bool Autopilot { get; set; }
 }

@@ -69,6 +69,11 @@ internal sealed partial class Simulator : ITraceSource
             // Growing to 7 voters and back takes a dozen changes, each committed (and a promotion caught up) first.
             Settings = Settings.ForMembership(_random);
             _chaosSteps = chaosSteps ?? 2 * _chaosSteps;
+            if (shape.Autopilot)
+            {
+                Settings = Settings.ForAutopilot(_random);
+                _membershipStats.Autopilot = true;
+            }
         }
 
         foreach (var node in _nodes)
@@ -216,7 +221,12 @@ internal sealed partial class Simulator : ITraceSource
         }
         else if ((roll -= weights.Append) < 0)
         {
-            AppendOn(PickUpNode(), _random.Next(1, 4));
+            var node = PickUpNode();
+            int count = _random.Next(1, 4);
+            if (node is not null)
+            {
+                AppendOn(node, count);
+            }
         }
         else if ((roll -= weights.Lock) < 0)
         {
@@ -257,23 +267,35 @@ internal sealed partial class Simulator : ITraceSource
         {
             RetireRemovedNode();
         }
-        else
+        else if ((roll -= weights.LoseStorage) < 0)
         {
             LoseStorage();
         }
+        else if ((roll -= weights.Join) < 0)
+        {
+            StartJoiningNode();
+        }
+        else if ((roll -= weights.Stop) < 0)
+        {
+            StopForGood();
+        }
+        else
+        {
+            PauseNode();
+        }
     }
 
-    /// <summary>A random live node; when all are down, one is restarted first.</summary>
-    private SimulatedNode PickUpNode()
+    /// <summary>A random live node, not paused; when all are down, one is restarted first (null when every live one is paused).</summary>
+    private SimulatedNode? PickUpNode()
     {
-        var up = _nodes.Where(n => n.IsUp).ToArray();
+        var up = _nodes.Where(n => n.IsUp && !n.IsPausedAt(NowUs)).ToArray();
         if (up.Length == 0)
         {
             RestartRandomNode();
-            up = _nodes.Where(n => n.IsUp).ToArray();
+            up = _nodes.Where(n => n.IsUp && !n.IsPausedAt(NowUs)).ToArray();
         }
 
-        return up[_random.Next(up.Length)];
+        return up.Length == 0 ? null : up[_random.Next(up.Length)];
     }
 
     /// <summary>The live node whose clock ticks next; real time moves on to that tick.</summary>
@@ -288,7 +310,8 @@ internal sealed partial class Simulator : ITraceSource
             }
         }
 
-        next ??= PickUpNode();
+        // A paused node's next tick is its resumption: when every live node is paused, time runs on to the first.
+        next ??= PickUpNode()!;
         NowUs = Math.Max(NowUs, next.NextTickAtUs);
         next.NextTickAtUs = NowUs + next.Clock.RealSpan(SimulationSettings.TickMs * 1000L);
         return next;
@@ -393,6 +416,10 @@ internal sealed partial class Simulator : ITraceSource
         {
             Trace($"lost, target down {envelope}");
         }
+        else if (target.IsPausedAt(NowUs))
+        {
+            Trace($"lost, target paused {envelope}");
+        }
         else
         {
             Trace($"deliver {envelope}");
@@ -429,7 +456,7 @@ internal sealed partial class Simulator : ITraceSource
         }
 
         var node = PickUpNode();
-        if (node.Clients.Count == 0)
+        if (node is null || node.Clients.Count == 0)
         {
             return;
         }
@@ -440,7 +467,7 @@ internal sealed partial class Simulator : ITraceSource
 
     private void TransferLeadership()
     {
-        var leader = _nodes.FirstOrDefault(n => n.Core is { Role: RaftRole.Leader });
+        var leader = _nodes.FirstOrDefault(n => n.Core is { Role: RaftRole.Leader } && !n.IsPausedAt(NowUs));
         if (leader is null)
         {
             return;

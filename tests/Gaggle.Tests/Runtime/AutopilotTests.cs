@@ -1,0 +1,69 @@
+using Gaggle.Raft;
+using Gaggle.Runtime;
+using NUnit.Framework;
+
+namespace Gaggle.Tests.Runtime;
+
+/// <summary>The autopilot's choices on a leader's core, one call at a time.</summary>
+[TestFixture]
+public sealed class AutopilotTests
+{
+    private const long MemberTimeoutUs = 1_000_000;
+    private const long StabilizationUs = 200_000;
+
+    /// <summary>
+    /// Found by the simulation (autopilot seed 198): a new leader of five voters, elected by b and c
+    /// while d and e were dead, wants one voter. Presuming d and e alive in its first member timeout,
+    /// it demoted b: the four voters left needed three of a, c, d, e, and neither that change nor any
+    /// later one could ever commit. It demotes a silent voter first, and only while the voters it really
+    /// heard from are a majority of the voters left.
+    /// </summary>
+    [Test]
+    public void A_new_leader_demotes_a_silent_voter_before_a_live_one()
+    {
+        var leader = ElectedLeader();
+        var autopilot = new Autopilot(new AutopilotSettings(1, MemberTimeoutUs, StabilizationUs, 1));
+        autopilot.Heard("b", 1_000);
+        autopilot.Heard("c", 1_000);
+
+        var change = autopilot.Next(leader, 2_000, changePending: false);
+
+        Assert.That(change?.Kind, Is.EqualTo(MembershipRequestKind.Demote));
+        Assert.That(change!.NodeId, Is.AnyOf("d", "e"));
+    }
+
+    [Test]
+    public void A_leader_demotes_nobody_while_the_voters_it_heard_from_would_not_be_a_majority_of_those_left()
+    {
+        var leader = ElectedLeader();
+        var autopilot = new Autopilot(new AutopilotSettings(1, MemberTimeoutUs, StabilizationUs, 1));
+        autopilot.Heard("b", 1_000);
+
+        Assert.That(autopilot.Next(leader, 2_000, changePending: false), Is.Null, "a and b are not three of the four voters left");
+    }
+
+    /// <summary>a, elected in term 1 by b and c (of a, b, c, d, e).</summary>
+    private static RaftCore ElectedLeader()
+    {
+        var core = new RaftCore(
+            new RaftConfig { Id = "a", Members = ["a", "b", "c", "d", "e"], ElectionTicksMin = 10, ElectionTicksMax = 10, HeartbeatTicks = 2, Random = new Random(1) },
+            HardState.Empty,
+            []);
+        for (int i = 0; i < 30 && core.Role == RaftRole.Follower; i++)
+        {
+            core.Tick();
+        }
+
+        if (core.Role == RaftRole.PreCandidate)
+        {
+            core.Step(new RaftMessage { Type = MessageType.PreVoteResponse, From = "b", To = "a", Term = core.Term + 1 });
+            core.Step(new RaftMessage { Type = MessageType.PreVoteResponse, From = "c", To = "a", Term = core.Term + 1 });
+        }
+
+        core.Step(new RaftMessage { Type = MessageType.VoteResponse, From = "b", To = "a", Term = core.Term });
+        core.Step(new RaftMessage { Type = MessageType.VoteResponse, From = "c", To = "a", Term = core.Term });
+        Assert.That(core.Role, Is.EqualTo(RaftRole.Leader));
+        core.TakeReady();
+        return core;
+    }
+}
