@@ -3,36 +3,6 @@ using Gaggle.Raft;
 
 namespace Gaggle.Tests.Raft;
 
-/// <summary>Settings shared by every node of a <see cref="RaftTestCluster"/>; small tick counts keep scenarios short.</summary>
-internal sealed record ClusterOptions
-{
-    public int ElectionTicksMin { get; init; } = 10;
-
-    public int ElectionTicksMax { get; init; } = 20;
-
-    public int HeartbeatTicks { get; init; } = 2;
-
-    public bool PreVote { get; init; } = true;
-
-    public bool CheckQuorum { get; init; } = true;
-
-    public bool AccelerateCommit { get; init; } = true;
-
-    /// <summary>Off here: these scenarios script messages per follower; the simulations run with it on.</summary>
-    public bool BroadcastAppends { get; init; }
-
-    public int MaxInflightMessages { get; init; } = 64;
-
-    public int MaxEntriesPerMessage { get; init; } = 512;
-
-    public long MaxBytesPerMessage { get; init; } = 512 * 1024;
-
-    /// <summary>Discovery mode: nodes get no member list, only the cluster size.</summary>
-    public bool Discovery { get; init; }
-
-    public int Seed { get; init; } = 1;
-}
-
 /// <summary>
 /// A deterministic in-process cluster of <see cref="RaftCore"/> nodes named "a", "b", "c", ... that
 /// plays the driver's part: it persists each <see cref="Ready"/> (hard state and log copies, so a node
@@ -45,7 +15,7 @@ internal sealed record ClusterOptions
 /// and State Machine Safety (every node applies the same entry at an index, in log order).
 /// A violation throws, failing the scenario at the step that broke it.
 /// </remarks>
-internal sealed class RaftTestCluster
+internal sealed partial class RaftTestCluster
 {
     private readonly SortedDictionary<string, TestNode> _nodes = new(StringComparer.Ordinal);
     private readonly List<RaftMessage> _inFlight = [];
@@ -298,40 +268,6 @@ internal sealed class RaftTestCluster
     public long ProposeMany(string id, int count, string prefix = "x")
         => this[id].Propose(Enumerable.Range(0, count).Select(i => (ReadOnlyMemory<byte>)Encoding.UTF8.GetBytes($"{prefix}{i}")).ToArray());
 
-    /// <summary>Cuts <paramref name="id"/> off from every other node, both ways.</summary>
-    public void Isolate(string id) => _isolated.Add(id);
-
-    /// <summary>
-    /// Splits the network: a message crosses only between nodes of the same group. Nodes named in no
-    /// group form one more group of their own.
-    /// </summary>
-    public void Partition(params string[][] groups)
-    {
-        _partition.Clear();
-        for (int i = 0; i < groups.Length; i++)
-        {
-            foreach (var id in groups[i])
-            {
-                _partition[id] = i + 1;
-            }
-        }
-    }
-
-    /// <summary>Ends every isolation, partition and drop rule.</summary>
-    public void Heal()
-    {
-        _isolated.Clear();
-        _partition.Clear();
-        _dropRules.Clear();
-    }
-
-    /// <summary>Drops every message matching <paramref name="predicate"/> until disposed (or <see cref="Heal"/>).</summary>
-    public IDisposable Drop(Func<RaftMessage, bool> predicate)
-    {
-        _dropRules.Add(predicate);
-        return new Rule(() => _dropRules.Remove(predicate));
-    }
-
     /// <summary>Crashes a node: it stops ticking, messages to it are lost, its volatile state is gone.</summary>
     public void Stop(string id) => _nodes[id].Stopped = true;
 
@@ -401,24 +337,6 @@ internal sealed class RaftTestCluster
         };
         return new RaftCore(config, node.HardState, node.Stored.ToArray(), node.AppliedThrough, node.Snapshot);
     }
-
-    private IEnumerable<TestNode> Targets(RaftMessage message)
-    {
-        if (message.To is not null)
-        {
-            return _nodes.TryGetValue(message.To, out var target) ? [target] : [];
-        }
-
-        return _nodes.Values.Where(n => n.Id != message.From);
-    }
-
-    private bool IsDropped(RaftMessage message, TestNode target)
-        => target.Stopped
-            || (_nodes.TryGetValue(message.From, out var sender) && sender.Stopped)
-            || _isolated.Contains(message.From)
-            || _isolated.Contains(target.Id)
-            || (_partition.Count > 0 && _partition.GetValueOrDefault(message.From) != _partition.GetValueOrDefault(target.Id))
-            || _dropRules.Any(rule => rule(message));
 
     /// <summary>The driver's loop body: persist, then send, then apply (the <see cref="Ready"/> ordering contract).</summary>
     private void DrainReady(TestNode node, List<RaftMessage> outbox)
@@ -551,10 +469,5 @@ internal sealed class RaftTestCluster
 
             Snapshot = snapshot;
         }
-    }
-
-    private sealed class Rule(Action remove) : IDisposable
-    {
-        public void Dispose() => remove();
     }
 }
