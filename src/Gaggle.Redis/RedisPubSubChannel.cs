@@ -21,7 +21,7 @@ namespace Gaggle.Redis;
 /// and never throws a delivery problem at the node. Sends never wait for Redis: a failed PUBLISH is
 /// retried in the background with exponential backoff and jitter, then dropped and counted.
 /// </remarks>
-public sealed class RedisPubSubChannel : IChannel
+public sealed partial class RedisPubSubChannel : IChannel, IClusterGenerationStore
 {
     private static readonly TimeSpan LogInterval = TimeSpan.FromSeconds(10);
     private const long NeverLogged = long.MinValue;

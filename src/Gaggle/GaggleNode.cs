@@ -30,7 +30,7 @@ public sealed partial class GaggleNode : IAsyncDisposable
 
     private readonly GaggleOptions _options;
     private readonly IChannel _channel;
-    private readonly IRaftStorage _storage;
+    private IRaftStorage _storage;
     private readonly TimeProvider _time;
     private readonly double _microsecondsPerTimestamp;
     private readonly ILogger _logger;
@@ -83,15 +83,37 @@ public sealed partial class GaggleNode : IAsyncDisposable
             GaggleOptionsValidator.ThrowIfInvalid(options);
         }
 
-        if (channel.NodeId != options.NodeId)
+        if (options.IsElastic && channel.NodeId != options.NodeId)
+        {
+            // Elastic mode: the channel carries this process's member id (the display name plus a suffix).
+            options = GaggleIdentity.IsMemberIdOf(channel.NodeId, options.NodeId)
+                ? options.WithNodeId(channel.NodeId)
+                : throw new ArgumentException(
+                    $"The channel belongs to node '{channel.NodeId}' but NodeId is '{options.NodeId}'; in elastic mode the channel's id must be NodeId or a member id made from it (GaggleNodeBuilder makes one).", nameof(channel));
+        }
+        else if (channel.NodeId != options.NodeId)
         {
             throw new ArgumentException($"The channel belongs to node '{channel.NodeId}' but NodeId is '{options.NodeId}'; they must be the same.", nameof(channel));
+        }
+
+        if (options.IsElastic && channel is not IClusterGenerationStore)
+        {
+            throw new ArgumentException(
+                $"Node '{channel.NodeId}' is in elastic mode (neither Members nor ClusterSize is set) but its channel, {channel.GetType().Name}, does not record the cluster generation (IClusterGenerationStore); "
+                + "use the Redis or in-memory channel, or set Members.", nameof(channel));
+        }
+
+        if (options.IsElastic && storage is not null and not InMemoryRaftStorage)
+        {
+            throw new ArgumentException(
+                $"Node '{channel.NodeId}' is in elastic mode (neither Members nor ClusterSize is set), whose members are new for every process and keep their state in memory; "
+                + $"its storage, {storage.GetType().Name}, would be of no use after a restart. Remove the storage (DataDirectory), or set Members for nodes with durable identities.", nameof(storage));
         }
 
         _options = options;
         _channel = channel;
         _storage = storage ?? new InMemoryRaftStorage();
-        if (options.Voters is not null && _storage is InMemoryRaftStorage { SurvivesRestart: false })
+        if (!options.IsElastic && options.Voters is not null && _storage is InMemoryRaftStorage { SurvivesRestart: false })
         {
             throw new ArgumentException(
                 $"Voters is {options.Voters} (the leader changes the voters by itself) but node '{options.NodeId}' keeps its log in memory; "
@@ -108,7 +130,7 @@ public sealed partial class GaggleNode : IAsyncDisposable
         _appendCallers = new AppendCallers(_time, _nodeTag, TimedOut);
         var handlers = new Dictionary<string, RpcHandler>(options.RpcHandlers, StringComparer.Ordinal) { [MembershipRequest.Method] = ServeMembershipAsync };
         _dispatchCallers = new DispatchCallers(options.NodeId, handlers, _stopping.Token, SendAsync);
-        _knownMembers = options.Members.Count > 0 ? [.. options.Members] : [options.NodeId];
+        _knownMembers = options.Members.Count > 0 ? [.. options.Members] : options.IsElastic ? [] : [options.NodeId];
         // Gauges observe this node, so they live on a meter of its own, disposed with it.
         _meter = new Meter(GaggleMetrics.MeterName);
         _gauges =
@@ -179,6 +201,7 @@ public sealed partial class GaggleNode : IAsyncDisposable
         _driver = new NodeDriver(NodeDriverSettings.From(_options, _incarnation, _tickInterval), persisted, _sequences);
         PublishStatus(_driver);
         await _channel.ConnectAsync(OnInbound, cancellationToken).ConfigureAwait(false);
+        await StartGenerationAsync(_driver, cancellationToken).ConfigureAwait(false);
         _loop = Task.Run(RunLoopAsync, CancellationToken.None);
         _timer = _time.CreateTimer(_ => OnTimer(), null, _tickInterval, _tickInterval);
         Log.Started(_logger, Id, persisted.HardState.Term, persisted.Entries.Count);

@@ -124,8 +124,10 @@ public sealed class GaggleNodeBuilder
             throw new InvalidOperationException("GaggleNodeBuilder has no channel; call UseInMemory, UseRedis or UseChannel before Build.");
         }
 
-        var owned = _storageFactory?.Invoke(Options);
-        var channel = _channelFactory(Options);
-        return new GaggleNode(Options, channel, owned ?? Storage, TimeProvider, LoggerFactory, optionsValidated: true) { OwnedStorage = owned };
+        // Elastic mode: every node built is a new member, named after the display name (NodeId).
+        var options = Options.IsElastic ? Options.WithNodeId(GaggleIdentity.NewMemberId(Options.NodeId)) : Options;
+        var owned = _storageFactory?.Invoke(options);
+        var channel = _channelFactory(options);
+        return new GaggleNode(options, channel, owned ?? Storage, TimeProvider, LoggerFactory, optionsValidated: true) { OwnedStorage = owned };
     }
 }

@@ -9,14 +9,21 @@ public delegate ValueTask<byte[]> RpcHandler(ReadOnlyMemory<byte> args, Cancella
 public sealed class GaggleOptions
 {
     /// <summary>
-    /// This node's id: 1 to 64 characters among letters, digits and <c>. _ - :</c>; unique in the
-    /// cluster and stable across restarts. Required.
+    /// With <see cref="Members"/> or <see cref="ClusterSize"/>: this node's id, 1 to 64 characters among
+    /// letters, digits and <c>. _ - :</c>; unique in the cluster and stable across restarts; required.
+    /// In elastic mode (neither set): a display name of at most 55 such characters, the machine's name
+    /// when empty; the node's member id (<see cref="GaggleNode.Id"/>) is this name plus a random suffix
+    /// (<c>web-1.k3v9x2qa</c>), new for every process, so a restarted instance never inherits the votes
+    /// or acknowledgements of an earlier one.
     /// </summary>
     public string NodeId { get; set; } = "";
 
     /// <summary>
-    /// The ids of every voting member, this node included. The recommended mode: quorums are
-    /// computed over exactly these members. Set either this or <see cref="ClusterSize"/>.
+    /// Static mode: the ids of every voting member, this node included; quorums are computed over
+    /// exactly these members (they change only through the membership API, or with
+    /// <see cref="Voters"/>). Needs durable storage to be safe across restarts. Leave it empty (and
+    /// <see cref="ClusterSize"/> unset) for elastic mode, the default: instances find each other on
+    /// the channel, and the leader manages the voters (see <see cref="Voters"/>).
     /// </summary>
     public IList<string> Members { get; set; } = [];
 
@@ -149,21 +156,40 @@ public sealed class GaggleOptions
     public bool Join { get; set; }
 
     /// <summary>
-    /// Turns on voter management by the leader (the autopilot): nodes started with <see cref="Join"/>
-    /// are added as learners when they announce themselves; members not heard from for
+    /// Voter management by the leader (the autopilot): nodes that announce themselves (elastic mode,
+    /// or <see cref="Join"/>) are added as learners; members not heard from for
     /// <see cref="MemberTimeout"/> are removed; caught-up learners are promoted (and surplus voters
     /// demoted) so that the voters are the largest odd number not above this target and the number of
-    /// live members. 1, 3, 5 or 7; needs <see cref="Members"/> and durable storage.
+    /// live members. 1, 3, 5 or 7. In static mode it needs <see cref="Members"/> and durable storage.
     /// </summary>
-    /// <value>The default is null: the voters change only through the membership API.</value>
+    /// <value>The default is null: 3 in elastic mode; in static mode the voters change only through the membership API.</value>
     public int? Voters { get; set; }
 
     /// <summary>
-    /// With <see cref="Voters"/>: how long a member may go unheard before the leader removes it. Well
-    /// above an election timeout and a long GC pause: a member removed while paused must rejoin.
+    /// With voter management: how long a member may go unheard before the leader removes it. Well
+    /// above an election timeout and a long GC pause: a member removed while paused must rejoin. In
+    /// elastic mode also how long a starting instance must hear no member of the recorded cluster
+    /// generation before it forms a new one (the old one's state is then gone).
     /// </summary>
     /// <value>The default is 15 seconds.</value>
     public TimeSpan MemberTimeout { get; set; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>Elastic mode: neither <see cref="Members"/> nor <see cref="ClusterSize"/> is set.</summary>
+    internal bool IsElastic => (Members is null || Members.Count == 0) && ClusterSize is null;
+
+    /// <summary>The voter target in force: <see cref="Voters"/>, or 3 in elastic mode.</summary>
+    internal int? EffectiveVoters => Voters ?? (IsElastic ? DefaultElasticVoters : null);
+
+    /// <summary>The voter target of an elastic cluster when <see cref="Voters"/> is not set.</summary>
+    internal const int DefaultElasticVoters = 3;
+
+    /// <summary>A copy of these options for the node whose member id is <paramref name="memberId"/> (elastic mode: the display name plus a random suffix).</summary>
+    internal GaggleOptions WithNodeId(string memberId)
+    {
+        var copy = (GaggleOptions)MemberwiseClone();
+        copy.NodeId = memberId;
+        return copy;
+    }
 
     /// <summary>The seed of the election timeout jitter; null picks a random one. Set it only to replay a run.</summary>
     /// <value>The default is null.</value>

@@ -42,19 +42,22 @@ public sealed partial class GaggleOptionsValidator : IValidateOptions<GaggleOpti
         }
 
         var failures = new List<string>();
-        if (!IsValidId(options.NodeId))
+        var members = options.Members ?? [];
+        if (options.IsElastic)
+        {
+            if (options.NodeId.Length > 0 && (!IsValidId(options.NodeId) || options.NodeId.Length > GaggleIdentity.MaxDisplayNameLength))
+            {
+                failures.Add($"NodeId is '{options.NodeId}'; in elastic mode (no Members, no ClusterSize) it is a display name of at most {GaggleIdentity.MaxDisplayNameLength} characters among letters, digits and . _ - : (or empty for the machine's name).");
+            }
+        }
+        else if (!IsValidId(options.NodeId))
         {
             failures.Add($"NodeId is '{options.NodeId}'; it must be 1 to 64 characters among letters, digits and . _ - :");
         }
 
-        var members = options.Members ?? [];
         if (members.Count > 0 && options.ClusterSize is not null)
         {
             failures.Add($"Members ({members.Count} ids) and ClusterSize ({options.ClusterSize}) are both set; set exactly one of them.");
-        }
-        else if (members.Count == 0 && options.ClusterSize is null)
-        {
-            failures.Add("Members is empty and ClusterSize is not set; set Members to the ids of every node (recommended) or ClusterSize.");
         }
 
         if (members.Count > 0)
@@ -79,16 +82,16 @@ public sealed partial class GaggleOptionsValidator : IValidateOptions<GaggleOpti
             }
         }
 
-        if (options.Voters is { } voters)
+        if (options.EffectiveVoters is { } voters)
         {
             if (voters is not (1 or 3 or 5 or 7))
             {
                 failures.Add($"Voters is {voters}; it must be 1, 3, 5 or 7 (an odd number of voters; an even one tolerates no more failures than the odd one below it).");
             }
 
-            if (members.Count == 0)
+            if (options.ClusterSize is not null)
             {
-                failures.Add($"Voters is {voters} but Members is empty; voter management needs Members (ClusterSize mode has a fixed set of voters).");
+                failures.Add($"Voters is {voters} but ClusterSize is set; ClusterSize mode has a fixed set of voters (use Members, or neither for elastic mode).");
             }
 
             if (options.MemberTimeout < 4 * options.ElectionTimeoutMax || options.MemberTimeout > TimeSpan.FromHours(1))
@@ -97,9 +100,9 @@ public sealed partial class GaggleOptionsValidator : IValidateOptions<GaggleOpti
             }
         }
 
-        if (options.Join && members.Count == 0)
+        if (options.Join && options.ClusterSize is not null)
         {
-            failures.Add("Join is set but Members is empty; a joining node needs Members, the voters of the cluster it joins.");
+            failures.Add("Join is set with ClusterSize; a joining node needs Members, the voters of the cluster it joins (in elastic mode every node joins by itself).");
         }
 
         if (options.ClusterSize is { } size && (size < 1 || size > 1000))

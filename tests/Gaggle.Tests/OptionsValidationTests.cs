@@ -14,7 +14,8 @@ public sealed class OptionsValidationTests
     {
         yield return Case("NodeId is ''", o => o.NodeId = "");
         yield return Case("NodeId is 'has space'", o => o.NodeId = "has space");
-        yield return Case("Members is empty and ClusterSize is not set", o => o.Members = []);
+        yield return Case("in elastic mode (no Members, no ClusterSize) it is a display name of at most 55 characters", o => { o.Members = []; o.NodeId = new string('n', 56); });
+        yield return Case("MemberTimeout is 1000 ms; it must be between 4 x ElectionTimeoutMax (2000 ms)", o => { o.Members = []; o.MemberTimeout = TimeSpan.FromSeconds(1); });
         yield return Case("must include this node's NodeId 'a'", o => o.Members = ["b", "c"]);
         yield return Case("Members lists 'b' more than once", o => o.Members = ["a", "b", "b"]);
         yield return Case("Members contains 'b c'", o => o.Members = ["a", "b c"]);
@@ -52,7 +53,7 @@ public sealed class OptionsValidationTests
     [Test]
     public void EveryProblemIsListedAtOnce()
     {
-        var options = new GaggleOptions { NodeId = "", Members = [], MaxInflightMessages = 0 };
+        var options = new GaggleOptions { NodeId = "", Members = [], ClusterSize = 0, MaxInflightMessages = 0 };
         var error = Assert.Throws<OptionsValidationException>(() => GaggleOptionsValidator.ThrowIfInvalid(options));
         Assert.That(error!.Failures.Count(), Is.EqualTo(3));
     }
@@ -61,7 +62,7 @@ public sealed class OptionsValidationTests
     public async Task NodeRefusesInvalidOptionsAndAMismatchedChannel()
     {
         var network = new InMemoryNetwork(1);
-        Assert.Throws<OptionsValidationException>(() => _ = new GaggleNode(new GaggleOptions { NodeId = "a" }, network.CreateChannel("a")));
+        Assert.Throws<OptionsValidationException>(() => _ = new GaggleNode(new GaggleOptions { NodeId = "a", ClusterSize = 0 }, network.CreateChannel("a")));
         var error = Assert.Throws<ArgumentException>(() => _ = new GaggleNode(Valid(), network.CreateChannel("b")));
         Assert.That(error!.Message, Does.Contain("'b'").And.Contain("'a'"));
         await using var node = new GaggleNode(Valid(), network.CreateChannel("a"));

@@ -21,7 +21,7 @@ namespace Gaggle.Channels;
 /// deadlock.
 /// </para>
 /// </remarks>
-public sealed class InMemoryChannel : IChannel
+public sealed class InMemoryChannel : IChannel, IClusterGenerationStore
 {
     private const int Created = 0;
     private const int Connected = 1;
@@ -88,6 +88,19 @@ public sealed class InMemoryChannel : IChannel
     {
         cancellationToken.ThrowIfCancellationRequested();
         network.Broadcast(this, payload);
+        return ValueTask.CompletedTask;
+    }
+
+    /// <inheritdoc/>
+    public ValueTask<long> ReadGenerationAsync(CancellationToken cancellationToken = default) => ValueTask.FromResult(network.Generation);
+
+    /// <inheritdoc/>
+    public ValueTask<long> ClaimGenerationAsync(long expected, CancellationToken cancellationToken = default) => ValueTask.FromResult(network.ClaimGeneration(expected));
+
+    /// <inheritdoc/>
+    public ValueTask RaiseGenerationAsync(long generation, CancellationToken cancellationToken = default)
+    {
+        network.RaiseGeneration(generation);
         return ValueTask.CompletedTask;
     }
 

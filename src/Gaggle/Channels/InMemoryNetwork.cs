@@ -43,6 +43,9 @@ public sealed class InMemoryNetwork
     private long delivered;
     private long dropped;
 
+    private readonly Lock _generationLock = new();
+    private long _generation;
+
     /// <summary>Creates a network with perfect links and no partitions.</summary>
     /// <param name="seed">Seeds every random decision; when null a random seed is chosen and exposed as <see cref="Seed"/>.</param>
     /// <param name="timeProvider">Schedules delayed deliveries; the default is <see cref="TimeProvider.System"/>.</param>
@@ -170,6 +173,50 @@ public sealed class InMemoryNetwork
         Heal();
         defaultFaults = LinkFaults.None;
         linkFaults.Clear();
+    }
+
+    /// <summary>The cluster generation recorded on this network (see <see cref="IClusterGenerationStore"/>); 0 when none.</summary>
+    public long Generation
+    {
+        get
+        {
+            lock (_generationLock)
+            {
+                return _generation;
+            }
+        }
+    }
+
+    /// <summary>Forgets the recorded generation, as a Redis that evicted, flushed or failed over would.</summary>
+    public void LoseGeneration()
+    {
+        lock (_generationLock)
+        {
+            _generation = 0;
+        }
+    }
+
+    internal long ClaimGeneration(long expected)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(expected);
+        lock (_generationLock)
+        {
+            if (_generation == expected)
+            {
+                _generation = expected + 1;
+            }
+
+            return _generation;
+        }
+    }
+
+    internal void RaiseGeneration(long generation)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(generation);
+        lock (_generationLock)
+        {
+            _generation = Math.Max(_generation, generation);
+        }
     }
 
     internal void CountDelivered() => Interlocked.Increment(ref delivered);

@@ -3,13 +3,14 @@ using Gaggle.Raft;
 namespace Gaggle.Channels;
 
 /// <summary>
-/// The compact, versioned binary format of <see cref="WireMessage"/>s: a version byte, a kind byte,
-/// then the kind's fields as varints and length-prefixed bytes. Log entries inside an AppendEntries
+/// The compact, versioned binary format of <see cref="WireMessage"/>s: a version byte, the sender's
+/// cluster generation (a varint; 0 outside elastic mode or before it belongs to a cluster), a kind
+/// byte, then the kind's fields as varints and length-prefixed bytes. Log entries inside an AppendEntries
 /// carry no index (it follows from prevLogIndex), so a message cannot describe a log with gaps.
 /// </summary>
 internal static class WireCodec
 {
-    public const byte Version = 1;
+    public const byte Version = 2;
 
     private const byte KindRaft = 1;
     private const byte KindForwardAppend = 2;
@@ -18,14 +19,20 @@ internal static class WireCodec
     private const byte KindJoinAnnounce = 5;
     private const byte KindJoinRefused = 6;
     private const byte KindNotAMember = 7;
+    private const byte KindLeaderAnnounce = 8;
     private const byte FlagReject = 1;
     private const byte FlagForce = 2;
     private const byte FlagDone = 4;
 
-    public static byte[] Encode(WireMessage message)
+    public static byte[] Encode(WireMessage message) => Encode(message, 0);
+
+    /// <summary>Encodes <paramref name="message"/> sent by a node of cluster generation <paramref name="generation"/>.</summary>
+    public static byte[] Encode(WireMessage message, long generation)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(generation);
         var writer = new WireWriter(EstimateSize(message));
         writer.Byte(Version);
+        writer.VarLong(generation);
         switch (message)
         {
             case RaftWireMessage raft:
@@ -68,6 +75,10 @@ internal static class WireCodec
                 writer.Byte(KindNotAMember);
                 writer.VarLong(notAMember.ConfigurationIndex);
                 break;
+            case LeaderAnnounce announce:
+                writer.Byte(KindLeaderAnnounce);
+                writer.VarLong(announce.Term);
+                break;
             default:
                 throw new ArgumentException($"Unknown wire message type {message.GetType().Name}.", nameof(message));
         }
@@ -79,7 +90,10 @@ internal static class WireCodec
     public static int ForwardedEntrySize(int length) => VarInt.Size((ulong)length) + length;
 
     /// <summary>Decodes a payload sent by <paramref name="from"/> to <paramref name="to"/>; throws <see cref="FormatException"/> when malformed.</summary>
-    public static WireMessage Decode(ReadOnlyMemory<byte> payload, string from, string to)
+    public static WireMessage Decode(ReadOnlyMemory<byte> payload, string from, string to) => Decode(payload, from, to, out _);
+
+    /// <summary>Decodes a payload and the sender's cluster generation; throws <see cref="FormatException"/> when malformed.</summary>
+    public static WireMessage Decode(ReadOnlyMemory<byte> payload, string from, string to, out long generation)
     {
         var reader = new WireReader(payload);
         byte version = reader.Byte();
@@ -87,6 +101,8 @@ internal static class WireCodec
         {
             throw new FormatException($"Unsupported wire version {version}; this node speaks version {Version}.");
         }
+
+        generation = reader.VarLong();
 
         byte kind = reader.Byte();
         WireMessage message;
@@ -127,6 +143,9 @@ internal static class WireCodec
                 break;
             case KindNotAMember:
                 message = new NotAMember(reader.VarLong());
+                break;
+            case KindLeaderAnnounce:
+                message = new LeaderAnnounce(reader.VarLong());
                 break;
             default:
                 throw new FormatException($"Unknown message kind {kind}.");

@@ -38,3 +38,10 @@ internal sealed record JoinRefused(ulong Fingerprint) : WireMessage;
 
 /// <summary>The leader tells a node that talks to it that the configuration does not include it (it was removed): it asks to join again.</summary>
 internal sealed record NotAMember(long ConfigurationIndex) : WireMessage;
+
+/// <summary>
+/// A leader of an elastic cluster tells every node on the channel, idle or not, at least once per
+/// election timeout, that its generation lives (the generation travels in every message's header):
+/// nodes waiting to join hear that a cluster exists and must not form a new one.
+/// </summary>
+internal sealed record LeaderAnnounce(long Term) : WireMessage;

@@ -131,6 +131,31 @@ internal sealed partial class RaftCore
         return ConfigChangeOutcome.Proposed;
     }
 
+    /// <summary>
+    /// Forms a new cluster with this node as its sole voter (an elastic cluster's founding, once the
+    /// node won its generation's claim): logs the configuration {this node} at index 1 of term 1, then
+    /// campaigns at once (a sole voter wins by its own vote). Only a node that has never held a log,
+    /// a snapshot or a term may found; it is one that no configuration counts, so no vote or
+    /// acknowledgement of it exists anywhere.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">This node has a term, a log or a snapshot.</exception>
+    public void Found()
+    {
+        if (Term != 0 || _log.LastIndex != 0 || _snapshot is not null || Configuration.Voters.Count != 0)
+        {
+            throw new InvalidOperationException(
+                $"Node '{Id}' cannot found a cluster: only a node with no term (it has {Term}), no log (last index {_log.LastIndex}), no snapshot and no voters in its configuration may.");
+        }
+
+        var founding = new ClusterConfig([Id], []);
+        Term = 1;
+        var entry = new LogEntry(1, 1, EntryKind.Configuration, founding.Encode());
+        _log.AppendNew(entry);
+        RecordConfig(entry, founding);
+        BecomeFollower(Term, null);
+        StartElection();
+    }
+
     /// <summary>The snapshot of the state machines' bytes <paramref name="machines"/> at applied index <paramref name="index"/>, carrying the configuration as of that index.</summary>
     public RaftSnapshot CreateSnapshot(long index, ReadOnlySpan<byte> machines)
     {

@@ -62,6 +62,11 @@ public sealed partial class GaggleNode
                 }
 
                 _afterReady.Clear();
+                if (_supersededBy is { } generation)
+                {
+                    _supersededBy = null;
+                    driver = ResetForGeneration(driver, generation);
+                }
             }
         }
         catch (Exception e) when (e is not OutOfMemoryException)
@@ -140,7 +145,7 @@ public sealed partial class GaggleNode
 
             foreach (var message in ready.Messages)
             {
-                await SendAsync(message.To, message.Message).ConfigureAwait(false);
+                await SendAsync(message.To, message.Message, ready.Generation).ConfigureAwait(false);
             }
 
             driver.Advance();
@@ -156,11 +161,14 @@ public sealed partial class GaggleNode
         }
     }
 
-    private async ValueTask SendAsync(string? to, WireMessage message)
+    /// <summary>Sends a message of this node (an RPC reply, from a handler) in its current generation.</summary>
+    private ValueTask SendAsync(string? to, WireMessage message) => SendAsync(to, message, Generation);
+
+    private async ValueTask SendAsync(string? to, WireMessage message, long generation)
     {
         try
         {
-            var payload = WireCodec.Encode(message);
+            var payload = WireCodec.Encode(message, generation);
             if (to is null)
             {
                 await _channel.BroadcastAsync(payload).ConfigureAwait(false);
@@ -181,6 +189,7 @@ public sealed partial class GaggleNode
     {
         var core = driver.Core;
         PublishMembership(core);
+        Interlocked.Exchange(ref _generation, driver.Generation);
 
         _status = new NodeStatus(core.Role, core.Term, core.LeaderId, core.CommitIndex, core.LastIndex, core.HasUncommittedEntriesInPreviousTerms(), core.Rejoining);
     }
@@ -236,6 +245,8 @@ public sealed partial class GaggleNode
             Log.JoinRefused(_logger, Id, refused.Leader, refused.Cluster.ToString("x16", CultureInfo.InvariantCulture), refused.Own.ToString("x16", CultureInfo.InvariantCulture));
         }
 
+        CarryOutGenerations(events);
+        _supersededBy ??= events.Superseded;
         if (events.LostStorageDetected)
         {
             Log.LostStorage(_logger, Id, driver.Core.LeaderId);
@@ -285,6 +296,7 @@ public sealed partial class GaggleNode
 
     private long _droppedMessages;
     private bool _joinRefusedLogged;
+    private long? _supersededBy;
 
     /// <summary>Messages this node dropped because they were malformed or did not apply (plus those the Raft core refused).</summary>
     public long DroppedMessages => Interlocked.Read(ref _droppedMessages);

@@ -85,7 +85,7 @@ public sealed partial class GaggleNode
                 $"Node '{Id}' runs with ClusterSize {_options.ClusterSize} (members discovered from traffic); membership changes need Members.");
         }
 
-        if (_storage is InMemoryRaftStorage { SurvivesRestart: false })
+        if (!_options.IsElastic && _storage is InMemoryRaftStorage { SurvivesRestart: false })
         {
             throw new GaggleMembershipException(GaggleMembershipError.NotSupported,
                 $"Node '{Id}' keeps its log in memory; membership changes need durable storage (FileRaftStorage): a node restarted without its log "

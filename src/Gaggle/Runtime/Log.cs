@@ -39,4 +39,13 @@ internal static partial class Log
 
     [LoggerMessage(23, LogLevel.Warning, "Node {NodeId}: leader {LeaderId} says this node is no longer a member (it was removed while paused or cut off); it asks to join again")]
     public static partial void RemovedFromCluster(ILogger logger, string nodeId, string leaderId);
+
+    [LoggerMessage(24, LogLevel.Information, "Node {NodeId} formed cluster generation {Generation} as its first voter, after hearing no member of generation {Previous} for {SilenceMs} ms; other instances join it")]
+    public static partial void GenerationFounded(ILogger logger, string nodeId, long generation, long previous, long silenceMs);
+
+    [LoggerMessage(25, LogLevel.Warning, "Node {NodeId}: cluster generation {Generation} replaced this node's generation {Previous} (it formed while no member of ours was heard); this node drops its state, cancels its holds and joins the new generation")]
+    public static partial void GenerationSuperseded(ILogger logger, string nodeId, long generation, long previous);
+
+    [LoggerMessage(26, LogLevel.Warning, "Node {NodeId} could not read or write the cluster generation in its store; it tries again")]
+    public static partial void GenerationStoreFailed(ILogger logger, Exception error, string nodeId);
 }

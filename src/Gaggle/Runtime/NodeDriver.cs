@@ -22,7 +22,7 @@ namespace Gaggle.Runtime;
 /// collects what the caller must carry out (complete callers, raise events, run RPC handlers, save
 /// a snapshot and then <see cref="CompactTo"/>). Not thread-safe: one loop owns it.
 /// </remarks>
-internal sealed class NodeDriver
+internal sealed partial class NodeDriver
 {
     private readonly NodeDriverSettings _settings;
     private readonly SequenceCounter _sequences;
@@ -35,8 +35,6 @@ internal sealed class NodeDriver
     private readonly LeadershipLease _leadership;
     private readonly MembershipChanges _membership;
     private readonly Autopilot? _autopilot;
-    private readonly Dictionary<string, long> _toldNotAMemberAtTick = new(StringComparer.Ordinal);
-    private long _askToJoinUntilTick = -1;
     private long _tickCount;
     private long _nowUs;
     private SoftState? _softState;
@@ -65,6 +63,7 @@ internal sealed class NodeDriver
         _leadership = new LeadershipLease(settings.Raft.CheckQuorum ? settings.LeadershipLeaseUs : 0);
         _membership = new MembershipChanges(Events);
         _autopilot = settings.Autopilot is { } autopilot ? new Autopilot(autopilot) : null;
+        _generations = settings.Elastic is { } elastic ? new GenerationTracker(elastic.MemberTimeoutUs, elastic.BootstrapWaitUs) : null;
     }
 
     public string Id => _settings.Id;
@@ -107,9 +106,10 @@ internal sealed class NodeDriver
         }
 
         WireMessage message;
+        long generation;
         try
         {
-            message = WireCodec.Decode(payload, from, Id);
+            message = WireCodec.Decode(payload, from, Id, out generation);
         }
         catch (FormatException e)
         {
@@ -117,12 +117,17 @@ internal sealed class NodeDriver
             return;
         }
 
-        Receive(from, message);
+        Receive(from, message, generation);
     }
 
-    /// <summary>A decoded message from node <paramref name="from"/>.</summary>
-    public void Receive(string from, WireMessage message)
+    /// <summary>A decoded message from node <paramref name="from"/>, sent in cluster generation <paramref name="generation"/>.</summary>
+    public void Receive(string from, WireMessage message, long generation = 0)
     {
+        if (!AdmitGeneration(from, message, generation))
+        {
+            return;
+        }
+
         _autopilot?.Heard(from, _nowUs);
         switch (message)
         {
@@ -146,26 +151,8 @@ internal sealed class NodeDriver
             case DispatchReply reply:
                 _dispatches.OnReply(reply);
                 break;
-            case JoinAnnounce join when _autopilot is not null && _core.Role == RaftRole.Leader:
-                if (!_autopilot.Announced(from, join.Fingerprint, _nowUs))
-                {
-                    Drop(from, $"a node asked to join with fingerprint {join.Fingerprint:x16}, but this cluster's is {_settings.Fingerprint:x16}: "
-                        + "its protocol, timing options, state machine or RPC method names differ", "join-refused");
-                    _outbox.Add(new Outgoing(from, new JoinRefused(_settings.Fingerprint)));
-                }
-
-                break;
-            case JoinRefused refused when _settings.Raft.Joining && !_core.Configuration.Contains(Id):
-                Events.JoinRefused ??= (from, refused.Fingerprint, _settings.Fingerprint);
-                break;
-            case NotAMember notAMember when _autopilot is not null && notAMember.ConfigurationIndex > 0:
-                // Removed while it was paused or cut off: ask to join again (as a learner, then promoted).
-                if (_askToJoinUntilTick < _tickCount)
-                {
-                    Events.RemovedBy ??= from;
-                }
-
-                _askToJoinUntilTick = _tickCount + 2 * _settings.RetryTicks;
+            case JoinAnnounce or JoinRefused or NotAMember:
+                ReceiveJoining(from, message);
                 break;
         }
     }
@@ -192,16 +179,7 @@ internal sealed class NodeDriver
             _membership.Request(_core, change, _nowUs);
         }
 
-        // Until the cluster adds it (again), a joining or removed node asks whoever leads to add it. A
-        // joining node's addition counts once committed: a deposed leader's addition may be overwritten,
-        // and the node, holding it in its log, would otherwise wait for a leader that never replicates
-        // to it. A leader ignores the announcement of a member.
-        bool wantsIn = (_settings.Raft.Joining || _autopilot is not null)
-            && (!_core.Configuration.Contains(Id) || (_settings.Raft.Joining && _core.ConfigurationIndex > _core.CommitIndex));
-        if ((wantsIn || _askToJoinUntilTick >= _tickCount) && _tickCount % _settings.RetryTicks == 0)
-        {
-            _outbox.Add(new Outgoing(null, new JoinAnnounce(_settings.Fingerprint)));
-        }
+        TickJoining();
     }
 
     /// <summary>Moves the driver's clock on without a tick (inputs between ticks carry the time they arrived).</summary>
@@ -273,6 +251,7 @@ internal sealed class NodeDriver
         }
 
         _ready.Raft = raft;
+        _ready.Generation = Generation;
         _ready.Messages.Clear();
         if (raft is not null)
         {
@@ -450,28 +429,6 @@ internal sealed class NodeDriver
             _appends.ResubmitForNewLeader(_core);
             _dispatches.RouteUnsent(_core);
         }
-    }
-
-    /// <summary>
-    /// A leader managing the voters tells a node outside its configuration that talks to it (a member
-    /// removed while paused or cut off still campaigns or answers) that it is not a member, at most once
-    /// per retry period per node, so that it asks to join again.
-    /// </summary>
-    private void MaybeTellNotAMember(string from)
-    {
-        if (_autopilot is null || _core.Role != RaftRole.Leader || _core.Configuration.Contains(from)
-            || (_toldNotAMemberAtTick.TryGetValue(from, out long at) && _tickCount - at < _settings.RetryTicks))
-        {
-            return;
-        }
-
-        if (_toldNotAMemberAtTick.Count > 4 * ClusterConfig.MaxMembers)
-        {
-            _toldNotAMemberAtTick.Clear();
-        }
-
-        _toldNotAMemberAtTick[from] = _tickCount;
-        _outbox.Add(new Outgoing(from, new NotAMember(Math.Max(1, _core.ConfigurationIndex))));
     }
 
     private void Drop(string from, string reason, string kind)

@@ -34,6 +34,9 @@ internal sealed class NodeDriverSettings
     /// <summary>Voter management on the leader (see <see cref="Runtime.Autopilot"/>), or null when the voters change only on request.</summary>
     public AutopilotSettings? Autopilot { get; init; }
 
+    /// <summary>Elastic mode (no member list): the cluster generation's timing; null with a fixed member list.</summary>
+    public ElasticSettings? Elastic { get; init; }
+
     /// <summary>The application's state machines, by name.</summary>
     public IDictionary<string, IGaggleStateMachine> StateMachines { get; init; } = new Dictionary<string, IGaggleStateMachine>();
 
@@ -50,14 +53,14 @@ internal sealed class NodeDriverSettings
             Raft = new RaftConfig
             {
                 Id = options.NodeId,
-                Members = options.Members.Count > 0 ? options.Members.ToArray() : null,
+                Members = options.Members.Count > 0 ? options.Members.ToArray() : options.IsElastic ? [] : null,
                 ClusterSize = options.ClusterSize ?? 0,
                 HeartbeatTicks = heartbeatTicks,
                 ElectionTicksMin = electionMin,
                 ElectionTicksMax = electionMax,
                 PreVote = options.PreVote,
                 StartRejoining = options.Rejoin,
-                Joining = options.Join,
+                Joining = options.Join || options.IsElastic,
                 CheckQuorum = options.CheckQuorum,
                 AccelerateCommit = options.AccelerateHeartbeats,
                 MaxInflightMessages = options.MaxInflightMessages,
@@ -75,8 +78,11 @@ internal sealed class NodeDriverSettings
             SnapshotRetainEntries = options.SnapshotRetainEntries,
             StateMachines = options.StateMachines,
             Fingerprint = FingerprintOf(options),
-            Autopilot = options.Voters is { } voters
+            Autopilot = options.EffectiveVoters is { } voters
                 ? new AutopilotSettings(voters, (long)options.MemberTimeout.TotalMicroseconds, (long)(2 * options.ElectionTimeoutMax.TotalMicroseconds), FingerprintOf(options))
+                : null,
+            Elastic = options.IsElastic
+                ? new ElasticSettings((long)options.MemberTimeout.TotalMicroseconds, (long)(ElasticSettings.BootstrapElectionTimeouts * options.ElectionTimeoutMax.TotalMicroseconds))
                 : null,
         };
     }
@@ -105,4 +111,13 @@ internal sealed class NodeDriverSettings
 
         return hash;
     }
+}
+
+/// <summary>An elastic node's generation timing (see <see cref="GenerationTracker"/>).</summary>
+/// <param name="MemberTimeoutUs">How long no member of a recorded generation must be heard before a node founds the next one.</param>
+/// <param name="BootstrapWaitUs">How long nothing must be heard before a node founds the first generation (none recorded).</param>
+internal sealed record ElasticSettings(long MemberTimeoutUs, long BootstrapWaitUs)
+{
+    /// <summary>The bootstrap wait, in maximum election timeouts: a live leader announces itself at least once per election timeout.</summary>
+    public const int BootstrapElectionTimeouts = 4;
 }

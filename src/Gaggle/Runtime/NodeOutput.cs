@@ -21,6 +21,9 @@ internal sealed class NodeReady
     /// <summary>The Raft core's ready; null when only the node's own messages (forwarded appends, RPC) are due.</summary>
     public Ready? Raft { get; set; }
 
+    /// <summary>The cluster generation the messages are sent in (see <see cref="NodeDriver.Generation"/>).</summary>
+    public long Generation { get; set; }
+
     public List<Outgoing> Messages { get; } = [];
 }
 
@@ -86,9 +89,19 @@ internal sealed class NodeEvents
     /// <summary>Membership requests this leader finished (done, refused, or sent back to find the leader).</summary>
     public List<(MembershipRequest Request, MembershipResult Result)> MembershipResults { get; } = [];
 
+    /// <summary>Elastic mode: claim the generation after this one in the store, then report with <see cref="NodeDriver.GenerationClaimed"/>.</summary>
+    public long? ClaimGeneration { get; set; }
+
+    /// <summary>Elastic mode, on a leader: record this generation in the store unless it holds a higher one (restores a lost value).</summary>
+    public long? RaiseGeneration { get; set; }
+
+    /// <summary>Elastic mode: a newer generation replaced this node's cluster; the node must reset (empty state) and join it.</summary>
+    public long? Superseded { get; set; }
+
     public bool IsEmpty => Committed.Count == 0 && TimedOut.Count == 0 && Published.Count == 0 && Appended.Count == 0 && LockEvents.Count == 0
         && HoldsEnded.Count == 0 && DispatchReplies.Count == 0 && Handlers.Count == 0 && Dropped.Count == 0 && AppliedCount == 0
-        && LeaderChange is null && SnapshotToSave is null && !LostStorageDetected && MembershipResults.Count == 0 && JoinRefused is null && RemovedBy is null;
+        && LeaderChange is null && SnapshotToSave is null && !LostStorageDetected && MembershipResults.Count == 0 && JoinRefused is null && RemovedBy is null
+        && ClaimGeneration is null && RaiseGeneration is null && Superseded is null;
 
     public void Clear()
     {
@@ -108,5 +121,8 @@ internal sealed class NodeEvents
         MembershipResults.Clear();
         JoinRefused = null;
         RemovedBy = null;
+        ClaimGeneration = null;
+        RaiseGeneration = null;
+        Superseded = null;
     }
 }

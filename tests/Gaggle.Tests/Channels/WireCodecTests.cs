@@ -49,13 +49,14 @@ public sealed class WireCodecTests
     }
 
     [TestCase(new byte[0], "truncated")]
-    [TestCase(new byte[] { 2, 1 }, "Unsupported wire version 2")]
-    [TestCase(new byte[] { 1, 77 }, "Unknown message kind 77")]
-    [TestCase(new byte[] { 1, 1, 99 }, "Unknown Raft message type 99")]
-    [TestCase(new byte[] { 1, 1, 5, 1, 1, 1, 1, 0, 0, 200, 1 }, "Count 200 exceeds")]
-    [TestCase(new byte[] { 1, 1, 5, 1, 1, 1, 1, 0, 0, 0, 0 }, "trailing bytes")]
-    [TestCase(new byte[] { 1, 2, 1, 50 }, "Length 50")]
-    [TestCase(new byte[] { 1, 1, 5, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 1 }, "Varint longer than 10 bytes")]
+    [TestCase(new byte[] { 3, 0, 1 }, "Unsupported wire version 3")]
+    [TestCase(new byte[] { 2, 0, 77 }, "Unknown message kind 77")]
+    [TestCase(new byte[] { 2, 0, 1, 99 }, "Unknown Raft message type 99")]
+    [TestCase(new byte[] { 2, 0, 1, 5, 1, 1, 1, 1, 0, 0, 200, 1 }, "Count 200 exceeds")]
+    [TestCase(new byte[] { 2, 0, 1, 5, 1, 1, 1, 1, 0, 0, 0, 0 }, "trailing bytes")]
+    [TestCase(new byte[] { 2, 0, 2, 1, 50 }, "Length 50")]
+    [TestCase(new byte[] { 2, 0, 1, 5, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 1 }, "Varint longer than 10 bytes")]
+    [TestCase(new byte[] { 2, 255, 255, 255, 255, 255, 255, 255, 255, 255, 1, 8, 1 }, "out of range")]
     public void MalformedPayloadsAreFormatErrors(byte[] payload, string expected)
     {
         var error = Assert.Throws<FormatException>(() => WireCodec.Decode(payload, "x", "y"));
@@ -72,7 +73,7 @@ public sealed class WireCodecTests
             random.NextBytes(payload);
             if (payload.Length > 0)
             {
-                payload[0] = 1;
+                payload[0] = WireCodec.Version;
             }
 
             try

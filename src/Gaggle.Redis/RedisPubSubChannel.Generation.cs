@@ -1,0 +1,60 @@
+using Gaggle.Channels;
+using StackExchange.Redis;
+
+namespace Gaggle.Redis;
+
+/// <summary>
+/// The cluster's generation (see <see cref="IClusterGenerationStore"/>) in one small Redis string,
+/// <c>{prefix}:{cluster}:generation</c> (e.g. <c>gaggle:{orders}:generation</c>): a decimal number
+/// with no expiry, written only by the two scripts below, so it never goes down while Redis keeps it.
+/// </summary>
+public sealed partial class RedisPubSubChannel
+{
+    private const string ClaimScript = """
+        local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+        if current == tonumber(ARGV[1]) then
+          redis.call('SET', KEYS[1], current + 1)
+          return current + 1
+        end
+        return current
+        """;
+
+    private const string RaiseScript = """
+        local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+        if current < tonumber(ARGV[1]) then
+          redis.call('SET', KEYS[1], ARGV[1])
+        end
+        return 0
+        """;
+
+    /// <summary>The Redis key holding this cluster's generation.</summary>
+    public string GenerationKey => ChannelPrefix + "generation";
+
+    /// <inheritdoc/>
+    public async ValueTask<long> ReadGenerationAsync(CancellationToken cancellationToken = default)
+    {
+        var value = await Database().StringGetAsync(GenerationKey).WaitAsync(cancellationToken).ConfigureAwait(false);
+        return value.IsNull ? 0 : ParseGeneration(value);
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask<long> ClaimGenerationAsync(long expected, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(expected);
+        var result = await Database().ScriptEvaluateAsync(ClaimScript, [GenerationKey], [expected]).WaitAsync(cancellationToken).ConfigureAwait(false);
+        return (long)result;
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask RaiseGenerationAsync(long generation, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(generation);
+        await Database().ScriptEvaluateAsync(RaiseScript, [GenerationKey], [generation]).WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private IDatabase Database() => (_connection ?? throw new InvalidOperationException($"The Redis channel of node '{NodeId}' is not connected; connect it before reading the cluster generation.")).GetDatabase();
+
+    private long ParseGeneration(RedisValue value) => value.TryParse(out long generation) && generation >= 0
+        ? generation
+        : throw new InvalidOperationException($"The Redis key '{GenerationKey}' holds '{value}'; it must be a cluster generation (a non-negative integer). Delete it only if no node of this cluster runs.");
+}

@@ -1,0 +1,101 @@
+using Gaggle.Channels;
+using Gaggle.Runtime;
+using Gaggle.Storage;
+
+namespace Gaggle;
+
+/// <summary>
+/// Elastic mode's cluster generation on the node: read from the channel's store at start, claimed when
+/// the driver decides to found a cluster, restored by the leader, and a reset when a newer generation
+/// replaced this node's cluster.
+/// </summary>
+public sealed partial class GaggleNode
+{
+    private long _generation;
+
+    /// <summary>
+    /// In elastic mode, the generation of the cluster this node belongs to or waits to join (see
+    /// <see cref="IClusterGenerationStore"/>); 0 before one is known, and always 0 with
+    /// <see cref="GaggleOptions.Members"/> or <see cref="GaggleOptions.ClusterSize"/>.
+    /// </summary>
+    public long Generation => Interlocked.Read(ref _generation);
+
+    private IClusterGenerationStore? GenerationStore => _options.IsElastic ? _channel as IClusterGenerationStore : null;
+
+    /// <summary>At start: the generation recorded in the store.</summary>
+    private async Task StartGenerationAsync(NodeDriver driver, CancellationToken cancellationToken)
+    {
+        if (GenerationStore is { } store)
+        {
+            driver.StartGeneration(await store.ReadGenerationAsync(cancellationToken).ConfigureAwait(false), live: false);
+        }
+    }
+
+    /// <summary>Carries out the driver's generation decisions: a claim, a restore (both off the loop).</summary>
+    private void CarryOutGenerations(NodeEvents events)
+    {
+        if (GenerationStore is not { } store)
+        {
+            return;
+        }
+
+        if (events.ClaimGeneration is { } expected)
+        {
+            _ = Task.Run(() => ClaimGenerationAsync(store, expected));
+        }
+
+        if (events.RaiseGeneration is { } generation)
+        {
+            _ = Task.Run(async () =>
+            {
+                try
+                {
+                    await store.RaiseGenerationAsync(generation, _stopping.Token).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is not OutOfMemoryException)
+                {
+                    Log.GenerationStoreFailed(_logger, e, Id);
+                }
+            });
+        }
+    }
+
+    private async Task ClaimGenerationAsync(IClusterGenerationStore store, long expected)
+    {
+        try
+        {
+            long recorded = await store.ClaimGenerationAsync(expected, _stopping.Token).ConfigureAwait(false);
+            _inbox.Writer.TryWrite(new ActionInput(driver =>
+            {
+                driver.GenerationClaimed(expected, recorded);
+                if (driver.Generations?.FoundedAtUs >= 0 && driver.Generation == recorded)
+                {
+                    Log.GenerationFounded(_logger, Id, recorded, expected, driver.Generations.SilenceBeforeFoundingUs / 1000);
+                }
+            }));
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            Log.GenerationStoreFailed(_logger, e, Id);
+            _inbox.Writer.TryWrite(new ActionInput(driver => driver.GenerationClaimFailed()));
+        }
+    }
+
+    /// <summary>
+    /// A newer generation replaced this node's cluster: everything waiting fails, every hold and the
+    /// leadership are lost, and the node starts over with empty state, as a newcomer to the new generation.
+    /// </summary>
+    private NodeDriver ResetForGeneration(NodeDriver old, long generation)
+    {
+        Log.GenerationSuperseded(_logger, Id, generation, old.Generation);
+        _leadership.Update(trusted: false);
+        FailPending(new InvalidOperationException(
+            $"Node '{Id}' left its cluster (generation {old.Generation}): generation {generation} replaced it, and the old state is gone; retry."));
+        _storage = new InMemoryRaftStorage();
+        var driver = new NodeDriver(NodeDriverSettings.From(_options, _incarnation, _tickInterval), new PersistedState(default, []), _sequences);
+        driver.StartGeneration(generation, live: true);
+        _driver = driver;
+        PublishStatus(driver);
+        return driver;
+    }
+}

@@ -1,0 +1,162 @@
+using Gaggle.Channels;
+
+namespace Gaggle.Runtime;
+
+/// <summary>What a node in elastic mode does with a message of another cluster generation.</summary>
+internal enum GenerationVerdict
+{
+    /// <summary>Handle the message.</summary>
+    Accept,
+
+    /// <summary>Drop it: it belongs to an older generation, or comes from a node of none that may only announce itself.</summary>
+    Drop,
+
+    /// <summary>A newer generation lives: this node's cluster is over; it must reset and join the newer one.</summary>
+    Superseded,
+}
+
+/// <summary>
+/// An elastic node's cluster generation (see <see cref="IClusterGenerationStore"/>): which one it
+/// belongs to or waits to join, whether a member of it was heard lately, and when it may found the next
+/// one. Pure: time comes in as arguments.
+/// </summary>
+/// <remarks>
+/// <para>
+/// A node that belongs to no cluster yet (empty log, no snapshot) adopts the generation of any leader
+/// it hears, even one below the recorded value (a claim whose claimant died before it formed, or a
+/// store that lost the value: a live leader wins over the store). It claims the next generation only
+/// after hearing no member of its known generation for the founding wait: <see cref="MemberTimeoutUs"/>
+/// (well above an election timeout and a long pause, so a live cluster is always heard first), or
+/// <see cref="BootstrapWaitUs"/> when no generation is recorded at all (a first start; leaders
+/// announce themselves at least every election timeout, idle or not).
+/// </para>
+/// <para>
+/// A node that belongs to generation g drops messages of generations below g (except join
+/// announcements, which any leader may answer), and on a message of a generation above g knows its
+/// cluster is over: a newer one formed only after hearing none of g's members for the founding wait.
+/// </para>
+/// </remarks>
+internal sealed class GenerationTracker(long memberTimeoutUs, long bootstrapWaitUs)
+{
+    private bool _live;
+    private bool _started;
+    private long _silentSinceUs;
+    private bool _claiming;
+
+    public long MemberTimeoutUs => memberTimeoutUs;
+
+    public long BootstrapWaitUs => bootstrapWaitUs;
+
+    /// <summary>The generation this node belongs to, or the one it waits to join (0: none recorded).</summary>
+    public long Generation { get; private set; }
+
+    /// <summary>When this node founded its generation (its driver clock), or -1.</summary>
+    public long FoundedAtUs { get; private set; } = -1;
+
+    /// <summary>How long this node heard no member of any generation before it founded its own.</summary>
+    public long SilenceBeforeFoundingUs { get; private set; }
+
+    /// <summary>Starts from <paramref name="generation"/>: read from the store, or (<paramref name="live"/>) the one whose member made this node reset.</summary>
+    public void Start(long generation, bool live)
+    {
+        Generation = generation;
+        _live = live;
+    }
+
+    /// <summary>What to do with <paramref name="message"/> of generation <paramref name="generation"/>; <paramref name="belongs"/> when this node holds its generation's state.</summary>
+    public GenerationVerdict Admit(WireMessage message, long generation, bool belongs, long nowUs)
+    {
+        if (message is JoinAnnounce)
+        {
+            // From a node of no cluster, or of an older one: any leader may add it; it adopts the
+            // leader's generation from the leader's first message.
+            return GenerationVerdict.Accept;
+        }
+
+        if (generation == 0)
+        {
+            return GenerationVerdict.Drop;
+        }
+
+        if (generation == Generation)
+        {
+            Heard(nowUs);
+            return GenerationVerdict.Accept;
+        }
+
+        if (belongs)
+        {
+            return generation > Generation ? GenerationVerdict.Superseded : GenerationVerdict.Drop;
+        }
+
+        if (generation > Generation || !_live)
+        {
+            Generation = generation;
+            Heard(nowUs);
+            return GenerationVerdict.Accept;
+        }
+
+        return GenerationVerdict.Drop;
+    }
+
+    /// <summary>The generation to claim the next one from, when this node (belonging to none) has waited long enough; null otherwise.</summary>
+    public long? ClaimDue(bool belongs, long nowUs)
+    {
+        if (!_started)
+        {
+            _started = true;
+            _silentSinceUs = nowUs;
+        }
+
+        if (belongs || _claiming || nowUs - _silentSinceUs < FoundingWaitUs)
+        {
+            return null;
+        }
+
+        _claiming = true;
+        return Generation;
+    }
+
+    /// <summary>The claim from <paramref name="expected"/> returned <paramref name="recorded"/>: true when this node now founds generation <paramref name="recorded"/>.</summary>
+    public bool Claimed(long expected, long recorded, bool belongs, long nowUs)
+    {
+        _claiming = false;
+        if (belongs || Generation != expected)
+        {
+            // It joined a live cluster meanwhile: the claimed generation stays unused (joiners still
+            // join the live cluster, whose leader they hear).
+            return false;
+        }
+
+        if (recorded == expected + 1)
+        {
+            SilenceBeforeFoundingUs = nowUs - _silentSinceUs;
+            Generation = recorded;
+            FoundedAtUs = nowUs;
+            _live = true;
+            return true;
+        }
+
+        // Another node claimed first (or the store moved on): wait for its leader.
+        Generation = recorded;
+        _live = false;
+        _silentSinceUs = nowUs;
+        return false;
+    }
+
+    /// <summary>The claim failed (the store was unreachable): try again after another founding wait.</summary>
+    public void ClaimFailed(long nowUs)
+    {
+        _claiming = false;
+        _silentSinceUs = nowUs;
+    }
+
+    private long FoundingWaitUs => Generation == 0 ? bootstrapWaitUs : memberTimeoutUs;
+
+    private void Heard(long nowUs)
+    {
+        _live = true;
+        _started = true;
+        _silentSinceUs = nowUs;
+    }
+}

@@ -1,0 +1,168 @@
+using Gaggle.Channels;
+using Gaggle.Raft;
+
+namespace Gaggle.Runtime;
+
+/// <summary>
+/// How a node gets into a cluster and stays in the right one: join announcements (a newcomer asks the
+/// leader to add it, the leader answers or refuses), a removed member told so, and in elastic mode the
+/// cluster generation (see <see cref="GenerationTracker"/>): founding a new cluster, adopting a live
+/// one, leaders announcing their generation, and noticing that a newer generation replaced this one.
+/// </summary>
+internal sealed partial class NodeDriver
+{
+    private readonly GenerationTracker? _generations;
+    private readonly Dictionary<string, long> _toldNotAMemberAtTick = new(StringComparer.Ordinal);
+    private long _askToJoinUntilTick = -1;
+    private long _generationRaisedAtUs = long.MinValue;
+    private bool _ledLastTick;
+
+    /// <summary>This node's cluster generation: in elastic mode the one it belongs to or waits to join; 0 otherwise.</summary>
+    public long Generation => _generations?.Generation ?? 0;
+
+    /// <summary>In elastic mode, the generation tracker (null otherwise).</summary>
+    public GenerationTracker? Generations => _generations;
+
+    /// <summary>Whether this node holds a cluster's state: a log or a snapshot.</summary>
+    private bool Belongs => _core.LastIndex > 0 || _core.Snapshot is not null;
+
+    /// <summary>Elastic mode: starts from the generation the store recorded (or, after a reset, the newer one that replaced this node's).</summary>
+    public void StartGeneration(long generation, bool live) => _generations?.Start(generation, live);
+
+    /// <summary>
+    /// The claim of the generation after <paramref name="expected"/> returned <paramref name="recorded"/>
+    /// (the value the store holds now): when this node won and still belongs to no cluster, it founds one.
+    /// </summary>
+    public void GenerationClaimed(long expected, long recorded)
+    {
+        if (_generations?.Claimed(expected, recorded, Belongs, _nowUs) == true)
+        {
+            _core.Found();
+        }
+    }
+
+    /// <summary>The claim could not be made (the store was unreachable): it is tried again after another founding wait.</summary>
+    public void GenerationClaimFailed() => _generations?.ClaimFailed(_nowUs);
+
+    /// <summary>Checks a message's generation; false when it must not be handled (dropped, or a newer generation replaced this node's).</summary>
+    private bool AdmitGeneration(string from, WireMessage message, long generation)
+    {
+        if (_generations is null)
+        {
+            if (generation == 0)
+            {
+                return true;
+            }
+
+            Drop(from, $"a message of cluster generation {generation} reached a node with a fixed member list", "generation");
+            return false;
+        }
+
+        switch (_generations.Admit(message, generation, Belongs, _nowUs))
+        {
+            case GenerationVerdict.Accept:
+                return true;
+            case GenerationVerdict.Superseded:
+                Events.Superseded ??= generation;
+                return false;
+            default:
+                Drop(from, $"a message of cluster generation {generation} reached a node of generation {_generations.Generation}", "generation");
+                return false;
+        }
+    }
+
+    private void ReceiveJoining(string from, WireMessage message)
+    {
+        switch (message)
+        {
+            case JoinAnnounce join when _autopilot is not null && _core.Role == RaftRole.Leader:
+                if (!_autopilot.Announced(from, join.Fingerprint, _nowUs))
+                {
+                    Drop(from, $"a node asked to join with fingerprint {join.Fingerprint:x16}, but this cluster's is {_settings.Fingerprint:x16}: "
+                        + "its protocol, timing options, state machine or RPC method names differ", "join-refused");
+                    _outbox.Add(new Outgoing(from, new JoinRefused(_settings.Fingerprint)));
+                }
+
+                break;
+            case JoinRefused refused when _settings.Raft.Joining && !_core.Configuration.Contains(Id):
+                Events.JoinRefused ??= (from, refused.Fingerprint, _settings.Fingerprint);
+                break;
+            case NotAMember notAMember when _autopilot is not null && notAMember.ConfigurationIndex > 0:
+                // Removed while it was paused or cut off: ask to join again (as a learner, then promoted).
+                if (_askToJoinUntilTick < _tickCount)
+                {
+                    Events.RemovedBy ??= from;
+                }
+
+                _askToJoinUntilTick = _tickCount + 2 * _settings.RetryTicks;
+                break;
+        }
+    }
+
+    /// <summary>Each tick: join announcements, and in elastic mode the founding claim, the leader's announcement and its restoring of the store.</summary>
+    private void TickJoining()
+    {
+        // Until the cluster adds it (again), a joining or removed node asks whoever leads to add it. A
+        // joining node's addition counts once committed: a deposed leader's addition may be overwritten,
+        // and the node, holding it in its log, would otherwise wait for a leader that never replicates
+        // to it. A leader ignores the announcement of a member.
+        bool retryTick = _tickCount % _settings.RetryTicks == 0;
+        bool wantsIn = (_settings.Raft.Joining || _autopilot is not null)
+            && (!_core.Configuration.Contains(Id) || (_settings.Raft.Joining && _core.ConfigurationIndex > _core.CommitIndex));
+        if ((wantsIn || _askToJoinUntilTick >= _tickCount) && retryTick)
+        {
+            _outbox.Add(new Outgoing(null, new JoinAnnounce(_settings.Fingerprint)));
+        }
+
+        if (_generations is null)
+        {
+            return;
+        }
+
+        if (_generations.ClaimDue(Belongs, _nowUs) is { } expected)
+        {
+            Events.ClaimGeneration = expected;
+        }
+
+        bool leads = _core.Role == RaftRole.Leader;
+        if (leads)
+        {
+            // Every node on the channel hears that this generation lives, idle or not; the store is
+            // restored from it now and then (it may have been evicted, flushed or failed over).
+            if (retryTick || !_ledLastTick)
+            {
+                _outbox.Add(new Outgoing(null, new LeaderAnnounce(_core.Term)));
+            }
+
+            if (!_ledLastTick || _nowUs - _generationRaisedAtUs >= _generations.MemberTimeoutUs / 3)
+            {
+                _generationRaisedAtUs = _nowUs;
+                Events.RaiseGeneration = _generations.Generation;
+            }
+        }
+
+        _ledLastTick = leads;
+    }
+
+    /// <summary>
+    /// A leader managing the voters tells a node outside its configuration that talks to it (a member
+    /// removed while paused or cut off still campaigns or answers) that it is not a member, at most once
+    /// per retry period per node, so that it asks to join again.
+    /// </summary>
+    private void MaybeTellNotAMember(string from)
+    {
+        if (_autopilot is null || _core.Role != RaftRole.Leader || _core.Configuration.Contains(from)
+            || (_toldNotAMemberAtTick.TryGetValue(from, out long at) && _tickCount - at < _settings.RetryTicks))
+        {
+            return;
+        }
+
+        if (_toldNotAMemberAtTick.Count > 4 * ClusterConfig.MaxMembers)
+        {
+            _toldNotAMemberAtTick.Clear();
+        }
+
+        _toldNotAMemberAtTick[from] = _tickCount;
+        _outbox.Add(new Outgoing(from, new NotAMember(Math.Max(1, _core.ConfigurationIndex))));
+    }
+}
