@@ -14,9 +14,9 @@ public sealed partial class RedisPubSubChannel
         local current = tonumber(redis.call('GET', KEYS[1]) or '0')
         if current == tonumber(ARGV[1]) then
           redis.call('SET', KEYS[1], current + 1)
-          return current + 1
+          return 1
         end
-        return current
+        return 0
         """;
 
     private const string RaiseScript = """
@@ -38,11 +38,11 @@ public sealed partial class RedisPubSubChannel
     }
 
     /// <inheritdoc/>
-    public async ValueTask<long> ClaimGenerationAsync(long expected, CancellationToken cancellationToken = default)
+    public async ValueTask<bool> TryClaimGenerationAsync(long expected, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(expected);
         var result = await Database().ScriptEvaluateAsync(ClaimScript, [GenerationKey], [expected]).WaitAsync(cancellationToken).ConfigureAwait(false);
-        return (long)result;
+        return (long)result == 1;
     }
 
     /// <inheritdoc/>

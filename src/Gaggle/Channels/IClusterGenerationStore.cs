@@ -7,7 +7,7 @@ namespace Gaggle.Channels;
 /// <see cref="GaggleOptions.Members"/> nor <see cref="GaggleOptions.ClusterSize"/> set) needs it.
 /// </summary>
 /// <remarks>
-/// A missing value reads as 0. The value only goes up: <see cref="ClaimGenerationAsync"/> is a
+/// A missing value reads as 0. The value only goes up: <see cref="TryClaimGenerationAsync"/> is a
 /// compare-and-set from the generation a node saw to the next one, which is how exactly one of several
 /// nodes starting at once forms the cluster; <see cref="RaiseGenerationAsync"/> restores a value the
 /// store lost (evicted, flushed, failed over) from a live leader's.
@@ -22,8 +22,8 @@ public interface IClusterGenerationStore
     /// <summary>Sets the generation to <paramref name="expected"/> + 1 if it is still <paramref name="expected"/> (0: none recorded).</summary>
     /// <param name="expected">The generation the caller saw.</param>
     /// <param name="cancellationToken">Cancels the claim.</param>
-    /// <returns>The generation recorded afterwards: <paramref name="expected"/> + 1 when this call won.</returns>
-    ValueTask<long> ClaimGenerationAsync(long expected, CancellationToken cancellationToken = default);
+    /// <returns>True when this call set it; false when the recorded generation was no longer <paramref name="expected"/>.</returns>
+    ValueTask<bool> TryClaimGenerationAsync(long expected, CancellationToken cancellationToken = default);
 
     /// <summary>Records <paramref name="generation"/> if none or a lower one is recorded.</summary>
     /// <param name="generation">A live cluster's generation.</param>

@@ -95,7 +95,7 @@ public sealed class InMemoryChannel : IChannel, IClusterGenerationStore
     public ValueTask<long> ReadGenerationAsync(CancellationToken cancellationToken = default) => ValueTask.FromResult(network.Generation);
 
     /// <inheritdoc/>
-    public ValueTask<long> ClaimGenerationAsync(long expected, CancellationToken cancellationToken = default) => ValueTask.FromResult(network.ClaimGeneration(expected));
+    public ValueTask<bool> TryClaimGenerationAsync(long expected, CancellationToken cancellationToken = default) => ValueTask.FromResult(network.TryClaimGeneration(expected));
 
     /// <inheritdoc/>
     public ValueTask RaiseGenerationAsync(long generation, CancellationToken cancellationToken = default)

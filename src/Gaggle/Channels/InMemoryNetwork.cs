@@ -196,17 +196,18 @@ public sealed class InMemoryNetwork
         }
     }
 
-    internal long ClaimGeneration(long expected)
+    internal bool TryClaimGeneration(long expected)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(expected);
         lock (_generationLock)
         {
-            if (_generation == expected)
+            if (_generation != expected)
             {
-                _generation = expected + 1;
+                return false;
             }
 
-            return _generation;
+            _generation = expected + 1;
+            return true;
         }
     }
 

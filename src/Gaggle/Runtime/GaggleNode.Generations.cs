@@ -64,11 +64,12 @@ public sealed partial class GaggleNode
     {
         try
         {
-            long recorded = await store.ClaimGenerationAsync(expected, _stopping.Token).ConfigureAwait(false);
+            bool won = await store.TryClaimGenerationAsync(expected, _stopping.Token).ConfigureAwait(false);
+            long recorded = won ? expected + 1 : await store.ReadGenerationAsync(_stopping.Token).ConfigureAwait(false);
             _inbox.Writer.TryWrite(new ActionInput(driver =>
             {
-                driver.GenerationClaimed(expected, recorded);
-                if (driver.Generations?.FoundedAtUs >= 0 && driver.Generation == recorded)
+                driver.GenerationClaimed(expected, won, recorded);
+                if (won && driver.Generations?.FoundedAtUs >= 0 && driver.Generation == recorded)
                 {
                     Log.GenerationFounded(_logger, Id, recorded, expected, driver.Generations.SilenceBeforeFoundingUs / 1000);
                 }

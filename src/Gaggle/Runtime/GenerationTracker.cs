@@ -117,8 +117,8 @@ internal sealed class GenerationTracker(long memberTimeoutUs, long bootstrapWait
         return Generation;
     }
 
-    /// <summary>The claim from <paramref name="expected"/> returned <paramref name="recorded"/>: true when this node now founds generation <paramref name="recorded"/>.</summary>
-    public bool Claimed(long expected, long recorded, bool belongs, long nowUs)
+    /// <summary>The claim of the generation after <paramref name="expected"/> was <paramref name="won"/> or lost to <paramref name="recorded"/>, the value in the store now: true when this node founds generation <paramref name="expected"/> + 1.</summary>
+    public bool Claimed(long expected, bool won, long recorded, bool belongs, long nowUs)
     {
         _claiming = false;
         if (belongs || Generation != expected)
@@ -128,10 +128,10 @@ internal sealed class GenerationTracker(long memberTimeoutUs, long bootstrapWait
             return false;
         }
 
-        if (recorded == expected + 1)
+        if (won)
         {
             SilenceBeforeFoundingUs = nowUs - _silentSinceUs;
-            Generation = recorded;
+            Generation = expected + 1;
             FoundedAtUs = nowUs;
             _live = true;
             return true;

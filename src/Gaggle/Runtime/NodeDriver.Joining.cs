@@ -30,12 +30,13 @@ internal sealed partial class NodeDriver
     public void StartGeneration(long generation, bool live) => _generations?.Start(generation, live);
 
     /// <summary>
-    /// The claim of the generation after <paramref name="expected"/> returned <paramref name="recorded"/>
-    /// (the value the store holds now): when this node won and still belongs to no cluster, it founds one.
+    /// The claim of the generation after <paramref name="expected"/> was <paramref name="won"/>, or lost
+    /// to <paramref name="recorded"/> (the value the store holds now): when this node won and still
+    /// belongs to no cluster, it founds one.
     /// </summary>
-    public void GenerationClaimed(long expected, long recorded)
+    public void GenerationClaimed(long expected, bool won, long recorded)
     {
-        if (_generations?.Claimed(expected, recorded, Belongs, _nowUs) == true)
+        if (_generations?.Claimed(expected, won, recorded, Belongs, _nowUs) == true)
         {
             _core.Found();
         }

@@ -54,6 +54,27 @@ internal sealed class ManualTimeCluster(string[] ids, Action<GaggleOptions>? con
         return node;
     }
 
+    /// <summary>
+    /// Starts an elastic node (no member list) named <paramref name="name"/>; its member id is the name
+    /// plus a suffix counting the elastic nodes started, so runs are repeatable. Returns the node (keyed by its member id).
+    /// </summary>
+    public async Task<GaggleNode> StartElasticAsync(string name, Action<GaggleOptions>? configureNode = null)
+    {
+        var options = NodeCluster.FastOptions(name, []);
+        options.MemberTimeout = TimeSpan.FromMilliseconds(1200);
+        options.RandomSeed = ++_elasticStarted;
+        configure?.Invoke(options);
+        configureNode?.Invoke(options);
+        string memberId = $"{name}.{_elasticStarted:d8}";
+        var channel = Network.CreateChannel(memberId);
+        var node = new GaggleNode(options, WrapChannel?.Invoke(memberId, channel) ?? channel, null, Time, LoggerFactory);
+        Nodes[memberId] = node;
+        await node.StartAsync();
+        return node;
+    }
+
+    private int _elasticStarted;
+
     public async Task StopAsync(string id)
     {
         if (Nodes.Remove(id, out var node))
@@ -89,7 +110,8 @@ internal sealed class ManualTimeCluster(string[] ids, Action<GaggleOptions>? con
         {
             if (watch.Elapsed > Eventually.DefaultDeadline)
             {
-                throw new TimeoutException($"Gave up after {Eventually.DefaultDeadline.TotalSeconds:0} s waiting for {what}.");
+                throw new TimeoutException($"Gave up after {Eventually.DefaultDeadline.TotalSeconds:0} s waiting for {what}. Nodes: "
+                    + string.Join("; ", Nodes.Values.Select(n => $"{n.Id} gen {n.Generation} {n.Role} term {n.Term} leader {n.LeaderId} commit {n.CommitIndex} voters [{string.Join(",", n.Membership.Voters)}] learners [{string.Join(",", n.Membership.Learners)}]")));
             }
 
             Time.Advance(Step);

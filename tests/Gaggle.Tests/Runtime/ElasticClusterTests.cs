@@ -1,0 +1,117 @@
+using Gaggle.Tests.Support;
+using NUnit.Framework;
+
+namespace Gaggle.Tests.Runtime;
+
+/// <summary>Elastic mode (no member list): instances form one cluster by themselves, on a manual clock.</summary>
+[TestFixture]
+[Parallelizable(ParallelScope.All)]
+public sealed class ElasticClusterTests
+{
+    private static GaggleNode Leader(ManualTimeCluster cluster) => cluster.Nodes.Values.Single(n => n.IsLeader);
+
+    private static bool OneClusterOf(ManualTimeCluster cluster, int voters)
+    {
+        var leaders = cluster.Nodes.Values.Where(n => n.IsLeader).ToList();
+        if (leaders.Count != 1)
+        {
+            return false;
+        }
+
+        var membership = leaders[0].Membership;
+        return membership.Voters.Count == voters
+            && cluster.Nodes.Values.All(n => membership.Contains(n.Id) && n.Membership == membership && n.LeaderId == leaders[0].Id);
+    }
+
+    [Test]
+    public async Task Instances_started_one_after_another_form_one_cluster_with_three_voters()
+    {
+        await using var cluster = new ManualTimeCluster([]);
+        var first = await cluster.StartElasticAsync("web");
+        await cluster.AdvanceUntilAsync(() => first.IsLeader, "the first instance forms the cluster");
+        Assert.That(first.Generation, Is.EqualTo(1));
+        Assert.That(cluster.Network.Generation, Is.EqualTo(1), "the generation is recorded in the store");
+        Assert.That(first.Membership.Voters, Is.EqualTo(new[] { first.Id }));
+
+        for (int i = 0; i < 4; i++)
+        {
+            await cluster.StartElasticAsync("web");
+        }
+
+        await cluster.AdvanceUntilAsync(() => OneClusterOf(cluster, 3), "five instances: one cluster, three voters, two learners");
+        Assert.That(cluster.Nodes.Values.Select(n => n.Generation), Is.All.EqualTo(1L));
+        Assert.That(Leader(cluster).Membership.Learners, Has.Count.EqualTo(2));
+
+        // Any instance appends, learners included.
+        var learner = cluster.Nodes.Values.First(n => Leader(cluster).Membership.Learners.Contains(n.Id));
+        var append = learner.AppendAsync("from a learner"u8.ToArray());
+        await cluster.AdvanceUntilAsync(() => append.IsCompleted, "the learner's append committed");
+        Assert.That(await append, Is.GreaterThan(0));
+    }
+
+    [Test]
+    public async Task Eight_instances_started_at_the_same_moment_form_exactly_one_cluster()
+    {
+        await using var cluster = new ManualTimeCluster([]);
+        for (int i = 0; i < 8; i++)
+        {
+            await cluster.StartElasticAsync($"pod-{i}");
+        }
+
+        await cluster.AdvanceUntilAsync(() => OneClusterOf(cluster, 3), "one cluster of eight, three voters");
+        Assert.That(cluster.Network.Generation, Is.EqualTo(1), "one claim won; the others joined it");
+        Assert.That(cluster.Nodes.Values.Select(n => n.Generation), Is.All.EqualTo(1L));
+    }
+
+    [Test]
+    public async Task A_new_instance_joins_a_live_cluster_even_when_the_store_lost_the_generation_and_the_leader_restores_it()
+    {
+        await using var cluster = new ManualTimeCluster([]);
+        for (int i = 0; i < 3; i++)
+        {
+            await cluster.StartElasticAsync("web");
+        }
+
+        await cluster.AdvanceUntilAsync(() => OneClusterOf(cluster, 3), "three instances, three voters");
+        cluster.Network.LoseGeneration();
+        var late = await cluster.StartElasticAsync("late");
+        await cluster.AdvanceUntilAsync(() => OneClusterOf(cluster, 3) && late.Membership.Contains(late.Id), "the newcomer joined the live cluster");
+        Assert.That(late.Generation, Is.EqualTo(1), "it joined the live generation, not a new one");
+        await cluster.AdvanceUntilAsync(() => cluster.Network.Generation == 1, "the leader restored the lost value");
+    }
+
+    [Test]
+    public async Task After_every_instance_died_new_ones_form_the_next_generation_only_after_the_member_timeout()
+    {
+        await using var cluster = new ManualTimeCluster([]);
+        var first = await cluster.StartElasticAsync("web");
+        await cluster.AdvanceUntilAsync(() => first.IsLeader, "generation 1 formed");
+        await cluster.StopAsync(first.Id);
+
+        var next = await cluster.StartElasticAsync("web");
+        await cluster.AdvanceAsync(TimeSpan.FromMilliseconds(1000));
+        Assert.That(next.IsLeader || next.Generation > 1, Is.False, "a recorded generation is not replaced before the member timeout (1200 ms) of silence");
+        await cluster.AdvanceUntilAsync(() => next.IsLeader, "the next generation formed");
+        Assert.That((next.Generation, cluster.Network.Generation), Is.EqualTo((2L, 2L)));
+    }
+
+    [Test]
+    public async Task A_node_of_a_replaced_generation_drops_its_state_and_joins_the_newer_one()
+    {
+        await using var cluster = new ManualTimeCluster([]);
+        var old = await cluster.StartElasticAsync("old");
+        await cluster.AdvanceUntilAsync(() => old.IsLeader, "generation 1 formed");
+        var append = old.AppendAsync("of generation 1"u8.ToArray());
+        await cluster.AdvanceUntilAsync(() => append.IsCompleted, "an entry of generation 1");
+
+        // Cut off past the member timeout, the old leader is taken for dead: a new instance forms generation 2.
+        cluster.Network.Isolate(old.Id);
+        var fresh = await cluster.StartElasticAsync("fresh");
+        await cluster.AdvanceUntilAsync(() => fresh.IsLeader && fresh.Generation == 2, "generation 2 formed");
+
+        cluster.Network.Heal();
+        await cluster.AdvanceUntilAsync(() => old.Generation == 2 && fresh.Membership.Contains(old.Id) && OneClusterOf(cluster, 1), "the old node reset and joined generation 2");
+        var log = await old.GetLogAsync();
+        Assert.That(log.Any(e => e.Data.Span.SequenceEqual("of generation 1"u8)), Is.False, "generation 1's state is gone");
+    }
+}
