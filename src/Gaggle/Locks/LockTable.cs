@@ -10,12 +10,17 @@ namespace Gaggle.Locks;
 /// <remarks>
 /// Per lock: up to MaxCount holders (1 = mutex) and a FIFO queue of waiters. A grant's fencing token
 /// is <c>(entry index &lt;&lt; 16) | n</c>, n counting grants of that lock in the entry, so tokens of
-/// one lock strictly increase in grant order and never repeat, even after the lock is forgotten.
+/// one lock strictly increase in grant order and never repeat, even after the lock is forgotten. In an
+/// elastic cluster's generation g (see <see cref="Generation"/>) it is
+/// <c>(g &lt;&lt; 48) + (entry index &lt;&lt; 8) + n</c>, so every token of a later generation is larger
+/// than every token of an earlier one, as long as generations stay below 32768 and a generation's log
+/// below 2^40 entries (n above 255 within one entry repeats 255, as n above 65535 does otherwise).
 /// Commands that do not apply (a release of an unknown token, ...) change nothing.
 /// </remarks>
 internal sealed class LockTable
 {
     private const int MaxGrantsPerEntry = 1 << 16;
+    private const int MaxGrantsPerGenerationEntry = 1 << 8;
 
     private readonly Dictionary<string, LockState> _locks = new(StringComparer.Ordinal);
     private readonly List<LockEvent> _events = [];
@@ -31,6 +36,22 @@ internal sealed class LockTable
     /// command instead of a scan of every lock.
     /// </summary>
     private readonly PriorityQueue<string, long> _deadlines = new();
+
+    /// <summary>The elastic cluster generation whose log this table applies (0 outside elastic mode): the high bits of its tokens.</summary>
+    public long Generation { get; private set; }
+
+    /// <summary>
+    /// The table time before which nothing is granted (requests queue; try-once requests are denied):
+    /// a new generation's hold-off, so that every hold of the generation before it has expired.
+    /// </summary>
+    public long GrantsFrom { get; private set; }
+
+    /// <summary>Sets the generation and its hold-off (see <see cref="GrantsFrom"/>), before the first entry of the generation is applied.</summary>
+    public void StartGeneration(long generation, long grantsFrom)
+    {
+        Generation = generation;
+        GrantsFrom = grantsFrom;
+    }
 
     /// <summary>The lease clock (ms): the highest leader stamp applied so far.</summary>
     public long Now { get; private set; }
@@ -158,7 +179,7 @@ internal sealed class LockTable
             return;
         }
 
-        if (state.Holders.Count < state.MaxCount && state.Waiters.Count == 0)
+        if (state.Holders.Count < state.MaxCount && state.Waiters.Count == 0 && Now >= GrantsFrom)
         {
             Grant(command.Name, state, request, command.LeaseMs, index, grants);
         }
@@ -171,6 +192,11 @@ internal sealed class LockTable
         {
             state.Waiters.Add(new LockWaiter(request, command.LeaseMs, Now + command.WaitMs));
             _deadlines.Enqueue(command.Name, Now + command.WaitMs);
+            if (Now < GrantsFrom)
+            {
+                // Held off: the queue moves up when the hold-off ends (a deadline like any other).
+                _deadlines.Enqueue(command.Name, GrantsFrom);
+            }
         }
     }
 
@@ -178,7 +204,9 @@ internal sealed class LockTable
     {
         int n = grants.GetValueOrDefault(name);
         grants[name] = n + 1;
-        long token = (index << 16) | (long)Math.Min(n, MaxGrantsPerEntry - 1);
+        long token = Generation == 0
+            ? (index << 16) | (long)Math.Min(n, MaxGrantsPerEntry - 1)
+            : (Generation << 48) + (index << 8) + Math.Min(n, MaxGrantsPerGenerationEntry - 1);
         var holder = new LockHolder(token, request, Now, Now + leaseMs);
         state.Holders.Add(holder);
         _deadlines.Enqueue(name, holder.Expiry);
@@ -187,7 +215,7 @@ internal sealed class LockTable
 
     private void GrantWaiters(string name, LockState state, long index, Dictionary<string, int> grants)
     {
-        while (state.Holders.Count < state.MaxCount && state.Waiters.Count > 0)
+        while (state.Holders.Count < state.MaxCount && state.Waiters.Count > 0 && Now >= GrantsFrom)
         {
             var next = state.Waiters[0];
             state.Waiters.RemoveAt(0);
@@ -245,7 +273,7 @@ internal sealed class LockTable
     {
         while (_deadlines.TryPeek(out string? name, out long deadline))
         {
-            if (_locks.TryGetValue(name, out var state) && HasDeadline(state, deadline))
+            if (_locks.TryGetValue(name, out var state) && (HasDeadline(state, deadline) || IsHoldOffEnd(state, deadline)))
             {
                 _nextDeadline = deadline;
                 return;
@@ -256,6 +284,9 @@ internal sealed class LockTable
 
         _nextDeadline = long.MaxValue;
     }
+
+    /// <summary>Whether <paramref name="deadline"/> is the end of the hold-off, still ahead, with <paramref name="state"/>'s waiters held off.</summary>
+    private bool IsHoldOffEnd(LockState state, long deadline) => deadline == GrantsFrom && Now < GrantsFrom && state.Waiters.Count > 0;
 
     private static bool HasDeadline(LockState state, long deadline)
     {
@@ -292,6 +323,11 @@ internal sealed class LockTable
             foreach (var waiter in state.Waiters)
             {
                 next = Math.Min(next, waiter.Deadline);
+            }
+
+            if (state.Waiters.Count > 0 && Now < GrantsFrom)
+            {
+                next = Math.Min(next, GrantsFrom);
             }
         }
 
@@ -369,6 +405,11 @@ internal sealed class LockTable
             foreach (var waiter in state.Waiters)
             {
                 _deadlines.Enqueue(name, waiter.Deadline);
+            }
+
+            if (state.Waiters.Count > 0 && Now < GrantsFrom)
+            {
+                _deadlines.Enqueue(name, GrantsFrom);
             }
         }
 

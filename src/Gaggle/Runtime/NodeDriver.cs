@@ -280,6 +280,12 @@ internal sealed partial class NodeDriver
             return;
         }
 
+        if (_generations is not null && Machines.Locks.Table.Generation != _generations.Generation)
+        {
+            // Known before the generation's first entry applies: a node applies entries only once it belongs to one.
+            Machines.Locks.Table.StartGeneration(_generations.Generation, _settings.Elastic!.HoldOffMs(_generations.Generation));
+        }
+
         if (raft.Snapshot is { } installed)
         {
             // From the leader (Raft §7), persisted by now: rebuild the state machines from it.

@@ -82,7 +82,10 @@ internal sealed class NodeDriverSettings
                 ? new AutopilotSettings(voters, (long)options.MemberTimeout.TotalMicroseconds, (long)(2 * options.ElectionTimeoutMax.TotalMicroseconds), FingerprintOf(options))
                 : null,
             Elastic = options.IsElastic
-                ? new ElasticSettings((long)options.MemberTimeout.TotalMicroseconds, (long)(ElasticSettings.BootstrapElectionTimeouts * options.ElectionTimeoutMax.TotalMicroseconds))
+                ? new ElasticSettings(
+                    (long)options.MemberTimeout.TotalMicroseconds,
+                    (long)(ElasticSettings.BootstrapElectionTimeouts * options.ElectionTimeoutMax.TotalMicroseconds),
+                    (long)(options.LockLeaseDuration + options.ElectionTimeoutMax).TotalMilliseconds)
                 : null,
         };
     }
@@ -100,6 +103,7 @@ internal sealed class NodeDriverSettings
                 options.ElectionTimeoutMin.Ticks.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 options.ElectionTimeoutMax.Ticks.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 options.LockLeaseDuration.Ticks.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                options.IsElastic ? "elastic " + options.MemberTimeout.Ticks.ToString(System.Globalization.CultureInfo.InvariantCulture) : "static",
                 .. options.StateMachines.Keys.Order(StringComparer.Ordinal).Select(name => "sm:" + name),
                 .. options.RpcHandlers.Keys.Order(StringComparer.Ordinal).Select(name => "rpc:" + name),
             ]);
@@ -116,8 +120,22 @@ internal sealed class NodeDriverSettings
 /// <summary>An elastic node's generation timing (see <see cref="GenerationTracker"/>).</summary>
 /// <param name="MemberTimeoutUs">How long no member of a recorded generation must be heard before a node founds the next one.</param>
 /// <param name="BootstrapWaitUs">How long nothing must be heard before a node founds the first generation (none recorded).</param>
-internal sealed record ElasticSettings(long MemberTimeoutUs, long BootstrapWaitUs)
+/// <param name="HoldLimitMs">How long after the last sign of life of a generation one of its holds may still be believed valid: a lock lease plus an election timeout (for messages in flight and clock rates).</param>
+internal sealed record ElasticSettings(long MemberTimeoutUs, long BootstrapWaitUs, long HoldLimitMs)
 {
     /// <summary>The bootstrap wait, in maximum election timeouts: a live leader announces itself at least once per election timeout.</summary>
     public const int BootstrapElectionTimeouts = 4;
+
+    /// <summary>
+    /// How long (lock table time, ms) generation <paramref name="generation"/> grants nothing after it
+    /// forms, so that every hold of the generation before it has expired. Its founder heard no leader
+    /// for the founding wait, so no renewal of an old hold committed in that time: a hold lasts at most
+    /// <see cref="HoldLimitMs"/> after the last one. Generation 1 was founded after the bootstrap wait
+    /// (none was recorded: a first start, or a store that lost the value), any later one after the
+    /// member timeout. The same on every node: it depends on the generation and on options that the
+    /// join fingerprint makes every member share.
+    /// </summary>
+    public long HoldOffMs(long generation) => generation == 0
+        ? 0
+        : Math.Max(0, HoldLimitMs - ((generation == 1 ? BootstrapWaitUs : MemberTimeoutUs) / 1000));
 }

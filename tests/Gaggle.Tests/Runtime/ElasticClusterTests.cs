@@ -114,4 +114,28 @@ public sealed class ElasticClusterTests
         var log = await old.GetLogAsync();
         Assert.That(log.Any(e => e.Data.Span.SequenceEqual("of generation 1"u8)), Is.False, "generation 1's state is gone");
     }
+
+    [Test]
+    public async Task A_first_generation_grants_its_first_lock_only_after_the_hold_off_and_the_next_generation_tokens_are_larger()
+    {
+        await using var cluster = new ManualTimeCluster([], options => options.LockLeaseDuration = TimeSpan.FromSeconds(3));
+        var first = await cluster.StartElasticAsync("web");
+        await cluster.AdvanceUntilAsync(() => first.IsLeader, "generation 1 formed");
+        var formedAt = cluster.Time.GetUtcNow();
+        var acquire = first.Locks.AcquireAsync("job", TimeSpan.FromSeconds(30));
+        await cluster.AdvanceUntilAsync(() => acquire.IsCompleted, "the first lock granted");
+        var waited = cluster.Time.GetUtcNow() - formedAt;
+        // Hold-off: lease 3 s + election timeout max 300 ms - bootstrap wait 4 x 300 ms = 2.1 s.
+        Assert.That(waited, Is.GreaterThanOrEqualTo(TimeSpan.FromMilliseconds(2100)), "held off: an old generation's hold may still be believed valid");
+        var handle = await acquire;
+        Assert.That(handle.FencingToken >> 48, Is.EqualTo(1));
+
+        // Every instance dies; the next generation's tokens are larger.
+        await cluster.StopAsync(first.Id);
+        var next = await cluster.StartElasticAsync("web");
+        await cluster.AdvanceUntilAsync(() => next.IsLeader && next.Generation == 2, "generation 2 formed");
+        var again = next.Locks.AcquireAsync("job", TimeSpan.FromSeconds(30));
+        await cluster.AdvanceUntilAsync(() => again.IsCompleted, "the lock granted in generation 2");
+        Assert.That((await again).FencingToken, Is.GreaterThan(handle.FencingToken));
+    }
 }
