@@ -1,15 +1,21 @@
 using Gaggle.Locks;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Gaggle.Hosting;
 
 /// <summary>
-/// Starts the node with the host and makes it leave the cluster when the host stops. While it runs,
-/// the node holds its presence lock (<c>gaggle:presence:{id}</c>), which tells singleton-job runners
-/// on other instances that it is alive.
+/// Starts the node with the host and makes it leave the cluster when the host stops: with voter
+/// management (elastic mode, or Voters) it leaves gracefully (<see cref="GaggleNode.LeaveAsync"/>:
+/// locks released, replaced, leadership handed over, removed) within the host's shutdown timeout,
+/// then stops. While it runs, the node holds its presence lock (<c>gaggle:presence:{id}</c>), which
+/// tells singleton-job runners on other instances that it is alive.
 /// </summary>
-internal sealed class GaggleHostedService(GaggleNode node) : IHostedService
+internal sealed class GaggleHostedService(GaggleNode node, ILogger<GaggleHostedService>? logger = null) : IHostedService
 {
+    private readonly ILogger _logger = logger ?? NullLogger<GaggleHostedService>.Instance;
+
     private readonly CancellationTokenSource _stopping = new();
     private Task _presence = Task.CompletedTask;
 
@@ -23,6 +29,21 @@ internal sealed class GaggleHostedService(GaggleNode node) : IHostedService
     {
         await _stopping.CancelAsync().ConfigureAwait(false);
         await _presence.ConfigureAwait(false);
+        if (node.TargetVoters is not null)
+        {
+            try
+            {
+                // Within the host's shutdown timeout (the token), so a rolling deploy never keeps a gone voter.
+                var membership = await node.LeaveAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
+                HostingLog.Left(_logger, node.Id, membership);
+            }
+            catch (Exception e) when (e is GaggleMembershipException or OperationCanceledException or TimeoutException or InvalidOperationException)
+            {
+                // The leader removes it after MemberTimeout instead.
+                HostingLog.LeaveFailed(_logger, e, node.Id);
+            }
+        }
+
         await node.DisposeAsync().ConfigureAwait(false);
     }
 
@@ -50,4 +71,14 @@ internal sealed class GaggleHostedService(GaggleNode node) : IHostedService
             }
         }
     }
+}
+
+/// <summary>The hosting's log messages.</summary>
+internal static partial class HostingLog
+{
+    [LoggerMessage(101, LogLevel.Information, "Node {NodeId} left the cluster; now {Membership}")]
+    public static partial void Left(ILogger logger, string nodeId, GaggleMembership membership);
+
+    [LoggerMessage(102, LogLevel.Warning, "Node {NodeId} could not leave the cluster gracefully; the leader removes it after MemberTimeout")]
+    public static partial void LeaveFailed(ILogger logger, Exception error, string nodeId);
 }

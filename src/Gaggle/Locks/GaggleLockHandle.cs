@@ -28,6 +28,7 @@ public sealed class GaggleLockHandle : IAsyncDisposable
         FencingToken = token;
         _safeUntil = SafeUntil(requestedAt);
         _locks.Node.WatchHold(name, token, OnHoldEnded);
+        _locks.Track(this);
         _renewal = Task.Run(RenewLoopAsync);
     }
 
@@ -56,6 +57,7 @@ public sealed class GaggleLockHandle : IAsyncDisposable
         MarkLost();
         _locks.Node.UnwatchHold(Name, FencingToken);
         await _locks.ReleaseAbandonedAsync(Name, FencingToken).ConfigureAwait(false);
+        _locks.Untrack(this);
     }
 
     private TimeProvider Time => _locks.Node.TimeProvider;

@@ -18,6 +18,7 @@ public sealed class GaggleLocks
     private static readonly TimeSpan LongestWait = TimeSpan.FromDays(365);
 
     private readonly GaggleNode _node;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<GaggleLockHandle, byte> _held = new();
     private readonly TimeProvider _time;
     private readonly TimeSpan _lease;
     private readonly TimeSpan _settle;
@@ -124,6 +125,16 @@ public sealed class GaggleLocks
     }
 
     internal TimeSpan Lease => _lease;
+
+    internal void Track(GaggleLockHandle handle) => _held.TryAdd(handle, 0);
+
+    internal void Untrack(GaggleLockHandle handle) => _held.TryRemove(handle, out _);
+
+    /// <summary>Releases every hold this node still has (a node leaving the cluster); each handle's <see cref="GaggleLockHandle.HandleLostToken"/> is cancelled.</summary>
+    internal async Task ReleaseAllAsync()
+    {
+        await Task.WhenAll(_held.Keys.Select(handle => handle.DisposeAsync().AsTask())).ConfigureAwait(false);
+    }
 
     internal GaggleNode Node => _node;
 

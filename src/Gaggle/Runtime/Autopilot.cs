@@ -19,14 +19,21 @@ internal sealed record AutopilotSettings(int TargetVoters, long MemberTimeoutUs,
 /// <remarks>
 /// Never removes a voter unless the voters left alive are a majority of the current voters (so a
 /// removal never costs the quorum), never removes anyone during a new leader's first member timeout
-/// (it has not had the time to hear from everyone), and never touches itself: a leader that should
-/// leave is handled by removal from another leader or by its own leave.
+/// (it has not had the time to hear from everyone), and never removes itself: a leader that leaves
+/// hands leadership to another voter first, and that leader removes it.
+/// <para>
+/// A member that leaves (<see cref="Leaving"/>) is neither counted as live nor promoted. A leaving
+/// voter is replaced first (a caught-up learner promoted while the staying voters are fewer than
+/// wanted), then removed; with no learner to promote it is removed at once. So a rolling deploy, one
+/// instance at a time, never leaves a voter that is gone in the configuration.
+/// </para>
 /// </remarks>
 internal sealed class Autopilot(AutopilotSettings settings)
 {
     private readonly Dictionary<string, long> _lastHeardUs = new(StringComparer.Ordinal);
     private readonly Dictionary<string, long> _caughtUpSinceUs = new(StringComparer.Ordinal);
     private readonly Dictionary<string, long> _announcedUs = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, long> _leavingUntilUs = new(StringComparer.Ordinal);
     private long _leaderSinceUs = -1;
     private long _leaderTerm;
 
@@ -46,6 +53,9 @@ internal sealed class Autopilot(AutopilotSettings settings)
         _announcedUs[from] = nowUs;
         return true;
     }
+
+    /// <summary>Member <paramref name="id"/> is leaving for good; it asks again before <paramref name="untilUs"/> if it is still a member then.</summary>
+    public void Leaving(string id, long untilUs) => _leavingUntilUs[id] = Math.Max(untilUs, _leavingUntilUs.GetValueOrDefault(id));
 
     /// <summary>The change to make now, or null (not the leader, a change under way, nothing to do).</summary>
     public MembershipRequest? Next(RaftCore core, long nowUs, bool changePending)
@@ -70,7 +80,59 @@ internal sealed class Autopilot(AutopilotSettings settings)
             return null;
         }
 
-        return RemoveDead(core, config, nowUs) ?? AddAnnounced(core, config, nowUs) ?? Balance(core, config, nowUs);
+        return RemoveDead(core, config, nowUs) ?? ReplaceLeaving(core, config, nowUs) ?? AddAnnounced(core, config, nowUs) ?? Balance(core, config, nowUs);
+    }
+
+    /// <summary>A leaving member: a voter replaced by a caught-up learner first; a leaving leader hands leadership to a staying voter; then it is removed.</summary>
+    private MembershipRequest? ReplaceLeaving(RaftCore core, ClusterConfig config, long nowUs)
+    {
+        foreach (var id in _leavingUntilUs.Where(l => l.Value <= nowUs || !config.Contains(l.Key)).Select(l => l.Key).ToList())
+        {
+            _leavingUntilUs.Remove(id);
+        }
+
+        if (_leavingUntilUs.Count == 0)
+        {
+            return null;
+        }
+
+        int stayingVoters = config.Voters.Count(v => !IsLeaving(v));
+        int wanted = Wanted(core, config, nowUs);
+        bool learnerComing = config.Learners.Any(l => !IsLeaving(l) && IsAlive(core, l, nowUs));
+        if (stayingVoters < wanted && CaughtUpLearner(config, nowUs) is { } replacement)
+        {
+            return Request(MembershipRequestKind.Promote, replacement, core);
+        }
+
+        if (IsLeaving(core.Id))
+        {
+            // This leader leaves: leadership goes to the most caught-up staying voter, which removes it.
+            var successor = config.Voters.Where(v => v != core.Id && !IsLeaving(v) && IsAlive(core, v, nowUs))
+                .OrderByDescending(v => core.ProgressOf(v)?.Match ?? 0)
+                .ThenBy(v => v, StringComparer.Ordinal)
+                .FirstOrDefault();
+            if (successor is not null && (stayingVoters >= wanted || !learnerComing))
+            {
+                return Request(MembershipRequestKind.Transfer, successor, core);
+            }
+        }
+
+        foreach (var id in config.Members.Where(m => m != core.Id && IsLeaving(m)).Order(StringComparer.Ordinal))
+        {
+            if (config.IsLearner(id))
+            {
+                return Request(MembershipRequestKind.Remove, id, core);
+            }
+
+            // A leaving voter waits for its replacement while a learner is on its way to being caught up.
+            int aliveVoters = config.Voters.Count(v => IsAlive(core, v, nowUs));
+            if ((stayingVoters >= wanted || !learnerComing) && aliveVoters - 1 >= Quorum.Majority(config.Voters.Count - 1) && config.Voters.Count > 1)
+            {
+                return Request(MembershipRequestKind.Remove, id, core);
+            }
+        }
+
+        return null;
     }
 
     private MembershipRequest? RemoveDead(RaftCore core, ClusterConfig config, long nowUs)
@@ -120,15 +182,10 @@ internal sealed class Autopilot(AutopilotSettings settings)
 
     private MembershipRequest? Balance(RaftCore core, ClusterConfig config, long nowUs)
     {
-        int alive = config.Members.Count(m => IsAlive(core, m, nowUs));
-        int wanted = LargestOddAtMost(Math.Min(settings.TargetVoters, alive));
+        int wanted = Wanted(core, config, nowUs);
         if (config.Voters.Count < wanted)
         {
-            var candidate = config.Learners
-                .Where(l => _caughtUpSinceUs.TryGetValue(l, out long since) && nowUs - since >= settings.StabilizationUs)
-                .OrderBy(l => l, StringComparer.Ordinal)
-                .FirstOrDefault();
-            return candidate is null ? null : Request(MembershipRequestKind.Promote, candidate, core);
+            return CaughtUpLearner(config, nowUs) is { } candidate ? Request(MembershipRequestKind.Promote, candidate, core) : null;
         }
 
         if (config.Voters.Count > wanted && config.Voters.Count > 1)
@@ -149,6 +206,19 @@ internal sealed class Autopilot(AutopilotSettings settings)
 
         return null;
     }
+
+    /// <summary>The voters wanted: the largest odd number not above the target and the live members that stay.</summary>
+    private int Wanted(RaftCore core, ClusterConfig config, long nowUs)
+        => LargestOddAtMost(Math.Min(settings.TargetVoters, config.Members.Count(m => IsAlive(core, m, nowUs) && !IsLeaving(m))));
+
+    /// <summary>A learner that stays and has kept up for the stabilization time, or null.</summary>
+    private string? CaughtUpLearner(ClusterConfig config, long nowUs)
+        => config.Learners
+            .Where(l => !IsLeaving(l) && _caughtUpSinceUs.TryGetValue(l, out long since) && nowUs - since >= settings.StabilizationUs)
+            .OrderBy(l => l, StringComparer.Ordinal)
+            .FirstOrDefault();
+
+    private bool IsLeaving(string id) => _leavingUntilUs.ContainsKey(id);
 
     private void TrackCaughtUp(RaftCore core, ClusterConfig config, long nowUs)
     {

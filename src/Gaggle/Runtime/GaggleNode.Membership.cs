@@ -96,6 +96,31 @@ public sealed partial class GaggleNode
         return result.Membership!;
     }
 
+    /// <summary>
+    /// Leaves the cluster for good, gracefully (a host stopping calls it): releases this node's locks,
+    /// then asks the leader to replace it: a voter gets a caught-up learner promoted in its place
+    /// first (or is removed at once when there is none), a leader hands leadership to another voter,
+    /// then the node is removed. Several nodes leaving at once are handled one change at a time. Only
+    /// with voter management (elastic mode, or <see cref="GaggleOptions.Voters"/>); otherwise, and for a
+    /// node that is not a member, it only releases the locks.
+    /// </summary>
+    /// <param name="timeout">How long to wait for the removal; 30 seconds when null.</param>
+    /// <param name="cancellationToken">Stops waiting (the leader may still complete the leave).</param>
+    /// <returns>The configuration without this node.</returns>
+    /// <exception cref="GaggleMembershipException">No leader took the request in time, or the removal did not complete in time.</exception>
+    public async Task<GaggleMembership> LeaveAsync(TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+    {
+        ThrowIfStopped();
+        await Locks.ReleaseAllAsync().ConfigureAwait(false);
+        if (_options.EffectiveVoters is null || !_membership.Contains(Id))
+        {
+            return _membership;
+        }
+
+        var result = await RequestMembershipAsync(MembershipRequestKind.Leave, Id, null, timeout, cancellationToken).ConfigureAwait(false);
+        return result.Membership!;
+    }
+
     private async Task<MembershipResult> RequestMembershipAsync(MembershipRequestKind kind, string nodeId, long? expectedIndex, TimeSpan? timeout, CancellationToken cancellationToken)
     {
         if (!GaggleOptionsValidator.IsValidId(nodeId))
@@ -163,7 +188,7 @@ public sealed partial class GaggleNode
     }
 
     /// <summary>The voters this node's leader aims for (<see cref="GaggleOptions.Voters"/>), or null when the voters change only on request.</summary>
-    public int? TargetVoters => _options.Voters;
+    public int? TargetVoters => _options.EffectiveVoters;
 
     /// <summary>Completes the membership requests the driver finished; logs and counts those done.</summary>
     private void CompleteMembership(NodeEvents events)
@@ -179,6 +204,7 @@ public sealed partial class GaggleNode
                 MembershipRequestKind.Promote => "promote",
                 MembershipRequestKind.Demote => "demote",
                 MembershipRequestKind.Remove => "remove",
+                MembershipRequestKind.Leave => "leave",
                 _ => "transfer",
             };
             string by = caller is null ? "autopilot" : "request";

@@ -20,6 +20,9 @@ internal sealed class MembershipChanges(NodeEvents events)
 
     public int Count => _pending.Count;
 
+    /// <summary>Requests that change the configuration or leadership themselves (not leaves, which the autopilot carries out).</summary>
+    public bool ChangePending => _pending.Exists(p => p.Request.Kind != MembershipRequestKind.Leave);
+
     public void Request(RaftCore core, MembershipRequest request, long nowUs)
     {
         var pending = new Pending(request, nowUs + request.TimeoutUs);
@@ -41,7 +44,12 @@ internal sealed class MembershipChanges(NodeEvents events)
     /// <summary>Acts on one request; true when it ended (its result is in the events).</summary>
     private bool TryFinish(RaftCore core, Pending pending, long nowUs)
     {
-        var result = pending.Request.Kind == MembershipRequestKind.Transfer ? Transfer(core, pending, nowUs) : Change(core, pending, nowUs);
+        var result = pending.Request.Kind switch
+        {
+            MembershipRequestKind.Transfer => Transfer(core, pending, nowUs),
+            MembershipRequestKind.Leave => Leave(core, pending, nowUs),
+            _ => Change(core, pending, nowUs),
+        };
         if (result is null)
         {
             return false;
@@ -128,6 +136,24 @@ internal sealed class MembershipChanges(NodeEvents events)
             : null;
     }
 
+    /// <summary>A leave is carried out by the autopilot (replace, hand leadership away, remove); it is done once the node is out of the committed configuration.</summary>
+    private static MembershipResult? Leave(RaftCore core, Pending pending, long nowUs)
+    {
+        string id = pending.Request.NodeId;
+        if (!core.Configuration.Contains(id) && core.ConfigurationIndex <= core.CommitIndex)
+        {
+            return Done(core);
+        }
+
+        if (core.Role != RaftRole.Leader)
+        {
+            // Leadership moved (a leaving leader hands it away first): the caller asks the new leader.
+            return MembershipResult.NotLeader($"node '{core.Id}' is not the leader");
+        }
+
+        return TimedOut(pending, nowUs, $"'{id}' is still in the configuration ({core.Configuration})");
+    }
+
     private static MembershipResult? TimedOut(Pending pending, long nowUs, string why)
         => nowUs >= pending.DeadlineUs
             ? MembershipResult.Refused(GaggleMembershipError.ChangeInProgress, $"{Describe(pending.Request)} did not complete in time: {why}.")
@@ -153,6 +179,7 @@ internal sealed class MembershipChanges(NodeEvents events)
         MembershipRequestKind.Promote => $"Promoting '{request.NodeId}' to voter",
         MembershipRequestKind.Remove => $"Removing '{request.NodeId}'",
         MembershipRequestKind.Demote => $"Demoting '{request.NodeId}' to learner",
+        MembershipRequestKind.Leave => $"The leave of '{request.NodeId}'",
         _ => $"Handing leadership to '{request.NodeId}'",
     };
 

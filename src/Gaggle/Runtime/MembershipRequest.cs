@@ -13,6 +13,9 @@ internal enum MembershipRequestKind : byte
 
     /// <summary>Hand leadership to the node named.</summary>
     Transfer = 10,
+
+    /// <summary>The node named is leaving for good: the autopilot replaces it (a voter: a learner promoted first), hands leadership away from it, then removes it.</summary>
+    Leave = 11,
 }
 
 /// <summary>

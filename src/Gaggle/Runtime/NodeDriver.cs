@@ -174,7 +174,7 @@ internal sealed partial class NodeDriver
         _appends.Expire(_nowUs);
         Machines.Locks.ForgetAbandoned(_nowUs - _settings.LockSettleUs);
         _membership.Update(_core, _nowUs);
-        if (_autopilot?.Next(_core, _nowUs, _membership.Count > 0) is { } change)
+        if (_autopilot?.Next(_core, _nowUs, _membership.ChangePending) is { } change)
         {
             _membership.Request(_core, change, _nowUs);
         }
@@ -228,7 +228,23 @@ internal sealed partial class NodeDriver
     public bool TransferLeadership(string target) => _core.TransferLeadership(target);
 
     /// <summary>A membership change or leadership transfer for this node to carry out as leader (see <see cref="MembershipChanges"/>); the result comes in <see cref="NodeEvents.MembershipResults"/>.</summary>
-    public void ChangeMembership(MembershipRequest request) => _membership.Request(_core, request, _nowUs);
+    public void ChangeMembership(MembershipRequest request)
+    {
+        if (request.Kind == MembershipRequestKind.Leave)
+        {
+            if (_autopilot is null)
+            {
+                Events.MembershipResults.Add((request, MembershipResult.Refused(GaggleMembershipError.NotSupported,
+                    $"Node '{request.NodeId}' cannot leave through leader '{Id}': this cluster has no voter management (set Voters, or use elastic mode)")));
+                return;
+            }
+
+            // Leave requests skip the one-at-a-time queue: the autopilot works on them with its own changes.
+            _autopilot.Leaving(request.NodeId, _nowUs + request.TimeoutUs);
+        }
+
+        _membership.Request(_core, request, _nowUs);
+    }
 
     /// <summary>Whether this node's leadership can be trusted now (the leadership lease; see <see cref="GaggleLeadership"/>).</summary>
     public bool IsLeadershipTrusted(long nowUs) => _leadership.IsTrusted(_core, Math.Max(_nowUs, nowUs));
