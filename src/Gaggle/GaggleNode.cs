@@ -39,7 +39,7 @@ public sealed partial class GaggleNode : IAsyncDisposable
     private readonly Lock _subscribersLock = new();
     private readonly List<Channel<GaggleLogEntry>> _subscribers = [];
     private int _subscriberCount;
-    private readonly ulong _incarnation;
+    private ulong _incarnation;
     private readonly SequenceCounter _sequences = new();
     private readonly TimeSpan _tickInterval;
     private NodeDriver? _driver;

@@ -1,4 +1,5 @@
 using Gaggle.Channels;
+using Gaggle.Raft;
 using Gaggle.Runtime;
 using Gaggle.Storage;
 
@@ -89,11 +90,29 @@ public sealed partial class GaggleNode
     private NodeDriver ResetForGeneration(NodeDriver old, long generation)
     {
         Log.GenerationSuperseded(_logger, Id, generation, old.Generation);
-        _leadership.Update(trusted: false);
-        FailPending(new InvalidOperationException(
+        return StartOver(generation, default, new InvalidOperationException(
             $"Node '{Id}' left its cluster (generation {old.Generation}): generation {generation} replaced it, and the old state is gone; retry."));
+    }
+
+    /// <summary>
+    /// Elastic mode: this node was removed (its removal committed while it was paused or cut off): it
+    /// starts over as a new incarnation of the same member id in the same generation, with its term and
+    /// vote (so it never votes twice in a term) and no log, and asks to join again.
+    /// </summary>
+    private NodeDriver ResetForRemoval(NodeDriver old)
+    {
+        Log.RemovedStartingOver(_logger, Id, old.Generation);
+        return StartOver(old.Generation, new HardState(old.Core.Term, old.Core.VotedFor, 0), new InvalidOperationException(
+            $"Node '{Id}' was removed from its cluster (it was not heard from for MemberTimeout); it joins again as a new incarnation; retry."));
+    }
+
+    private NodeDriver StartOver(long generation, HardState hardState, Exception failure)
+    {
+        _leadership.Update(trusted: false);
+        FailPending(failure);
+        _incarnation = (ulong)Random.Shared.NextInt64(1, long.MaxValue);
         _storage = new InMemoryRaftStorage();
-        var driver = new NodeDriver(NodeDriverSettings.From(_options, _incarnation, _tickInterval), new PersistedState(default, []), _sequences);
+        var driver = new NodeDriver(NodeDriverSettings.From(_options, _incarnation, _tickInterval), new PersistedState(hardState, []), _sequences);
         driver.StartGeneration(generation, live: true);
         _driver = driver;
         PublishStatus(driver);

@@ -65,7 +65,13 @@ public sealed partial class GaggleNode
                 if (_supersededBy is { } generation)
                 {
                     _supersededBy = null;
+                    _removed = false;
                     driver = ResetForGeneration(driver, generation);
+                }
+                else if (_removed)
+                {
+                    _removed = false;
+                    driver = ResetForRemoval(driver);
                 }
             }
         }
@@ -247,6 +253,7 @@ public sealed partial class GaggleNode
 
         CarryOutGenerations(events);
         _supersededBy ??= events.Superseded;
+        _removed |= events.Removed;
         if (events.LostStorageDetected)
         {
             Log.LostStorage(_logger, Id, driver.Core.LeaderId);
@@ -297,6 +304,7 @@ public sealed partial class GaggleNode
     private long _droppedMessages;
     private bool _joinRefusedLogged;
     private long? _supersededBy;
+    private bool _removed;
 
     /// <summary>Messages this node dropped because they were malformed or did not apply (plus those the Raft core refused).</summary>
     public long DroppedMessages => Interlocked.Read(ref _droppedMessages);

@@ -117,6 +117,7 @@ public sealed partial class GaggleNode
             return _membership;
         }
 
+        Post(new ActionInput(driver => driver.Departing = true));
         var result = await RequestMembershipAsync(MembershipRequestKind.Leave, Id, null, timeout, cancellationToken).ConfigureAwait(false);
         return result.Membership!;
     }

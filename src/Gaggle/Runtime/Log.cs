@@ -48,4 +48,7 @@ internal static partial class Log
 
     [LoggerMessage(26, LogLevel.Warning, "Node {NodeId} could not read or write the cluster generation in its store; it tries again")]
     public static partial void GenerationStoreFailed(ILogger logger, Exception error, string nodeId);
+
+    [LoggerMessage(27, LogLevel.Warning, "Node {NodeId} was removed from cluster generation {Generation} (not heard from for MemberTimeout: paused or cut off); it drops its log, cancels its holds and joins again as a new incarnation")]
+    public static partial void RemovedStartingOver(ILogger logger, string nodeId, long generation);
 }

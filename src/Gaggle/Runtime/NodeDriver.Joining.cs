@@ -16,12 +16,16 @@ internal sealed partial class NodeDriver
     private long _askToJoinUntilTick = -1;
     private long _generationRaisedAtUs = long.MinValue;
     private bool _ledLastTick;
+    private bool _wasMember;
 
     /// <summary>This node's cluster generation: in elastic mode the one it belongs to or waits to join; 0 otherwise.</summary>
     public long Generation => _generations?.Generation ?? 0;
 
     /// <summary>In elastic mode, the generation tracker (null otherwise).</summary>
     public GenerationTracker? Generations => _generations;
+
+    /// <summary>This node is leaving for good (see <see cref="GaggleNode.LeaveAsync"/>): once removed it neither asks to join again nor starts over.</summary>
+    public bool Departing { get; set; }
 
     /// <summary>Whether this node holds a cluster's state: a log or a snapshot.</summary>
     private bool Belongs => _core.LastIndex > 0 || _core.Snapshot is not null;
@@ -89,10 +93,13 @@ internal sealed partial class NodeDriver
                 Events.JoinRefused ??= (from, refused.Fingerprint, _settings.Fingerprint);
                 break;
             case NotAMember notAMember when _autopilot is not null && notAMember.ConfigurationIndex > 0:
-                // Removed while it was paused or cut off: ask to join again (as a learner, then promoted).
+                // Removed while it was paused or cut off (the removal has committed): ask to join again
+                // (as a learner, then promoted). In elastic mode the node starts over as a new
+                // incarnation first (see NodeEvents.Removed).
                 if (_askToJoinUntilTick < _tickCount)
                 {
                     Events.RemovedBy ??= from;
+                    Events.Removed |= _generations is not null && Belongs && !Departing;
                 }
 
                 _askToJoinUntilTick = _tickCount + 2 * _settings.RetryTicks;
@@ -110,7 +117,18 @@ internal sealed partial class NodeDriver
         bool retryTick = _tickCount % _settings.RetryTicks == 0;
         bool wantsIn = (_settings.Raft.Joining || _autopilot is not null)
             && (!_core.Configuration.Contains(Id) || (_settings.Raft.Joining && _core.ConfigurationIndex > _core.CommitIndex));
-        if ((wantsIn || _askToJoinUntilTick >= _tickCount) && retryTick)
+        _wasMember |= _core.Configuration.Contains(Id);
+        if (_generations is not null && _wasMember && !_core.Configuration.Contains(Id))
+        {
+            // Elastic mode: a member asks to join again only as a new incarnation, with no log (its
+            // duplicate table is gone, its pending appends must fail), once its removal has committed.
+            // (A newcomer catching up has never been in its own configuration until its addition arrives.)
+            wantsIn = false;
+            Events.Removed |= _core.ConfigurationIndex <= _core.CommitIndex && !Departing;
+        }
+
+        wantsIn &= !Departing;
+        if ((wantsIn || (_askToJoinUntilTick >= _tickCount && !Departing)) && retryTick)
         {
             _outbox.Add(new Outgoing(null, new JoinAnnounce(_settings.Fingerprint)));
         }
@@ -146,13 +164,15 @@ internal sealed partial class NodeDriver
     }
 
     /// <summary>
-    /// A leader managing the voters tells a node outside its configuration that talks to it (a member
-    /// removed while paused or cut off still campaigns or answers) that it is not a member, at most once
-    /// per retry period per node, so that it asks to join again.
+    /// A leader managing the voters tells a node outside its committed configuration that talks to it
+    /// (a member removed while paused or cut off still campaigns or answers) that it is not a member,
+    /// at most once per retry period per node, so that it asks to join again.
     /// </summary>
     private void MaybeTellNotAMember(string from)
     {
-        if (_autopilot is null || _core.Role != RaftRole.Leader || _core.Configuration.Contains(from)
+        // Only once the configuration without it has committed: a node told so may drop its log, and
+        // its acknowledgements must no longer count anywhere by then.
+        if (_autopilot is null || _core.Role != RaftRole.Leader || _core.Configuration.Contains(from) || _core.ConfigurationIndex > _core.CommitIndex
             || (_toldNotAMemberAtTick.TryGetValue(from, out long at) && _tickCount - at < _settings.RetryTicks))
         {
             return;

@@ -312,6 +312,14 @@ internal sealed partial class NodeDriver
 
         foreach (var entry in raft.CommittedEntries)
         {
+            if (entry.Kind == EntryKind.Configuration && _generations is not null && ClusterConfig.TryDecode(entry.Data, out var applied))
+            {
+                // Elastic mode: removed members' duplicate tables go, at the same log position on every
+                // replica. A member forwards appends only while it is one (see ProposeForwarded), and a
+                // removed member comes back only as a new incarnation (see TickJoining).
+                Machines.Deduplicator.RetainOnly(applied.Members);
+            }
+
             if (Machines.TryApply(entry, out var envelope) && envelope.Origin == Id && envelope.Incarnation == _settings.Incarnation)
             {
                 _appends.Complete(envelope.Sequence, entry.Index);
@@ -359,6 +367,14 @@ internal sealed partial class NodeDriver
         {
             // The sender retries when it learns the real leader.
             Drop(from, "forwarded appends reached a node that is not the leader", "not-leader");
+            return;
+        }
+
+        if (_generations is not null && !_core.Configuration.Contains(from))
+        {
+            // A removed member's duplicate table is dropped once its removal applies (see Advance): what
+            // it still sends could be applied twice. It retries once it is a member again.
+            Drop(from, "forwarded appends came from a node that is not a member", "not-member");
             return;
         }
 

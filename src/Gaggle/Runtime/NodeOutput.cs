@@ -86,6 +86,13 @@ internal sealed class NodeEvents
     /// <summary>A leader told this node it is not in the configuration (it was removed): it asks to join again.</summary>
     public string? RemovedBy { get; set; }
 
+    /// <summary>
+    /// Elastic mode: this node, removed from the committed configuration while it still held its
+    /// state, must start over as a new incarnation (pending appends fail, holds are lost, its log is
+    /// dropped; its term and vote are kept) and join again.
+    /// </summary>
+    public bool Removed { get; set; }
+
     /// <summary>Membership requests this leader finished (done, refused, or sent back to find the leader).</summary>
     public List<(MembershipRequest Request, MembershipResult Result)> MembershipResults { get; } = [];
 
@@ -100,7 +107,7 @@ internal sealed class NodeEvents
 
     public bool IsEmpty => Committed.Count == 0 && TimedOut.Count == 0 && Published.Count == 0 && Appended.Count == 0 && LockEvents.Count == 0
         && HoldsEnded.Count == 0 && DispatchReplies.Count == 0 && Handlers.Count == 0 && Dropped.Count == 0 && AppliedCount == 0
-        && LeaderChange is null && SnapshotToSave is null && !LostStorageDetected && MembershipResults.Count == 0 && JoinRefused is null && RemovedBy is null
+        && LeaderChange is null && SnapshotToSave is null && !LostStorageDetected && MembershipResults.Count == 0 && JoinRefused is null && RemovedBy is null && !Removed
         && ClaimGeneration is null && RaiseGeneration is null && Superseded is null;
 
     public void Clear()
@@ -121,6 +128,7 @@ internal sealed class NodeEvents
         MembershipResults.Clear();
         JoinRefused = null;
         RemovedBy = null;
+        Removed = false;
         ClaimGeneration = null;
         RaiseGeneration = null;
         Superseded = null;

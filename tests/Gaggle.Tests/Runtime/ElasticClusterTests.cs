@@ -138,4 +138,35 @@ public sealed class ElasticClusterTests
         await cluster.AdvanceUntilAsync(() => again.IsCompleted, "the lock granted in generation 2");
         Assert.That((await again).FencingToken, Is.GreaterThan(handle.FencingToken));
     }
+
+    [Test]
+    public async Task A_member_removed_while_cut_off_loses_its_holds_and_joins_again_as_a_new_incarnation()
+    {
+        await using var cluster = new ManualTimeCluster([], options => options.LockLeaseDuration = TimeSpan.FromSeconds(1));
+        for (int i = 0; i < 4; i++)
+        {
+            await cluster.StartElasticAsync("web");
+        }
+
+        await cluster.AdvanceUntilAsync(() => OneClusterOf(cluster, 3), "four instances, three voters");
+        var cut = cluster.Nodes.Values.First(n => !n.IsLeader && Leader(cluster).Membership.Voters.Contains(n.Id));
+        var acquire = cut.Locks.AcquireAsync("resource", TimeSpan.FromSeconds(30));
+        await cluster.AdvanceUntilAsync(() => acquire.IsCompleted, "the lock granted (after the hold-off)");
+        var handle = await acquire;
+        ulong incarnation = cut.Incarnation;
+
+        cluster.Network.Isolate(cut.Id);
+        await cluster.AdvanceUntilAsync(() => !Leader(cluster).Membership.Contains(cut.Id) && Leader(cluster).Membership.Voters.Count == 3, "the cut-off voter removed and replaced");
+        var pending = cut.AppendAsync("while cut off"u8.ToArray(), TimeSpan.FromSeconds(60));
+
+        cluster.Network.Heal();
+        await cluster.AdvanceUntilAsync(() => pending.IsCompleted && handle.HandleLostToken.IsCancellationRequested && Leader(cluster).Membership.Contains(cut.Id),
+            "told it was removed, it started over and was added again");
+        Assert.That(cut.Incarnation, Is.Not.EqualTo(incarnation), "a new incarnation");
+        Assert.That(pending.IsFaulted && pending.Exception!.InnerException is InvalidOperationException, Is.True, "what it had pending fails: it may retry as the new incarnation");
+        var append = cut.AppendAsync("as a new incarnation"u8.ToArray());
+        await cluster.AdvanceUntilAsync(() => append.IsCompleted, "the new incarnation appends");
+        Assert.That(await append, Is.GreaterThan(0));
+        Assert.That(cut.Generation, Is.EqualTo(1));
+    }
 }

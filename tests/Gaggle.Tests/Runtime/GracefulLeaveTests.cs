@@ -113,6 +113,8 @@ public sealed class GracefulLeaveTests
             Assert.That((await leaves[i]).Contains(leaving[i].Id), Is.False);
         }
 
+        await cluster.AdvanceAsync(TimeSpan.FromSeconds(2));
+        Assert.That(Leader(cluster)!.Membership.Voters.Concat(Leader(cluster)!.Membership.Learners).Intersect(leaving.Select(n => n.Id)), Is.Empty, "a node that left does not ask to join again");
         foreach (var node in leaving)
         {
             await cluster.StopAsync(node.Id);
