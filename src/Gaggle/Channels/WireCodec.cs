@@ -19,7 +19,7 @@ internal static class WireCodec
     private const byte KindJoinAnnounce = 5;
     private const byte KindJoinRefused = 6;
     private const byte KindNotAMember = 7;
-    private const byte KindLeaderAnnounce = 8;
+    private const byte KindVoterAnnounce = 8;
     private const byte FlagReject = 1;
     private const byte FlagForce = 2;
     private const byte FlagDone = 4;
@@ -75,9 +75,10 @@ internal static class WireCodec
                 writer.Byte(KindNotAMember);
                 writer.VarLong(notAMember.ConfigurationIndex);
                 break;
-            case LeaderAnnounce announce:
-                writer.Byte(KindLeaderAnnounce);
+            case VoterAnnounce announce:
+                writer.Byte(KindVoterAnnounce);
                 writer.VarLong(announce.Term);
+                writer.Byte(announce.Leads ? (byte)1 : (byte)0);
                 break;
             default:
                 throw new ArgumentException($"Unknown wire message type {message.GetType().Name}.", nameof(message));
@@ -144,8 +145,8 @@ internal static class WireCodec
             case KindNotAMember:
                 message = new NotAMember(reader.VarLong());
                 break;
-            case KindLeaderAnnounce:
-                message = new LeaderAnnounce(reader.VarLong());
+            case KindVoterAnnounce:
+                message = new VoterAnnounce(reader.VarLong(), reader.Byte() != 0);
                 break;
             default:
                 throw new FormatException($"Unknown message kind {kind}.");

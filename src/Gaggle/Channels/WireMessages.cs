@@ -40,8 +40,9 @@ internal sealed record JoinRefused(ulong Fingerprint) : WireMessage;
 internal sealed record NotAMember(long ConfigurationIndex) : WireMessage;
 
 /// <summary>
-/// A leader of an elastic cluster tells every node on the channel, idle or not, at least once per
-/// election timeout, that its generation lives (the generation travels in every message's header):
-/// nodes waiting to join hear that a cluster exists and must not form a new one.
+/// A voter of an elastic cluster that leads, or knows no leader, tells every node on the channel, idle
+/// or not, at least once per election timeout, that its generation lives (the generation travels in
+/// every message's header): nodes waiting to join hear that a cluster exists and must not form a new
+/// one, and learners that a voter is alive. <paramref name="Leads"/> when the sender is the leader.
 /// </summary>
-internal sealed record LeaderAnnounce(long Term) : WireMessage;
+internal sealed record VoterAnnounce(long Term, bool Leads) : WireMessage;

@@ -106,14 +106,25 @@ public sealed partial class GaggleNode
             $"Node '{Id}' was removed from its cluster (it was not heard from for MemberTimeout); it joins again as a new incarnation; retry."));
     }
 
-    private NodeDriver StartOver(long generation, HardState hardState, Exception failure)
+    /// <summary>
+    /// Elastic mode: this learner heard no voter for the member timeout (every voter is gone): it drops
+    /// its state and waits, as a newcomer, to join a live cluster or to found the next generation.
+    /// </summary>
+    private NodeDriver ResetOrphaned(NodeDriver old)
+    {
+        Log.OrphanedStartingOver(_logger, Id, old.Generation, _options.MemberTimeout.TotalMilliseconds);
+        return StartOver(old.Generation, default, new InvalidOperationException(
+            $"Node '{Id}' lost its cluster (generation {old.Generation}): no voter was heard for MemberTimeout; retry once it has joined a cluster again."), live: false);
+    }
+
+    private NodeDriver StartOver(long generation, HardState hardState, Exception failure, bool live = true)
     {
         _leadership.Update(trusted: false);
         FailPending(failure);
         _incarnation = (ulong)Random.Shared.NextInt64(1, long.MaxValue);
         _storage = new InMemoryRaftStorage();
         var driver = new NodeDriver(NodeDriverSettings.From(_options, _incarnation, _tickInterval), new PersistedState(hardState, []), _sequences);
-        driver.StartGeneration(generation, live: true);
+        driver.StartGeneration(generation, live);
         _driver = driver;
         PublishStatus(driver);
         return driver;

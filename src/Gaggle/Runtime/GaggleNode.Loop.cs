@@ -66,12 +66,18 @@ public sealed partial class GaggleNode
                 {
                     _supersededBy = null;
                     _removed = false;
+                    _orphaned = false;
                     driver = ResetForGeneration(driver, generation);
                 }
                 else if (_removed)
                 {
                     _removed = false;
                     driver = ResetForRemoval(driver);
+                }
+                else if (_orphaned)
+                {
+                    _orphaned = false;
+                    driver = ResetOrphaned(driver);
                 }
             }
         }
@@ -254,6 +260,7 @@ public sealed partial class GaggleNode
         CarryOutGenerations(events);
         _supersededBy ??= events.Superseded;
         _removed |= events.Removed;
+        _orphaned |= events.Orphaned;
         if (events.LostStorageDetected)
         {
             Log.LostStorage(_logger, Id, driver.Core.LeaderId);
@@ -305,6 +312,7 @@ public sealed partial class GaggleNode
     private bool _joinRefusedLogged;
     private long? _supersededBy;
     private bool _removed;
+    private bool _orphaned;
 
     /// <summary>Messages this node dropped because they were malformed or did not apply (plus those the Raft core refused).</summary>
     public long DroppedMessages => Interlocked.Read(ref _droppedMessages);

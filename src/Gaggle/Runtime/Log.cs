@@ -51,4 +51,7 @@ internal static partial class Log
 
     [LoggerMessage(27, LogLevel.Warning, "Node {NodeId} was removed from cluster generation {Generation} (not heard from for MemberTimeout: paused or cut off); it drops its log, cancels its holds and joins again as a new incarnation")]
     public static partial void RemovedStartingOver(ILogger logger, string nodeId, long generation);
+
+    [LoggerMessage(28, LogLevel.Warning, "Node {NodeId}, a learner of cluster generation {Generation}, heard no voter for {MemberTimeoutMs} ms: every voter is gone; it drops its state and waits to join a live cluster or to form the next generation")]
+    public static partial void OrphanedStartingOver(ILogger logger, string nodeId, long generation, double memberTimeoutMs);
 }

@@ -17,6 +17,7 @@ internal sealed partial class NodeDriver
     private long _generationRaisedAtUs = long.MinValue;
     private bool _ledLastTick;
     private bool _wasMember;
+    private long _voterHeardUs;
 
     /// <summary>This node's cluster generation: in elastic mode the one it belongs to or waits to join; 0 otherwise.</summary>
     public long Generation => _generations?.Generation ?? 0;
@@ -66,6 +67,11 @@ internal sealed partial class NodeDriver
         switch (_generations.Admit(message, generation, Belongs, _nowUs))
         {
             case GenerationVerdict.Accept:
+                if (generation == _generations.Generation && _core.Configuration.IsVoter(from))
+                {
+                    _voterHeardUs = _nowUs;
+                }
+
                 return true;
             case GenerationVerdict.Superseded:
                 Events.Superseded ??= generation;
@@ -117,7 +123,12 @@ internal sealed partial class NodeDriver
         bool retryTick = _tickCount % _settings.RetryTicks == 0;
         bool wantsIn = (_settings.Raft.Joining || _autopilot is not null)
             && (!_core.Configuration.Contains(Id) || (_settings.Raft.Joining && _core.ConfigurationIndex > _core.CommitIndex));
-        _wasMember |= _core.Configuration.Contains(Id);
+        if (!_wasMember && _core.Configuration.Contains(Id))
+        {
+            _wasMember = true;
+            _voterHeardUs = Math.Max(_voterHeardUs, _nowUs);
+        }
+
         if (_generations is not null && _wasMember && !_core.Configuration.Contains(Id))
         {
             // Elastic mode: a member asks to join again only as a new incarnation, with no log (its
@@ -144,23 +155,33 @@ internal sealed partial class NodeDriver
         }
 
         bool leads = _core.Role == RaftRole.Leader;
-        if (leads)
+        if (leads || (_core.LeaderId is null && _core.Configuration.IsVoter(Id)))
         {
-            // Every node on the channel hears that this generation lives, idle or not; the store is
-            // restored from it now and then (it may have been evicted, flushed or failed over).
-            if (retryTick || !_ledLastTick)
+            // Every node on the channel hears that this generation lives, idle or not: from its leader,
+            // or while it has none from each voter (a voter is alive: no new generation may form).
+            if (retryTick || (leads && !_ledLastTick))
             {
-                _outbox.Add(new Outgoing(null, new LeaderAnnounce(_core.Term)));
-            }
-
-            if (!_ledLastTick || _nowUs - _generationRaisedAtUs >= _generations.MemberTimeoutUs / 3)
-            {
-                _generationRaisedAtUs = _nowUs;
-                Events.RaiseGeneration = _generations.Generation;
+                _outbox.Add(new Outgoing(null, new VoterAnnounce(_core.Term, leads)));
             }
         }
 
+        if (leads && (!_ledLastTick || _nowUs - _generationRaisedAtUs >= _generations.MemberTimeoutUs / 3))
+        {
+            // The store is restored from the leader now and then (it may have been evicted, flushed or failed over).
+            _generationRaisedAtUs = _nowUs;
+            Events.RaiseGeneration = _generations.Generation;
+        }
+
         _ledLastTick = leads;
+        if (Belongs && _wasMember && !Departing && !_core.Configuration.IsVoter(Id) && _core.Configuration.Contains(Id)
+            && _nowUs - _voterHeardUs >= _generations.MemberTimeoutUs)
+        {
+            // A learner that heard no voter for the member timeout: every voter is gone (the founder
+            // died before its first promotion, or every voter crashed). Its copy counts for nothing:
+            // it starts over, and like any newcomer founds the next generation after another member
+            // timeout of silence.
+            Events.Orphaned = true;
+        }
     }
 
     /// <summary>

@@ -93,6 +93,9 @@ internal sealed class NodeEvents
     /// </summary>
     public bool Removed { get; set; }
 
+    /// <summary>Elastic mode: this learner heard no voter for the member timeout; it starts over with no state, as a newcomer.</summary>
+    public bool Orphaned { get; set; }
+
     /// <summary>Membership requests this leader finished (done, refused, or sent back to find the leader).</summary>
     public List<(MembershipRequest Request, MembershipResult Result)> MembershipResults { get; } = [];
 
@@ -107,7 +110,7 @@ internal sealed class NodeEvents
 
     public bool IsEmpty => Committed.Count == 0 && TimedOut.Count == 0 && Published.Count == 0 && Appended.Count == 0 && LockEvents.Count == 0
         && HoldsEnded.Count == 0 && DispatchReplies.Count == 0 && Handlers.Count == 0 && Dropped.Count == 0 && AppliedCount == 0
-        && LeaderChange is null && SnapshotToSave is null && !LostStorageDetected && MembershipResults.Count == 0 && JoinRefused is null && RemovedBy is null && !Removed
+        && LeaderChange is null && SnapshotToSave is null && !LostStorageDetected && MembershipResults.Count == 0 && JoinRefused is null && RemovedBy is null && !Removed && !Orphaned
         && ClaimGeneration is null && RaiseGeneration is null && Superseded is null;
 
     public void Clear()
@@ -129,6 +132,7 @@ internal sealed class NodeEvents
         JoinRefused = null;
         RemovedBy = null;
         Removed = false;
+        Orphaned = false;
         ClaimGeneration = null;
         RaiseGeneration = null;
         Superseded = null;

@@ -169,4 +169,44 @@ public sealed class ElasticClusterTests
         Assert.That(await append, Is.GreaterThan(0));
         Assert.That(cut.Generation, Is.EqualTo(1));
     }
+
+    [Test]
+    public async Task When_the_founder_dies_before_its_first_promotion_its_learners_form_the_next_generation()
+    {
+        await using var cluster = new ManualTimeCluster([]);
+        var founder = await cluster.StartElasticAsync("web");
+        await cluster.AdvanceUntilAsync(() => founder.IsLeader, "generation 1 formed");
+        await cluster.StartElasticAsync("web");
+        await cluster.StartElasticAsync("web");
+        await cluster.AdvanceUntilAsync(() => founder.Membership.Learners.Count == 2, "two learners added, none promoted yet");
+        Assert.That(founder.Membership.Voters, Is.EqualTo(new[] { founder.Id }));
+        await cluster.StopAsync(founder.Id);
+
+        await cluster.AdvanceUntilAsync(() => OneClusterOf(cluster, 1) && cluster.Nodes.Values.All(n => n.Generation == 2), "the learners started over and formed generation 2");
+        Assert.That(cluster.Network.Generation, Is.EqualTo(2));
+    }
+
+    [Test]
+    public async Task A_cluster_that_lost_its_majority_of_voters_stops_taking_writes_and_never_forms_a_new_generation_by_itself()
+    {
+        await using var cluster = new ManualTimeCluster([]);
+        for (int i = 0; i < 5; i++)
+        {
+            await cluster.StartElasticAsync("web");
+        }
+
+        await cluster.AdvanceUntilAsync(() => OneClusterOf(cluster, 3), "five instances, three voters");
+        var voters = Leader(cluster).Membership.Voters.ToList();
+        foreach (var gone in voters.Take(2))
+        {
+            await cluster.StopAsync(gone);
+        }
+
+        var survivor = cluster.Nodes[voters[2]];
+        var append = survivor.AppendAsync("no quorum"u8.ToArray(), TimeSpan.FromSeconds(60));
+        await cluster.AdvanceAsync(TimeSpan.FromSeconds(5));
+        Assert.That(append.IsCompleted, Is.False, "two of three voters are gone: no write commits");
+        Assert.That(cluster.Nodes.Values.Select(n => n.Generation), Is.All.EqualTo(1L), "a voter is alive: nobody guesses that the generation is over");
+        Assert.That(cluster.Network.Generation, Is.EqualTo(1));
+    }
 }
