@@ -22,6 +22,13 @@ internal enum LockCommandType : byte
 
     /// <summary>A linearizable read: the lock's state as of this entry's position in the log.</summary>
     Inspect = 6,
+
+    /// <summary>
+    /// An elastic cluster's generation begins at this entry (its founder logs it right after the
+    /// founding configuration): Token is the generation, the high bits of every token granted after
+    /// it; nothing is granted for LeaseMs from the entry's time (the hold-off). Never forwarded.
+    /// </summary>
+    Generation = 7,
 }
 
 /// <summary>A lock table command, carried in a log entry whose envelope says who sent it and when the leader stamped it.</summary>
@@ -43,6 +50,9 @@ internal sealed record LockCommand(LockCommandType Type, string Name, int MaxCou
         return writer.ToArray();
     }
 
+    /// <summary>Whether the encoded command <paramref name="data"/> is a <see cref="LockCommandType.Generation"/> (checked without decoding it).</summary>
+    public static bool IsGenerationCommand(ReadOnlySpan<byte> data) => data.Length > 1 && data[0] == FormatVersion && data[1] == (byte)LockCommandType.Generation;
+
     public static LockCommand? TryDecode(ReadOnlyMemory<byte> data)
     {
         try
@@ -54,7 +64,7 @@ internal sealed record LockCommand(LockCommandType Type, string Name, int MaxCou
             }
 
             byte type = reader.Byte();
-            if (type is < (byte)LockCommandType.Acquire or > (byte)LockCommandType.Inspect)
+            if (type is < (byte)LockCommandType.Acquire or > (byte)LockCommandType.Generation)
             {
                 return null;
             }

@@ -37,7 +37,7 @@ internal sealed class LockTable
     /// </summary>
     private readonly PriorityQueue<string, long> _deadlines = new();
 
-    /// <summary>The elastic cluster generation whose log this table applies (0 outside elastic mode): the high bits of its tokens.</summary>
+    /// <summary>The elastic cluster generation whose log this table applies (0 outside elastic mode): the high bits of its tokens, set by <see cref="LockCommandType.Generation"/>.</summary>
     public long Generation { get; private set; }
 
     /// <summary>
@@ -45,13 +45,6 @@ internal sealed class LockTable
     /// a new generation's hold-off, so that every hold of the generation before it has expired.
     /// </summary>
     public long GrantsFrom { get; private set; }
-
-    /// <summary>Sets the generation and its hold-off (see <see cref="GrantsFrom"/>), before the first entry of the generation is applied.</summary>
-    public void StartGeneration(long generation, long grantsFrom)
-    {
-        Generation = generation;
-        GrantsFrom = grantsFrom;
-    }
 
     /// <summary>The lease clock (ms): the highest leader stamp applied so far.</summary>
     public long Now { get; private set; }
@@ -112,6 +105,10 @@ internal sealed class LockTable
                 break;
             case LockCommandType.Inspect:
                 _events.Add(new LockEvent(LockEventType.Inspected, command.Name, request, Info: Describe(command.Name, index)));
+                break;
+            case LockCommandType.Generation:
+                Generation = Math.Max(Generation, command.Token);
+                GrantsFrom = Math.Max(GrantsFrom, Now + Math.Max(0, command.LeaseMs));
                 break;
         }
 
@@ -361,6 +358,8 @@ internal sealed class LockTable
             }
         }
 
+        writer.VarLong(Generation);
+        writer.VarLong(GrantsFrom);
         output.Write(writer.ToArray());
     }
 
@@ -393,6 +392,9 @@ internal sealed class LockTable
             _locks[name] = state;
         }
 
+        // Snapshots written before generations existed end here.
+        Generation = reader.Remaining > 0 ? reader.VarLong() : 0;
+        GrantsFrom = reader.Remaining > 0 ? reader.VarLong() : 0;
         reader.End();
         _deadlines.Clear();
         foreach (var (name, state) in _locks)

@@ -133,13 +133,13 @@ internal sealed partial class RaftCore
 
     /// <summary>
     /// Forms a new cluster with this node as its sole voter (an elastic cluster's founding, once the
-    /// node won its generation's claim): logs the configuration {this node} at index 1 of term 1, then
-    /// campaigns at once (a sole voter wins by its own vote). Only a node that has never held a log,
-    /// a snapshot or a term may found; it is one that no configuration counts, so no vote or
-    /// acknowledgement of it exists anywhere.
+    /// node won its generation's claim): logs the configuration {this node} at index 1 of term 1 and
+    /// <paramref name="first"/> (the driver's opening entry) at index 2, then campaigns at once (a sole
+    /// voter wins by its own vote). Only a node that has never held a log, a snapshot or a term may
+    /// found; it is one that no configuration counts, so no vote or acknowledgement of it exists anywhere.
     /// </summary>
     /// <exception cref="InvalidOperationException">This node has a term, a log or a snapshot.</exception>
-    public void Found()
+    public void Found(ReadOnlyMemory<byte> first)
     {
         if (Term != 0 || _log.LastIndex != 0 || _snapshot is not null || Configuration.Voters.Count != 0)
         {
@@ -147,11 +147,35 @@ internal sealed partial class RaftCore
                 $"Node '{Id}' cannot found a cluster: only a node with no term (it has {Term}), no log (last index {_log.LastIndex}), no snapshot and no voters in its configuration may.");
         }
 
-        var founding = new ClusterConfig([Id], []);
         Term = 1;
-        var entry = new LogEntry(1, 1, EntryKind.Configuration, founding.Encode());
+        StartAlone(first);
+    }
+
+    /// <summary>
+    /// An operator's recovery after a majority of the voters was lost for good: this node becomes the
+    /// sole voter of a new cluster made of its own log. Everything in its log counts as committed
+    /// (entries the lost majority never acknowledged included, the choice every such recovery makes),
+    /// the configuration {this node} and <paramref name="first"/> are logged in a new term, and the node
+    /// campaigns at once. Only for a new generation that no member of the old one is part of any more
+    /// (the caller's claim ensures it).
+    /// </summary>
+    public void ForceNewCluster(ReadOnlyMemory<byte> first)
+    {
+        Term++;
+        VotedFor = null;
+        _log.CommitTo(_log.LastIndex);
+        Rejoining = false;
+        StartAlone(first);
+    }
+
+    /// <summary>Logs the configuration {this node} and <paramref name="first"/> in the current term, then campaigns as the sole voter.</summary>
+    private void StartAlone(ReadOnlyMemory<byte> first)
+    {
+        var alone = new ClusterConfig([Id], []);
+        var entry = new LogEntry(_log.LastIndex + 1, Term, EntryKind.Configuration, alone.Encode());
         _log.AppendNew(entry);
-        RecordConfig(entry, founding);
+        RecordConfig(entry, alone);
+        _log.AppendNew(new LogEntry(_log.LastIndex + 1, Term, EntryKind.Normal, first));
         BecomeFollower(Term, null);
         StartElection();
     }

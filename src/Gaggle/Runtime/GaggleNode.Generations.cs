@@ -84,6 +84,67 @@ public sealed partial class GaggleNode
     }
 
     /// <summary>
+    /// An operator's way back when a majority of the voters is lost for good (crashed, never coming
+    /// back): the cluster takes no writes and never guesses by itself. Call this on one surviving member
+    /// (the most up to date: <see cref="LastLogIndex"/>): it claims the next generation in the store and
+    /// becomes its sole voter with its own log, all of it counting as committed (what the lost majority
+    /// acknowledged but this node never received is lost); the other survivors see the newer
+    /// generation, drop their state and join it; new instances join as usual. Fencing tokens keep
+    /// increasing (the generation is in their high bits), and nothing is granted for a lock lease plus
+    /// an election timeout, so every hold of the old generation has expired first.
+    /// </summary>
+    /// <param name="cancellationToken">Stops waiting for the leadership of the new generation.</param>
+    /// <returns>The new generation.</returns>
+    /// <exception cref="InvalidOperationException">This node is not in elastic mode, holds no cluster state, knows a leader (the cluster is not lost), or the store holds a newer generation (join it instead).</exception>
+    public async Task<long> ForceNewGenerationAsync(CancellationToken cancellationToken = default)
+    {
+        ThrowIfStopped();
+        if (GenerationStore is not { } store)
+        {
+            throw new InvalidOperationException($"Node '{Id}' has a fixed member list (Members or ClusterSize); only an elastic cluster has generations to force.");
+        }
+
+        if (LastLogIndex == 0)
+        {
+            throw new InvalidOperationException($"Node '{Id}' holds no cluster state (its log is empty); force a new generation from a surviving member.");
+        }
+
+        if (LeaderId is { } leader)
+        {
+            throw new InvalidOperationException($"Node '{Id}' knows a leader, '{leader}' (term {Term}): the cluster is not lost. A new generation is for a cluster that lost a majority of its voters for good.");
+        }
+
+        long current = Generation;
+        long recorded = await store.ReadGenerationAsync(cancellationToken).ConfigureAwait(false);
+        if (recorded > current)
+        {
+            throw new InvalidOperationException($"The store holds generation {recorded}, newer than node '{Id}''s {current}: that generation lives or is forming; this node joins it by itself.");
+        }
+
+        if (recorded < current)
+        {
+            // The store lost its value: restore it first, so the claim goes above this node's generation.
+            await store.RaiseGenerationAsync(current, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (!await store.TryClaimGenerationAsync(current, cancellationToken).ConfigureAwait(false))
+        {
+            throw new InvalidOperationException($"Node '{Id}' could not claim generation {current + 1}: another node claimed it first; this node joins it by itself.");
+        }
+
+        var forced = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Post(new ActionInput(driver =>
+        {
+            driver.ForceNewGeneration(current + 1);
+            forced.TrySetResult();
+        }));
+        await forced.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        Log.GenerationForced(_logger, Id, current + 1, current, LastLogIndex);
+        await WaitForLeaderAsync(null, cancellationToken).ConfigureAwait(false);
+        return current + 1;
+    }
+
+    /// <summary>
     /// A newer generation replaced this node's cluster: everything waiting fails, every hold and the
     /// leadership are lost, and the node starts over with empty state, as a newcomer to the new generation.
     /// </summary>

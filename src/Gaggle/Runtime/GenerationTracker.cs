@@ -144,6 +144,15 @@ internal sealed class GenerationTracker(long memberTimeoutUs, long bootstrapWait
         return false;
     }
 
+    /// <summary>An operator forced this node into <paramref name="generation"/>, which it claimed (see <see cref="NodeDriver.ForceNewGeneration"/>).</summary>
+    public void Forced(long generation, long nowUs)
+    {
+        Generation = generation;
+        FoundedAtUs = nowUs;
+        _live = true;
+        _claiming = false;
+    }
+
     /// <summary>The claim failed (the store was unreachable): try again after another founding wait.</summary>
     public void ClaimFailed(long nowUs)
     {

@@ -54,4 +54,7 @@ internal static partial class Log
 
     [LoggerMessage(28, LogLevel.Warning, "Node {NodeId}, a learner of cluster generation {Generation}, heard no voter for {MemberTimeoutMs} ms: every voter is gone; it drops its state and waits to join a live cluster or to form the next generation")]
     public static partial void OrphanedStartingOver(ILogger logger, string nodeId, long generation, double memberTimeoutMs);
+
+    [LoggerMessage(29, LogLevel.Warning, "Node {NodeId} forced cluster generation {Generation} (after {Previous}, which lost a majority of its voters) from its own log, up to index {LastIndex}, all of it committed; the other survivors drop their state and join it")]
+    public static partial void GenerationForced(ILogger logger, string nodeId, long generation, long previous, long lastIndex);
 }

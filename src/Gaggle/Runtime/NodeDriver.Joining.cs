@@ -1,4 +1,5 @@
 using Gaggle.Channels;
+using Gaggle.Locks;
 using Gaggle.Raft;
 
 namespace Gaggle.Runtime;
@@ -43,9 +44,35 @@ internal sealed partial class NodeDriver
     {
         if (_generations?.Claimed(expected, won, recorded, Belongs, _nowUs) == true)
         {
-            _core.Found();
+            // The founder heard no leader for the silence before it: no renewal of an old hold committed
+            // meanwhile, so a hold may outlive the silence by a lease at most (HoldLimitMs).
+            long holdOffMs = Math.Max(0, _settings.Elastic!.HoldLimitMs - (_generations.SilenceBeforeFoundingUs / 1000));
+            _core.Found(GenerationStart(_generations.Generation, holdOffMs));
         }
     }
+
+    /// <summary>
+    /// An operator's recovery (see <see cref="GaggleNode.ForceNewGenerationAsync"/>): after this node
+    /// won the claim of <paramref name="generation"/>, it becomes the sole voter of that generation with
+    /// its own log, all of it committed. Nothing is granted for a full hold limit: the lost majority may
+    /// have granted or renewed holds this node never heard of.
+    /// </summary>
+    public void ForceNewGeneration(long generation)
+    {
+        if (_generations is null)
+        {
+            throw new InvalidOperationException($"Node '{Id}' has a fixed member list; only an elastic cluster has generations.");
+        }
+
+        _generations.Forced(generation, _nowUs);
+        _wasMember = true;
+        _core.ForceNewCluster(GenerationStart(generation, _settings.Elastic!.HoldLimitMs));
+    }
+
+    /// <summary>The entry that opens a generation in the lock table: its token bits and its hold-off.</summary>
+    private ReadOnlyMemory<byte> GenerationStart(long generation, long holdOffMs)
+        => new EntryEnvelope(EntryPayloadKind.Lock, 0, Id, _settings.Incarnation, _sequences.Next(),
+            new LockCommand(LockCommandType.Generation, "", Token: generation, LeaseMs: holdOffMs).Encode()).Encode();
 
     /// <summary>The claim could not be made (the store was unreachable): it is tried again after another founding wait.</summary>
     public void GenerationClaimFailed() => _generations?.ClaimFailed(_nowUs);

@@ -296,12 +296,6 @@ internal sealed partial class NodeDriver
             return;
         }
 
-        if (_generations is not null && Machines.Locks.Table.Generation != _generations.Generation)
-        {
-            // Known before the generation's first entry applies: a node applies entries only once it belongs to one.
-            Machines.Locks.Table.StartGeneration(_generations.Generation, _settings.Elastic!.HoldOffMs(_generations.Generation));
-        }
-
         if (raft.Snapshot is { } installed)
         {
             // From the leader (Raft §7), persisted by now: rebuild the state machines from it.
@@ -382,9 +376,10 @@ internal sealed partial class NodeDriver
         long stamp = LeaseClockNow();
         foreach (var entry in forward.Entries)
         {
-            if (!EntryEnvelope.TryDecode(entry, out var envelope) || envelope.Origin != from || entry.Length > _settings.MaxMessageBytes + 128)
+            if (!EntryEnvelope.TryDecode(entry, out var envelope) || envelope.Origin != from || entry.Length > _settings.MaxMessageBytes + 128
+                || (envelope.Kind == EntryPayloadKind.Lock && LockCommand.IsGenerationCommand(envelope.Payload.Span)))
             {
-                Drop(from, "a forwarded entry has a malformed envelope, another origin, or is too large", "bad-forward");
+                Drop(from, "a forwarded entry has a malformed envelope, another origin, is too large, or is a generation start (only a founder logs one)", "bad-forward");
                 continue;
             }
 

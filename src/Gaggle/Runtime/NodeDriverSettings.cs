@@ -125,17 +125,4 @@ internal sealed record ElasticSettings(long MemberTimeoutUs, long BootstrapWaitU
 {
     /// <summary>The bootstrap wait, in maximum election timeouts: a live leader announces itself at least once per election timeout.</summary>
     public const int BootstrapElectionTimeouts = 4;
-
-    /// <summary>
-    /// How long (lock table time, ms) generation <paramref name="generation"/> grants nothing after it
-    /// forms, so that every hold of the generation before it has expired. Its founder heard no leader
-    /// for the founding wait, so no renewal of an old hold committed in that time: a hold lasts at most
-    /// <see cref="HoldLimitMs"/> after the last one. Generation 1 was founded after the bootstrap wait
-    /// (none was recorded: a first start, or a store that lost the value), any later one after the
-    /// member timeout. The same on every node: it depends on the generation and on options that the
-    /// join fingerprint makes every member share.
-    /// </summary>
-    public long HoldOffMs(long generation) => generation == 0
-        ? 0
-        : Math.Max(0, HoldLimitMs - ((generation == 1 ? BootstrapWaitUs : MemberTimeoutUs) / 1000));
 }

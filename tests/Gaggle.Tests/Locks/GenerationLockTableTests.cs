@@ -1,5 +1,4 @@
 using Gaggle.Locks;
-using Gaggle.Runtime;
 using NUnit.Framework;
 
 namespace Gaggle.Tests.Locks;
@@ -14,11 +13,13 @@ public sealed class GenerationLockTableTests
 
     private static LockCommand Time() => new(LockCommandType.Time, "");
 
+    private static LockCommand Generation(long generation, long holdOffMs) => new(LockCommandType.Generation, "", Token: generation, LeaseMs: holdOffMs);
+
     [Test]
     public void A_new_generation_grants_nothing_until_its_hold_off_ends_then_the_queue_moves_up_in_order()
     {
         var table = new LockTable();
-        table.StartGeneration(2, grantsFrom: 1000);
+        table.Apply(Generation(2, holdOffMs: 1000), R("founder", 1), stamp: 0, index: 2);
         table.Apply(Acquire("x"), R("a", 1), stamp: 10, index: 3);
         table.Apply(Acquire("x", waitMs: 0), R("b", 1), stamp: 20, index: 4);
         table.Apply(Acquire("y", maxCount: 2), R("c", 1), stamp: 30, index: 5);
@@ -35,57 +36,53 @@ public sealed class GenerationLockTableTests
     }
 
     [Test]
-    public void The_hold_off_survives_a_snapshot_taken_while_it_runs()
+    public void The_generation_and_its_hold_off_survive_a_snapshot_taken_while_it_runs()
     {
         var table = new LockTable();
-        table.StartGeneration(3, grantsFrom: 500);
-        table.Apply(Acquire("x"), R("a", 1), stamp: 10, index: 2);
+        table.Apply(Generation(3, holdOffMs: 500), R("founder", 1), stamp: 0, index: 2);
+        table.Apply(Acquire("x"), R("a", 1), stamp: 10, index: 3);
         using var snapshot = new MemoryStream();
         table.Write(snapshot);
 
         var restored = new LockTable();
-        restored.StartGeneration(3, grantsFrom: 500);
         snapshot.Position = 0;
         restored.Read(snapshot);
-        Assert.That(restored.NextDeadline, Is.EqualTo(500));
-        restored.Apply(Time(), R("leader", 1), stamp: 500, index: 3);
-        Assert.That(restored.TakeEvents().Single().Type, Is.EqualTo(LockEventType.Granted));
+        Assert.That((restored.Generation, restored.GrantsFrom, restored.NextDeadline), Is.EqualTo((3L, 500L, 500L)));
+        restored.Apply(Time(), R("leader", 1), stamp: 500, index: 4);
+        var granted = restored.TakeEvents().Single();
+        Assert.That((granted.Type, granted.Token >> 48), Is.EqualTo((LockEventType.Granted, 3L)));
     }
 
     [Test]
-    public void Tokens_of_a_later_generation_are_larger_than_any_of_an_earlier_one()
+    public void Tokens_change_generation_at_the_entry_that_opens_it_and_keep_increasing()
     {
-        var first = new LockTable();
-        first.StartGeneration(1, grantsFrom: 0);
-        first.Apply(Acquire("x", leaseMs: 10), R("a", 1), stamp: 0, index: (1L << 40) - 1);
-        long oldToken = first.TakeEvents().Single().Token;
+        var table = new LockTable();
+        table.Apply(Generation(1, holdOffMs: 0), R("founder", 1), stamp: 0, index: 2);
+        table.Apply(Acquire("x", leaseMs: 10), R("a", 1), stamp: 0, index: (1L << 40) - 10);
+        long oldToken = table.TakeEvents().Single().Token;
 
-        var second = new LockTable();
-        second.StartGeneration(2, grantsFrom: 0);
-        second.Apply(Acquire("x"), R("b", 1), stamp: 0, index: 2);
-        long newToken = second.TakeEvents().Single().Token;
-
+        // A forced generation continues the same log: grants before its opening entry keep their tokens on every replica.
+        table.Apply(new LockCommand(LockCommandType.Release, "x", Token: oldToken), R("a", 2), stamp: 1, index: (1L << 40) - 9);
+        table.Apply(Generation(2, holdOffMs: 0), R("survivor", 1), stamp: 1, index: (1L << 40) - 8);
+        table.Apply(Acquire("x"), R("b", 1), stamp: 2, index: (1L << 40) - 7);
+        var events = table.TakeEvents();
+        long newToken = events.Single(e => e.Type == LockEventType.Granted).Token;
         Assert.That(newToken, Is.GreaterThan(oldToken));
-        Assert.That(newToken >> 48, Is.EqualTo(2), "the generation is in the high bits");
-        Assert.That(oldToken, Is.GreaterThan(0));
+        Assert.That((oldToken >> 48, newToken >> 48), Is.EqualTo((1L, 2L)), "the generation is in the high bits");
     }
 
     [Test]
-    public void Static_mode_keeps_its_tokens()
+    public void Static_mode_keeps_its_tokens_and_reads_snapshots_written_before_generations()
     {
         var table = new LockTable();
         table.Apply(Acquire("x"), R("a", 1), stamp: 0, index: 7);
         Assert.That(table.TakeEvents().Single().Token, Is.EqualTo(7L << 16));
-    }
 
-    [TestCase(1, 10_000 + 500 - 2_000)]
-    [TestCase(2, 0)]
-    [TestCase(9, 0)]
-    [TestCase(0, 0)]
-    public void The_hold_off_covers_what_the_founding_wait_did_not(long generation, long expectedMs)
-    {
-        // Defaults: 10 s lease, 500 ms election timeout max (bootstrap wait 4 x 500 ms), 15 s member timeout.
-        var settings = new ElasticSettings(MemberTimeoutUs: 15_000_000, BootstrapWaitUs: 2_000_000, HoldLimitMs: 10_500);
-        Assert.That(settings.HoldOffMs(generation), Is.EqualTo(expectedMs));
+        using var snapshot = new MemoryStream();
+        table.Write(snapshot);
+        var older = snapshot.ToArray()[..^2]; // without the generation and hold-off (both 0: one byte each)
+        var restored = new LockTable();
+        restored.Read(new MemoryStream(older));
+        Assert.That((restored.Generation, restored.GrantsFrom, restored.IsHeld("x", 7L << 16)), Is.EqualTo((0L, 0L, true)));
     }
 }
