@@ -4,8 +4,10 @@ namespace Gaggle.Hosting;
 
 /// <summary>
 /// Healthy when the node knows a leader (and, as leader, holds its lease); degraded while it is
-/// rejoining after lost storage or leads without a lease; unhealthy without a leader. Register with
-/// <c>services.AddHealthChecks().AddCheck&lt;GaggleHealthCheck&gt;("gaggle")</c>.
+/// rejoining after lost storage, leads without a lease, or the cluster has fewer voters than wanted;
+/// unhealthy without a leader, and (with voter management: elastic mode or Voters) until the node is a
+/// member that has caught up to its own addition, so a load balancer sends it traffic only then.
+/// Register with <c>services.AddHealthChecks().AddCheck&lt;GaggleHealthCheck&gt;("gaggle")</c>.
 /// </summary>
 public sealed class GaggleHealthCheck(GaggleNode node) : IHealthCheck
 {
@@ -15,6 +17,7 @@ public sealed class GaggleHealthCheck(GaggleNode node) : IHealthCheck
         var data = new Dictionary<string, object>
         {
             ["nodeId"] = node.Id,
+            ["generation"] = node.Generation,
             ["term"] = node.Term,
             ["leaderId"] = node.LeaderId ?? "",
             ["commitIndex"] = node.CommitIndex,
@@ -26,6 +29,10 @@ public sealed class GaggleHealthCheck(GaggleNode node) : IHealthCheck
         if (node.LeaderId is null)
         {
             result = HealthCheckResult.Unhealthy($"Node '{node.Id}' sees no leader (term {node.Term}): it is cut off from the majority, or an election is under way.", data: data);
+        }
+        else if (node.TargetVoters is not null && !node.Membership.Contains(node.Id))
+        {
+            result = HealthCheckResult.Unhealthy($"Node '{node.Id}' is joining: the leader has not added it yet, or it has not caught up to its addition.", data: data);
         }
         else if (node.IsRejoining)
         {

@@ -140,6 +140,7 @@ public sealed partial class GaggleNode : IAsyncDisposable
             _meter.CreateObservableGauge("gaggle.is_leader", () => new Measurement<int>(IsLeader ? 1 : 0, _nodeTag), description: "1 on the leader."),
             _meter.CreateObservableGauge("gaggle.voters", () => new Measurement<int>(Membership.Voters.Count, _nodeTag), description: "Voters in the configuration this node uses."),
             _meter.CreateObservableGauge("gaggle.learners", () => new Measurement<int>(Membership.Learners.Count, _nodeTag), description: "Learners in the configuration this node uses."),
+            _meter.CreateObservableGauge("gaggle.generation", () => new Measurement<long>(Generation, _nodeTag), description: "The elastic cluster generation this node belongs to or waits to join (0 with a fixed member list)."),
         ];
     }
 
