@@ -5,9 +5,10 @@ namespace Gaggle.Benchmarks;
 /// <summary>
 /// A channel whose traffic can be cut in both directions at once, as a crashed process's would be:
 /// the failover phase over Redis cuts the leader off before disposing it, so no hand-over reaches
-/// anyone and the figure is a crash's (election timeout + election + first commit).
+/// anyone and the figure is a crash's (election timeout + election + first commit). The cluster
+/// generation store (elastic mode) is passed through untouched: it is Redis itself, not the node's traffic.
 /// </summary>
-internal sealed class CuttableChannel(IChannel inner) : IChannel
+internal sealed class CuttableChannel(IChannel inner) : IChannel, IClusterGenerationStore
 {
     private volatile bool _cut;
 
@@ -33,5 +34,17 @@ internal sealed class CuttableChannel(IChannel inner) : IChannel
     public ValueTask BroadcastAsync(ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default)
         => _cut ? ValueTask.CompletedTask : inner.BroadcastAsync(payload, cancellationToken);
 
+    public ValueTask<long> ReadGenerationAsync(CancellationToken cancellationToken = default)
+        => Store.ReadGenerationAsync(cancellationToken);
+
+    public ValueTask<bool> TryClaimGenerationAsync(long expected, CancellationToken cancellationToken = default)
+        => Store.TryClaimGenerationAsync(expected, cancellationToken);
+
+    public ValueTask RaiseGenerationAsync(long generation, CancellationToken cancellationToken = default)
+        => Store.RaiseGenerationAsync(generation, cancellationToken);
+
     public ValueTask DisposeAsync() => inner.DisposeAsync();
+
+    private IClusterGenerationStore Store => inner as IClusterGenerationStore
+        ?? throw new NotSupportedException($"{inner.GetType().Name} does not record a cluster generation");
 }

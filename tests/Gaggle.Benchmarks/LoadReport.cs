@@ -4,10 +4,24 @@ using System.Text.Json;
 
 namespace Gaggle.Benchmarks;
 
+/// <summary>The figures of a run, written as one JSON object and printed as a table.</summary>
+internal interface IRunReport
+{
+    /// <summary>Operations that failed or timed out; the exit code is 1 when there are any.</summary>
+    long Errors { get; }
+
+    string ToJson();
+
+    string ToTable();
+}
+
 /// <summary>The figures of one load run: written as one JSON object and printed as a table.</summary>
-internal sealed record LoadReport
+internal sealed record LoadReport : IRunReport
 {
     public required string Channel { get; init; }
+
+    /// <summary><c>static</c> (a member list) or <c>elastic</c> (the nodes formed the cluster by themselves).</summary>
+    public required string Mode { get; init; }
 
     public int Nodes { get; init; }
 
@@ -33,6 +47,9 @@ internal sealed record LoadReport
 
     public double FailoverMs { get; init; }
 
+    /// <summary>Elastic mode: from starting the nodes to the first lock granted (after the new generation's hold-off); null in static mode.</summary>
+    public double? FirstLockMs { get; init; }
+
     public required string FailoverMethod { get; init; }
 
     public double PeakRssMb { get; init; }
@@ -51,6 +68,7 @@ internal sealed record LoadReport
         => new()
         {
             Channel = settings.Channel,
+            Mode = settings.Mode,
             Nodes = settings.Nodes,
             PayloadBytes = settings.PayloadBytes,
             NodesInProcesses = nodesInProcesses,
@@ -62,6 +80,7 @@ internal sealed record LoadReport
             LockAcquire = measured.LockAcquire,
             ElectionMs = measured.ElectionMs,
             FailoverMs = measured.FailoverMs,
+            FirstLockMs = measured.FirstLockMs,
             FailoverMethod = measured.FailoverMethod,
             PeakRssMb = measured.PeakRssMb,
             RedisMessagesPerCommit = settings.IsRedis ? measured.Throughput.RedisMessagesPerCommit : 0,
@@ -77,6 +96,7 @@ internal sealed record LoadReport
         {
             json.WriteStartObject();
             json.WriteString("channel", Channel);
+            json.WriteString("mode", Mode);
             json.WriteNumber("nodes", Nodes);
             json.WriteNumber("payload_bytes", PayloadBytes);
             json.WriteNumber("commits_per_sec", Round(CommitsPerSecond));
@@ -86,6 +106,15 @@ internal sealed record LoadReport
             WriteLatencies(json, "lock_latency_ms", LockAcquire, withMax: false);
             json.WriteNumber("election_ms", Round(ElectionMs));
             json.WriteNumber("failover_ms", Round(FailoverMs));
+            if (FirstLockMs is { } firstLock)
+            {
+                json.WriteNumber("first_lock_ms", Round(firstLock));
+            }
+            else
+            {
+                json.WriteNull("first_lock_ms");
+            }
+
             json.WriteNumber("peak_rss_mb", Round(PeakRssMb));
             json.WriteNumber("redis_messages_per_commit", Round(RedisMessagesPerCommit));
             json.WriteStartObject("baseline");
@@ -122,13 +151,22 @@ internal sealed record LoadReport
             ? string.Create(CultureInfo.InvariantCulture, $"p50 {l.Percentile(50):0.000}  p90 {l.Percentile(90):0.000}  p99 {l.Percentile(99):0.000}  max {l.Max:0.000}  mean {l.Mean:0.000} ms  ({l.Count} samples)")
             : string.Create(CultureInfo.InvariantCulture, $"p50 {l.Percentile(50):0.000}  p90 {l.Percentile(90):0.000}  p99 {l.Percentile(99):0.000}  mean {l.Mean:0.000} ms  ({l.Count} samples)");
         string where = NodesInProcesses ? "one process per node" : "all in this process";
-        table.AppendLine(CultureInfo.InvariantCulture, $"Gaggle load run: {Nodes} nodes over {Channel} ({where}), {PayloadBytes}-byte entries");
+        table.AppendLine(CultureInfo.InvariantCulture, $"Gaggle load run: {Nodes} nodes, {Mode} mode, over {Channel} ({where}), {PayloadBytes}-byte entries");
         Row("commits/s (many in flight, all nodes)", Number(CommitsPerSecond));
         Row("commit latency from the leader", Ms(LeaderCommit, withMax: true));
         Row("commit latency from a follower", Ms(FollowerCommit, withMax: true));
         Row("lock acquire+release pairs/s", Number(LockOpsPerSecond));
         Row("uncontended lock acquire (leader)", Ms(LockAcquire, withMax: false));
-        Row("election (start -> agreed leader)", string.Create(CultureInfo.InvariantCulture, $"{ElectionMs:0.0} ms"));
+        if (FirstLockMs is { } firstLock)
+        {
+            Row("formation (start -> voters, all members)", string.Create(CultureInfo.InvariantCulture, $"{ElectionMs:0.0} ms"));
+            Row("first lock granted (from start)", string.Create(CultureInfo.InvariantCulture, $"{firstLock:0.0} ms"));
+        }
+        else
+        {
+            Row("election (start -> agreed leader)", string.Create(CultureInfo.InvariantCulture, $"{ElectionMs:0.0} ms"));
+        }
+
         Row("failover (stop -> new leader commits)", string.Create(CultureInfo.InvariantCulture, $"{FailoverMs:0.0} ms"));
         Row("  leader stopped by", FailoverMethod);
         Row(NodesInProcesses ? "peak RSS (the largest node process)" : "peak RSS (this process, all nodes)", string.Create(CultureInfo.InvariantCulture, $"{PeakRssMb:0.0} MB"));
@@ -175,4 +213,5 @@ internal sealed record MeasuredPhases(
     double FailoverMs,
     string FailoverMethod,
     double PeakRssMb,
-    long Errors);
+    long Errors,
+    double? FirstLockMs = null);

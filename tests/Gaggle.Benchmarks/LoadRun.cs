@@ -5,7 +5,8 @@ namespace Gaggle.Benchmarks;
 
 /// <summary>
 /// The whole load run: Redis baselines (over Redis only), then the cluster's election, throughput,
-/// one-at-a-time latencies, locks and failover. Each phase gets a fixed share of the duration.
+/// one-at-a-time latencies, locks and failover. Each phase gets a fixed share of the duration. An
+/// elastic cluster's phases start once it has formed and grants locks (see <see cref="BenchCluster.StartAsync"/>).
 /// With <see cref="LoadSettings.Processes"/>, the cluster's part is <see cref="ProcessLoadRun"/>.
 /// </summary>
 internal static class LoadRun
@@ -26,7 +27,7 @@ internal static class LoadRun
             Phase(name, window);
         }
 
-        var (cluster, electionMs) = await BenchCluster.StartAsync(settings, TimeSpan.FromSeconds(15));
+        var (cluster, start) = await BenchCluster.StartAsync(settings, TimeSpan.FromSeconds(settings.IsElastic ? 30 : 15));
         await using (cluster)
         {
             var phases = new LoadPhases(cluster, settings);
@@ -47,8 +48,8 @@ internal static class LoadRun
             double failoverMs = await phases.FailoverAsync(leader);
 
             using var process = Process.GetCurrentProcess();
-            var measured = new MeasuredPhases(throughput, leaderLatency, followerLatency, lockOps, lockLatency, electionMs, failoverMs,
-                cluster.StopMethod, process.PeakWorkingSet64 / (1024.0 * 1024.0), phases.Errors);
+            var measured = new MeasuredPhases(throughput, leaderLatency, followerLatency, lockOps, lockLatency, start.ElectionMs, failoverMs,
+                cluster.StopMethod, process.PeakWorkingSet64 / (1024.0 * 1024.0), phases.Errors, start.FirstLockMs);
             return LoadReport.From(settings, baselines, measured, nodesInProcesses: false);
         }
     }

@@ -29,18 +29,35 @@ internal sealed record LoadSettings
     /// <summary>Each node in its own process (this program again, in node-host mode); over Redis only.</summary>
     public bool Processes { get; init; }
 
+    /// <summary>
+    /// <c>static</c>: the nodes get a member list (<see cref="GaggleOptions.Members"/>). <c>elastic</c>:
+    /// none; they form the cluster by themselves, and the measured phases start once it has its voters,
+    /// every node is a member and the first lock was granted (a new generation holds locks off at first).
+    /// </summary>
+    public string Mode { get; init; } = "static";
+
+    /// <summary>
+    /// Instead of the load phases, an idle run of <see cref="Nodes"/> nodes: once the cluster has settled,
+    /// what it appends and sends per second while nobody uses it, over <see cref="DurationSeconds"/>.
+    /// </summary>
+    public bool Idle { get; init; }
+
     public bool IsRedis => Channel == "redis";
 
+    public bool IsElastic => Mode == "elastic";
+
     public const string Usage =
-        "usage: Gaggle.Benchmarks [--channel memory|redis] [--redis HOST:PORT] [--nodes N (3-26)] [--duration S] [--payload BYTES]\n" +
+        "usage: Gaggle.Benchmarks [--channel memory|redis] [--redis HOST:PORT] [--mode static|elastic] [--nodes N (3-26)] [--duration S] [--payload BYTES]\n" +
         "                         [--inflight PER_NODE] [--lock-clients N] [--out FILE.json] [--profile-allocations]\n" +
-        "                         [--processes (each node in its own process; needs --channel redis)]\n" +
+        "                         [--processes (each node in its own process; needs --channel redis and --mode static)]\n" +
+        "                         [--idle N (N nodes, 1-64, left idle for --duration S: log entries and messages per second)]\n" +
         "       Gaggle.Benchmarks --micro [BenchmarkDotNet arguments, default: --filter * --job short]";
 
     /// <summary>Parses <paramref name="args"/>; null (after printing why) when they are invalid.</summary>
     public static LoadSettings? Parse(string[] args)
     {
         var settings = new LoadSettings();
+        int? idleNodes = null;
         for (int i = 0; i < args.Length; i++)
         {
             string name = args[i];
@@ -66,6 +83,12 @@ internal sealed record LoadSettings
             {
                 case "--channel" when value is "memory" or "redis":
                     settings = settings with { Channel = value };
+                    break;
+                case "--mode" when value is "static" or "elastic":
+                    settings = settings with { Mode = value };
+                    break;
+                case "--idle" when int.TryParse(value, CultureInfo.InvariantCulture, out int idle) && idle is >= 1 and <= 64:
+                    idleNodes = idle;
                     break;
                 case "--redis":
                     settings = settings with { Redis = value };
@@ -93,6 +116,11 @@ internal sealed record LoadSettings
             }
         }
 
+        if (idleNodes is { } idleCount)
+        {
+            settings = settings with { Idle = true, Nodes = idleCount };
+        }
+
         if (settings.IsRedis && settings.Redis is null)
         {
             return Fail("--channel redis needs --redis HOST:PORT");
@@ -106,6 +134,11 @@ internal sealed record LoadSettings
         if (settings.Processes && !settings.IsRedis)
         {
             return Fail($"--processes needs --channel redis (got --channel {settings.Channel}): node processes can only reach each other over Redis");
+        }
+
+        if (settings.Processes && (settings.IsElastic || settings.Idle))
+        {
+            return Fail($"--processes runs a static cluster's load phases only (got --mode {settings.Mode}{(settings.Idle ? ", --idle" : "")})");
         }
 
         return settings;

@@ -32,7 +32,7 @@ Console.Error.WriteLine("warning: a Debug build; figures are only meaningful wit
 #endif
 
 var clock = Stopwatch.StartNew();
-var report = await LoadRun.RunAsync(settings);
+IRunReport report = settings.Idle ? await IdleRun.RunAsync(settings) : await LoadRun.RunAsync(settings);
 Console.WriteLine(report.ToTable());
 string json = report.ToJson();
 if (settings.Out is { } path)
