@@ -32,18 +32,34 @@ internal static class LoadRun
         {
             var phases = new LoadPhases(cluster, settings);
             var leader = await cluster.AgreedLeaderAsync(TimeSpan.FromSeconds(10), previousTerm: 0);
-            var follower = cluster.Running.First(n => n != leader);
+
+            // On a starved machine an election can happen during a phase: the phases that need the
+            // leader (or a follower) look it up again rather than use a node that no longer leads.
+            async Task<GaggleNode> CurrentLeader()
+            {
+                var current = await cluster.AgreedLeaderAsync(TimeSpan.FromSeconds(10), previousTerm: 0);
+                if (current != leader)
+                {
+                    Console.Error.WriteLine($"leadership moved from {leader.Id} to {current.Id} (term {current.Term}) during the previous phases");
+                }
+
+                return current;
+            }
 
             await Settled(cluster, $"throughput, {settings.AppendsInFlightPerNode} appends in flight per node", Share(0.3));
             var throughput = await phases.ThroughputAsync(Share(0.3));
+            leader = await CurrentLeader();
             await Settled(cluster, $"one append at a time from the leader {leader.Id}", Share(0.1));
             var leaderLatency = await phases.SequentialAppendsAsync(leader, Share(0.1));
+            var follower = cluster.Running.First(n => n != leader);
             await Settled(cluster, $"one append at a time from the follower {follower.Id}", Share(0.1));
             var followerLatency = await phases.SequentialAppendsAsync(follower, Share(0.1));
             await Settled(cluster, $"locks, {settings.LockClients} clients", Share(0.2));
             double lockOps = await phases.LockOpsPerSecondAsync(Share(0.2));
-            await Settled(cluster, "uncontended lock acquire on the leader", Share(0.1));
+            leader = await CurrentLeader();
+            await Settled(cluster, $"uncontended lock acquire on the leader {leader.Id}", Share(0.1));
             var lockLatency = await phases.LockLatencyAsync(leader, Share(0.1));
+            leader = await CurrentLeader();
             await Settled(cluster, $"failover: {cluster.StopMethod}", TimeSpan.Zero);
             double failoverMs = await phases.FailoverAsync(leader);
 
