@@ -16,14 +16,21 @@ public static class Endpoints
     /// <summary><c>GET /status</c> and <c>GET /jobs</c>: what this instance knows.</summary>
     public static void MapStatusEndpoints(this IEndpointRouteBuilder app)
     {
-        app.MapGet("/status", (GaggleNode node) => Results.Ok(new
+        app.MapGet("/status", (GaggleNode node) =>
         {
-            nodeId = node.Id,
-            term = node.Term,
-            isLeader = node.IsLeader,
-            leaderId = node.LeaderId,
-            commitIndex = node.CommitIndex,
-        }));
+            var membership = node.Membership;
+            return Results.Ok(new
+            {
+                memberId = node.Id,
+                isLeader = node.IsLeader,
+                leaderId = node.LeaderId,
+                term = node.Term,
+                commitIndex = node.CommitIndex,
+                generation = node.Generation,
+                voters = membership.Voters,
+                learners = membership.Learners,
+            });
+        });
 
         app.MapGet("/jobs", (SingletonJobRegistry jobs) => Results.Ok(
             jobs.Running.Values

@@ -5,9 +5,10 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
 
-// One instance of this app is one Gaggle node. Run three (see README.md):
-//   dotnet run --project samples/Gaggle.Samples.WebApp -- --urls http://127.0.0.1:5101 --Gaggle:NodeId=a
-//     --Gaggle:Members:0=a --Gaggle:Members:1=b --Gaggle:Members:2=c --Gaggle:Redis=127.0.0.1:6379 --Gaggle:Cluster=web
+// One instance of this app is one Gaggle node. Start as many as you like, each with only the Redis
+// and the cluster's name (see README.md); they form one cluster by themselves (elastic mode):
+//   dotnet run --project samples/Gaggle.Samples.WebApp -- --urls http://127.0.0.1:5101 --Gaggle:Redis=127.0.0.1:6379 --Gaggle:Cluster=web
+// A fixed member list (static mode) still works: add --Gaggle:NodeId=a --Gaggle:Members:0=a ... and a --Gaggle:DataDirectory.
 var builder = WebApplication.CreateBuilder(args);
 var gaggle = builder.Configuration.GetSection("Gaggle");
 string redis = gaggle["Redis"] is { Length: > 0 } configured
@@ -45,9 +46,14 @@ app.MapLockEndpoints();
 app.MapLogEndpoints();
 app.MapCounterEndpoints();
 app.MapHealthChecks("/health");
-app.Logger.LogInformation(
-    "Node {NodeId} of cluster {Cluster} (members {Members})",
-    app.Services.GetRequiredService<IOptions<GaggleOptions>>().Value.NodeId,
-    app.Services.GetRequiredService<IOptions<GaggleHostingOptions>>().Value.Cluster,
-    string.Join(",", app.Services.GetRequiredService<IOptions<GaggleOptions>>().Value.Members));
+app.Lifetime.ApplicationStarted.Register(() =>
+{
+    var node = app.Services.GetRequiredService<GaggleNode>();
+    var options = app.Services.GetRequiredService<IOptions<GaggleOptions>>().Value;
+    app.Logger.LogInformation(
+        "Instance {MemberId} of cluster {Cluster}: {Mode}",
+        node.Id,
+        app.Services.GetRequiredService<IOptions<GaggleHostingOptions>>().Value.Cluster,
+        options.Members.Count > 0 ? "static members " + string.Join(",", options.Members) : "elastic (the cluster manages its members)");
+});
 app.Run();

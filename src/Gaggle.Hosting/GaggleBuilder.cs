@@ -91,15 +91,29 @@ public sealed class GaggleBuilder
 
     /// <summary>The channel logs through the application's logging and keeps time with the node's clock (the registered <see cref="TimeProvider"/>, if any).</summary>
     private static RedisPubSubChannel CreateRedisChannel(IServiceProvider services, RedisPubSubChannelOptions redis, GaggleOptions node)
-        => new(node.NodeId, redis, services.GetService<ILoggerFactory>(), services.GetService<TimeProvider>());
+    {
+        if (redis.ClusterKey is null)
+        {
+            StartupWarnings.NoClusterKey(services, node.NodeId, redis.ClusterName);
+        }
+
+        return new(node.NodeId, redis, services.GetService<ILoggerFactory>(), services.GetService<TimeProvider>());
+    }
 
     private static RedisPubSubChannelOptions RedisOptions(IServiceProvider services, GaggleOptions node, Action<RedisPubSubChannelOptions>? configure, Action<RedisPubSubChannelOptions> connect)
     {
         var hosting = services.GetRequiredService<IOptions<GaggleHostingOptions>>().Value;
         // No sender filter by member id: members added later must be heard (the cluster name and key keep strangers out).
-        var options = new RedisPubSubChannelOptions { ClusterName = hosting.Cluster, Prefix = hosting.Prefix, ClusterKey = hosting.ClusterKey };
+        // The cluster name is null only in elastic mode, where it must be given: here, or in the callback.
+        var options = new RedisPubSubChannelOptions { ClusterName = hosting.Cluster ?? "", Prefix = hosting.Prefix, ClusterKey = hosting.ClusterKey };
         connect(options);
         configure?.Invoke(options);
+        if (hosting.Cluster is null && string.IsNullOrEmpty(options.ClusterName))
+        {
+            string section = services.GetRequiredService<GaggleConfigurationSection>().Path;
+            throw new InvalidOptionsException(GaggleHostingOptionsValidator.ElasticClusterMissing(section) + " (Or set ClusterName in the callback of UseRedis.)");
+        }
+
         options.Validate(node);
         return options;
     }

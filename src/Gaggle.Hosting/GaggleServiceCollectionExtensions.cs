@@ -1,4 +1,3 @@
-using System.Text;
 using Gaggle.Leadership;
 using Gaggle.Locks;
 using Gaggle.Storage;
@@ -64,12 +63,16 @@ public static class GaggleServiceCollectionExtensions
         // first read: by CreateNode, when the host starts and builds the hosted services that need the
         // node. ValidateOnStart would validate a second instance, the one IOptionsMonitor caches.
         services.AddOptions<GaggleOptions>();
-        services.AddOptions<GaggleHostingOptions>().ValidateOnStart();
+        services.AddOptions<GaggleHostingOptions>()
+            .PostConfigure<IOptions<GaggleOptions>>((hosting, node) => GaggleHostingOptionsValidator.ResolveCluster(hosting, node.Value))
+            .ValidateOnStart();
         services.AddOptions<SingletonJobOptions>().ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<GaggleOptions>, GaggleOptionsValidator>());
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<GaggleHostingOptions>>(new GaggleHostingOptionsValidator(section)));
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<GaggleHostingOptions>, GaggleHostingOptionsValidator>(
+            sp => new GaggleHostingOptionsValidator(section, () => sp.GetRequiredService<IOptions<GaggleOptions>>().Value)));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<SingletonJobOptions>>(new SingletonJobOptionsValidator(section + ":Jobs")));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IPostConfigureOptions<GaggleOptions>, DefaultNodeId>());
+        services.TryAddSingleton(new GaggleConfigurationSection(section));
         services.TryAddSingleton<SingletonJobRegistry>();
         services.TryAddSingleton(CreateNode);
         services.TryAddSingleton(sp => sp.GetRequiredService<GaggleNode>().Locks);
@@ -99,29 +102,33 @@ public static class GaggleServiceCollectionExtensions
         {
             builder.UseFileStorage(directory);
         }
+        else if (!options.IsElastic)
+        {
+            StartupWarnings.StaticMembersInMemory(services, options);
+        }
 
         // The options system validated the options when they were read above.
         return builder.BuildWithValidatedOptions();
     }
 
-    /// <summary>An empty NodeId becomes the machine's name (lower case, letters, digits and - only).</summary>
+    /// <summary>
+    /// An empty NodeId becomes the machine's name (lower case, letters, digits and - only): the node's
+    /// id with a static member list, the display name its member ids are made from in elastic mode.
+    /// </summary>
     private sealed class DefaultNodeId : IPostConfigureOptions<GaggleOptions>
     {
         public void PostConfigure(string? name, GaggleOptions options)
         {
             if (string.IsNullOrEmpty(options.NodeId))
             {
-                var id = new StringBuilder();
-                foreach (char c in Environment.MachineName.ToLowerInvariant())
-                {
-                    id.Append(char.IsAsciiLetterOrDigit(c) ? c : '-');
-                }
-
-                options.NodeId = id.Length == 0 ? "node" : id.ToString()[..Math.Min(id.Length, 64)];
+                options.NodeId = GaggleIdentity.MachineName(options.IsElastic ? GaggleIdentity.MaxDisplayNameLength : 64);
             }
         }
     }
 }
+
+/// <summary>The configuration section's path (e.g. <c>Gaggle</c>) that errors name keys by.</summary>
+internal sealed record GaggleConfigurationSection(string Path);
 
 /// <summary>A configuration error found while building the node.</summary>
 public sealed class InvalidOptionsException(string message) : InvalidOperationException(message);

@@ -84,7 +84,8 @@ namespace Gaggle.Redis.Tests
 
     /// <summary>
     /// Microsoft Garnet in this process on a free loopback port: PUBLISH/SUBSCRIBE, CLIENT, ACL (its ACL
-    /// authenticator, the default user open to all) and Lua (for the web sample's scripts). Stop and
+    /// authenticator, the default user open to all) and Lua, run atomically (the generation's
+    /// compare-and-set and the web sample's scripts). Stop and
     /// <see cref="StartAgainAsync"/> restart it on the same port, as a test restarting Redis needs.
     /// </summary>
     internal sealed class EmbeddedRedisServer : IAsyncDisposable
@@ -112,7 +113,9 @@ namespace Gaggle.Redis.Tests
 
         public async Task StartAgainAsync()
         {
-            string[] arguments = ["--port", _port.ToString(), "--bind", "127.0.0.1", "--auth", "Acl", "--lua"];
+            // --lua-transaction-mode: Garnet runs a Lua script atomically only in this mode (off by default);
+            // without it two concurrent claims of the cluster generation (a compare-and-set script) can both win.
+            string[] arguments = ["--port", _port.ToString(), "--bind", "127.0.0.1", "--auth", "Acl", "--lua", "--lua-transaction-mode"];
             // The port of a server just stopped may take a moment to be free again.
             for (int attempt = 1; ; attempt++)
             {

@@ -27,7 +27,15 @@ internal sealed class WebAppProcess : IDisposable
 
     public string Output => string.Join("\n", _lines);
 
+    /// <summary>An instance with a static member list: node <paramref name="id"/> of <paramref name="members"/>.</summary>
     public static WebAppProcess Start(string assembly, string redis, string cluster, string id, IReadOnlyList<string> members, params string[] extraArguments)
+        => Launch(assembly, id, [$"--Gaggle:NodeId={id}", $"--Gaggle:Redis={redis}", $"--Gaggle:Cluster={cluster}", .. members.Select((member, i) => $"--Gaggle:Members:{i}={member}"), .. extraArguments]);
+
+    /// <summary>An elastic instance: only the Redis and the cluster's name (its member id is its own; <paramref name="label"/> only names it in test output).</summary>
+    public static WebAppProcess StartElastic(string assembly, string redis, string cluster, string label, params string[] extraArguments)
+        => Launch(assembly, label, [$"--Gaggle:Redis={redis}", $"--Gaggle:Cluster={cluster}", .. extraArguments]);
+
+    private static WebAppProcess Launch(string assembly, string id, IEnumerable<string> gaggleArguments)
     {
         int port = FreePort();
         var info = new ProcessStartInfo("dotnet")
@@ -37,9 +45,7 @@ internal sealed class WebAppProcess : IDisposable
             UseShellExecute = false,
             WorkingDirectory = Path.GetDirectoryName(assembly)!,
         };
-        var arguments = new List<string> { assembly, "--urls", $"http://127.0.0.1:{port}", $"--Gaggle:NodeId={id}", $"--Gaggle:Redis={redis}", $"--Gaggle:Cluster={cluster}" };
-        arguments.AddRange(members.Select((member, i) => $"--Gaggle:Members:{i}={member}"));
-        arguments.AddRange(extraArguments);
+        List<string> arguments = [assembly, "--urls", $"http://127.0.0.1:{port}", .. gaggleArguments];
         arguments.ForEach(info.ArgumentList.Add);
 
         var instance = new WebAppProcess(id, port, Process.Start(info)!);

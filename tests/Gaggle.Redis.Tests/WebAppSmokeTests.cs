@@ -135,7 +135,7 @@ public sealed class WebAppSmokeTests
             }
 
             var self = statuses.Single(s => s.GetProperty("isLeader").GetBoolean());
-            Assert.That(self.GetProperty("nodeId").GetString(), Is.EqualTo(only));
+            Assert.That(self.GetProperty("memberId").GetString(), Is.EqualTo(only));
             Assert.That(statuses.Select(s => s.GetProperty("term").GetInt64()).Distinct().Count(), Is.EqualTo(1), "one term");
             leader = only;
             return true;

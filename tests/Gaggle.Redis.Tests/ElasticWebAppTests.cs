@@ -1,0 +1,151 @@
+using System.Diagnostics;
+using System.Net.Http.Json;
+using NUnit.Framework;
+using StackExchange.Redis;
+
+namespace Gaggle.Redis.Tests;
+
+/// <summary>
+/// The web app sample in elastic mode, as its README runs it: processes given only the Redis and the
+/// cluster's name (and a port) form one cluster by themselves; when every one of them is killed, new
+/// ones form the next generation once the member timeout has passed without a sign of the old one.
+/// </summary>
+[TestFixture]
+[Category("Redis")]
+[NonParallelizable]
+public sealed class ElasticWebAppTests
+{
+    /// <summary>What <c>GET /status</c> answers.</summary>
+    private sealed record Status(string MemberId, bool IsLeader, string? LeaderId, long Term, long CommitIndex, long Generation, string[] Voters, string[] Learners);
+
+    [Test]
+    public async Task EightInstancesStartedAtTheSameMomentFormOneClusterWithThreeVoters()
+    {
+        var redis = await RedisServer.RequireAsync();
+        string cluster = "elastic-" + Guid.NewGuid().ToString("N")[..8];
+        var apps = Enumerable.Range(0, 8).Select(i => WebAppProcess.StartElastic(WebAppProcess.Assembly(), redis, cluster, $"pod-{i}")).ToList();
+        try
+        {
+            var statuses = await OneClusterAsync(apps, generation: 1, TimeSpan.FromSeconds(45));
+            Assert.That(statuses.Select(s => s.MemberId).Distinct().Count(), Is.EqualTo(8), "every process is a member of its own");
+            Assert.That(await RecordedGenerationAsync(redis, cluster), Is.EqualTo("1"), "one claim won; every other instance joined its cluster");
+        }
+        catch
+        {
+            DumpOutput(apps);
+            throw;
+        }
+        finally
+        {
+            apps.ForEach(a => a.Dispose());
+        }
+    }
+
+    [Test]
+    public async Task WhenEveryInstanceIsKilledNewOnesFormTheNextGenerationAfterTheMemberTimeout()
+    {
+        var redis = await RedisServer.RequireAsync();
+        string cluster = "elastic-" + Guid.NewGuid().ToString("N")[..8];
+        var memberTimeout = TimeSpan.FromSeconds(3);
+        string[] timing = [$"--Gaggle:MemberTimeout={memberTimeout}"];
+        var first = Enumerable.Range(0, 3).Select(i => WebAppProcess.StartElastic(WebAppProcess.Assembly(), redis, cluster, $"first-{i}", timing)).ToList();
+        var second = new List<WebAppProcess>();
+        try
+        {
+            var before = await OneClusterAsync(first, generation: 1, TimeSpan.FromSeconds(40));
+
+            // SIGKILL all of them: nobody leaves cleanly, nothing tells the newcomers the old cluster is gone.
+            first.ForEach(a => a.Kill());
+            var sinceKill = Stopwatch.StartNew();
+            second.AddRange(Enumerable.Range(0, 3).Select(i => WebAppProcess.StartElastic(WebAppProcess.Assembly(), redis, cluster, $"second-{i}", timing)));
+            var after = await OneClusterAsync(second, generation: 2, TimeSpan.FromSeconds(40));
+            Assert.That(sinceKill.Elapsed, Is.GreaterThanOrEqualTo(memberTimeout), "a recorded generation is replaced only after the member timeout of silence");
+            Assert.That(after.Select(s => s.MemberId), Has.None.AnyOf(before.Select(s => s.MemberId).ToArray()), "new processes are new members");
+            Assert.That(await RecordedGenerationAsync(redis, cluster), Is.EqualTo("2"));
+        }
+        catch
+        {
+            DumpOutput([.. first, .. second]);
+            throw;
+        }
+        finally
+        {
+            first.ForEach(a => a.Dispose());
+            second.ForEach(a => a.Dispose());
+        }
+    }
+
+    /// <summary>
+    /// Polls every instance's <c>/status</c> until they all name the same leader (which alone says it
+    /// leads) and the same <paramref name="generation"/>, and each lists three voters and every
+    /// instance among its voters and learners.
+    /// </summary>
+    private static async Task<List<Status>> OneClusterAsync(IReadOnlyList<WebAppProcess> apps, long generation, TimeSpan deadline)
+    {
+        var watch = Stopwatch.StartNew();
+        while (true)
+        {
+            var statuses = new List<Status>();
+            var silent = new List<string>();
+            foreach (var app in apps)
+            {
+                if (app.HasExited)
+                {
+                    Assert.Fail($"{app.Id} exited:\n{app.Output}");
+                }
+
+                try
+                {
+                    statuses.Add((await app.Client.GetFromJsonAsync<Status>("/status"))!);
+                }
+                catch (HttpRequestException)
+                {
+                    silent.Add(app.Id); // not listening yet
+                }
+            }
+
+            if (silent.Count == 0 && IsOneCluster(statuses, generation))
+            {
+                return statuses;
+            }
+
+            if (watch.Elapsed > deadline)
+            {
+                string seen = string.Join("\n", statuses.Select(s => $"  {s.MemberId}: leader {s.LeaderId} term {s.Term} generation {s.Generation} voters [{string.Join(",", s.Voters)}] learners [{string.Join(",", s.Learners)}]"));
+                throw new TimeoutException(
+                    $"Gave up after {deadline.TotalSeconds:0} s waiting for one cluster of generation {generation} with three voters; not answering: [{string.Join(", ", silent)}]; last seen:\n{seen}");
+            }
+
+            await Task.Delay(100);
+        }
+    }
+
+    private static bool IsOneCluster(List<Status> statuses, long generation)
+    {
+        var leaders = statuses.Where(s => s.IsLeader).ToList();
+        if (leaders.Count != 1)
+        {
+            return false;
+        }
+
+        string leader = leaders[0].MemberId;
+        return statuses.All(s => s.LeaderId == leader
+            && s.Generation == generation
+            && s.Voters.Length == 3
+            && statuses.All(other => s.Voters.Contains(other.MemberId) || s.Learners.Contains(other.MemberId)));
+    }
+
+    private static async Task<string?> RecordedGenerationAsync(string redis, string cluster)
+    {
+        await using var connection = await ConnectionMultiplexer.ConnectAsync(redis);
+        return await connection.GetDatabase().StringGetAsync($"gaggle:{{{cluster}}}:generation");
+    }
+
+    private static void DumpOutput(IEnumerable<WebAppProcess> apps)
+    {
+        foreach (var app in apps)
+        {
+            TestContext.Out.WriteLine($"--- {app.Id} ---\n{app.Output}");
+        }
+    }
+}
