@@ -133,21 +133,27 @@ internal sealed partial class RaftCore
 
     /// <summary>
     /// Forms a new cluster with this node as its sole voter (an elastic cluster's founding, once the
-    /// node won its generation's claim): logs the configuration {this node} at index 1 of term 1 and
-    /// <paramref name="first"/> (the driver's opening entry) at index 2, then campaigns at once (a sole
-    /// voter wins by its own vote). Only a node that has never held a log, a snapshot or a term may
-    /// found; it is one that no configuration counts, so no vote or acknowledgement of it exists anywhere.
+    /// node won its generation's claim): logs the configuration {this node} at index 1 of the term after
+    /// its own (term 1 for a node that never heard a leader) and <paramref name="first"/> (the driver's
+    /// opening entry) at index 2, then campaigns at once (a sole voter wins by its own vote). Only a
+    /// node that has never held a log or a snapshot may found; it is one that no configuration counts
+    /// as a voter (a voter is promoted caught up), so the new cluster holds no vote or acknowledgement
+    /// of it. A term it took from a cluster it heard but never joined (of an older generation) says
+    /// nothing about the new one.
     /// </summary>
-    /// <exception cref="InvalidOperationException">This node has a term, a log or a snapshot.</exception>
+    /// <exception cref="InvalidOperationException">This node has a log or a snapshot.</exception>
     public void Found(ReadOnlyMemory<byte> first)
     {
-        if (Term != 0 || _log.LastIndex != 0 || _snapshot is not null || Configuration.Voters.Count != 0)
+        if (_log.LastIndex != 0 || _snapshot is not null || Configuration.Voters.Count != 0)
         {
             throw new InvalidOperationException(
-                $"Node '{Id}' cannot found a cluster: only a node with no term (it has {Term}), no log (last index {_log.LastIndex}), no snapshot and no voters in its configuration may.");
+                $"Node '{Id}' cannot found a cluster: only a node with no log (last index {_log.LastIndex}), no snapshot and no voters in its configuration may.");
         }
 
-        Term = 1;
+        // A node that heard a cluster it never joined has that cluster's term (and may have voted in
+        // it): the founding entry's term follows it, as a term never goes back.
+        Term++;
+        VotedFor = null;
         StartAlone(first);
     }
 

@@ -35,13 +35,21 @@ internal enum GenerationVerdict
 /// announcements, which any leader may answer), and on a message of a generation above g knows its
 /// cluster is over: a newer one formed only after hearing none of g's members for the founding wait.
 /// </para>
+/// <para>
+/// Silence counts only while the node listens: a gap between its ticks longer than an election timeout
+/// (a paused process, a stalled loop) starts the founding wait over, and a member heard while a claim
+/// is on its way to the store cancels the founding even if the claim wins (the claimed generation stays
+/// unused): either way its generation may well be alive.
+/// </para>
 /// </remarks>
 internal sealed class GenerationTracker(long memberTimeoutUs, long bootstrapWaitUs)
 {
     private bool _live;
     private bool _started;
     private long _silentSinceUs;
+    private long _lastTickUs;
     private bool _claiming;
+    private bool _heardWhileClaiming;
 
     public long MemberTimeoutUs => memberTimeoutUs;
 
@@ -102,18 +110,21 @@ internal sealed class GenerationTracker(long memberTimeoutUs, long bootstrapWait
     /// <summary>The generation to claim the next one from, when this node (belonging to none) has waited long enough; null otherwise.</summary>
     public long? ClaimDue(bool belongs, long nowUs)
     {
-        if (!_started)
+        if (!_started || nowUs - _lastTickUs > LongestTickGapUs)
         {
+            // The first tick, or the first after a pause: what the node did not listen to, it did not hear.
             _started = true;
             _silentSinceUs = nowUs;
         }
 
+        _lastTickUs = nowUs;
         if (belongs || _claiming || nowUs - _silentSinceUs < FoundingWaitUs)
         {
             return null;
         }
 
         _claiming = true;
+        _heardWhileClaiming = false;
         return Generation;
     }
 
@@ -125,6 +136,12 @@ internal sealed class GenerationTracker(long memberTimeoutUs, long bootstrapWait
         {
             // It joined a live cluster meanwhile: the claimed generation stays unused (joiners still
             // join the live cluster, whose leader they hear).
+            return false;
+        }
+
+        if (won && _heardWhileClaiming)
+        {
+            // A member of the generation it claimed after spoke meanwhile: that generation lives.
             return false;
         }
 
@@ -162,10 +179,14 @@ internal sealed class GenerationTracker(long memberTimeoutUs, long bootstrapWait
 
     private long FoundingWaitUs => Generation == 0 ? bootstrapWaitUs : memberTimeoutUs;
 
+    /// <summary>An election timeout (the bootstrap wait is a few): a leader announces itself at least that often.</summary>
+    private long LongestTickGapUs => bootstrapWaitUs / ElasticSettings.BootstrapElectionTimeouts;
+
     private void Heard(long nowUs)
     {
         _live = true;
         _started = true;
         _silentSinceUs = nowUs;
+        _heardWhileClaiming |= _claiming;
     }
 }

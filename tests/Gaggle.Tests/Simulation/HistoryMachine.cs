@@ -5,9 +5,10 @@ namespace Gaggle.Tests.Simulation;
 /// <summary>
 /// The application state machine every simulated node registers (<see cref="GaggleOptions.StateMachines"/>):
 /// the application entries it applied, in order, each payload once. It is snapshotted and restored by
-/// the node's own snapshot code, and checked by the <see cref="AppendChecker"/> at every apply and restore.
+/// the node's own snapshot code, and checked by the <see cref="AppendChecker"/> at every apply and restore,
+/// as part of the log of the node's cluster generation (<paramref name="generation"/>: 0 outside elastic runs).
 /// </summary>
-internal sealed class HistoryMachine(string node, AppendChecker checker) : IGaggleStateMachine
+internal sealed class HistoryMachine(string node, AppendChecker checker, Func<long> generation) : IGaggleStateMachine
 {
     public const string Name = "history";
 
@@ -32,7 +33,7 @@ internal sealed class HistoryMachine(string node, AppendChecker checker) : IGagg
         }
 
         _applied.Add((entry.Index, payload));
-        checker.ObserveApplied(node, entry.Index, payload);
+        checker.ObserveApplied(node, generation(), entry.Index, payload);
     }
 
     public void WriteSnapshot(Stream output)
@@ -64,49 +65,53 @@ internal sealed class HistoryMachine(string node, AppendChecker checker) : IGagg
             _applied.Add((index, payload));
         }
 
-        checker.ObserveRestored(node, _applied);
+        checker.ObserveRestored(node, generation(), _applied);
     }
 }
 
 /// <summary>
 /// Exactly-once application of acknowledged appends: every payload is applied at one index, the same on
 /// every node (and in every snapshot); an append acknowledged at index i was applied at i; and once
-/// the cluster settles, every node's state machine holds every acknowledged payload.
+/// the cluster settles, every node's state machine holds every acknowledged payload. In an elastic run
+/// all of it holds per cluster generation: indexes are those of a generation's log, and what a
+/// generation acknowledged is held by the nodes of that generation only (a new generation starts from
+/// nothing). A payload may be applied in two generations: an append a node forwarded to the leader of
+/// one (which committed it unseen by the node) is proposed again when that node founds the next.
 /// </summary>
 internal sealed class AppendChecker
 {
-    private readonly Dictionary<long, string> _byIndex = [];
-    private readonly Dictionary<string, long> _indexOf = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, long> _acknowledged = new(StringComparer.Ordinal);
+    private readonly Dictionary<(long Generation, long Index), string> _byIndex = [];
+    private readonly Dictionary<(long Generation, string Payload), long> _indexOf = [];
+    private readonly Dictionary<string, (long Generation, long Index)> _acknowledged = new(StringComparer.Ordinal);
 
     public int Acknowledged => _acknowledged.Count;
 
-    public void ObserveApplied(string node, long index, string payload)
+    public void ObserveApplied(string node, long generation, long index, string payload)
     {
-        if (_byIndex.TryGetValue(index, out var known))
+        if (_byIndex.TryGetValue((generation, index), out var known))
         {
             if (known != payload)
             {
-                throw new SafetyViolationException($"state machine safety: {node} applied '{payload}' at index {index}, where '{known}' was applied before");
+                throw new SafetyViolationException($"state machine safety: {node} applied '{payload}' at index {index}{Of(generation)}, where '{known}' was applied before");
             }
 
             return;
         }
 
-        if (_indexOf.TryGetValue(payload, out long at))
+        if (_indexOf.TryGetValue((generation, payload), out long at))
         {
-            throw new SafetyViolationException($"exactly once: {node} applied '{payload}' at index {index}, but it was applied at index {at} before");
+            throw new SafetyViolationException($"exactly once: {node} applied '{payload}' at index {index}{Of(generation)}, but it was applied at index {at} before");
         }
 
-        _byIndex[index] = payload;
-        _indexOf[payload] = index;
+        _byIndex[(generation, index)] = payload;
+        _indexOf[(generation, payload)] = index;
     }
 
-    public void ObserveRestored(string node, IReadOnlyList<(long Index, string Payload)> applied)
+    public void ObserveRestored(string node, long generation, IReadOnlyList<(long Index, string Payload)> applied)
     {
         foreach (var (index, payload) in applied)
         {
-            ObserveApplied(node + " (restored)", index, payload);
+            ObserveApplied(node + " (restored)", generation, index, payload);
         }
     }
 
@@ -114,26 +119,47 @@ internal sealed class AppendChecker
     /// The append of <paramref name="payload"/> completed at <paramref name="index"/> on its node: where
     /// it was applied, or (covered by a snapshot its node installed) the snapshot's index, a later one.
     /// </summary>
-    public void ObserveAcknowledged(string node, string payload, long index)
+    public void ObserveAcknowledged(string node, long generation, string payload, long index)
     {
-        if (!_indexOf.TryGetValue(payload, out long at) || at > index)
+        if (!_indexOf.TryGetValue((generation, payload), out long at) || at > index)
         {
             throw new SafetyViolationException(
-                $"{node}'s append of '{payload}' was acknowledged at index {index}, but it was applied {(at == 0 ? "nowhere" : $"at index {at}")}");
+                $"{node}'s append of '{payload}' was acknowledged at index {index}{Of(generation)}, but it was applied {(at == 0 ? "nowhere" : $"at index {at}")} there");
         }
 
-        _acknowledged[payload] = index;
+        _acknowledged[payload] = (generation, index);
     }
 
-    /// <summary>Nothing acknowledged is lost: <paramref name="machine"/> (of a node that applied everything committed) holds every acknowledged payload.</summary>
-    public void CheckHoldsAll(string node, HistoryMachine machine)
+    /// <summary>Nothing acknowledged is lost: <paramref name="machine"/> (of a node of <paramref name="generation"/> that applied everything committed) holds every payload that generation acknowledged.</summary>
+    public void CheckHoldsAll(string node, long generation, HistoryMachine machine)
     {
-        foreach (var (payload, index) in _acknowledged)
+        foreach (var (payload, at) in _acknowledged)
         {
-            if (!machine.Contains(payload))
+            if (at.Generation == generation && !machine.Contains(payload))
             {
-                throw new SafetyViolationException($"durability: '{payload}', acknowledged at index {index}, is not in {node}'s state machine");
+                throw new SafetyViolationException($"durability: '{payload}', acknowledged at index {at.Index}{Of(generation)}, is not in {node}'s state machine");
             }
         }
     }
+
+    /// <summary>The cluster of <paramref name="generation"/> ended and its number was founded again: what it applied and acknowledged is gone with it.</summary>
+    public void Close(long generation)
+    {
+        foreach (var key in _byIndex.Keys.Where(k => k.Generation == generation).ToList())
+        {
+            _byIndex.Remove(key);
+        }
+
+        foreach (var key in _indexOf.Keys.Where(k => k.Generation == generation).ToList())
+        {
+            _indexOf.Remove(key);
+        }
+
+        foreach (var (payload, _) in _acknowledged.Where(a => a.Value.Generation == generation).ToList())
+        {
+            _acknowledged.Remove(payload);
+        }
+    }
+
+    private static string Of(long generation) => generation == 0 ? "" : $" of generation {generation}";
 }

@@ -24,7 +24,14 @@ internal sealed class ClientBelief(string client, string lockName, int maxCount,
     /// <summary>The real time the holder's safe deadline falls on; moves on with each committed renewal.</summary>
     public long SafeUntilRealUs { get; set; }
 
-    public override string ToString() => $"{Client} (token {Token}, from {StartUs} us at step {StartStep}, safe until {SafeUntilRealUs} us)";
+    /// <summary>The cluster generation that granted it (elastic runs; 0 otherwise).</summary>
+    public long Generation { get; init; }
+
+    /// <summary>The log index of the grant, in its generation's log.</summary>
+    public long GrantIndex { get; init; }
+
+    public override string ToString()
+        => $"{Client} (token {Token} granted at index {GrantIndex}{(Generation == 0 ? "" : $" of generation {Generation}")}, from {StartUs} us at step {StartStep}, safe until {SafeUntilRealUs} us)";
 }
 
 /// <summary>The checks of what clients observed.</summary>
@@ -32,10 +39,10 @@ internal sealed partial class LockHistoryChecker
 {
     private readonly Dictionary<string, List<ClientBelief>> _beliefs = new(StringComparer.Ordinal);
 
-    /// <summary>A client saw its acquire granted: the common history granted exactly that token to exactly that request.</summary>
-    public void ObserveClientGrant(string client, RequestId request, long token, long index)
+    /// <summary>A client saw its acquire granted: the common history of its generation granted exactly that token to exactly that request.</summary>
+    public void ObserveClientGrant(string client, RequestId request, long token, long index, long generation = 0)
     {
-        if (!_grantedTokens.TryGetValue(request, out long granted) || granted != token)
+        if (!HistoryOf(generation).GrantedTokens.TryGetValue(request, out long granted) || granted != token)
         {
             throw new LockSimViolation($"{client} saw token {token} granted at index {index}, but the committed history granted its request {(granted == 0 ? "nothing" : $"token {granted}")}");
         }
@@ -43,7 +50,7 @@ internal sealed partial class LockHistoryChecker
         Stats.ClientGrants++;
     }
 
-    /// <summary>A client starts to believe it holds a lock: no more than the lock's slots may believe so at this real time.</summary>
+    /// <summary>A client starts to believe it holds a lock: no more than the lock's slots may believe so at this real time, whichever generation granted them.</summary>
     public void BeginBelief(ClientBelief belief)
     {
         if (!_beliefs.TryGetValue(belief.Lock, out var current))
@@ -85,10 +92,10 @@ internal sealed partial class LockHistoryChecker
         }
     }
 
-    /// <summary>A client was told its hold ended (HandleLostToken): the history must have ended exactly that hold.</summary>
-    public void ObserveHoldEnded(string client, string name, long token)
+    /// <summary>A client was told its hold ended (HandleLostToken): the history of its generation must have ended exactly that hold.</summary>
+    public void ObserveHoldEnded(string client, string name, long token, long generation = 0)
     {
-        if (_locks.TryGetValue(name, out var state) && state.Holds(token))
+        if (HistoryOf(generation).Locks.TryGetValue(name, out var state) && state.Holds(token))
         {
             throw new LockSimViolation($"{client} was told its hold {token} of '{name}' ended, but the history still has it");
         }
@@ -104,9 +111,9 @@ internal sealed partial class LockHistoryChecker
     }
 
     /// <summary>A client's release was committed and applied on its node: the hold is gone from the history.</summary>
-    public void ObserveReleaseAcknowledged(string client, string name, long token, long index)
+    public void ObserveReleaseAcknowledged(string client, string name, long token, long index, long generation = 0)
     {
-        if (_locks.TryGetValue(name, out var state) && state.Holds(token))
+        if (HistoryOf(generation).Locks.TryGetValue(name, out var state) && state.Holds(token))
         {
             throw new LockSimViolation($"{client}'s release of token {token} of '{name}' was acknowledged at index {index}, but the hold remains");
         }

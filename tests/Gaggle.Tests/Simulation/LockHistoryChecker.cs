@@ -12,30 +12,48 @@ internal sealed class LockSimViolation(string message) : Exception(message);
 /// checked command by command against a model of the rules kept here, independently of LockTable:
 /// mutual exclusion and the semaphore bound in lease-clock time, holds ending only when released or
 /// due, fencing tokens unique and increasing per lock (two locks may share a token), FIFO grants, waits ending only at their
-/// deadline or on cancel, no idle slot while someone waits. Client observations are checked against
-/// it too (see <see cref="LockHistoryChecker"/>'s client members in LockHistoryChecker.Clients.cs).
+/// deadline or on cancel, no idle slot while someone waits, and in an elastic run nothing granted during a
+/// generation's hold-off and tokens carrying their generation. The common history is kept per cluster
+/// generation (each is a cluster of its own); client observations are checked against it too, and the
+/// clients' beliefs across generations (see LockHistoryChecker.Clients.cs).
 /// </summary>
 internal sealed partial class LockHistoryChecker
 {
     private const ulong DuplicateMark = 0xD0_D0_D0_D0_D0_D0_D0_D0;
 
-    private readonly Dictionary<long, ulong> _fingerprints = [];
-    private readonly Dictionary<string, TrackedLock> _locks = new(StringComparer.Ordinal);
+    private readonly Dictionary<long, History> _histories = [];
     private readonly HashSet<(string Lock, long Token)> _tokens = [];
-    private readonly Dictionary<RequestId, long> _grantedTokens = [];
-    private long _checkedUpTo;
-    private long _now;
+
+    /// <summary>The history of the generation being checked.</summary>
+    private History _history = new();
 
     public LockSimStats Stats { get; } = new();
 
-    /// <summary>Number of locks held or waited for in the common history now.</summary>
-    public int LiveLocks => _locks.Count;
+    /// <summary>Number of locks held or waited for in the common history of <paramref name="generation"/> now.</summary>
+    public int LiveLocks(long generation) => HistoryOf(generation).Locks.Count;
 
-    public void ObserveDuplicate(string node, long index) => Agree(node, index, DuplicateMark, () => { });
+    /// <summary>
+    /// The cluster of <paramref name="generation"/> ended and its number was founded again (a store that
+    /// lost its value while every instance was gone): its history is closed, and the new cluster's
+    /// tokens may repeat the old one's, as nothing remembers them.
+    /// </summary>
+    public void Close(long generation)
+    {
+        _histories.Remove(generation);
+        _tokens.RemoveWhere(t => t.Token >> 48 == generation);
+    }
 
-    /// <summary>A node applied a lock command; its table and events must match the common history.</summary>
+    public void ObserveDuplicate(string node, long index, long generation = 0)
+    {
+        _history = HistoryOf(generation);
+        Agree(node, index, DuplicateMark, () => { });
+    }
+
+    /// <summary>A node applied a lock command; its table and events must match the common history of the table's generation.</summary>
     public void ObserveApplied(string node, LockTable table, long index, EntryEnvelope envelope, LockCommand command, IReadOnlyList<LockEvent> events)
     {
+        _history = HistoryOf(table.Generation);
+        _history.GrantsFrom = table.GrantsFrom;
         if (table.NextDeadline != table.ScanNextDeadline())
         {
             throw new LockSimViolation($"{node}'s lock table after index {index} names {table.NextDeadline} as its next deadline; a scan of its locks finds {table.ScanNextDeadline()}");
@@ -49,7 +67,7 @@ internal sealed partial class LockHistoryChecker
 
     private void Agree(string node, long index, ulong fingerprint, Action checkFirst)
     {
-        if (_fingerprints.TryGetValue(index, out ulong expected))
+        if (_history.Fingerprints.TryGetValue(index, out ulong expected))
         {
             if (expected != fingerprint)
             {
@@ -60,13 +78,13 @@ internal sealed partial class LockHistoryChecker
             return;
         }
 
-        if (index <= _checkedUpTo)
+        if (index <= _history.CheckedUpTo)
         {
-            throw new LockSimViolation($"{node} applied index {index} first, but the history was already checked up to {_checkedUpTo}");
+            throw new LockSimViolation($"{node} applied index {index} first, but the history was already checked up to {_history.CheckedUpTo}");
         }
 
-        _fingerprints[index] = fingerprint;
-        _checkedUpTo = index;
+        _history.Fingerprints[index] = fingerprint;
+        _history.CheckedUpTo = index;
         checkFirst();
     }
 
@@ -100,8 +118,8 @@ internal sealed partial class LockHistoryChecker
     /// <summary>One command of the common history against the model.</summary>
     private void Check(LockTable table, long index, EntryEnvelope envelope, LockCommand command, IReadOnlyList<LockEvent> events)
     {
-        _now = Math.Max(_now, envelope.Stamp);
-        Require(table.Now == _now, index, $"the table's clock is {table.Now}; the highest stamp applied is {_now}");
+        _history.Now = Math.Max(_history.Now, envelope.Stamp);
+        Require(table.Now == _history.Now, index, $"the table's clock is {table.Now}; the highest stamp applied is {_history.Now}");
         var request = new RequestId(envelope.Origin, envelope.Incarnation, envelope.Sequence);
         Stats.Commands[(int)command.Type]++;
         bool answered = false;
@@ -130,7 +148,7 @@ internal sealed partial class LockHistoryChecker
                 break;
         }
 
-        foreach (var (name, state) in _locks.ToList())
+        foreach (var (name, state) in _history.Locks.ToList())
         {
             CheckState(table, index, name, state);
         }
@@ -143,7 +161,7 @@ internal sealed partial class LockHistoryChecker
         {
             case LockEventType.Expired:
                 var expired = state.Holder(e.Token) ?? throw Violation(index, $"token {e.Token} of '{e.Name}' expired but was not held");
-                Require(expired.Expiry <= _now, index, $"token {e.Token} of '{e.Name}' expired at {_now}, before its lease ran out at {expired.Expiry}");
+                Require(expired.Expiry <= _history.Now, index, $"token {e.Token} of '{e.Name}' expired at {_history.Now}, before its lease ran out at {expired.Expiry}");
                 state.Holders.Remove(expired);
                 Stats.Expired++;
                 break;
@@ -155,7 +173,7 @@ internal sealed partial class LockHistoryChecker
             case LockEventType.Renewed:
                 var renewed = state.Holder(e.Token) ?? throw Violation(index, $"token {e.Token} of '{e.Name}' renewed but was not held");
                 Require(command.Type == LockCommandType.Renew && command.Token == e.Token, index, $"token {e.Token} renewed by a {command.Type}");
-                Require(e.Expiry == Math.Max(renewed.Expiry, _now + command.LeaseMs), index, $"token {e.Token} renewed to {e.Expiry}, not max({renewed.Expiry}, {_now} + {command.LeaseMs})");
+                Require(e.Expiry == Math.Max(renewed.Expiry, _history.Now + command.LeaseMs), index, $"token {e.Token} renewed to {e.Expiry}, not max({renewed.Expiry}, {_history.Now} + {command.LeaseMs})");
                 renewed.Expiry = e.Expiry;
                 Stats.Renewed++;
                 break;
@@ -182,7 +200,7 @@ internal sealed partial class LockHistoryChecker
         if (state.Holders.Count == 0 && state.Queue.Count == 0)
         {
             // The table forgets an unused lock at once; a later user may pick another maxCount.
-            _locks.Remove(e.Name);
+            _history.Locks.Remove(e.Name);
         }
     }
 
@@ -204,11 +222,12 @@ internal sealed partial class LockHistoryChecker
 
         Require(state.Holders.Count < state.MaxCount, index,
             $"'{e.Name}' granted to {e.Request} while held by {state.Holders.Count} (max {state.MaxCount}): {string.Join(", ", state.Holders.Select(h => $"{h.Token} until {h.Expiry}"))}");
-        Require(e.Token >> 16 == index, index, $"token {e.Token} does not come from index {index}");
+        Require(e.Token == TokenFrom(index, e.Token), index, $"token {e.Token} does not come from index {index}{(_history.Generation == 0 ? "" : $" of generation {_history.Generation}")}");
+        Require(!HeldOff, index, $"'{e.Name}' granted to {e.Request} at {_history.Now}, during the generation's hold-off (nothing granted before {_history.GrantsFrom})");
         Require(e.Token > state.LastToken, index, $"token {e.Token} of '{e.Name}' is not above the previous one, {state.LastToken}");
         Require(_tokens.Add((e.Name, e.Token)), index, $"token {e.Token} of '{e.Name}' granted twice");
-        Require(_grantedTokens.TryAdd(e.Request, e.Token), index, $"{e.Request} granted twice");
-        Require(e.Expiry > _now, index, $"'{e.Name}' granted with a lease ending at {e.Expiry}, not after now ({_now})");
+        Require(_history.GrantedTokens.TryAdd(e.Request, e.Token), index, $"{e.Request} granted twice");
+        Require(e.Expiry > _history.Now, index, $"'{e.Name}' granted with a lease ending at {e.Expiry}, not after now ({_history.Now})");
         state.LastToken = e.Token;
         state.Holders.Add(new TrackedHold(e.Token, e.Request) { Expiry = e.Expiry });
         Stats.Granted++;
@@ -219,7 +238,7 @@ internal sealed partial class LockHistoryChecker
         int position = state.Queue.FindIndex(w => w.Request == e.Request);
         if (position >= 0)
         {
-            Require(state.Queue[position].Deadline <= _now, index, $"{e.Request} stopped waiting for '{e.Name}' at {_now}, before its deadline {state.Queue[position].Deadline}");
+            Require(state.Queue[position].Deadline <= _history.Now, index, $"{e.Request} stopped waiting for '{e.Name}' at {_history.Now}, before its deadline {state.Queue[position].Deadline}");
             state.Queue.RemoveAt(position);
             Stats.WaitsTimedOut++;
             return;
@@ -227,7 +246,7 @@ internal sealed partial class LockHistoryChecker
 
         Require(command.Type == LockCommandType.Acquire && e.Request == request && command.WaitMs <= 0, index, $"{e.Request} denied '{e.Name}' without waiting or trying once");
         int max = state.MaxCount == 0 ? command.MaxCount : state.MaxCount;
-        Require(state.Holders.Count >= max || state.Queue.Count > 0, index, $"a try-once of '{e.Name}' denied with {state.Holders.Count} of {max} held and nobody waiting");
+        Require(state.Holders.Count >= max || state.Queue.Count > 0 || HeldOff, index, $"a try-once of '{e.Name}' denied with {state.Holders.Count} of {max} held and nobody waiting");
         Stats.TriesDenied++;
     }
 
@@ -239,11 +258,11 @@ internal sealed partial class LockHistoryChecker
             return;
         }
 
-        Require(!_grantedTokens.ContainsKey(request), index, $"{request} asked again after its grant");
+        Require(!_history.GrantedTokens.ContainsKey(request), index, $"{request} asked again after its grant");
         Require(command.WaitMs > 0, index, $"a try-once of '{command.Name}' by {request} got no answer");
         state.MaxCount = state.MaxCount == 0 ? command.MaxCount : state.MaxCount;
-        Require(state.Holders.Count >= state.MaxCount || state.Queue.Count > 0, index, $"{request} queued for '{command.Name}' while a slot was free");
-        state.Queue.Add(new TrackedWait(request, _now + command.WaitMs));
+        Require(state.Holders.Count >= state.MaxCount || state.Queue.Count > 0 || HeldOff, index, $"{request} queued for '{command.Name}' while a slot was free");
+        state.Queue.Add(new TrackedWait(request, _history.Now + command.WaitMs));
         Stats.Queued++;
         Stats.LongestQueue = Math.Max(Stats.LongestQueue, state.Queue.Count);
     }
@@ -252,9 +271,9 @@ internal sealed partial class LockHistoryChecker
     private void CheckState(LockTable table, long index, string name, TrackedLock state)
     {
         Require(state.Holders.Count <= state.MaxCount, index, $"'{name}' has {state.Holders.Count} holders, more than {state.MaxCount}");
-        Require(state.Holders.TrueForAll(h => h.Expiry > _now), index, $"'{name}' still held past the end of a lease at {_now}");
-        Require(state.Queue.TrueForAll(w => w.Deadline > _now), index, $"a wait for '{name}' outlived its deadline at {_now}");
-        Require(state.Holders.Count == state.MaxCount || state.Queue.Count == 0, index, $"'{name}' has a free slot while {state.Queue.Count} wait");
+        Require(state.Holders.TrueForAll(h => h.Expiry > _history.Now), index, $"'{name}' still held past the end of a lease at {_history.Now}");
+        Require(state.Queue.TrueForAll(w => w.Deadline > _history.Now), index, $"a wait for '{name}' outlived its deadline at {_history.Now}");
+        Require(state.Holders.Count == state.MaxCount || state.Queue.Count == 0 || HeldOff, index, $"'{name}' has a free slot while {state.Queue.Count} wait");
         var info = table.Describe(name, index);
         bool same = info.QueueLength == state.Queue.Count
             && (info.MaxCount == state.MaxCount || (info.MaxCount == 0 && state.Holders.Count == 0 && state.Queue.Count == 0))
@@ -264,16 +283,34 @@ internal sealed partial class LockHistoryChecker
         if (state.Holders.Count == 0 && state.Queue.Count == 0)
         {
             // The table forgets an unused lock; a later user may pick another maxCount.
-            _locks.Remove(name);
+            _history.Locks.Remove(name);
         }
+    }
+
+    /// <summary>Whether the generation being checked is still in its hold-off (it grants nothing yet: see LockTable.GrantsFrom).</summary>
+    private bool HeldOff => _history.Now < _history.GrantsFrom;
+
+    /// <summary>The token a grant at <paramref name="index"/> carries (LockTable: the generation in the high bits in elastic mode), with <paramref name="token"/>'s count within the entry.</summary>
+    private long TokenFrom(long index, long token)
+        => _history.Generation == 0 ? (index << 16) | (token & 0xFFFF) : (_history.Generation << 48) + (index << 8) + (token & 0xFF);
+
+    private History HistoryOf(long generation)
+    {
+        if (!_histories.TryGetValue(generation, out var history))
+        {
+            history = new History { Generation = generation };
+            _histories[generation] = history;
+        }
+
+        return history;
     }
 
     private TrackedLock Lock(string name)
     {
-        if (!_locks.TryGetValue(name, out var state))
+        if (!_history.Locks.TryGetValue(name, out var state))
         {
             state = new TrackedLock();
-            _locks[name] = state;
+            _history.Locks[name] = state;
         }
 
         return state;
@@ -288,6 +325,31 @@ internal sealed partial class LockHistoryChecker
     }
 
     private static LockSimViolation Violation(long index, string what) => new($"at log index {index}: {what}");
+
+    /// <summary>
+    /// The common lock history of one cluster generation (elastic runs: each generation's log is a new
+    /// one, from index 1, with a table that starts empty; other runs have generation 0 alone).
+    /// </summary>
+    private sealed class History
+    {
+        public long Generation { get; init; }
+
+        /// <summary>The table's fingerprint after each index, as the first node to apply it had it.</summary>
+        public Dictionary<long, ulong> Fingerprints { get; } = [];
+
+        public Dictionary<string, TrackedLock> Locks { get; } = new(StringComparer.Ordinal);
+
+        /// <summary>The token each request was granted (a request a node carried into a generation it founded may have been granted in the one before).</summary>
+        public Dictionary<RequestId, long> GrantedTokens { get; } = [];
+
+        public long CheckedUpTo { get; set; }
+
+        /// <summary>The lease clock: the highest stamp applied.</summary>
+        public long Now { get; set; }
+
+        /// <summary>The table time before which the generation grants nothing (its hold-off).</summary>
+        public long GrantsFrom { get; set; }
+    }
 
     private sealed class TrackedLock
     {

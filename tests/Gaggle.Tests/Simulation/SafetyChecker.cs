@@ -229,3 +229,53 @@ internal sealed class SafetyChecker
 
     private readonly record struct CommittedEntry(long Term, long CommitTerm, string Node);
 }
+
+/// <summary>
+/// A run's Raft history, kept by cluster generation: in an elastic run every generation is a cluster of
+/// its own (its log starts at index 1 and its terms at 1, under a new leader), so Raft's properties
+/// hold within each and say nothing across two. Runs with a fixed member list use generation 0 alone.
+/// </summary>
+internal sealed class GenerationSafetyCheckers
+{
+    private readonly SortedDictionary<long, SafetyChecker> _checkers = [];
+
+    /// <summary>Histories of clusters that ended and whose generation was founded again (see <see cref="Close"/>).</summary>
+    private readonly List<SafetyChecker> _closed = [];
+
+    /// <summary>The history of generation <paramref name="generation"/>.</summary>
+    public SafetyChecker For(long generation)
+    {
+        if (!_checkers.TryGetValue(generation, out var checker))
+        {
+            checker = new SafetyChecker();
+            _checkers[generation] = checker;
+        }
+
+        return checker;
+    }
+
+    /// <summary>
+    /// The cluster of <paramref name="generation"/> ended (no member left) and a new one was founded
+    /// with its number: the old history is closed, and the new cluster's starts empty.
+    /// </summary>
+    public void Close(long generation)
+    {
+        if (_checkers.Remove(generation, out var checker))
+        {
+            _closed.Add(checker);
+        }
+    }
+
+    private IEnumerable<SafetyChecker> All => _checkers.Values.Concat(_closed);
+
+    /// <summary>Entries committed, over all generations.</summary>
+    public int CommittedCount => All.Sum(c => c.CommittedCount);
+
+    public int AppliedCount => All.Sum(c => c.AppliedCount);
+
+    /// <summary>Terms that had a leader, over all generations.</summary>
+    public int LeaderCount => All.Sum(c => c.LeaderCount);
+
+    /// <summary>Clusters (generations, and generations founded again) that committed something.</summary>
+    public int GenerationsCommitted => All.Count(c => c.CommittedCount > 0);
+}

@@ -145,7 +145,7 @@ internal sealed class SimulatedLockClient(Simulator sim, SimulatedNode node, str
         }
 
         _token = outcome.Token;
-        sim.Checker.ObserveClientGrant(Name, outcome.Request, _token, _outcomeIndex);
+        sim.Checker.ObserveClientGrant(Name, outcome.Request, _token, _outcomeIndex, node.Driver!.Generation);
         if (node.LocalUs - _sentAtUs < LeaseUs / 3)
         {
             BeginHolding(_sentAtUs);
@@ -171,7 +171,12 @@ internal sealed class SimulatedLockClient(Simulator sim, SimulatedNode node, str
         _phase = Phase.Holding;
         _safeUntilUs = SafeUntil(trustedSinceUs);
         node.WatchHold(_lock, _token, OnHoldEnded);
-        _belief = new ClientBelief(Name, _lock, _maxCount, _token, sim.NowUs, sim.Step) { SafeUntilRealUs = node.Clock.RealAt(_safeUntilUs) };
+        _belief = new ClientBelief(Name, _lock, _maxCount, _token, sim.NowUs, sim.Step)
+        {
+            SafeUntilRealUs = node.Clock.RealAt(_safeUntilUs),
+            Generation = node.Driver!.Generation,
+            GrantIndex = _outcomeIndex,
+        };
         sim.Checker.BeginBelief(_belief);
         ScheduleRenewal();
     }
@@ -282,7 +287,7 @@ internal sealed class SimulatedLockClient(Simulator sim, SimulatedNode node, str
 
     private void OnHoldEnded()
     {
-        sim.Checker.ObserveHoldEnded(Name, _lock, _token);
+        sim.Checker.ObserveHoldEnded(Name, _lock, _token, node.Driver!.Generation);
         MarkLost("the table ended the hold");
     }
 
@@ -328,7 +333,7 @@ internal sealed class SimulatedLockClient(Simulator sim, SimulatedNode node, str
         sim.Trace($"{Name} releases {_lock} token {token} ({why})");
         node.AppendLockCommand(new LockCommand(LockCommandType.Release, _lock, Token: token), node.LocalUs + node.SettleUs, index =>
         {
-            sim.Checker.ObserveReleaseAcknowledged(Name, _lock, token, index);
+            sim.Checker.ObserveReleaseAcknowledged(Name, _lock, token, index, node.Driver!.Generation);
             Finished();
         }, Finished);
     }

@@ -19,7 +19,8 @@ internal sealed class SimAppend(long sequence, byte[] envelope, Action<long>? on
 /// clock, and the application threads using it (lock clients). It plays GaggleNode's part around the
 /// driver: callers' appends and lock watches in, the driver's events back to the callers. A crash loses
 /// the process (driver, clients, callbacks) and may lose unflushed writes or the whole storage; a
-/// restart builds a new driver, with a new incarnation, from storage.
+/// restart builds a new driver, with a new incarnation, from storage. In an elastic run the process
+/// also resets when a newer generation replaced its cluster (see <see cref="ResetForGeneration"/>).
 /// </summary>
 internal sealed class SimulatedNode(Simulator sim, string id, NodeClock clock)
 {
@@ -36,7 +37,18 @@ internal sealed class SimulatedNode(Simulator sim, string id, NodeClock clock)
 
     public bool IsUp => Driver is not null;
 
-    public SimulatedStorage Storage { get; } = new();
+    public SimulatedStorage Storage { get; private set; } = new();
+
+    private long _generationWhenDown;
+
+    /// <summary>The cluster generation of this node's state (elastic runs; 0 otherwise): its driver's while up, else the one it had.</summary>
+    public long Generation => Driver?.Generation ?? _generationWhenDown;
+
+    /// <summary>Elastic runs: a newer generation replaced this node's; the loop resets it once the current pass is done.</summary>
+    public long? SupersededBy { get; set; }
+
+    /// <summary>Times this process started over in a newer generation.</summary>
+    public int Resets { get; private set; }
 
     /// <summary>The persisted hard state.</summary>
     public HardState HardState => Storage.HardState;
@@ -80,6 +92,9 @@ internal sealed class SimulatedNode(Simulator sim, string id, NodeClock clock)
 
     public bool IsPausedAt(long nowUs) => IsUp && PausedUntilUs > nowUs;
 
+    /// <summary>Elastic runs: when the last short silence of this node (a cut from the hub, a short pause) ended or ends.</summary>
+    public long SilenceEndsAtUs { get; set; } = long.MinValue / 2;
+
     /// <summary>The real time of this node's next tick.</summary>
     public long NextTickAtUs { get; set; }
 
@@ -98,35 +113,64 @@ internal sealed class SimulatedNode(Simulator sim, string id, NodeClock clock)
     {
         Incarnation = incarnation;
         Sequences = new SequenceCounter();
-        History = new HistoryMachine(Id, sim.Appends);
+        Boot(settings);
+        if (LostData)
+        {
+            Commit = Driver!.Core.CommitIndex;
+            LostData = false;
+        }
+
+        Restarts++;
+        AddClients(clients, $"{Id}.{incarnation}");
+        NextTickAtUs = sim.NowUs + Clock.RealSpan(SimulationSettings.TickMs * 1000L);
+    }
+
+    /// <summary>
+    /// GaggleNode.ResetForGeneration: a newer generation replaced this node's cluster. The process lives
+    /// on (same id, incarnation and sequence numbers) with a new driver on empty storage, started in
+    /// <paramref name="generation"/> as a newcomer; its callers' pending requests fail and their holds
+    /// are lost, as when the process dies (the application's lock users start over).
+    /// </summary>
+    public void ResetForGeneration(Func<HistoryMachine, NodeDriverSettings> settings, long generation, int clients)
+    {
+        DropClients();
+        Storage = new SimulatedStorage();
+        Boot(settings);
+        Driver!.StartGeneration(generation, live: true);
+        Commit = 0;
+        LatestConfig = null;
+        ReportedRejoining = false;
+        Resets++;
+        AddClients(clients, $"{Id}.{Incarnation}r{Resets}");
+    }
+
+    /// <summary>A new driver on what storage holds, watched by the simulator.</summary>
+    private void Boot(Func<HistoryMachine, NodeDriverSettings> settings)
+    {
+        History = new HistoryMachine(Id, sim.Appends, () => Driver?.Generation ?? 0);
         var snapshot = Storage.Snapshot;
         Driver = new NodeDriver(settings(History), new PersistedState(HardState, Storage.Entries.ToArray(), snapshot), Sequences);
         Driver.PublishAppended = false;
         Driver.PublishCommitted = false;
         Driver.Machines.Observer = sim.ObserveEntry(this);
         Applied = snapshot?.Index ?? 0;
-        if (LostData)
-        {
-            Commit = Driver.Core.CommitIndex;
-            LostData = false;
-        }
-
-        Restarts++;
         LeaderTerm = -1;
         LeaderCheckedUpTo = 0;
+        SupersededBy = null;
+    }
+
+    private void AddClients(int clients, string prefix)
+    {
         _lockWaiters.Clear();
         _holds.Clear();
         Clients.Clear();
         for (int i = 0; i < clients; i++)
         {
-            Clients.Add(new SimulatedLockClient(sim, this, $"{Id}.{incarnation}.c{i}"));
+            Clients.Add(new SimulatedLockClient(sim, this, $"{prefix}.c{i}"));
         }
-
-        NextTickAtUs = sim.NowUs + Clock.RealSpan(SimulationSettings.TickMs * 1000L);
     }
 
-    /// <summary>The process dies: its clients with it, and everything not in storage.</summary>
-    public void Crash()
+    private void DropClients()
     {
         foreach (var client in Clients)
         {
@@ -134,10 +178,18 @@ internal sealed class SimulatedNode(Simulator sim, string id, NodeClock clock)
         }
 
         Clients.Clear();
-        Driver = null;
-        PausedUntilUs = 0;
         _lockWaiters.Clear();
         _holds.Clear();
+    }
+
+    /// <summary>The process dies: its clients with it, and everything not in storage.</summary>
+    public void Crash()
+    {
+        DropClients();
+        _generationWhenDown = Generation;
+        Driver = null;
+        PausedUntilUs = 0;
+        SupersededBy = null;
     }
 
     /// <summary>GaggleNode.AppendAsync: an application entry, its caller waiting until <paramref name="deadlineUs"/> on this node's clock.</summary>
@@ -207,7 +259,10 @@ internal sealed class SimulatedNode(Simulator sim, string id, NodeClock clock)
         var holdsEnded = events.HoldsEnded.ToArray();
         var committed = events.Committed.ToArray();
         var timedOut = events.TimedOut.ToArray();
+        var (claim, raise) = (events.ClaimGeneration, events.RaiseGeneration);
+        SupersededBy ??= events.Superseded;
         events.Clear();
+        sim.CarryOutGenerations(this, claim, raise);
         foreach (var (sequence, lockEvent) in lockEvents)
         {
             if (_lockWaiters.TryGetValue(sequence, out var onEvent))
@@ -320,7 +375,7 @@ internal sealed class SimulatedNode(Simulator sim, string id, NodeClock clock)
     }
 
     public string Describe() => Core is { } core
-        ? $"{Id} {core.Role} term {core.Term} leader {core.LeaderId ?? "-"} commit {core.CommitIndex} applied {Applied} last {core.LastIndex} snapshot {core.Snapshot?.Index ?? 0}"
+        ? $"{Id} {(Driver!.Generations is null ? "" : $"g{Driver.Generation} ")}{core.Role} term {core.Term} leader {core.LeaderId ?? "-"} commit {core.CommitIndex} applied {Applied} last {core.LastIndex} snapshot {core.Snapshot?.Index ?? 0}"
             + $"{(core.Rejoining ? " rejoining" : "")} configuration {core.Configuration} at {core.ConfigurationIndex} lease-clock {Driver!.Machines.Locks.Table.Now} next-deadline {Driver.Machines.Locks.Table.NextDeadline} tick {Driver.Ticks}"
         : $"{Id} down (term {HardState.Term}, commit {HardState.Commit}, snapshot {Storage.SnapshotIndex}, last {Storage.LastIndex}{(IsDamaged ? ", lost data" : "")})";
 

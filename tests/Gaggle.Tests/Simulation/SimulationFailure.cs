@@ -8,6 +8,9 @@ internal sealed record SimulationResult(SimulationFailure? Failure, SimulationSt
 
     /// <summary>What the membership changes did (membership runs only).</summary>
     public MembershipSimStats Membership { get; init; } = new();
+
+    /// <summary>What the generations did (elastic runs only).</summary>
+    public ElasticSimStats? Elastic { get; init; }
 }
 
 /// <summary>What a run did, to show the simulation is not vacuous (and to fingerprint a run).</summary>
@@ -62,7 +65,8 @@ internal sealed record SimulationFailure(int Seed, ClusterShape Shape, long Step
             lines.AddRange(Trace);
         }
 
-        string variant = (Loss.Restart == LostStorageRestart.AutomaticDetection ? "GAGGLE_SIM_AMNESIA=1 " : "") + (Loss.Races ? "GAGGLE_SIM_LOSS_RACES=1 " : "");
+        string variant = (Loss.Restart == LostStorageRestart.AutomaticDetection ? "GAGGLE_SIM_AMNESIA=1 " : "") + (Loss.Races ? "GAGGLE_SIM_LOSS_RACES=1 " : "")
+            + (Shape.UnheardGenerations ? "GAGGLE_SIM_ELASTIC_UNHEARD=1 " : "");
         lines.Add($"replay: {variant}GAGGLE_SIM_SEED={Seed} dotnet test tests/Gaggle.Tests --filter Category=Simulation");
         return string.Join(Environment.NewLine, lines);
     }

@@ -16,7 +16,21 @@ namespace Gaggle.Tests.Simulation;
 /// changes the configuration instead of calls made on the leader, as nodes join, stop for good and pause
 /// (see Simulator.Autopilot.cs).
 /// </param>
-internal readonly record struct ClusterShape(int Size, bool Discovery, bool Membership = false, bool Autopilot = false)
+/// <param name="Elastic">
+/// With <paramref name="Membership"/> and <paramref name="Autopilot"/>: elastic mode (no member list):
+/// <paramref name="Size"/> instances start at random times, each a new member id knowing no cluster,
+/// and form cluster generations through a shared generation store (see Simulator.Elastic.cs).
+/// </param>
+/// <param name="UnheardGenerations">
+/// With <paramref name="Elastic"/>: the adversary may keep a live generation unheard by newcomers for
+/// longer than the founding wait, which the generation rules assume it does not (see
+/// <see cref="Runtime.GenerationTracker"/>): anyone pauses past the member timeout, cuts from the hub
+/// last until healed, and the store loses its value while instances run (a newcomer that then hears
+/// no leader for the bootstrap wait claims the number the live generation has). Without it, only a
+/// node whose generation keeps a leader without it pauses that long, a cut heals within two election
+/// timeouts, and the store loses its value only while no instance runs.
+/// </param>
+internal readonly record struct ClusterShape(int Size, bool Discovery, bool Membership = false, bool Autopilot = false, bool Elastic = false, bool UnheardGenerations = false)
 {
     /// <summary>The most members (voters and learners) a membership run lets a configuration hold.</summary>
     public const int MaxMembers = 7;
@@ -25,15 +39,21 @@ internal readonly record struct ClusterShape(int Size, bool Discovery, bool Memb
     /// The shape of seed <paramref name="seed"/> in a test of <paramref name="size"/> static voters: one
     /// seed in three instead runs membership changes from 1 to 5 initial voters (decided from the seed
     /// alone, so the other seeds run exactly as they did before membership changes were simulated); half
-    /// of those leave the changes to the autopilot.
+    /// of those leave the changes to the autopilot, and one in four (half the autopilot ones: seeds
+    /// with seed / 3 % 4 == 2) runs elastic mode instead, from 1 to 5 instances.
     /// </summary>
     public static ClusterShape ForSeed(int seed, int size)
-        => seed % 3 == 0
-            ? new ClusterShape(1 + ((seed / 3) + size) % 5, Discovery: false, Membership: true, Autopilot: (seed / 3) % 2 == 0)
-            : new ClusterShape(size, Discovery: false);
+        => seed % 3 != 0 ? new ClusterShape(size, Discovery: false)
+            : (seed / 3) % 4 == 2 ? ElasticOf(1 + ((seed / 3) + size) % 5)
+            : new ClusterShape(1 + ((seed / 3) + size) % 5, Discovery: false, Membership: true, Autopilot: (seed / 3) % 2 == 0);
+
+    /// <summary>An elastic run of <paramref name="instances"/> instances at the start.</summary>
+    public static ClusterShape ElasticOf(int instances, bool unheardGenerations = false)
+        => new(instances, Discovery: false, Membership: true, Autopilot: true, Elastic: true, UnheardGenerations: unheardGenerations);
 
     public override string ToString()
-        => Discovery ? $"{Size} nodes, discovery" : Autopilot ? $"{Size} initial voters, autopilot" : Membership ? $"{Size} initial voters, membership changes" : $"{Size} nodes";
+        => Discovery ? $"{Size} nodes, discovery" : Elastic ? $"{Size} instances, elastic{(UnheardGenerations ? ", unheard generations" : "")}" : Autopilot ? $"{Size} initial voters, autopilot"
+            : Membership ? $"{Size} initial voters, membership changes" : $"{Size} nodes";
 }
 
 /// <summary>How a simulated server's storage survives a crash.</summary>
@@ -84,7 +104,7 @@ internal sealed record LossModel(LostStorageRestart Restart = LostStorageRestart
 /// lease, the clients and how hostile the schedule is. Drawing them from the seed ("swarm testing")
 /// lets some seeds be calm and others lossy, crash-prone or partitioned, and covers the option combinations.
 /// </summary>
-internal sealed record SimulationSettings
+internal sealed partial record SimulationSettings
 {
     /// <summary>Milliseconds of a node's own clock per Raft tick (GaggleNode: HeartbeatInterval / 5).</summary>
     public const int TickMs = 10;
@@ -258,7 +278,8 @@ internal sealed record SimulationSettings
             + $"bytes/msg={MaxBytesPerMessage} snapshot every {SnapshotThreshold} retaining {SnapshotRetain} durability={Durability}"
             + (Durability == Durability.FlushPolicyNone ? $" (flush {FlushPercent}%, crash loses tail {LoseTailPercent}%)" : "")
             + $" lease={LeaseMs} ms clients/node={ClientsPerNode} semaphore={SemaphoreSlots} weights=[{Weights}]"
-            + (Autopilot is { } autopilot ? $" autopilot: {autopilot.TargetVoters} voters, member timeout {autopilot.MemberTimeoutUs} us, stabilization {autopilot.StabilizationUs} us" : "");
+            + (Autopilot is { } autopilot ? $" autopilot: {autopilot.TargetVoters} voters, member timeout {autopilot.MemberTimeoutUs} us, stabilization {autopilot.StabilizationUs} us" : "")
+            + (Elastic is { } elastic ? $" elastic: {elastic}" : "");
 }
 
 /// <summary>What the simulated clients mostly do.</summary>
@@ -277,12 +298,15 @@ internal enum Workload
 /// <param name="Join">A new node starts and asks to join (autopilot runs only).</param>
 /// <param name="Stop">A node stops for good, removed or not (autopilot runs only).</param>
 /// <param name="Pause">A node neither ticks nor receives for longer than the member timeout (autopilot runs only).</param>
+/// <param name="Redeploy">An instance stops for good and a new one starts in its place (elastic runs only).</param>
+/// <param name="LoseGeneration">The generation store loses its value (elastic runs only).</param>
+/// <param name="Outage">Every instance stops; new ones start later (elastic runs only).</param>
 internal sealed record ActionWeights(
     int Tick, int Batch, int Deliver, int Drop, int Duplicate, int Append, int Lock, int Quiet, int Transfer, int Partition, int Heal, int Crash, int Restart,
-    int LoseStorage, int Membership = 0, int Retire = 0, int Join = 0, int Stop = 0, int Pause = 0)
+    int LoseStorage, int Membership = 0, int Retire = 0, int Join = 0, int Stop = 0, int Pause = 0, int Redeploy = 0, int LoseGeneration = 0, int Outage = 0)
 {
     public int Total => Tick + Batch + Deliver + Drop + Duplicate + Append + Lock + Quiet + Transfer + Partition + Heal + Crash + Restart + LoseStorage + Membership + Retire
-        + Join + Stop + Pause;
+        + Join + Stop + Pause + Redeploy + LoseGeneration + Outage;
 
     public static ActionWeights Draw(Random random, Workload workload)
     {

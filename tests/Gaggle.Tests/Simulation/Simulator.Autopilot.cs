@@ -17,6 +17,12 @@ internal sealed partial class Simulator
     /// <summary>A new node, with empty storage, starts and announces itself until the cluster adds it.</summary>
     private void StartJoiningNode()
     {
+        if (_shape.Elastic)
+        {
+            StartInstances();
+            return;
+        }
+
         if (_nodes.Count >= ClusterShape.MaxMembers || _spareIdsUsed == SpareIds)
         {
             return;
@@ -64,14 +70,17 @@ internal sealed partial class Simulator
     /// is down or paused.
     /// </remarks>
     private bool MayStop(SimulatedNode node)
-        => _nodes.Select(n => n.Core?.Configuration ?? n.LatestConfig).OfType<ClusterConfig>().Append(AppliedConfig).All(config =>
+        => _nodes.Where(n => n.Generation == node.Generation).Select(n => n.Core?.Configuration ?? n.LatestConfig).OfType<ClusterConfig>()
+            .Append(AppliedConfigOf(node.Generation)).All(config =>
         {
             if (!config.IsVoter(node.Id))
             {
                 return true;
             }
 
-            var others = config.Voters.Where(v => v != node.Id && _byId.TryGetValue(v, out var voter) && _nodes.Contains(voter)).Select(v => _byId[v]).ToArray();
+            // A voter reset into a newer generation (elastic runs) is no voter of this one any more.
+            var others = config.Voters.Where(v => v != node.Id && _byId.TryGetValue(v, out var voter) && _nodes.Contains(voter) && voter.Generation == node.Generation)
+                .Select(v => _byId[v]).ToArray();
             bool shrinking = config.Voters.Count > Settings.Autopilot!.TargetVoters
                 || _network.IsPartitioned || others.Any(v => !v.IsUp || v.IsPausedAt(NowUs));
             return others.Length >= Quorum.Majority(config.Voters.Count) && (!shrinking || others.Length - 1 >= Quorum.Majority(config.Voters.Count - 1));
@@ -91,6 +100,17 @@ internal sealed partial class Simulator
 
         var node = candidates[_random.Next(candidates.Length)];
         long pauseUs = autopilot.MemberTimeoutUs * _random.Next(11, 21) / 10;
+        if (_shape.Elastic && !_shape.UnheardGenerations && !MayPausePastFoundingWait(node))
+        {
+            if (!MayFallSilent(node))
+            {
+                return;
+            }
+
+            pauseUs = ShortSilenceUs();
+            node.SilenceEndsAtUs = NowUs + pauseUs;
+        }
+
         node.PausedUntilUs = NowUs + pauseUs;
         node.NextTickAtUs = Math.Max(node.NextTickAtUs, node.PausedUntilUs);
         _membershipStats.Paused++;

@@ -35,12 +35,18 @@ internal sealed partial class Simulator
         if (node.Driver is not null)
         {
             CheckNode(node);
+            if (node.SupersededBy is { } generation)
+            {
+                // GaggleNode's loop: the reset comes once the pass that learned of the newer generation is done.
+                ResetForGeneration(node, generation);
+            }
         }
     }
 
     private void ProcessReady(SimulatedNode node, NodeReady ready)
     {
         var driver = node.Driver!;
+        var checker = _checkers.For(ready.Generation);
         if (ready.Raft is { } raft)
         {
             if (raft.SoftState is { } soft)
@@ -58,7 +64,7 @@ internal sealed partial class Simulator
                 }
             }
 
-            node.Persist(raft, _checker);
+            node.Persist(raft, checker);
             if (node.Storage.Buffered && _random.Next(100) < Settings.FlushPercent)
             {
                 node.Storage.Flush();
@@ -66,13 +72,13 @@ internal sealed partial class Simulator
 
             if (raft.Snapshot is { } installed)
             {
-                _checker.ObserveRestoredAt(node.Id, installed.Index, installed.Term);
+                checker.ObserveRestoredAt(node.Id, installed.Index, installed.Term);
                 node.Applied = installed.Index;
             }
 
             foreach (var entry in raft.CommittedEntries)
             {
-                _checker.ObserveApplied(node.Id, node.Applied, entry);
+                checker.ObserveApplied(node.Id, node.Applied, entry);
                 if (entry.Kind == EntryKind.Configuration)
                 {
                     ObserveAppliedConfig(node, entry);
@@ -99,11 +105,11 @@ internal sealed partial class Simulator
 
                 if (raftMessage.Type == MessageType.VoteResponse && !raftMessage.Reject)
                 {
-                    _checker.ObserveVote(node.Id, raftMessage.Term, raftMessage.To!);
+                    checker.ObserveVote(node.Id, raftMessage.Term, raftMessage.To!);
                 }
             }
 
-            _network.Send(node.Id, message);
+            _network.Send(node.Id, message, ready.Generation, NowUs);
         }
 
         driver.Advance();
@@ -125,7 +131,7 @@ internal sealed partial class Simulator
             throw new SafetyViolationException($"{node.Id} snapshotted at {snapshot.Index} but has applied up to {node.Applied}");
         }
 
-        if (_snapshots.TryGetValue(snapshot.Index, out var known))
+        if (_snapshots.TryGetValue((node.Generation, snapshot.Index), out var known))
         {
             if (!known.Data.Span.SequenceEqual(snapshot.Data.Span) || known.Term != snapshot.Term)
             {
@@ -135,7 +141,7 @@ internal sealed partial class Simulator
         }
         else
         {
-            _snapshots[snapshot.Index] = (snapshot.Term, snapshot.Data, node.Id);
+            _snapshots[(node.Generation, snapshot.Index)] = (snapshot.Term, snapshot.Data, node.Id);
         }
 
         node.Storage.BeginBatch();
@@ -146,7 +152,8 @@ internal sealed partial class Simulator
         Trace($"  {node.Id} snapshots at {snapshot.Index}/t{snapshot.Term} ({snapshot.Data.Length} bytes)");
     }
 
-    private readonly Dictionary<long, (long Term, ReadOnlyMemory<byte> Data, string Node)> _snapshots = [];
+    /// <summary>The first snapshot taken at each index of each generation's log.</summary>
+    private readonly Dictionary<(long Generation, long Index), (long Term, ReadOnlyMemory<byte> Data, string Node)> _snapshots = [];
 
     /// <summary>The lock checker watches every lock entry a node applies (or drops as a duplicate); a hold ended must reach its holder.</summary>
     public Action<long, EntryEnvelope, bool> ObserveEntry(SimulatedNode node) => (index, envelope, firstTime) =>
@@ -158,7 +165,7 @@ internal sealed partial class Simulator
 
         if (!firstTime)
         {
-            Checker.ObserveDuplicate(node.Id, index);
+            Checker.ObserveDuplicate(node.Id, index, node.Generation);
             return;
         }
 
@@ -217,10 +224,11 @@ internal sealed partial class Simulator
             throw new SafetyViolationException($"{node.Id}'s commit index went down from {node.Commit} to {commit}");
         }
 
+        var checker = _checkers.For(node.Generation);
         if (commit > node.Commit)
         {
             Trace($"  {node.Id} commits {node.Commit + 1}..{commit}");
-            _checker.ObserveCommitted(node.Id, core.Term, node.Commit + 1, commit, TermAt(node));
+            checker.ObserveCommitted(node.Id, core.Term, node.Commit + 1, commit, TermAt(node));
             node.Commit = commit;
         }
 
@@ -231,17 +239,17 @@ internal sealed partial class Simulator
 
         if (core.Role == RaftRole.Leader)
         {
-            _checker.ObserveLeader(node.Id, core.Term);
+            checker.ObserveLeader(node.Id, core.Term);
             CheckLeaderCompleteness(node);
         }
 
-        if (_checker.CommittedCount > _committedSeen)
+        if (_checkers.CommittedCount > _committedSeen)
         {
-            // Newly committed entries must already be in the logs of every leader of a later term.
-            _committedSeen = _checker.CommittedCount;
+            // Newly committed entries must already be in the logs of every leader of a later term (of their generation).
+            _committedSeen = _checkers.CommittedCount;
             foreach (var other in _nodes)
             {
-                if (other != node && other.Core?.Role == RaftRole.Leader)
+                if (other != node && other.Core?.Role == RaftRole.Leader && other.Generation == node.Generation)
                 {
                     CheckLeaderCompleteness(other);
                 }
@@ -253,7 +261,7 @@ internal sealed partial class Simulator
     private Func<long, long> TermAt(SimulatedNode node) => index =>
     {
         long term = node.Core!.TermAt(index);
-        return term >= 0 || index < 1 || index > node.Applied ? term : _checker.AppliedTermAt(index);
+        return term >= 0 || index < 1 || index > node.Applied ? term : _checkers.For(node.Generation).AppliedTermAt(index);
     };
 
     private void CheckLeaderCompleteness(SimulatedNode leader)
@@ -265,21 +273,27 @@ internal sealed partial class Simulator
             leader.LeaderCheckedUpTo = 0;
         }
 
-        leader.LeaderCheckedUpTo = _checker.CheckLeaderCompleteness(leader.Id, core.Term, leader.LeaderCheckedUpTo, TermAt(leader));
+        leader.LeaderCheckedUpTo = _checkers.For(leader.Generation).CheckLeaderCompleteness(leader.Id, core.Term, leader.LeaderCheckedUpTo, TermAt(leader));
     }
 
     /// <summary>
     /// At the end of a run, Log Matching checked directly on the stored logs (the per-step check is
-    /// inductive): for every pair, the logs agree on everything they both hold up to the last index
-    /// where their terms agree.
+    /// inductive): for every pair of one generation (the logs nodes held before a reset included), the
+    /// logs agree on everything they both hold up to the last index where their terms agree.
     /// </summary>
     private void CheckAllLogsMatch()
     {
-        var nodes = _nodes.Concat(_retired).ToArray();
+        var nodes = _nodes.Concat(_retired).Select(n => (n.Id, n.Generation, n.Storage)).Concat(_logsBeforeReset)
+            .Select(n => (n.Id, Generation: _closedLogs.GetValueOrDefault(n.Storage, n.Generation), n.Storage)).ToArray();
         for (int a = 0; a < nodes.Length; a++)
         {
             for (int b = a + 1; b < nodes.Length; b++)
             {
+                if (nodes[a].Generation != nodes[b].Generation)
+                {
+                    continue;
+                }
+
                 var left = nodes[a].Storage;
                 var right = nodes[b].Storage;
                 long first = Math.Max(left.SnapshotIndex, right.SnapshotIndex) + 1;
@@ -294,7 +308,7 @@ internal sealed partial class Simulator
                     if (!SafetyChecker.SameContent(Stored(left, i), Stored(right, i)))
                     {
                         throw new SafetyViolationException(
-                            $"log matching: {nodes[a].Id} and {nodes[b].Id} share entry {last}/t{Stored(left, last).Term} but differ at index {i}: "
+                            $"log matching: {nodes[a].Id} and {nodes[b].Id}{(nodes[a].Generation == 0 ? "" : $" (generation {nodes[a].Generation})")} share entry {last}/t{Stored(left, last).Term} but differ at index {i}: "
                             + $"{SafetyChecker.Describe(Stored(left, i))} vs {SafetyChecker.Describe(Stored(right, i))}");
                     }
                 }

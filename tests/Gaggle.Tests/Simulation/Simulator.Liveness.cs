@@ -23,11 +23,17 @@ internal sealed partial class Simulator
     {
         Trace($"stabilize: heal, restart every node, no more loss, no new lock work");
         _network.Heal();
+        _hubHealsAtUs = long.MaxValue;
         ResumePausedNodes();
         foreach (var node in _nodes.Where(n => !n.IsUp))
         {
             Step++;
             StartNode(node);
+        }
+
+        if (_shape.Elastic)
+        {
+            HealInstances();
         }
 
         _clientsPaused = true;
@@ -46,8 +52,9 @@ internal sealed partial class Simulator
                 var current = CurrentLeader();
                 throw new SafetyViolationException(
                     $"liveness: no quiet state within {boundMs} ms ({steps} steps) after healing: fresh append {proposal?.Payload ?? "(no leader found)"}; "
-                    + $"rejoining: {(rejoining.Length == 0 ? "none" : rejoining)}; locks live in the history: {Checker.LiveLocks}; "
+                    + $"rejoining: {(rejoining.Length == 0 ? "none" : rejoining)}; locks live in the history: {Checker.LiveLocks(current?.Generation ?? 0)}; "
                     + $"busy clients: {(busy.Count == 0 ? "none" : string.Join(", ", busy))}"
+                    + (_shape.Elastic ? $"; generations {string.Join(", ", _nodes.Select(n => $"{n.Id} g{n.Generation}"))}, store {_store.Value}" : "")
                     + (_shape.Membership ? $"; leader {current?.Id ?? "-"} configuration {current?.Core!.Configuration.ToString() ?? "-"} at {current?.Core!.ConfigurationIndex}, "
                         + $"nodes in play {string.Join(", ", _nodes.Select(n => $"{n.Id}{(n.IsUp ? "" : " down")}"))}" : ""));
             }
@@ -69,7 +76,7 @@ internal sealed partial class Simulator
             if (leader is not null && (proposal is null || proposal.Value.Leader != leader.Id || proposal.Value.Term != leader.Core!.Term))
             {
                 string payload = $"s{_seed}-p{++_proposals}";
-                leader.AppendData(Encoding.UTF8.GetBytes(payload), long.MaxValue, index => Appends.ObserveAcknowledged(leader.Id, payload, index), null);
+                leader.AppendData(Encoding.UTF8.GetBytes(payload), long.MaxValue, index => Appends.ObserveAcknowledged(leader.Id, leader.Generation, payload, index), null);
                 Trace($"append '{payload}' on the leader {leader.Id} (term {leader.Core!.Term})");
                 Process(leader);
                 proposal = (leader.Id, leader.Core!.Term, payload);
@@ -81,16 +88,17 @@ internal sealed partial class Simulator
             // Every node holds a fresh entry the leader replicated to all: whatever a node lost, the
             // leader has stopped counting it (and AutomaticDetection may never have noticed).
             node.Unhealed = false;
-            Appends.CheckHoldsAll(node.Id, node.History!);
+            Appends.CheckHoldsAll(node.Id, node.Generation, node.History!);
         }
 
         _clientsPaused = false;
+        _storeHealed = false;
     }
 
     private bool Settled(string? payload)
     {
         var leader = CurrentLeader();
-        if (leader is null || payload is null || Checker.LiveLocks > 0)
+        if (leader is null || payload is null || Checker.LiveLocks(leader.Generation) > 0 || !GenerationsSettled(leader))
         {
             return false;
         }
@@ -113,7 +121,7 @@ internal sealed partial class Simulator
                 && n.Driver.Machines.Locks.WatchedRequests == 0 && n.Driver.Machines.Locks.WatchedHolds == 0);
     }
 
-    /// <summary>The live leader of the highest term, if any.</summary>
+    /// <summary>The live leader of the highest term (of the highest generation, in an elastic run), if any.</summary>
     private SimulatedNode? CurrentLeader()
-        => _nodes.Where(n => n.Core?.Role == RaftRole.Leader).MaxBy(n => n.Core!.Term);
+        => _nodes.Where(n => n.Core?.Role == RaftRole.Leader).MaxBy(n => (n.Generation, n.Core!.Term));
 }

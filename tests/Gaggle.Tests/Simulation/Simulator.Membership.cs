@@ -20,14 +20,13 @@ internal sealed partial class Simulator
     /// <summary>Nodes stopped for good (their storage stays, for the end-of-run log check).</summary>
     private readonly List<SimulatedNode> _retired = [];
 
-    /// <summary>Every node that was a member of an applied configuration, or an initial voter.</summary>
-    private readonly HashSet<string> _everMember = [];
+    /// <summary>Every node that was a member of an applied configuration, or an initial voter, with the generation it was one in (elastic runs; 0 otherwise).</summary>
+    private readonly HashSet<(long Generation, string Id)> _everMember = [];
 
     private readonly MembershipSimStats _membershipStats = new();
 
-    /// <summary>The latest configuration entry applied anywhere (the seed configuration until one is), and its index.</summary>
-    private ClusterConfig? _appliedConfig;
-    private long _appliedConfigIndex;
+    /// <summary>By generation, the latest configuration entry applied anywhere and its index (none until one is).</summary>
+    private readonly Dictionary<long, (ClusterConfig Config, long Index)> _appliedConfigs = [];
 
     /// <summary>A change that could not be proposed yet (the learner was catching up, the previous change had not committed): tried again first.</summary>
     private ConfigChange? _pendingChange;
@@ -37,33 +36,39 @@ internal sealed partial class Simulator
     private int _turnAt;
     private int _spareIdsUsed;
 
-    private ClusterConfig AppliedConfig => _appliedConfig ??= new ClusterConfig(_ids, []);
+    /// <summary>The committed configuration of <paramref name="generation"/>: the latest applied, else the seed one (the initial voters; none in an elastic run).</summary>
+    private ClusterConfig AppliedConfigOf(long generation)
+        => _appliedConfigs.TryGetValue(generation, out var applied) ? applied.Config : new ClusterConfig(_shape.Elastic ? [] : _ids, []);
 
-    /// <summary>A configuration entry some node applied: from then on it is the committed configuration.</summary>
+    private bool EverMember(long generation, string id) => _everMember.Contains((generation, id));
+
+    /// <summary>A configuration entry some node applied: from then on it is the committed configuration of the node's generation.</summary>
     private void ObserveAppliedConfig(SimulatedNode node, in LogEntry entry)
     {
-        if (entry.Index <= _appliedConfigIndex || !ClusterConfig.TryDecode(entry.Data, out var config))
+        long generation = node.Generation;
+        long appliedIndex = _appliedConfigs.TryGetValue(generation, out var applied) ? applied.Index : 0;
+        if (entry.Index <= appliedIndex || !ClusterConfig.TryDecode(entry.Data, out var config))
         {
             return;
         }
 
-        if (_appliedConfigIndex == 0)
+        if (appliedIndex == 0 && !_shape.Elastic)
         {
-            _everMember.UnionWith(_ids);
+            _everMember.UnionWith(_ids.Select(id => (0L, id)));
             _membershipStats.MaxVoters = _membershipStats.MinVoters = _ids.Length;
         }
 
-        int change = config.Voters.Count - AppliedConfig.Voters.Count;
+        var before = AppliedConfigOf(generation);
+        int change = config.Voters.Count - before.Voters.Count;
         _membershipStats.VotersAdded += Math.Max(change, 0);
         _membershipStats.VotersRemoved += Math.Max(-change, 0);
-        CountChanges(AppliedConfig, config);
-        _appliedConfig = config;
-        _appliedConfigIndex = entry.Index;
-        _everMember.UnionWith(config.Members);
+        CountChanges(before, config);
+        _appliedConfigs[generation] = (config, entry.Index);
+        _everMember.UnionWith(config.Members.Select(id => (generation, id)));
         _membershipStats.Applied++;
         _membershipStats.MaxVoters = Math.Max(_membershipStats.MaxVoters, config.Voters.Count);
         _membershipStats.MinVoters = Math.Min(_membershipStats.MinVoters, config.Voters.Count);
-        Trace($"  {node.Id} applies configuration {entry.Index}/t{entry.Term}: {config}");
+        Trace($"  {node.Id} applies configuration {entry.Index}/t{entry.Term}{(_shape.Elastic ? $" of generation {generation}" : "")}: {config}");
     }
 
     /// <summary>One membership step on the current leader: a transfer, a pending change retried, or a change that grows or shrinks the cluster.</summary>
@@ -134,7 +139,7 @@ internal sealed partial class Simulator
     /// <summary>A node to add as a learner: one that joined earlier and was never added, else a new one (null when the spare ids ran out).</summary>
     private SimulatedNode? Joiner(ClusterConfig config)
     {
-        var waiting = _nodes.Where(n => !config.Contains(n.Id) && !_everMember.Contains(n.Id) && !_ids.Contains(n.Id)).ToArray();
+        var waiting = _nodes.Where(n => !config.Contains(n.Id) && !EverMember(0, n.Id) && !_ids.Contains(n.Id)).ToArray();
         if (waiting.Length > 0)
         {
             return waiting[_random.Next(waiting.Length)];
@@ -199,7 +204,7 @@ internal sealed partial class Simulator
     /// <summary>A node whose removal was applied stops for good (it may have run on, removed, for a while).</summary>
     private void RetireRemovedNode()
     {
-        var removed = _nodes.Where(n => _everMember.Contains(n.Id) && !AppliedConfig.Contains(n.Id)).ToArray();
+        var removed = _nodes.Where(n => EverMember(n.Generation, n.Id) && !AppliedConfigOf(n.Generation).Contains(n.Id)).ToArray();
         if (removed.Length > 0)
         {
             Retire(removed[_random.Next(removed.Length)]);
@@ -212,7 +217,9 @@ internal sealed partial class Simulator
     /// one of them, since ids are never reused and no change is proposed while stabilizing. In an
     /// autopilot run only the removed ones stop: a joining node never added announces itself and the
     /// autopilot must add it. A member removed while paused or cut off stops too: it never learns of its
-    /// removal (the leader no longer replicates to it), so it does not announce itself again.
+    /// removal (the leader no longer replicates to it), so it does not announce itself again. In an
+    /// elastic run that is a member of the leader's generation: a node of another generation resets or
+    /// adopts the leader's when it hears it.
     /// </summary>
     private void RetireNonMembers(SimulatedNode? leader)
     {
@@ -221,7 +228,9 @@ internal sealed partial class Simulator
             return;
         }
 
-        foreach (var node in _nodes.Where(n => !leader.Core.Configuration.Contains(n.Id) && (Settings.Autopilot is null || _everMember.Contains(n.Id))).ToList())
+        long generation = leader.Generation;
+        foreach (var node in _nodes.Where(n => n.Generation == generation && !leader.Core.Configuration.Contains(n.Id)
+            && (Settings.Autopilot is null || EverMember(generation, n.Id))).ToList())
         {
             Retire(node);
         }

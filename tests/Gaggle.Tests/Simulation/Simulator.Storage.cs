@@ -15,6 +15,12 @@ internal sealed partial class Simulator
 {
     private void CrashRandomNode()
     {
+        if (_shape.Elastic)
+        {
+            CrashInstance();
+            return;
+        }
+
         var up = _nodes.Where(n => n.IsUp).ToArray();
         if (up.Length == 0)
         {
@@ -95,12 +101,19 @@ internal sealed partial class Simulator
 
         node.Storage.Flush();
         ulong incarnation = ++_incarnations;
-        var random = new Random(_random.Next());
+        int randomSeed = _random.Next();
+        if (_shape.Elastic)
+        {
+            StartInstance(node, incarnation, randomSeed);
+            return;
+        }
+
+        var random = new Random(randomSeed);
         bool joining = _shape.Membership && !_ids.Contains(node.Id);
         node.Start(history => Settings.CreateDriverSettings(node.Id, _shape, _ids, random, incarnation, rejoin, joining, history), incarnation, Settings.ClientsPerNode);
         if (node.Storage.Snapshot is { } snapshot)
         {
-            _checker.ObserveRestoredAt(node.Id, snapshot.Index, snapshot.Term);
+            _checkers.For(node.Generation).ObserveRestoredAt(node.Id, snapshot.Index, snapshot.Term);
         }
 
         Trace($"start {node.Id} incarnation {incarnation}{(rejoin ? " rejoining" : "")}{(joining ? " joining" : "")} (term {node.HardState.Term}, vote {node.HardState.VotedFor ?? "-"}, "

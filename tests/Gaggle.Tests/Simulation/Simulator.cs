@@ -15,10 +15,12 @@ namespace Gaggle.Tests.Simulation;
 /// callers, leadership transfers, partitions, snapshots installed, crashes and restarts from storage,
 /// crashes that lose unflushed writes, lost storage), each followed by a stabilization phase that
 /// heals everything and demands progress and quiet. Membership runs also change the configuration
-/// (see Simulator.Membership.cs). Checked after every step: Raft's safety properties
-/// (<see cref="SafetyChecker"/>, which hold whatever the configuration), exactly-once application of
-/// acknowledged appends (<see cref="AppendChecker"/>), the lock history (<see cref="LockHistoryChecker"/>)
-/// and that no two nodes trust their leadership lease at once.
+/// (see Simulator.Membership.cs), and elastic runs form cluster generations with no member list (see
+/// Simulator.Elastic.cs). Checked after every step: Raft's safety properties (<see cref="SafetyChecker"/>,
+/// which hold whatever the configuration, per generation), exactly-once application of acknowledged
+/// appends (<see cref="AppendChecker"/>), the lock history (<see cref="LockHistoryChecker"/>: its
+/// tables per generation, the holders' beliefs across them) and that no two nodes trust their
+/// leadership lease at once, whatever their generations.
 /// </summary>
 internal sealed partial class Simulator : ITraceSource
 {
@@ -42,7 +44,7 @@ internal sealed partial class Simulator : ITraceSource
     /// <summary>The ids of the nodes in play, in the order they joined: the network's broadcast audience.</summary>
     private readonly List<string> _onNetwork;
     private readonly SimulatedNetwork _network;
-    private readonly SafetyChecker _checker = new();
+    private readonly GenerationSafetyCheckers _checkers = new();
     private readonly int _chaosSteps;
     private readonly LossModel _loss;
     private readonly Queue<string>? _trace;
@@ -62,14 +64,20 @@ internal sealed partial class Simulator : ITraceSource
         Settings = SimulationSettings.Draw(_random, workload);
         _chaosSteps = chaosSteps ?? _random.Next(1000, 2001);
         _trace = trace ? new Queue<string>() : null;
-        _ids = Enumerable.Range(1, shape.Size).Select(i => $"n{i}").ToArray();
+        // An elastic run has no member list: its instances start later (see ScheduleInitialInstances).
+        _ids = shape.Elastic ? [] : Enumerable.Range(1, shape.Size).Select(i => $"n{i}").ToArray();
         _nodes = _ids.Select(id => new SimulatedNode(this, id, NodeClock.Draw(_random))).ToList();
         if (shape.Membership)
         {
             // Growing to 7 voters and back takes a dozen changes, each committed (and a promotion caught up) first.
             Settings = Settings.ForMembership(_random);
             _chaosSteps = chaosSteps ?? 2 * _chaosSteps;
-            if (shape.Autopilot)
+            if (shape.Elastic)
+            {
+                Settings = Settings.ForElastic(_random);
+                _membershipStats.Autopilot = true;
+            }
+            else if (shape.Autopilot)
             {
                 Settings = Settings.ForAutopilot(_random);
                 _membershipStats.Autopilot = true;
@@ -83,7 +91,7 @@ internal sealed partial class Simulator : ITraceSource
         }
 
         _onNetwork = [.. _ids];
-        _network = new SimulatedNetwork(_onNetwork);
+        _network = new SimulatedNetwork(_onNetwork, bySendTime: shape.Elastic);
     }
 
     public SimulationSettings Settings { get; }
@@ -150,6 +158,11 @@ internal sealed partial class Simulator : ITraceSource
                 StartNode(node);
             }
 
+            if (_shape.Elastic)
+            {
+                ScheduleInitialInstances();
+            }
+
             for (int epoch = 0; epoch < Epochs; epoch++)
             {
                 for (long end = Step + _chaosSteps; Step < end;)
@@ -174,15 +187,15 @@ internal sealed partial class Simulator : ITraceSource
         }
 
         return new SimulationResult(failure, new SimulationStats(
-            Step, _checker.CommittedCount, _checker.AppliedCount, _checker.LeaderCount, _nodes.Concat(_retired).Sum(n => n.Restarts - 1), _delivered, _storageStats,
-            Appends.Acknowledged, NowUs)) { Locks = Checker.Stats, Membership = _membershipStats };
+            Step, _checkers.CommittedCount, _checkers.AppliedCount, _checkers.LeaderCount, _nodes.Concat(_retired).Sum(n => n.Restarts - 1), _delivered, _storageStats,
+            Appends.Acknowledged, NowUs)) { Locks = Checker.Stats, Membership = _membershipStats, Elastic = _shape.Elastic ? ElasticStats() : null };
     }
 
     private SimulationFailure Failure(string what) => new(_seed, _shape, Step, what)
     {
         Loss = _loss,
         Settings = Settings.ToString(),
-        Nodes = string.Join("; ", _nodes.Concat(_retired).Select(n => n.Describe())),
+        Nodes = string.Join("; ", _nodes.Concat(_retired).Select(n => n.Describe())) + (_shape.Elastic ? $"; generation store {_store.Value}" : ""),
         Trace = _trace?.ToArray() ?? [],
     };
 
@@ -243,13 +256,12 @@ internal sealed partial class Simulator : ITraceSource
         }
         else if ((roll -= weights.Partition) < 0)
         {
-            string sides = _network.Partition(_random);
+            string sides = _shape.Elastic ? CutFromHub() : _network.Partition(_random);
             Trace($"partition {sides}");
         }
         else if ((roll -= weights.Heal) < 0)
         {
-            _network.Heal();
-            Trace($"heal");
+            Heal();
         }
         else if ((roll -= weights.Crash) < 0)
         {
@@ -279,6 +291,18 @@ internal sealed partial class Simulator : ITraceSource
         {
             StopForGood();
         }
+        else if ((roll -= weights.Redeploy) < 0)
+        {
+            Redeploy();
+        }
+        else if ((roll -= weights.LoseGeneration) < 0)
+        {
+            LoseGeneration();
+        }
+        else if ((roll -= weights.Outage) < 0)
+        {
+            Outage();
+        }
         else
         {
             PauseNode();
@@ -291,6 +315,11 @@ internal sealed partial class Simulator : ITraceSource
         var up = _nodes.Where(n => n.IsUp && !n.IsPausedAt(NowUs)).ToArray();
         if (up.Length == 0)
         {
+            if (_shape.Elastic)
+            {
+                StartInstanceWhenNoneIsUp();
+            }
+
             RestartRandomNode();
             up = _nodes.Where(n => n.IsUp && !n.IsPausedAt(NowUs)).ToArray();
         }
@@ -301,14 +330,19 @@ internal sealed partial class Simulator : ITraceSource
     /// <summary>The live node whose clock ticks next; real time moves on to that tick.</summary>
     private SimulatedNode NextToTick()
     {
-        SimulatedNode? next = null;
-        foreach (var node in _nodes)
+        SimulatedNode? next;
+        do
         {
-            if (node.IsUp && (next is null || node.NextTickAtUs < next.NextTickAtUs))
+            next = null;
+            foreach (var node in _nodes)
             {
-                next = node;
+                if (node.IsUp && (next is null || node.NextTickAtUs < next.NextTickAtUs))
+                {
+                    next = node;
+                }
             }
         }
+        while (_shape.Elastic && RunElasticEventBefore(next?.NextTickAtUs ?? long.MaxValue));
 
         // A paused node's next tick is its resumption: when every live node is paused, time runs on to the first.
         next ??= PickUpNode()!;
@@ -382,7 +416,7 @@ internal sealed partial class Simulator : ITraceSource
                 Trace($"  deliver {envelope}");
                 _delivered++;
                 driver.Observe(next.LocalUs);
-                driver.Receive(envelope.From, envelope.Message);
+                driver.Receive(envelope.From, envelope.Message, envelope.Generation);
             }
             else
             {
@@ -425,63 +459,8 @@ internal sealed partial class Simulator : ITraceSource
             Trace($"deliver {envelope}");
             _delivered++;
             target.Driver!.Observe(target.LocalUs);
-            target.Driver.Receive(envelope.From, envelope.Message);
+            target.Driver.Receive(envelope.From, envelope.Message, envelope.Generation);
             Process(target);
         }
-    }
-
-    /// <summary>An application appends fresh payloads on <paramref name="node"/> (any role: a follower forwards), some with a timeout.</summary>
-    private void AppendOn(SimulatedNode node, int count)
-    {
-        for (int i = 0; i < count; i++)
-        {
-            string payload = $"s{_seed}-p{++_proposals}";
-            long deadline = _random.Next(3) == 0 ? node.LocalUs + (_random.Next(1, 4) * Settings.ElectionTicksMax * SimulationSettings.TickMs * 1000L) : long.MaxValue;
-            node.AppendData(Encoding.UTF8.GetBytes(payload), deadline, index =>
-            {
-                Trace($"  {node.Id} acknowledged '{payload}' at {index}");
-                Appends.ObserveAcknowledged(node.Id, payload, index);
-            }, null);
-        }
-
-        Trace($"append {count} on {node.Id} ({node.Core!.Role}, term {node.Core.Term})");
-        Process(node);
-    }
-
-    private void LockClientActs()
-    {
-        if (_clientsPaused || _clientsQuiet)
-        {
-            return;
-        }
-
-        var node = PickUpNode();
-        if (node is null || node.Clients.Count == 0)
-        {
-            return;
-        }
-
-        node.Clients[_random.Next(node.Clients.Count)].Act(_random);
-        Process(node);
-    }
-
-    private void TransferLeadership()
-    {
-        var leader = _nodes.FirstOrDefault(n => n.Core is { Role: RaftRole.Leader } && !n.IsPausedAt(NowUs));
-        if (leader is null)
-        {
-            return;
-        }
-
-        var others = (_shape.Membership ? leader.Core!.Configuration.Voters : _ids).Where(id => id != leader.Id).ToArray();
-        if (others.Length == 0)
-        {
-            return;
-        }
-
-        string target = others[_random.Next(others.Length)];
-        bool accepted = leader.Driver!.TransferLeadership(target);
-        Trace($"transfer leadership {leader.Id} -> {target}: {accepted}");
-        Process(leader);
     }
 }

@@ -1,0 +1,113 @@
+using Gaggle.Channels;
+using Gaggle.Raft;
+using Gaggle.Runtime;
+using Gaggle.Storage;
+using NUnit.Framework;
+
+namespace Gaggle.Tests.Runtime;
+
+/// <summary>
+/// An elastic node's claim of the next generation, driver by driver on a scripted clock (ticks of 10 ms,
+/// election timeout 100..150 ms, member timeout 600 ms): when it claims, and when a won claim founds.
+/// </summary>
+[TestFixture]
+public sealed class GenerationClaimTests
+{
+    private const long TickUs = 10_000;
+    private const long MemberTimeoutUs = 600_000;
+
+    private static NodeDriver NewInstance(string id)
+    {
+        var options = new GaggleOptions
+        {
+            NodeId = id,
+            HeartbeatInterval = TimeSpan.FromMilliseconds(20),
+            ElectionTimeoutMin = TimeSpan.FromMilliseconds(100),
+            ElectionTimeoutMax = TimeSpan.FromMilliseconds(150),
+            MemberTimeout = TimeSpan.FromMicroseconds(MemberTimeoutUs),
+            RandomSeed = 5,
+        };
+        return new NodeDriver(NodeDriverSettings.From(options, 1, TimeSpan.FromMicroseconds(TickUs)), new PersistedState(default, []), new SequenceCounter());
+    }
+
+    /// <summary>Ticks from <paramref name="fromUs"/> to <paramref name="toUs"/>; the generation the node claimed after, if it did.</summary>
+    private static long? TickUntil(NodeDriver driver, long fromUs, long toUs)
+    {
+        long? claimed = null;
+        for (long now = fromUs; now <= toUs; now += TickUs)
+        {
+            driver.Tick(now);
+            claimed ??= driver.Events.ClaimGeneration;
+            driver.Events.Clear();
+            while (driver.TakeReady(now) is not null)
+            {
+                driver.Advance();
+            }
+        }
+
+        return claimed;
+    }
+
+    /// <summary>
+    /// Found by the simulation (elastic seeds 52 and 130): a newcomer that heard a leader of a cluster
+    /// it never joined took its term; once that cluster was gone it claimed the next generation, won,
+    /// and founding threw (only a node without a term could found), which stops GaggleNode's loop.
+    /// </summary>
+    [Test]
+    public void A_newcomer_that_took_a_term_from_a_cluster_it_never_joined_founds_the_next_generation_in_a_later_term()
+    {
+        var driver = NewInstance("late.a");
+        driver.StartGeneration(1, live: false);
+        driver.Tick(TickUs);
+        driver.Receive("old.b", new RaftWireMessage(new RaftMessage { Type = MessageType.Append, From = "old.b", To = "late.a", Term = 3, Index = 7, LogTerm = 3, Commit = 7 }), 1);
+        Assert.That(driver.Core.Term, Is.EqualTo(3));
+
+        Assert.That(TickUntil(driver, 2 * TickUs, 2 * TickUs + MemberTimeoutUs), Is.EqualTo(1), "it heard no member of generation 1 for the member timeout");
+        driver.GenerationClaimed(1, won: true, 2);
+
+        Assert.That(driver.Generation, Is.EqualTo(2));
+        Assert.That(driver.Core.Role, Is.EqualTo(RaftRole.Leader), "a sole voter");
+        Assert.That(driver.Core.Log.All()[0].Term, Is.EqualTo(4), "the founding entry follows the term it had");
+        Assert.That(driver.Core.Term, Is.GreaterThan(3));
+    }
+
+    /// <summary>
+    /// Found by the simulation (elastic seed 110, after a pause): a node claimed the next generation,
+    /// then heard the leader of its own generation while the claim was on its way; the claim won and the
+    /// node founded a new generation beside the live one, both leaders trusting their leadership (the
+    /// newer one then replaces the live cluster: its state and its holds are gone).
+    /// </summary>
+    [Test]
+    public void A_won_claim_founds_nothing_when_a_member_of_the_claimed_generation_spoke_meanwhile()
+    {
+        var driver = NewInstance("late.a");
+        driver.StartGeneration(1, live: false);
+        Assert.That(TickUntil(driver, TickUs, TickUs + MemberTimeoutUs), Is.EqualTo(1));
+
+        driver.Receive("live.b", new VoterAnnounce(2, Leads: true), 1);
+        driver.GenerationClaimed(1, won: true, 2);
+
+        Assert.That(driver.Generation, Is.EqualTo(1), "generation 1 lives: the claimed one stays unused");
+        Assert.That(driver.Core.LastIndex, Is.Zero);
+        Assert.That(driver.Core.Role, Is.Not.EqualTo(RaftRole.Leader));
+    }
+
+    /// <summary>
+    /// Found by the simulation (elastic seeds 62 and 155): a newcomer paused for longer than the member
+    /// timeout claimed at its first tick after the pause, counting the pause as silence, though it had
+    /// heard a live leader just before it, and founded a generation beside the live one. Only silence it
+    /// listened to counts.
+    /// </summary>
+    [Test]
+    public void A_pause_is_not_silence_the_founding_wait_starts_over_after_it()
+    {
+        var driver = NewInstance("late.a");
+        driver.StartGeneration(1, live: false);
+        TickUntil(driver, TickUs, 10 * TickUs);
+        driver.Receive("live.b", new VoterAnnounce(2, Leads: true), 1);
+
+        long resumedUs = 10 * TickUs + (2 * MemberTimeoutUs);
+        Assert.That(TickUntil(driver, resumedUs, resumedUs + MemberTimeoutUs - TickUs), Is.Null, "no claim before a member timeout of silence after the pause");
+        Assert.That(TickUntil(driver, resumedUs + MemberTimeoutUs, resumedUs + MemberTimeoutUs + TickUs), Is.EqualTo(1), "then it claims");
+    }
+}

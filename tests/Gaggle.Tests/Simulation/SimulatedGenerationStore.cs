@@ -1,0 +1,127 @@
+namespace Gaggle.Tests.Simulation;
+
+/// <summary>
+/// The generation store of an elastic run (<see cref="Channels.IClusterGenerationStore"/>): one value all
+/// nodes share. A claim is a compare-and-set from g to g + 1, a raise takes the maximum, a read reads.
+/// As in GaggleNode, every operation runs off the node's loop: it reaches the store after a random
+/// delay and its result reaches the node's driver as an input (see Simulator.Elastic.cs). An
+/// operation may fail (the store was unreachable), and the store may lose its value (evicted,
+/// flushed, failed over): it reads 0 again.
+/// </summary>
+internal sealed class SimulatedGenerationStore
+{
+    private readonly List<StoreOperation> _pending = [];
+    private long _sequence;
+
+    /// <summary>The recorded generation; 0 when none is.</summary>
+    public long Value { get; private set; }
+
+    /// <summary>What the store did in a run.</summary>
+    public GenerationStoreStats Stats { get; } = new();
+
+    public int PendingCount => _pending.Count;
+
+    /// <summary>The time the next operation reaches the store, or long.MaxValue.</summary>
+    public long NextDueUs => _pending.Count == 0 ? long.MaxValue : _pending.Min(o => o.DueUs);
+
+    /// <summary>Queues <paramref name="operation"/> to reach the store at <paramref name="dueUs"/> (real time).</summary>
+    public void Schedule(long dueUs, StoreOperation operation) => _pending.Add(operation with { DueUs = dueUs, Order = ++_sequence });
+
+    /// <summary>Removes and returns the operation due first at or before <paramref name="nowUs"/> (in the order they were queued among equals), or null.</summary>
+    public StoreOperation? TakeDue(long nowUs)
+    {
+        int best = -1;
+        for (int i = 0; i < _pending.Count; i++)
+        {
+            if (_pending[i].DueUs <= nowUs && (best < 0 || (_pending[i].DueUs, _pending[i].Order).CompareTo((_pending[best].DueUs, _pending[best].Order)) < 0))
+            {
+                best = i;
+            }
+        }
+
+        if (best < 0)
+        {
+            return null;
+        }
+
+        var operation = _pending[best];
+        _pending.RemoveAt(best);
+        return operation;
+    }
+
+    /// <summary>Sets the value to <paramref name="expected"/> + 1 if it is still <paramref name="expected"/>; true when it did.</summary>
+    public bool TryClaim(long expected)
+    {
+        Stats.Claims++;
+        if (Value != expected)
+        {
+            return false;
+        }
+
+        Value = expected + 1;
+        Stats.ClaimsWon++;
+        return true;
+    }
+
+    /// <summary>Records <paramref name="generation"/> unless a higher one is recorded.</summary>
+    public void Raise(long generation)
+    {
+        Stats.Raises++;
+        if (generation > Value)
+        {
+            Stats.Restored++;
+            Value = generation;
+        }
+    }
+
+    /// <summary>The store lost its value.</summary>
+    public void Lose()
+    {
+        Value = 0;
+        Stats.Lost++;
+    }
+}
+
+/// <summary>What an operation on the generation store is.</summary>
+internal enum StoreOperationKind
+{
+    /// <summary>The compare-and-set of a claim (then, if lost, the read of the value that won).</summary>
+    Claim,
+
+    /// <summary>A lost claim's read of the recorded value.</summary>
+    ReadAfterLostClaim,
+
+    /// <summary>A leader's raise.</summary>
+    Raise,
+}
+
+/// <summary>An operation of <paramref name="Node"/>'s process on the store: a claim from <paramref name="Generation"/>, the read after it, or a raise to it.</summary>
+internal sealed record StoreOperation(StoreOperationKind Kind, SimulatedNode Node, long Generation)
+{
+    /// <summary>When it reaches the store (real time).</summary>
+    public long DueUs { get; init; }
+
+    /// <summary>Queue order among operations due at once.</summary>
+    public long Order { get; init; }
+
+    public override string ToString() => $"{Kind} {Generation} by {Node.Id}";
+}
+
+/// <summary>What the generation store did in a run.</summary>
+internal sealed class GenerationStoreStats
+{
+    public int Claims { get; set; }
+
+    public int ClaimsWon { get; set; }
+
+    public int Raises { get; set; }
+
+    /// <summary>Raises that put a lost value back (or moved it up).</summary>
+    public int Restored { get; set; }
+
+    /// <summary>Operations that failed (unreachable or failing store).</summary>
+    public int Failed { get; set; }
+
+    /// <summary>Times the store lost its value.</summary>
+    public int Lost { get; set; }
+}

@@ -1,0 +1,193 @@
+using Gaggle.Runtime;
+
+namespace Gaggle.Tests.Simulation;
+
+/// <summary>
+/// Elastic runs, GaggleNode's part around each driver's generation: claims and raises carried to the
+/// <see cref="SimulatedGenerationStore"/> and their results back, the founding of each generation
+/// (once while its cluster lives), and the reset of a node whose generation a newer one replaced.
+/// </summary>
+internal sealed partial class Simulator
+{
+    /// <summary>GaggleNode.CarryOutGenerations: the driver's claim and raise go to the store off the loop.</summary>
+    public void CarryOutGenerations(SimulatedNode node, long? claim, long? raise)
+    {
+        if (claim is { } expected)
+        {
+            Trace($"  {node.Id} claims generation {expected + 1}");
+            ScheduleStoreOperation(StoreOperationKind.Claim, node, expected);
+        }
+
+        if (raise is { } generation)
+        {
+            ScheduleStoreOperation(StoreOperationKind.Raise, node, generation);
+        }
+    }
+
+    private void ScheduleStoreOperation(StoreOperationKind kind, SimulatedNode node, long generation)
+        => _store.Schedule(NowUs + _random.NextInt64(0, Settings.Elastic!.StoreDelayMaxUs + 1), new StoreOperation(kind, node, generation));
+
+    /// <summary>
+    /// An operation reaches the store (a paused process sends it once it resumes; one that died had sent
+    /// it): it fails when the node is cut from the store, or now and then; a claim's result, or its
+    /// failure, reaches the node's current driver as an input, as GaggleNode's inbox does (after a reset
+    /// the new driver gets it).
+    /// </summary>
+    private void RunStoreOperation(StoreOperation operation)
+    {
+        var node = operation.Node;
+        if (node.IsPausedAt(NowUs))
+        {
+            _store.Schedule(node.PausedUntilUs, operation);
+            return;
+        }
+
+        long expected = operation.Generation;
+        bool fails = !_network.ReachesStore(node.Id) || (!_storeHealed && _random.Next(100) < Settings.Elastic!.StoreFailurePercent);
+        if (fails)
+        {
+            _store.Stats.Failed++;
+            Trace($"store: {operation} fails");
+            if (operation.Kind != StoreOperationKind.Raise)
+            {
+                DeliverToDriver(node, driver => driver.GenerationClaimFailed());
+            }
+
+            return;
+        }
+
+        switch (operation.Kind)
+        {
+            case StoreOperationKind.Claim when _store.TryClaim(expected):
+                Trace($"store: {operation} won");
+                DeliverToDriver(node, driver => driver.GenerationClaimed(expected, won: true, expected + 1));
+                break;
+            case StoreOperationKind.Claim:
+                Trace($"store: {operation} lost to {_store.Value}");
+                ScheduleStoreOperation(StoreOperationKind.ReadAfterLostClaim, node, expected);
+                break;
+            case StoreOperationKind.ReadAfterLostClaim:
+                long recorded = _store.Value;
+                DeliverToDriver(node, driver => driver.GenerationClaimed(expected, won: false, recorded));
+                break;
+            default:
+                Trace($"store: {operation} (was {_store.Value})");
+                _store.Raise(expected);
+                break;
+        }
+    }
+
+    /// <summary>A store result as an input of <paramref name="node"/>'s driver, if the process still runs; a founding it causes is recorded.</summary>
+    private void DeliverToDriver(SimulatedNode node, Action<NodeDriver> input)
+    {
+        if (!node.IsUp || !_nodes.Contains(node))
+        {
+            Trace($"  the result is lost: {node.Id} is gone");
+            return;
+        }
+
+        var driver = node.Driver!;
+        long foundedBefore = driver.Generations!.FoundedAtUs;
+        driver.Observe(node.LocalUs);
+        input(driver);
+        if (driver.Generations.FoundedAtUs != foundedBefore)
+        {
+            ObserveFounded(node, driver.Generation);
+        }
+
+        Process(node);
+    }
+
+    /// <summary>
+    /// A generation is founded once while its cluster lives: two clusters of one generation would take
+    /// each other's messages for their own. Only once every member of the first is gone may the number
+    /// come back, when the store lost its value and no instance remembers it: that is a new cluster,
+    /// whose histories start afresh (a message of the old one still in flight, at most half an election
+    /// timeout old, would be checked as part of the new one's).
+    /// </summary>
+    private void ObserveFounded(SimulatedNode node, long generation)
+    {
+        Trace($"  {node.Id} founds generation {generation}");
+        if (_founders.TryGetValue(generation, out var earlier))
+        {
+            var members = _nodes.Where(n => n != node && n.IsUp && n.Generation == generation && (n.Core!.LastIndex > 0 || n.Core.Snapshot is not null)).Select(n => n.Id).ToList();
+            if (members.Count > 0)
+            {
+                throw new SafetyViolationException(
+                    $"generation {generation} founded twice: by {earlier.Founder} at {earlier.AtUs} us and by {node.Id} at {NowUs} us, while the first lives on "
+                    + $"({string.Join(", ", members)}; the store records {_store.Value})");
+            }
+
+            CloseCluster(generation);
+        }
+
+        _founders[generation] = (node.Id, NowUs);
+        _elasticStats.Founded++;
+    }
+
+    /// <summary>The cluster of <paramref name="generation"/> is gone and a new one takes its number: its histories are closed.</summary>
+    private void CloseCluster(long generation)
+    {
+        Trace($"  generation {generation} founded again: the store lost its value while every member of the earlier one was gone");
+        _elasticStats.FoundedAgain++;
+        long closed = -_elasticStats.FoundedAgain;
+        foreach (var node in _retired.Where(n => n.Generation == generation))
+        {
+            _closedLogs.TryAdd(node.Storage, closed);
+        }
+
+        foreach (var (_, _, storage) in _logsBeforeReset.Where(l => l.Generation == generation))
+        {
+            _closedLogs.TryAdd(storage, closed);
+        }
+
+        _checkers.Close(generation);
+        Appends.Close(generation);
+        Checker.Close(generation);
+        _appliedConfigs.Remove(generation);
+        _everMember.RemoveWhere(m => m.Generation == generation);
+        foreach (var key in _snapshots.Keys.Where(k => k.Generation == generation).ToList())
+        {
+            _snapshots.Remove(key);
+        }
+    }
+
+    /// <summary>GaggleNode.ResetForGeneration: a newer generation replaced <paramref name="node"/>'s; it starts over in it with empty state.</summary>
+    private void ResetForGeneration(SimulatedNode node, long generation)
+    {
+        long old = node.Generation;
+        _logsBeforeReset.Add((node.Id, old, node.Storage));
+        _elasticStats.Resets++;
+        Trace($"  {node.Id} resets: generation {generation} replaced its generation {old}");
+        node.ResetForGeneration(history => Settings.CreateElasticDriverSettings(node.Id, _random.Next(), node.Incarnation, history), generation, Settings.ClientsPerNode);
+        Process(node);
+    }
+}
+
+/// <summary>What the instances and generations of an elastic run did.</summary>
+internal sealed class ElasticSimStats
+{
+    public int Started { get; set; }
+
+    public int Died { get; set; }
+
+    public int Redeployed { get; set; }
+
+    public int Outages { get; set; }
+
+    /// <summary>Generations founded (claims won by a node that then formed the cluster).</summary>
+    public int Founded { get; set; }
+
+    /// <summary>Generations founded again after their cluster was gone and the store had lost its value.</summary>
+    public int FoundedAgain { get; set; }
+
+    public long HighestGeneration { get; set; }
+
+    /// <summary>Generations whose log committed something.</summary>
+    public int GenerationsCommitted { get; set; }
+
+    /// <summary>Nodes that reset because a newer generation replaced theirs.</summary>
+    public int Resets { get; set; }
+
+    public GenerationStoreStats Store { get; set; } = new();
+}
