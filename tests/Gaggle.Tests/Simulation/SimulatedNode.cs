@@ -47,6 +47,12 @@ internal sealed class SimulatedNode(Simulator sim, string id, NodeClock clock)
     /// <summary>Elastic runs: a newer generation replaced this node's; the loop resets it once the current pass is done.</summary>
     public long? SupersededBy { get; set; }
 
+    /// <summary>The driver said this node was removed (elastic): it starts over as a new incarnation keeping its term and vote.</summary>
+    public bool Removed { get; set; }
+
+    /// <summary>The driver said this learner heard no voter for the member timeout (elastic): it starts over with nothing.</summary>
+    public bool Orphaned { get; set; }
+
     /// <summary>Times this process started over in a newer generation.</summary>
     public int Resets { get; private set; }
 
@@ -57,7 +63,7 @@ internal sealed class SimulatedNode(Simulator sim, string id, NodeClock clock)
 
     public SequenceCounter Sequences { get; private set; } = new();
 
-    public ulong Incarnation { get; private set; }
+    public ulong Incarnation { get; set; }
 
     /// <summary>The index this node's state machines have applied up to (as the checker saw it).</summary>
     public long Applied { get; set; }
@@ -132,11 +138,24 @@ internal sealed class SimulatedNode(Simulator sim, string id, NodeClock clock)
     /// are lost, as when the process dies (the application's lock users start over).
     /// </summary>
     public void ResetForGeneration(Func<HistoryMachine, NodeDriverSettings> settings, long generation, int clients)
+        => StartOver(settings, generation, live: true, HardState.Empty, clients);
+
+    /// <summary>
+    /// GaggleNode.StartOver: a new driver on empty storage (but for <paramref name="keep"/>, the term and
+    /// vote a removed member keeps), started in <paramref name="generation"/> as a newcomer; its callers'
+    /// pending requests fail and their holds are lost, as when the process dies.
+    /// </summary>
+    public void StartOver(Func<HistoryMachine, NodeDriverSettings> settings, long generation, bool live, HardState keep, int clients)
     {
         DropClients();
         Storage = new SimulatedStorage();
+        if (keep.Term > 0)
+        {
+            Storage.SaveHardState(keep);
+        }
+
         Boot(settings);
-        Driver!.StartGeneration(generation, live: true);
+        Driver!.StartGeneration(generation, live);
         Commit = 0;
         LatestConfig = null;
         ReportedRejoining = false;
@@ -157,6 +176,8 @@ internal sealed class SimulatedNode(Simulator sim, string id, NodeClock clock)
         LeaderTerm = -1;
         LeaderCheckedUpTo = 0;
         SupersededBy = null;
+        Removed = false;
+        Orphaned = false;
     }
 
     private void AddClients(int clients, string prefix)
@@ -261,6 +282,8 @@ internal sealed class SimulatedNode(Simulator sim, string id, NodeClock clock)
         var timedOut = events.TimedOut.ToArray();
         var (claim, raise) = (events.ClaimGeneration, events.RaiseGeneration);
         SupersededBy ??= events.Superseded;
+        Removed |= events.Removed;
+        Orphaned |= events.Orphaned;
         events.Clear();
         sim.CarryOutGenerations(this, claim, raise);
         foreach (var (sequence, lockEvent) in lockEvents)

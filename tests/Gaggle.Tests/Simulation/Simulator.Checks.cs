@@ -40,6 +40,10 @@ internal sealed partial class Simulator
                 // GaggleNode's loop: the reset comes once the pass that learned of the newer generation is done.
                 ResetForGeneration(node, generation);
             }
+            else if (node.Removed || node.Orphaned)
+            {
+                StartOver(node);
+            }
         }
     }
 

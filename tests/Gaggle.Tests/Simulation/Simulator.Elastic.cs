@@ -351,10 +351,10 @@ internal sealed partial class Simulator
 
     /// <summary>
     /// Stabilization: the store stops failing and every waiting instance starts now. If every instance in
-    /// play is stranded (none, or each a member of a generation whose live voters are no majority: one
-    /// that survived an outage paused), a new instance starts too: a stranded member never founds a
-    /// generation itself (only a node that belongs to none claims one), so without a newcomer it would
-    /// wait for good.
+    /// play is stranded (none, or each a member of a generation whose live voters are no majority: a
+    /// majority of voters stopped for good, or one that survived an outage paused), the cluster takes no
+    /// writes and never guesses: a voter of it that lives keeps announcing itself, so no newcomer founds
+    /// a generation. The operator then stops the stranded instances, and a new instance starts.
     /// </summary>
     private void HealInstances()
     {
@@ -363,6 +363,21 @@ internal sealed partial class Simulator
         {
             _pendingStarts.RemoveAll(p => p.Node == node);
             StartPending(node);
+        }
+
+        var withState = _nodes.Where(n => n.IsUp && (n.Core!.LastIndex > 0 || n.Core.Snapshot is not null)).ToList();
+        if (withState.Count > 0 && withState.TrueForAll(Stranded) && withState.Exists(n => n.Core!.Configuration.IsVoter(n.Id)))
+        {
+            // A voter of a generation that lost its majority lives and announces itself: nobody founds by
+            // itself. The operator gives its state up: the stranded instances stop, and newcomers found
+            // the next generation. (ForceNewGenerationAsync, the other way back, keeps a survivor's state;
+            // it is tested at the node level.)
+            foreach (var stranded in withState)
+            {
+                Trace($"the operator stops stranded instance {stranded.Id} (generation {stranded.Generation} lost its majority of voters)");
+                _elasticStats.StrandedStopped++;
+                Retire(stranded);
+            }
         }
 
         if (_nodes.TrueForAll(Stranded))

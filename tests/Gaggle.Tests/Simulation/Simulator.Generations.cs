@@ -162,6 +162,24 @@ internal sealed partial class Simulator
         node.ResetForGeneration(history => Settings.CreateElasticDriverSettings(node.Id, _random.Next(), node.Incarnation, history), generation, Settings.ClientsPerNode);
         Process(node);
     }
+
+    /// <summary>
+    /// GaggleNode.ResetForRemoval and ResetOrphaned: a member removed while paused or cut off starts over
+    /// in its generation as a new incarnation, keeping its term and vote; a learner that heard no voter
+    /// for the member timeout starts over with nothing, waiting to join or found.
+    /// </summary>
+    private void StartOver(SimulatedNode node)
+    {
+        bool removed = node.Removed;
+        long generation = node.Generation;
+        var keep = removed ? new Gaggle.Raft.HardState(node.Core!.Term, node.Core.VotedFor, 0) : default;
+        _logsBeforeReset.Add((node.Id, generation, node.Storage));
+        _elasticStats.Resets++;
+        Trace($"  {node.Id} starts over in generation {generation}: {(removed ? "it was removed" : "it heard no voter for the member timeout")}");
+        node.Incarnation = (ulong)_random.NextInt64(1, long.MaxValue);
+        node.StartOver(history => Settings.CreateElasticDriverSettings(node.Id, _random.Next(), node.Incarnation, history), generation, live: removed, keep, Settings.ClientsPerNode);
+        Process(node);
+    }
 }
 
 /// <summary>What the instances and generations of an elastic run did.</summary>
@@ -186,8 +204,11 @@ internal sealed class ElasticSimStats
     /// <summary>Generations whose log committed something.</summary>
     public int GenerationsCommitted { get; set; }
 
-    /// <summary>Nodes that reset because a newer generation replaced theirs.</summary>
+    /// <summary>Nodes that reset because a newer generation replaced theirs, was removed, or heard no voter for the member timeout.</summary>
     public int Resets { get; set; }
+
+    /// <summary>Stranded instances (of a generation whose live voters are no majority) an operator stopped at stabilization.</summary>
+    public int StrandedStopped { get; set; }
 
     public GenerationStoreStats Store { get; set; } = new();
 }
