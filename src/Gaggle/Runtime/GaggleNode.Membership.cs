@@ -112,8 +112,9 @@ public sealed partial class GaggleNode
     {
         ThrowIfStopped();
         await Locks.ReleaseAllAsync().ConfigureAwait(false);
-        if (_options.EffectiveVoters is null || !_membership.Contains(Id))
+        if (_options.EffectiveVoters is null || !_membership.Contains(Id) || _membership.Voters.Count + _membership.Learners.Count == 1)
         {
+            // Not a member, or the last one: nobody can take its place (its state goes with it).
             return _membership;
         }
 
