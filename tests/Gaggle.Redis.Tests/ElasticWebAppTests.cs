@@ -75,6 +75,88 @@ public sealed class ElasticWebAppTests
         }
     }
 
+    [Test]
+    public async Task ThreeRollingRestartsBySigtermKeepTheClusterAndEveryAcknowledgedAppend()
+    {
+        var redis = await RedisServer.RequireAsync();
+        string cluster = "elastic-" + Guid.NewGuid().ToString("N")[..8];
+        var apps = Enumerable.Range(0, 3).Select(i => WebAppProcess.StartElastic(WebAppProcess.Assembly(), redis, cluster, $"v0-{i}")).ToList();
+        var retired = new List<WebAppProcess>();
+        var acknowledged = new System.Collections.Concurrent.ConcurrentDictionary<long, string>();
+        using var stopLoad = new CancellationTokenSource();
+        try
+        {
+            await OneClusterAsync(apps, generation: 1, TimeSpan.FromSeconds(45));
+            var load = Task.Run(async () =>
+            {
+                int n = 0;
+                while (!stopLoad.IsCancellationRequested)
+                {
+                    var app = apps[n % apps.Count];
+                    string body = $"{{\"n\":{n++}}}";
+                    try
+                    {
+                        using var response = await app.Client.PostAsync("/log", new StringContent(body, System.Text.Encoding.UTF8, "application/json"), stopLoad.Token);
+                        if (response.IsSuccessStatusCode)
+                        {
+                            var index = (await response.Content.ReadFromJsonAsync<System.Text.Json.JsonElement>(stopLoad.Token)).GetProperty("index").GetInt64();
+                            acknowledged[index] = body;
+                        }
+                    }
+                    catch (Exception e) when (e is HttpRequestException or TaskCanceledException or OperationCanceledException)
+                    {
+                        // The instance is stopping, or just stopped: the next one is asked.
+                    }
+                }
+            });
+
+            for (int round = 1; round <= 3; round++)
+            {
+                for (int i = 0; i < apps.Count; i++)
+                {
+                    var old = apps[i];
+                    old.Terminate();
+                    Assert.That(old.WaitForExit(TimeSpan.FromSeconds(40)), Is.Not.Null, $"{old.Id} stops within its shutdown timeout");
+                    retired.Add(old);
+                    apps[i] = WebAppProcess.StartElastic(WebAppProcess.Assembly(), redis, cluster, $"v{round}-{i}");
+                    await OneClusterAsync(apps, generation: 1, TimeSpan.FromSeconds(60));
+                }
+            }
+
+            await stopLoad.CancelAsync();
+            await load;
+            Assert.That(acknowledged, Is.Not.Empty);
+            await OneClusterAsync(apps, generation: 1, TimeSpan.FromSeconds(30));
+            WebAppProcess? leader = null;
+            foreach (var app in apps)
+            {
+                if ((await app.Client.GetFromJsonAsync<Status>("/status"))!.IsLeader)
+                {
+                    leader = app;
+                }
+            }
+
+            Assert.That(leader, Is.Not.Null);
+            var log = await leader!.Client.GetFromJsonAsync<System.Text.Json.JsonElement[]>("/log");
+            var entries = log!.ToDictionary(e => e.GetProperty("index").GetInt64(), e => e.GetProperty("data").GetRawText());
+            foreach (var (index, body) in acknowledged)
+            {
+                Assert.That(entries.ContainsKey(index), Is.True, $"the acknowledged append at {index} ({body}) survived nine replacements");
+            }
+        }
+        catch
+        {
+            DumpOutput([.. retired, .. apps]);
+            throw;
+        }
+        finally
+        {
+            await stopLoad.CancelAsync();
+            apps.ForEach(a => a.Dispose());
+            retired.ForEach(a => a.Dispose());
+        }
+    }
+
     /// <summary>
     /// Polls every instance's <c>/status</c> until they all name the same leader (which alone says it
     /// leads) and the same <paramref name="generation"/>, and each lists three voters and every

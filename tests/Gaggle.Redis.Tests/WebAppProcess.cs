@@ -71,6 +71,16 @@ internal sealed class WebAppProcess : IDisposable
         return _process.ExitCode;
     }
 
+    /// <summary>SIGTERM, as a platform stops an instance: the host shuts down cleanly (the node leaves the cluster gracefully).</summary>
+    public void Terminate()
+    {
+        if (!_process.HasExited)
+        {
+            using var kill = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("kill", $"-TERM {_process.Id}") { UseShellExecute = false })!;
+            kill.WaitForExit();
+        }
+    }
+
     /// <summary>SIGKILL: no clean shutdown, the instance's locks end only when their leases expire.</summary>
     public void Kill()
     {

@@ -69,6 +69,9 @@ internal sealed partial class RaftCore
 
     private void BecomeLeader()
     {
+        _catchUpRoundElapsed = 0;
+        _committedOneRoundAgo = _log.Committed;
+        _committedTwoRoundsAgo = _log.Committed;
         ResetTerm(Term);
         Role = RaftRole.Leader;
         LeaderId = Id;
@@ -89,10 +92,22 @@ internal sealed partial class RaftCore
         RebuildVoterProgress();
     }
 
+    private int _catchUpRoundElapsed;
+    private long _committedOneRoundAgo;
+    private long _committedTwoRoundsAgo;
+
     private void TickLeader()
     {
         _heartbeatElapsed++;
         _electionElapsed++;
+        if (++_catchUpRoundElapsed >= _config.ElectionTicksMin)
+        {
+            // Catch-up rounds (thesis §4.2.1): see IsCaughtUp.
+            _catchUpRoundElapsed = 0;
+            _committedTwoRoundsAgo = _committedOneRoundAgo;
+            _committedOneRoundAgo = _log.Committed;
+        }
+
         foreach (var progress in _progress.Values)
         {
             progress.TicksSinceHeard = Math.Min(progress.TicksSinceHeard + 1, _config.ElectionTicksMin);
@@ -141,6 +156,17 @@ internal sealed partial class RaftCore
     }
 
     private bool IsRecentlyActive(Progress progress) => progress.TicksSinceHeard < _config.ElectionTicksMin;
+
+    /// <summary>
+    /// Whether learner <paramref name="id"/> has caught up (thesis §4.2.1): it answered within the minimum
+    /// election timeout and holds every entry this leader had committed one to two election timeouts
+    /// ago (and everything, when nothing committed since). Under a steady stream of commits a learner
+    /// is always a round trip behind the commit index, so exact equality may never hold; a learner
+    /// still working through a backlog is further behind than that.
+    /// </summary>
+    public bool IsCaughtUp(string id)
+        => Role == RaftRole.Leader && _progress.TryGetValue(id, out var progress) && IsRecentlyActive(progress)
+            && progress.Match >= Math.Min(_log.Committed, Math.Max(_committedTwoRoundsAgo, 1));
 
     /// <summary>The number of heartbeat rounds this node has sent as leader (heartbeats carry it; responses echo it).</summary>
     public long HeartbeatRound { get; private set; }

@@ -116,9 +116,9 @@ internal sealed partial class RaftCore
         }
 
         if (change.Type == ConfigChangeType.Promote
-            && (!_progress.TryGetValue(change.NodeId, out var learner) || learner.Match < _log.Committed || !IsRecentlyActive(learner)))
+            && !IsCaughtUp(change.NodeId))
         {
-            error = $"learner '{change.NodeId}' has not caught up: it holds entries up to {learner?.Match ?? 0} of the {_log.Committed} committed";
+            error = $"learner '{change.NodeId}' has not caught up: it holds entries up to {ProgressOf(change.NodeId)?.Match ?? 0} of the {_log.Committed} committed";
             return ConfigChangeOutcome.NotCaughtUp;
         }
 

@@ -224,8 +224,7 @@ internal sealed class Autopilot(AutopilotSettings settings)
     {
         foreach (var learner in config.Learners)
         {
-            var progress = core.ProgressOf(learner);
-            if (progress is not null && progress.Match >= core.CommitIndex && IsAlive(core, learner, nowUs))
+            if (core.IsCaughtUp(learner) && IsAlive(core, learner, nowUs))
             {
                 _caughtUpSinceUs.TryAdd(learner, nowUs);
             }
