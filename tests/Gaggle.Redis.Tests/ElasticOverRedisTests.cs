@@ -11,7 +11,7 @@ namespace Gaggle.Redis.Tests;
 /// </summary>
 [TestFixture]
 [Category("Redis")]
-[Parallelizable(ParallelScope.All)]
+[NonParallelizable] // six nodes at 20 ms heartbeats: kept apart from the timing-sensitive Redis tests
 public sealed class ElasticOverRedisTests
 {
     private static async Task<GaggleNode> StartAsync(string configuration, string cluster, string name)

@@ -198,7 +198,7 @@ public sealed class ElasticWebAppTests
                     $"Gave up after {deadline.TotalSeconds:0} s waiting for one cluster of generation {generation} with three voters; not answering: [{string.Join(", ", silent)}]; last seen:\n{seen}");
             }
 
-            await Task.Delay(100);
+            await Task.Delay(250);
         }
     }
 
