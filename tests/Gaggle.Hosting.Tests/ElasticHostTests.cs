@@ -31,9 +31,6 @@ public sealed class ElasticHostTests
         }
 
         builder.Configuration.AddInMemoryCollection(settings);
-        // The last member of a cluster cannot leave (nobody can take its place): its host waits out the
-        // shutdown timeout, 30 s by default.
-        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(3));
         var gaggle = builder.Services.AddGaggle(builder.Configuration.GetSection("Gaggle"));
         more?.Invoke(gaggle);
         return builder.Build();
