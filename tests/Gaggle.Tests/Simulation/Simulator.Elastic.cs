@@ -366,8 +366,12 @@ internal sealed partial class Simulator
         }
 
         var withState = _nodes.Where(n => n.IsUp && (n.Core!.LastIndex > 0 || n.Core.Snapshot is not null)).ToList();
-        if (withState.Count > 0 && withState.TrueForAll(Stranded) && withState.Exists(n => n.Core!.Configuration.IsVoter(n.Id)))
+        // Only a voter (by its own configuration, committed or not) can elect a leader; when every such
+        // voter is stranded, nothing can, whatever the learners believe.
+        var voters = withState.Where(n => n.Core!.Configuration.IsVoter(n.Id)).ToList();
+        if (voters.Count > 0 && voters.TrueForAll(Stranded) && CurrentLeader() is null)
         {
+            withState = voters;
             // A voter of a generation that lost its majority lives and announces itself: nobody founds by
             // itself. The operator gives its state up: the stranded instances stop, and newcomers found
             // the next generation. (ForceNewGenerationAsync, the other way back, keeps a survivor's state;
