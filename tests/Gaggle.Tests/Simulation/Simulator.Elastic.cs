@@ -369,7 +369,7 @@ internal sealed partial class Simulator
         // Only a voter (by its own configuration, committed or not) can elect a leader; when every such
         // voter is stranded, nothing can, whatever the learners believe.
         var voters = withState.Where(n => n.Core!.Configuration.IsVoter(n.Id)).ToList();
-        if (voters.Count > 0 && voters.TrueForAll(Stranded) && CurrentLeader() is null)
+        if (voters.Count > 0 && voters.TrueForAll(Stranded))
         {
             withState = voters;
             // A voter of a generation that lost its majority lives and announces itself: nobody founds by
