@@ -306,14 +306,6 @@ internal sealed partial class NodeDriver
 
         foreach (var entry in raft.CommittedEntries)
         {
-            if (entry.Kind == EntryKind.Configuration && _generations is not null && ClusterConfig.TryDecode(entry.Data, out var applied))
-            {
-                // Elastic mode: removed members' duplicate tables go, at the same log position on every
-                // replica. A member forwards appends only while it is one (see ProposeForwarded), and a
-                // removed member comes back only as a new incarnation (see TickJoining).
-                Machines.Deduplicator.RetainOnly(applied.Members);
-            }
-
             if (Machines.TryApply(entry, out var envelope) && envelope.Origin == Id && envelope.Incarnation == _settings.Incarnation)
             {
                 _appends.Complete(envelope.Sequence, entry.Index);

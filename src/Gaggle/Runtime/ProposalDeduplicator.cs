@@ -74,16 +74,6 @@ internal sealed class ProposalDeduplicator
         return true;
     }
 
-    /// <summary>Forgets every origin but <paramref name="members"/> (their sessions: what a removed member sends after its removal is refused).</summary>
-    public void RetainOnly(IEnumerable<string> members)
-    {
-        var keep = members.ToHashSet(StringComparer.Ordinal);
-        foreach (var origin in _origins.Keys.Where(o => !keep.Contains(o)).ToList())
-        {
-            _origins.Remove(origin);
-        }
-    }
-
     /// <summary>Whether an entry id was applied (within the window).</summary>
     public bool Contains(string origin, ulong incarnation, long sequence)
         => _origins.TryGetValue(origin, out var incarnations)
