@@ -1,27 +1,52 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
+using System.Text.RegularExpressions;
 using NUnit.Framework;
 
 namespace Gaggle.Redis.Tests;
 
-/// <summary>One instance of samples/Gaggle.Samples.WebApp, run as its own process on a free loopback port.</summary>
+/// <summary>
+/// One instance of samples/Gaggle.Samples.WebApp, run as its own process on a loopback port it picks
+/// itself (port 0): a port picked here and handed over could be taken meanwhile by any outgoing
+/// connection of the other test processes, as the ephemeral range is shared. The port is read from the
+/// host's "Now listening on" line.
+/// </summary>
 internal sealed class WebAppProcess : IDisposable
 {
+    private static readonly TimeSpan ListeningDeadline = TimeSpan.FromSeconds(90);
+    private static readonly Regex ListeningLine = new(@"Now listening on: (http://127\.0\.0\.1:\d+)", RegexOptions.Compiled);
+
     private readonly Process _process;
     private readonly ConcurrentQueue<string> _lines = new();
+    private readonly TaskCompletionSource<Uri> _address = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private HttpClient? _client;
 
-    private WebAppProcess(string id, int port, Process process)
+    private WebAppProcess(string id, Process process)
     {
         Id = id;
-        Client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(30) };
         _process = process;
     }
 
     public string Id { get; }
 
-    public HttpClient Client { get; }
+    /// <summary>A client of this instance, once it listens (waits for that with a deadline; fails at once when the process exits first).</summary>
+    public HttpClient Client
+    {
+        get
+        {
+            if (_client is null)
+            {
+                if (!_address.Task.Wait(ListeningDeadline))
+                {
+                    throw new TimeoutException($"{Id} did not listen within {ListeningDeadline}:\n{Output}");
+                }
+
+                _client ??= new HttpClient { BaseAddress = _address.Task.Result, Timeout = TimeSpan.FromSeconds(30) };
+            }
+
+            return _client;
+        }
+    }
 
     public bool HasExited => _process.HasExited;
 
@@ -37,7 +62,6 @@ internal sealed class WebAppProcess : IDisposable
 
     private static WebAppProcess Launch(string assembly, string id, IEnumerable<string> gaggleArguments)
     {
-        int port = FreePort();
         var info = new ProcessStartInfo("dotnet")
         {
             RedirectStandardOutput = true,
@@ -52,12 +76,14 @@ internal sealed class WebAppProcess : IDisposable
         info.Environment["DOTNET_gcServer"] = "0";
         info.Environment["DOTNET_TieredPGO"] = "0";
         info.Environment["Logging__LogLevel__Microsoft.AspNetCore"] = "Warning";
-        List<string> arguments = [assembly, "--urls", $"http://127.0.0.1:{port}", .. gaggleArguments];
+        List<string> arguments = [assembly, "--urls", "http://127.0.0.1:0", .. gaggleArguments];
         arguments.ForEach(info.ArgumentList.Add);
 
-        var instance = new WebAppProcess(id, port, Process.Start(info)!);
+        var instance = new WebAppProcess(id, Process.Start(info)!);
         instance._process.OutputDataReceived += (_, e) => instance.OnLine(e.Data);
         instance._process.ErrorDataReceived += (_, e) => instance.OnLine(e.Data);
+        instance._process.EnableRaisingEvents = true;
+        instance._process.Exited += (_, _) => instance._address.TrySetException(new InvalidOperationException($"{id} exited before it listened:\n{instance.Output}"));
         instance._process.BeginOutputReadLine();
         instance._process.BeginErrorReadLine();
         return instance;
@@ -101,21 +127,19 @@ internal sealed class WebAppProcess : IDisposable
     public void Dispose()
     {
         Kill();
-        Client.Dispose();
+        _client?.Dispose();
         _process.Dispose();
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     private void OnLine(string? line)
     {
         if (line is not null)
         {
+            if (!_address.Task.IsCompleted && ListeningLine.Match(line) is { Success: true } match)
+            {
+                _address.TrySetResult(new Uri(match.Groups[1].Value));
+            }
+
             _lines.Enqueue(line);
             while (_lines.Count > 2000 && _lines.TryDequeue(out _))
             {
