@@ -125,12 +125,16 @@ internal sealed partial class RaftCore
         });
     }
 
-    /// <summary>Tells the leader that our log matches its log up to <paramref name="index"/> (unless rejoining forbids it).</summary>
+    /// <summary>Tells the leader that our log matches its log up to <paramref name="index"/> (while rejoining forbids that, asks for what follows its commit index).</summary>
     private void Acknowledge(string leader, long index)
     {
         if (MayAcknowledge())
         {
             Send(new RaftMessage { Type = MessageType.AppendResponse, From = Id, To = leader, Term = Term, Index = index });
+        }
+        else if (_caughtUpTerm < Term)
+        {
+            AskForEntriesAfterCommitted(leader);
         }
     }
 

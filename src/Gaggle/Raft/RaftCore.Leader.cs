@@ -355,6 +355,20 @@ internal sealed partial class RaftCore
             return;
         }
 
+        if (message.LogTerm == 0 && message.RejectHint == message.Index + 1)
+        {
+            // A rejoining follower asks for what follows its commit index (see AskForEntriesAfterCommitted):
+            // it acknowledges nothing until it may vote again, so only its commit index shows its
+            // progress. Its match stays where it is; probing from there sends it the next entries.
+            if (progress.State == ProgressState.Probe && message.RejectHint > progress.Next)
+            {
+                progress.Next = Math.Min(Math.Max(message.RejectHint, progress.Match + 1), _log.LastIndex + 1);
+                SendAppends(message.From, sendIfEmpty: true);
+            }
+
+            return;
+        }
+
         if (progress.State == ProgressState.Replicate ? message.Index <= progress.Match : message.Index != progress.Next - 1)
         {
             return;

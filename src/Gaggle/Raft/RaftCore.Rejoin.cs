@@ -100,13 +100,25 @@ internal sealed partial class RaftCore
 
         if (_caughtUpTerm < Term)
         {
-            Send(new RaftMessage
-            {
-                Type = MessageType.AppendResponse, From = Id, To = message.From, Term = Term,
-                Index = _log.Committed, Reject = true, RejectHint = _log.Committed + 1, LogTerm = 0,
-            });
+            AskForEntriesAfterCommitted(message.From);
         }
     }
+
+    /// <summary>
+    /// A rejoining node's answer where others acknowledge: "my log is vouched for up to my commit
+    /// index, send what follows". It is the one rejection whose hint is its Index + 1 with no term,
+    /// and the leader moves its next index there (see HandleAppendRejection); it never moves the
+    /// leader's match. Without it a rejoining node whose log ends in an old configuration (a learner
+    /// that started over while still a member) never receives the entries naming the members it must
+    /// hear from to acknowledge again, and the leader, waiting for an acknowledgement, resends the
+    /// same first entries for ever.
+    /// </summary>
+    private void AskForEntriesAfterCommitted(string leader)
+        => Send(new RaftMessage
+        {
+            Type = MessageType.AppendResponse, From = Id, To = leader, Term = Term,
+            Index = _log.Committed, Reject = true, RejectHint = _log.Committed + 1, LogTerm = 0,
+        });
 
     /// <summary>Asks the members it has not heard from yet for their terms, every other heartbeat period.</summary>
     private void TickRejoining()
