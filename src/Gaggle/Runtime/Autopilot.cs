@@ -185,7 +185,12 @@ internal sealed class Autopilot(AutopilotSettings settings)
         int wanted = Wanted(core, config, nowUs);
         if (config.Voters.Count < wanted)
         {
-            return CaughtUpLearner(config, nowUs) is { } candidate ? Request(MembershipRequestKind.Promote, candidate, core) : null;
+            // From an odd number of voters, one promotion makes an even number that tolerates no more
+            // failures than before while more voters may fail: of two voters, the leader's death stops
+            // the cluster, and no new generation forms while the other lives. So that step is taken only
+            // once the learner for the step after it is ready too: the even count lasts one commit.
+            var ready = CaughtUpLearners(config, nowUs).Take(2).ToList();
+            return ready.Count >= (config.Voters.Count % 2 == 1 ? 2 : 1) ? Request(MembershipRequestKind.Promote, ready[0], core) : null;
         }
 
         if (config.Voters.Count > wanted && config.Voters.Count > 1)
@@ -212,11 +217,13 @@ internal sealed class Autopilot(AutopilotSettings settings)
         => LargestOddAtMost(Math.Min(settings.TargetVoters, config.Members.Count(m => IsAlive(core, m, nowUs) && !IsLeaving(m))));
 
     /// <summary>A learner that stays and has kept up for the stabilization time, or null.</summary>
-    private string? CaughtUpLearner(ClusterConfig config, long nowUs)
+    private string? CaughtUpLearner(ClusterConfig config, long nowUs) => CaughtUpLearners(config, nowUs).FirstOrDefault();
+
+    /// <summary>The learners that stay and have kept up for the stabilization time, in id order.</summary>
+    private IEnumerable<string> CaughtUpLearners(ClusterConfig config, long nowUs)
         => config.Learners
             .Where(l => !IsLeaving(l) && _caughtUpSinceUs.TryGetValue(l, out long since) && nowUs - since >= settings.StabilizationUs)
-            .OrderBy(l => l, StringComparer.Ordinal)
-            .FirstOrDefault();
+            .OrderBy(l => l, StringComparer.Ordinal);
 
     private bool IsLeaving(string id) => _leavingUntilUs.ContainsKey(id);
 

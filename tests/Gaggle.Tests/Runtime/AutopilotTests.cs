@@ -42,6 +42,42 @@ public sealed class AutopilotTests
         Assert.That(autopilot.Next(leader, 2_000, changePending: false), Is.Null, "a and b are not three of the four voters left");
     }
 
+    /// <summary>
+    /// Two voters tolerate no more failures than one, and when the leader of two dies the other voter
+    /// lives on, so no new generation forms: the cluster stops for good. A lone voter therefore takes
+    /// the step to two only once a second learner is ready to make three at once.
+    /// </summary>
+    [Test]
+    public void One_voter_becomes_two_only_when_a_second_learner_is_ready_to_make_three()
+    {
+        var cluster = new Gaggle.Tests.Raft.RaftTestCluster(1);
+        var leader = cluster.Elect("a");
+        cluster.AddNode("b");
+        cluster.AddNode("c");
+        cluster.ProposeChange("a", ConfigChangeType.AddLearner, "b", out _);
+        cluster.Stabilize();
+        cluster.ProposeChange("a", ConfigChangeType.AddLearner, "c", out _);
+        cluster.Isolate("c");
+        cluster.Advance(200);
+        Assert.That((leader.IsCaughtUp("b"), leader.IsCaughtUp("c")), Is.EqualTo((true, false)), "b keeps up, c hears nothing");
+
+        var autopilot = new Autopilot(new AutopilotSettings(3, MemberTimeoutUs, StabilizationUs, 1));
+        long now = 1_000;
+        autopilot.Heard("b", now);
+        autopilot.Heard("c", now);
+        Assert.That(autopilot.Next(leader, now, changePending: false), Is.Null, "b starts its stabilization");
+        now += StabilizationUs;
+        Assert.That(autopilot.Next(leader, now, changePending: false), Is.Null, "b is ready, but c is not: two voters would be no safer and more fragile");
+
+        cluster.Heal();
+        cluster.Advance(200);
+        autopilot.Heard("c", now);
+        Assert.That(autopilot.Next(leader, now, changePending: false), Is.Null, "c starts its stabilization");
+        now += StabilizationUs;
+        var change = autopilot.Next(leader, now, changePending: false);
+        Assert.That((change?.Kind, change?.NodeId), Is.EqualTo(((MembershipRequestKind?)MembershipRequestKind.Promote, "b")), "both ready: the first promotion");
+    }
+
     /// <summary>a, elected in term 1 by b and c (of a, b, c, d, e).</summary>
     private static RaftCore ElectedLeader()
     {
