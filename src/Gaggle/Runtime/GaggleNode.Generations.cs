@@ -13,6 +13,8 @@ namespace Gaggle;
 public sealed partial class GaggleNode
 {
     private long _generation;
+    private int _probingStore;
+    private volatile bool _storeUnreachable;
 
     /// <summary>
     /// In elastic mode, the generation of the cluster this node belongs to or waits to join (see
@@ -45,6 +47,11 @@ public sealed partial class GaggleNode
             _ = Task.Run(() => ClaimGenerationAsync(store, expected));
         }
 
+        if (events.ProbeGenerationStore && Interlocked.CompareExchange(ref _probingStore, 1, 0) == 0)
+        {
+            _ = Task.Run(() => ProbeGenerationStoreAsync(store));
+        }
+
         if (events.RaiseGeneration is { } generation)
         {
             _ = Task.Run(async () =>
@@ -58,6 +65,30 @@ public sealed partial class GaggleNode
                     Log.GenerationStoreFailed(_logger, e, Id);
                 }
             });
+        }
+    }
+
+    /// <summary>Reads the store only to learn that it answers; a failure starts the driver's founding wait over.</summary>
+    private async Task ProbeGenerationStoreAsync(IClusterGenerationStore store)
+    {
+        try
+        {
+            await store.ReadGenerationAsync(_stopping.Token).ConfigureAwait(false);
+            _storeUnreachable = false;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            if (!_storeUnreachable)
+            {
+                _storeUnreachable = true;
+                Log.GenerationStoreUnreachable(_logger, e, Id);
+            }
+
+            _inbox.Writer.TryWrite(new ActionInput(driver => driver.GenerationStoreUnreachable()));
+        }
+        finally
+        {
+            Interlocked.Exchange(ref _probingStore, 0);
         }
     }
 

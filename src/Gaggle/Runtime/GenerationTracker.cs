@@ -39,7 +39,12 @@ internal enum GenerationVerdict
 /// Silence counts only while the node listens: a gap between its ticks longer than an election timeout
 /// (a paused process, a stalled loop) starts the founding wait over, and a member heard while a claim
 /// is on its way to the store cancels the founding even if the claim wins (the claimed generation stays
-/// unused): either way its generation may well be alive.
+/// unused): either way its generation may well be alive. So does a store found unreachable: a node
+/// waiting to found probes the store every election timeout, and each failed probe (or claim) starts
+/// the wait over. Pub/sub and the store are one Redis: while it is down nothing is heard, and silence
+/// proves nothing. Without it, a newcomer that waited through a Redis outage longer than the member
+/// timeout claimed the moment Redis came back, before the live cluster's announcements reached it, and
+/// its new generation replaced the live cluster (every member reset, its state lost).
 /// </para>
 /// </remarks>
 internal sealed class GenerationTracker(long memberTimeoutUs, long bootstrapWaitUs)
@@ -50,6 +55,7 @@ internal sealed class GenerationTracker(long memberTimeoutUs, long bootstrapWait
     private long _lastTickUs;
     private bool _claiming;
     private bool _heardWhileClaiming;
+    private long _probedAtUs = long.MinValue / 2;
 
     public long MemberTimeoutUs => memberTimeoutUs;
 
@@ -175,6 +181,25 @@ internal sealed class GenerationTracker(long memberTimeoutUs, long bootstrapWait
     {
         _claiming = false;
         _silentSinceUs = nowUs;
+    }
+
+    /// <summary>Whether this node, waiting to found, should probe the store now (every election timeout, one probe at a time).</summary>
+    public bool ProbeDue(bool belongs, long nowUs)
+    {
+        if (belongs || _claiming || !_started || nowUs - _probedAtUs < LongestTickGapUs)
+        {
+            return false;
+        }
+
+        _probedAtUs = nowUs;
+        return true;
+    }
+
+    /// <summary>A probe (or any store operation) failed: Redis is down or out of reach, so what was not heard meanwhile proves nothing; a claim on its way founds nothing.</summary>
+    public void StoreUnreachable(long nowUs)
+    {
+        _silentSinceUs = nowUs;
+        _heardWhileClaiming |= _claiming;
     }
 
     private long FoundingWaitUs => Generation == 0 ? bootstrapWaitUs : memberTimeoutUs;

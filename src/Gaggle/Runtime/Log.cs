@@ -57,4 +57,7 @@ internal static partial class Log
 
     [LoggerMessage(29, LogLevel.Warning, "Node {NodeId} forced cluster generation {Generation} (after {Previous}, which lost a majority of its voters) from its own log, up to index {LastIndex}, all of it committed; the other survivors drop their state and join it")]
     public static partial void GenerationForced(ILogger logger, string nodeId, long generation, long previous, long lastIndex);
+
+    [LoggerMessage(30, LogLevel.Warning, "Node {NodeId}, waiting to join or form a cluster, cannot reach the generation store (Redis): what it does not hear meanwhile proves nothing, so it forms no cluster until a member timeout of silence has passed with the store reachable")]
+    public static partial void GenerationStoreUnreachable(ILogger logger, Exception error, string nodeId);
 }

@@ -77,6 +77,9 @@ internal sealed partial class NodeDriver
     /// <summary>The claim could not be made (the store was unreachable): it is tried again after another founding wait.</summary>
     public void GenerationClaimFailed() => _generations?.ClaimFailed(_nowUs);
 
+    /// <summary>A probe of the store failed (see <see cref="NodeEvents.ProbeGenerationStore"/>): the founding wait starts over.</summary>
+    public void GenerationStoreUnreachable() => _generations?.StoreUnreachable(_nowUs);
+
     /// <summary>Checks a message's generation; false when it must not be handled (dropped, or a newer generation replaced this node's).</summary>
     private bool AdmitGeneration(string from, WireMessage message, long generation)
     {
@@ -179,6 +182,10 @@ internal sealed partial class NodeDriver
         if (_generations.ClaimDue(Belongs, _nowUs) is { } expected)
         {
             Events.ClaimGeneration = expected;
+        }
+        else if (_generations.ProbeDue(Belongs, _nowUs))
+        {
+            Events.ProbeGenerationStore = true;
         }
 
         bool leads = _core.Role == RaftRole.Leader;

@@ -102,6 +102,12 @@ internal sealed class NodeEvents
     /// <summary>Elastic mode: claim the generation after this one in the store, then report with <see cref="NodeDriver.GenerationClaimed"/>.</summary>
     public long? ClaimGeneration { get; set; }
 
+    /// <summary>
+    /// Elastic mode: read the store, only to learn whether it is reachable; report a failure with
+    /// <see cref="NodeDriver.GenerationStoreUnreachable"/> (silence heard while Redis is down proves nothing).
+    /// </summary>
+    public bool ProbeGenerationStore { get; set; }
+
     /// <summary>Elastic mode, on a leader: record this generation in the store unless it holds a higher one (restores a lost value).</summary>
     public long? RaiseGeneration { get; set; }
 
@@ -111,7 +117,7 @@ internal sealed class NodeEvents
     public bool IsEmpty => Committed.Count == 0 && TimedOut.Count == 0 && Published.Count == 0 && Appended.Count == 0 && LockEvents.Count == 0
         && HoldsEnded.Count == 0 && DispatchReplies.Count == 0 && Handlers.Count == 0 && Dropped.Count == 0 && AppliedCount == 0
         && LeaderChange is null && SnapshotToSave is null && !LostStorageDetected && MembershipResults.Count == 0 && JoinRefused is null && RemovedBy is null && !Removed && !Orphaned
-        && ClaimGeneration is null && RaiseGeneration is null && Superseded is null;
+        && ClaimGeneration is null && !ProbeGenerationStore && RaiseGeneration is null && Superseded is null;
 
     public void Clear()
     {
@@ -134,6 +140,7 @@ internal sealed class NodeEvents
         Removed = false;
         Orphaned = false;
         ClaimGeneration = null;
+        ProbeGenerationStore = false;
         RaiseGeneration = null;
         Superseded = null;
     }

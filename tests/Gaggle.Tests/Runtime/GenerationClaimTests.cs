@@ -110,4 +110,45 @@ public sealed class GenerationClaimTests
         Assert.That(TickUntil(driver, resumedUs, resumedUs + MemberTimeoutUs - TickUs), Is.Null, "no claim before a member timeout of silence after the pause");
         Assert.That(TickUntil(driver, resumedUs + MemberTimeoutUs, resumedUs + MemberTimeoutUs + TickUs), Is.EqualTo(1), "then it claims");
     }
+
+    /// <summary>
+    /// Pub/sub and the store are one Redis: while it is down a newcomer hears nothing, and that silence
+    /// proves nothing. A newcomer that waited through an outage longer than the member timeout claimed
+    /// as soon as Redis came back, before the live cluster's announcements reached it, and founded a
+    /// generation that replaced the live cluster. It probes the store while it waits, and each failed
+    /// probe starts the wait over.
+    /// </summary>
+    [Test]
+    public void Silence_while_the_store_is_unreachable_is_no_silence_the_founding_wait_starts_over_after_it()
+    {
+        var driver = NewInstance("late.a");
+        driver.StartGeneration(1, live: false);
+
+        // Redis is down for three member timeouts: every probe fails (reported as GaggleNode reports it).
+        long outageEndsUs = 3 * MemberTimeoutUs;
+        int probes = 0;
+        long? claimed = null;
+        for (long now = TickUs; now <= outageEndsUs; now += TickUs)
+        {
+            driver.Tick(now);
+            claimed ??= driver.Events.ClaimGeneration;
+            if (driver.Events.ProbeGenerationStore)
+            {
+                probes++;
+                driver.Events.Clear();
+                driver.GenerationStoreUnreachable();
+            }
+
+            driver.Events.Clear();
+            while (driver.TakeReady(now) is not null)
+            {
+                driver.Advance();
+            }
+        }
+
+        Assert.That(probes, Is.GreaterThanOrEqualTo(3 * MemberTimeoutUs / 150_000 - 1), $"a probe every election timeout while it waits (claimed {claimed})");
+        Assert.That(claimed, Is.Null, "no claim while the store is unreachable");
+        Assert.That(TickUntil(driver, outageEndsUs + TickUs, outageEndsUs + MemberTimeoutUs - (200 * 1000)), Is.Null, "none until a member timeout after the last failed probe");
+        Assert.That(TickUntil(driver, outageEndsUs + MemberTimeoutUs - (190 * 1000), outageEndsUs + MemberTimeoutUs + TickUs), Is.EqualTo(1), "then it claims");
+    }
 }

@@ -93,6 +93,9 @@ internal enum StoreOperationKind
 
     /// <summary>A leader's raise.</summary>
     Raise,
+
+    /// <summary>A read of a node waiting to found, only to learn whether the store answers (a failure starts its founding wait over).</summary>
+    Probe,
 }
 
 /// <summary>An operation of <paramref name="Node"/>'s process on the store: a claim from <paramref name="Generation"/>, the read after it, or a raise to it.</summary>

@@ -57,7 +57,7 @@ internal sealed class SimulatedNetwork(IReadOnlyList<string> ids, bool bySendTim
 
     public IEnumerable<Envelope> InFlight => _inFlight;
 
-    public bool IsPartitioned => _sides is not null || _cuts is not null;
+    public bool IsPartitioned => _sides is not null || _cuts is not null || HubDown;
 
     /// <summary>Queues a message sent at <paramref name="nowUs"/> in cluster generation <paramref name="generation"/>; a broadcast (To == null) becomes one copy per other node.</summary>
     public void Send(string from, Outgoing message, long generation, long nowUs)
@@ -163,10 +163,13 @@ internal sealed class SimulatedNetwork(IReadOnlyList<string> ids, bool bySendTim
 
     /// <summary>Whether a message from <paramref name="a"/> reaches <paramref name="b"/> now.</summary>
     public bool Connected(string a, string b)
-        => _cuts is not null ? !Cut(a, HubCut.Mute) && !Cut(b, HubCut.Deaf) : _sides is null || Side(a) == Side(b);
+        => !HubDown && (_cuts is not null ? !Cut(a, HubCut.Mute) && !Cut(b, HubCut.Deaf) : _sides is null || Side(a) == Side(b));
 
     /// <summary>Whether <paramref name="id"/> reaches the generation store now (its command connection is up).</summary>
-    public bool ReachesStore(string id) => !Cut(id, HubCut.Mute);
+    public bool ReachesStore(string id) => !HubDown && !Cut(id, HubCut.Mute);
+
+    /// <summary>An elastic run's hub (Redis) is down: no message and no store operation gets through, for every node, those started meanwhile too.</summary>
+    public bool HubDown { get; set; }
 
     /// <summary>Whether <paramref name="id"/> is cut in that way (or altogether).</summary>
     private bool Cut(string id, HubCut way) => _cuts is not null && _cuts.TryGetValue(id, out var cut) && (cut == way || cut == HubCut.Isolated);
@@ -216,5 +219,6 @@ internal sealed class SimulatedNetwork(IReadOnlyList<string> ids, bool bySendTim
     {
         _sides = null;
         _cuts = null;
+        HubDown = false;
     }
 }

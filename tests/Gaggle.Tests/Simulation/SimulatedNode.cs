@@ -280,12 +280,12 @@ internal sealed class SimulatedNode(Simulator sim, string id, NodeClock clock)
         var holdsEnded = events.HoldsEnded.ToArray();
         var committed = events.Committed.ToArray();
         var timedOut = events.TimedOut.ToArray();
-        var (claim, raise) = (events.ClaimGeneration, events.RaiseGeneration);
+        var (claim, probe, raise) = (events.ClaimGeneration, events.ProbeGenerationStore, events.RaiseGeneration);
         SupersededBy ??= events.Superseded;
         Removed |= events.Removed;
         Orphaned |= events.Orphaned;
         events.Clear();
-        sim.CarryOutGenerations(this, claim, raise);
+        sim.CarryOutGenerations(this, claim, probe, raise);
         foreach (var (sequence, lockEvent) in lockEvents)
         {
             if (_lockWaiters.TryGetValue(sequence, out var onEvent))

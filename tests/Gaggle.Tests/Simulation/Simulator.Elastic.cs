@@ -185,6 +185,11 @@ internal sealed partial class Simulator
     /// </summary>
     private string CutFromHub()
     {
+        if (_random.Next(4) == 0)
+        {
+            return HubOutage();
+        }
+
         var cuts = _network.CutFromHub(_random, Settings.Elastic!.Cuts, id => _shape.UnheardGenerations || MayFallSilent(_byId[id]));
         string described = string.Join(", ", cuts.Select(c => $"{c.Key} {c.Value.ToString().ToLowerInvariant()}"));
         if (!_shape.UnheardGenerations)
@@ -199,6 +204,26 @@ internal sealed partial class Simulator
         }
 
         return described;
+    }
+
+    /// <summary>
+    /// Redis goes down for one to three member timeouts: no node hears or reaches the store, those that
+    /// start meanwhile neither. Every live generation is unheard for longer than the founding wait, but
+    /// the store is unreachable too: a node waiting to found counts no silence until it answers again
+    /// (GenerationTracker). Members of a generation keep their state; its learners start over.
+    /// </summary>
+    private string HubOutage()
+    {
+        long memberTimeoutUs = Settings.Elastic!.MemberTimeoutUs;
+        _network.HubDown = true;
+        _hubHealsAtUs = NowUs + _random.NextInt64(memberTimeoutUs, (3 * memberTimeoutUs) + 1);
+        foreach (var node in _nodes)
+        {
+            node.SilenceEndsAtUs = Math.Max(node.SilenceEndsAtUs, _hubHealsAtUs);
+        }
+
+        _elasticStats.HubOutages++;
+        return $"the hub is down until {_hubHealsAtUs} us";
     }
 
     /// <summary>

@@ -9,13 +9,18 @@ namespace Gaggle.Tests.Simulation;
 /// </summary>
 internal sealed partial class Simulator
 {
-    /// <summary>GaggleNode.CarryOutGenerations: the driver's claim and raise go to the store off the loop.</summary>
-    public void CarryOutGenerations(SimulatedNode node, long? claim, long? raise)
+    /// <summary>GaggleNode.CarryOutGenerations: the driver's claim, probe and raise go to the store off the loop.</summary>
+    public void CarryOutGenerations(SimulatedNode node, long? claim, bool probe, long? raise)
     {
         if (claim is { } expected)
         {
             Trace($"  {node.Id} claims generation {expected + 1}");
             ScheduleStoreOperation(StoreOperationKind.Claim, node, expected);
+        }
+
+        if (probe)
+        {
+            ScheduleStoreOperation(StoreOperationKind.Probe, node, node.Driver!.Generation);
         }
 
         if (raise is { } generation)
@@ -48,7 +53,11 @@ internal sealed partial class Simulator
         {
             _store.Stats.Failed++;
             Trace($"store: {operation} fails");
-            if (operation.Kind != StoreOperationKind.Raise)
+            if (operation.Kind == StoreOperationKind.Probe)
+            {
+                DeliverToDriver(node, driver => driver.GenerationStoreUnreachable());
+            }
+            else if (operation.Kind != StoreOperationKind.Raise)
             {
                 DeliverToDriver(node, driver => driver.GenerationClaimFailed());
             }
@@ -65,6 +74,8 @@ internal sealed partial class Simulator
             case StoreOperationKind.Claim:
                 Trace($"store: {operation} lost to {_store.Value}");
                 ScheduleStoreOperation(StoreOperationKind.ReadAfterLostClaim, node, expected);
+                break;
+            case StoreOperationKind.Probe:
                 break;
             case StoreOperationKind.ReadAfterLostClaim:
                 long recorded = _store.Value;
@@ -192,6 +203,9 @@ internal sealed class ElasticSimStats
     public int Redeployed { get; set; }
 
     public int Outages { get; set; }
+
+    /// <summary>Times the hub (Redis) went down for one to three member timeouts.</summary>
+    public int HubOutages { get; set; }
 
     /// <summary>Generations founded (claims won by a node that then formed the cluster).</summary>
     public int Founded { get; set; }
