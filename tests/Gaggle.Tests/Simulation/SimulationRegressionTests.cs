@@ -42,6 +42,7 @@ public sealed class SimulationRegressionTests
     [TestCase(110, 1, TestName = "Elastic seed 110 (1 instance): a newcomer founded although it heard the live leader while its claim was on its way; two leaders trusted their leadership")]
     [TestCase(131, 2, TestName = "Elastic seed 131 (2 instances): a generation founded beside the live one granted a lock its holder in the live one still held")]
     [TestCase(2766, 1, TestName = "Elastic seed 2766 (1 instance): a learner that started over while still a member rejoined from a log ending in the founding configuration and, acknowledging nothing, was sent its first entry for ever")]
+    [TestCase(238, 4, TestName = "Elastic seed 238 (4 instances, a Redis outage): a newcomer that waited through the outage claimed as soon as Redis was back and founded a generation beside the live one; two leaders trusted their leadership")]
     public void ElasticSeedThatOnceFailedNowPasses(int seed, int instances)
     {
         var failure = Simulator.RunAndExplain(seed, ClusterShape.ElasticOf(instances));
