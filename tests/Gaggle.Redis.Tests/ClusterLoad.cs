@@ -13,7 +13,8 @@ namespace Gaggle.Redis.Tests;
 /// increments, and a watch on the singleton job), with what each instance answered and when, and the
 /// checks of what no fault may cause: an acknowledged append missing, changed or applied twice; two
 /// holders of a lock at once; a grant asked for after a release with a lower fencing token than the
-/// released hold; a fenced write refused as stale; two runs of the singleton job at once.
+/// released hold; a fenced write refused as stale; two runs of the singleton job at once; an error
+/// logged by an instance.
 /// </summary>
 /// <remarks>
 /// Times are the test's own monotonic clock. An answer reflects the instance's state at some moment
@@ -116,6 +117,7 @@ internal sealed class ClusterLoad
         failures.AddRange(LockOverlaps());
         failures.AddRange(CounterDisorder());
         failures.AddRange(JobOverlaps(everyInstance));
+        failures.AddRange(LoggedErrors(everyInstance));
         if (failures.Count > 0)
         {
             Assert.Fail($"The load saw what no fault may cause ({failures.Count} findings):\n  {string.Join("\n  ", failures.Take(40))}");
@@ -227,6 +229,22 @@ internal sealed class ClusterLoad
         foreach (var app in everyInstance.Where(a => !_exemptBefore.ContainsKey(a) && a.Output.Contains("a newer run has written", StringComparison.Ordinal)))
         {
             yield return $"{app.Id}'s cleanup job wrote after a newer run had (two runs at once)";
+        }
+    }
+
+    /// <summary>Faults are expected; errors are not: no instance logs one (console lines "fail:" and "crit:", with the line after them).</summary>
+    private static IEnumerable<string> LoggedErrors(IEnumerable<WebAppProcess> everyInstance)
+    {
+        foreach (var app in everyInstance)
+        {
+            var lines = app.Output.Split('\n');
+            for (int i = 0; i < lines.Length; i++)
+            {
+                if (lines[i].StartsWith("fail:", StringComparison.Ordinal) || lines[i].StartsWith("crit:", StringComparison.Ordinal))
+                {
+                    yield return $"{app.Id} logged {lines[i].Trim()} {(i + 1 < lines.Length ? lines[i + 1].Trim() : "")}";
+                }
+            }
         }
     }
 
