@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Net.Http.Json;
 using NUnit.Framework;
-using StackExchange.Redis;
+using static Gaggle.Redis.Tests.ElasticCluster;
 
 namespace Gaggle.Redis.Tests;
 
@@ -15,9 +15,6 @@ namespace Gaggle.Redis.Tests;
 [NonParallelizable]
 public sealed class ElasticWebAppTests
 {
-    /// <summary>What <c>GET /status</c> answers.</summary>
-    private sealed record Status(string MemberId, bool IsLeader, string? LeaderId, long Term, long CommitIndex, long Generation, string[] Voters, string[] Learners);
-
     [Test]
     public async Task EightInstancesStartedAtTheSameMomentFormOneClusterWithThreeVoters()
     {
@@ -130,7 +127,7 @@ public sealed class ElasticWebAppTests
             WebAppProcess? leader = null;
             foreach (var app in apps)
             {
-                if ((await app.Client.GetFromJsonAsync<Status>("/status"))!.IsLeader)
+                if ((await StatusAsync(app)).IsLeader)
                 {
                     leader = app;
                 }
@@ -154,80 +151,6 @@ public sealed class ElasticWebAppTests
             await stopLoad.CancelAsync();
             apps.ForEach(a => a.Dispose());
             retired.ForEach(a => a.Dispose());
-        }
-    }
-
-    /// <summary>
-    /// Polls every instance's <c>/status</c> until they all name the same leader (which alone says it
-    /// leads) and the same <paramref name="generation"/>, and each lists three voters and every
-    /// instance among its voters and learners.
-    /// </summary>
-    private static async Task<List<Status>> OneClusterAsync(IReadOnlyList<WebAppProcess> apps, long generation, TimeSpan deadline)
-    {
-        var watch = Stopwatch.StartNew();
-        while (true)
-        {
-            var statuses = new List<Status>();
-            var silent = new List<string>();
-            foreach (var app in apps)
-            {
-                if (app.HasExited)
-                {
-                    Assert.Fail($"{app.Id} exited:\n{app.Output}");
-                }
-
-                try
-                {
-                    statuses.Add((await app.Client.GetFromJsonAsync<Status>("/status"))!);
-                }
-                catch (HttpRequestException)
-                {
-                    silent.Add(app.Id); // not listening yet
-                }
-            }
-
-            if (silent.Count == 0 && IsOneCluster(statuses, generation))
-            {
-                return statuses;
-            }
-
-            if (watch.Elapsed > deadline)
-            {
-                string seen = string.Join("\n", statuses.Select(s => $"  {s.MemberId}: leader {s.LeaderId} term {s.Term} generation {s.Generation} voters [{string.Join(",", s.Voters)}] learners [{string.Join(",", s.Learners)}]"));
-                throw new TimeoutException(
-                    $"Gave up after {deadline.TotalSeconds:0} s waiting for one cluster of generation {generation} with three voters; not answering: [{string.Join(", ", silent)}]; last seen:\n{seen}");
-            }
-
-            await Task.Delay(250);
-        }
-    }
-
-    private static bool IsOneCluster(List<Status> statuses, long generation)
-    {
-        var leaders = statuses.Where(s => s.IsLeader).ToList();
-        if (leaders.Count != 1)
-        {
-            return false;
-        }
-
-        string leader = leaders[0].MemberId;
-        return statuses.All(s => s.LeaderId == leader
-            && s.Generation == generation
-            && s.Voters.Length == 3
-            && statuses.All(other => s.Voters.Contains(other.MemberId) || s.Learners.Contains(other.MemberId)));
-    }
-
-    private static async Task<string?> RecordedGenerationAsync(string redis, string cluster)
-    {
-        await using var connection = await ConnectionMultiplexer.ConnectAsync(redis);
-        return await connection.GetDatabase().StringGetAsync($"gaggle:{{{cluster}}}:generation");
-    }
-
-    private static void DumpOutput(IEnumerable<WebAppProcess> apps)
-    {
-        foreach (var app in apps)
-        {
-            TestContext.Out.WriteLine($"--- {app.Id} ---\n{app.Output}");
         }
     }
 }

@@ -105,14 +105,13 @@ internal sealed class WebAppProcess : IDisposable
     }
 
     /// <summary>SIGTERM, as a platform stops an instance: the host shuts down cleanly (the node leaves the cluster gracefully).</summary>
-    public void Terminate()
-    {
-        if (!_process.HasExited)
-        {
-            using var kill = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("kill", $"-TERM {_process.Id}") { UseShellExecute = false })!;
-            kill.WaitForExit();
-        }
-    }
+    public void Terminate() => Signal("TERM");
+
+    /// <summary>SIGSTOP: the process freezes (as in a long GC pause or a frozen VM) until <see cref="Resume"/>; its sockets stay open.</summary>
+    public void Pause() => Signal("STOP");
+
+    /// <summary>SIGCONT: a paused process runs on, its clocks having jumped.</summary>
+    public void Resume() => Signal("CONT");
 
     /// <summary>SIGKILL: no clean shutdown, the instance's locks end only when their leases expire.</summary>
     public void Kill()
@@ -129,6 +128,15 @@ internal sealed class WebAppProcess : IDisposable
         Kill();
         _client?.Dispose();
         _process.Dispose();
+    }
+
+    private void Signal(string signal)
+    {
+        if (!_process.HasExited)
+        {
+            using var kill = Process.Start(new ProcessStartInfo("kill", $"-{signal} {_process.Id}") { UseShellExecute = false })!;
+            kill.WaitForExit();
+        }
     }
 
     private void OnLine(string? line)
