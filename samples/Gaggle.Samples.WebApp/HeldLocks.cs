@@ -42,8 +42,11 @@ public sealed class HeldLocks(GaggleLocks locks, ILogger<HeldLocks> logger) : IH
             return false;
         }
 
+        // A hold this instance has lost (its lease ran out while it was paused, or it was removed from
+        // the cluster) is no longer its to release: say so, as for a token it never held.
+        bool stillHeld = !handle.HandleLostToken.IsCancellationRequested;
         await handle.DisposeAsync();
-        return true;
+        return stillHeld;
     }
 
     /// <inheritdoc />
