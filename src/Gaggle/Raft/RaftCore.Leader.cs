@@ -158,6 +158,14 @@ internal sealed partial class RaftCore
     private bool IsRecentlyActive(Progress progress) => progress.TicksSinceHeard < _config.ElectionTicksMin;
 
     /// <summary>
+    /// On a leader: whether <paramref name="id"/> answered within the last two heartbeat periods, as a
+    /// live follower does (an idle one answers every heartbeat). Stricter than the election timeout
+    /// of <see cref="IsCaughtUp"/>: a member that died a moment ago still looks recently active.
+    /// </summary>
+    public bool AnsweredLastHeartbeats(string id)
+        => Role == RaftRole.Leader && _progress.TryGetValue(id, out var progress) && progress.TicksSinceHeard <= (2 * _config.HeartbeatTicks) + 1;
+
+    /// <summary>
     /// Whether learner <paramref name="id"/> has caught up (thesis §4.2.1): it answered within the minimum
     /// election timeout and holds every entry this leader had committed one to two election timeouts
     /// ago (and everything, when nothing committed since). Under a steady stream of commits a learner

@@ -99,7 +99,7 @@ internal sealed class Autopilot(AutopilotSettings settings)
         int stayingVoters = config.Voters.Count(v => !IsLeaving(v));
         int wanted = Wanted(core, config, nowUs);
         bool learnerComing = config.Learners.Any(l => !IsLeaving(l) && IsAlive(core, l, nowUs));
-        if (stayingVoters < wanted && CaughtUpLearner(config, nowUs) is { } replacement)
+        if (stayingVoters < wanted && CaughtUpLearners(config, nowUs).FirstOrDefault(core.AnsweredLastHeartbeats) is { } replacement)
         {
             return Request(MembershipRequestKind.Promote, replacement, core);
         }
@@ -189,8 +189,11 @@ internal sealed class Autopilot(AutopilotSettings settings)
             // failures than before while more voters may fail: of two voters, the leader's death stops
             // the cluster, and no new generation forms while the other lives. So that step is taken only
             // once the learner for the step after it is ready too: the even count lasts one commit.
-            var ready = CaughtUpLearners(config, nowUs).Take(2).ToList();
-            return ready.Count >= (config.Voters.Count % 2 == 1 ? 2 : 1) ? Request(MembershipRequestKind.Promote, ready[0], core) : null;
+            // The one promoted must also have answered the last heartbeats: a learner that died a moment
+            // ago still looks caught up, and promoting it makes a voter whose absence counts.
+            var ready = CaughtUpLearners(config, nowUs).ToList();
+            var fresh = ready.FirstOrDefault(core.AnsweredLastHeartbeats);
+            return fresh is not null && ready.Count >= (config.Voters.Count % 2 == 1 ? 2 : 1) ? Request(MembershipRequestKind.Promote, fresh, core) : null;
         }
 
         if (config.Voters.Count > wanted && config.Voters.Count > 1)
@@ -215,9 +218,6 @@ internal sealed class Autopilot(AutopilotSettings settings)
     /// <summary>The voters wanted: the largest odd number not above the target and the live members that stay.</summary>
     private int Wanted(RaftCore core, ClusterConfig config, long nowUs)
         => LargestOddAtMost(Math.Min(settings.TargetVoters, config.Members.Count(m => IsAlive(core, m, nowUs) && !IsLeaving(m))));
-
-    /// <summary>A learner that stays and has kept up for the stabilization time, or null.</summary>
-    private string? CaughtUpLearner(ClusterConfig config, long nowUs) => CaughtUpLearners(config, nowUs).FirstOrDefault();
 
     /// <summary>The learners that stay and have kept up for the stabilization time, in id order.</summary>
     private IEnumerable<string> CaughtUpLearners(ClusterConfig config, long nowUs)

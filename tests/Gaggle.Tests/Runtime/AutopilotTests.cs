@@ -78,6 +78,37 @@ public sealed class AutopilotTests
         Assert.That((change?.Kind, change?.NodeId), Is.EqualTo(((MembershipRequestKind?)MembershipRequestKind.Promote, "b")), "both ready: the first promotion");
     }
 
+    /// <summary>
+    /// Found by the simulation (elastic seed 2178): the leader promoted a learner that had died 150 ms
+    /// before, still within the election timeout that counts as recently active; the two voters could
+    /// then elect nobody. The learner promoted must have answered the last heartbeats.
+    /// </summary>
+    [Test]
+    public void A_learner_that_stopped_answering_heartbeats_is_not_promoted()
+    {
+        var cluster = new Gaggle.Tests.Raft.RaftTestCluster(1);
+        var leader = cluster.Elect("a");
+        cluster.AddNode("b");
+        cluster.AddNode("c");
+        cluster.ProposeChange("a", ConfigChangeType.AddLearner, "b", out _);
+        cluster.Stabilize();
+        cluster.ProposeChange("a", ConfigChangeType.AddLearner, "c", out _);
+        cluster.Stabilize();
+        cluster.Advance(100);
+        var autopilot = new Autopilot(new AutopilotSettings(3, MemberTimeoutUs, StabilizationUs, 1));
+        long now = 1_000;
+        autopilot.Heard("b", now);
+        autopilot.Heard("c", now);
+        Assert.That(autopilot.Next(leader, now, changePending: false), Is.Null, "both start their stabilization");
+
+        cluster.Isolate("b");
+        cluster.Advance(7); // more than two heartbeats (2 ticks each), less than an election timeout (10)
+        now += StabilizationUs;
+        Assert.That(leader.IsCaughtUp("b"), Is.True, "b still looks caught up");
+        var change = autopilot.Next(leader, now, changePending: false);
+        Assert.That((change?.Kind, change?.NodeId), Is.EqualTo(((MembershipRequestKind?)MembershipRequestKind.Promote, "c")), "c, which answers, not b");
+    }
+
     /// <summary>a, elected in term 1 by b and c (of a, b, c, d, e).</summary>
     private static RaftCore ElectedLeader()
     {

@@ -390,6 +390,16 @@ internal sealed partial class Simulator
             StartPending(node);
         }
 
+        OperatorStepsIn();
+    }
+
+    /// <summary>
+    /// The operator's part of <see cref="HealInstances"/>, also checked now and then while the run
+    /// stabilizes: a voter promoted a moment before it died (its promotion not yet committed) strands
+    /// its generation as surely as a death seen at healing, with nothing left to die afterwards.
+    /// </summary>
+    private void OperatorStepsIn()
+    {
         var withState = _nodes.Where(n => n.IsUp && (n.Core!.LastIndex > 0 || n.Core.Snapshot is not null)).ToList();
         // Only a voter (by its own configuration, committed or not) can elect a leader; when every such
         // voter is stranded, nothing can, whatever the learners believe.

@@ -43,6 +43,7 @@ internal sealed partial class Simulator
         long limit = NowUs + (boundMs * 1000);
         long steps = 0;
         (string Leader, long Term, string Payload)? proposal = null;
+        long operatorChecksAtUs = NowUs + (_shape.Elastic ? Settings.Elastic!.MemberTimeoutUs : 0);
         while (!Settled(proposal?.Payload))
         {
             if (NowUs > limit || ++steps > MaxStabilizationSteps)
@@ -71,6 +72,12 @@ internal sealed partial class Simulator
             }
 
             CheckLeases();
+            if (_shape.Elastic && NowUs >= operatorChecksAtUs)
+            {
+                operatorChecksAtUs = NowUs + Settings.Elastic!.MemberTimeoutUs;
+                OperatorStepsIn();
+            }
+
             RetireNonMembers(CurrentLeader());
             var leader = CurrentLeader();
             if (leader is not null && (proposal is null || proposal.Value.Leader != leader.Id || proposal.Value.Term != leader.Core!.Term))
