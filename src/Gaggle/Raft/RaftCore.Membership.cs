@@ -35,6 +35,9 @@ internal sealed partial class RaftCore
     private Progress?[] _voterProgress = [];
     private bool _selfVoter;
 
+    /// <summary>Configurations logged at or below this index never make this node a voter (see <see cref="NoVoterThrough"/>).</summary>
+    private long _voterFloor;
+
     /// <summary>The configuration in force (see the type's remarks).</summary>
     public ClusterConfig Configuration { get; private set; } = null!;
 
@@ -63,7 +66,24 @@ internal sealed partial class RaftCore
     /// not count its own vote, and a leader it becomes commits its removal and hands over.
     /// </summary>
     private bool VoterUntilRemovalCommits
-        => ConfigurationIndex > _log.Committed && (ConfigAt(_log.Committed).Config ?? SeedConfig()).IsVoter(Id);
+        => ConfigurationIndex > _log.Committed && ConfigAt(_log.Committed) is var (config, index) && index > _voterFloor && (config ?? SeedConfig()).IsVoter(Id);
+
+    /// <summary>
+    /// A node that starts over under the id of an earlier life (elastic mode: removed while paused or
+    /// cut off, or a learner that heard no voter) must not become a voter again through what it
+    /// replays of that life: a configuration at or below <paramref name="configurationIndex"/> (the
+    /// highest its earlier life knew, or the removal it was told of) lists the id as that life's. Found
+    /// by the simulation: a removed founder replaying the log from scratch met the configuration in
+    /// which it had been the sole voter, was cut off there, elected itself and overwrote committed
+    /// entries. Only a configuration logged after that index (its addition again, then its promotion)
+    /// makes it a voter. A negative index clears the floor: another generation's log, whose indexes
+    /// say nothing of the earlier life's.
+    /// </summary>
+    public void NoVoterThrough(long configurationIndex)
+    {
+        _voterFloor = configurationIndex < 0 ? 0 : Math.Max(_voterFloor, configurationIndex);
+        UpdateConfiguration();
+    }
 
     /// <summary>
     /// Proposes a single-server change (leader only). <paramref name="expectedIndex"/> is the
@@ -317,7 +337,7 @@ internal sealed partial class RaftCore
             ConfigurationIndex = 0;
         }
 
-        _selfVoter = Configuration.IsVoter(Id);
+        _selfVoter = Configuration.IsVoter(Id) && (ConfigurationIndex > _voterFloor || ConfigurationIndex == 0);
         if (Role == RaftRole.Leader)
         {
             SyncProgress();

@@ -195,7 +195,7 @@ public sealed partial class GaggleNode
     {
         Log.RemovedStartingOver(_logger, Id, old.Generation);
         return StartOver(old.Generation, new HardState(old.Core.Term, old.Core.VotedFor, 0), new InvalidOperationException(
-            $"Node '{Id}' was removed from its cluster (it was not heard from for MemberTimeout); it joins again as a new incarnation; retry."));
+            $"Node '{Id}' was removed from its cluster (it was not heard from for MemberTimeout); it joins again as a new incarnation; retry."), lifeConfigurationIndex: old.LifeConfigurationIndex);
     }
 
     /// <summary>
@@ -206,10 +206,10 @@ public sealed partial class GaggleNode
     {
         Log.OrphanedStartingOver(_logger, Id, old.Generation, _options.MemberTimeout.TotalMilliseconds);
         return StartOver(old.Generation, default, new InvalidOperationException(
-            $"Node '{Id}' lost its cluster (generation {old.Generation}): no voter was heard for MemberTimeout; retry once it has joined a cluster again."), live: false);
+            $"Node '{Id}' lost its cluster (generation {old.Generation}): no voter was heard for MemberTimeout; retry once it has joined a cluster again."), live: false, lifeConfigurationIndex: old.LifeConfigurationIndex);
     }
 
-    private NodeDriver StartOver(long generation, HardState hardState, Exception failure, bool live = true)
+    private NodeDriver StartOver(long generation, HardState hardState, Exception failure, bool live = true, long lifeConfigurationIndex = 0)
     {
         _leadership.Update(trusted: false);
         FailPending(failure);
@@ -217,6 +217,7 @@ public sealed partial class GaggleNode
         _storage = new InMemoryRaftStorage();
         var driver = new NodeDriver(NodeDriverSettings.From(_options, _incarnation, _tickInterval), new PersistedState(hardState, []), _sequences);
         driver.StartGeneration(generation, live);
+        driver.StartOverAfter(lifeConfigurationIndex);
         _driver = driver;
         PublishStatus(driver);
         return driver;

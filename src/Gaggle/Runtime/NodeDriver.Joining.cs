@@ -19,6 +19,35 @@ internal sealed partial class NodeDriver
     private bool _ledLastTick;
     private bool _wasMember;
     private long _voterHeardUs;
+    private long _removalIndexTold;
+    private long? _lifeGeneration;
+
+    /// <summary>
+    /// For a node starting over under this id (removed, or orphaned): the highest configuration index
+    /// of this life, its own or the removal it was told of. See <see cref="StartOverAfter"/>.
+    /// </summary>
+    public long LifeConfigurationIndex => Math.Max(_core.ConfigurationIndex, _removalIndexTold);
+
+    /// <summary>
+    /// This driver replaces one of the same member id whose life knew configurations up to
+    /// <paramref name="configurationIndex"/> (its <see cref="LifeConfigurationIndex"/>): what it replays
+    /// of them never makes it a voter again (see RaftCore.NoVoterThrough).
+    /// </summary>
+    public void StartOverAfter(long configurationIndex)
+    {
+        _core.NoVoterThrough(configurationIndex);
+        _lifeGeneration = Generation;
+    }
+
+    /// <summary>The floor of <see cref="StartOverAfter"/> holds in the generation it was set in only: another generation's log is another numbering.</summary>
+    private void ClearLifeIfGenerationChanged()
+    {
+        if (_lifeGeneration is { } generation && generation != Generation)
+        {
+            _lifeGeneration = null;
+            _core.NoVoterThrough(-1);
+        }
+    }
 
     /// <summary>This node's cluster generation: in elastic mode the one it belongs to or waits to join; 0 otherwise.</summary>
     public long Generation => _generations?.Generation ?? 0;
@@ -44,6 +73,7 @@ internal sealed partial class NodeDriver
     {
         if (_generations?.Claimed(expected, won, recorded, Belongs, _nowUs) == true)
         {
+            ClearLifeIfGenerationChanged();
             // The founder heard no leader for the silence before it: no renewal of an old hold committed
             // meanwhile, so a hold may outlive the silence by a lease at most (HoldLimitMs).
             long holdOffMs = Math.Max(0, _settings.Elastic!.HoldLimitMs - (_generations.SilenceBeforeFoundingUs / 1000));
@@ -65,6 +95,7 @@ internal sealed partial class NodeDriver
         }
 
         _generations.Forced(generation, _nowUs);
+        ClearLifeIfGenerationChanged();
         _wasMember = true;
         _core.ForceNewCluster(GenerationStart(generation, _settings.Elastic!.HoldLimitMs));
     }
@@ -97,6 +128,7 @@ internal sealed partial class NodeDriver
         switch (_generations.Admit(message, generation, Belongs, _nowUs))
         {
             case GenerationVerdict.Accept:
+                ClearLifeIfGenerationChanged();
                 if (generation == _generations.Generation && _core.Configuration.IsVoter(from))
                 {
                     _voterHeardUs = _nowUs;
@@ -132,6 +164,7 @@ internal sealed partial class NodeDriver
                 // Removed while it was paused or cut off (the removal has committed): ask to join again
                 // (as a learner, then promoted). In elastic mode the node starts over as a new
                 // incarnation first (see NodeEvents.Removed).
+                _removalIndexTold = Math.Max(_removalIndexTold, notAMember.ConfigurationIndex);
                 if (_askToJoinUntilTick < _tickCount)
                 {
                     Events.RemovedBy ??= from;

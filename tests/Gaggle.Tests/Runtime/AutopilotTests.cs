@@ -50,15 +50,7 @@ public sealed class AutopilotTests
     [Test]
     public void One_voter_becomes_two_only_when_a_second_learner_is_ready_to_make_three()
     {
-        var cluster = new Gaggle.Tests.Raft.RaftTestCluster(1);
-        var leader = cluster.Elect("a");
-        cluster.AddNode("b");
-        cluster.AddNode("c");
-        cluster.ProposeChange("a", ConfigChangeType.AddLearner, "b", out _);
-        cluster.Stabilize();
-        cluster.ProposeChange("a", ConfigChangeType.AddLearner, "c", out _);
-        cluster.Isolate("c");
-        cluster.Advance(200);
+        var cluster = LoneVoterWithLearnersBAndC(out var leader, cutOffC: true);
         Assert.That((leader.IsCaughtUp("b"), leader.IsCaughtUp("c")), Is.EqualTo((true, false)), "b keeps up, c hears nothing");
 
         var autopilot = new Autopilot(new AutopilotSettings(3, MemberTimeoutUs, StabilizationUs, 1));
@@ -86,15 +78,7 @@ public sealed class AutopilotTests
     [Test]
     public void A_learner_that_stopped_answering_heartbeats_is_not_promoted()
     {
-        var cluster = new Gaggle.Tests.Raft.RaftTestCluster(1);
-        var leader = cluster.Elect("a");
-        cluster.AddNode("b");
-        cluster.AddNode("c");
-        cluster.ProposeChange("a", ConfigChangeType.AddLearner, "b", out _);
-        cluster.Stabilize();
-        cluster.ProposeChange("a", ConfigChangeType.AddLearner, "c", out _);
-        cluster.Stabilize();
-        cluster.Advance(100);
+        var cluster = LoneVoterWithLearnersBAndC(out var leader, cutOffC: false);
         var autopilot = new Autopilot(new AutopilotSettings(3, MemberTimeoutUs, StabilizationUs, 1));
         long now = 1_000;
         autopilot.Heard("b", now);
@@ -107,6 +91,25 @@ public sealed class AutopilotTests
         Assert.That(leader.IsCaughtUp("b"), Is.True, "b still looks caught up");
         var change = autopilot.Next(leader, now, changePending: false);
         Assert.That((change?.Kind, change?.NodeId), Is.EqualTo(((MembershipRequestKind?)MembershipRequestKind.Promote, "c")), "c, which answers, not b");
+    }
+
+    /// <summary>a, the sole voter, with learners b (caught up) and c (caught up too, unless cut off since its addition), 200 ticks on.</summary>
+    private static Gaggle.Tests.Raft.RaftTestCluster LoneVoterWithLearnersBAndC(out RaftCore leader, bool cutOffC)
+    {
+        var cluster = new Gaggle.Tests.Raft.RaftTestCluster(1);
+        leader = cluster.Elect("a");
+        cluster.AddNode("b");
+        cluster.AddNode("c");
+        cluster.ProposeChange("a", ConfigChangeType.AddLearner, "b", out _);
+        cluster.Stabilize();
+        cluster.ProposeChange("a", ConfigChangeType.AddLearner, "c", out _);
+        if (cutOffC)
+        {
+            cluster.Isolate("c");
+        }
+
+        cluster.Advance(200);
+        return cluster;
     }
 
     /// <summary>a, elected in term 1 by b and c (of a, b, c, d, e).</summary>

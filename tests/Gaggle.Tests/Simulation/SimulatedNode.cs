@@ -138,14 +138,14 @@ internal sealed class SimulatedNode(Simulator sim, string id, NodeClock clock)
     /// are lost, as when the process dies (the application's lock users start over).
     /// </summary>
     public void ResetForGeneration(Func<HistoryMachine, NodeDriverSettings> settings, long generation, int clients)
-        => StartOver(settings, generation, live: true, HardState.Empty, clients);
+        => StartOver(settings, generation, live: true, HardState.Empty, clients, lifeConfigurationIndex: 0);
 
     /// <summary>
     /// GaggleNode.StartOver: a new driver on empty storage (but for <paramref name="keep"/>, the term and
     /// vote a removed member keeps), started in <paramref name="generation"/> as a newcomer; its callers'
     /// pending requests fail and their holds are lost, as when the process dies.
     /// </summary>
-    public void StartOver(Func<HistoryMachine, NodeDriverSettings> settings, long generation, bool live, HardState keep, int clients)
+    public void StartOver(Func<HistoryMachine, NodeDriverSettings> settings, long generation, bool live, HardState keep, int clients, long lifeConfigurationIndex)
     {
         DropClients();
         Storage = new SimulatedStorage();
@@ -156,6 +156,7 @@ internal sealed class SimulatedNode(Simulator sim, string id, NodeClock clock)
 
         Boot(settings);
         Driver!.StartGeneration(generation, live);
+        Driver.StartOverAfter(lifeConfigurationIndex);
         Commit = 0;
         LatestConfig = null;
         ReportedRejoining = false;

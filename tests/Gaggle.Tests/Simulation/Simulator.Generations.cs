@@ -188,7 +188,8 @@ internal sealed partial class Simulator
         _elasticStats.Resets++;
         Trace($"  {node.Id} starts over in generation {generation}: {(removed ? "it was removed" : "it heard no voter for the member timeout")}");
         node.Incarnation = (ulong)_random.NextInt64(1, long.MaxValue);
-        node.StartOver(history => Settings.CreateElasticDriverSettings(node.Id, _random.Next(), node.Incarnation, history), generation, live: removed, keep, Settings.ClientsPerNode);
+        long life = node.Driver!.LifeConfigurationIndex;
+        node.StartOver(history => Settings.CreateElasticDriverSettings(node.Id, _random.Next(), node.Incarnation, history), generation, live: removed, keep, Settings.ClientsPerNode, life);
         Process(node);
     }
 }
