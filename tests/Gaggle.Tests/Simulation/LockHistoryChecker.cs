@@ -12,8 +12,8 @@ internal sealed class LockSimViolation(string message) : Exception(message);
 /// checked command by command against a model of the rules kept here, independently of LockTable:
 /// mutual exclusion and the semaphore bound in lease-clock time, holds ending only when released or
 /// due, fencing tokens unique and increasing per lock (two locks may share a token), FIFO grants, waits ending only at their
-/// deadline or on cancel, no idle slot while someone waits, and in an elastic run nothing granted during a
-/// generation's hold-off and tokens carrying their generation. The common history is kept per cluster
+/// deadline or on cancel, no idle slot while someone waits, reads showing the model's holders and queue, and in an
+/// elastic run nothing granted during a generation's hold-off and tokens carrying their generation. The common history is kept per cluster
 /// generation (each is a cluster of its own); client observations are checked against it too, and the
 /// clients' beliefs across generations (see LockHistoryChecker.Clients.cs).
 /// </summary>
@@ -192,6 +192,12 @@ internal sealed partial class LockHistoryChecker
                 Require(command.Type == LockCommandType.Acquire && state.MaxCount != 0 && state.MaxCount != command.MaxCount, index,
                     $"an acquire of '{e.Name}' for {command.MaxCount} holders rejected while the lock allows {state.MaxCount}");
                 Stats.Rejected++;
+                break;
+            case LockEventType.Inspected:
+                Require(command.Type == LockCommandType.Inspect && e.Request == request && e.Info is { } info && info.AsOfIndex == index
+                    && info.Holders.Select(h => h.FencingToken).SequenceEqual(state.Holders.Select(h => h.Token)) && info.QueueLength == state.Queue.Count, index,
+                    $"a read of '{e.Name}' showed {(e.Info is { } shown ? $"tokens [{string.Join(", ", shown.Holders.Select(h => h.FencingToken))}] and {shown.QueueLength} waiting as of {shown.AsOfIndex}" : "nothing")}, "
+                    + $"not tokens [{string.Join(", ", state.Holders.Select(h => h.Token))}] and {state.Queue.Count} waiting");
                 break;
             default:
                 throw Violation(index, $"unexpected event {e.Type}");

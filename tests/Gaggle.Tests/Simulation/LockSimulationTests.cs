@@ -49,6 +49,7 @@ public sealed class LockSimulationTests
             + $"{Sum(s => s.Rejected)} rejected, {Sum(s => s.ClientGrants)} grants seen by clients, {Sum(s => s.ContendedBeliefs)} shared semaphore beliefs, {Sum(s => s.LostOnArrival)} handles lost on arrival; "
             + $"{results.Sum(r => r.Result.Stats.Storage.Snapshots)} snapshots, {results.Sum(r => r.Result.Stats.Storage.Installs)} installed; "
             + $"fewest grants in a seed: {fewest.Result.Locks.Granted} (seed {fewest.Seed})");
+        TestContext.Out.WriteLine(RaftSimulationTests.Sum(results.Select(r => r.Result.Linearizability)).ToString());
 
         if (!failures.IsEmpty)
         {

@@ -8,7 +8,7 @@ namespace Gaggle.Tests.Simulation;
 /// Seeded simulations of whole clusters of the node drivers that ship (see <see cref="Simulator"/>),
 /// with callers appending and using locks (Raft §5: Election Safety, Log Matching, Leader Completeness,
 /// State Machine Safety after every step; exactly-once application of acknowledged appends; the lock
-/// rules; progress once the network heals).
+/// rules; progress once the network heals; at the end, that what the callers saw is linearizable).
 /// Seeds draw snapshots and compaction, FlushPolicy.None storage whose crashes lose unflushed batches,
 /// and nodes that lose their storage entirely (restarting with StartRejoining, the documented procedure).
 /// In the three- and five-node tests one seed in three runs membership changes instead (see
@@ -100,6 +100,18 @@ public sealed class RaftSimulationTests
         return Enumerable.Range(1, count).ToArray();
     }
 
+    /// <summary>The linearizability checks of many runs, added up.</summary>
+    internal static LinearizabilityStats Sum(IEnumerable<LinearizabilityStats> runs)
+    {
+        var total = new LinearizabilityStats();
+        foreach (var run in runs)
+        {
+            total.Add(run);
+        }
+
+        return total;
+    }
+
     private static void RunSeeds(Func<int, ClusterShape> shapeOf, LossModel? loss = null)
     {
         var seeds = Seeds();
@@ -107,12 +119,14 @@ public sealed class RaftSimulationTests
         var stats = new ConcurrentBag<SimulationStats>();
         var membership = new ConcurrentBag<MembershipSimStats>();
         var elastic = new ConcurrentBag<ElasticSimStats>();
+        var linearizability = new ConcurrentBag<LinearizabilityStats>();
         var stopwatch = Stopwatch.StartNew();
         Parallel.ForEach(seeds, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, seed =>
         {
             var shape = shapeOf(seed);
             var result = Simulator.Run(seed, shape, loss: loss);
             stats.Add(result.Stats);
+            linearizability.Add(result.Linearizability);
             if (result.Elastic is { } generations)
             {
                 elastic.Add(generations);
@@ -132,6 +146,7 @@ public sealed class RaftSimulationTests
             $"{seeds.Count} seeds in {stopwatch.Elapsed.TotalSeconds:F1} s: {stats.Sum(s => s.Steps)} steps, {stats.Sum(s => s.Delivered)} deliveries, "
             + $"{stats.Sum(s => s.Leaders)} elected leaders, {stats.Sum(s => s.Restarts)} restarts, {stats.Sum(s => (long)s.Committed)} entries committed "
             + $"(fewest in a seed: {stats.Min(s => s.Committed)}), {stats.Sum(s => (long)s.Acknowledged)} appends acknowledged; {stats.Aggregate(default(StorageStats), (sum, s) => sum + s.Storage)}");
+        TestContext.Out.WriteLine(Sum(linearizability).ToString());
         if (!membership.IsEmpty)
         {
             TestContext.Out.WriteLine(

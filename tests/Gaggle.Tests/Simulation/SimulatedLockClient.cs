@@ -32,6 +32,9 @@ internal sealed class SimulatedLockClient(Simulator sim, SimulatedNode node, str
     private bool _lost;
     private ClientBelief? _belief;
 
+    /// <summary>The current acquire as the linearizability check records it.</summary>
+    private AcquireOperation? _acquire;
+
     private enum Phase
     {
         Idle,
@@ -65,16 +68,18 @@ internal sealed class SimulatedLockClient(Simulator sim, SimulatedNode node, str
         }
     }
 
+    /// <summary>A lock to use: two mutexes and a semaphore (rarely asked for with a wrong slot count, which is rejected while it is in use).</summary>
+    public static (string Name, int MaxCount) PickLock(Random random, int semaphoreSlots) => random.Next(100) switch
+    {
+        < 35 => ("m0", 1),
+        < 60 => ("m1", 1),
+        < 97 => ("s", semaphoreSlots),
+        _ => ("s", semaphoreSlots + 2),
+    };
+
     private void StartAcquire(Random random)
     {
-        int roll = random.Next(100);
-        (_lock, _maxCount) = roll switch
-        {
-            < 35 => ("m0", 1),
-            < 60 => ("m1", 1),
-            < 97 => ("s", sim.Settings.SemaphoreSlots),
-            _ => ("s", sim.Settings.SemaphoreSlots + 2),
-        };
+        (_lock, _maxCount) = PickLock(random, sim.Settings.SemaphoreSlots);
         int mode = random.Next(100);
         long? timeoutMs = mode < 25 ? 0 : mode < 85 ? random.NextInt64(node.LeaseMs / 5, node.LeaseMs * 3) : null;
         long holdUs = random.NextInt64(1, LeaseUs * 5 / 2);
@@ -87,6 +92,7 @@ internal sealed class SimulatedLockClient(Simulator sim, SimulatedNode node, str
         _lost = false;
         _belief = null;
         _sequence = node.Sequences.Next();
+        _acquire = sim.History.Invoke(new AcquireOperation { Client = Name, Node = node.Id, Lock = _lock, MaxCount = _maxCount, LeaseMs = node.LeaseMs });
         _sentAtUs = node.LocalUs;
         _releaseAtUs = _sentAtUs + holdUs;
         // Zero means "try once": the table answers at once, but the answer still needs a commit, so wait up to a lease.
@@ -137,6 +143,10 @@ internal sealed class SimulatedLockClient(Simulator sim, SimulatedNode node, str
 
         var outcome = _outcome!;
         sim.Trace($"{Name} {outcome.Type} {_lock} token {outcome.Token} at index {_outcomeIndex}");
+        _acquire!.Outcome = outcome.Type;
+        _acquire.Token = outcome.Token;
+        _acquire.Expiry = outcome.Expiry;
+        sim.History.Respond(_acquire, node.Driver!.Generation);
         if (outcome.Type != LockEventType.Granted)
         {
             node.UnwatchLockRequest(_sequence);
@@ -191,6 +201,12 @@ internal sealed class SimulatedLockClient(Simulator sim, SimulatedNode node, str
 
         // GaggleLocks: the driver cancels the wait, or releases a grant that came or still comes.
         sim.Trace($"{Name} gives up on {_lock} seq {_sequence}{(_outcome is { Type: LockEventType.Granted } granted ? $" after a grant of {granted.Token}" : "")}");
+        if (_acquire is { Granted: true } acquired)
+        {
+            // Told of the grant, then the confirming renewal ran out of time: the driver releases it, unanswered.
+            sim.History.Invoke(new ReleaseOperation { Client = Name, Node = node.Id, Lock = _lock, Token = acquired.Token });
+        }
+
         node.GiveUpLockRequest(_sequence, _lock);
         node.Abandon(_sequence);
         if (_confirmSequence != 0)
@@ -331,9 +347,13 @@ internal sealed class SimulatedLockClient(Simulator sim, SimulatedNode node, str
         node.UnwatchHold(_lock, _token);
         long token = _token;
         sim.Trace($"{Name} releases {_lock} token {token} ({why})");
+        var release = sim.History.Invoke(new ReleaseOperation { Client = Name, Node = node.Id, Lock = _lock, Token = token });
         node.AppendLockCommand(new LockCommand(LockCommandType.Release, _lock, Token: token), node.LocalUs + node.SettleUs, index =>
         {
             sim.Checker.ObserveReleaseAcknowledged(Name, _lock, token, index, node.Driver!.Generation);
+            release.Index = index;
+            release.Covered = node.CoveredBySnapshot(index);
+            sim.History.Respond(release, node.Driver.Generation);
             Finished();
         }, Finished);
     }

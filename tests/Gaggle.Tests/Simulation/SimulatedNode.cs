@@ -68,6 +68,12 @@ internal sealed class SimulatedNode(Simulator sim, string id, NodeClock clock)
     /// <summary>The index this node's state machines have applied up to (as the checker saw it).</summary>
     public long Applied { get; set; }
 
+    /// <summary>The index of the snapshot this driver last installed from a leader (appends it covered complete with it); 0 when none.</summary>
+    public long InstalledSnapshotIndex { get; set; }
+
+    /// <summary>Whether a completion at <paramref name="index"/> came from an installed snapshot (an entry applied here is always after it).</summary>
+    public bool CoveredBySnapshot(long index) => index != 0 && index == InstalledSnapshotIndex;
+
     /// <summary>The highest commit index this node has reported (it never goes down, unless storage lost it).</summary>
     public long Commit { get; set; }
 
@@ -174,6 +180,7 @@ internal sealed class SimulatedNode(Simulator sim, string id, NodeClock clock)
         Driver.PublishCommitted = false;
         Driver.Machines.Observer = sim.ObserveEntry(this);
         Applied = snapshot?.Index ?? 0;
+        InstalledSnapshotIndex = 0;
         LeaderTerm = -1;
         LeaderCheckedUpTo = 0;
         SupersededBy = null;

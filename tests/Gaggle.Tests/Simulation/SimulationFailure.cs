@@ -11,6 +11,9 @@ internal sealed record SimulationResult(SimulationFailure? Failure, SimulationSt
 
     /// <summary>What the generations did (elastic runs only).</summary>
     public ElasticSimStats? Elastic { get; init; }
+
+    /// <summary>What the end-of-run linearizability check covered.</summary>
+    public LinearizabilityStats Linearizability { get; init; } = new();
 }
 
 /// <summary>What a run did, to show the simulation is not vacuous (and to fingerprint a run).</summary>

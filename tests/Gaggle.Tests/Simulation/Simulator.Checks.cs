@@ -78,6 +78,7 @@ internal sealed partial class Simulator
             {
                 checker.ObserveRestoredAt(node.Id, installed.Index, installed.Term);
                 node.Applied = installed.Index;
+                node.InstalledSnapshotIndex = installed.Index;
             }
 
             foreach (var entry in raft.CommittedEntries)

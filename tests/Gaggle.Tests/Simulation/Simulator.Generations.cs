@@ -155,6 +155,7 @@ internal sealed partial class Simulator
         _checkers.Close(generation);
         Appends.Close(generation);
         Checker.Close(generation);
+        History.Close(generation);
         _appliedConfigs.Remove(generation);
         _everMember.RemoveWhere(m => m.Generation == generation);
         foreach (var key in _snapshots.Keys.Where(k => k.Generation == generation).ToList())

@@ -20,7 +20,8 @@ namespace Gaggle.Tests.Simulation;
 /// which hold whatever the configuration, per generation), exactly-once application of acknowledged
 /// appends (<see cref="AppendChecker"/>), the lock history (<see cref="LockHistoryChecker"/>: its
 /// tables per generation, the holders' beliefs across them) and that no two nodes trust their
-/// leadership lease at once, whatever their generations.
+/// leadership lease at once, whatever their generations. Checked at the end: what the clients saw is
+/// linearizable (<see cref="ClientHistory"/>).
 /// </summary>
 internal sealed partial class Simulator : ITraceSource
 {
@@ -47,6 +48,7 @@ internal sealed partial class Simulator : ITraceSource
     private readonly GenerationSafetyCheckers _checkers = new();
     private readonly int _chaosSteps;
     private readonly LossModel _loss;
+    private readonly bool _lockReads;
     private readonly Queue<string>? _trace;
     private ulong _incarnations;
     private int _proposals;
@@ -55,9 +57,10 @@ internal sealed partial class Simulator : ITraceSource
     private bool _clientsQuiet;
     private StorageStats _storageStats;
 
-    private Simulator(int seed, ClusterShape shape, Workload workload, int? chaosSteps, bool trace, LossModel loss)
+    private Simulator(int seed, ClusterShape shape, Workload workload, int? chaosSteps, bool trace, LossModel loss, bool lockReads)
     {
         _seed = seed;
+        _lockReads = lockReads;
         _shape = shape;
         _loss = loss;
         _random = new Random(seed);
@@ -116,19 +119,20 @@ internal sealed partial class Simulator : ITraceSource
     /// <param name="chaosSteps">Steps of each chaos phase; by default the seed picks 1000..2000.</param>
     /// <param name="trace">Record the last steps for the failure report (slower).</param>
     /// <param name="loss">How lost storage is handled and what the adversary may do around it (default: <see cref="LossModel.Default"/>).</param>
-    public static SimulationResult Run(int seed, ClusterShape shape, Workload workload = Workload.Mixed, int? chaosSteps = null, bool trace = false, LossModel? loss = null)
-        => new Simulator(seed, shape, workload, chaosSteps, trace, loss ?? LossModel.Default).Run();
+    /// <param name="lockReads">Callers also read locks (InspectAsync); without, a seed runs the schedule it ran before reads were simulated.</param>
+    public static SimulationResult Run(int seed, ClusterShape shape, Workload workload = Workload.Mixed, int? chaosSteps = null, bool trace = false, LossModel? loss = null, bool lockReads = true)
+        => new Simulator(seed, shape, workload, chaosSteps, trace, loss ?? LossModel.Default, lockReads).Run();
 
     /// <summary>Runs one seed and, when it fails, replays it with tracing to report its last steps.</summary>
-    public static SimulationFailure? RunAndExplain(int seed, ClusterShape shape, Workload workload = Workload.Mixed, int? chaosSteps = null, LossModel? loss = null)
+    public static SimulationFailure? RunAndExplain(int seed, ClusterShape shape, Workload workload = Workload.Mixed, int? chaosSteps = null, LossModel? loss = null, bool lockReads = true)
     {
-        var failure = Run(seed, shape, workload, chaosSteps, loss: loss).Failure;
+        var failure = Run(seed, shape, workload, chaosSteps, loss: loss, lockReads: lockReads).Failure;
         if (failure is null)
         {
             return null;
         }
 
-        var traced = Run(seed, shape, workload, chaosSteps, trace: true, loss: loss).Failure;
+        var traced = Run(seed, shape, workload, chaosSteps, trace: true, loss: loss, lockReads: lockReads).Failure;
         return traced is not null && traced.Step == failure.Step
             ? traced
             : failure with { What = $"{failure.What} (the traced replay diverged: the harness is not deterministic)" };
@@ -176,8 +180,9 @@ internal sealed partial class Simulator : ITraceSource
             }
 
             CheckAllLogsMatch();
+            CheckClientHistory();
         }
-        catch (Exception exception) when (exception is SafetyViolationException or LockSimViolation)
+        catch (Exception exception) when (exception is SafetyViolationException or LockSimViolation or LinearizabilityViolation)
         {
             failure = Failure(exception.Message);
         }
@@ -188,7 +193,10 @@ internal sealed partial class Simulator : ITraceSource
 
         return new SimulationResult(failure, new SimulationStats(
             Step, _checkers.CommittedCount, _checkers.AppliedCount, _checkers.LeaderCount, _nodes.Concat(_retired).Sum(n => n.Restarts - 1), _delivered, _storageStats,
-            Appends.Acknowledged, NowUs)) { Locks = Checker.Stats, Membership = _membershipStats, Elastic = _shape.Elastic ? ElasticStats() : null };
+            Appends.Acknowledged, NowUs))
+        {
+            Locks = Checker.Stats, Membership = _membershipStats, Elastic = _shape.Elastic ? ElasticStats() : null, Linearizability = Linearizability,
+        };
     }
 
     private SimulationFailure Failure(string what) => new(_seed, _shape, Step, what)
