@@ -66,7 +66,7 @@ internal sealed partial class RaftCore
     /// not count its own vote, and a leader it becomes commits its removal and hands over.
     /// </summary>
     private bool VoterUntilRemovalCommits
-        => ConfigurationIndex > _log.Committed && ConfigAt(_log.Committed) is var (config, index) && index > _voterFloor && (config ?? SeedConfig()).IsVoter(Id);
+        => ConfigurationIndex > _log.Committed && ConfigAt(_log.Committed) is var (config, index) && (index > _voterFloor || index == 0) && (config ?? SeedConfig()).IsVoter(Id);
 
     /// <summary>
     /// A node that starts over under the id of an earlier life (elastic mode: removed while paused or
