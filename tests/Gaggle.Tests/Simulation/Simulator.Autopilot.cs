@@ -47,6 +47,12 @@ internal sealed partial class Simulator
 
         var node = candidates[_random.Next(candidates.Length)];
         _membershipStats.Stopped++;
+        if (_shape.Elastic && _random.Next(2) == 0)
+        {
+            BeginLeave(node);
+            return;
+        }
+
         Trace($"stop {node.Id} for good");
         Retire(node);
     }

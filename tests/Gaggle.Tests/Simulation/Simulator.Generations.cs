@@ -209,6 +209,11 @@ internal sealed class ElasticSimStats
     /// <summary>Times the hub (Redis) went down for one to three member timeouts.</summary>
     public int HubOutages { get; set; }
 
+    /// <summary>Graceful leaves begun, and those that ended with the node removed (the others ran out of shutdown time).</summary>
+    public int Leaves { get; set; }
+
+    public int LeavesDone { get; set; }
+
     /// <summary>Generations founded (claims won by a node that then formed the cluster).</summary>
     public int Founded { get; set; }
 

@@ -72,6 +72,7 @@ internal sealed partial class Simulator
             }
 
             CheckLeases();
+            ProgressDepartures();
             if (_shape.Elastic && NowUs >= operatorChecksAtUs)
             {
                 operatorChecksAtUs = NowUs + Settings.Elastic!.MemberTimeoutUs;

@@ -174,6 +174,7 @@ internal sealed partial class Simulator : ITraceSource
                     Step++;
                     ChaosStep();
                     CheckLeases();
+                    ProgressDepartures();
                 }
 
                 Stabilize();
