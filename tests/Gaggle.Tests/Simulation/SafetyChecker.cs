@@ -28,6 +28,9 @@ internal sealed class SafetyChecker
     /// <summary>Every vote ever granted: (voter, term) to candidate, across crashes and lost storage.</summary>
     private readonly Dictionary<(string Voter, long Term), string> _votes = [];
 
+    /// <summary>Candidacies their candidate forgot with its storage (see <see cref="ObserveForgottenTerms"/>).</summary>
+    private readonly HashSet<(string Candidate, long Term)> _forgottenCandidacies = [];
+
     public int CommittedCount => _committed.Count;
 
     public int AppliedCount => _applied.Count;
@@ -207,13 +210,29 @@ internal sealed class SafetyChecker
     /// </summary>
     public void ObserveVote(string voter, long term, string candidate)
     {
-        if (!_votes.TryGetValue((voter, term), out var known))
+        if (!_votes.TryGetValue((voter, term), out var known) || (known != candidate && _forgottenCandidacies.Contains((known, term))))
         {
+            // A vote for a candidacy its candidate has since forgotten with its storage counts for
+            // nobody: the candidate never counts an answer sent to its previous incarnation (the loss
+            // model's premise), and a leader it may have become then is checked by election safety.
+            // The rejoin procedure's term-0 rule relies on this (RaftCore.Rejoin.cs).
             _votes[(voter, term)] = candidate;
         }
         else if (known != candidate)
         {
             throw new SafetyViolationException($"vote safety: {voter} granted its vote in term {term} to {known} and then to {candidate}");
+        }
+    }
+
+    /// <summary>
+    /// <paramref name="node"/> lost the terms after <paramref name="keptTerm"/> up to <paramref name="lostTerm"/>
+    /// with its storage: any candidacy it ran in them is forgotten.
+    /// </summary>
+    public void ObserveForgottenTerms(string node, long keptTerm, long lostTerm)
+    {
+        for (long term = keptTerm + 1; term <= lostTerm; term++)
+        {
+            _forgottenCandidacies.Add((node, term));
         }
     }
 

@@ -142,6 +142,26 @@ public sealed class SafetyCheckerTests
             Throws.TypeOf<SafetyViolationException>().With.Message.EqualTo("vote safety: a granted its vote in term 4 to b and then to c"));
     }
 
+    /// <summary>
+    /// Discovery and 5-node seed 2609: a voter that lost its vote for a candidate which then lost its
+    /// own term with its storage voted again in that term (the rejoin procedure's term-0 rule). The
+    /// first vote counts for nobody; election safety still checks the leaders.
+    /// </summary>
+    [Test]
+    public void A_second_vote_in_a_term_whose_first_candidate_forgot_its_candidacy_is_no_violation()
+    {
+        var checker = new SafetyChecker();
+        checker.ObserveVote("a", 1, "b");
+        checker.ObserveForgottenTerms("b", keptTerm: 0, lostTerm: 1);
+        checker.ObserveVote("a", 1, "c");
+        checker.ObserveForgottenTerms("c", keptTerm: 1, lostTerm: 2);
+
+        Assert.That(
+            () => checker.ObserveVote("a", 1, "d"),
+            Throws.TypeOf<SafetyViolationException>().With.Message.EqualTo("vote safety: a granted its vote in term 1 to c and then to d"),
+            "c still remembers its candidacy in term 1");
+    }
+
     [TestCase(1, "1/t1 'x', 2/t1 'y', 3/t2 'w', 4/t2 'v'", 2, TestName = "A crash that loses the newest unflushed batch (a snapshot) keeps the one before it")]
     [TestCase(2, "1/t1 'x', 2/t1 'y', 3/t1 'z'", 1, TestName = "A crash that loses both unflushed batches leaves what was flushed")]
     public void UnflushedBatchesLostInACrashLeaveTheStorageAsBeforeThem(int lost, string entries, long term)

@@ -30,12 +30,14 @@ internal sealed partial class Simulator
         // Half the crashes hit a leader: those that strike mid-replication make the interesting histories (Raft §5.4.2).
         var leaders = up.Where(n => n.Core!.Role == RaftRole.Leader).ToArray();
         var node = leaders.Length > 0 && _random.Next(2) == 0 ? leaders[_random.Next(leaders.Length)] : up[_random.Next(up.Length)];
+        long termBefore = node.Core!.Term;
         Crash(node);
         if (node.Storage.UnflushedBatches > 0 && _random.Next(100) < Settings.LoseTailPercent && MayLoseData(node))
         {
             int batches = _random.Next(1, node.Storage.UnflushedBatches + 1);
             node.Storage.LoseNewest(batches);
             node.LostData = node.Unhealed = true;
+            _checkers.For(node.Generation).ObserveForgottenTerms(node.Id, node.HardState.Term, termBefore);
             _storageStats = _storageStats with { LostTails = _storageStats.LostTails + 1 };
             Trace($"  {node.Id} lost its {batches} newest unflushed batches: now term {node.HardState.Term}, vote {node.HardState.VotedFor ?? "-"}, "
                 + $"commit {node.HardState.Commit}, snapshot {node.Storage.SnapshotIndex}, last {node.Storage.LastIndex}");
@@ -57,12 +59,14 @@ internal sealed partial class Simulator
         }
 
         var node = candidates[_random.Next(candidates.Length)];
+        long termBefore = node.IsUp ? node.Core!.Term : node.HardState.Term;
         if (node.IsUp)
         {
             Crash(node);
         }
 
         node.Storage.Wipe();
+        _checkers.For(node.Generation).ObserveForgottenTerms(node.Id, 0, termBefore);
         node.LostData = node.Unhealed = true;
         _storageStats = _storageStats with { LostStorage = _storageStats.LostStorage + 1 };
         Trace($"  {node.Id} lost its storage");
