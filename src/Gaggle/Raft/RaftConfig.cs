@@ -39,6 +39,12 @@ internal sealed class RaftConfig
     public bool AccelerateCommit { get; init; } = true;
 
     /// <summary>
+    /// A voter of at most three commits the leader's current-term entries as soon as it has stored
+    /// them (it and the leader are a majority), without waiting for the leader's commit notice.
+    /// </summary>
+    public bool FollowerCommit { get; init; } = true;
+
+    /// <summary>
     /// When every follower is replicating from the same index, new entries go out as one broadcast
     /// AppendEntries (one PUBLISH fanned out by Redis) instead of one message per follower.
     /// </summary>

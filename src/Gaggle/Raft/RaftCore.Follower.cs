@@ -99,6 +99,7 @@ internal sealed partial class RaftCore
             long lastNew = message.Index + message.Entries.Count;
             _verifiedIndex = Math.Max(_verifiedIndex, lastNew);
             _log.CommitTo(Math.Min(message.Commit, lastNew));
+            CommitWithLeader(message, lastNew);
             MaybeCaughtUp(message.Commit);
 
             Acknowledge(message.From, lastNew);
@@ -123,6 +124,30 @@ internal sealed partial class RaftCore
             Type = MessageType.AppendResponse, From = Id, To = message.From, Term = Term,
             Index = message.Index, Reject = true, RejectHint = hintIndex, LogTerm = hintTerm,
         });
+    }
+
+    /// <summary>
+    /// A voter of three (or fewer) knows on its own that the leader's entries it just stored are
+    /// committed: the leader persisted every entry it sends before sending it (the Ready contract),
+    /// this node persists them before it applies anything (same contract), and the two are a majority
+    /// of the voters — the leader's commit rule (Raft §5.4.2) with this node's acknowledgement, one
+    /// commit notice sooner. It holds only when this node counts against the leader's own
+    /// configuration: the Append names the leader's configuration index, and this node's latest
+    /// configuration is the entry at that index within the prefix the Append just verified (Log
+    /// Matching), so both count the same voters; and only for an entry of the leader's current term
+    /// (§5.4.2: earlier terms' entries commit with it). A node that may not acknowledge (rejoining,
+    /// lost data, not a voter by its own rules) never counts itself, as the leader would not.
+    /// </summary>
+    private void CommitWithLeader(RaftMessage message, long lastNew)
+    {
+        if (!_config.FollowerCommit || lastNew <= _log.Committed || Discovering || _lostData || !_selfVoter || !MayAcknowledge()
+            || ConfigurationIndex != message.RejectHint || ConfigurationIndex > lastNew
+            || !Configuration.IsVoter(message.From) || Quorum.Majority(Configuration.Voters.Count) > 2 || _log.Term(lastNew) != Term)
+        {
+            return;
+        }
+
+        _log.CommitTo(lastNew);
     }
 
     /// <summary>Tells the leader that our log matches its log up to <paramref name="index"/> (while rejoining forbids that, asks for what follows its commit index).</summary>

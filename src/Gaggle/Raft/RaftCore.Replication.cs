@@ -26,7 +26,7 @@ internal sealed partial class RaftCore
             Send(new RaftMessage
             {
                 Type = MessageType.Append, From = Id, To = peer, Term = Term,
-                Index = prevIndex, LogTerm = _log.Term(prevIndex), Entries = entries, Commit = _log.Committed,
+                Index = prevIndex, LogTerm = _log.Term(prevIndex), Entries = entries, Commit = _log.Committed, RejectHint = ConfigurationIndex,
             });
             long lastSent = prevIndex + entries.Length;
             progress.CommitSent = Math.Max(progress.CommitSent, Math.Min(_log.Committed, lastSent));
@@ -101,7 +101,7 @@ internal sealed partial class RaftCore
             Send(new RaftMessage
             {
                 Type = MessageType.Append, From = Id, To = null, Term = Term,
-                Index = prevIndex, LogTerm = _log.Term(prevIndex), Entries = entries, Commit = _log.Committed,
+                Index = prevIndex, LogTerm = _log.Term(prevIndex), Entries = entries, Commit = _log.Committed, RejectHint = ConfigurationIndex,
             });
             long lastSent = prevIndex + entries.Length;
             long bytes = PayloadBytes(entries);

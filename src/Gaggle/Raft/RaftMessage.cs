@@ -8,7 +8,8 @@ internal enum MessageType : byte
     PreVoteResponse = 2,
     Vote = 3,
     VoteResponse = 4,
-    /// <summary>AppendEntries: Index/LogTerm are prevLogIndex/prevLogTerm, Commit the leader's commit.</summary>
+    /// <summary>AppendEntries: Index/LogTerm are prevLogIndex/prevLogTerm, Commit the leader's commit,
+    /// RejectHint the index of the leader's configuration (0 for the seed; see RaftCore.CommitWithLeader).</summary>
     Append = 5,
     /// <summary>Index is the last index matched on success; on reject, Index echoes the rejected prevLogIndex
     /// and RejectHint/LogTerm carry the conflict index and term for fast backtracking.</summary>

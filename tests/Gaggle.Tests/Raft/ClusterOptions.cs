@@ -15,6 +15,8 @@ internal sealed record ClusterOptions
 
     public bool AccelerateCommit { get; init; } = true;
 
+    public bool FollowerCommit { get; init; } = true;
+
     /// <summary>Off here: these scenarios script messages per follower; the simulations run with it on.</summary>
     public bool BroadcastAppends { get; init; }
 

@@ -11,7 +11,7 @@ namespace Gaggle.Tests.Raft;
 public sealed class CommitNoticeTests
 {
     private static RaftCore Node(string id) => new(
-        new RaftConfig { Id = id, Members = ["a", "b", "c"], BroadcastAppends = false, ElectionTicksMin = 10, ElectionTicksMax = 10, HeartbeatTicks = 3, Random = new Random(1) },
+        new RaftConfig { Id = id, Members = ["a", "b", "c"], BroadcastAppends = false, FollowerCommit = false, ElectionTicksMin = 10, ElectionTicksMax = 10, HeartbeatTicks = 3, Random = new Random(1) },
         HardState.Empty,
         []);
 

@@ -143,12 +143,13 @@ public sealed class CommitTests
     }
 
     // Raft §5.3: followers learn the commit index from the leader; with AccelerateCommit at once,
-    // otherwise with the next heartbeat or append.
+    // otherwise with the next heartbeat or append (FollowerCommit off: a voter of three would know
+    // on its own, see FollowerCommitTests).
     [TestCase(true, 0)]
     [TestCase(false, 2)]
     public void Followers_learn_the_commit_index_from_the_leader(bool accelerate, int ticksNeeded)
     {
-        var cluster = new RaftTestCluster(3, new ClusterOptions { AccelerateCommit = accelerate, HeartbeatTicks = 2 });
+        var cluster = new RaftTestCluster(3, new ClusterOptions { AccelerateCommit = accelerate, FollowerCommit = false, HeartbeatTicks = 2 });
         cluster.Elect("a");
         cluster.Advance(cluster.Options.HeartbeatTicks);
 

@@ -329,6 +329,7 @@ internal sealed partial class RaftTestCluster
             PreVote = Options.PreVote,
             CheckQuorum = Options.CheckQuorum,
             AccelerateCommit = Options.AccelerateCommit,
+            FollowerCommit = Options.FollowerCommit,
             BroadcastAppends = Options.BroadcastAppends,
             MaxInflightMessages = Options.MaxInflightMessages,
             MaxEntriesPerMessage = Options.MaxEntriesPerMessage,

@@ -1,0 +1,99 @@
+using Gaggle.Raft;
+using NUnit.Framework;
+
+namespace Gaggle.Tests.Raft;
+
+/// <summary>
+/// A voter of three commits the leader's current-term entries once it has stored them (it and the
+/// leader are a majority), one commit notice sooner; never when that is not a majority of the leader's
+/// own configuration, nor for an earlier term's entry, nor as a learner.
+/// </summary>
+[TestFixture]
+public sealed class FollowerCommitTests
+{
+    private static RaftCore Follower(string[] members, bool followerCommit = true, bool joining = false) => new(
+        new RaftConfig { Id = "b", Members = members, Joining = joining, FollowerCommit = followerCommit, ElectionTicksMin = 10, ElectionTicksMax = 10, Random = new Random(1) },
+        HardState.Empty,
+        []);
+
+    private static RaftMessage Append(long term, long prevIndex, long prevTerm, long commit, long configurationIndex, params long[] entryTerms)
+    {
+        var message = Msg.Append("a", "b", term, prevIndex, prevTerm, commit, RaftTestCluster.Entries(prevIndex + 1, entryTerms));
+        return new RaftMessage
+        {
+            Type = message.Type, From = message.From, To = message.To, Term = message.Term, Index = message.Index, LogTerm = message.LogTerm,
+            Commit = message.Commit, Entries = message.Entries, RejectHint = configurationIndex,
+        };
+    }
+
+    [Test]
+    public void A_voter_of_three_commits_the_leaders_entry_when_it_stores_it()
+    {
+        var b = Follower(["a", "b", "c"]);
+        b.Step(Append(term: 1, prevIndex: 0, prevTerm: 0, commit: 0, configurationIndex: 0, 1, 1));
+        Assert.That(b.CommitIndex, Is.EqualTo(2), "b and the leader a are two of three voters");
+        var ready = b.TakeReady()!;
+        Assert.That(ready.EntriesToPersist.Select(e => e.Index), Is.EqualTo(new long[] { 1, 2 }), "stored in the same Ready that applies them (persisted first)");
+        Assert.That(ready.CommittedEntries.Select(e => e.Index), Is.EqualTo(new long[] { 1, 2 }));
+    }
+
+    [Test]
+    public void Without_the_option_it_waits_for_the_leaders_commit_index()
+    {
+        var b = Follower(["a", "b", "c"], followerCommit: false);
+        b.Step(Append(term: 1, prevIndex: 0, prevTerm: 0, commit: 0, configurationIndex: 0, 1, 1));
+        Assert.That(b.CommitIndex, Is.Zero);
+    }
+
+    [Test]
+    public void Two_of_five_voters_are_no_majority()
+    {
+        var b = Follower(["a", "b", "c", "d", "e"]);
+        b.Step(Append(term: 1, prevIndex: 0, prevTerm: 0, commit: 0, configurationIndex: 0, 1, 1));
+        Assert.That(b.CommitIndex, Is.Zero);
+    }
+
+    [Test]
+    public void An_earlier_terms_entry_is_not_committed_by_counting_replicas()
+    {
+        // Raft §5.4.2 (Figure 8): a term-2 leader replicating a term-1 entry before its own.
+        var b = Follower(["a", "b", "c"]);
+        b.Step(Append(term: 2, prevIndex: 0, prevTerm: 0, commit: 0, configurationIndex: 0, 1));
+        Assert.That(b.CommitIndex, Is.Zero, "the last entry it stored is of term 1");
+        b.Step(Append(term: 2, prevIndex: 1, prevTerm: 1, commit: 0, configurationIndex: 0, 2));
+        Assert.That(b.CommitIndex, Is.EqualTo(2), "its own term's entry commits the earlier one with it");
+    }
+
+    [Test]
+    public void A_leader_whose_configuration_this_node_has_not_stored_yet_is_not_counted_with_it()
+    {
+        // The leader's latest configuration is at index 7 (say it added a fourth voter): this node,
+        // holding entries 1-2 only, cannot count against it.
+        var b = Follower(["a", "b", "c"]);
+        b.Step(Append(term: 1, prevIndex: 0, prevTerm: 0, commit: 0, configurationIndex: 7, 1, 1));
+        Assert.That(b.CommitIndex, Is.Zero);
+    }
+
+    [Test]
+    public void A_configuration_in_this_nodes_log_after_what_the_leader_verified_is_not_the_leaders()
+    {
+        // b holds a stale term-1 configuration at index 3 (four voters, from a deposed leader); the
+        // term-2 leader's configuration is the seed (index 0) and its Append verifies entries 1-2 only.
+        var b = Follower(["a", "b", "c"]);
+        var stale = new ClusterConfig(["a", "b", "c", "d"], []);
+        b.Step(Msg.Append("x", "b", 1, 0, 0, 0, RaftTestCluster.Entries(1, 1, 1)[0], RaftTestCluster.Entries(1, 1, 1)[1], new LogEntry(3, 1, EntryKind.Configuration, stale.Encode())));
+        b.TakeReady();
+        Assert.That(b.ConfigurationIndex, Is.EqualTo(3));
+        b.Step(Append(term: 2, prevIndex: 1, prevTerm: 1, commit: 0, configurationIndex: 3, 2));
+        Assert.That(b.ConfigurationIndex, Is.Zero, "the conflicting entries were truncated with their configuration");
+        Assert.That(b.CommitIndex, Is.Zero, "the leader named a configuration index this node no longer holds");
+    }
+
+    [Test]
+    public void A_learner_never_counts_itself()
+    {
+        var b = Follower(["a", "c"], joining: true);
+        b.Step(Append(term: 1, prevIndex: 0, prevTerm: 0, commit: 0, configurationIndex: 0, 1, 1));
+        Assert.That(b.CommitIndex, Is.Zero);
+    }
+}
