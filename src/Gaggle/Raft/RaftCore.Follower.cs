@@ -133,15 +133,17 @@ internal sealed partial class RaftCore
     /// of the voters — the leader's commit rule (Raft §5.4.2) with this node's acknowledgement, one
     /// commit notice sooner. It holds only when this node counts against the leader's own
     /// configuration: the Append names the leader's configuration index, and this node's latest
-    /// configuration is the entry at that index within the prefix the Append just verified (Log
-    /// Matching), so both count the same voters; and only for an entry of the leader's current term
-    /// (§5.4.2: earlier terms' entries commit with it). A node that may not acknowledge (rejoining,
-    /// lost data, not a voter by its own rules) never counts itself, as the leader would not.
+    /// configuration sits at that index, so both count the same voters (the entry is the leader's
+    /// too: the last entry verified is of the leader's term, so everything after it here is also of
+    /// that term, hence the leader's (Log Matching), and everything up to it was just verified);
+    /// and only for an entry of the leader's current term (§5.4.2: earlier terms' entries commit
+    /// with it). A node that may not acknowledge (rejoining, lost data, not a voter by its own
+    /// rules) never counts itself, as the leader would not.
     /// </summary>
     private void CommitWithLeader(RaftMessage message, long lastNew)
     {
         if (!_config.FollowerCommit || lastNew <= _log.Committed || Discovering || _lostData || !_selfVoter || !MayAcknowledge()
-            || ConfigurationIndex != message.RejectHint || ConfigurationIndex > lastNew
+            || ConfigurationIndex != message.RejectHint
             || !Configuration.IsVoter(message.From) || Quorum.Majority(Configuration.Voters.Count) > 2 || _log.Term(lastNew) != Term)
         {
             return;
