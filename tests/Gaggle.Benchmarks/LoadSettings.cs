@@ -42,6 +42,15 @@ internal sealed record LoadSettings
     /// </summary>
     public bool Idle { get; init; }
 
+    /// <summary>
+    /// Instead of the load phases, the lock comparison: acquire + release pairs of the plain Redis locks
+    /// and of Gaggle, against the same Redis, one short cell per implementation and client count.
+    /// </summary>
+    public bool Locks { get; init; }
+
+    /// <summary>How long each cell of the lock comparison runs, in seconds.</summary>
+    public double CellSeconds { get; init; } = 2;
+
     public bool IsRedis => Channel == "redis";
 
     public bool IsElastic => Mode == "elastic";
@@ -51,6 +60,7 @@ internal sealed record LoadSettings
         "                         [--inflight PER_NODE] [--lock-clients N] [--out FILE.json] [--profile-allocations]\n" +
         "                         [--processes (each node in its own process; needs --channel redis and --mode static)]\n" +
         "                         [--idle N (N nodes, 1-64, left idle for --duration S: log entries and messages per second)]\n" +
+        "                         [--locks [--cell S (default 2)] (lock comparison with the Redis lock libraries; needs --channel redis)]\n" +
         "       Gaggle.Benchmarks --micro [BenchmarkDotNet arguments, default: --filter * --job short]";
 
     /// <summary>Parses <paramref name="args"/>; null (after printing why) when they are invalid.</summary>
@@ -70,6 +80,12 @@ internal sealed record LoadSettings
             if (name == "--processes")
             {
                 settings = settings with { Processes = true };
+                continue;
+            }
+
+            if (name == "--locks")
+            {
+                settings = settings with { Locks = true };
                 continue;
             }
 
@@ -108,6 +124,9 @@ internal sealed record LoadSettings
                 case "--lock-clients" when int.TryParse(value, CultureInfo.InvariantCulture, out int clients) && clients is >= 1 and <= 10_000:
                     settings = settings with { LockClients = clients };
                     break;
+                case "--cell" when double.TryParse(value, CultureInfo.InvariantCulture, out double cell) && cell is >= 0.1 and <= 600:
+                    settings = settings with { CellSeconds = cell };
+                    break;
                 case "--out":
                     settings = settings with { Out = value };
                     break;
@@ -139,6 +158,16 @@ internal sealed record LoadSettings
         if (settings.Processes && (settings.IsElastic || settings.Idle))
         {
             return Fail($"--processes runs a static cluster's load phases only (got --mode {settings.Mode}{(settings.Idle ? ", --idle" : "")})");
+        }
+
+        if (settings.Locks && !settings.IsRedis)
+        {
+            return Fail($"--locks needs --channel redis (got --channel {settings.Channel}): the baselines are Redis locks");
+        }
+
+        if (settings.Locks && (settings.Processes || settings.Idle || settings.IsElastic))
+        {
+            return Fail("--locks runs a static cluster in this process (it does not combine with --processes, --idle or --mode elastic)");
         }
 
         return settings;

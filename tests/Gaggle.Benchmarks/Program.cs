@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Gaggle.Benchmarks;
+using Gaggle.Benchmarks.LockComparison;
 using Gaggle.Benchmarks.Micro;
 using Gaggle.Benchmarks.Processes;
 
@@ -32,7 +33,9 @@ Console.Error.WriteLine("warning: a Debug build; figures are only meaningful wit
 #endif
 
 var clock = Stopwatch.StartNew();
-IRunReport report = settings.Idle ? await IdleRun.RunAsync(settings) : await LoadRun.RunAsync(settings);
+IRunReport report = settings.Idle ? await IdleRun.RunAsync(settings)
+    : settings.Locks ? await LockComparisonRun.RunAsync(settings)
+    : await LoadRun.RunAsync(settings);
 Console.WriteLine(report.ToTable());
 string json = report.ToJson();
 if (settings.Out is { } path)

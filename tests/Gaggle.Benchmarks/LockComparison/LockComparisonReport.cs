@@ -1,0 +1,145 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+
+namespace Gaggle.Benchmarks.LockComparison;
+
+/// <summary>The figures of a lock comparison run (<c>--locks</c>): one JSON object, and markdown tables with a column per implementation.</summary>
+internal sealed record LockComparisonReport : IRunReport
+{
+    public int Nodes { get; init; }
+
+    public double CellSeconds { get; init; }
+
+    /// <summary>The 1-minute load average before and after the run (null where /proc/loadavg is missing): the machine is shared.</summary>
+    public double? LoadAverageBefore { get; init; }
+
+    public double? LoadAverageAfter { get; init; }
+
+    public required Latencies PublishRoundTrip { get; init; }
+
+    public required Latencies LeaderCommit { get; init; }
+
+    public required Latencies FollowerCommit { get; init; }
+
+    /// <summary>The columns, in table order: (JSON key, heading).</summary>
+    public required IReadOnlyList<(string Key, string Title)> Implementations { get; init; }
+
+    public required IReadOnlyList<LockCellResult> Cells { get; init; }
+
+    public long Errors => Cells.Sum(c => c.Errors) + SetupErrors;
+
+    /// <summary>Failed appends of the commit-latency phases.</summary>
+    public long SetupErrors { get; init; }
+
+    public string ToJson()
+    {
+        using var stream = new MemoryStream();
+        using (var json = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+        {
+            json.WriteStartObject();
+            json.WriteString("run", "locks");
+            json.WriteString("channel", "redis");
+            json.WriteNumber("nodes", Nodes);
+            json.WriteNumber("cell_seconds", CellSeconds);
+            WriteNullable(json, "load_average_before", LoadAverageBefore);
+            WriteNullable(json, "load_average_after", LoadAverageAfter);
+            json.WriteStartObject("baseline");
+            WriteLatencies(json, "redis_publish_roundtrip_ms", PublishRoundTrip, withMax: false);
+            json.WriteEndObject();
+            WriteLatencies(json, "leader_commit_latency_ms", LeaderCommit, withMax: true);
+            WriteLatencies(json, "follower_commit_latency_ms", FollowerCommit, withMax: true);
+            json.WriteStartArray("lock_cells");
+            foreach (var cell in Cells)
+            {
+                json.WriteStartObject();
+                json.WriteString("implementation", cell.Implementation);
+                json.WriteNumber("clients", cell.Shape.Clients);
+                json.WriteNumber("names", cell.Shape.Names);
+                json.WriteNumber("pairs_per_sec", Round(cell.PairsPerSecond));
+                WriteLatencies(json, "acquire_latency_ms", cell.Acquire, withMax: true);
+                WriteLatencies(json, "release_latency_ms", cell.Release, withMax: true);
+                json.WriteNumber("fewest_pairs_per_client", cell.FewestPairsPerClient);
+                json.WriteNumber("most_pairs_per_client", cell.MostPairsPerClient);
+                json.WriteNumber("max_wait_ms", Round(cell.MaxWaitMs));
+                json.WriteNumber("process_cpu_us_per_pair", Round(cell.ProcessCpuMicrosecondsPerPair));
+                json.WriteNumber("redis_cpu_us_per_pair", Round(cell.RedisCpuMicrosecondsPerPair));
+                json.WriteNumber("redis_commands_per_pair", Round(cell.RedisCommandsPerPair));
+                json.WriteNumber("errors", cell.Errors);
+                json.WriteEndObject();
+            }
+
+            json.WriteEndArray();
+            json.WriteNumber("errors", Errors);
+            json.WriteEndObject();
+        }
+
+        return Encoding.UTF8.GetString(stream.ToArray());
+    }
+
+    public string ToTable()
+    {
+        var text = new StringBuilder();
+        text.AppendLine(CultureInfo.InvariantCulture, $"Lock comparison: one Redis, {Nodes}-node Gaggle cluster in this process, {CellSeconds:0.0#} s per cell; load average {Load(LoadAverageBefore)} before, {Load(LoadAverageAfter)} after");
+        text.AppendLine(CultureInfo.InvariantCulture, $"PUBLISH -> subscriber p50 {PublishRoundTrip.Percentile(50):0.000} ms, p99 {PublishRoundTrip.Percentile(99):0.000} ms; Gaggle commit, one at a time: from the leader p50 {LeaderCommit.Percentile(50):0.000} ms, from a follower p50 {FollowerCommit.Percentile(50):0.000} ms");
+        text.AppendLine();
+        Table(text, "acquire+release pairs/s; acquire p50 / p99 ms", c => string.Create(CultureInfo.InvariantCulture,
+            $"{Number(c.PairsPerSecond)}/s; {c.Acquire.Percentile(50):0.000} / {c.Acquire.Percentile(99):0.000}"));
+        Table(text, "fairness: fewest-most pairs per client; longest wait ms", c => string.Create(CultureInfo.InvariantCulture,
+            $"{c.FewestPairsPerClient}-{c.MostPairsPerClient}; {c.MaxWaitMs:0.0}"));
+        Table(text, "release p50 / p99 ms", c => string.Create(CultureInfo.InvariantCulture,
+            $"{c.Release.Percentile(50):0.000} / {c.Release.Percentile(99):0.000}"));
+        Table(text, "cost per pair: process CPU us (all threads, idle nodes included); Redis server CPU us; commands Redis processed (a script's calls included)", c => string.Create(CultureInfo.InvariantCulture,
+            $"{c.ProcessCpuMicrosecondsPerPair:0}; {c.RedisCpuMicrosecondsPerPair:0}; {c.RedisCommandsPerPair:0.0}"));
+        text.AppendLine(CultureInfo.InvariantCulture, $"failed or timed-out operations: {Errors}");
+        return text.ToString();
+    }
+
+    private void Table(StringBuilder text, string title, Func<LockCellResult, string> cell)
+    {
+        text.AppendLine(title + ":");
+        text.AppendLine();
+        text.AppendLine("| clients | " + string.Join(" | ", Implementations.Select(i => i.Title)) + " |");
+        text.AppendLine("|---|" + string.Concat(Implementations.Select(_ => "---|")));
+        foreach (var shape in Cells.Select(c => c.Shape).Distinct())
+        {
+            var row = Implementations.Select(i => Cells.FirstOrDefault(c => c.Shape == shape && c.Implementation == i.Key) is { } c
+                ? cell(c) + (c.Errors > 0 ? $" ({c.Errors} errors)" : "")
+                : "-");
+            text.AppendLine($"| {shape.Label} | " + string.Join(" | ", row) + " |");
+        }
+
+        text.AppendLine();
+    }
+
+    private static string Load(double? load) => load is { } l ? l.ToString("0.00", CultureInfo.InvariantCulture) : "n/a";
+
+    private static string Number(double value) => value.ToString("N0", CultureInfo.InvariantCulture);
+
+    private static double Round(double value) => Math.Round(value, 3);
+
+    private static void WriteNullable(Utf8JsonWriter json, string name, double? value)
+    {
+        if (value is { } v)
+        {
+            json.WriteNumber(name, Round(v));
+        }
+        else
+        {
+            json.WriteNull(name);
+        }
+    }
+
+    private static void WriteLatencies(Utf8JsonWriter json, string name, Latencies latencies, bool withMax)
+    {
+        json.WriteStartObject(name);
+        json.WriteNumber("p50", Round(latencies.Percentile(50)));
+        json.WriteNumber("p99", Round(latencies.Percentile(99)));
+        if (withMax)
+        {
+            json.WriteNumber("max", Round(latencies.Max));
+        }
+
+        json.WriteEndObject();
+    }
+}
