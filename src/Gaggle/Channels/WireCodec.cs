@@ -24,6 +24,9 @@ internal static class WireCodec
     private const byte FlagForce = 2;
     private const byte FlagDone = 4;
 
+    /// <summary>The Raft message went to every node (To = null): a receiver must know it was not meant for it alone.</summary>
+    private const byte FlagBroadcast = 8;
+
     public static byte[] Encode(WireMessage message) => Encode(message, 0);
 
     /// <summary>Encodes <paramref name="message"/> sent by a node of cluster generation <paramref name="generation"/>.</summary>
@@ -195,7 +198,7 @@ internal static class WireCodec
         writer.VarLong(message.LogTerm);
         writer.VarLong(message.Index);
         writer.VarLong(message.Commit);
-        writer.Byte((byte)((message.Reject ? FlagReject : 0) | (message.Force ? FlagForce : 0) | (message.Done ? FlagDone : 0)));
+        writer.Byte((byte)((message.Reject ? FlagReject : 0) | (message.Force ? FlagForce : 0) | (message.Done ? FlagDone : 0) | (message.To is null ? FlagBroadcast : 0)));
         writer.VarLong(message.RejectHint);
         if (message.Type is MessageType.Snapshot or MessageType.SnapshotResponse)
         {
@@ -255,7 +258,7 @@ internal static class WireCodec
 
         return new RaftMessage
         {
-            Type = (MessageType)type, From = from, To = to, Term = term, LogTerm = logTerm, Index = index,
+            Type = (MessageType)type, From = from, To = (flags & FlagBroadcast) != 0 ? null : to, Term = term, LogTerm = logTerm, Index = index,
             Commit = commit, Reject = (flags & FlagReject) != 0, Force = (flags & FlagForce) != 0,
             RejectHint = rejectHint, Entries = entries, Offset = offset, Data = data, Done = (flags & FlagDone) != 0,
         };

@@ -25,6 +25,15 @@ public sealed class WireCodecTests
     }
 
     [Test]
+    public void A_broadcast_raft_message_decodes_as_a_broadcast_and_a_direct_one_as_addressed_to_the_receiver()
+    {
+        var notice = new RaftMessage { Type = MessageType.CommitNotice, From = "a", To = null, Term = 3, Commit = 9 };
+        Assert.That(((RaftWireMessage)WireCodec.Decode(WireCodec.Encode(new RaftWireMessage(notice)), "a", "b")).Message.To, Is.Null);
+        var direct = new RaftMessage { Type = MessageType.CommitNotice, From = "a", To = "b", Term = 3, Commit = 9 };
+        Assert.That(((RaftWireMessage)WireCodec.Decode(WireCodec.Encode(new RaftWireMessage(direct)), "a", "b")).Message.To, Is.EqualTo("b"));
+    }
+
+    [Test]
     public void RuntimeMessagesRoundTrip()
     {
         var request = new DispatchRequest(99, 5, "sum", new byte[] { 9 });

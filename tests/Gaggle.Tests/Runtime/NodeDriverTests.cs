@@ -32,6 +32,23 @@ public sealed class NodeDriverTests
         Assert.That(driver.PendingAppends, Is.Zero);
     }
 
+    /// <summary>
+    /// A broadcast commit notice reaches every node on the channel, a removed or not-yet-added one
+    /// too, whose log may hold a deposed leader's entries at those indexes: over the wire it must still
+    /// read as a broadcast (vouching only for what this leader's AppendEntries verified), not as a
+    /// notice addressed to this node (which commits what it holds up to the index).
+    /// </summary>
+    [Test]
+    public void A_broadcast_commit_notice_received_off_the_wire_commits_nothing_the_leader_did_not_verify()
+    {
+        var stale = new[] { 1L, 1, 1 }.Select((term, i) => new LogEntry(i + 1, term, EntryKind.Normal, new EntryEnvelope(EntryPayloadKind.User, 0, "n2", 1, i + 1, Encoding.UTF8.GetBytes("stale")).Encode())).ToList();
+        var driver = new NodeDriver(Settings(["n1", "n2", "n3"]), new PersistedState(new HardState(1, null, 0), stale), _sequences);
+        var notice = new RaftMessage { Type = MessageType.CommitNotice, From = "n2", To = null, Term = 2, Commit = 3 };
+        driver.Receive("n2", Gaggle.Channels.WireCodec.Encode(new Gaggle.Channels.RaftWireMessage(notice), 0));
+        Assert.That(driver.Core.Term, Is.EqualTo(2), "the notice was accepted");
+        Assert.That(driver.Core.CommitIndex, Is.Zero, "no AppendEntries of the term-2 leader verified these entries");
+    }
+
     [Test]
     public void AnAppendNotCommittedByItsDeadlineTimesOutAtTheNextTick()
     {

@@ -3,9 +3,16 @@ using Gaggle.Runtime;
 
 namespace Gaggle.Tests.Simulation;
 
-/// <summary>A message on its way from one node to another (decoded: the codec has tests of its own), with the sender's cluster generation (elastic runs; 0 otherwise).</summary>
+/// <summary>A message on its way from one node to another, with the sender's cluster generation (elastic runs; 0 otherwise).</summary>
 internal readonly record struct Envelope(string From, string To, WireMessage Message, long Generation = 0)
 {
+    /// <summary>
+    /// The bytes the receiver gets, encoded as the node's loop encodes them for the channel: the
+    /// receiver decodes them as it would off Redis (a broadcast reads as a broadcast, fields the wire
+    /// does not carry are lost), so the simulation runs the wire path that ships.
+    /// </summary>
+    public byte[] Payload => WireCodec.Encode(Message, Generation);
+
     /// <summary>When it was sent (real time).</summary>
     public long SentAtUs { get; init; }
 

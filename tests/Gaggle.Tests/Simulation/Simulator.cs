@@ -425,7 +425,7 @@ internal sealed partial class Simulator : ITraceSource
                 Trace($"  deliver {envelope}");
                 _delivered++;
                 driver.Observe(next.LocalUs);
-                driver.Receive(envelope.From, envelope.Message, envelope.Generation);
+                driver.Receive(envelope.From, envelope.Payload);
             }
             else
             {
@@ -468,7 +468,7 @@ internal sealed partial class Simulator : ITraceSource
             Trace($"deliver {envelope}");
             _delivered++;
             target.Driver!.Observe(target.LocalUs);
-            target.Driver.Receive(envelope.From, envelope.Message, envelope.Generation);
+            target.Driver.Receive(envelope.From, envelope.Payload);
             Process(target);
         }
     }
