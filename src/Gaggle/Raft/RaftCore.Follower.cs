@@ -56,6 +56,9 @@ internal sealed partial class RaftCore
                 LeaderId = message.From;
                 HandleSnapshotChunk(message);
                 break;
+            case MessageType.AppendResponse when !message.Reject:
+                OnPeerAcknowledgement(message);
+                break;
             case MessageType.TimeoutNow when !Rejoining && _selfVoter:
                 // Leadership transfer (thesis §3.10): campaign at once, without pre-vote.
                 Campaign(force: true);
@@ -99,7 +102,8 @@ internal sealed partial class RaftCore
             long lastNew = message.Index + message.Entries.Count;
             _verifiedIndex = Math.Max(_verifiedIndex, lastNew);
             _log.CommitTo(Math.Min(message.Commit, lastNew));
-            CommitWithLeader(message, lastNew);
+            _leaderConfiguration = (Term, message.RejectHint);
+            CommitFromAcknowledgements();
             MaybeCaughtUp(message.Commit);
 
             Acknowledge(message.From, lastNew);
@@ -126,38 +130,12 @@ internal sealed partial class RaftCore
         });
     }
 
-    /// <summary>
-    /// A voter of three (or fewer) knows on its own that the leader's entries it just stored are
-    /// committed: the leader persisted every entry it sends before sending it (the Ready contract),
-    /// this node persists them before it applies anything (same contract), and the two are a majority
-    /// of the voters — the leader's commit rule (Raft §5.4.2) with this node's acknowledgement, one
-    /// commit notice sooner. It holds only when this node counts against the leader's own
-    /// configuration: the Append names the leader's configuration index, and this node's latest
-    /// configuration sits at that index, so both count the same voters (the entry is the leader's
-    /// too: the last entry verified is of the leader's term, so everything after it here is also of
-    /// that term, hence the leader's (Log Matching), and everything up to it was just verified);
-    /// and only for an entry of the leader's current term (§5.4.2: earlier terms' entries commit
-    /// with it). A node that may not acknowledge (rejoining, lost data, not a voter by its own
-    /// rules) never counts itself, as the leader would not.
-    /// </summary>
-    private void CommitWithLeader(RaftMessage message, long lastNew)
-    {
-        if (!_config.FollowerCommit || lastNew <= _log.Committed || Discovering || _lostData || !_selfVoter || !MayAcknowledge()
-            || ConfigurationIndex != message.RejectHint
-            || !Configuration.IsVoter(message.From) || Quorum.Majority(Configuration.Voters.Count) > 2 || _log.Term(lastNew) != Term)
-        {
-            return;
-        }
-
-        _log.CommitTo(lastNew);
-    }
-
     /// <summary>Tells the leader that our log matches its log up to <paramref name="index"/> (while rejoining forbids that, asks for what follows its commit index).</summary>
     private void Acknowledge(string leader, long index)
     {
         if (MayAcknowledge())
         {
-            Send(new RaftMessage { Type = MessageType.AppendResponse, From = Id, To = leader, Term = Term, Index = index });
+            Send(new RaftMessage { Type = MessageType.AppendResponse, From = Id, To = BroadcastsAcknowledgements ? null : leader, Term = Term, Index = index });
         }
         else if (_caughtUpTerm < Term)
         {

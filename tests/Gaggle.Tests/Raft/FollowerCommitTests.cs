@@ -96,4 +96,67 @@ public sealed class FollowerCommitTests
         b.Step(Append(term: 1, prevIndex: 0, prevTerm: 0, commit: 0, configurationIndex: 0, 1, 1));
         Assert.That(b.CommitIndex, Is.Zero);
     }
+
+    private static RaftMessage Ack(string from, long term, long index) => new() { Type = MessageType.AppendResponse, From = from, To = null, Term = term, Index = index };
+
+    private static RaftCore LearnerOfThreeVoters()
+    {
+        var b = Follower(["a", "c", "d"], joining: true);
+        var config = new ClusterConfig(["a", "c", "d"], ["b"]);
+        var message = Msg.Append("a", "b", 1, 0, 0, 0, new LogEntry(1, 1, EntryKind.Configuration, config.Encode()));
+        b.Step(new RaftMessage { Type = message.Type, From = "a", To = "b", Term = 1, Entries = message.Entries, RejectHint = 1 });
+        b.TakeReady();
+        return b;
+    }
+
+    [Test]
+    public void A_learner_commits_when_a_voter_acknowledges_what_the_leader_sent_it()
+    {
+        var b = LearnerOfThreeVoters();
+        Assert.That(b.Configuration.IsLearner("b"), Is.True);
+        b.Step(Append(term: 1, prevIndex: 1, prevTerm: 1, commit: 0, configurationIndex: 1, 1, 1));
+        Assert.That(b.CommitIndex, Is.Zero, "the leader alone is no majority of three");
+        var acknowledgement = b.TakeReady()!.Messages.Single(m => m.Type == MessageType.AppendResponse);
+        Assert.That(acknowledgement.To, Is.EqualTo("a"), "a learner's acknowledgement counts for nobody but the leader");
+
+        b.Step(Ack("c", term: 1, index: 3));
+        Assert.That(b.CommitIndex, Is.EqualTo(3), "the leader and c are two of three voters");
+    }
+
+    [Test]
+    public void A_learners_acknowledgement_is_counted_by_nobody_but_the_leader()
+    {
+        var b = Follower(["a", "b", "c", "d", "e"]);
+        b.Step(Append(term: 1, prevIndex: 0, prevTerm: 0, commit: 0, configurationIndex: 0, 1, 1));
+        b.Step(Ack("x", term: 1, index: 2));
+        Assert.That(b.CommitIndex, Is.Zero, "x is no voter");
+        b.Step(Ack("c", term: 1, index: 2));
+        Assert.That(b.CommitIndex, Is.EqualTo(2), "the leader, b and c are three of five voters");
+    }
+
+    [Test]
+    public void A_voter_broadcasts_its_acknowledgements_only_where_others_can_count_them()
+    {
+        var ofThree = Follower(["a", "b", "c"]);
+        ofThree.Step(Append(term: 1, prevIndex: 0, prevTerm: 0, commit: 0, configurationIndex: 0, 1));
+        Assert.That(ofThree.TakeReady()!.Messages.Single(m => m.Type == MessageType.AppendResponse).To, Is.EqualTo("a"), "three voters: the leader and each follower are a majority already");
+
+        var ofFive = Follower(["a", "b", "c", "d", "e"]);
+        ofFive.Step(Append(term: 1, prevIndex: 0, prevTerm: 0, commit: 0, configurationIndex: 0, 1));
+        Assert.That(ofFive.TakeReady()!.Messages.Single(m => m.Type == MessageType.AppendResponse).To, Is.Null, "five voters: the other followers count it");
+    }
+
+    [Test]
+    public void An_acknowledgement_of_an_earlier_term_counts_for_nothing_in_the_next()
+    {
+        var b = Follower(["a", "b", "c", "d", "e"]);
+        b.Step(Append(term: 1, prevIndex: 0, prevTerm: 0, commit: 0, configurationIndex: 0, 1));
+        b.Step(Ack("c", term: 1, index: 3)); // c holds a's entries 2 and 3 of term 1, b does not
+        Assert.That(b.CommitIndex, Is.EqualTo(1), "a, b and c hold entry 1; b counts nothing past what it verified itself");
+
+        // Term 2, leader e: its entries 2 and 3 are not the ones c acknowledged.
+        var message = Append(term: 2, prevIndex: 1, prevTerm: 1, commit: 0, configurationIndex: 0, 2, 2);
+        b.Step(new RaftMessage { Type = message.Type, From = "e", To = "b", Term = 2, Index = 1, LogTerm = 1, Entries = message.Entries, RejectHint = 0 });
+        Assert.That(b.CommitIndex, Is.LessThan(3), "e and b are two of five; c's acknowledgement was of term 1");
+    }
 }
