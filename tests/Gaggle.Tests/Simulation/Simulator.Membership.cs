@@ -64,6 +64,7 @@ internal sealed partial class Simulator
         _membershipStats.VotersRemoved += Math.Max(-change, 0);
         CountChanges(before, config);
         _appliedConfigs[generation] = (config, entry.Index);
+        _configHistory.Add(new AppliedConfiguration(NowUs, generation, entry.Index, config));
         _everMember.UnionWith(config.Members.Select(id => (generation, id)));
         _membershipStats.Applied++;
         _membershipStats.MaxVoters = Math.Max(_membershipStats.MaxVoters, config.Voters.Count);

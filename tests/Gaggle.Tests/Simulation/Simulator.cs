@@ -57,7 +57,7 @@ internal sealed partial class Simulator : ITraceSource
     private bool _clientsQuiet;
     private StorageStats _storageStats;
 
-    private Simulator(int seed, ClusterShape shape, Workload workload, int? chaosSteps, bool trace, LossModel loss, bool lockReads)
+    private Simulator(int seed, ClusterShape shape, Workload workload, int? chaosSteps, bool trace, LossModel loss, bool lockReads, Func<SimulationSettings, SimulationSettings>? adjust = null)
     {
         _seed = seed;
         _lockReads = lockReads;
@@ -87,6 +87,7 @@ internal sealed partial class Simulator : ITraceSource
             }
         }
 
+        Settings = adjust?.Invoke(Settings) ?? Settings;
         foreach (var node in _nodes)
         {
             _byId[node.Id] = node;
