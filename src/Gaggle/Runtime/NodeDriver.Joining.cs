@@ -195,7 +195,8 @@ internal sealed partial class NodeDriver
         if (_generations is not null && _wasMember && !_core.Configuration.Contains(Id))
         {
             // Elastic mode: a member asks to join again only as a new incarnation, with no log (its
-            // duplicate table is gone, its pending appends must fail), once its removal has committed.
+            // pending appends fail: the leader refuses what a non-member forwards), once its removal
+            // has committed.
             // (A newcomer catching up has never been in its own configuration until its addition arrives.)
             wantsIn = false;
             Events.Removed |= _core.ConfigurationIndex <= _core.CommitIndex && !Departing;

@@ -358,8 +358,9 @@ internal sealed partial class NodeDriver
 
         if (_generations is not null && !_core.Configuration.Contains(from))
         {
-            // A removed member's duplicate table is dropped once its removal applies (see Advance): what
-            // it still sends could be applied twice. It retries once it is a member again.
+            // Elastic mode: a removed member starts over as a new incarnation, failing what it had
+            // pending (its outcome is unknown to it); what its old incarnation still sends is refused
+            // here rather than proposed. It appends again once it is a member again.
             Drop(from, "forwarded appends came from a node that is not a member", "not-member");
             return;
         }
