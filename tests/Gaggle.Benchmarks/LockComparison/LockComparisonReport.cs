@@ -57,6 +57,7 @@ internal sealed record LockComparisonReport : IRunReport
                 json.WriteNumber("clients", cell.Shape.Clients);
                 json.WriteNumber("names", cell.Shape.Names);
                 json.WriteNumber("pairs_per_sec", Round(cell.PairsPerSecond));
+                json.WriteNumber("pairs_per_sec_per_name", Round(cell.PairsPerSecond / cell.Shape.Names));
                 WriteLatencies(json, "acquire_latency_ms", cell.Acquire, withMax: true);
                 WriteLatencies(json, "release_latency_ms", cell.Release, withMax: true);
                 json.WriteNumber("fewest_pairs_per_client", cell.FewestPairsPerClient);
