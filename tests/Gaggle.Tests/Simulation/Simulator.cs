@@ -97,7 +97,7 @@ internal sealed partial class Simulator : ITraceSource
         _network = new SimulatedNetwork(_onNetwork, bySendTime: shape.Elastic);
     }
 
-    public SimulationSettings Settings { get; }
+    public SimulationSettings Settings { get; private set; }
 
     /// <summary>The lock history checker.</summary>
     public LockHistoryChecker Checker { get; } = new();
@@ -462,6 +462,10 @@ internal sealed partial class Simulator : ITraceSource
         else if (target.IsPausedAt(NowUs))
         {
             Trace($"lost, target paused {envelope}");
+        }
+        else if (_scriptLoses?.Invoke(envelope) == true)
+        {
+            Trace($"lost by the script {envelope}");
         }
         else
         {
