@@ -11,6 +11,9 @@ namespace Gaggle.Tests.Simulation;
 [Category("Simulation")]
 public sealed class ElasticRuleScenarioTests
 {
+    /// <summary>A store that answers within half a tick unless the script holds it.</summary>
+    private static ElasticSimSettings FastStore(ElasticSimSettings settings) => settings with { StoreDelayMaxUs = SimulationSettings.TickMs * 500L };
+
     private static void Pass(SimulationFailure? failure) => Assert.That(failure, Is.Null, () => failure!.Report());
 
     /// <summary>
@@ -84,6 +87,74 @@ public sealed class ElasticRuleScenarioTests
         sim.RunUntil(() => paused.Resets > resets && sim.Formed(voters: 3), 3 * sim.MemberTimeoutUs,
             $"{paused.Id} starts over as a new incarnation and the cluster has three voters again");
     }));
+
+    /// <summary>
+    /// A founder that heard a live member while its claim was on its way gives up the generation it won
+    /// (GenerationTracker.Claimed): a newcomer whose subscription is down hears nothing for the member
+    /// timeout and claims the next generation; the store answers slowly, and meanwhile the newcomer hears
+    /// the live leader again. Its claim wins, but it founds nothing and joins the live cluster: a
+    /// generation founded beside a live one would have a second leader trusting its leadership (the
+    /// simulator checks that) and would then replace the live cluster, every member losing its state.
+    /// </summary>
+    [TestCase(3)]
+    [TestCase(8)]
+    public void A_claim_that_wins_after_the_live_leader_was_heard_founds_nothing(int seed) => Pass(Simulator.RunScript(seed, FastStore, sim =>
+    {
+        var newcomer = ClaimWhileTheLiveLeaderSpeaks(sim);
+        sim.RunUntil(() => sim.Formed(voters: 3), 4 * sim.MemberTimeoutUs, $"{newcomer.Id} joins the live generation");
+        Assert.That(sim.Founded, Is.EqualTo(new[] { 1L }), "no generation founded beside the live one");
+    }));
+
+    /// <summary>
+    /// A node of no cluster adopts the generation of a leader it hears even below the one the store
+    /// records, as long as it has heard no member of that one (GenerationTracker.Admit): here the store
+    /// records a generation whose claim won but founded nothing (the scenario above), and an instance
+    /// started afterwards reads it. It joins the live cluster; waiting for the recorded generation
+    /// instead, it would take the live one for silence and found the next, replacing the live cluster.
+    /// </summary>
+    [TestCase(3)]
+    [TestCase(8)]
+    public void A_newcomer_joins_the_live_generation_below_the_one_the_store_records(int seed) => Pass(Simulator.RunScript(seed, FastStore, sim =>
+    {
+        ClaimWhileTheLiveLeaderSpeaks(sim);
+        sim.RunUntil(() => sim.Formed(voters: 3), 4 * sim.MemberTimeoutUs, "the cluster settles");
+        Assert.That(sim.StoreValue, Is.EqualTo(2), "the store records the generation claimed and never founded");
+
+        var late = sim.StartNewInstance();
+        sim.RunUntil(() => sim.Formed(voters: 3) && sim.CommittedConfiguration(1).Contains(late.Id), 4 * sim.MemberTimeoutUs, $"{late.Id} joins the live generation 1");
+        sim.RunFor(2 * sim.MemberTimeoutUs);
+        Assert.That(sim.Founded, Is.EqualTo(new[] { 1L }), "no generation founded beside the live one");
+        Assert.That(sim.Instances.Select(n => n.Generation), Is.All.EqualTo(1L));
+    }));
+
+    /// <summary>
+    /// Two instances form generation 1; a third starts with its subscription down (it hears nothing,
+    /// reaches the store) and claims generation 2 after the member timeout; the store then answers
+    /// nothing until its subscription is back and it has heard a member of generation 1 (before the
+    /// leader has added it: it still belongs to no cluster when the claim's result comes).
+    /// </summary>
+    private static SimulatedNode ClaimWhileTheLiveLeaderSpeaks(Simulator sim)
+    {
+        sim.StartNewInstance();
+        sim.StartNewInstance();
+        sim.RunUntil(() => sim.Formed(voters: 1), 20 * sim.MemberTimeoutUs, "two instances form generation 1");
+        var newcomer = sim.StartNewInstance();
+        sim.Lose(e => e.To == newcomer.Id, $"{newcomer.Id}'s subscription is down: it hears nothing");
+        sim.RunUntil(() => sim.ClaimPendingBy(newcomer), 3 * sim.MemberTimeoutUs, $"{newcomer.Id} claims generation 2");
+        sim.SlowStore(3 * sim.ElectionTimeoutUs);
+        bool heard = false;
+        sim.Lose(e =>
+        {
+            heard |= e.To == newcomer.Id && sim.CommittedConfiguration(1).Contains(e.From);
+            return false;
+        }, $"{newcomer.Id}'s subscription is back");
+        sim.RunUntil(() => heard, 2 * sim.ElectionTimeoutUs, $"{newcomer.Id} hears a member of generation 1");
+        sim.Lose(null, "(watching ends)");
+        sim.SlowStore(0);
+        sim.RunUntil(() => !sim.ClaimPendingBy(newcomer), sim.ElectionTimeoutUs, "the claim reaches the store");
+        Assert.That(sim.StoreValue, Is.EqualTo(2), "the claim won");
+        return newcomer;
+    }
 
     /// <summary>Three instances form a cluster of three voters: its leader and the two others.</summary>
     private static (SimulatedNode Leader, SimulatedNode First, SimulatedNode Second) FormThreeVoters(Simulator sim)

@@ -19,7 +19,10 @@ internal sealed partial class Simulator
     private long _scriptStoreSlowUntilUs = long.MinValue;
 
     /// <summary>Runs <paramref name="script"/> on an elastic simulation of <paramref name="seed"/> (its settings adjusted by <paramref name="adjust"/>): the first failure, with the trace of its last steps, or null.</summary>
-    public static SimulationFailure? RunScript(int seed, Action<Simulator> script, Func<ElasticSimSettings, ElasticSimSettings>? adjust = null, long? leaseMs = null)
+    public static SimulationFailure? RunScript(int seed, Action<Simulator> script) => RunScript(seed, null, script);
+
+    /// <inheritdoc cref="RunScript(int, Action{Simulator})"/>
+    public static SimulationFailure? RunScript(int seed, Func<ElasticSimSettings, ElasticSimSettings>? adjust, Action<Simulator> script, long? leaseMs = null)
     {
         var sim = new Simulator(seed, ClusterShape.ElasticOf(0), Workload.Mixed, chaosSteps: 0, trace: true, LossModel.Default, lockReads: false);
         sim.Settings = sim.Settings with
