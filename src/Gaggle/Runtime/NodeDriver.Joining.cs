@@ -21,6 +21,7 @@ internal sealed partial class NodeDriver
     private long _voterHeardUs;
     private long _removalIndexTold;
     private long? _lifeGeneration;
+    private long _lifeFloorIndex;
 
     /// <summary>
     /// For a node starting over under this id (removed, or orphaned): the highest configuration index
@@ -36,6 +37,7 @@ internal sealed partial class NodeDriver
     public void StartOverAfter(long configurationIndex)
     {
         _core.NoVoterThrough(configurationIndex);
+        _lifeFloorIndex = configurationIndex;
         _lifeGeneration = Generation;
     }
 
@@ -45,6 +47,7 @@ internal sealed partial class NodeDriver
         if (_lifeGeneration is { } generation && generation != Generation)
         {
             _lifeGeneration = null;
+            _lifeFloorIndex = 0;
             _core.NoVoterThrough(-1);
         }
     }
@@ -186,7 +189,9 @@ internal sealed partial class NodeDriver
         bool retryTick = _tickCount % _settings.RetryTicks == 0;
         bool wantsIn = (_settings.Raft.Joining || _autopilot is not null)
             && (!_core.Configuration.Contains(Id) || (_settings.Raft.Joining && _core.ConfigurationIndex > _core.CommitIndex));
-        if (!_wasMember && _core.Configuration.Contains(Id))
+        // A node starting over under the same id replays its previous life's configurations as it
+        // catches up: being in one of those (or removed by a later one) says nothing about this life.
+        if (!_wasMember && _core.Configuration.Contains(Id) && _core.ConfigurationIndex > _lifeFloorIndex)
         {
             _wasMember = true;
             _voterHeardUs = Math.Max(_voterHeardUs, _nowUs);

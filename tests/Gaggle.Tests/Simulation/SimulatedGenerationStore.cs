@@ -24,6 +24,9 @@ internal sealed class SimulatedGenerationStore
     /// <summary>The time the next operation reaches the store, or long.MaxValue.</summary>
     public long NextDueUs => _pending.Count == 0 ? long.MaxValue : _pending.Min(o => o.DueUs);
 
+    /// <summary>Whether a claim of <paramref name="node"/> is on its way to the store.</summary>
+    public bool ClaimPendingBy(SimulatedNode node) => _pending.Exists(o => o.Kind == StoreOperationKind.Claim && o.Node == node);
+
     /// <summary>Queues <paramref name="operation"/> to reach the store at <paramref name="dueUs"/> (real time).</summary>
     public void Schedule(long dueUs, StoreOperation operation) => _pending.Add(operation with { DueUs = dueUs, Order = ++_sequence });
 

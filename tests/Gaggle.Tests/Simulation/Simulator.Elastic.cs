@@ -142,7 +142,7 @@ internal sealed partial class Simulator
     private bool RunElasticEventBefore(long limitUs)
     {
         long startDue = _pendingStarts.Count == 0 ? long.MaxValue : _pendingStarts.Min(p => p.AtUs);
-        long storeDue = _store.NextDueUs;
+        long storeDue = _store.NextDueUs == long.MaxValue ? long.MaxValue : Math.Max(_store.NextDueUs, _scriptStoreSlowUntilUs);
         int oldest = _network.OldestPosition();
         long deliveryDue = oldest < 0 ? long.MaxValue : _network.PeekAt(oldest).SentAtUs + MaxLatencyUs;
         long due = Math.Min(Math.Min(startDue, storeDue), Math.Min(_hubHealsAtUs, deliveryDue));

@@ -184,6 +184,15 @@ internal sealed partial class Simulator
     {
         bool removed = node.Removed;
         long generation = node.Generation;
+        if (removed && AppliedConfigOf(generation).Contains(node.Id))
+        {
+            // Told so while the configuration without it was not committed: that configuration may still
+            // be overwritten, and the node's log and acknowledgements still count in the committed one
+            // (a voter that drops a log a majority relied on lets a leader without a committed entry win).
+            throw new SafetyViolationException(
+                $"{node.Id} starts over as removed from generation {generation} while its committed configuration {AppliedConfigOf(generation)} still holds it");
+        }
+
         var keep = removed ? new Gaggle.Raft.HardState(node.Core!.Term, node.Core.VotedFor, 0) : default;
         _logsBeforeReset.Add((node.Id, generation, node.Storage));
         _elasticStats.Resets++;

@@ -98,7 +98,7 @@ internal sealed partial class Simulator : ITraceSource
         _network = new SimulatedNetwork(_onNetwork, bySendTime: shape.Elastic);
     }
 
-    public SimulationSettings Settings { get; }
+    public SimulationSettings Settings { get; private set; }
 
     /// <summary>The lock history checker.</summary>
     public LockHistoryChecker Checker { get; } = new();
@@ -463,6 +463,10 @@ internal sealed partial class Simulator : ITraceSource
         else if (target.IsPausedAt(NowUs))
         {
             Trace($"lost, target paused {envelope}");
+        }
+        else if (_scriptLoses?.Invoke(envelope) == true)
+        {
+            Trace($"lost by the script {envelope}");
         }
         else
         {

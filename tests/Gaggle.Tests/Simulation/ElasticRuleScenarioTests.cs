@@ -1,0 +1,172 @@
+using NUnit.Framework;
+
+namespace Gaggle.Tests.Simulation;
+
+/// <summary>
+/// Scripted elastic runs (see Simulator.Script.cs), each aimed at one rule of removal, orphaned
+/// learners and cluster generations that the random adversary reaches too rarely, or never: each
+/// fails when its rule is dropped.
+/// </summary>
+[TestFixture]
+[Category("Simulation")]
+public sealed class ElasticRuleScenarioTests
+{
+    /// <summary>A store that answers within half a tick unless the script holds it.</summary>
+    private static ElasticSimSettings FastStore(ElasticSimSettings settings) => settings with { StoreDelayMaxUs = SimulationSettings.TickMs * 500L };
+
+    private static void Pass(SimulationFailure? failure) => Assert.That(failure, Is.Null, () => failure!.Report());
+
+    /// <summary>
+    /// A learner that heard no voter for the member timeout starts over (NodeDriver.TickJoining, Orphaned):
+    /// here the founder, the only voter, stops while its learner is paused; no other instance runs. The
+    /// learner's copy counts for nothing. Starting over, it founds the next generation itself; holding on
+    /// to its state, it would wait for a voter that never comes (belonging to a cluster, it never claims).
+    /// </summary>
+    [TestCase(3)]
+    [TestCase(8)]
+    public void A_learner_whose_voters_are_all_gone_starts_over_and_founds_the_next_generation(int seed) => Pass(Simulator.RunScript(seed, sim =>
+    {
+        sim.StartNewInstance();
+        sim.StartNewInstance();
+        sim.RunUntil(() => sim.Formed(voters: 1), 20 * sim.MemberTimeoutUs, "two instances form one cluster: a voter and a learner");
+        var founder = sim.Leader!;
+        var learner = sim.Instances.Single(n => n != founder);
+        long generation = founder.Generation;
+
+        sim.Pause(learner, 3 * sim.MemberTimeoutUs / 2);
+        sim.Stop(founder);
+        sim.RunUntil(() => learner.Core!.Role == Gaggle.Raft.RaftRole.Leader && learner.Generation > generation, 4 * sim.MemberTimeoutUs,
+            $"the learner left alone ({learner.Id}) starts over and founds the generation after {generation}");
+    }));
+
+    /// <summary>
+    /// A removed member that is still alive is told so and starts over as a new incarnation
+    /// (NodeDriver.ReceiveJoining and TickJoining, Removed): a voter paused past the member timeout is
+    /// removed by the autopilot; when it resumes it campaigns, the leader tells it it is no member, and
+    /// it comes back with no log (its callers' pending requests fail, their holds end, its duplicate
+    /// table is gone), is added as a learner and promoted: the cluster has three voters again.
+    /// </summary>
+    [TestCase(3)]
+    [TestCase(8)]
+    public void A_voter_removed_while_paused_starts_over_as_a_new_incarnation_and_is_a_voter_again(int seed) => Pass(Simulator.RunScript(seed, sim =>
+    {
+        var (leader, paused, _) = FormThreeVoters(sim);
+        sim.Pause(paused, 3 * sim.MemberTimeoutUs);
+        sim.RunUntil(() => !sim.CommittedConfiguration(leader.Generation).Contains(paused.Id), 3 * sim.MemberTimeoutUs, $"the autopilot removes {paused.Id}");
+
+        sim.Resume(paused);
+        int resets = paused.Resets;
+        sim.RunUntil(() => paused.Resets > resets && sim.Formed(voters: 3), 3 * sim.MemberTimeoutUs,
+            $"{paused.Id} starts over as a new incarnation and the cluster has three voters again");
+    }));
+
+    /// <summary>
+    /// A leader tells a node it is no member only once the configuration without it has committed
+    /// (NodeDriver.MaybeTellNotAMember): a node told so starts over with no log. Here the autopilot
+    /// removes a voter paused past the member timeout, and the other voter's answers are lost while the
+    /// removed one resumes and campaigns: the removal stays uncommitted (the leader may still lose it,
+    /// and the removed voter's log and acknowledgements still count in the committed configuration).
+    /// The simulator checks at every start-over that the committed configuration no longer holds the node.
+    /// </summary>
+    [TestCase(3)]
+    [TestCase(8)]
+    public void A_voter_is_told_it_is_removed_only_once_its_removal_has_committed(int seed) => Pass(Simulator.RunScript(seed, sim =>
+    {
+        var (leader, paused, other) = FormThreeVoters(sim);
+        sim.Pause(paused, 3 * sim.MemberTimeoutUs);
+        sim.RunUntil(() => !leader.Core!.Configuration.Contains(paused.Id), 3 * sim.MemberTimeoutUs, $"the leader logs the removal of {paused.Id}");
+        Assert.That(sim.CommittedConfiguration(leader.Generation).Contains(paused.Id), "the removal is not committed yet");
+
+        sim.Lose(e => e.From == other.Id, $"{other.Id}'s answers are lost: the removal of {paused.Id} stays uncommitted");
+        sim.Resume(paused);
+        int resets = paused.Resets;
+        sim.RunFor(4 * sim.ElectionTimeoutUs);
+        Assert.That(sim.CommittedConfiguration(leader.Generation).Contains(paused.Id), "the removal is still not committed");
+
+        sim.Lose(null, $"{other.Id} is heard again");
+        sim.RunUntil(() => paused.Resets > resets && sim.Formed(voters: 3), 3 * sim.MemberTimeoutUs,
+            $"{paused.Id} starts over as a new incarnation and the cluster has three voters again");
+    }));
+
+    /// <summary>
+    /// A founder that heard a live member while its claim was on its way gives up the generation it won
+    /// (GenerationTracker.Claimed): a newcomer whose subscription is down hears nothing for the member
+    /// timeout and claims the next generation; the store answers slowly, and meanwhile the newcomer hears
+    /// the live leader again. Its claim wins, but it founds nothing and joins the live cluster: a
+    /// generation founded beside a live one would have a second leader trusting its leadership (the
+    /// simulator checks that) and would then replace the live cluster, every member losing its state.
+    /// </summary>
+    [TestCase(3)]
+    [TestCase(8)]
+    public void A_claim_that_wins_after_the_live_leader_was_heard_founds_nothing(int seed) => Pass(Simulator.RunScript(seed, FastStore, sim =>
+    {
+        var newcomer = ClaimWhileTheLiveLeaderSpeaks(sim);
+        sim.RunUntil(() => sim.Formed(voters: 3), 4 * sim.MemberTimeoutUs, $"{newcomer.Id} joins the live generation");
+        Assert.That(sim.Founded, Is.EqualTo(new[] { 1L }), "no generation founded beside the live one");
+    }));
+
+    /// <summary>
+    /// A node of no cluster adopts the generation of a leader it hears even below the one the store
+    /// records, as long as it has heard no member of that one (GenerationTracker.Admit): here the store
+    /// records a generation whose claim won but founded nothing (the scenario above), and an instance
+    /// started afterwards reads it. It joins the live cluster; waiting for the recorded generation
+    /// instead, it would take the live one for silence and found the next, replacing the live cluster.
+    /// </summary>
+    [TestCase(3)]
+    [TestCase(8)]
+    public void A_newcomer_joins_the_live_generation_below_the_one_the_store_records(int seed) => Pass(Simulator.RunScript(seed, FastStore, sim =>
+    {
+        ClaimWhileTheLiveLeaderSpeaks(sim);
+        sim.RunUntil(() => sim.Formed(voters: 3), 4 * sim.MemberTimeoutUs, "the cluster settles");
+        Assert.That(sim.StoreValue, Is.EqualTo(2), "the store records the generation claimed and never founded");
+
+        var late = sim.StartNewInstance();
+        sim.RunUntil(() => sim.Formed(voters: 3) && sim.CommittedConfiguration(1).Contains(late.Id), 4 * sim.MemberTimeoutUs, $"{late.Id} joins the live generation 1");
+        sim.RunFor(2 * sim.MemberTimeoutUs);
+        Assert.That(sim.Founded, Is.EqualTo(new[] { 1L }), "no generation founded beside the live one");
+        Assert.That(sim.Instances.Select(n => n.Generation), Is.All.EqualTo(1L));
+    }));
+
+    /// <summary>
+    /// Two instances form generation 1; a third starts with its subscription down (it hears nothing,
+    /// reaches the store) and claims generation 2 after the member timeout; the store then answers
+    /// nothing until its subscription is back and it has heard a member of generation 1 (before the
+    /// leader has added it: it still belongs to no cluster when the claim's result comes).
+    /// </summary>
+    private static SimulatedNode ClaimWhileTheLiveLeaderSpeaks(Simulator sim)
+    {
+        sim.StartNewInstance();
+        sim.StartNewInstance();
+        sim.RunUntil(() => sim.Formed(voters: 1), 20 * sim.MemberTimeoutUs, "two instances form generation 1");
+        var newcomer = sim.StartNewInstance();
+        sim.Lose(e => e.To == newcomer.Id, $"{newcomer.Id}'s subscription is down: it hears nothing");
+        sim.RunUntil(() => sim.ClaimPendingBy(newcomer), 3 * sim.MemberTimeoutUs, $"{newcomer.Id} claims generation 2");
+        sim.SlowStore(3 * sim.ElectionTimeoutUs);
+        bool heard = false;
+        sim.Lose(e =>
+        {
+            heard |= e.To == newcomer.Id && sim.CommittedConfiguration(1).Contains(e.From);
+            return false;
+        }, $"{newcomer.Id}'s subscription is back");
+        sim.RunUntil(() => heard, 2 * sim.ElectionTimeoutUs, $"{newcomer.Id} hears a member of generation 1");
+        sim.Lose(null, "(watching ends)");
+        sim.SlowStore(0);
+        sim.RunUntil(() => !sim.ClaimPendingBy(newcomer), sim.ElectionTimeoutUs, "the claim reaches the store");
+        Assert.That(sim.StoreValue, Is.EqualTo(2), "the claim won");
+        return newcomer;
+    }
+
+    /// <summary>Three instances form a cluster of three voters: its leader and the two others.</summary>
+    private static (SimulatedNode Leader, SimulatedNode First, SimulatedNode Second) FormThreeVoters(Simulator sim)
+    {
+        for (int i = 0; i < 3; i++)
+        {
+            sim.StartNewInstance();
+        }
+
+        sim.RunUntil(() => sim.Formed(voters: 3), 20 * sim.MemberTimeoutUs, "three instances form one cluster of three voters");
+        var leader = sim.Leader!;
+        var others = sim.Instances.Where(n => n != leader).ToArray();
+        return (leader, others[0], others[1]);
+    }
+}
