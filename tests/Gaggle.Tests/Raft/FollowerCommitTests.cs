@@ -159,4 +159,29 @@ public sealed class FollowerCommitTests
         b.Step(new RaftMessage { Type = message.Type, From = "e", To = "b", Term = 2, Index = 1, LogTerm = 1, Entries = message.Entries, RejectHint = 0 });
         Assert.That(b.CommitIndex, Is.LessThan(3), "e and b are two of five; c's acknowledgement was of term 1");
     }
+
+    [Test]
+    public void Acknowledgements_of_entries_this_node_has_not_verified_commit_only_what_it_has()
+    {
+        var b = Follower(["a", "b", "c", "d", "e"]);
+        b.Step(Append(term: 1, prevIndex: 0, prevTerm: 0, commit: 0, configurationIndex: 0, 1));
+        foreach (var voter in new[] { "c", "d", "e" })
+        {
+            b.Step(Ack(voter, term: 1, index: 3));
+        }
+
+        Assert.That(b.CommitIndex, Is.EqualTo(1), "entries 2 and 3 are committed, but b does not hold them");
+    }
+
+    [Test]
+    public void A_rejoining_voter_never_counts_itself()
+    {
+        var b = new RaftCore(
+            new RaftConfig { Id = "b", Members = ["a", "b", "c"], StartRejoining = true, ElectionTicksMin = 10, ElectionTicksMax = 10, Random = new Random(1) },
+            HardState.Empty,
+            []);
+        b.Step(Append(term: 1, prevIndex: 0, prevTerm: 0, commit: 0, configurationIndex: 0, 1, 1));
+        Assert.That(b.Log.LastIndex, Is.EqualTo(2), "it stores the entries");
+        Assert.That(b.CommitIndex, Is.Zero, "but a node that lost its storage may not acknowledge yet, so it does not count itself either");
+    }
 }

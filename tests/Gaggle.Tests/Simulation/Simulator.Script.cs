@@ -51,15 +51,10 @@ internal sealed partial class Simulator
 
     public long MemberTimeoutUs => Settings.Elastic!.MemberTimeoutUs;
 
-    public long ElectionTimeoutUs => Settings.ElectionTicksMax * SimulationSettings.TickMs * 1000L;
-
     public long StoreValue => _store.Value;
 
     /// <summary>The generations founded so far.</summary>
     public IReadOnlyCollection<long> Founded => _founders.Keys;
-
-    /// <summary>The live leader of the highest generation and term, if any.</summary>
-    public SimulatedNode? Leader => CurrentLeader();
 
     /// <summary>The committed configuration of <paramref name="generation"/> (the latest some node applied).</summary>
     public ClusterConfig CommittedConfiguration(long generation) => AppliedConfigOf(generation);
@@ -99,7 +94,8 @@ internal sealed partial class Simulator
         }
     }
 
-    public void RunFor(long us)
+    /// <summary>Lets time run for <paramref name="us"/> as <see cref="RunUntil(Func{bool}, long, string)"/> does.</summary>
+    public void RunScriptFor(long us)
     {
         long until = NowUs + us;
         RunUntil(() => NowUs >= until, us + ElectionTimeoutUs, "time runs on");
