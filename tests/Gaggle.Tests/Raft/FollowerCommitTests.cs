@@ -184,4 +184,19 @@ public sealed class FollowerCommitTests
         Assert.That(b.Log.LastIndex, Is.EqualTo(2), "it stores the entries");
         Assert.That(b.CommitIndex, Is.Zero, "but a node that lost its storage may not acknowledge yet, so it does not count itself either");
     }
+
+    [Test]
+    public void A_voter_that_started_over_does_not_count_itself_through_its_earlier_lifes_configurations()
+    {
+        // Started over with no log while still listed (see RaftCore.NoVoterThrough): replaying its
+        // earlier life's configuration at index 1, it is no voter by its own rules, so it is not one
+        // to count either.
+        var b = Follower(["a", "b", "c"]);
+        b.NoVoterThrough(1);
+        var config = new ClusterConfig(["a", "b", "c"], []);
+        var message = Msg.Append("a", "b", 1, 0, 0, 0, new LogEntry(1, 1, EntryKind.Configuration, config.Encode()), new LogEntry(2, 1, EntryKind.Normal, new byte[] { 1 }));
+        b.Step(new RaftMessage { Type = message.Type, From = "a", To = "b", Term = 1, Entries = message.Entries, RejectHint = 1 });
+        Assert.That(b.IsVoter, Is.False);
+        Assert.That(b.CommitIndex, Is.Zero);
+    }
 }
