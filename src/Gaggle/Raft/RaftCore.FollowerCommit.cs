@@ -83,4 +83,15 @@ internal sealed partial class RaftCore
             _log.CommitTo(index);
         }
     }
+
+    /// <summary>
+    /// The leader's side: whether the voter that acknowledged <paramref name="match"/> knew on storing it
+    /// that it committed (three voters or fewer, both voters, this configuration within what it stored,
+    /// an entry of this term, committed here now), so it is owed no commit notice for it: two PUBLISHes
+    /// fewer per entry. Should it not have counted itself after all (it lost data), it learns the commit
+    /// index from the next heartbeat, as every follower may.
+    /// </summary>
+    private bool CommittedOnStoring(string follower, long match)
+        => _config.FollowerCommit && !Discovering && Quorum.Majority(Configuration.Voters.Count) <= 2 && Configuration.IsVoter(follower)
+            && Configuration.IsVoter(Id) && ConfigurationIndex <= match && match <= _log.Committed && _log.Term(match) == Term;
 }

@@ -330,6 +330,11 @@ internal sealed partial class RaftCore
         // Either the commit moved, or this follower now holds entries committed before its ack came:
         // in both cases it may be owed a commit notice (FlushLeader decides per follower).
         MaybeCommit();
+        if (CommittedOnStoring(message.From, progress.Match))
+        {
+            progress.CommitSent = Math.Max(progress.CommitSent, progress.Match);
+        }
+
         _commitNoticePending = true;
 
         if (_leadTransferee == message.From && progress.Match == _log.LastIndex && !_timeoutNowSent)

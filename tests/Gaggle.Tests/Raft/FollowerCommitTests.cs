@@ -199,4 +199,18 @@ public sealed class FollowerCommitTests
         Assert.That(b.IsVoter, Is.False);
         Assert.That(b.CommitIndex, Is.Zero);
     }
+
+    [TestCase(3, 0)]
+    [TestCase(5, 4)]
+    public void The_leader_sends_commit_notices_only_to_followers_that_cannot_know_on_their_own(int voters, int notices)
+    {
+        var cluster = new RaftTestCluster(voters, new ClusterOptions { BroadcastAppends = false });
+        cluster.Elect("a");
+        cluster.Stabilize();
+        int before = cluster.Sent.Count;
+        long index = cluster.Propose("a", "x");
+        cluster.Stabilize();
+        Assert.That(cluster.Sent.Skip(before).Count(m => m.Type == MessageType.CommitNotice), Is.EqualTo(notices));
+        Assert.That(cluster.Ids.Select(id => cluster[id].CommitIndex), Is.All.EqualTo(index), "every node knows the entry committed");
+    }
 }
