@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Text.Json;
 
 namespace Gaggle.Benchmarks;
 
@@ -33,4 +34,18 @@ internal sealed class Latencies
     public double Mean => _samples.Count == 0 ? 0 : _samples.Average();
 
     public double Max => _samples.Count == 0 ? 0 : _samples.Max();
+
+    /// <summary>Writes an object <paramref name="name"/> with p50, p99 and (<paramref name="withMax"/>) max, in milliseconds to the microsecond.</summary>
+    public void WriteJson(Utf8JsonWriter json, string name, bool withMax)
+    {
+        json.WriteStartObject(name);
+        json.WriteNumber("p50", Math.Round(Percentile(50), 3));
+        json.WriteNumber("p99", Math.Round(Percentile(99), 3));
+        if (withMax)
+        {
+            json.WriteNumber("max", Math.Round(Max, 3));
+        }
+
+        json.WriteEndObject();
+    }
 }

@@ -100,10 +100,10 @@ internal sealed record LoadReport : IRunReport
             json.WriteNumber("nodes", Nodes);
             json.WriteNumber("payload_bytes", PayloadBytes);
             json.WriteNumber("commits_per_sec", Round(CommitsPerSecond));
-            WriteLatencies(json, "leader_commit_latency_ms", LeaderCommit, withMax: true);
-            WriteLatencies(json, "follower_commit_latency_ms", FollowerCommit, withMax: true);
+            LeaderCommit.WriteJson(json, "leader_commit_latency_ms", withMax: true);
+            FollowerCommit.WriteJson(json, "follower_commit_latency_ms", withMax: true);
             json.WriteNumber("lock_ops_per_sec", Round(LockOpsPerSecond));
-            WriteLatencies(json, "lock_latency_ms", LockAcquire, withMax: false);
+            LockAcquire.WriteJson(json, "lock_latency_ms", withMax: false);
             json.WriteNumber("election_ms", Round(ElectionMs));
             json.WriteNumber("failover_ms", Round(FailoverMs));
             if (FirstLockMs is { } firstLock)
@@ -120,7 +120,7 @@ internal sealed record LoadReport : IRunReport
             json.WriteStartObject("baseline");
             if (BaselinePublishRoundTrip is { } roundTrip)
             {
-                WriteLatencies(json, "redis_publish_roundtrip_ms", roundTrip, withMax: false);
+                roundTrip.WriteJson(json, "redis_publish_roundtrip_ms", withMax: false);
             }
             else
             {
@@ -187,19 +187,6 @@ internal sealed record LoadReport : IRunReport
     private static string Number(double value) => value.ToString("N0", CultureInfo.InvariantCulture);
 
     private static double Round(double value) => Math.Round(value, 3);
-
-    private static void WriteLatencies(Utf8JsonWriter json, string name, Latencies latencies, bool withMax)
-    {
-        json.WriteStartObject(name);
-        json.WriteNumber("p50", Round(latencies.Percentile(50)));
-        json.WriteNumber("p99", Round(latencies.Percentile(99)));
-        if (withMax)
-        {
-            json.WriteNumber("max", Round(latencies.Max));
-        }
-
-        json.WriteEndObject();
-    }
 }
 
 /// <summary>What the phases of one run measured, whichever way the nodes ran.</summary>

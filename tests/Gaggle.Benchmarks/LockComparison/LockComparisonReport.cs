@@ -45,10 +45,10 @@ internal sealed record LockComparisonReport : IRunReport
             WriteNullable(json, "load_average_before", LoadAverageBefore);
             WriteNullable(json, "load_average_after", LoadAverageAfter);
             json.WriteStartObject("baseline");
-            WriteLatencies(json, "redis_publish_roundtrip_ms", PublishRoundTrip, withMax: false);
+            PublishRoundTrip.WriteJson(json, "redis_publish_roundtrip_ms", withMax: false);
             json.WriteEndObject();
-            WriteLatencies(json, "leader_commit_latency_ms", LeaderCommit, withMax: true);
-            WriteLatencies(json, "follower_commit_latency_ms", FollowerCommit, withMax: true);
+            LeaderCommit.WriteJson(json, "leader_commit_latency_ms", withMax: true);
+            FollowerCommit.WriteJson(json, "follower_commit_latency_ms", withMax: true);
             json.WriteStartArray("lock_cells");
             foreach (var cell in Cells)
             {
@@ -58,8 +58,8 @@ internal sealed record LockComparisonReport : IRunReport
                 json.WriteNumber("names", cell.Shape.Names);
                 json.WriteNumber("pairs_per_sec", Round(cell.PairsPerSecond));
                 json.WriteNumber("pairs_per_sec_per_name", Round(cell.PairsPerSecond / cell.Shape.Names));
-                WriteLatencies(json, "acquire_latency_ms", cell.Acquire, withMax: true);
-                WriteLatencies(json, "release_latency_ms", cell.Release, withMax: true);
+                cell.Acquire.WriteJson(json, "acquire_latency_ms", withMax: true);
+                cell.Release.WriteJson(json, "release_latency_ms", withMax: true);
                 json.WriteNumber("fewest_pairs_per_client", cell.FewestPairsPerClient);
                 json.WriteNumber("most_pairs_per_client", cell.MostPairsPerClient);
                 json.WriteNumber("max_wait_ms", Round(cell.MaxWaitMs));
@@ -129,18 +129,5 @@ internal sealed record LockComparisonReport : IRunReport
         {
             json.WriteNull(name);
         }
-    }
-
-    private static void WriteLatencies(Utf8JsonWriter json, string name, Latencies latencies, bool withMax)
-    {
-        json.WriteStartObject(name);
-        json.WriteNumber("p50", Round(latencies.Percentile(50)));
-        json.WriteNumber("p99", Round(latencies.Percentile(99)));
-        if (withMax)
-        {
-            json.WriteNumber("max", Round(latencies.Max));
-        }
-
-        json.WriteEndObject();
     }
 }

@@ -60,19 +60,7 @@ internal sealed partial class Simulator
                         + $"nodes in play {string.Join(", ", _nodes.Select(n => $"{n.Id}{(n.IsUp ? "" : " down")}"))}" : ""));
             }
 
-            Step++;
-            if (_network.Count > 0)
-            {
-                // A healed network delivers within a tick (in any order): latency no longer grows with the backlog.
-                DeliverRandom();
-            }
-            else
-            {
-                TickNext();
-            }
-
-            CheckLeases();
-            ProgressDepartures();
+            CalmStep();
             if (_shape.Elastic && NowUs >= operatorChecksAtUs)
             {
                 operatorChecksAtUs = NowUs + Settings.Elastic!.MemberTimeoutUs;
@@ -132,4 +120,21 @@ internal sealed partial class Simulator
     /// <summary>The live leader of the highest term (of the highest generation, in an elastic run), if any.</summary>
     private SimulatedNode? CurrentLeader()
         => _nodes.Where(n => n.Core?.Role == RaftRole.Leader).MaxBy(n => (n.Generation, n.Core!.Term));
+
+    /// <summary>One step of a calm network: a delivery while anything is in flight (a healed network delivers within a tick, in any order, so latency no longer grows with the backlog), else a tick; then the lease and departure checks.</summary>
+    private void CalmStep()
+    {
+        Step++;
+        if (_network.Count > 0)
+        {
+            DeliverRandom();
+        }
+        else
+        {
+            TickNext();
+        }
+
+        CheckLeases();
+        ProgressDepartures();
+    }
 }

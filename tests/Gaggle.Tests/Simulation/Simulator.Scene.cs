@@ -59,18 +59,7 @@ internal sealed partial class Simulator
                 return false;
             }
 
-            Step++;
-            if (_network.Count > 0)
-            {
-                DeliverRandom();
-            }
-            else
-            {
-                TickNext();
-            }
-
-            CheckLeases();
-            ProgressDepartures();
+            CalmStep();
         }
 
         return true;
