@@ -39,10 +39,14 @@ internal sealed class RaftConfig
     public bool AccelerateCommit { get; init; } = true;
 
     /// <summary>
-    /// A voter of at most three commits the leader's current-term entries as soon as it has stored
-    /// them (it and the leader are a majority), without waiting for the leader's commit notice.
+    /// Followers and learners commit the leader's current-term entries once they see a majority of
+    /// the voters has stored them (a voter of three on storing them; see RaftCore.FollowerCommit.cs),
+    /// without waiting for the leader's commit notice. Only for clusters whose members never come
+    /// back with less than they acknowledged (elastic mode: a process that restarts is a new member):
+    /// a node that rejoins after losing its storage catches up to the commit index the leader
+    /// knows, and a commit only a follower decided would escape it.
     /// </summary>
-    public bool FollowerCommit { get; init; } = true;
+    public bool FollowerCommit { get; init; }
 
     /// <summary>
     /// When every follower is replicating from the same index, new entries go out as one broadcast

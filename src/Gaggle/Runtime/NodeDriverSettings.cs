@@ -63,6 +63,7 @@ internal sealed class NodeDriverSettings
                 Joining = options.Join || options.IsElastic,
                 CheckQuorum = options.CheckQuorum,
                 AccelerateCommit = options.AccelerateHeartbeats,
+                FollowerCommit = options.IsElastic,
                 MaxInflightMessages = options.MaxInflightMessages,
                 MaxInflightBytes = options.MaxInflightBytes,
                 MaxEntriesPerMessage = options.MaxEntriesPerMessage,

@@ -15,7 +15,7 @@ internal sealed record ClusterOptions
 
     public bool AccelerateCommit { get; init; } = true;
 
-    public bool FollowerCommit { get; init; } = true;
+    public bool FollowerCommit { get; init; }
 
     /// <summary>Off here: these scenarios script messages per follower; the simulations run with it on.</summary>
     public bool BroadcastAppends { get; init; }

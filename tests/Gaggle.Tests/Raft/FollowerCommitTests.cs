@@ -177,7 +177,7 @@ public sealed class FollowerCommitTests
     public void A_rejoining_voter_never_counts_itself()
     {
         var b = new RaftCore(
-            new RaftConfig { Id = "b", Members = ["a", "b", "c"], StartRejoining = true, ElectionTicksMin = 10, ElectionTicksMax = 10, Random = new Random(1) },
+            new RaftConfig { Id = "b", Members = ["a", "b", "c"], StartRejoining = true, FollowerCommit = true, ElectionTicksMin = 10, ElectionTicksMax = 10, Random = new Random(1) },
             HardState.Empty,
             []);
         b.Step(Append(term: 1, prevIndex: 0, prevTerm: 0, commit: 0, configurationIndex: 0, 1, 1));
@@ -204,7 +204,7 @@ public sealed class FollowerCommitTests
     [TestCase(5, 4)]
     public void The_leader_sends_commit_notices_only_to_followers_that_cannot_know_on_their_own(int voters, int notices)
     {
-        var cluster = new RaftTestCluster(voters, new ClusterOptions { BroadcastAppends = false });
+        var cluster = new RaftTestCluster(voters, new ClusterOptions { BroadcastAppends = false, FollowerCommit = true });
         cluster.Elect("a");
         cluster.Stabilize();
         int before = cluster.Sent.Count;
@@ -212,5 +212,18 @@ public sealed class FollowerCommitTests
         cluster.Stabilize();
         Assert.That(cluster.Sent.Skip(before).Count(m => m.Type == MessageType.CommitNotice), Is.EqualTo(notices));
         Assert.That(cluster.Ids.Select(id => cluster[id].CommitIndex), Is.All.EqualTo(index), "every node knows the entry committed");
+    }
+
+    [Test]
+    public void Only_elastic_clusters_commit_on_followers()
+    {
+        // With a member list a node may come back with less than it acknowledged (lost storage, a
+        // flush policy that loses the tail) and rejoin, catching up to the commit index the leader
+        // knows: a commit only a follower decided would escape it. Elastic members never come back.
+        var tick = TimeSpan.FromMilliseconds(10);
+        var elastic = new GaggleOptions { NodeId = "web" };
+        var fixedMembers = new GaggleOptions { NodeId = "a", Members = ["a", "b", "c"] };
+        Assert.That(Gaggle.Runtime.NodeDriverSettings.From(elastic, 1, tick).Raft.FollowerCommit, Is.True);
+        Assert.That(Gaggle.Runtime.NodeDriverSettings.From(fixedMembers, 1, tick).Raft.FollowerCommit, Is.False);
     }
 }
