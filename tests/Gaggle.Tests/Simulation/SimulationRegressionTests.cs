@@ -18,6 +18,7 @@ public sealed class SimulationRegressionTests
     [TestCase(10, 3, true, TestName = "Seed 10 (3 nodes, discovery): a member discovered after the election was never probed")]
     [TestCase(494, 3, false, TestName = "Seed 494 (3 nodes): a stale leader counted a rejoining node's acknowledgement and committed over a committed entry")]
     [TestCase(1659, 5, false, TestName = "Seed 1659 (5 nodes): a rejoining node committed its stale entry on a heartbeat's word")]
+    [TestCase(1349, 5, false, TestName = "Seed 1349 (5 nodes, lossy storage): a follower committed on an acknowledgement of a voter that then lost its tail, and the rejoining voter caught up only to the leader's commit index")]
     [TestCase(2698, 3, true, TestName = "Seed 2698 (3 nodes, discovery): a follower fast-forwarding to a snapshot acknowledged its unchecked entries after it")]
     [TestCase(228, 3, true, TestName = "Seed 228 (3 nodes, discovery, no check-quorum): two leaders trusted their leadership lease at once")]
     [TestCase(48, 5, false, true, TestName = "Seed 48 (5 initial voters, membership changes): a leader whose own removal was not committed stepped down and never campaigned again, while the other voters needed its vote")]
