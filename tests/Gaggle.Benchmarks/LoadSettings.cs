@@ -165,9 +165,9 @@ internal sealed record LoadSettings
             return Fail($"--locks needs --channel redis (got --channel {settings.Channel}): the baselines are Redis locks");
         }
 
-        if (settings.Locks && (settings.Processes || settings.Idle || settings.IsElastic))
+        if (settings.Locks && (settings.Processes || settings.Idle))
         {
-            return Fail("--locks runs a static cluster in this process (it does not combine with --processes, --idle or --mode elastic)");
+            return Fail("--locks runs its cluster in this process (it does not combine with --processes or --idle)");
         }
 
         return settings;

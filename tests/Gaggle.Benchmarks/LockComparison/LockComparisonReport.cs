@@ -9,6 +9,9 @@ internal sealed record LockComparisonReport : IRunReport
 {
     public int Nodes { get; init; }
 
+    /// <summary>"static" (a member list) or "elastic" (the cluster forms by itself).</summary>
+    public string Mode { get; init; } = "static";
+
     public double CellSeconds { get; init; }
 
     /// <summary>The 1-minute load average before and after the run (null where /proc/loadavg is missing): the machine is shared.</summary>
@@ -41,6 +44,7 @@ internal sealed record LockComparisonReport : IRunReport
             json.WriteString("run", "locks");
             json.WriteString("channel", "redis");
             json.WriteNumber("nodes", Nodes);
+            json.WriteString("mode", Mode);
             json.WriteNumber("cell_seconds", CellSeconds);
             WriteNullable(json, "load_average_before", LoadAverageBefore);
             WriteNullable(json, "load_average_after", LoadAverageAfter);
@@ -81,7 +85,7 @@ internal sealed record LockComparisonReport : IRunReport
     public string ToTable()
     {
         var text = new StringBuilder();
-        text.AppendLine(CultureInfo.InvariantCulture, $"Lock comparison: one Redis, {Nodes}-node Gaggle cluster in this process, {CellSeconds:0.0#} s per cell; load average {Load(LoadAverageBefore)} before, {Load(LoadAverageAfter)} after");
+        text.AppendLine(CultureInfo.InvariantCulture, $"Lock comparison: one Redis, {Nodes}-node {Mode} Gaggle cluster in this process, {CellSeconds:0.0#} s per cell; load average {Load(LoadAverageBefore)} before, {Load(LoadAverageAfter)} after");
         text.AppendLine(CultureInfo.InvariantCulture, $"PUBLISH -> subscriber p50 {PublishRoundTrip.Percentile(50):0.000} ms, p99 {PublishRoundTrip.Percentile(99):0.000} ms; Gaggle commit, one at a time: from the leader p50 {LeaderCommit.Percentile(50):0.000} ms, from a follower p50 {FollowerCommit.Percentile(50):0.000} ms");
         text.AppendLine();
         Table(text, "acquire+release pairs/s; acquire p50 / p99 ms", c => string.Create(CultureInfo.InvariantCulture,

@@ -83,6 +83,7 @@ internal static class LockComparisonRun
             return new LockComparisonReport
             {
                 Nodes = cluster.Nodes.Count,
+                Mode = settings.Mode,
                 CellSeconds = settings.CellSeconds,
                 LoadAverageBefore = loadBefore,
                 LoadAverageAfter = LoadAverage(),
