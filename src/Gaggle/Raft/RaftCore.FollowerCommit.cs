@@ -9,7 +9,8 @@ namespace Gaggle.Raft;
 /// voter's acknowledgement of the current term says its log matches the leader's up to the index it
 /// names (it too persisted first). With three voters the leader and this node are a majority: the
 /// entry is committed the moment it is stored, one commit notice sooner. With learners or more than
-/// three voters, voters broadcast their acknowledgements so that the others can count them too.
+/// three voters, voters may broadcast their acknowledgements so that the others can count them too
+/// (<see cref="RaftConfig.BroadcastAcknowledgements"/>, off for now).
 /// </summary>
 /// <remarks>
 /// Counted only against the leader's own configuration: each AppendEntries names the index of the
@@ -36,7 +37,7 @@ internal sealed partial class RaftCore
     /// one follower are no majority).
     /// </summary>
     private bool BroadcastsAcknowledgements
-        => _config.FollowerCommit && _selfVoter && !Discovering && (Configuration.Learners.Count > 0 || Configuration.Voters.Count > 3);
+        => _config.FollowerCommit && _config.BroadcastAcknowledgements && _selfVoter && !Discovering && (Configuration.Learners.Count > 0 || Configuration.Voters.Count > 3);
 
     /// <summary>Another voter's acknowledgement of the current term (broadcast): count it.</summary>
     private void OnPeerAcknowledgement(RaftMessage message)

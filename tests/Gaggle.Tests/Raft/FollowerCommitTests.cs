@@ -12,7 +12,7 @@ namespace Gaggle.Tests.Raft;
 public sealed class FollowerCommitTests
 {
     private static RaftCore Follower(string[] members, bool followerCommit = true, bool joining = false) => new(
-        new RaftConfig { Id = "b", Members = members, Joining = joining, FollowerCommit = followerCommit, ElectionTicksMin = 10, ElectionTicksMax = 10, Random = new Random(1) },
+        new RaftConfig { Id = "b", Members = members, Joining = joining, FollowerCommit = followerCommit, BroadcastAcknowledgements = true, ElectionTicksMin = 10, ElectionTicksMax = 10, Random = new Random(1) },
         HardState.Empty,
         []);
 
@@ -225,5 +225,16 @@ public sealed class FollowerCommitTests
         var fixedMembers = new GaggleOptions { NodeId = "a", Members = ["a", "b", "c"] };
         Assert.That(Gaggle.Runtime.NodeDriverSettings.From(elastic, 1, tick).Raft.FollowerCommit, Is.True);
         Assert.That(Gaggle.Runtime.NodeDriverSettings.From(fixedMembers, 1, tick).Raft.FollowerCommit, Is.False);
+    }
+
+    [Test]
+    public void Acknowledgements_go_to_the_leader_alone_unless_broadcasting_is_on()
+    {
+        var b = new RaftCore(
+            new RaftConfig { Id = "b", Members = ["a", "b", "c", "d", "e"], FollowerCommit = true, ElectionTicksMin = 10, ElectionTicksMax = 10, Random = new Random(1) },
+            HardState.Empty,
+            []);
+        b.Step(Append(term: 1, prevIndex: 0, prevTerm: 0, commit: 0, configurationIndex: 0, 1));
+        Assert.That(b.TakeReady()!.Messages.Single(m => m.Type == MessageType.AppendResponse).To, Is.EqualTo("a"));
     }
 }
