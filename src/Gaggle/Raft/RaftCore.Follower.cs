@@ -5,8 +5,23 @@ internal sealed partial class RaftCore
     /// <summary>The highest index an AppendEntries of the current leader showed to match its log (0 after a term or leader change).</summary>
     private long _verifiedIndex;
 
+    /// <summary>The highest commit index this term's leader was heard to have (0 after a term change): how far a catching-up node has to go.</summary>
+    public long LeaderCommitSeen { get; private set; }
+
+    /// <summary>Whether this node has a leader and heard from it within the shortest election timeout.</summary>
+    public bool HearsFromLeader => LeaderId is not null && _electionElapsed < _config.ElectionTicksMin;
+
     private void StepFollower(RaftMessage message)
     {
+        if (message.Type is MessageType.Append or MessageType.CommitNotice)
+        {
+            LeaderCommitSeen = Math.Max(LeaderCommitSeen, message.Commit);
+        }
+        else if (message.Type == MessageType.Heartbeat)
+        {
+            LeaderCommitSeen = Math.Max(LeaderCommitSeen, Math.Max(message.Commit, message.RejectHint));
+        }
+
         switch (message.Type)
         {
             case MessageType.Append:

@@ -203,8 +203,12 @@ internal sealed partial class NodeDriver
             // pending appends fail: the leader refuses what a non-member forwards), once its removal
             // has committed.
             // (A newcomer catching up has never been in its own configuration until its addition arrives.)
+            // Not while it is still catching up from a leader that replicates to it: a leader sends
+            // only to members, so a later entry may add it again (it was removed while paused, then
+            // announced itself and was added before it had caught up with its removal).
             wantsIn = false;
-            Events.Removed |= _core.ConfigurationIndex <= _core.CommitIndex && !Departing;
+            bool catchingUp = _core.HearsFromLeader && _core.CommitIndex < _core.LeaderCommitSeen;
+            Events.Removed |= _core.ConfigurationIndex <= _core.CommitIndex && !Departing && !catchingUp;
         }
 
         wantsIn &= !Departing;

@@ -53,6 +53,20 @@ public sealed class SimulationRegressionTests
     }
 
     /// <summary>
+    /// Seed 2694 of the five-node run (its shape is an elastic run of 4 instances, with lock reads): a
+    /// learner paused past the member timeout was removed, announced itself on resuming and was added
+    /// again before it had caught up with its removal; replaying the removal it started over, though
+    /// the leader that was replicating to it had it in its configuration.
+    /// </summary>
+    [Test]
+    public void Elastic_seed_2694_a_learner_added_again_does_not_start_over_on_replaying_its_removal()
+    {
+        var failure = Simulator.RunAndExplain(2694, ClusterShape.ForSeed(2694, 5));
+
+        Assert.That(failure, Is.Null, () => failure!.Report());
+    }
+
+    /// <summary>
     /// Raft §5.1 and Figure 2 ("reply false if term &lt; currentTerm"): n2, already in term 3, answers a
     /// stale term-2 append. n1, elected in term 3 with a different entry 2, must not take that answer
     /// for an acknowledgement of n2's log: doing so committed n1's entry 2 over n2's, and n2 then
