@@ -64,6 +64,10 @@ internal sealed class ClusterLoad
     /// <summary>How much of each kind of work succeeded so far.</summary>
     public (int Appends, int Grants, int Writes) Done => (_acknowledged.Count, _grants.Count, _writes.Count);
 
+    /// <summary>What the load did so far and every answer it got, by kind and status (for a failure's message).</summary>
+    public string Summary => $"{_acknowledged.Count} appends acknowledged, {_grants.Count} lock grants, {_writes.Count} fenced writes, {_jobRuns.Select(r => r.Token).Distinct().Count()} job runs seen; "
+        + $"answers (kind, status, count): {string.Join(", ", _answers.OrderBy(a => a.Key).Select(a => $"{a.Key} x{a.Value}"))}";
+
     /// <summary>Load goes to <paramref name="app"/> too from now on.</summary>
     public void Add(WebAppProcess app)
     {
@@ -107,7 +111,7 @@ internal sealed class ClusterLoad
     /// </summary>
     public async Task VerifyAsync(WebAppProcess reader, IEnumerable<WebAppProcess> everyInstance, TimeSpan deadline)
     {
-        TestContext.Out.WriteLine($"Load: {_acknowledged.Count} appends acknowledged, {_grants.Count} lock grants, {_writes.Count} fenced writes, {_jobRuns.Select(r => r.Token).Distinct().Count()} job runs seen; answers (kind, status, count): {string.Join(", ", _answers.OrderBy(a => a.Key).Select(a => $"{a.Key} x{a.Value}"))}.");
+        TestContext.Out.WriteLine($"Load: {Summary}.");
         Assert.That(_acknowledged, Is.Not.Empty, "the load appended nothing");
         Assert.That(_grants, Is.Not.Empty, "the load took no lock");
         Assert.That(_writes, Is.Not.Empty, "the load incremented no counter");

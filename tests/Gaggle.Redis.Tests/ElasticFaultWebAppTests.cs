@@ -259,13 +259,21 @@ public sealed class ElasticFaultWebAppTests
     }
 
     /// <summary>The cluster works: twenty more appends are acknowledged, three more lock grants and fenced writes made.</summary>
-    private static Task ProgressAsync(ClusterLoad load, string when)
+    private static async Task ProgressAsync(ClusterLoad load, string when)
     {
         var before = load.Done;
-        return Eventually.True(
-            () => load.Done is var now && now.Appends >= before.Appends + 20 && now.Grants >= before.Grants + 3 && now.Writes >= before.Writes + 3,
-            $"more appends, lock grants and fenced writes {when}",
-            Deadline);
+        string start = load.Summary;
+        try
+        {
+            await Eventually.True(
+                () => load.Done is var now && now.Appends >= before.Appends + 20 && now.Grants >= before.Grants + 3 && now.Writes >= before.Writes + 3,
+                $"more appends, lock grants and fenced writes {when}",
+                Deadline);
+        }
+        catch (TimeoutException e)
+        {
+            throw new TimeoutException($"{e.Message} At the start: {start}. At the end: {load.Summary}.", e);
+        }
     }
 
     private static async Task AppendAsync(WebAppProcess app, string body)

@@ -404,7 +404,7 @@ internal sealed partial class Simulator
         // Only a voter (by its own configuration, committed or not) can elect a leader; when every such
         // voter is stranded, nothing can, whatever the learners believe.
         var voters = withState.Where(n => n.Core!.Configuration.IsVoter(n.Id)).ToList();
-        if (voters.Count > 0 && voters.TrueForAll(Stranded))
+        if (voters.Count > 0 && (voters.TrueForAll(Stranded) || (CurrentLeader() is null && !voters.Exists(CanWin))))
         {
             withState = voters;
             // A voter of a generation that lost its majority lives and announces itself: nobody founds by
@@ -424,6 +424,22 @@ internal sealed partial class Simulator
             Trace($"every instance in play is stranded: a new one starts");
             StartPending(NewInstance());
         }
+    }
+
+    /// <summary>
+    /// Whether voter <paramref name="node"/> could win an election: the live voters of its configuration
+    /// whose logs are no more up to date than its own (Raft §5.4.1: the others refuse it) are a majority.
+    /// When no live voter can, the generation is as stuck as a stranded one: a voter promoted by a
+    /// configuration that only the most up-to-date voter holds died, say, and the voters that could
+    /// still win under the older configuration need that voter's vote, which it refuses.
+    /// </summary>
+    private bool CanWin(SimulatedNode node)
+    {
+        var core = node.Core!;
+        int votes = core.Configuration.Voters.Count(v => _byId.TryGetValue(v, out var voter) && _nodes.Contains(voter) && voter.IsUp
+            && voter.Generation == node.Generation && voter.Core is { } other
+            && other.Log.IsUpToDate(core.LastIndex, core.Log.LastTerm));
+        return votes >= Quorum.Majority(core.Configuration.Voters.Count);
     }
 
     /// <summary>Whether <paramref name="node"/> belongs to a generation whose voters in play and up are no majority of its configuration's.</summary>
