@@ -56,6 +56,13 @@ public static class Endpoints
             try
             {
                 var handle = await held.TryAcquireAsync(name, timeout, cancellationToken);
+                if (handle is not null && cancellationToken.IsCancellationRequested)
+                {
+                    // Granted as the client went away: nobody would ever learn the token to release it.
+                    await held.ReleaseAsync(name, handle.FencingToken);
+                    cancellationToken.ThrowIfCancellationRequested();
+                }
+
                 return handle is null
                     ? NotAcquired(name, timeout, node)
                     : Results.Ok(new { name, fencingToken = handle.FencingToken });

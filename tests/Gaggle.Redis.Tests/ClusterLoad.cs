@@ -320,7 +320,11 @@ internal sealed class ClusterLoad
     private async Task LockCycleAsync(WebAppProcess app, CancellationToken cancellationToken)
     {
         long sentAt = Now;
-        using var response = await app.Client.PostAsync($"/locks/{LockName}?timeoutMs=2000", null, cancellationToken);
+        // Not cancelled when the load stops: an acquire abandoned half-way could be granted after its
+        // client gave up, and the instance would hold (and renew) it for a client that never learns
+        // its token. It answers within its 2 s wait; the hold is then released below.
+        using var acquire = new CancellationTokenSource(RequestTimeout);
+        using var response = await app.Client.PostAsync($"/locks/{LockName}?timeoutMs=2000", null, acquire.Token);
         Count("lock", response.StatusCode);
         if (response.StatusCode != HttpStatusCode.OK)
         {
