@@ -49,6 +49,7 @@ internal sealed partial class RaftCore
 
         if (_peerAcknowledgementsTerm != Term)
         {
+            // Only memory: acknowledgements of another term never count (see peersCount below).
             _peerAcknowledgements.Clear();
             _peerAcknowledgementsTerm = Term;
         }
@@ -74,6 +75,8 @@ internal sealed partial class RaftCore
         {
             string voter = voters[i];
             matches[i] = voter == LeaderId || (voter == Id && selfCounts) ? _verifiedIndex
+                // Capped at what this node verified; the current-term check below would refuse more anyway
+                // (an entry of this term past the verified index is not in this node's log).
                 : peersCount && voter != Id && _peerAcknowledgements.TryGetValue(voter, out long matched) ? Math.Min(matched, _verifiedIndex)
                 : 0;
         }
