@@ -63,7 +63,9 @@ internal sealed class NodeDriverSettings
                 Joining = options.Join || options.IsElastic,
                 CheckQuorum = options.CheckQuorum,
                 AccelerateCommit = options.AccelerateHeartbeats,
-                FollowerCommit = options.IsElastic,
+                // Off for now: with it on, a process test's lock name stayed unavailable for 90 s in 5 of
+                // about 30 runs (never before it); see RaftConfig.FollowerCommit.
+                FollowerCommit = false,
                 MaxInflightMessages = options.MaxInflightMessages,
                 MaxInflightBytes = options.MaxInflightBytes,
                 MaxEntriesPerMessage = options.MaxEntriesPerMessage,
