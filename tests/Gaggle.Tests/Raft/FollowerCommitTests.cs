@@ -215,7 +215,7 @@ public sealed class FollowerCommitTests
     }
 
     [Test]
-    public void No_cluster_commits_on_followers_for_now_and_static_ones_never()
+    public void Only_elastic_clusters_commit_on_followers()
     {
         // With a member list a node may come back with less than it acknowledged (lost storage, a
         // flush policy that loses the tail) and rejoin, catching up to the commit index the leader
@@ -223,7 +223,7 @@ public sealed class FollowerCommitTests
         var tick = TimeSpan.FromMilliseconds(10);
         var elastic = new GaggleOptions { NodeId = "web" };
         var fixedMembers = new GaggleOptions { NodeId = "a", Members = ["a", "b", "c"] };
-        Assert.That(Gaggle.Runtime.NodeDriverSettings.From(elastic, 1, tick).Raft.FollowerCommit, Is.False, "off until the stuck-lock process test is understood");
+        Assert.That(Gaggle.Runtime.NodeDriverSettings.From(elastic, 1, tick).Raft.FollowerCommit, Is.True);
         Assert.That(Gaggle.Runtime.NodeDriverSettings.From(fixedMembers, 1, tick).Raft.FollowerCommit, Is.False);
     }
 
