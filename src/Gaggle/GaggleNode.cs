@@ -53,6 +53,9 @@ public sealed partial class GaggleNode : IAsyncDisposable
 
     /// <summary>Storage the node created for itself (through its builder) and disposes when it stops.</summary>
     internal IDisposable? OwnedStorage { get; init; }
+
+    /// <summary>RPC handlers routed to this node that have not yet started their work (a manual clock waits for them before it moves on).</summary>
+    internal int HandlersStarting => _dispatchCallers.HandlersStarting;
     private ITimer? _timer;
     private Task _loop = Task.CompletedTask;
     private int _state;

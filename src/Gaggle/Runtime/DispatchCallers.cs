@@ -11,6 +11,10 @@ namespace Gaggle.Runtime;
 internal sealed class DispatchCallers(string nodeId, IDictionary<string, RpcHandler> handlers, CancellationToken stopping, Func<string, WireMessage, ValueTask> send)
 {
     private readonly ConcurrentDictionary<long, PendingDispatch> _pending = new();
+    private int _starting;
+
+    /// <summary>Handlers routed here that have not yet returned from their synchronous start (they run on the thread pool).</summary>
+    public int HandlersStarting => Volatile.Read(ref _starting);
 
     public void Add(PendingDispatch call) => _pending[call.CallId] = call;
 
@@ -29,6 +33,7 @@ internal sealed class DispatchCallers(string nodeId, IDictionary<string, RpcHand
 
         foreach (var handler in events.Handlers)
         {
+            Interlocked.Increment(ref _starting);
             if (handler.Local is PendingDispatch local)
             {
                 _ = RunAsync(handler.Method, handler.Args).ContinueWith(
@@ -60,6 +65,7 @@ internal sealed class DispatchCallers(string nodeId, IDictionary<string, RpcHand
     {
         if (!handlers.TryGetValue(method, out var handler))
         {
+            Interlocked.Decrement(ref _starting);
             return new DispatchReply(0, 0, DispatchStatus.UnknownMethod, ReadOnlyMemory<byte>.Empty,
                 $"The RPC method '{method}' is not registered on the leader '{nodeId}'.");
         }
@@ -67,7 +73,17 @@ internal sealed class DispatchCallers(string nodeId, IDictionary<string, RpcHand
         try
         {
             await Task.Yield();
-            var result = await handler(args, stopping).ConfigureAwait(false);
+            ValueTask<byte[]> running;
+            try
+            {
+                running = handler(args, stopping);
+            }
+            finally
+            {
+                Interlocked.Decrement(ref _starting);
+            }
+
+            var result = await running.ConfigureAwait(false);
             return new DispatchReply(0, 0, DispatchStatus.Ok, result ?? [], "");
         }
         catch (Exception e) when (e is not OutOfMemoryException)

@@ -93,11 +93,21 @@ internal sealed class ManualTimeCluster(string[] ids, Action<GaggleOptions>? con
         }
     }
 
-    /// <summary>Returns once every running node's loop has handled what was queued for it (its tick among them), twice over, so that what those inputs sent arrived.</summary>
+    /// <summary>
+    /// Returns once every running node's loop has handled what was queued for it (its tick among
+    /// them), twice over, so that what those inputs sent arrived; and once the RPC handlers routed to
+    /// a node (run on the thread pool) have started, so that what they posted is handled at the time
+    /// they were called, not some ticks later on a busy machine.
+    /// </summary>
     private async Task CatchUpAsync()
     {
         for (int round = 0; round < 2; round++)
         {
+            while (Nodes.Values.Any(node => node.HandlersStarting > 0))
+            {
+                await Task.Yield();
+            }
+
             await Task.WhenAll(Nodes.Values.Select(node => node.GetLogAsync()));
         }
     }
