@@ -9,6 +9,7 @@ public static class Endpoints
 {
     /// <summary>How long a lock request may wait at most.</summary>
     private static readonly TimeSpan LongestLockWait = TimeSpan.FromMinutes(1);
+    private static readonly TimeSpan InspectTimeout = TimeSpan.FromSeconds(5);
 
     /// <summary>How long an append may wait for its commit before the request gives up (503).</summary>
     private static readonly TimeSpan AppendTimeout = TimeSpan.FromSeconds(10);
@@ -70,6 +71,32 @@ public static class Endpoints
             catch (InvalidOperationException e)
             {
                 return Results.Problem(e.Message, statusCode: StatusCodes.Status409Conflict, title: "Lock not acquired");
+            }
+        });
+
+        app.MapGet("/locks/{name}", async (string name, HeldLocks held, GaggleNode node, CancellationToken cancellationToken) =>
+        {
+            if (Validation.LockName(name) is { } badName)
+            {
+                return badName;
+            }
+
+            // A linearizable read (a log entry): who holds the lock with which token, and how many wait.
+            try
+            {
+                var info = await node.Locks.InspectAsync(name, InspectTimeout, cancellationToken);
+                return Results.Ok(new
+                {
+                    name,
+                    holders = info.Holders.Select(h => new { nodeId = h.NodeId, fencingToken = h.FencingToken }),
+                    queueLength = info.QueueLength,
+                    asOfIndex = info.AsOfIndex,
+                    heldHere = held.TokenOf(name),
+                });
+            }
+            catch (TimeoutException e)
+            {
+                return Results.Problem(e.Message, statusCode: StatusCodes.Status503ServiceUnavailable, title: "Lock not read");
             }
         });
 

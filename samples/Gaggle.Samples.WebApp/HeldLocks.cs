@@ -33,6 +33,9 @@ public sealed class HeldLocks(GaggleLocks locks, ILogger<HeldLocks> logger) : IH
         return handle.HandleLostToken.IsCancellationRequested ? null : handle; // granted, but already untrustworthy
     }
 
+    /// <summary>The fencing token of this instance's hold of <paramref name="name"/>, or null when it holds none for a client.</summary>
+    public long? TokenOf(string name) => _held.TryGetValue(name, out var handle) ? handle.FencingToken : null;
+
     /// <summary>Releases the hold of <paramref name="name"/> with <paramref name="fencingToken"/>; false when this instance holds no such lock.</summary>
     public async Task<bool> ReleaseAsync(string name, long fencingToken)
     {

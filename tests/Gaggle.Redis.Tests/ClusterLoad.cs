@@ -99,6 +99,34 @@ internal sealed class ClusterLoad
         }
     }
 
+    /// <summary>
+    /// The load's lock as each target reads it through the log (holders, queue, the hold it keeps for
+    /// a client), and the grants whose release was not answered 200: for a failure's message.
+    /// </summary>
+    public async Task<string> DescribeLockAsync()
+    {
+        List<WebAppProcess> targets;
+        lock (_gate)
+        {
+            targets = [.. _targets];
+        }
+
+        var reads = await Task.WhenAll(targets.Select(async app =>
+        {
+            try
+            {
+                using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+                return $"{app.Id}: {await app.Client.GetStringAsync($"/locks/{LockName}", timeout.Token)}";
+            }
+            catch (Exception e) when (e is HttpRequestException or OperationCanceledException)
+            {
+                return $"{app.Id}: {e.GetType().Name}: {e.Message}";
+            }
+        }));
+        var unreleased = _grants.Where(g => !g.Released).Select(g => $"{g.App.Id} token {g.Token} (release {(g.ReleaseSentAt == long.MaxValue ? "not sent" : "sent, " + (g.ReleasedAt == long.MaxValue ? "unanswered" : "refused"))})");
+        return $"'{LockName}' read by each instance: {string.Join("; ", reads)}. Grants not released: [{string.Join(", ", unreleased)}]";
+    }
+
     public async Task StopAsync()
     {
         await _stop.CancelAsync();
@@ -331,7 +359,8 @@ internal sealed class ClusterLoad
             return;
         }
 
-        var grant = new Grant(app, (await response.Content.ReadFromJsonAsync<JsonElement>(cancellationToken)).GetProperty("fencingToken").GetInt64(), sentAt, Now);
+        // Read with the acquire's own limit, not the load's: a grant answered as the load stops is released too.
+        var grant = new Grant(app, (await response.Content.ReadFromJsonAsync<JsonElement>(acquire.Token)).GetProperty("fencingToken").GetInt64(), sentAt, Now);
         _grants.Enqueue(grant);
 
         // Released even when the load stops meanwhile, so that no hold outlives it.

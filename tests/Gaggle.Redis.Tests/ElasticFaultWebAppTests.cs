@@ -146,6 +146,7 @@ public sealed class ElasticFaultWebAppTests
         finally
         {
             await before.StopAsync();
+            await TestContext.Out.WriteLineAsync($"After the first load: {await before.DescribeLockAsync()}");
         }
 
         // The cluster is idle. Redis loses Gaggle's one key (a FLUSHALL, an eviction, a failover without
@@ -272,7 +273,7 @@ public sealed class ElasticFaultWebAppTests
         }
         catch (TimeoutException e)
         {
-            throw new TimeoutException($"{e.Message} At the start: {start}. At the end: {load.Summary}.", e);
+            throw new TimeoutException($"{e.Message} At the start: {start}. At the end: {load.Summary}. {await load.DescribeLockAsync()}.", e);
         }
     }
 
