@@ -163,7 +163,7 @@ internal sealed partial class NodeDriver
             case JoinRefused refused when _settings.Raft.Joining && !_core.Configuration.Contains(Id):
                 Events.JoinRefused ??= (from, refused.Fingerprint, _settings.Fingerprint);
                 break;
-            case NotAMember notAMember when _autopilot is not null && notAMember.ConfigurationIndex > 0:
+            case NotAMember notAMember when _autopilot is not null && notAMember.ConfigurationIndex > 0 && !KnowsNewerMembership(notAMember.ConfigurationIndex):
                 // Removed while it was paused or cut off (the removal has committed): ask to join again
                 // (as a learner, then promoted). In elastic mode the node starts over as a new
                 // incarnation first (see NodeEvents.Removed).
@@ -178,6 +178,15 @@ internal sealed partial class NodeDriver
                 break;
         }
     }
+
+    /// <summary>
+    /// This node holds a committed configuration listing it that is newer than the one a "not a member"
+    /// was told from: the teller is a deposed leader that never learned of this node's addition (it was
+    /// removed, then added again). Committed, so every later leader has it: the node is a member and
+    /// ignores the stale word (starting over would throw a voter's log away for nothing).
+    /// </summary>
+    private bool KnowsNewerMembership(long toldIndex)
+        => _core.Configuration.Contains(Id) && _core.ConfigurationIndex > toldIndex && _core.ConfigurationIndex <= _core.CommitIndex;
 
     /// <summary>Each tick: join announcements, and in elastic mode the founding claim, the leader's announcement and its restoring of the store.</summary>
     private void TickJoining()

@@ -1,0 +1,67 @@
+using Gaggle.Channels;
+using Gaggle.Raft;
+using Gaggle.Runtime;
+using Gaggle.Storage;
+using NUnit.Framework;
+
+namespace Gaggle.Tests.Runtime;
+
+/// <summary>An elastic member told by another node that it is not a member.</summary>
+[TestFixture]
+public sealed class NotAMemberTests
+{
+    private const long TickUs = 10_000;
+
+    /// <summary>
+    /// A voter removed while paused, then added again, can hear "not a member" from a deposed leader
+    /// that committed its removal and never learned of its addition (a leader paused through both: the
+    /// first message it handles on resuming is this voter's). Its own committed configuration, newer,
+    /// says otherwise: it stays; starting over would throw a voter's log away. Told from a configuration
+    /// newer than its own, it starts over.
+    /// </summary>
+    [TestCase(3, ExpectedResult = false, Description = "told from an older configuration than its committed one: it stays")]
+    [TestCase(7, ExpectedResult = true, Description = "told from a newer configuration: it starts over")]
+    public bool A_voter_starts_over_only_when_told_from_a_configuration_newer_than_its_committed_one(long toldIndex)
+    {
+        var options = new GaggleOptions
+        {
+            NodeId = "x",
+            HeartbeatInterval = TimeSpan.FromMilliseconds(20),
+            ElectionTimeoutMin = TimeSpan.FromMilliseconds(100),
+            ElectionTimeoutMax = TimeSpan.FromMilliseconds(150),
+            MemberTimeout = TimeSpan.FromSeconds(1),
+            RandomSeed = 5,
+        };
+        var added = new ClusterConfig(["x", "y", "z"], []);
+        LogEntry[] log =
+        [
+            new(1, 1, EntryKind.NoOp, ReadOnlyMemory<byte>.Empty),
+            new(2, 1, EntryKind.NoOp, ReadOnlyMemory<byte>.Empty),
+            new(3, 1, EntryKind.NoOp, ReadOnlyMemory<byte>.Empty),
+            new(4, 2, EntryKind.NoOp, ReadOnlyMemory<byte>.Empty),
+            new(5, 2, EntryKind.Configuration, added.Encode()),
+        ];
+        var driver = new NodeDriver(NodeDriverSettings.From(options, 1, TimeSpan.FromMicroseconds(TickUs)), new PersistedState(new HardState(2, null, 5), log), new SequenceCounter());
+        driver.StartGeneration(1, live: true);
+        Assert.That(driver.Core.Configuration.IsVoter("x"), Is.True);
+
+        bool removed = false;
+        for (long now = TickUs; now <= 3 * TickUs; now += TickUs)
+        {
+            driver.Tick(now);
+            if (now == 2 * TickUs)
+            {
+                driver.Receive("w", new NotAMember(toldIndex), generation: 1);
+            }
+
+            removed |= driver.Events.Removed;
+            driver.Events.Clear();
+            while (driver.TakeReady(now) is not null)
+            {
+                driver.Advance();
+            }
+        }
+
+        return removed;
+    }
+}
