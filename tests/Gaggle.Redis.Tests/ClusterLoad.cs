@@ -127,6 +127,16 @@ internal sealed class ClusterLoad
         return $"'{LockName}' read by each instance: {string.Join("; ", reads)}. Grants not released: [{string.Join(", ", unreleased)}]";
     }
 
+    /// <summary>The fencing tokens of the load's lock holders, read through the log by <paramref name="reader"/>.</summary>
+    public static async Task<long[]> LockHoldersAsync(WebAppProcess reader)
+    {
+        var read = await reader.Client.GetFromJsonAsync<JsonElement>($"/locks/{LockName}");
+        return [.. read.GetProperty("holders").EnumerateArray().Select(h => h.GetProperty("fencingToken").GetInt64())];
+    }
+
+    /// <summary>Grants the load got whose release was not answered 200.</summary>
+    public int UnreleasedGrants => _grants.Count(g => !g.Released);
+
     public async Task StopAsync()
     {
         await _stop.CancelAsync();

@@ -149,6 +149,11 @@ public sealed class ElasticFaultWebAppTests
             await TestContext.Out.WriteLineAsync($"After the first load: {await before.DescribeLockAsync()}");
         }
 
+        // Every grant was released (the next load takes the same lock name): none left held for a
+        // client that never learned its token.
+        Assert.That(before.UnreleasedGrants, Is.Zero, "grants of the first load not released");
+        Assert.That(await ClusterLoad.LockHoldersAsync(apps[0]), Is.Empty, "holders of the load's lock after the first load stopped");
+
         // The cluster is idle. Redis loses Gaggle's one key (a FLUSHALL, an eviction, a failover without
         // it), and keeps losing it while the newcomers start: they read no generation at all.
         await using var connection = await ConnectionMultiplexer.ConnectAsync(_redis);
