@@ -46,11 +46,6 @@ internal sealed class NodeStateMachines
     public bool TryApply(in LogEntry entry, out EntryEnvelope envelope)
     {
         envelope = default;
-        if (entry.Kind == EntryKind.Configuration && ClusterConfig.TryDecode(entry.Data, out var configuration))
-        {
-            Deduplicator.ForgetNonMembers(configuration);
-        }
-
         if (entry.Kind != EntryKind.Normal)
         {
             return false;

@@ -16,9 +16,6 @@ internal sealed class ProposalDeduplicator
     public const long Window = 1 << 16;
     public const int IncarnationsPerOrigin = 8;
 
-    /// <summary>Origins outside the configuration whose sessions are kept (the most recently seen).</summary>
-    public const int NonMembersKept = 64;
-
     private readonly Dictionary<string, List<Seen>> _origins = new(StringComparer.Ordinal);
 
     /// <summary>True the first time an entry id is seen; false for a duplicate.</summary>
@@ -76,50 +73,6 @@ internal sealed class ProposalDeduplicator
 
         return true;
     }
-
-    /// <summary>
-    /// Forgets the origins that are not members of <paramref name="configuration"/> beyond the
-    /// <see cref="NonMembersKept"/> most recently seen: removed members' sessions do not pile up as
-    /// instances come and go. Called when a configuration entry is applied, so it depends only on the
-    /// committed log and the table (every replica forgets alike). Safe: in elastic mode the leader
-    /// refuses appends from a non-member, so no entry of a removed origin follows its committed removal
-    /// in the log, and one re-added under the same id is a member again (never forgotten while it is);
-    /// the origins kept cover a retry still in flight across that many later removals.
-    /// </summary>
-    /// <returns>How many origins were forgotten.</returns>
-    public int ForgetNonMembers(Raft.ClusterConfig configuration)
-    {
-        int nonMembers = 0;
-        foreach (var origin in _origins.Keys)
-        {
-            if (!configuration.Contains(origin))
-            {
-                nonMembers++;
-            }
-        }
-
-        if (nonMembers <= NonMembersKept)
-        {
-            return 0;
-        }
-
-        var forgotten = _origins
-            .Where(o => !configuration.Contains(o.Key))
-            .OrderByDescending(o => o.Value.Max(s => s.LastIndex))
-            .ThenBy(o => o.Key, StringComparer.Ordinal)
-            .Skip(NonMembersKept)
-            .Select(o => o.Key)
-            .ToList();
-        foreach (var origin in forgotten)
-        {
-            _origins.Remove(origin);
-        }
-
-        return forgotten.Count;
-    }
-
-    /// <summary>How many origins the table holds.</summary>
-    public int Origins => _origins.Count;
 
     /// <summary>Whether an entry id was applied (within the window).</summary>
     public bool Contains(string origin, ulong incarnation, long sequence)
