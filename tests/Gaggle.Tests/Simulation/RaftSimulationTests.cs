@@ -35,6 +35,14 @@ public sealed class RaftSimulationTests
     [Test]
     public void FiveNodeClusterStaysSafeAndMakesProgress() => RunSeeds(seed => ClusterShape.ForSeed(seed, 5));
 
+    /// <summary>
+    /// Elastic mode, what an app configured with only Redis and a cluster name runs, on every seed (the
+    /// two runs above give it one seed in twelve): instances of 1 to 5 at the start, then joining,
+    /// leaving, dying, pausing past the member timeout, all going at once, the store slow or failing.
+    /// </summary>
+    [Test]
+    public void ElasticClusterStaysSafeAndMakesProgress() => RunSeeds(seed => ClusterShape.ElasticOf(1 + seed % 5));
+
     [Test]
     public void DiscoveryModeClusterStaysSafeAndMakesProgress() => RunSeeds(seed => new ClusterShape(seed % 2 == 0 ? 3 : 5, Discovery: true));
 
