@@ -91,6 +91,7 @@ internal sealed partial class Simulator
             }
 
             CheckLeases();
+            ProgressDepartures();
         }
     }
 
@@ -128,6 +129,9 @@ internal sealed partial class Simulator
         node.NextTickAtUs = NowUs + node.Clock.RealSpan(SimulationSettings.TickMs * 1000L);
         Trace($"script: resume {node.Id}");
     }
+
+    /// <summary>The instance's host stops: it leaves gracefully (see Simulator.Leave.cs), its process ending once it is out.</summary>
+    public void Leave(SimulatedNode node) => BeginLeave(node);
 
     /// <summary>The instance stops for good (its process and state are gone).</summary>
     public void Stop(SimulatedNode node) => Retire(node);
