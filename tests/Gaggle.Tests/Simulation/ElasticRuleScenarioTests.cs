@@ -90,6 +90,61 @@ public sealed class ElasticRuleScenarioTests
     }));
 
     /// <summary>
+    /// A new generation grants no lock until every hold of the one before it has expired (the
+    /// generation start's hold-off, NodeDriver.GenerationClaimed): a follower holding a mutex for a
+    /// client is cut off from everyone (its client still trusts the hold until its safe deadline) and the
+    /// other instances stop; newcomers hear no one for the member timeout and found the next
+    /// generation. With a lease much longer than the member timeout, their first grant of that mutex
+    /// must wait out the old hold; granted at once, two clients would trust the same mutex at the same
+    /// time (the lock checker's beliefs across generations).
+    /// </summary>
+    [TestCase(3)]
+    [TestCase(8)]
+    public void A_new_generation_grants_nothing_until_the_holds_of_the_one_before_it_have_expired(int seed)
+    {
+        const long leaseMs = 30_000;
+        Pass(Simulator.RunScript(seed, FastStore, sim =>
+        {
+            // Generation 1 has its own hold-off (its founding waited less than a lease), counted on the
+            // lease clock, which runs in a term from its leader's first stamp: the first acquires wait it out.
+            FormThreeVoters(sim);
+            SimulatedNode? holder = null;
+            for (int i = 0; i < 2000 && holder is null; i++)
+            {
+                foreach (var node in sim.Instances.Where(n => n != sim.Leader).ToList())
+                {
+                    sim.ClientActs(node);
+                }
+
+                sim.RunScriptFor(sim.ElectionTimeoutUs / 4);
+                holder = sim.Instances.FirstOrDefault(n => n != sim.Leader && sim.HeldLocks(n).Any(name => name.StartsWith('m')));
+            }
+
+            Assert.That(holder, Is.Not.Null, () => "a follower's client holds a mutex: " + string.Join("; ", sim.Instances.SelectMany(n => n.Clients)));
+            var leader = sim.Leader!;
+            var other = sim.Instances.Single(n => n != leader && n != holder);
+            string mutex = sim.HeldLocks(holder!).First(name => name.StartsWith('m'));
+            sim.Lose(e => e.From == holder!.Id || e.To == holder.Id, $"{holder!.Id} is cut off, its client holding {mutex}");
+            sim.Stop(leader);
+            sim.Stop(other);
+            var newcomers = new[] { sim.StartNewInstance(), sim.StartNewInstance() };
+            sim.RunUntil(() => sim.Founded.Count == 2 && sim.Leader is { Generation: 2 }, 6 * sim.MemberTimeoutUs, "the newcomers found generation 2");
+
+            // The newcomers' clients take locks, the held mutex among them sooner or later.
+            long until = sim.NowUs + (leaseMs * 1000);
+            while (sim.NowUs < until)
+            {
+                foreach (var node in newcomers)
+                {
+                    sim.ClientActs(node);
+                }
+
+                sim.RunScriptFor(sim.ElectionTimeoutUs / 2);
+            }
+        }, leaseMs: leaseMs));
+    }
+
+    /// <summary>
     /// A leader tells a node it is no member only once the configuration without it has committed
     /// (NodeDriver.MaybeTellNotAMember): a node told so starts over with no log. Here the autopilot
     /// removes a voter paused past the member timeout, and the other voter's answers (and the entries

@@ -308,6 +308,9 @@ internal sealed class SimulatedLockClient(Simulator sim, SimulatedNode node, str
     }
 
     /// <summary>Whether this client holds <paramref name="token"/> of <paramref name="name"/> and has not been told it lost it.</summary>
+    /// <summary>The lock this client holds and trusts now, or null.</summary>
+    public string? HeldLock => _phase == Phase.Holding && !_lost ? _lock : null;
+
     public bool Trusts(string name, long token) => _phase == Phase.Holding && !_lost && _lock == name && _token == token;
 
     /// <summary>HandleLostToken is cancelled; the application reacts by disposing the handle.</summary>

@@ -133,6 +133,16 @@ internal sealed partial class Simulator
     /// <summary>The instance's host stops: it leaves gracefully (see Simulator.Leave.cs), its process ending once it is out.</summary>
     public void Leave(SimulatedNode node) => BeginLeave(node);
 
+    /// <summary>One of <paramref name="node"/>'s lock clients acts (an acquire of a lock the seed picks when idle, sometimes letting go when holding).</summary>
+    public void ClientActs(SimulatedNode node)
+    {
+        node.Clients[_random.Next(node.Clients.Count)].Act(_random);
+        Process(node);
+    }
+
+    /// <summary>The locks <paramref name="node"/>'s clients hold and trust now.</summary>
+    public IEnumerable<string> HeldLocks(SimulatedNode node) => node.Clients.Select(c => c.HeldLock).OfType<string>();
+
     /// <summary>The instance stops for good (its process and state are gone).</summary>
     public void Stop(SimulatedNode node) => Retire(node);
 
