@@ -8,6 +8,13 @@ internal sealed partial class RaftCore
     /// <summary>The highest commit index this term's leader was heard to have (0 after a term change): how far a catching-up node has to go.</summary>
     public long LeaderCommitSeen { get; private set; }
 
+    /// <summary>
+    /// The highest configuration index this term's leader named in an AppendEntries sent to this node
+    /// (0 after a term change). A leader replicates only to the members of its latest configuration, so
+    /// its configuration at that index lists this node.
+    /// </summary>
+    public long LeaderConfigurationSeen { get; private set; }
+
     /// <summary>Whether this node has a leader and heard from it within the shortest election timeout.</summary>
     public bool HearsFromLeader => LeaderId is not null && _electionElapsed < _config.ElectionTicksMin;
 
@@ -16,6 +23,11 @@ internal sealed partial class RaftCore
         if (message.Type is MessageType.Append or MessageType.CommitNotice)
         {
             LeaderCommitSeen = Math.Max(LeaderCommitSeen, message.Commit);
+        }
+
+        if (message.Type == MessageType.Append && message.To == Id)
+        {
+            LeaderConfigurationSeen = Math.Max(LeaderConfigurationSeen, message.RejectHint);
         }
         else if (message.Type == MessageType.Heartbeat)
         {

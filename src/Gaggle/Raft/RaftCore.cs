@@ -317,6 +317,7 @@ internal sealed partial class RaftCore
 
         LeaderId = null;
         LeaderCommitSeen = 0;
+        LeaderConfigurationSeen = 0;
         _verifiedIndex = 0;
         _electionElapsed = 0;
         _heartbeatElapsed = 0;

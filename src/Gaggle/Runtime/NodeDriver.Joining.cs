@@ -163,7 +163,7 @@ internal sealed partial class NodeDriver
             case JoinRefused refused when _settings.Raft.Joining && !_core.Configuration.Contains(Id):
                 Events.JoinRefused ??= (from, refused.Fingerprint, _settings.Fingerprint);
                 break;
-            case NotAMember notAMember when _autopilot is not null && notAMember.ConfigurationIndex > 0 && !KnowsNewerMembership(notAMember.ConfigurationIndex):
+            case NotAMember notAMember when _autopilot is not null && notAMember.ConfigurationIndex > 0 && !KnowsNewerMembership(from, notAMember.ConfigurationIndex):
                 // Removed while it was paused or cut off (the removal has committed): ask to join again
                 // (as a learner, then promoted). In elastic mode the node starts over as a new
                 // incarnation first (see NodeEvents.Removed).
@@ -185,8 +185,15 @@ internal sealed partial class NodeDriver
     /// removed, then added again). Committed, so every later leader has it: the node is a member and
     /// ignores the stale word (starting over would throw a voter's log away for nothing).
     /// </summary>
-    private bool KnowsNewerMembership(long toldIndex)
-        => _core.Configuration.Contains(Id) && _core.ConfigurationIndex > toldIndex && _core.ConfigurationIndex <= _core.CommitIndex;
+    /// <remarks>
+    /// Or the teller is the leader this node hears from now, and that leader has since sent it
+    /// AppendEntries naming a later configuration of its own (it replicates only to its members): the
+    /// word was sent before it added this node back, and arrived late. Only while that leader is heard:
+    /// if it removed the node again, it stops replicating to it, and tells it again when it talks.
+    /// </remarks>
+    private bool KnowsNewerMembership(string teller, long toldIndex)
+        => (_core.Configuration.Contains(Id) && _core.ConfigurationIndex > toldIndex && _core.ConfigurationIndex <= _core.CommitIndex)
+            || (teller == _core.LeaderId && _core.HearsFromLeader && _core.LeaderConfigurationSeen > toldIndex);
 
     /// <summary>Each tick: join announcements, and in elastic mode the founding claim, the leader's announcement and its restoring of the store.</summary>
     private void TickJoining()

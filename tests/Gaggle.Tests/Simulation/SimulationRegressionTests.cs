@@ -62,6 +62,15 @@ public sealed class SimulationRegressionTests
         Assert.That(failure, Is.Null, () => failure!.Report());
     }
 
+    /// <summary>Seeds of the elastic run (<see cref="RaftSimulationTests.ElasticClusterStaysSafeAndMakesProgress"/>: 1 + seed % 5 instances, with lock reads) that once failed.</summary>
+    [TestCase(599, TestName = "Seed 599 of the elastic run (5 instances): a learner removed while paused and added again heard the leader's 'not a member', sent before it was added again, after the leader had replicated to it, and started over")]
+    public void SeedOfTheElasticRunThatOnceFailedNowPasses(int seed)
+    {
+        var failure = Simulator.RunAndExplain(seed, ClusterShape.ElasticOf(1 + (seed % 5)));
+
+        Assert.That(failure, Is.Null, () => failure!.Report());
+    }
+
     /// <summary>
     /// Raft §5.1 and Figure 2 ("reply false if term &lt; currentTerm"): n2, already in term 3, answers a
     /// stale term-2 append. n1, elected in term 3 with a different entry 2, must not take that answer
