@@ -24,14 +24,15 @@ internal sealed partial class RaftCore
         {
             LeaderCommitSeen = Math.Max(LeaderCommitSeen, message.Commit);
         }
-
-        if (message.Type == MessageType.Append && message.To == Id)
-        {
-            LeaderConfigurationSeen = Math.Max(LeaderConfigurationSeen, message.RejectHint);
-        }
         else if (message.Type == MessageType.Heartbeat)
         {
             LeaderCommitSeen = Math.Max(LeaderCommitSeen, Math.Max(message.Commit, message.RejectHint));
+        }
+
+        if (message.Type == MessageType.Append && message.To == Id)
+        {
+            // Addressed to this node (a broadcast reaches non-members too).
+            LeaderConfigurationSeen = Math.Max(LeaderConfigurationSeen, message.RejectHint);
         }
 
         switch (message.Type)
