@@ -54,8 +54,12 @@ public sealed partial class GaggleNode : IAsyncDisposable
     /// <summary>Storage the node created for itself (through its builder) and disposes when it stops.</summary>
     internal IDisposable? OwnedStorage { get; init; }
 
-    /// <summary>RPC handlers routed to this node that have not yet started their work (a manual clock waits for them before it moves on).</summary>
-    internal int HandlersStarting => _dispatchCallers.HandlersStarting;
+    /// <summary>
+    /// Work this node started off its loop whose outcome the loop has not been handed yet: RPC handlers
+    /// that have not returned from their synchronous start, and calls to the generation store (a manual
+    /// clock waits for them before it moves on, so that their outcome is handled at the time they were started).
+    /// </summary>
+    internal int OffLoopWorkPending => _dispatchCallers.HandlersStarting + Volatile.Read(ref _generationCallsPending);
     private ITimer? _timer;
     private Task _loop = Task.CompletedTask;
     private int _state;

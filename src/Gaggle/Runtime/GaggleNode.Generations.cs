@@ -15,6 +15,7 @@ public sealed partial class GaggleNode
     private long _generation;
     private int _probingStore;
     private volatile bool _storeUnreachable;
+    private int _generationCallsPending;
 
     /// <summary>
     /// In elastic mode, the generation of the cluster this node belongs to or waits to join (see
@@ -44,17 +45,17 @@ public sealed partial class GaggleNode
 
         if (events.ClaimGeneration is { } expected)
         {
-            _ = Task.Run(() => ClaimGenerationAsync(store, expected));
+            RunOffLoop(() => ClaimGenerationAsync(store, expected));
         }
 
         if (events.ProbeGenerationStore && Interlocked.CompareExchange(ref _probingStore, 1, 0) == 0)
         {
-            _ = Task.Run(() => ProbeGenerationStoreAsync(store));
+            RunOffLoop(() => ProbeGenerationStoreAsync(store));
         }
 
         if (events.RaiseGeneration is { } generation)
         {
-            _ = Task.Run(async () =>
+            RunOffLoop(async () =>
             {
                 try
                 {
@@ -66,6 +67,23 @@ public sealed partial class GaggleNode
                 }
             });
         }
+    }
+
+    /// <summary>Runs a call to the store on the thread pool, counted in <see cref="OffLoopWorkPending"/> until it handed its outcome to the loop.</summary>
+    private void RunOffLoop(Func<Task> call)
+    {
+        Interlocked.Increment(ref _generationCallsPending);
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                await call().ConfigureAwait(false);
+            }
+            finally
+            {
+                Interlocked.Decrement(ref _generationCallsPending);
+            }
+        });
     }
 
     /// <summary>Reads the store only to learn that it answers; a failure starts the driver's founding wait over.</summary>

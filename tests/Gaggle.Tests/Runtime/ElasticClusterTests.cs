@@ -1,3 +1,4 @@
+using Gaggle.Channels;
 using Gaggle.Tests.Support;
 using NUnit.Framework;
 
@@ -140,6 +141,24 @@ public sealed class ElasticClusterTests
     }
 
     [Test]
+    public async Task The_manual_clock_waits_for_a_generation_claim_answered_slowly_so_the_founder_holds_off_for_the_usual_time()
+    {
+        // The store answers claims on the thread pool, 300 ms of real time later (a starved pool on a
+        // busy machine): the clock must not move meanwhile, or the founder counts a longer silence and
+        // holds its first grant off for less (none at all past a lease), as a run in CI once showed.
+        await using var cluster = new ManualTimeCluster([], options => options.LockLeaseDuration = TimeSpan.FromSeconds(3));
+        cluster.WrapChannel = (_, channel) => new SlowClaims(channel, TimeSpan.FromMilliseconds(300));
+        var first = await cluster.StartElasticAsync("web");
+        var startedAt = cluster.Time.GetUtcNow();
+        await cluster.AdvanceUntilAsync(() => first.IsLeader, "generation 1 formed");
+        Assert.That(cluster.Time.GetUtcNow() - startedAt, Is.LessThan(TimeSpan.FromMilliseconds(2000)), "founded after the bootstrap wait (4 x 300 ms), not after the claim's real-time delay");
+        var formedAt = cluster.Time.GetUtcNow();
+        var acquire = first.Locks.AcquireAsync("job", TimeSpan.FromSeconds(30));
+        await cluster.AdvanceUntilAsync(() => acquire.IsCompleted, "the first lock granted");
+        Assert.That(cluster.Time.GetUtcNow() - formedAt, Is.GreaterThanOrEqualTo(TimeSpan.FromMilliseconds(2000)), "held off for lease + election timeout - bootstrap wait");
+    }
+
+    [Test]
     public async Task A_member_removed_while_cut_off_loses_its_holds_and_joins_again_as_a_new_incarnation()
     {
         await using var cluster = new ManualTimeCluster([], options => options.LockLeaseDuration = TimeSpan.FromSeconds(1));
@@ -249,4 +268,32 @@ public sealed class ElasticClusterTests
         await cluster.AdvanceUntilAsync(() => again.IsCompleted, "the lock granted in generation 2, after the old holder's lease");
         Assert.That((await again).FencingToken, Is.GreaterThan(handle.FencingToken));
     }
+}
+
+/// <summary>A channel whose generation store answers claims after a real-time delay (the rest passes through).</summary>
+internal sealed class SlowClaims(IChannel inner, TimeSpan delay) : IChannel, IClusterGenerationStore
+{
+    private readonly IClusterGenerationStore _store = (IClusterGenerationStore)inner;
+
+    public string NodeId => inner.NodeId;
+
+    public ValueTask ConnectAsync(Action<InboundMessage> receiver, CancellationToken cancellationToken = default) => inner.ConnectAsync(receiver, cancellationToken);
+
+    public ValueTask DisconnectAsync(CancellationToken cancellationToken = default) => inner.DisconnectAsync(cancellationToken);
+
+    public ValueTask SendAsync(string to, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default) => inner.SendAsync(to, payload, cancellationToken);
+
+    public ValueTask BroadcastAsync(ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default) => inner.BroadcastAsync(payload, cancellationToken);
+
+    public ValueTask<long> ReadGenerationAsync(CancellationToken cancellationToken = default) => _store.ReadGenerationAsync(cancellationToken);
+
+    public async ValueTask<bool> TryClaimGenerationAsync(long expected, CancellationToken cancellationToken = default)
+    {
+        await Task.Delay(delay, cancellationToken);
+        return await _store.TryClaimGenerationAsync(expected, cancellationToken);
+    }
+
+    public ValueTask RaiseGenerationAsync(long generation, CancellationToken cancellationToken = default) => _store.RaiseGenerationAsync(generation, cancellationToken);
+
+    public ValueTask DisposeAsync() => inner.DisposeAsync();
 }

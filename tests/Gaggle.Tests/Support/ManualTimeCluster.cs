@@ -95,15 +95,16 @@ internal sealed class ManualTimeCluster(string[] ids, Action<GaggleOptions>? con
 
     /// <summary>
     /// Returns once every running node's loop has handled what was queued for it (its tick among
-    /// them), twice over, so that what those inputs sent arrived; and once the RPC handlers routed to
-    /// a node (run on the thread pool) have started, so that what they posted is handled at the time
-    /// they were called, not some ticks later on a busy machine.
+    /// them), twice over, so that what those inputs sent arrived; and once the work a node started off
+    /// its loop (RPC handlers' synchronous start, calls to the generation store, all on the thread pool)
+    /// has handed its outcome to the loop, so that it is handled at the time it was started, not some
+    /// ticks later on a busy machine (a generation claim answered late would found with a longer silence, so a shorter hold-off).
     /// </summary>
     private async Task CatchUpAsync()
     {
         for (int round = 0; round < 2; round++)
         {
-            while (Nodes.Values.Any(node => node.HandlersStarting > 0))
+            while (Nodes.Values.Any(node => node.OffLoopWorkPending > 0))
             {
                 await Task.Yield();
             }
