@@ -10,7 +10,8 @@ namespace Gaggle.Channels;
 /// </summary>
 internal static class WireCodec
 {
-    public const byte Version = 2;
+    /// <summary>3: forwarded appends carry the sender's admission.</summary>
+    public const byte Version = 3;
 
     private const byte KindRaft = 1;
     private const byte KindForwardAppend = 2;
@@ -44,6 +45,7 @@ internal static class WireCodec
                 break;
             case ForwardAppend forward:
                 writer.Byte(KindForwardAppend);
+                writer.VarLong(forward.Admission);
                 writer.VarUInt((ulong)forward.Entries.Count);
                 foreach (var entry in forward.Entries)
                 {
@@ -116,6 +118,12 @@ internal static class WireCodec
                 message = new RaftWireMessage(DecodeRaft(ref reader, from, to));
                 break;
             case KindForwardAppend:
+                long admission = reader.VarLong();
+                if (admission < 0)
+                {
+                    throw new FormatException($"A forward's admission is {admission}; it must be a configuration index (0 or more).");
+                }
+
                 int count = CheckedCount(reader.VarUInt(), ref reader);
                 var entries = new ReadOnlyMemory<byte>[count];
                 for (int i = 0; i < count; i++)
@@ -123,7 +131,7 @@ internal static class WireCodec
                     entries[i] = reader.Bytes();
                 }
 
-                message = new ForwardAppend(entries);
+                message = new ForwardAppend(entries, admission);
                 break;
             case KindDispatchRequest:
                 message = new DispatchRequest(reader.VarUInt(), reader.VarLong(), reader.String(), reader.Bytes());

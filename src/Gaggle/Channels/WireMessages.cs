@@ -8,8 +8,13 @@ internal abstract record WireMessage;
 /// <summary>A Raft message; its sender is the channel's sender.</summary>
 internal sealed record RaftWireMessage(RaftMessage Message) : WireMessage;
 
-/// <summary>Entries (already wrapped in their entry envelopes) forwarded to the leader for proposing.</summary>
-internal sealed record ForwardAppend(IReadOnlyList<ReadOnlyMemory<byte>> Entries) : WireMessage;
+/// <summary>
+/// Entries (already wrapped in their entry envelopes) forwarded to the leader for proposing, under the
+/// sender's <paramref name="Admission"/>: the index of the configuration entry that (by the sender's
+/// log) made it the member it is now. A leader proposes them only while its own configuration lists
+/// the sender under that same admission, so no entry sent before a member's removal can land after it.
+/// </summary>
+internal sealed record ForwardAppend(IReadOnlyList<ReadOnlyMemory<byte>> Entries, long Admission) : WireMessage;
 
 /// <summary>A call of a leader RPC handler.</summary>
 internal sealed record DispatchRequest(ulong Incarnation, long CallId, string Method, ReadOnlyMemory<byte> Args) : WireMessage;

@@ -204,6 +204,13 @@ public sealed class GaggleLocks
             _node.GiveUpLockRequest(sequence, name);
             throw;
         }
+        catch (InvalidOperationException) when (!outcome.Task.IsCompleted)
+        {
+            // The request's outcome is unknown (its node was removed and added again, or started over):
+            // a grant it got, or gets later, is released rather than left to its lease.
+            _node.GiveUpLockRequest(sequence, name);
+            throw;
+        }
         finally
         {
             _node.UnwatchLockRequest(sequence);

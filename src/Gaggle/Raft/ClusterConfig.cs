@@ -3,21 +3,41 @@ using Gaggle.Channels;
 namespace Gaggle.Raft;
 
 /// <summary>
-/// A cluster configuration (Raft thesis §4): who votes and who only replicates. Immutable; ids are
-/// kept sorted so that two equal configurations encode to the same bytes.
+/// A cluster configuration (Raft thesis §4): who votes and who only replicates, and since which
+/// configuration entry each member has been one without a break (its admission). Immutable; ids are
+/// kept sorted so that a configuration always encodes to the same bytes.
 /// </summary>
+/// <remarks>
+/// A member's admission is the index of the configuration entry that added it (0 for the seed
+/// members and for configurations logged before admissions were recorded). A member removed and
+/// added again gets a new admission: what it sent under the old one is refused from then on (see
+/// <c>ForwardAppend.Admission</c>), which is what lets every replica forget a removed member's
+/// duplicate sessions at its removal.
+/// </remarks>
 internal sealed class ClusterConfig : IEquatable<ClusterConfig>
 {
-    private const byte FormatVersion = 1;
+    /// <summary>Version 1: ids only (every admission reads as 0). Version 2: each id with its admission.</summary>
+    private const byte FormatVersion = 2;
 
     /// <summary>The most members a configuration may hold (a decoded entry claiming more is malformed).</summary>
     public const int MaxMembers = 1024;
 
-    public ClusterConfig(IEnumerable<string> voters, IEnumerable<string> learners)
+    private readonly Dictionary<string, long> _admissions;
+
+    /// <summary>A configuration of <paramref name="voters"/> and <paramref name="learners"/>; each member's admission is taken from <paramref name="admissions"/> (0 when it has none).</summary>
+    public ClusterConfig(IEnumerable<string> voters, IEnumerable<string> learners, IReadOnlyDictionary<string, long>? admissions = null)
     {
         Voters = voters.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray();
         Learners = learners.Distinct(StringComparer.Ordinal).Where(id => !Voters.Contains(id, StringComparer.Ordinal)).Order(StringComparer.Ordinal).ToArray();
+        _admissions = new Dictionary<string, long>(Voters.Count + Learners.Count, StringComparer.Ordinal);
+        foreach (var id in Voters.Concat(Learners))
+        {
+            _admissions[id] = admissions is not null && admissions.TryGetValue(id, out long admission) ? admission : 0;
+        }
     }
+
+    /// <summary>The index of the configuration entry since which <paramref name="id"/> has been a member (0: a seed member, or one admitted before admissions were recorded); -1 when it is not one.</summary>
+    public long AdmissionOf(string id) => _admissions.TryGetValue(id, out long admission) ? admission : -1;
 
     /// <summary>The members whose votes and acknowledgements count (sorted).</summary>
     public IReadOnlyList<string> Voters { get; }
@@ -35,10 +55,11 @@ internal sealed class ClusterConfig : IEquatable<ClusterConfig>
     public IEnumerable<string> Members => Voters.Concat(Learners);
 
     /// <summary>
-    /// The configuration after <paramref name="change"/>, or null with <paramref name="error"/> saying
-    /// why the change does not apply to this one (single-server changes only, thesis §4.1).
+    /// The configuration after <paramref name="change"/>, logged at <paramref name="index"/> (a member it
+    /// adds is admitted there), or null with <paramref name="error"/> saying why the change does not
+    /// apply to this one (single-server changes only, thesis §4.1).
     /// </summary>
-    public ClusterConfig? Apply(ConfigChange change, out string? error)
+    public ClusterConfig? Apply(ConfigChange change, long index, out string? error)
     {
         error = null;
         string id = change.NodeId;
@@ -48,12 +69,12 @@ internal sealed class ClusterConfig : IEquatable<ClusterConfig>
                 error = $"'{id}' is already a {(IsVoter(id) ? "voter" : "learner")}";
                 return null;
             case ConfigChangeType.AddLearner:
-                return new ClusterConfig(Voters, Learners.Append(id));
+                return new ClusterConfig(Voters, Learners.Append(id), new Dictionary<string, long>(_admissions, StringComparer.Ordinal) { [id] = index });
             case ConfigChangeType.Promote when !IsLearner(id):
                 error = IsVoter(id) ? $"'{id}' is already a voter" : $"'{id}' is not a member (add it as a learner first)";
                 return null;
             case ConfigChangeType.Promote:
-                return new ClusterConfig(Voters.Append(id), Learners.Where(l => l != id));
+                return new ClusterConfig(Voters.Append(id), Learners.Where(l => l != id), _admissions);
             case ConfigChangeType.Remove when !Contains(id):
                 error = $"'{id}' is not a member";
                 return null;
@@ -61,7 +82,7 @@ internal sealed class ClusterConfig : IEquatable<ClusterConfig>
                 error = $"'{id}' is the last voter; a cluster cannot remove its last voter";
                 return null;
             case ConfigChangeType.Remove:
-                return new ClusterConfig(Voters.Where(v => v != id), Learners.Where(l => l != id));
+                return new ClusterConfig(Voters.Where(v => v != id), Learners.Where(l => l != id), _admissions);
             case ConfigChangeType.Demote when !IsVoter(id):
                 error = IsLearner(id) ? $"'{id}' is already a learner" : $"'{id}' is not a member";
                 return null;
@@ -69,7 +90,7 @@ internal sealed class ClusterConfig : IEquatable<ClusterConfig>
                 error = $"'{id}' is the last voter; a cluster cannot demote its last voter";
                 return null;
             case ConfigChangeType.Demote:
-                return new ClusterConfig(Voters.Where(v => v != id), Learners.Append(id));
+                return new ClusterConfig(Voters.Where(v => v != id), Learners.Append(id), _admissions);
             default:
                 error = $"unknown change type {(int)change.Type}";
                 return null;
@@ -80,18 +101,8 @@ internal sealed class ClusterConfig : IEquatable<ClusterConfig>
     {
         var writer = new WireWriter(64);
         writer.Byte(FormatVersion);
-        writer.VarUInt((ulong)Voters.Count);
-        foreach (var voter in Voters)
-        {
-            writer.String(voter);
-        }
-
-        writer.VarUInt((ulong)Learners.Count);
-        foreach (var learner in Learners)
-        {
-            writer.String(learner);
-        }
-
+        WriteIds(writer, Voters);
+        WriteIds(writer, Learners);
         return writer.ToArray();
     }
 
@@ -102,20 +113,22 @@ internal sealed class ClusterConfig : IEquatable<ClusterConfig>
         try
         {
             var reader = new WireReader(data);
-            if (reader.Byte() != FormatVersion)
+            byte version = reader.Byte();
+            if (version is not (1 or FormatVersion))
             {
                 return false;
             }
 
-            var voters = ReadIds(ref reader);
-            var learners = ReadIds(ref reader);
+            var admissions = new Dictionary<string, long>(StringComparer.Ordinal);
+            var voters = ReadIds(ref reader, version, admissions);
+            var learners = ReadIds(ref reader, version, admissions);
             reader.End();
-            if (voters.Count == 0 || voters.Concat(learners).Any(id => !GaggleOptionsValidator.IsValidId(id)))
+            if (voters.Count == 0 || voters.Concat(learners).Any(id => !GaggleOptionsValidator.IsValidId(id)) || admissions.Values.Any(a => a < 0))
             {
                 return false;
             }
 
-            config = new ClusterConfig(voters, learners);
+            config = new ClusterConfig(voters, learners, admissions);
             return config.Voters.Count == voters.Count && config.Learners.Count == learners.Count;
         }
         catch (FormatException)
@@ -124,7 +137,17 @@ internal sealed class ClusterConfig : IEquatable<ClusterConfig>
         }
     }
 
-    private static List<string> ReadIds(ref WireReader reader)
+    private void WriteIds(WireWriter writer, IReadOnlyList<string> ids)
+    {
+        writer.VarUInt((ulong)ids.Count);
+        foreach (var id in ids)
+        {
+            writer.String(id);
+            writer.VarLong(_admissions[id]);
+        }
+    }
+
+    private static List<string> ReadIds(ref WireReader reader, byte version, Dictionary<string, long> admissions)
     {
         ulong count = reader.VarUInt();
         if (count > MaxMembers)
@@ -135,7 +158,9 @@ internal sealed class ClusterConfig : IEquatable<ClusterConfig>
         var ids = new List<string>((int)count);
         for (ulong i = 0; i < count; i++)
         {
-            ids.Add(reader.String());
+            string id = reader.String();
+            ids.Add(id);
+            admissions[id] = version == 1 ? 0 : reader.VarLong();
         }
 
         return ids;
@@ -154,6 +179,7 @@ internal sealed class ClusterConfig : IEquatable<ClusterConfig>
         return false;
     }
 
+    /// <summary>The same members in the same roles (admissions aside: they follow from where a configuration was logged).</summary>
     public bool Equals(ClusterConfig? other)
         => other is not null && Voters.SequenceEqual(other.Voters, StringComparer.Ordinal) && Learners.SequenceEqual(other.Learners, StringComparer.Ordinal);
 

@@ -44,6 +44,12 @@ internal sealed partial class RaftCore
     /// <summary>The index of the entry that logged <see cref="Configuration"/>; 0 for the seed.</summary>
     public long ConfigurationIndex { get; private set; }
 
+    /// <summary>
+    /// Since which configuration entry <paramref name="id"/> has been a member, by the configuration in
+    /// force (see <see cref="ClusterConfig.AdmissionOf"/>); -1 when it is not a member.
+    /// </summary>
+    public long AdmissionOf(string id) => Configuration.AdmissionOf(id);
+
     /// <summary>Whether a configuration was ever logged here (then it wins over the seed).</summary>
     public bool ConfigurationLogged => _logConfigs.Count > 0 || _snapshotConfig is not null;
 
@@ -129,7 +135,7 @@ internal sealed partial class RaftCore
             return ConfigChangeOutcome.Invalid;
         }
 
-        var next = Configuration.Apply(change, out error);
+        var next = Configuration.Apply(change, _log.LastIndex + 1, out error);
         if (next is null)
         {
             return ConfigChangeOutcome.Invalid;
@@ -197,8 +203,9 @@ internal sealed partial class RaftCore
     /// <summary>Logs the configuration {this node} and <paramref name="first"/> in the current term, then campaigns as the sole voter.</summary>
     private void StartAlone(ReadOnlyMemory<byte> first)
     {
-        var alone = new ClusterConfig([Id], []);
-        var entry = new LogEntry(_log.LastIndex + 1, Term, EntryKind.Configuration, alone.Encode());
+        long index = _log.LastIndex + 1;
+        var alone = new ClusterConfig([Id], [], new Dictionary<string, long> { [Id] = index });
+        var entry = new LogEntry(index, Term, EntryKind.Configuration, alone.Encode());
         _log.AppendNew(entry);
         RecordConfig(entry, alone);
         _log.AppendNew(new LogEntry(_log.LastIndex + 1, Term, EntryKind.Normal, first));

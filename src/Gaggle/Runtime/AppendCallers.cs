@@ -39,7 +39,9 @@ internal sealed class AppendCallers(TimeProvider time, KeyValuePair<string, obje
         {
             if (append is PendingAppend pending && _pending.TryRemove(pending.Sequence, out _))
             {
-                pending.Completion.TrySetException(timedOut(pending));
+                pending.Completion.TrySetException(pending.GivenUpBecause is { } reason
+                    ? new InvalidOperationException($"The append was given up: {reason}. Append it again if it is still wanted.")
+                    : timedOut(pending));
             }
         }
     }

@@ -46,10 +46,29 @@ internal sealed class AppendPipeline(string id, int retryTicks, int maxMessageBy
             return -1;
         }
 
+        long admission = core.AdmissionOf(id);
+        if (admission < 0)
+        {
+            // Not a member (not yet added, or removed): held until it is one. Its admission then says
+            // which of what it holds may still go (see GiveUpOtherAdmissions).
+            foreach (var pending in _toSubmit)
+            {
+                pending.Submitted = true;
+            }
+
+            return -1;
+        }
+
+        GiveUpOtherAdmissions(admission);
         foreach (var pending in _toSubmit)
         {
             pending.Submitted = true;
             pending.InBatch = false;
+        }
+
+        if (_toSubmit.Count == 0)
+        {
+            return -1;
         }
 
         long first = -1;
@@ -71,7 +90,7 @@ internal sealed class AppendPipeline(string id, int retryTicks, int maxMessageBy
             {
                 foreach (var pending in _toSubmit)
                 {
-                    MarkSent(core, pending, id, tick);
+                    MarkSent(core, pending, id, tick, admission);
                 }
 
                 if (publishAppended)
@@ -93,17 +112,17 @@ internal sealed class AppendPipeline(string id, int retryTicks, int maxMessageBy
                 int size = WireCodec.ForwardedEntrySize(pending.Envelope.Length);
                 if (batch.Count > 0 && bytes + size > maxMessageBytes)
                 {
-                    outbox.Add(new Outgoing(leader, new ForwardAppend(batch.ToArray())));
+                    outbox.Add(new Outgoing(leader, new ForwardAppend(batch.ToArray(), admission)));
                     batch.Clear();
                     bytes = 0;
                 }
 
                 batch.Add(pending.Envelope);
                 bytes += size;
-                MarkSent(core, pending, leader, tick);
+                MarkSent(core, pending, leader, tick, admission);
             }
 
-            outbox.Add(new Outgoing(leader, new ForwardAppend(batch.ToArray())));
+            outbox.Add(new Outgoing(leader, new ForwardAppend(batch.ToArray(), admission)));
         }
 
         _toSubmit.Clear();
@@ -206,8 +225,40 @@ internal sealed class AppendPipeline(string id, int retryTicks, int maxMessageBy
         }
     }
 
-    private static void MarkSent(RaftCore core, DriverAppend pending, string to, long tick)
+    /// <summary>
+    /// Gives up, their outcome unknown, the appends of the batch sent under another admission than
+    /// <paramref name="admission"/>: this node was removed and added again since (cut off or paused, it
+    /// may never have learned it). Every replica forgets a removed member's duplicate sessions at its
+    /// removal, so a retry under the new admission could be applied a second time; a leader refuses
+    /// one under the old admission. The caller may append again.
+    /// </summary>
+    private void GiveUpOtherAdmissions(long admission)
     {
+        int kept = 0;
+        for (int i = 0; i < _toSubmit.Count; i++)
+        {
+            var pending = _toSubmit[i];
+            if (pending.Admission < 0 || pending.Admission == admission)
+            {
+                _toSubmit[kept++] = pending;
+                continue;
+            }
+
+            pending.InBatch = false;
+            if (_appends.Remove(pending.Sequence))
+            {
+                pending.GivenUpBecause = $"node '{id}' sent it to the leader as the member it was since configuration index {pending.Admission}; "
+                    + $"it was removed and added again since (a member since index {admission}), so whether the entry was committed is unknown";
+                events.TimedOut.Add(pending);
+            }
+        }
+
+        _toSubmit.RemoveRange(kept, _toSubmit.Count - kept);
+    }
+
+    private static void MarkSent(RaftCore core, DriverAppend pending, string to, long tick, long admission)
+    {
+        pending.Admission = admission;
         pending.SentTo = to;
         pending.SentTerm = core.Term;
         pending.SentAtTick = tick;

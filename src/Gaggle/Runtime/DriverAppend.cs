@@ -27,6 +27,15 @@ internal class DriverAppend(long sequence, byte[] envelope)
 
     internal long SentTerm { get; set; } = -1;
 
+    /// <summary>
+    /// The sender's admission (see <see cref="Raft.ClusterConfig.AdmissionOf"/>) it was first proposed
+    /// or forwarded under; -1 while never sent. It is never sent under another one.
+    /// </summary>
+    internal long Admission { get; set; } = -1;
+
+    /// <summary>Why it was given up before its deadline, its outcome unknown (null: it timed out).</summary>
+    internal string? GivenUpBecause { get; set; }
+
     internal long SentAtTick { get; set; }
 
     /// <summary>

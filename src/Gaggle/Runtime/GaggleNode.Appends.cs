@@ -17,6 +17,7 @@ public sealed partial class GaggleNode
     /// <param name="cancellationToken">Stops waiting (the entry may still be committed later).</param>
     /// <returns>The committed entry's log index.</returns>
     /// <exception cref="TimeoutException">The entry was not known to be committed within <paramref name="timeout"/>; it may still commit later.</exception>
+    /// <exception cref="InvalidOperationException">The entry's outcome became unknown before the timeout: this node was removed from the cluster meanwhile (paused or cut off past the member timeout), and started over or was added again. It may have been committed.</exception>
     /// <exception cref="ObjectDisposedException">The node stopped first.</exception>
     public Task<long> AppendAsync(ReadOnlyMemory<byte> data, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
     {

@@ -365,6 +365,16 @@ internal sealed partial class NodeDriver
             return;
         }
 
+        if (_core.ConfigurationLogged && _core.AdmissionOf(from) is var admission && admission != forward.Admission)
+        {
+            // Sent before the sender was removed (and maybe added again): whatever the duplicate table
+            // remembered of it was forgotten at its removal, so a retry must not land after it. The
+            // sender gives such appends up once it learns its new admission.
+            Drop(from, $"forwarded appends were sent as the member admitted at configuration index {forward.Admission}, but the configuration at index {_core.ConfigurationIndex} "
+                + (admission < 0 ? "does not list the sender" : $"has it a member since index {admission}"), "stale-admission");
+            return;
+        }
+
         var payloads = new List<ReadOnlyMemory<byte>>(forward.Entries.Count);
         long stamp = LeaseClockNow();
         foreach (var entry in forward.Entries)

@@ -46,7 +46,7 @@ internal sealed class NodeEvents
     /// <summary>Appends of this node applied here, with their index.</summary>
     public List<(DriverAppend Append, long Index)> Committed { get; } = [];
 
-    /// <summary>Appends whose deadline passed by the driver's clock.</summary>
+    /// <summary>Appends whose deadline passed by the driver's clock, or given up before it (<see cref="DriverAppend.GivenUpBecause"/>): their outcome is unknown.</summary>
     public List<DriverAppend> TimedOut { get; } = [];
 
     /// <summary>Committed application entries, for the Committed event and readers (only when <see cref="NodeDriver.PublishCommitted"/>).</summary>

@@ -46,6 +46,13 @@ internal sealed class NodeStateMachines
     public bool TryApply(in LogEntry entry, out EntryEnvelope envelope)
     {
         envelope = default;
+        if (entry.Kind == EntryKind.Configuration && ClusterConfig.TryDecode(entry.Data, out var config))
+        {
+            // A member removed here never has another entry applied under what the table remembers of it.
+            Deduplicator.ForgetNonMembers(config);
+            return false;
+        }
+
         if (entry.Kind != EntryKind.Normal)
         {
             return false;

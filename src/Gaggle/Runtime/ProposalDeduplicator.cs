@@ -74,6 +74,38 @@ internal sealed class ProposalDeduplicator
         return true;
     }
 
+    /// <summary>
+    /// Forgets every origin that is not a member of <paramref name="config"/>, applied at its index:
+    /// none of them can have an entry applied after it under the sessions forgotten. A leader proposes
+    /// a node's entries only while its configuration lists the node under the admission the node sent
+    /// them under (see <c>ForwardAppend.Admission</c>), and a node never sends an entry under two
+    /// admissions; so every entry a removed member sent lies before its removal in the committed log,
+    /// and what it sends once added again is new. Every replica applies the same configurations in
+    /// the same order: all forget alike, snapshot or not.
+    /// </summary>
+    /// <returns>How many origins were forgotten.</returns>
+    public int ForgetNonMembers(Raft.ClusterConfig config)
+    {
+        List<string>? gone = null;
+        foreach (var origin in _origins.Keys)
+        {
+            if (!config.Contains(origin))
+            {
+                (gone ??= []).Add(origin);
+            }
+        }
+
+        foreach (var origin in gone ?? [])
+        {
+            _origins.Remove(origin);
+        }
+
+        return gone?.Count ?? 0;
+    }
+
+    /// <summary>The origins remembered (memory held).</summary>
+    public int Origins => _origins.Count;
+
     /// <summary>Whether an entry id was applied (within the window).</summary>
     public bool Contains(string origin, ulong incarnation, long sequence)
         => _origins.TryGetValue(origin, out var incarnations)

@@ -42,9 +42,10 @@ public sealed class WireCodecTests
         var reply = new DispatchReply(99, 5, DispatchStatus.HandlerFailed, ReadOnlyMemory<byte>.Empty, "boom é");
         var decodedReply = (DispatchReply)WireCodec.Decode(WireCodec.Encode(reply), "b", "a");
         Assert.That((decodedReply.Status, decodedReply.Error), Is.EqualTo((DispatchStatus.HandlerFailed, "boom é")));
-        var forward = new ForwardAppend([new byte[] { 1 }, new byte[] { 2, 3 }]);
+        var forward = new ForwardAppend([new byte[] { 1 }, new byte[] { 2, 3 }], 4242);
         var decodedForward = (ForwardAppend)WireCodec.Decode(WireCodec.Encode(forward), "a", "b");
         Assert.That(decodedForward.Entries.Select(e => e.ToArray()), Is.EqualTo(new[] { new byte[] { 1 }, new byte[] { 2, 3 } }));
+        Assert.That(decodedForward.Admission, Is.EqualTo(4242));
     }
 
     [Test]
@@ -58,14 +59,15 @@ public sealed class WireCodecTests
     }
 
     [TestCase(new byte[0], "truncated")]
-    [TestCase(new byte[] { 3, 0, 1 }, "Unsupported wire version 3")]
-    [TestCase(new byte[] { 2, 0, 77 }, "Unknown message kind 77")]
-    [TestCase(new byte[] { 2, 0, 1, 99 }, "Unknown Raft message type 99")]
-    [TestCase(new byte[] { 2, 0, 1, 5, 1, 1, 1, 1, 0, 0, 200, 1 }, "Count 200 exceeds")]
-    [TestCase(new byte[] { 2, 0, 1, 5, 1, 1, 1, 1, 0, 0, 0, 0 }, "trailing bytes")]
-    [TestCase(new byte[] { 2, 0, 2, 1, 50 }, "Length 50")]
-    [TestCase(new byte[] { 2, 0, 1, 5, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 1 }, "Varint longer than 10 bytes")]
-    [TestCase(new byte[] { 2, 255, 255, 255, 255, 255, 255, 255, 255, 255, 1, 8, 1 }, "out of range")]
+    [TestCase(new byte[] { 4, 0, 1 }, "Unsupported wire version 4")]
+    [TestCase(new byte[] { 2, 0, 1 }, "Unsupported wire version 2")]
+    [TestCase(new byte[] { 3, 0, 77 }, "Unknown message kind 77")]
+    [TestCase(new byte[] { 3, 0, 1, 99 }, "Unknown Raft message type 99")]
+    [TestCase(new byte[] { 3, 0, 1, 5, 1, 1, 1, 1, 0, 0, 200, 1 }, "Count 200 exceeds")]
+    [TestCase(new byte[] { 3, 0, 1, 5, 1, 1, 1, 1, 0, 0, 0, 0 }, "trailing bytes")]
+    [TestCase(new byte[] { 3, 0, 2, 0, 1, 50 }, "Length 50")]
+    [TestCase(new byte[] { 3, 0, 1, 5, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 1 }, "Varint longer than 10 bytes")]
+    [TestCase(new byte[] { 3, 255, 255, 255, 255, 255, 255, 255, 255, 255, 1, 8, 1 }, "out of range")]
     public void MalformedPayloadsAreFormatErrors(byte[] payload, string expected)
     {
         var error = Assert.Throws<FormatException>(() => WireCodec.Decode(payload, "x", "y"));

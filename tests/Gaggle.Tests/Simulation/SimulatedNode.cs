@@ -288,6 +288,7 @@ internal sealed class SimulatedNode(Simulator sim, string id, NodeClock clock)
         var holdsEnded = events.HoldsEnded.ToArray();
         var committed = events.Committed.ToArray();
         var timedOut = events.TimedOut.ToArray();
+        sim.CountAdmissions(events.Dropped.Count(d => d.Kind == "stale-admission"), timedOut.Count(a => a.GivenUpBecause is not null));
         var (claim, probe, raise) = (events.ClaimGeneration, events.ProbeGenerationStore, events.RaiseGeneration);
         SupersededBy ??= events.Superseded;
         Removed |= events.Removed;

@@ -469,6 +469,14 @@ internal sealed partial class Simulator
         _elasticStats.Store = _store.Stats;
         _elasticStats.HighestGeneration = _founders.Count == 0 ? 0 : _founders.Keys.Max();
         _elasticStats.GenerationsCommitted = _checkers.GenerationsCommitted;
+        _elasticStats.MostOriginsRemembered = _nodes.Where(n => n.Driver is not null).Select(n => n.Driver!.Machines.Deduplicator.Origins).DefaultIfEmpty().Max();
         return _elasticStats;
+    }
+
+    /// <summary>Counts what a node's events say of admissions (elastic runs only).</summary>
+    public void CountAdmissions(int refused, int givenUp)
+    {
+        _elasticStats.StaleAdmissionRefused += refused;
+        _elasticStats.GivenUpOnReadmission += givenUp;
     }
 }

@@ -240,5 +240,14 @@ internal sealed class ElasticSimStats
     /// <summary>Stranded instances (of a generation whose live voters are no majority) an operator stopped at stabilization.</summary>
     public int StrandedStopped { get; set; }
 
+    /// <summary>Forwards a leader refused as sent under an admission its configuration no longer has for the sender.</summary>
+    public int StaleAdmissionRefused { get; set; }
+
+    /// <summary>Appends their node gave up, outcome unknown, on learning it had been removed and added again.</summary>
+    public int GivenUpOnReadmission { get; set; }
+
+    /// <summary>The most origins a node's duplicate table remembered at the end of the run (members' sessions only).</summary>
+    public int MostOriginsRemembered { get; set; }
+
     public GenerationStoreStats Store { get; set; } = new();
 }

@@ -179,8 +179,9 @@ internal sealed partial class Simulator
         switch (outcome)
         {
             case ConfigChangeOutcome.Proposed:
-                var wanted = before.Apply(change, out _);
-                if (!expectedRight || !core.Configuration.Equals(wanted) || core.ConfigurationIndex != index)
+                var wanted = before.Apply(change, index, out _);
+                if (!expectedRight || !core.Configuration.Equals(wanted) || core.ConfigurationIndex != index
+                    || core.Configuration.Members.Any(m => core.AdmissionOf(m) != wanted!.AdmissionOf(m)))
                 {
                     throw new SafetyViolationException(
                         $"{leader.Id} proposed {change} at {index} on {before} at {beforeIndex} expecting {expected}: it now has {core.Configuration} at {core.ConfigurationIndex}");
