@@ -180,6 +180,43 @@ public sealed class ElasticRuleScenarioTests
     }));
 
     /// <summary>
+    /// A new leader removes nobody during its first member timeout (Autopilot: RemoveDead waits it out,
+    /// and IsAlive counts a member not heard yet from when the leader began to lead). A learner talks
+    /// to the leader for sure (its acknowledgements to the other voters are a broadcast that may be lost),
+    /// so a voter that takes over may never have heard it: removing the members it has not
+    /// heard from at once would remove every live learner at each change of leader, and each, told so,
+    /// would start over, losing its holds and jobs. Here the learner is heard by the leader only for a
+    /// member timeout (its broadcast acknowledgements to the other voters are lost), then the leader
+    /// pauses for a few election timeouts (a long garbage collection), another voter takes over, and the
+    /// learner stays a member all along.
+    /// </summary>
+    [TestCase(3)]
+    [TestCase(8)]
+    public void A_new_leader_keeps_a_live_learner_it_has_not_heard_from_yet(int seed) => Pass(Simulator.RunScript(seed, sim =>
+    {
+        FormThreeVoters(sim);
+        var learner = sim.StartNewInstance();
+        sim.RunUntil(() => sim.Formed(voters: 3) && sim.CommittedConfiguration(1).IsLearner(learner.Id), 20 * sim.MemberTimeoutUs, $"{learner.Id} joins as a learner");
+        int resets = learner.Resets;
+
+        // The voters have heard the learner's broadcast acknowledgements: lose them for a member timeout,
+        // so that only the leader hears it (as if it acknowledged to the leader alone).
+        sim.Lose(e => e.From == learner.Id && e.To != sim.Leader?.Id, $"only the leader hears {learner.Id}");
+        sim.RunScriptFor(sim.MemberTimeoutUs + sim.ElectionTimeoutUs);
+        sim.RunUntil(() => sim.Formed(voters: 3), 2 * sim.MemberTimeoutUs, "the cluster is settled");
+        var leader = sim.Leader!;
+        sim.Pause(leader, 4 * sim.ElectionTimeoutUs);
+        sim.RunUntil(() => sim.Leader is { } next && next != leader, 4 * sim.ElectionTimeoutUs, $"another voter takes over from the paused {leader.Id}");
+        sim.Lose(null, $"{learner.Id} is heard by all again");
+        long until = sim.NowUs + sim.MemberTimeoutUs;
+        sim.RunUntil(
+            () => !sim.CommittedConfiguration(1).Contains(learner.Id) || learner.Resets != resets ? throw new AssertionException($"{learner.Id} was removed after the change of leader") : sim.NowUs >= until,
+            2 * sim.MemberTimeoutUs, "a member timeout under the new leader");
+        sim.RunUntil(() => sim.Formed(voters: 3), 2 * sim.MemberTimeoutUs, "the cluster settles with its learner");
+        Assert.That(sim.CommittedConfiguration(1).IsLearner(learner.Id) && learner.Resets == resets, $"{learner.Id} is the same learner");
+    }));
+
+    /// <summary>
     /// A founder that heard a live member while its claim was on its way gives up the generation it won
     /// (GenerationTracker.Claimed): a newcomer whose subscription is down hears nothing for the member
     /// timeout and claims the next generation; the store answers slowly, and meanwhile the newcomer hears
