@@ -217,6 +217,34 @@ public sealed class ElasticRuleScenarioTests
     }));
 
     /// <summary>
+    /// From an odd number of voters the leader promotes only once two learners are ready (Autopilot.Balance):
+    /// two voters tolerate no more failures than one, and while one of the two is dead nothing commits,
+    /// not even its removal (a removal needs a majority of the current voters alive) or a promotion.
+    /// Here the founder leads alone with one caught-up learner when a second instance joins; the first
+    /// learner dies (killed, no graceful leave) before the second has caught up: the founder keeps
+    /// committing. Promoted as soon as the second joined, the first learner would have left a two-voter
+    /// cluster that never commits again while the founder lives.
+    /// </summary>
+    [TestCase(3)]
+    [TestCase(8)]
+    public void A_lone_voter_promotes_a_learner_only_when_a_second_is_ready_too(int seed) => Pass(Simulator.RunScript(seed, sim =>
+    {
+        var founder = sim.StartNewInstance();
+        sim.RunUntil(() => sim.Formed(voters: 1), 20 * sim.MemberTimeoutUs, "the founder leads alone");
+        var first = sim.StartNewInstance();
+        sim.RunUntil(() => sim.Formed(voters: 1) && sim.CommittedConfiguration(1).IsLearner(first.Id), 20 * sim.MemberTimeoutUs, $"{first.Id} joins as a learner");
+        sim.RunScriptFor(sim.Autopilot.StabilizationUs + (4 * sim.ElectionTimeoutUs));
+        var second = sim.StartNewInstance();
+        sim.RunUntil(() => sim.CommittedConfiguration(1).IsLearner(second.Id), 20 * sim.MemberTimeoutUs, $"{second.Id} joins as a learner");
+        sim.RunScriptFor(sim.ElectionTimeoutUs / 2);
+
+        sim.Stop(first);
+        var committed = sim.Append(founder);
+        sim.RunUntil(committed, 2 * sim.ElectionTimeoutUs, $"an append on {founder.Id} commits after {first.Id} died");
+        Assert.That(sim.CommittedConfiguration(1).Voters, Is.EqualTo(new[] { founder.Id }), "the second learner was not ready yet: the founder stayed the only voter");
+    }));
+
+    /// <summary>
     /// A founder that heard a live member while its claim was on its way gives up the generation it won
     /// (GenerationTracker.Claimed): a newcomer whose subscription is down hears nothing for the member
     /// timeout and claims the next generation; the store answers slowly, and meanwhile the newcomer hears

@@ -140,6 +140,16 @@ internal sealed partial class Simulator
         Process(node);
     }
 
+    /// <summary>An application appends one entry on <paramref name="node"/> (recorded like the workload's); the function returned tells whether its caller was told it committed.</summary>
+    public Func<bool> Append(SimulatedNode node)
+    {
+        bool acknowledged = false;
+        AppendOne(node, long.MaxValue, () => acknowledged = true);
+        Trace($"script: append on {node.Id}");
+        Process(node);
+        return () => acknowledged;
+    }
+
     /// <summary>The locks <paramref name="node"/>'s clients hold and trust now.</summary>
     public IEnumerable<string> HeldLocks(SimulatedNode node) => node.Clients.Select(c => c.HeldLock).OfType<string>();
 

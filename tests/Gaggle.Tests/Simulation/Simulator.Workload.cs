@@ -12,21 +12,28 @@ internal sealed partial class Simulator
     {
         for (int i = 0; i < count; i++)
         {
-            string payload = $"s{_seed}-p{++_proposals}";
             long deadline = _random.Next(3) == 0 ? node.LocalUs + (_random.Next(1, 4) * Settings.ElectionTicksMax * SimulationSettings.TickMs * 1000L) : long.MaxValue;
-            var operation = History.Invoke(new AppendOperation { Client = $"{node.Id}.{node.Incarnation}.app", Node = node.Id, Payload = payload });
-            node.AppendData(Encoding.UTF8.GetBytes(payload), deadline, index =>
-            {
-                Trace($"  {node.Id} acknowledged '{payload}' at {index}");
-                Appends.ObserveAcknowledged(node.Id, node.Generation, payload, index);
-                operation.Index = index;
-                operation.Covered = node.CoveredBySnapshot(index);
-                History.Respond(operation, node.Generation);
-            }, null);
+            AppendOne(node, deadline, null);
         }
 
         Trace($"append {count} on {node.Id} ({node.Core!.Role}, term {node.Core.Term})");
         Process(node);
+    }
+
+    /// <summary>One fresh payload appended on <paramref name="node"/>, recorded in the history; <paramref name="onAcknowledged"/> runs when its caller is told it committed.</summary>
+    private void AppendOne(SimulatedNode node, long deadline, Action? onAcknowledged)
+    {
+        string payload = $"s{_seed}-p{++_proposals}";
+        var operation = History.Invoke(new AppendOperation { Client = $"{node.Id}.{node.Incarnation}.app", Node = node.Id, Payload = payload });
+        node.AppendData(Encoding.UTF8.GetBytes(payload), deadline, index =>
+        {
+            Trace($"  {node.Id} acknowledged '{payload}' at {index}");
+            Appends.ObserveAcknowledged(node.Id, node.Generation, payload, index);
+            operation.Index = index;
+            operation.Covered = node.CoveredBySnapshot(index);
+            History.Respond(operation, node.Generation);
+            onAcknowledged?.Invoke();
+        }, null);
     }
 
     private void LockClientActs()
