@@ -8,8 +8,13 @@ namespace Gaggle.Redis;
 /// <c>{prefix}:{cluster}:generation</c> (e.g. <c>gaggle:{orders}:generation</c>): a decimal number
 /// with no expiry, written only by the two scripts below, so it never goes down while Redis keeps it.
 /// </summary>
-public sealed partial class RedisPubSubChannel
+public sealed partial class RedisPubSubChannel : IEchoingChannel
 {
+    private long _echoes;
+
+    /// <inheritdoc/>
+    long IEchoingChannel.EchoesHeard => Interlocked.Read(ref _echoes);
+
     private const string ClaimScript = """
         local current = tonumber(redis.call('GET', KEYS[1]) or '0')
         if current == tonumber(ARGV[1]) then

@@ -333,7 +333,9 @@ public sealed partial class RedisPubSubChannel : IChannel, IClusterGenerationSto
 
         if (envelope.Sender == NodeId)
         {
-            return; // our own broadcast, echoed back by Redis
+            // Our own broadcast, echoed back by Redis: counted (the subscription works), not delivered.
+            Interlocked.Increment(ref _echoes);
+            return;
         }
 
         if (_members is not null && !_members.Contains(envelope.Sender))

@@ -206,7 +206,7 @@ public sealed partial class GaggleNode : IAsyncDisposable
         }
 
         var persisted = await _storage.LoadAsync(cancellationToken).ConfigureAwait(false);
-        _driver = new NodeDriver(NodeDriverSettings.From(_options, _incarnation, _tickInterval), persisted, _sequences);
+        _driver = new NodeDriver(NodeDriverSettings.From(_options, _incarnation, _tickInterval, _channel is IEchoingChannel), persisted, _sequences);
         PublishStatus(_driver);
         await _channel.ConnectAsync(OnInbound, cancellationToken).ConfigureAwait(false);
         await StartGenerationAsync(_driver, cancellationToken).ConfigureAwait(false);

@@ -65,6 +65,15 @@ public abstract class ChannelContractTests
         await b.Channel.SendAsync("a", "after"u8.ToArray());
         await Eventually.True(() => b.Inbox.Count == 1 && c.Inbox.Count == 1 && a.Inbox.Count == 1, "everyone else to receive");
         Assert.That(a.Inbox.Select(Text), Is.EqualTo(new[] { "after" }), "a broadcast is not delivered back to its sender");
+        Assert.That(a.Channel is IEchoingChannel, Is.EqualTo(this is RedisChannelContractTests), "Redis pub/sub echoes a publish to its publisher; the in-memory network does not report it");
+        if (a.Channel is IEchoingChannel echoing)
+        {
+            // Not delivered, but counted: the sender hears that its subscription works.
+            await Eventually.True(() => echoing.EchoesHeard == 1, "a's broadcast to come back to it as an echo");
+            await b.Channel.SendAsync("a", "not an echo"u8.ToArray());
+            await Eventually.True(() => a.Inbox.Count == 2, "a to receive b's message");
+            Assert.That(echoing.EchoesHeard, Is.EqualTo(1), "only its own broadcasts count");
+        }
     }
 
     [Test]

@@ -233,7 +233,7 @@ public sealed partial class GaggleNode
         FailPending(failure);
         _incarnation = (ulong)Random.Shared.NextInt64(1, long.MaxValue);
         _storage = new InMemoryRaftStorage();
-        var driver = new NodeDriver(NodeDriverSettings.From(_options, _incarnation, _tickInterval), new PersistedState(hardState, []), _sequences);
+        var driver = new NodeDriver(NodeDriverSettings.From(_options, _incarnation, _tickInterval, _channel is IEchoingChannel), new PersistedState(hardState, []), _sequences);
         driver.StartGeneration(generation, live);
         driver.StartOverAfter(lifeConfigurationIndex);
         _driver = driver;

@@ -18,6 +18,9 @@ public sealed partial class GaggleNode
     private readonly List<TaskCompletionSource> _afterReady = [];
     private int _tickQueued;
 
+    /// <summary>The channel's echo count the driver was last told of (see <see cref="IEchoingChannel"/>).</summary>
+    private long _echoesSeen;
+
     /// <summary>This node's monotonic clock in microseconds, the driver's time.</summary>
     private long NowUs() => (long)(_time.GetTimestamp() * _microsecondsPerTimestamp);
 
@@ -102,6 +105,12 @@ public sealed partial class GaggleNode
                 break;
             case TickInput:
                 Volatile.Write(ref _tickQueued, 0);
+                if (_channel is IEchoingChannel echoing && echoing.EchoesHeard is var echoes && echoes != _echoesSeen)
+                {
+                    _echoesSeen = echoes;
+                    driver.HeardOwnEcho(now);
+                }
+
                 driver.Tick(now);
                 break;
             case PendingAppend append:

@@ -46,9 +46,17 @@ internal enum GenerationVerdict
 /// timeout claimed the moment Redis came back, before the live cluster's announcements reached it, and
 /// its new generation replaced the live cluster (every member reset, its state lost).
 /// </para>
+/// <para>
+/// With <paramref name="echoes"/> (the channel reports the node's own broadcasts coming back: Redis
+/// pub/sub), silence counts only while they do: a node waiting to found announces itself every
+/// election timeout, and a gap of <see cref="EchoGapUs"/> without its echo starts the wait over. A
+/// node whose subscription is down (its commands still reaching Redis) hears neither the live leader
+/// nor itself, and founds nothing.
+/// </para>
 /// </remarks>
-internal sealed class GenerationTracker(long memberTimeoutUs, long bootstrapWaitUs)
+internal sealed class GenerationTracker(long memberTimeoutUs, long bootstrapWaitUs, bool echoes = false)
 {
+    private long _lastEchoUs = long.MinValue / 2;
     private bool _live;
     private bool _started;
     private long _silentSinceUs;
@@ -124,6 +132,12 @@ internal sealed class GenerationTracker(long memberTimeoutUs, long bootstrapWait
         }
 
         _lastTickUs = nowUs;
+        if (echoes && nowUs - _lastEchoUs > EchoGapUs)
+        {
+            // Its own announcements do not come back: whatever it did not hear may have been sent.
+            _silentSinceUs = nowUs;
+        }
+
         if (belongs || _claiming || nowUs - _silentSinceUs < FoundingWaitUs)
         {
             return null;
@@ -202,7 +216,13 @@ internal sealed class GenerationTracker(long memberTimeoutUs, long bootstrapWait
         _heardWhileClaiming |= _claiming;
     }
 
+    /// <summary>One of this node's own broadcasts came back: its subscription works (see <see cref="ClaimDue"/>).</summary>
+    public void HeardOwnEcho(long nowUs) => _lastEchoUs = Math.Max(_lastEchoUs, nowUs);
+
     private long FoundingWaitUs => Generation == 0 ? bootstrapWaitUs : memberTimeoutUs;
+
+    /// <summary>The longest gap between a waiting node's echoes that still counts as hearing: three election timeouts (it announces itself every election timeout; one echo may be late or lost).</summary>
+    private long EchoGapUs => 3 * LongestTickGapUs;
 
     /// <summary>An election timeout (the bootstrap wait is a few): a leader announces itself at least that often.</summary>
     private long LongestTickGapUs => bootstrapWaitUs / ElasticSettings.BootstrapElectionTimeouts;

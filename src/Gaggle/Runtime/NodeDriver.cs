@@ -63,7 +63,7 @@ internal sealed partial class NodeDriver
         _leadership = new LeadershipLease(settings.Raft.CheckQuorum ? settings.LeadershipLeaseUs : 0);
         _membership = new MembershipChanges(Events);
         _autopilot = settings.Autopilot is { } autopilot ? new Autopilot(autopilot) : null;
-        _generations = settings.Elastic is { } elastic ? new GenerationTracker(elastic.MemberTimeoutUs, elastic.BootstrapWaitUs) : null;
+        _generations = settings.Elastic is { } elastic ? new GenerationTracker(elastic.MemberTimeoutUs, elastic.BootstrapWaitUs, elastic.Echoes) : null;
     }
 
     public string Id => _settings.Id;
@@ -180,6 +180,14 @@ internal sealed partial class NodeDriver
         }
 
         TickJoining();
+    }
+
+    /// <summary>One of this node's own broadcasts came back (see <see cref="Channels.IEchoingChannel"/>): its subscription works.</summary>
+    /// <param name="nowUs">The node's monotonic clock, in microseconds.</param>
+    public void HeardOwnEcho(long nowUs)
+    {
+        _nowUs = Math.Max(_nowUs, nowUs);
+        _generations?.HeardOwnEcho(_nowUs);
     }
 
     /// <summary>Moves the driver's clock on without a tick (inputs between ticks carry the time they arrived).</summary>

@@ -42,8 +42,11 @@ internal sealed class NodeDriverSettings
 
     public string Id => Raft.Id;
 
-    /// <summary>The driver settings for <paramref name="options"/>, with one tick every <paramref name="tickInterval"/>.</summary>
-    public static NodeDriverSettings From(GaggleOptions options, ulong incarnation, TimeSpan tickInterval)
+    /// <summary>
+    /// The driver settings for <paramref name="options"/>, with one tick every <paramref name="tickInterval"/>;
+    /// <paramref name="echoes"/> when the channel reports this node's own broadcasts coming back (see <see cref="Channels.IEchoingChannel"/>).
+    /// </summary>
+    public static NodeDriverSettings From(GaggleOptions options, ulong incarnation, TimeSpan tickInterval, bool echoes = false)
     {
         int heartbeatTicks = Math.Max(1, (int)Math.Round(options.HeartbeatInterval / tickInterval));
         int electionMin = Math.Max(heartbeatTicks + 1, (int)Math.Round(options.ElectionTimeoutMin / tickInterval));
@@ -86,7 +89,8 @@ internal sealed class NodeDriverSettings
                 ? new ElasticSettings(
                     (long)options.MemberTimeout.TotalMicroseconds,
                     (long)(ElasticSettings.BootstrapElectionTimeouts * options.ElectionTimeoutMax.TotalMicroseconds),
-                    (long)(options.LockLeaseDuration + options.ElectionTimeoutMax).TotalMilliseconds)
+                    (long)(options.LockLeaseDuration + options.ElectionTimeoutMax).TotalMilliseconds,
+                    echoes)
                 : null,
         };
     }
@@ -122,7 +126,8 @@ internal sealed class NodeDriverSettings
 /// <param name="MemberTimeoutUs">How long no member of a recorded generation must be heard before a node founds the next one.</param>
 /// <param name="BootstrapWaitUs">How long nothing must be heard before a node founds the first generation (none recorded).</param>
 /// <param name="HoldLimitMs">How long after the last sign of life of a generation one of its holds may still be believed valid: a lock lease plus an election timeout (for messages in flight and clock rates).</param>
-internal sealed record ElasticSettings(long MemberTimeoutUs, long BootstrapWaitUs, long HoldLimitMs)
+/// <param name="Echoes">The channel reports this node's own broadcasts coming back: silence counts only while they do (see <see cref="Channels.IEchoingChannel"/>).</param>
+internal sealed record ElasticSettings(long MemberTimeoutUs, long BootstrapWaitUs, long HoldLimitMs, bool Echoes = false)
 {
     /// <summary>The bootstrap wait, in maximum election timeouts: a live leader announces itself at least once per election timeout.</summary>
     public const int BootstrapElectionTimeouts = 4;

@@ -16,7 +16,7 @@ public sealed class GenerationClaimTests
     private const long TickUs = 10_000;
     private const long MemberTimeoutUs = 600_000;
 
-    private static NodeDriver NewInstance(string id)
+    private static NodeDriver NewInstance(string id, bool echoes = false)
     {
         var options = new GaggleOptions
         {
@@ -27,7 +27,7 @@ public sealed class GenerationClaimTests
             MemberTimeout = TimeSpan.FromMicroseconds(MemberTimeoutUs),
             RandomSeed = 5,
         };
-        return new NodeDriver(NodeDriverSettings.From(options, 1, TimeSpan.FromMicroseconds(TickUs)), new PersistedState(default, []), new SequenceCounter());
+        return new NodeDriver(NodeDriverSettings.From(options, 1, TimeSpan.FromMicroseconds(TickUs), echoes), new PersistedState(default, []), new SequenceCounter());
     }
 
     /// <summary>Ticks from <paramref name="fromUs"/> to <paramref name="toUs"/>; the generation the node claimed after, if it did.</summary>
@@ -46,6 +46,43 @@ public sealed class GenerationClaimTests
         }
 
         return claimed;
+    }
+
+    /// <summary>
+    /// Over a channel that echoes (Redis), a node waiting to found counts silence only while its own
+    /// announcements come back: with none heard it never claims, however long it waits; echoes every
+    /// election timeout let it claim after the member timeout; a gap of more than three election
+    /// timeouts between echoes (its subscription dropped, then came back) starts the wait over.
+    /// </summary>
+    [TestCase(false, 0, ExpectedResult = 610_000L, Description = "no echo: the wait counts from the first tick")]
+    [TestCase(true, 0, ExpectedResult = null, Description = "deaf: never claims")]
+    [TestCase(true, 100_000, ExpectedResult = 690_000L, Description = "an echo every election timeout: claims a member timeout after it first heard itself (the tick before the first echo, at 90 ms)")]
+    [TestCase(true, 500_000, ExpectedResult = null, Description = "echoes 500 ms apart: every gap starts the wait over")]
+    public long? A_node_counts_silence_only_while_it_hears_itself(bool echoes, long echoEveryUs)
+    {
+        var driver = NewInstance("late.e", echoes);
+        driver.StartGeneration(1, live: false);
+        for (long now = TickUs; now <= 3 * MemberTimeoutUs; now += TickUs)
+        {
+            if (echoEveryUs > 0 && now % echoEveryUs == 0)
+            {
+                driver.HeardOwnEcho(now);
+            }
+
+            driver.Tick(now);
+            if (driver.Events.ClaimGeneration is not null)
+            {
+                return now;
+            }
+
+            driver.Events.Clear();
+            while (driver.TakeReady(now) is not null)
+            {
+                driver.Advance();
+            }
+        }
+
+        return null;
     }
 
     /// <summary>

@@ -35,7 +35,7 @@ public sealed class ElasticRuleScenarioTests
 
         sim.Pause(learner, 3 * sim.MemberTimeoutUs / 2);
         sim.Stop(founder);
-        sim.RunUntil(() => learner.Core!.Role == Gaggle.Raft.RaftRole.Leader && learner.Generation > generation, 4 * sim.MemberTimeoutUs,
+        sim.RunUntil(() => learner.Core!.Role == Gaggle.Raft.RaftRole.Leader && learner.Generation > generation, 6 * sim.MemberTimeoutUs,
             $"the learner left alone ({learner.Id}) starts over and founds the generation after {generation}");
     }));
 
@@ -245,6 +245,29 @@ public sealed class ElasticRuleScenarioTests
     }));
 
     /// <summary>
+    /// A node waiting to found counts silence only while its own broadcasts come back
+    /// (GenerationTracker, IEchoingChannel): a newcomer whose subscription is down from the start (it
+    /// hears nothing, itself included) while its commands still reach Redis waits through three member
+    /// timeouts beside a live cluster and founds nothing; once it hears again it joins the live cluster.
+    /// Counting its deafness as silence, it would found a second generation beside the live one, whose
+    /// leader it never hears: two leaders, each granting the same locks.
+    /// </summary>
+    [TestCase(3)]
+    [TestCase(8)]
+    public void A_newcomer_that_cannot_hear_itself_founds_nothing_beside_a_live_cluster(int seed) => Pass(Simulator.RunScript(seed, FastStore, sim =>
+    {
+        FormThreeVoters(sim);
+        var deaf = sim.StartNewInstance();
+        sim.Lose(e => e.To == deaf.Id, $"{deaf.Id}'s subscription is down: it hears nothing, not even itself");
+        sim.RunScriptFor(3 * sim.MemberTimeoutUs);
+        Assert.That(sim.Founded, Is.EqualTo(new[] { 1L }), "no generation founded beside the live one");
+
+        sim.Lose(null, $"{deaf.Id} hears again");
+        sim.RunUntil(() => sim.Formed(voters: 3) && sim.CommittedConfiguration(1).Contains(deaf.Id), 4 * sim.MemberTimeoutUs, $"{deaf.Id} joins the live generation");
+        Assert.That(sim.Founded, Is.EqualTo(new[] { 1L }));
+    }));
+
+    /// <summary>
     /// A founder that heard a live member while its claim was on its way gives up the generation it won
     /// (GenerationTracker.Claimed): a newcomer whose subscription is down hears nothing for the member
     /// timeout and claims the next generation; the store answers slowly, and meanwhile the newcomer hears
@@ -284,8 +307,10 @@ public sealed class ElasticRuleScenarioTests
     }));
 
     /// <summary>
-    /// Two instances form generation 1; a third starts with its subscription down (it hears nothing,
-    /// reaches the store) and claims generation 2 after the member timeout; the store then answers
+    /// Two instances form generation 1; a third starts hearing nothing of them (their messages to it are
+    /// lost, while its own broadcasts still come back to it, as if the two published through a part of a
+    /// Redis cluster cut off from its own; it reaches the store) and claims generation 2 after the member
+    /// timeout; the store then answers
     /// nothing until its subscription is back and it has heard a member of generation 1 (before the
     /// leader has added it: it still belongs to no cluster when the claim's result comes).
     /// </summary>
@@ -295,7 +320,7 @@ public sealed class ElasticRuleScenarioTests
         sim.StartNewInstance();
         sim.RunUntil(() => sim.Formed(voters: 1), 20 * sim.MemberTimeoutUs, "two instances form generation 1");
         var newcomer = sim.StartNewInstance();
-        sim.Lose(e => e.To == newcomer.Id, $"{newcomer.Id}'s subscription is down: it hears nothing");
+        sim.Lose(e => e.To == newcomer.Id && e.From != newcomer.Id, $"{newcomer.Id} hears nothing of the cluster (only itself)");
         sim.RunUntil(() => sim.ClaimPendingBy(newcomer), 3 * sim.MemberTimeoutUs, $"{newcomer.Id} claims generation 2");
         sim.SlowStore(3 * sim.ElectionTimeoutUs);
         bool heard = false;

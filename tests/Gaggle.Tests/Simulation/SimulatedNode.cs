@@ -56,6 +56,23 @@ internal sealed class SimulatedNode(Simulator sim, string id, NodeClock clock)
     /// <summary>Times this process started over in a newer generation.</summary>
     public int Resets { get; private set; }
 
+    /// <summary>How many of its own broadcasts came back (see Simulator.Checks), and how many the driver was told of.</summary>
+    public long EchoesHeard { get; set; }
+
+    private long _echoesTold;
+
+    /// <summary>A tick of the driver, as GaggleNode's loop gives it: told first of the echoes heard since the last.</summary>
+    public void TickDriver()
+    {
+        if (EchoesHeard != _echoesTold)
+        {
+            _echoesTold = EchoesHeard;
+            Driver!.HeardOwnEcho(LocalUs);
+        }
+
+        Driver!.Tick(LocalUs);
+    }
+
     /// <summary>The persisted hard state.</summary>
     public HardState HardState => Storage.HardState;
 

@@ -9,6 +9,9 @@ namespace Gaggle.Tests.Simulation;
 /// <param name="Cuts">The ways a partition cuts nodes from the hub.</param>
 internal sealed record ElasticSimSettings(long MemberTimeoutUs, long StoreDelayMaxUs, int StoreFailurePercent, IReadOnlyList<HubCut> Cuts)
 {
+    /// <summary>Nodes hear their own broadcasts come back, as on Redis (see Channels.IEchoingChannel); a node cut from the hub's deliveries does not.</summary>
+    public bool Echoes { get; init; } = true;
+
     public override string ToString()
         => $"member timeout {MemberTimeoutUs} us, store delay up to {StoreDelayMaxUs} us, store failures {StoreFailurePercent}%, cuts {string.Join("/", Cuts)}";
 }
@@ -81,6 +84,6 @@ internal sealed partial record SimulationSettings
             RandomSeed = randomSeed,
         };
         options.StateMachines[HistoryMachine.Name] = history;
-        return NodeDriverSettings.From(options, incarnation, TimeSpan.FromMilliseconds(TickMs));
+        return NodeDriverSettings.From(options, incarnation, TimeSpan.FromMilliseconds(TickMs), Elastic.Echoes);
     }
 }

@@ -115,6 +115,13 @@ internal sealed partial class Simulator
             }
 
             _network.Send(node.Id, message, ready.Generation, NowUs);
+            if (message.To is null && _shape.Elastic && _network.Connected(node.Id, node.Id)
+                && _scriptLoses?.Invoke(new Envelope(node.Id, node.Id, message.Message, ready.Generation)) != true)
+            {
+                // Redis echoes a publish to the publisher's own subscription (counted at once here: no
+                // envelope, so the seed's schedule of deliveries stays as it was).
+                node.EchoesHeard++;
+            }
         }
 
         driver.Advance();

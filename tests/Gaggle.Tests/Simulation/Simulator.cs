@@ -365,7 +365,7 @@ internal sealed partial class Simulator : ITraceSource
     {
         var next = NextToTick();
         Trace($"tick {next.Id} at {NowUs} us");
-        next.Driver!.Tick(next.LocalUs);
+        next.TickDriver();
         RunTimers(next);
         Process(next);
     }
@@ -430,7 +430,7 @@ internal sealed partial class Simulator : ITraceSource
             }
             else
             {
-                driver.Tick(next.LocalUs);
+                next.TickDriver();
             }
         }
 
