@@ -204,10 +204,11 @@ public sealed class GaggleLocks
             _node.GiveUpLockRequest(sequence, name);
             throw;
         }
-        catch (InvalidOperationException) when (!outcome.Task.IsCompleted)
+        catch (InvalidOperationException) when (!outcome.Task.IsCompleted || outcome.Task.Result.Type == LockEventType.Granted)
         {
-            // The request's outcome is unknown (its node was removed and added again, or started over):
-            // a grant it got, or gets later, is released rather than left to its lease.
+            // The request's outcome is unknown (its node was removed and added again, or started over),
+            // or it was granted but the renewal that confirms the hold was given up: a grant it got, or
+            // gets later, is released rather than left to its lease.
             _node.GiveUpLockRequest(sequence, name);
             throw;
         }

@@ -31,6 +31,9 @@ internal sealed partial class RaftCore
     /// <summary>The term of the latest AppendEntries accepted and the index of the leader's configuration it named.</summary>
     private (long Term, long Index) _leaderConfiguration = (-1, -1);
 
+    /// <summary>Whether the leader of this term named, in its latest AppendEntries accepted here, a configuration this node's log does not reach yet.</summary>
+    public bool ConfigurationBehindLeader => _leaderConfiguration.Term == Term && _leaderConfiguration.Index > ConfigurationIndex;
+
     /// <summary>
     /// Whether this node's acknowledgements go to every node rather than to the leader alone: it is a
     /// voter, and someone else can use them (learners, or more than three voters, where the leader and

@@ -9,7 +9,7 @@ namespace Gaggle.Runtime;
 /// resubmitted to a new leader, retried when their commit is not seen for an election timeout (a
 /// duplicate is dropped when applied), and timed out by the driver's clock.
 /// </summary>
-internal sealed class AppendPipeline(string id, int retryTicks, int maxMessageBytes, List<Outgoing> outbox, NodeEvents events)
+internal sealed class AppendPipeline(string id, int retryTicks, int maxMessageBytes, List<Outgoing> outbox, NodeEvents events, bool admissions)
 {
     private readonly Dictionary<long, DriverAppend> _appends = [];
     private readonly List<DriverAppend> _toSubmit = [];
@@ -46,11 +46,13 @@ internal sealed class AppendPipeline(string id, int retryTicks, int maxMessageBy
             return -1;
         }
 
-        long admission = core.AdmissionOf(id);
-        if (admission < 0)
+        long admission = admissions ? core.AdmissionOf(id) : 0;
+        if (admission < 0 || (admissions && core.Role != RaftRole.Leader && core.ConfigurationBehindLeader))
         {
-            // Not a member (not yet added, or removed): held until it is one. Its admission then says
-            // which of what it holds may still go (see GiveUpOtherAdmissions).
+            // Not a member (not yet added, or removed), or catching up with a configuration of its
+            // leader's it lacks (a node that started over replays its earlier life's configurations,
+            // which list it under an admission that is not its own): held until it is one and up to
+            // date. Its admission then says which of what it holds may still go (see GiveUpOtherAdmissions).
             foreach (var pending in _toSubmit)
             {
                 pending.Submitted = true;

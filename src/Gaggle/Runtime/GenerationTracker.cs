@@ -216,6 +216,14 @@ internal sealed class GenerationTracker(long memberTimeoutUs, long bootstrapWait
         _heardWhileClaiming |= _claiming;
     }
 
+    /// <summary>
+    /// A node of this cluster spoke a wire version this one cannot read (an instance of another Gaggle
+    /// release): some member may be alive, so this is no silence; a claim on its way founds nothing.
+    /// Instances of two wire versions never form one cluster (their fingerprints differ too), but
+    /// neither founds a generation beside the other while both run.
+    /// </summary>
+    public void HeardIncompatible(long nowUs) => StoreUnreachable(nowUs);
+
     /// <summary>One of this node's own broadcasts came back: its subscription works (see <see cref="ClaimDue"/>).</summary>
     public void HeardOwnEcho(long nowUs) => _lastEchoUs = Math.Max(_lastEchoUs, nowUs);
 

@@ -48,14 +48,14 @@ internal sealed partial class NodeDriver
     {
         _settings = settings;
         _sequences = sequences;
-        Machines = new NodeStateMachines(settings.Id, settings.Incarnation, settings.StateMachines, Events);
+        Machines = new NodeStateMachines(settings.Id, settings.Incarnation, settings.StateMachines, Events, settings.Admissions);
         if (persisted.Snapshot is { } snapshot)
         {
             Machines.ReadSnapshot(SnapshotFrame.Machines(snapshot.Data));
         }
 
         _core = new RaftCore(settings.Raft, persisted.HardState, persisted.Entries, snapshot: persisted.Snapshot);
-        _appends = new AppendPipeline(settings.Id, settings.RetryTicks, settings.MaxMessageBytes, _outbox, Events);
+        _appends = new AppendPipeline(settings.Id, settings.RetryTicks, settings.MaxMessageBytes, _outbox, Events, settings.Admissions);
         _dispatches = new DispatchRouter(settings.Incarnation, _outbox, Events);
         // The lease relies on the members refusing other candidates while they hear from their leader,
         // which only check-quorum makes them do (RaftCore.InLease): without it no lease is ever trusted
@@ -110,6 +110,13 @@ internal sealed partial class NodeDriver
         try
         {
             message = WireCodec.Decode(payload, from, Id, out generation);
+        }
+        catch (FormatException e) when (payload.Length > 0 && payload.Span[0] != WireCodec.Version)
+        {
+            // Another release's instance on this cluster's channel: not silence (see GenerationTracker.HeardIncompatible).
+            _generations?.HeardIncompatible(_nowUs);
+            Drop(from, $"{e.Message} Instances of different wire versions do not form one cluster: stop the old ones before starting the new (a new generation forms once they are gone), or give the new release another cluster name", "wire-version");
+            return;
         }
         catch (FormatException e)
         {
@@ -373,7 +380,7 @@ internal sealed partial class NodeDriver
             return;
         }
 
-        if (_core.ConfigurationLogged && _core.AdmissionOf(from) is var admission && admission != forward.Admission)
+        if (_settings.Admissions && _core.AdmissionOf(from) is var admission && admission != forward.Admission)
         {
             // Sent before the sender was removed (and maybe added again): whatever the duplicate table
             // remembered of it was forgotten at its removal, so a retry must not land after it. The

@@ -37,6 +37,15 @@ internal sealed class NodeDriverSettings
     /// <summary>Elastic mode (no member list): the cluster generation's timing; null with a fixed member list.</summary>
     public ElasticSettings? Elastic { get; init; }
 
+    /// <summary>
+    /// Admissions (elastic mode): this node forwards appends only as a member of its configuration, up
+    /// to date with its leader's, each under its admission; as leader it refuses forwards under another
+    /// admission; every replica forgets the duplicate sessions of members at their removal (see
+    /// <see cref="Raft.ClusterConfig.AdmissionOf"/>). Off with a fixed member list, whose ids are few and
+    /// stable: sessions are kept, and a node outside the configuration may append as before.
+    /// </summary>
+    public bool Admissions { get; init; }
+
     /// <summary>The application's state machines, by name.</summary>
     public IDictionary<string, IGaggleStateMachine> StateMachines { get; init; } = new Dictionary<string, IGaggleStateMachine>();
 
@@ -85,6 +94,7 @@ internal sealed class NodeDriverSettings
             Autopilot = options.EffectiveVoters is { } voters
                 ? new AutopilotSettings(voters, (long)options.MemberTimeout.TotalMicroseconds, (long)(2 * options.ElectionTimeoutMax.TotalMicroseconds), FingerprintOf(options))
                 : null,
+            Admissions = options.IsElastic,
             Elastic = options.IsElastic
                 ? new ElasticSettings(
                     (long)options.MemberTimeout.TotalMicroseconds,

@@ -13,9 +13,16 @@ internal sealed class NodeStateMachines
 {
     private readonly INodeStateMachine[] _byKind;
     private readonly NodeEvents _events;
+    private readonly bool _forgetRemovedMembers;
 
-    public NodeStateMachines(string id, ulong incarnation, IDictionary<string, IGaggleStateMachine> application, NodeEvents events)
+    /// <param name="id">This node's id.</param>
+    /// <param name="incarnation">This process's incarnation.</param>
+    /// <param name="application">The application's state machines, by name.</param>
+    /// <param name="events">Where applying reports what the node must carry out.</param>
+    /// <param name="forgetRemovedMembers">Admissions (elastic mode): a configuration entry forgets the duplicate sessions of every origin it does not list.</param>
+    public NodeStateMachines(string id, ulong incarnation, IDictionary<string, IGaggleStateMachine> application, NodeEvents events, bool forgetRemovedMembers = false)
     {
+        _forgetRemovedMembers = forgetRemovedMembers;
         _events = events;
         Locks = new LockStateMachine(id, incarnation, events);
         Application = new ApplicationStateMachines(application, events);
@@ -46,7 +53,7 @@ internal sealed class NodeStateMachines
     public bool TryApply(in LogEntry entry, out EntryEnvelope envelope)
     {
         envelope = default;
-        if (entry.Kind == EntryKind.Configuration && ClusterConfig.TryDecode(entry.Data, out var config))
+        if (_forgetRemovedMembers && entry.Kind == EntryKind.Configuration && ClusterConfig.TryDecode(entry.Data, out var config))
         {
             // A member removed here never has another entry applied under what the table remembers of it.
             Deduplicator.ForgetNonMembers(config);

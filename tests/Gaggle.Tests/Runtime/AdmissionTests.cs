@@ -115,11 +115,88 @@ public sealed class AdmissionTests
         Assert.That(staleRefusals, Is.GreaterThan(0), "the retry reached the leader and was refused");
     }
 
+    /// <summary>
+    /// A node that starts over under the same id (elastic mode, after it was removed) catches up through
+    /// the log from its start, and passes its earlier life's configurations, which list its id under an
+    /// admission that is not its own. It holds its appends until its configuration is its leader's: sent
+    /// under the old admission, they would be refused, then given up as if it had been removed meanwhile.
+    /// </summary>
+    [Test]
+    public void A_node_catching_up_through_its_earlier_lifes_configurations_holds_its_appends_until_it_has_its_own()
+    {
+        var leader = Driver("n1", joining: false, _leaderSequences, snapshotEvery: 0);
+        var first = Driver("w", joining: true, _memberSequences, snapshotEvery: 0);
+        var drivers = new[] { leader, first };
+        for (int i = 0; i < 100 && leader.Core.Role != RaftRole.Leader; i++)
+        {
+            Tick(drivers);
+        }
+
+        Change(drivers, ConfigChangeType.AddLearner);
+        Tick(drivers, 3);
+        for (int i = 0; i < 5; i++)
+        {
+            Append(first, $"first life {i}");
+        }
+
+        Tick(drivers, 3);
+        Change(drivers, ConfigChangeType.Remove);
+        long readded = Change(drivers, ConfigChangeType.AddLearner);
+
+        // The same id, a new life: empty log, its appends made before it heard anything.
+        var again = Driver("w", joining: true, _memberSequences, snapshotEvery: 0, incarnation: 2);
+        drivers = [leader, again];
+        var early = Append(again, "second life");
+        var givenUp = new List<DriverAppend>();
+        var committed = new List<DriverAppend>();
+        int refused = 0;
+        for (int i = 0; i < 60 && committed.Count == 0; i++)
+        {
+            Tick(drivers);
+            givenUp.AddRange(again.Events.TimedOut);
+            committed.AddRange(again.Events.Committed.Select(c => c.Append));
+            refused += leader.Events.Dropped.Count(d => d.Kind == "stale-admission");
+            again.Events.Clear();
+            leader.Events.Clear();
+        }
+
+        Assert.That((committed.SingleOrDefault(), givenUp.Count, refused), Is.EqualTo((early, 0, 0)), "held until it had its own admission, then committed");
+        Assert.That(again.Core.AdmissionOf("w"), Is.EqualTo(readded));
+    }
+
+    /// <summary>
+    /// With a fixed member list (no admissions), the leader still takes the appends of a node an operator
+    /// removed, as it always did (the node, no longer replicated to, never learns they committed), and
+    /// keeps its duplicate session.
+    /// </summary>
+    [Test]
+    public void Without_admissions_the_leader_still_takes_a_removed_nodes_appends()
+    {
+        var leader = Driver("n1", joining: false, _leaderSequences, snapshotEvery: 0, admissions: false);
+        var member = Driver("w", joining: true, _memberSequences, snapshotEvery: 0, admissions: false);
+        var drivers = new[] { leader, member };
+        for (int i = 0; i < 100 && leader.Core.Role != RaftRole.Leader; i++)
+        {
+            Tick(drivers);
+        }
+
+        Change(drivers, ConfigChangeType.AddLearner);
+        Tick(drivers, 3);
+        Change(drivers, ConfigChangeType.Remove);
+        Tick(drivers, 3);
+        Assert.That(leader.Core.AdmissionOf("w"), Is.EqualTo(-1), "removed");
+        var append = Append(member, "from outside");
+        Tick(drivers, 3);
+        Assert.That(Applied(leader, "from outside"), Is.EqualTo(1), "the leader took it");
+        Assert.That(leader.Machines.Deduplicator.Contains("w", 1, append.Sequence), Is.True, "and keeps the removed node's session");
+        Assert.That(leader.Events.Dropped.Where(d => d.Kind == "stale-admission"), Is.Empty);
+    }
+
     /// <summary>Instances come and go: every replica keeps duplicate sessions for the members only, however many were removed.</summary>
     [Test]
     public void The_duplicate_table_keeps_sessions_of_members_only()
     {
-        var machines = new NodeStateMachines("leader", 1, new Dictionary<string, IGaggleStateMachine>(), new NodeEvents());
+        var machines = new NodeStateMachines("leader", 1, new Dictionary<string, IGaggleStateMachine>(), new NodeEvents(), forgetRemovedMembers: true);
         long index = 0;
         machines.TryApply(UserEntry(++index, "leader", 1), out _);
         for (int i = 0; i < 200; i++)
@@ -156,16 +233,17 @@ public sealed class AdmissionTests
         => entry.Kind == EntryKind.Normal && EntryEnvelope.TryDecode(entry.Data, out var envelope) && envelope.Kind == EntryPayloadKind.User
             && Encoding.UTF8.GetString(envelope.Payload.Span) == data;
 
-    private NodeDriver Driver(string id, bool joining, SequenceCounter sequences, int snapshotEvery)
+    private static NodeDriver Driver(string id, bool joining, SequenceCounter sequences, int snapshotEvery, ulong incarnation = 1, bool admissions = true)
     {
         var settings = new NodeDriverSettings
         {
-            Raft = new RaftConfig { Id = id, Members = ["n1"], Joining = joining, HeartbeatTicks = 1, ElectionTicksMin = 5, ElectionTicksMax = 10, Random = new Random(7) },
-            Incarnation = 1,
+            Raft = new RaftConfig { Id = id, Members = ["n1"], Joining = joining, HeartbeatTicks = 1, ElectionTicksMin = 5, ElectionTicksMax = 10, MaxEntriesPerMessage = 1, MaxInflightMessages = 1, Random = new Random(7) },
+            Incarnation = incarnation,
             RetryTicks = 5,
             LeadershipLeaseUs = 45_000,
             SnapshotThresholdEntries = snapshotEvery,
             SnapshotRetainEntries = 0,
+            Admissions = admissions, // as in elastic mode; a fixed member list (these two start from one) has none
         };
         return new NodeDriver(settings, new PersistedState(HardState.Empty, []), sequences);
     }
@@ -183,7 +261,7 @@ public sealed class AdmissionTests
     private DriverAppend Append(NodeDriver driver, string data)
     {
         long sequence = _memberSequences.Next();
-        var append = new DriverAppend(sequence, new EntryEnvelope(EntryPayloadKind.User, 0, driver.Id, 1, sequence, Encoding.UTF8.GetBytes(data)).Encode());
+        var append = new DriverAppend(sequence, new EntryEnvelope(EntryPayloadKind.User, 0, driver.Id, driver.Incarnation, sequence, Encoding.UTF8.GetBytes(data)).Encode());
         driver.Append(append);
         return append;
     }
@@ -191,7 +269,7 @@ public sealed class AdmissionTests
     /// <summary>How many times <paramref name="data"/> was applied on <paramref name="driver"/> (its applied log replayed through a fresh duplicate table, which decides as every replica's does).</summary>
     private static int Applied(NodeDriver driver, string data)
     {
-        var replay = new NodeStateMachines(driver.Id, 1, new Dictionary<string, IGaggleStateMachine>(), new NodeEvents());
+        var replay = new NodeStateMachines(driver.Id, 1, new Dictionary<string, IGaggleStateMachine>(), new NodeEvents(), forgetRemovedMembers: true);
         int applied = 0;
         foreach (var entry in driver.Log().Where(e => e.Index <= driver.Core.AppliedIndex))
         {

@@ -86,6 +86,46 @@ public sealed class GenerationClaimTests
     }
 
     /// <summary>
+    /// Instances of another wire version (another Gaggle release) on the cluster's channel are no
+    /// silence: their messages cannot be read, but some member of theirs lives. A node waiting to found
+    /// claims nothing while they talk (the two releases never form one cluster, and must not form two
+    /// beside each other), and once they are gone it claims after the member timeout.
+    /// </summary>
+    [Test]
+    public void A_node_claims_nothing_while_instances_of_another_wire_version_talk()
+    {
+        var driver = NewInstance("late.v", echoes: true);
+        driver.StartGeneration(1, live: false);
+        byte[] otherRelease = [(byte)(WireCodec.Version - 1), 1, 5, 0];
+        long? claimedAt = null;
+        var dropped = new List<string>();
+        for (long now = TickUs; now <= 6 * MemberTimeoutUs && claimedAt is null; now += TickUs)
+        {
+            if (now % 100_000 == 0)
+            {
+                driver.HeardOwnEcho(now);
+                if (now <= 3 * MemberTimeoutUs)
+                {
+                    driver.Observe(now);
+                    driver.Receive("old.a", otherRelease);
+                }
+            }
+
+            driver.Tick(now);
+            claimedAt = driver.Events.ClaimGeneration is not null ? now : null;
+            dropped.AddRange(driver.Events.Dropped.Select(d => d.Kind));
+            driver.Events.Clear();
+            while (driver.TakeReady(now) is not null)
+            {
+                driver.Advance();
+            }
+        }
+
+        Assert.That(dropped, Has.Member("wire-version"));
+        Assert.That(claimedAt, Is.EqualTo(3 * MemberTimeoutUs + MemberTimeoutUs), "claimed a member timeout after the other release's last message");
+    }
+
+    /// <summary>
     /// Found by the simulation (elastic seeds 52 and 130): a newcomer that heard a leader of a cluster
     /// it never joined took its term; once that cluster was gone it claimed the next generation, won,
     /// and founding threw (only a node without a term could found), which stops GaggleNode's loop.
