@@ -14,15 +14,11 @@ namespace Gaggle.Redis.Tests;
 [NonParallelizable] // six nodes at 20 ms heartbeats: kept apart from the timing-sensitive Redis tests
 public sealed class ElasticOverRedisTests
 {
-    private static async Task<GaggleNode> StartAsync(string configuration, string cluster, string name)
+    private static async Task<GaggleNode> StartAsync(string configuration, string cluster, string name, Action<GaggleOptions>? configure = null)
     {
-        var options = new GaggleOptions
-        {
-            NodeId = name,
-            HeartbeatInterval = TimeSpan.FromMilliseconds(20),
-            ElectionTimeoutMin = TimeSpan.FromMilliseconds(150),
-            ElectionTimeoutMax = TimeSpan.FromMilliseconds(300),
-        };
+        var options = new GaggleOptions { NodeId = name };
+        Fast(options);
+        configure?.Invoke(options);
         var node = new GaggleNodeBuilder(options).UseRedis(configuration, redis => redis.ClusterName = cluster).Build();
         await node.StartAsync();
         return node;
@@ -75,6 +71,102 @@ public sealed class ElasticOverRedisTests
                 await node.DisposeAsync();
             }
         }
+    }
+
+    /// <summary>
+    /// A newcomer whose subscription is down while its commands still reach Redis (a half-open socket, a
+    /// proxy, a channel ACL) hears neither the live cluster nor its own announcements: it waits, through
+    /// three member timeouts, and founds nothing beside the live cluster. Once it hears again it joins
+    /// it. (Counting its deafness as silence, it claimed generation 2 after one member timeout and
+    /// led a second cluster beside the first.)
+    /// </summary>
+    [Test]
+    public async Task A_newcomer_whose_subscription_is_down_founds_nothing_beside_the_live_cluster()
+    {
+        var configuration = await RedisServer.RequireAsync();
+        string cluster = "elastic-" + Guid.NewGuid().ToString("N")[..12];
+        await using var redis = await ConnectionMultiplexer.ConnectAsync(configuration);
+        var key = new RedisKey($"gaggle:{{{cluster}}}:generation");
+        var nodes = new List<GaggleNode>();
+        try
+        {
+            nodes.AddRange(await Task.WhenAll(Enumerable.Range(0, 2).Select(_ => StartAsync(configuration, cluster, "web", ShortMemberTimeout))));
+            await Eventually.True(() => OneClusterOf(nodes, 1), "two nodes: one cluster");
+
+            DeafChannel? deaf = null;
+            var options = new GaggleOptions { NodeId = "deaf" };
+            Fast(options);
+            ShortMemberTimeout(options);
+            var newcomer = new GaggleNodeBuilder(options).UseChannel(nodeOptions =>
+            {
+                var channelOptions = new RedisPubSubChannelOptions { Configuration = configuration, ClusterName = cluster };
+                channelOptions.Validate(nodeOptions);
+                return deaf = new DeafChannel(new RedisPubSubChannel(nodeOptions.NodeId, channelOptions));
+            }).Build();
+            await newcomer.StartAsync();
+            nodes.Add(newcomer);
+
+            var until = Stopwatch.StartNew();
+            while (until.Elapsed < 3 * options.MemberTimeout)
+            {
+                Assert.That((newcomer.Generation, newcomer.IsLeader), Is.EqualTo((1L, false)).Or.EqualTo((0L, false)), "the deaf newcomer founds nothing");
+                await Task.Delay(50);
+            }
+
+            Assert.That((string?)await redis.GetDatabase().StringGetAsync(key), Is.EqualTo("1"), "no claim of generation 2");
+            deaf!.Deaf = false;
+            await Eventually.True(() => OneClusterOf(nodes, 3), "it hears again and joins the live cluster");
+            Assert.That(nodes.Select(n => n.Generation), Is.All.EqualTo(1L));
+        }
+        finally
+        {
+            foreach (var node in nodes)
+            {
+                await node.DisposeAsync();
+            }
+        }
+    }
+
+    private static void Fast(GaggleOptions options)
+    {
+        options.HeartbeatInterval = TimeSpan.FromMilliseconds(20);
+        options.ElectionTimeoutMin = TimeSpan.FromMilliseconds(150);
+        options.ElectionTimeoutMax = TimeSpan.FromMilliseconds(300);
+    }
+
+    private static void ShortMemberTimeout(GaggleOptions options) => options.MemberTimeout = TimeSpan.FromMilliseconds(1500);
+
+    /// <summary>A Redis channel whose subscription is "down" while <see cref="Deaf"/>: nothing is delivered and no echo counted; sends and the store work.</summary>
+    private sealed class DeafChannel(RedisPubSubChannel inner) : Gaggle.Channels.IChannel, Gaggle.Channels.IClusterGenerationStore, Gaggle.Channels.IEchoingChannel
+    {
+        public volatile bool Deaf = true;
+
+        public string NodeId => inner.NodeId;
+
+        public long EchoesHeard => Deaf ? 0 : ((Gaggle.Channels.IEchoingChannel)inner).EchoesHeard;
+
+        public ValueTask ConnectAsync(Action<Gaggle.Channels.InboundMessage> receiver, CancellationToken cancellationToken = default)
+            => inner.ConnectAsync(message =>
+            {
+                if (!Deaf)
+                {
+                    receiver(message);
+                }
+            }, cancellationToken);
+
+        public ValueTask DisconnectAsync(CancellationToken cancellationToken = default) => inner.DisconnectAsync(cancellationToken);
+
+        public ValueTask SendAsync(string to, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default) => inner.SendAsync(to, payload, cancellationToken);
+
+        public ValueTask BroadcastAsync(ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default) => inner.BroadcastAsync(payload, cancellationToken);
+
+        public ValueTask<long> ReadGenerationAsync(CancellationToken cancellationToken = default) => inner.ReadGenerationAsync(cancellationToken);
+
+        public ValueTask<bool> TryClaimGenerationAsync(long expected, CancellationToken cancellationToken = default) => inner.TryClaimGenerationAsync(expected, cancellationToken);
+
+        public ValueTask RaiseGenerationAsync(long generation, CancellationToken cancellationToken = default) => inner.RaiseGenerationAsync(generation, cancellationToken);
+
+        public ValueTask DisposeAsync() => inner.DisposeAsync();
     }
 
     private static async Task UntilAsync(Func<Task<bool>> condition, string what)
