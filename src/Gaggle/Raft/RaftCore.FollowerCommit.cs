@@ -31,8 +31,12 @@ internal sealed partial class RaftCore
     /// <summary>The term of the latest AppendEntries accepted and the index of the leader's configuration it named.</summary>
     private (long Term, long Index) _leaderConfiguration = (-1, -1);
 
-    /// <summary>Whether the leader of this term named, in its latest AppendEntries accepted here, a configuration this node's log does not reach yet.</summary>
-    public bool ConfigurationBehindLeader => _leaderConfiguration.Term == Term && _leaderConfiguration.Index > ConfigurationIndex;
+    /// <summary>
+    /// Whether the configuration in force here is not the one the leader of this term named in its
+    /// latest AppendEntries accepted here: this node's log does not reach it yet, or still holds a
+    /// deposed leader's later configuration entry that this leader will overwrite.
+    /// </summary>
+    public bool ConfigurationUnlikeLeaders => _leaderConfiguration.Term == Term && _leaderConfiguration.Index != ConfigurationIndex;
 
     /// <summary>
     /// Whether this node's acknowledgements go to every node rather than to the leader alone: it is a

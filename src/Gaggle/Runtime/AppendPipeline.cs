@@ -47,12 +47,12 @@ internal sealed class AppendPipeline(string id, int retryTicks, int maxMessageBy
         }
 
         long admission = admissions ? core.AdmissionOf(id) : 0;
-        if (admission < 0 || (admissions && core.Role != RaftRole.Leader && core.ConfigurationBehindLeader))
+        if (admission < 0 || (admissions && core.Role != RaftRole.Leader && core.ConfigurationUnlikeLeaders))
         {
-            // Not a member (not yet added, or removed), or catching up with a configuration of its
-            // leader's it lacks (a node that started over replays its earlier life's configurations,
-            // which list it under an admission that is not its own): held until it is one and up to
-            // date. Its admission then says which of what it holds may still go (see GiveUpOtherAdmissions).
+            // Not a member (not yet added, or removed), or its configuration is not its leader's (it
+            // is catching up: a node that started over replays its earlier life's configurations, which
+            // list it under an admission that is not its own; or it holds a deposed leader's entry):
+            // held until it is a member with its leader's configuration. Its admission then says which of what it holds may still go (see GiveUpOtherAdmissions).
             foreach (var pending in _toSubmit)
             {
                 pending.Submitted = true;
