@@ -180,6 +180,10 @@ internal sealed partial class RaftCore
         // it): the founding entry's term follows it, as a term never goes back.
         Term++;
         VotedFor = null;
+        // Nor does a rejoin it began there (a leader of that cluster took it for a member that lost its
+        // log): the new cluster holds nothing it could have acknowledged. Still rejoining, the sole voter
+        // would never campaign, and the generation it founded would never elect a leader (elastic seed 653).
+        Rejoining = false;
         StartAlone(first);
     }
 

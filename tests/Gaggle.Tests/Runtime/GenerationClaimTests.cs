@@ -149,6 +149,29 @@ public sealed class GenerationClaimTests
     }
 
     /// <summary>
+    /// Found by the simulation (elastic seed 653): a leader of a cluster this node had left took it for a
+    /// member that lost its log (its heartbeat's commit above the node's empty log) and the node began a
+    /// rejoin; once that cluster was gone it founded the next generation, still rejoining, so it never
+    /// campaigned and the new generation never had a leader. A founder's rejoin is over: nothing of the
+    /// old cluster counts in the new one.
+    /// </summary>
+    [Test]
+    public void A_node_that_began_a_rejoin_in_an_old_cluster_founds_the_next_generation_and_leads_it()
+    {
+        var driver = NewInstance("late.r");
+        driver.StartGeneration(1, live: false);
+        driver.Tick(TickUs);
+        driver.Receive("old.b", new RaftWireMessage(new RaftMessage { Type = MessageType.Heartbeat, From = "old.b", To = "late.r", Term = 3, Index = 1, Commit = 5 }), 1);
+        Assert.That(driver.Core.Rejoining, Is.True, "taken for a member that lost its log");
+
+        Assert.That(TickUntil(driver, 2 * TickUs, 2 * TickUs + MemberTimeoutUs), Is.EqualTo(1), "it heard no member of generation 1 for the member timeout");
+        driver.GenerationClaimed(1, won: true, 2);
+        TickUntil(driver, 3 * TickUs + MemberTimeoutUs, 3 * TickUs + MemberTimeoutUs);
+
+        Assert.That((driver.Generation, driver.Core.Rejoining, driver.Core.Role), Is.EqualTo((2L, false, RaftRole.Leader)), "the sole voter of the generation it founded leads it");
+    }
+
+    /// <summary>
     /// Found by the simulation (elastic seed 110, after a pause): a node claimed the next generation,
     /// then heard the leader of its own generation while the claim was on its way; the claim won and the
     /// node founded a new generation beside the live one, both leaders trusting their leadership (the
