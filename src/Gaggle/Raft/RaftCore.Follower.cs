@@ -9,8 +9,8 @@ internal sealed partial class RaftCore
     public long LeaderCommitSeen { get; private set; }
 
     /// <summary>
-    /// The highest configuration index this term's leader named in an AppendEntries sent to this node
-    /// (0 after a term change). A leader replicates only to the members of its latest configuration, so
+    /// The highest configuration index this term's leader named in an AppendEntries or a heartbeat sent
+    /// to this node (0 after a term change). A leader replicates only to the members of its latest configuration, so
     /// its configuration at that index lists this node.
     /// </summary>
     public long LeaderConfigurationSeen { get; private set; }
@@ -33,6 +33,12 @@ internal sealed partial class RaftCore
         {
             // Addressed to this node (a broadcast reaches non-members too).
             LeaderConfigurationSeen = Math.Max(LeaderConfigurationSeen, message.RejectHint);
+        }
+        else if (message.Type == MessageType.Heartbeat && message.To == Id)
+        {
+            // A leader heartbeats its members only, naming its configuration: a node added again and
+            // still catching up (its probes rejected) may hear nothing else from it for a while (elastic seed 1620).
+            LeaderConfigurationSeen = Math.Max(LeaderConfigurationSeen, message.LogTerm);
         }
 
         switch (message.Type)

@@ -16,7 +16,8 @@ internal enum MessageType : byte
     AppendResponse = 6,
     /// <summary>Leader liveness; Commit is min(follower's match, leader commit), Index the heartbeat round
     /// (echoed by the response, for the leadership lease), RejectHint the leader's full commit index
-    /// (for a rejoining follower).</summary>
+    /// (for a rejoining follower), LogTerm the index of the leader's configuration (as AppendEntries'
+    /// RejectHint) when addressed to one member.</summary>
     Heartbeat = 7,
     HeartbeatResponse = 8,
     /// <summary>Tells the receiver to campaign at once, ignoring its election timeout and leader lease.</summary>

@@ -64,4 +64,55 @@ public sealed class NotAMemberTests
 
         return removed;
     }
+
+    /// <summary>
+    /// Elastic seed 1620: a learner removed while paused was added back (the same process) while it
+    /// was still catching up; the leader's "not a member", sent before that, arrived late. The leader's
+    /// probes to it were still being rejected, so only its heartbeats, which now name the leader's
+    /// configuration, told the learner that the leader counts it as a member again. Told from an older
+    /// configuration than the one the heartbeat named, it stays; told from a newer one, it starts over.
+    /// </summary>
+    [TestCase(7, ExpectedResult = false, Description = "told before the configuration the leader's heartbeat named: it stays")]
+    [TestCase(11, ExpectedResult = true, Description = "told after it: it starts over")]
+    public bool A_learner_that_heard_its_leaders_heartbeat_name_a_later_configuration_ignores_an_older_not_a_member(long toldIndex)
+    {
+        var options = new GaggleOptions
+        {
+            NodeId = "x",
+            HeartbeatInterval = TimeSpan.FromMilliseconds(20),
+            ElectionTimeoutMin = TimeSpan.FromMilliseconds(100),
+            ElectionTimeoutMax = TimeSpan.FromMilliseconds(150),
+            MemberTimeout = TimeSpan.FromSeconds(1),
+            RandomSeed = 5,
+        };
+        LogEntry[] log =
+        [
+            new(1, 2, EntryKind.NoOp, ReadOnlyMemory<byte>.Empty),
+            new(2, 2, EntryKind.Configuration, new ClusterConfig(["y"], ["x"]).Encode()),
+        ];
+        var driver = new NodeDriver(NodeDriverSettings.From(options, 1, TimeSpan.FromMicroseconds(TickUs)), new PersistedState(new HardState(2, null, 2), log), new SequenceCounter());
+        driver.StartGeneration(1, live: true);
+        bool removed = false;
+        for (long now = TickUs; now <= 3 * TickUs; now += TickUs)
+        {
+            driver.Tick(now);
+            if (now == TickUs)
+            {
+                driver.Receive("y", new RaftWireMessage(new RaftMessage { Type = MessageType.Heartbeat, From = "y", To = "x", Term = 2, LogTerm = 9, Index = 1, Commit = 0, RejectHint = 9 }), generation: 1);
+            }
+            else if (now == 2 * TickUs)
+            {
+                driver.Receive("y", new NotAMember(toldIndex), generation: 1);
+            }
+
+            removed |= driver.Events.Removed;
+            driver.Events.Clear();
+            while (driver.TakeReady(now) is not null)
+            {
+                driver.Advance();
+            }
+        }
+
+        return removed;
+    }
 }
