@@ -42,9 +42,8 @@ public sealed class ElasticOverRedisTests
     public async Task FiveNodesFormOneClusterOfGenerationOneAndANewcomerJoinsItAfterTheKeyIsLost()
     {
         var configuration = await RedisServer.RequireAsync();
-        string cluster = "elastic-" + Guid.NewGuid().ToString("N")[..12];
+        var (cluster, key) = NewCluster();
         await using var redis = await ConnectionMultiplexer.ConnectAsync(configuration);
-        var key = new RedisKey($"gaggle:{{{cluster}}}:generation");
         var nodes = new List<GaggleNode>();
         try
         {
@@ -66,10 +65,7 @@ public sealed class ElasticOverRedisTests
         }
         finally
         {
-            foreach (var node in nodes)
-            {
-                await node.DisposeAsync();
-            }
+            await StopAllAsync(nodes);
         }
     }
 
@@ -84,9 +80,8 @@ public sealed class ElasticOverRedisTests
     public async Task A_newcomer_whose_subscription_is_down_founds_nothing_beside_the_live_cluster()
     {
         var configuration = await RedisServer.RequireAsync();
-        string cluster = "elastic-" + Guid.NewGuid().ToString("N")[..12];
+        var (cluster, key) = NewCluster();
         await using var redis = await ConnectionMultiplexer.ConnectAsync(configuration);
-        var key = new RedisKey($"gaggle:{{{cluster}}}:generation");
         var nodes = new List<GaggleNode>();
         try
         {
@@ -120,10 +115,22 @@ public sealed class ElasticOverRedisTests
         }
         finally
         {
-            foreach (var node in nodes)
-            {
-                await node.DisposeAsync();
-            }
+            await StopAllAsync(nodes);
+        }
+    }
+
+    /// <summary>A cluster name of its own for one test, and its generation key.</summary>
+    private static (string Cluster, RedisKey Key) NewCluster()
+    {
+        string cluster = "elastic-" + Guid.NewGuid().ToString("N")[..12];
+        return (cluster, new RedisKey($"gaggle:{{{cluster}}}:generation"));
+    }
+
+    private static async Task StopAllAsync(IEnumerable<GaggleNode> nodes)
+    {
+        foreach (var node in nodes)
+        {
+            await node.DisposeAsync();
         }
     }
 

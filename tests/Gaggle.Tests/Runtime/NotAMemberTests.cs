@@ -23,15 +23,6 @@ public sealed class NotAMemberTests
     [TestCase(7, ExpectedResult = true, Description = "told from a newer configuration: it starts over")]
     public bool A_voter_starts_over_only_when_told_from_a_configuration_newer_than_its_committed_one(long toldIndex)
     {
-        var options = new GaggleOptions
-        {
-            NodeId = "x",
-            HeartbeatInterval = TimeSpan.FromMilliseconds(20),
-            ElectionTimeoutMin = TimeSpan.FromMilliseconds(100),
-            ElectionTimeoutMax = TimeSpan.FromMilliseconds(150),
-            MemberTimeout = TimeSpan.FromSeconds(1),
-            RandomSeed = 5,
-        };
         var added = new ClusterConfig(["x", "y", "z"], []);
         LogEntry[] log =
         [
@@ -41,28 +32,9 @@ public sealed class NotAMemberTests
             new(4, 2, EntryKind.NoOp, ReadOnlyMemory<byte>.Empty),
             new(5, 2, EntryKind.Configuration, added.Encode()),
         ];
-        var driver = new NodeDriver(NodeDriverSettings.From(options, 1, TimeSpan.FromMicroseconds(TickUs)), new PersistedState(new HardState(2, null, 5), log), new SequenceCounter());
-        driver.StartGeneration(1, live: true);
+        var driver = Member(new HardState(2, null, 5), log);
         Assert.That(driver.Core.Configuration.IsVoter("x"), Is.True);
-
-        bool removed = false;
-        for (long now = TickUs; now <= 3 * TickUs; now += TickUs)
-        {
-            driver.Tick(now);
-            if (now == 2 * TickUs)
-            {
-                driver.Receive("w", new NotAMember(toldIndex), generation: 1);
-            }
-
-            removed |= driver.Events.Removed;
-            driver.Events.Clear();
-            while (driver.TakeReady(now) is not null)
-            {
-                driver.Advance();
-            }
-        }
-
-        return removed;
+        return StartsOver(driver, atSecondTick: () => driver.Receive("w", new NotAMember(toldIndex), generation: 1));
     }
 
     /// <summary>
@@ -76,6 +48,21 @@ public sealed class NotAMemberTests
     [TestCase(11, ExpectedResult = true, Description = "told after it: it starts over")]
     public bool A_learner_that_heard_its_leaders_heartbeat_name_a_later_configuration_ignores_an_older_not_a_member(long toldIndex)
     {
+        LogEntry[] log =
+        [
+            new(1, 2, EntryKind.NoOp, ReadOnlyMemory<byte>.Empty),
+            new(2, 2, EntryKind.Configuration, new ClusterConfig(["y"], ["x"]).Encode()),
+        ];
+        var driver = Member(new HardState(2, null, 2), log);
+        return StartsOver(
+            driver,
+            atFirstTick: () => driver.Receive("y", new RaftWireMessage(new RaftMessage { Type = MessageType.Heartbeat, From = "y", To = "x", Term = 2, LogTerm = 9, Index = 1, Commit = 0, RejectHint = 9 }), generation: 1),
+            atSecondTick: () => driver.Receive("y", new NotAMember(toldIndex), generation: 1));
+    }
+
+    /// <summary>Elastic node "x" of generation 1 with <paramref name="log"/> (ticks of 10 ms, election timeout 100..150 ms, member timeout 1 s).</summary>
+    private static NodeDriver Member(HardState hardState, LogEntry[] log)
+    {
         var options = new GaggleOptions
         {
             NodeId = "x",
@@ -85,26 +72,19 @@ public sealed class NotAMemberTests
             MemberTimeout = TimeSpan.FromSeconds(1),
             RandomSeed = 5,
         };
-        LogEntry[] log =
-        [
-            new(1, 2, EntryKind.NoOp, ReadOnlyMemory<byte>.Empty),
-            new(2, 2, EntryKind.Configuration, new ClusterConfig(["y"], ["x"]).Encode()),
-        ];
-        var driver = new NodeDriver(NodeDriverSettings.From(options, 1, TimeSpan.FromMicroseconds(TickUs)), new PersistedState(new HardState(2, null, 2), log), new SequenceCounter());
+        var driver = new NodeDriver(NodeDriverSettings.From(options, 1, TimeSpan.FromMicroseconds(TickUs)), new PersistedState(hardState, log), new SequenceCounter());
         driver.StartGeneration(1, live: true);
+        return driver;
+    }
+
+    /// <summary>Three ticks, with what the test delivers after the first and the second; whether the node started over.</summary>
+    private static bool StartsOver(NodeDriver driver, Action atSecondTick, Action? atFirstTick = null)
+    {
         bool removed = false;
         for (long now = TickUs; now <= 3 * TickUs; now += TickUs)
         {
             driver.Tick(now);
-            if (now == TickUs)
-            {
-                driver.Receive("y", new RaftWireMessage(new RaftMessage { Type = MessageType.Heartbeat, From = "y", To = "x", Term = 2, LogTerm = 9, Index = 1, Commit = 0, RejectHint = 9 }), generation: 1);
-            }
-            else if (now == 2 * TickUs)
-            {
-                driver.Receive("y", new NotAMember(toldIndex), generation: 1);
-            }
-
+            (now == TickUs ? atFirstTick : now == 2 * TickUs ? atSecondTick : null)?.Invoke();
             removed |= driver.Events.Removed;
             driver.Events.Clear();
             while (driver.TakeReady(now) is not null)
