@@ -6,7 +6,7 @@ namespace Gaggle.Redis;
 /// <summary>
 /// The cluster's generation (see <see cref="IClusterGenerationStore"/>) in one small Redis string,
 /// <c>{prefix}:{cluster}:generation</c> (e.g. <c>gaggle:{orders}:generation</c>): a decimal number
-/// with no expiry, written only by the two scripts below, so it never goes down while Redis keeps it.
+/// with no expiry, written only by the scripts below, so it never goes down while Redis keeps it.
 /// </summary>
 public sealed partial class RedisPubSubChannel : IEchoingChannel
 {
@@ -24,12 +24,25 @@ public sealed partial class RedisPubSubChannel : IEchoingChannel
         return 0
         """;
 
-    private const string RaiseScript = """
+    private const string ReleaseScript = """
+        local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+        if current ~= tonumber(ARGV[1]) then
+          return 0
+        end
+        if current == 1 then
+          redis.call('DEL', KEYS[1])
+        else
+          redis.call('SET', KEYS[1], current - 1)
+        end
+        return 1
+        """;
+
+    private const string ConfirmScript = """
         local current = tonumber(redis.call('GET', KEYS[1]) or '0')
         if current < tonumber(ARGV[1]) then
           redis.call('SET', KEYS[1], ARGV[1])
         end
-        return 0
+        return current
         """;
 
     /// <summary>The Redis key holding this cluster's generation.</summary>
@@ -51,10 +64,19 @@ public sealed partial class RedisPubSubChannel : IEchoingChannel
     }
 
     /// <inheritdoc/>
-    public async ValueTask RaiseGenerationAsync(long generation, CancellationToken cancellationToken = default)
+    public async ValueTask<bool> TryReleaseClaimAsync(long claimed, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(claimed);
+        var result = await Database().ScriptEvaluateAsync(ReleaseScript, [GenerationKey], [claimed]).WaitAsync(cancellationToken).ConfigureAwait(false);
+        return (long)result == 1;
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask<long> ConfirmGenerationAsync(long generation, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(generation);
-        await Database().ScriptEvaluateAsync(RaiseScript, [GenerationKey], [generation]).WaitAsync(cancellationToken).ConfigureAwait(false);
+        var result = await Database().ScriptEvaluateAsync(ConfirmScript, [GenerationKey], [generation]).WaitAsync(cancellationToken).ConfigureAwait(false);
+        return (long)result;
     }
 
     private IDatabase Database() => (_connection ?? throw new InvalidOperationException($"The Redis channel of node '{NodeId}' is not connected; connect it before reading the cluster generation.")).GetDatabase();

@@ -40,8 +40,11 @@ internal sealed class CuttableChannel(IChannel inner) : IChannel, IClusterGenera
     public ValueTask<bool> TryClaimGenerationAsync(long expected, CancellationToken cancellationToken = default)
         => Store.TryClaimGenerationAsync(expected, cancellationToken);
 
-    public ValueTask RaiseGenerationAsync(long generation, CancellationToken cancellationToken = default)
-        => Store.RaiseGenerationAsync(generation, cancellationToken);
+    public ValueTask<bool> TryReleaseClaimAsync(long claimed, CancellationToken cancellationToken = default)
+        => Store.TryReleaseClaimAsync(claimed, cancellationToken);
+
+    public ValueTask<long> ConfirmGenerationAsync(long generation, CancellationToken cancellationToken = default)
+        => Store.ConfirmGenerationAsync(generation, cancellationToken);
 
     public ValueTask DisposeAsync() => inner.DisposeAsync();
 

@@ -171,7 +171,9 @@ public sealed class ElasticOverRedisTests
 
         public ValueTask<bool> TryClaimGenerationAsync(long expected, CancellationToken cancellationToken = default) => inner.TryClaimGenerationAsync(expected, cancellationToken);
 
-        public ValueTask RaiseGenerationAsync(long generation, CancellationToken cancellationToken = default) => inner.RaiseGenerationAsync(generation, cancellationToken);
+        public ValueTask<bool> TryReleaseClaimAsync(long claimed, CancellationToken cancellationToken = default) => inner.TryReleaseClaimAsync(claimed, cancellationToken);
+
+        public ValueTask<long> ConfirmGenerationAsync(long generation, CancellationToken cancellationToken = default) => inner.ConfirmGenerationAsync(generation, cancellationToken);
 
         public ValueTask DisposeAsync() => inner.DisposeAsync();
     }

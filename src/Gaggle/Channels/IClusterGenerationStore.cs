@@ -7,10 +7,12 @@ namespace Gaggle.Channels;
 /// <see cref="GaggleOptions.Members"/> nor <see cref="GaggleOptions.ClusterSize"/> set) needs it.
 /// </summary>
 /// <remarks>
-/// A missing value reads as 0. The value only goes up: <see cref="TryClaimGenerationAsync"/> is a
-/// compare-and-set from the generation a node saw to the next one, which is how exactly one of several
-/// nodes starting at once forms the cluster; <see cref="RaiseGenerationAsync"/> restores a value the
-/// store lost (evicted, flushed, failed over) from a live leader's.
+/// A missing value reads as 0. <see cref="TryClaimGenerationAsync"/> is a compare-and-set from the
+/// generation a node saw to the next one, which is how exactly one of several nodes starting at once
+/// forms the cluster; <see cref="TryReleaseClaimAsync"/> gives back a claim its claimant will not found
+/// after all. A leader calls <see cref="ConfirmGenerationAsync"/> every half election timeout: it learns
+/// that its generation is still the current one (without that it proposes nothing; see the README's
+/// "generation fence") and restores a value the store lost (evicted, flushed, failed over).
 /// </remarks>
 public interface IClusterGenerationStore
 {
@@ -25,9 +27,15 @@ public interface IClusterGenerationStore
     /// <returns>True when this call set it; false when the recorded generation was no longer <paramref name="expected"/>.</returns>
     ValueTask<bool> TryClaimGenerationAsync(long expected, CancellationToken cancellationToken = default);
 
-    /// <summary>Records <paramref name="generation"/> if none or a lower one is recorded.</summary>
-    /// <param name="generation">A live cluster's generation.</param>
+    /// <summary>Sets the generation back to <paramref name="claimed"/> - 1 (none, when that is 0) if it is still <paramref name="claimed"/>: the caller claimed it and will not found it.</summary>
+    /// <param name="claimed">The generation the caller's claim set.</param>
     /// <param name="cancellationToken">Cancels the write.</param>
-    /// <returns>A task that completes when the value is written (or was already as high).</returns>
-    ValueTask RaiseGenerationAsync(long generation, CancellationToken cancellationToken = default);
+    /// <returns>True when this call set it back; false when the recorded generation was no longer <paramref name="claimed"/>.</returns>
+    ValueTask<bool> TryReleaseClaimAsync(long claimed, CancellationToken cancellationToken = default);
+
+    /// <summary>Reads the recorded generation, and records <paramref name="generation"/> first if none or a lower one is recorded, in one atomic step.</summary>
+    /// <param name="generation">A live cluster's generation.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The generation recorded before the call (0: none).</returns>
+    ValueTask<long> ConfirmGenerationAsync(long generation, CancellationToken cancellationToken = default);
 }

@@ -98,11 +98,10 @@ public sealed class InMemoryChannel : IChannel, IClusterGenerationStore
     public ValueTask<bool> TryClaimGenerationAsync(long expected, CancellationToken cancellationToken = default) => ValueTask.FromResult(network.TryClaimGeneration(expected));
 
     /// <inheritdoc/>
-    public ValueTask RaiseGenerationAsync(long generation, CancellationToken cancellationToken = default)
-    {
-        network.RaiseGeneration(generation);
-        return ValueTask.CompletedTask;
-    }
+    public ValueTask<bool> TryReleaseClaimAsync(long claimed, CancellationToken cancellationToken = default) => ValueTask.FromResult(network.TryReleaseClaim(claimed));
+
+    /// <inheritdoc/>
+    public ValueTask<long> ConfirmGenerationAsync(long generation, CancellationToken cancellationToken = default) => ValueTask.FromResult(network.ConfirmGeneration(generation));
 
     /// <summary>Disconnects the channel; see <see cref="DisconnectAsync"/>.</summary>
     public ValueTask DisposeAsync() => DisconnectAsync();

@@ -211,12 +211,29 @@ public sealed class InMemoryNetwork
         }
     }
 
-    internal void RaiseGeneration(long generation)
+    internal bool TryReleaseClaim(long claimed)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(claimed);
+        lock (_generationLock)
+        {
+            if (_generation != claimed)
+            {
+                return false;
+            }
+
+            _generation = claimed - 1;
+            return true;
+        }
+    }
+
+    internal long ConfirmGeneration(long generation)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(generation);
         lock (_generationLock)
         {
+            long before = _generation;
             _generation = Math.Max(_generation, generation);
+            return before;
         }
     }
 

@@ -204,12 +204,19 @@ internal sealed partial class RaftCore
     }
 
     /// <summary>
+    /// Whether the driver holds this node's proposals for now (<see cref="Propose"/> refuses them): an
+    /// elastic leader whose generation the store has not confirmed lately (Runtime.GenerationFence).
+    /// </summary>
+    public bool ProposalsHeld { get; set; }
+
+    /// <summary>
     /// Appends entries with the given payloads when this node is the leader (and not handing over
-    /// leadership). Returns the index of the first new entry, or -1 when the node cannot accept them.
+    /// leadership, nor holding proposals). Returns the index of the first new entry, or -1 when the
+    /// node cannot accept them.
     /// </summary>
     public long Propose(IReadOnlyList<ReadOnlyMemory<byte>> payloads)
     {
-        if (Role != RaftRole.Leader || _leadTransferee is not null || payloads.Count == 0)
+        if (Role != RaftRole.Leader || _leadTransferee is not null || ProposalsHeld || payloads.Count == 0)
         {
             return -1;
         }

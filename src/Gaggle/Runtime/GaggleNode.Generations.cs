@@ -53,19 +53,47 @@ public sealed partial class GaggleNode
             RunOffLoop(() => ProbeGenerationStoreAsync(store));
         }
 
-        if (events.RaiseGeneration is { } generation)
+        if (events.ConfirmGeneration is { } confirm)
+        {
+            RunOffLoop(() => ConfirmGenerationAsync(store, confirm.Generation, confirm.SentAtUs));
+        }
+
+        if (events.ReleaseClaim is { } claimed)
         {
             RunOffLoop(async () =>
             {
                 try
                 {
-                    await store.RaiseGenerationAsync(generation, _stopping.Token).ConfigureAwait(false);
+                    await store.TryReleaseClaimAsync(claimed, _stopping.Token).ConfigureAwait(false);
                 }
                 catch (Exception e) when (e is not OutOfMemoryException)
                 {
+                    // The live generation's leader finds the claim, keeps its fence shut, and after the
+                    // member timeout starts over in the claimed generation.
                     Log.GenerationStoreFailed(_logger, e, Id);
                 }
             });
+        }
+    }
+
+    /// <summary>A leader's confirmation of its generation in the store (see <see cref="GenerationFence"/>); the answer goes to the loop with the time it was sent.</summary>
+    private async Task ConfirmGenerationAsync(IClusterGenerationStore store, long generation, long sentAtUs)
+    {
+        try
+        {
+            long before = await store.ConfirmGenerationAsync(generation, _stopping.Token).ConfigureAwait(false);
+            _storeUnreachable = false;
+            _inbox.Writer.TryWrite(new ActionInput(driver => driver.GenerationConfirmed(sentAtUs, generation, before)));
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            if (!_storeUnreachable)
+            {
+                _storeUnreachable = true;
+                Log.GenerationStoreUnreachable(_logger, e, Id);
+            }
+
+            _inbox.Writer.TryWrite(new ActionInput(driver => driver.GenerationConfirmFailed(sentAtUs)));
         }
     }
 
@@ -173,7 +201,7 @@ public sealed partial class GaggleNode
         if (recorded < current)
         {
             // The store lost its value: restore it first, so the claim goes above this node's generation.
-            await store.RaiseGenerationAsync(current, cancellationToken).ConfigureAwait(false);
+            await store.ConfirmGenerationAsync(current, cancellationToken).ConfigureAwait(false);
         }
 
         if (!await store.TryClaimGenerationAsync(current, cancellationToken).ConfigureAwait(false))

@@ -13,9 +13,11 @@ namespace Gaggle.Runtime;
 internal sealed partial class NodeDriver
 {
     private readonly GenerationTracker? _generations;
+    private readonly GenerationFence? _fence;
+    private bool _fenceWasOpen;
+    private bool _fenceHoldOffDue;
     private readonly Dictionary<string, long> _toldNotAMemberAtTick = new(StringComparer.Ordinal);
     private long _askToJoinUntilTick = -1;
-    private long _generationRaisedAtUs = long.MinValue;
     private bool _ledLastTick;
     private bool _wasMember;
     private long _voterHeardUs;
@@ -77,12 +79,23 @@ internal sealed partial class NodeDriver
         if (_generations?.Claimed(expected, won, recorded, Belongs, _nowUs) == true)
         {
             ClearLifeIfGenerationChanged();
-            // The founder heard no leader for the silence before it: no renewal of an old hold committed
-            // meanwhile, so a hold may outlive the silence by a lease at most (HoldLimitMs).
-            long holdOffMs = Math.Max(0, _settings.Elastic!.HoldLimitMs - (_generations.SilenceBeforeFoundingUs / 1000));
-            _core.Found(GenerationStart(_generations.Generation, holdOffMs));
+            // The silence before founding proves nothing about a generation alive but unheard: its
+            // fence may stay open until a fence after the claim (see GenerationFence), and its holds a
+            // lease longer. This one opens its fence a settle time after the claim and grants nothing
+            // for a hold limit after that.
+            _fence!.Changed(_nowUs);
+            _core.Found(GenerationStart(_generations.Generation, FenceHoldOffMs));
+        }
+        else if (won && _generations is not null)
+        {
+            // A member of the live generation spoke while the claim was on its way, or this node joined
+            // it meanwhile: the claim is given back, so that generation's fence opens again.
+            Events.ReleaseClaim = expected + 1;
         }
     }
+
+    /// <summary>How long a generation this node opened (founded, forced) or whose value it replaced grants nothing: a hold limit after its fence opens.</summary>
+    private long FenceHoldOffMs => _settings.Elastic!.HoldLimitMs + (_settings.Elastic.FenceSettleUs / 1000);
 
     /// <summary>
     /// An operator's recovery (see <see cref="GaggleNode.ForceNewGenerationAsync"/>): after this node
@@ -98,9 +111,10 @@ internal sealed partial class NodeDriver
         }
 
         _generations.Forced(generation, _nowUs);
+        _fence!.Changed(_nowUs);
         ClearLifeIfGenerationChanged();
         _wasMember = true;
-        _core.ForceNewCluster(GenerationStart(generation, _settings.Elastic!.HoldLimitMs));
+        _core.ForceNewCluster(GenerationStart(generation, FenceHoldOffMs));
     }
 
     /// <summary>The entry that opens a generation in the lock table: its token bits and its hold-off.</summary>
@@ -110,6 +124,70 @@ internal sealed partial class NodeDriver
 
     /// <summary>The claim could not be made (the store was unreachable): it is tried again after another founding wait.</summary>
     public void GenerationClaimFailed() => _generations?.ClaimFailed(_nowUs);
+
+    /// <summary>
+    /// Elastic mode: the store answered the confirmation this node sent at <paramref name="sentAtUs"/>
+    /// for <paramref name="generation"/>: it held <paramref name="recordedBefore"/> (0: none), and holds
+    /// <paramref name="generation"/> now if that was lower (see <see cref="GenerationFence"/>).
+    /// </summary>
+    public void GenerationConfirmed(long sentAtUs, long generation, long recordedBefore)
+    {
+        if (_fence is null)
+        {
+            return;
+        }
+
+        if (generation != Generation)
+        {
+            _fence.Failed(sentAtUs);
+            return;
+        }
+
+        switch (_fence.Confirmed(sentAtUs, recordedBefore, generation, _nowUs))
+        {
+            case FenceVerdict.ReplacedLower:
+                // A cluster may have formed from the lower value and granted holds this one never saw.
+                _fenceHoldOffDue = true;
+                break;
+            case FenceVerdict.Superseded:
+                Events.Superseded ??= recordedBefore;
+                break;
+        }
+
+        FenceProposals();
+    }
+
+    /// <summary>The confirmation sent at <paramref name="sentAtUs"/> got no answer (the store was unreachable).</summary>
+    public void GenerationConfirmFailed(long sentAtUs) => _fence?.Failed(sentAtUs);
+
+    /// <summary>Whether this node may propose and trust its leadership: always outside elastic mode; in it, while its generation fence is open.</summary>
+    private bool FenceOpen => _fence is null || _fence.IsOpen(_nowUs);
+
+    /// <summary>
+    /// Holds the core's proposals while the generation fence is shut (see <see cref="GenerationFence"/>);
+    /// when it opens, the hold-off a replaced lower value calls for goes first, and what waited goes now.
+    /// </summary>
+    private void FenceProposals()
+    {
+        if (_fence is null)
+        {
+            return;
+        }
+
+        bool open = _fence.IsOpen(_nowUs);
+        _core.ProposalsHeld = !open;
+        if (open && _fenceHoldOffDue && _core.Role == RaftRole.Leader && _core.Propose([EntryEnvelope.WithStamp(GenerationStart(Generation, FenceHoldOffMs), LeaseClockNow())]) > 0)
+        {
+            _fenceHoldOffDue = false;
+        }
+
+        if (open && !_fenceWasOpen && _core.Role == RaftRole.Leader)
+        {
+            _appends.ResubmitForNewLeader(_core);
+        }
+
+        _fenceWasOpen = open;
+    }
 
     /// <summary>A probe of the store failed (see <see cref="NodeEvents.ProbeGenerationStore"/>): the founding wait starts over.</summary>
     public void GenerationStoreUnreachable() => _generations?.StoreUnreachable(_nowUs);
@@ -258,11 +336,10 @@ internal sealed partial class NodeDriver
             }
         }
 
-        if (leads && (!_ledLastTick || _nowUs - _generationRaisedAtUs >= _generations.MemberTimeoutUs / 3))
+        if (_fence!.ConfirmDue(leads, leads && !_ledLastTick, _nowUs))
         {
-            // The store is restored from the leader now and then (it may have been evicted, flushed or failed over).
-            _generationRaisedAtUs = _nowUs;
-            Events.RaiseGeneration = _generations.Generation;
+            // Also restores a value the store lost (evicted, flushed, failed over).
+            Events.ConfirmGeneration = (_generations.Generation, _nowUs);
         }
 
         _ledLastTick = leads;

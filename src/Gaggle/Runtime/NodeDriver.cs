@@ -64,6 +64,7 @@ internal sealed partial class NodeDriver
         _membership = new MembershipChanges(Events);
         _autopilot = settings.Autopilot is { } autopilot ? new Autopilot(autopilot) : null;
         _generations = settings.Elastic is { } elastic ? new GenerationTracker(elastic.MemberTimeoutUs, elastic.BootstrapWaitUs, elastic.Echoes) : null;
+        _fence = settings.Elastic is { } fenced ? new GenerationFence(fenced) : null;
     }
 
     public string Id => _settings.Id;
@@ -171,6 +172,7 @@ internal sealed partial class NodeDriver
         _nowUs = Math.Max(_nowUs, nowUs);
         _tickCount++;
         _core.Tick();
+        FenceProposals();
         MaybeAppendTimeEntry();
         if (_tickCount % _settings.RetryTicks == 0)
         {
@@ -262,7 +264,7 @@ internal sealed partial class NodeDriver
     }
 
     /// <summary>Whether this node's leadership can be trusted now (the leadership lease; see <see cref="GaggleLeadership"/>).</summary>
-    public bool IsLeadershipTrusted(long nowUs) => _leadership.IsTrusted(_core, Math.Max(_nowUs, nowUs));
+    public bool IsLeadershipTrusted(long nowUs) => _leadership.IsTrusted(_core, Math.Max(_nowUs, nowUs)) && (_fence is null || _fence.IsOpen(Math.Max(_nowUs, nowUs)));
 
     /// <summary>This node's applied view of lock <paramref name="name"/> (no log entry; possibly stale).</summary>
     public LockInfo PeekLock(string name) => Machines.Locks.Table.Describe(name, _core.AppliedIndex);
@@ -352,6 +354,7 @@ internal sealed partial class NodeDriver
 
     private void SubmitAppends()
     {
+        FenceProposals();
         if (_appends.HasBatch)
         {
             long stamp = _core.Role == RaftRole.Leader ? LeaseClockNow() : 0;
@@ -368,6 +371,13 @@ internal sealed partial class NodeDriver
         {
             // The sender retries when it learns the real leader.
             Drop(from, "forwarded appends reached a node that is not the leader", "not-leader");
+            return;
+        }
+
+        if (!FenceOpen)
+        {
+            // Elastic mode: the store has not confirmed this leader's generation lately (see GenerationFence).
+            Drop(from, "forwarded appends reached a leader whose generation the store has not confirmed lately (its fence is shut); the sender retries", "fenced");
             return;
         }
 
@@ -421,7 +431,7 @@ internal sealed partial class NodeDriver
     private void MaybeAppendTimeEntry()
     {
         var locks = Machines.Locks;
-        if (_core.Role != RaftRole.Leader || locks.Table.NextDeadline == long.MaxValue || _tickCount < locks.TimeEntryInFlightUntilTick)
+        if (_core.Role != RaftRole.Leader || locks.Table.NextDeadline == long.MaxValue || _tickCount < locks.TimeEntryInFlightUntilTick || !FenceOpen)
         {
             return;
         }

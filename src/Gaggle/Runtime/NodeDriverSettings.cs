@@ -141,4 +141,16 @@ internal sealed record ElasticSettings(long MemberTimeoutUs, long BootstrapWaitU
 {
     /// <summary>The bootstrap wait, in maximum election timeouts: a live leader announces itself at least once per election timeout.</summary>
     public const int BootstrapElectionTimeouts = 4;
+
+    /// <summary>The longest election timeout.</summary>
+    public long ElectionTimeoutUs => BootstrapWaitUs / BootstrapElectionTimeouts;
+
+    /// <summary>How long a leader's confirmation that the store holds its generation keeps its fence open (see <see cref="GenerationFence"/>): two election timeouts, so one slow or lost confirmation of the four sent meanwhile shuts nothing.</summary>
+    public long FenceUs => 2 * ElectionTimeoutUs;
+
+    /// <summary>How often a leader confirms its generation in the store: every half election timeout.</summary>
+    public long ConfirmEveryUs => ElectionTimeoutUs / 2;
+
+    /// <summary>How long a node that changed the store's value keeps its fence shut: a fence plus an election timeout (clock rates).</summary>
+    public long FenceSettleUs => FenceUs + ElectionTimeoutUs;
 }

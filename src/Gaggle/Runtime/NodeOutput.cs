@@ -108,8 +108,15 @@ internal sealed class NodeEvents
     /// </summary>
     public bool ProbeGenerationStore { get; set; }
 
-    /// <summary>Elastic mode, on a leader: record this generation in the store unless it holds a higher one (restores a lost value).</summary>
-    public long? RaiseGeneration { get; set; }
+    /// <summary>
+    /// Elastic mode, on a leader: confirm this generation in the store (and record it if the store holds
+    /// none or a lower one), then report with <see cref="NodeDriver.GenerationConfirmed"/> and the time
+    /// it was sent (see <see cref="GenerationFence"/>).
+    /// </summary>
+    public (long Generation, long SentAtUs)? ConfirmGeneration { get; set; }
+
+    /// <summary>Elastic mode: give back this generation, which this node claimed but will not found (set the store back to the one before it if it still holds it).</summary>
+    public long? ReleaseClaim { get; set; }
 
     /// <summary>Elastic mode: a newer generation replaced this node's cluster; the node must reset (empty state) and join it.</summary>
     public long? Superseded { get; set; }
@@ -117,7 +124,7 @@ internal sealed class NodeEvents
     public bool IsEmpty => Committed.Count == 0 && TimedOut.Count == 0 && Published.Count == 0 && Appended.Count == 0 && LockEvents.Count == 0
         && HoldsEnded.Count == 0 && DispatchReplies.Count == 0 && Handlers.Count == 0 && Dropped.Count == 0 && AppliedCount == 0
         && LeaderChange is null && SnapshotToSave is null && !LostStorageDetected && MembershipResults.Count == 0 && JoinRefused is null && RemovedBy is null && !Removed && !Orphaned
-        && ClaimGeneration is null && !ProbeGenerationStore && RaiseGeneration is null && Superseded is null;
+        && ClaimGeneration is null && !ProbeGenerationStore && ConfirmGeneration is null && ReleaseClaim is null && Superseded is null;
 
     public void Clear()
     {
@@ -141,7 +148,8 @@ internal sealed class NodeEvents
         Orphaned = false;
         ClaimGeneration = null;
         ProbeGenerationStore = false;
-        RaiseGeneration = null;
+        ConfirmGeneration = null;
+        ReleaseClaim = null;
         Superseded = null;
     }
 }

@@ -293,7 +293,9 @@ internal sealed class SlowClaims(IChannel inner, TimeSpan delay) : IChannel, ICl
         return await _store.TryClaimGenerationAsync(expected, cancellationToken);
     }
 
-    public ValueTask RaiseGenerationAsync(long generation, CancellationToken cancellationToken = default) => _store.RaiseGenerationAsync(generation, cancellationToken);
+    public ValueTask<bool> TryReleaseClaimAsync(long claimed, CancellationToken cancellationToken = default) => _store.TryReleaseClaimAsync(claimed, cancellationToken);
+
+    public ValueTask<long> ConfirmGenerationAsync(long generation, CancellationToken cancellationToken = default) => _store.ConfirmGenerationAsync(generation, cancellationToken);
 
     public ValueTask DisposeAsync() => inner.DisposeAsync();
 }

@@ -66,15 +66,31 @@ internal sealed class SimulatedGenerationStore
         return true;
     }
 
-    /// <summary>Records <paramref name="generation"/> unless a higher one is recorded.</summary>
-    public void Raise(long generation)
+    /// <summary>Sets the value back to <paramref name="claimed"/> - 1 if it is still <paramref name="claimed"/>; true when it did.</summary>
+    public bool TryRelease(long claimed)
     {
-        Stats.Raises++;
+        if (Value != claimed)
+        {
+            return false;
+        }
+
+        Value = claimed - 1;
+        Stats.Released++;
+        return true;
+    }
+
+    /// <summary>Returns the value, after recording <paramref name="generation"/> if it was lower.</summary>
+    public long Confirm(long generation)
+    {
+        Stats.Confirms++;
+        long before = Value;
         if (generation > Value)
         {
             Stats.Restored++;
             Value = generation;
         }
+
+        return before;
     }
 
     /// <summary>The store lost its value.</summary>
@@ -94,8 +110,11 @@ internal enum StoreOperationKind
     /// <summary>A lost claim's read of the recorded value.</summary>
     ReadAfterLostClaim,
 
-    /// <summary>A leader's raise.</summary>
-    Raise,
+    /// <summary>A leader's confirmation (which restores a lost or lower value).</summary>
+    Confirm,
+
+    /// <summary>A claimant gives its claim back.</summary>
+    Release,
 
     /// <summary>A read of a node waiting to found, only to learn whether the store answers (a failure starts its founding wait over).</summary>
     Probe,
@@ -106,6 +125,9 @@ internal sealed record StoreOperation(StoreOperationKind Kind, SimulatedNode Nod
 {
     /// <summary>When it reaches the store (real time).</summary>
     public long DueUs { get; init; }
+
+    /// <summary>A confirmation's send time on the node's clock.</summary>
+    public long SentAtUs { get; init; }
 
     /// <summary>Queue order among operations due at once.</summary>
     public long Order { get; init; }
@@ -120,10 +142,13 @@ internal sealed class GenerationStoreStats
 
     public int ClaimsWon { get; set; }
 
-    public int Raises { get; set; }
+    public int Confirms { get; set; }
 
-    /// <summary>Raises that put a lost value back (or moved it up).</summary>
+    /// <summary>Confirmations that put a lost value back (or moved it up).</summary>
     public int Restored { get; set; }
+
+    /// <summary>Claims given back by a claimant that did not found.</summary>
+    public int Released { get; set; }
 
     /// <summary>Operations that failed (unreachable or failing store).</summary>
     public int Failed { get; set; }

@@ -306,12 +306,12 @@ internal sealed class SimulatedNode(Simulator sim, string id, NodeClock clock)
         var committed = events.Committed.ToArray();
         var timedOut = events.TimedOut.ToArray();
         sim.CountAdmissions(events.Dropped.Count(d => d.Kind == "stale-admission"), timedOut.Count(a => a.GivenUpBecause is not null));
-        var (claim, probe, raise) = (events.ClaimGeneration, events.ProbeGenerationStore, events.RaiseGeneration);
+        var (claim, probe, confirm, release) = (events.ClaimGeneration, events.ProbeGenerationStore, events.ConfirmGeneration, events.ReleaseClaim);
         SupersededBy ??= events.Superseded;
         Removed |= events.Removed;
         Orphaned |= events.Orphaned;
         events.Clear();
-        sim.CarryOutGenerations(this, claim, probe, raise);
+        sim.CarryOutGenerations(this, claim, probe, confirm, release);
         foreach (var (sequence, lockEvent) in lockEvents)
         {
             if (_lockWaiters.TryGetValue(sequence, out var onEvent))

@@ -9,8 +9,8 @@ namespace Gaggle.Tests.Simulation;
 /// </summary>
 internal sealed partial class Simulator
 {
-    /// <summary>GaggleNode.CarryOutGenerations: the driver's claim, probe and raise go to the store off the loop.</summary>
-    public void CarryOutGenerations(SimulatedNode node, long? claim, bool probe, long? raise)
+    /// <summary>GaggleNode.CarryOutGenerations: the driver's claim, probe, confirmation and release go to the store off the loop.</summary>
+    public void CarryOutGenerations(SimulatedNode node, long? claim, bool probe, (long Generation, long SentAtUs)? confirm, long? release)
     {
         if (claim is { } expected)
         {
@@ -23,14 +23,20 @@ internal sealed partial class Simulator
             ScheduleStoreOperation(StoreOperationKind.Probe, node, node.Driver!.Generation);
         }
 
-        if (raise is { } generation)
+        if (confirm is { } c)
         {
-            ScheduleStoreOperation(StoreOperationKind.Raise, node, generation);
+            ScheduleStoreOperation(StoreOperationKind.Confirm, node, c.Generation, c.SentAtUs);
+        }
+
+        if (release is { } claimed)
+        {
+            Trace($"  {node.Id} gives back its claim of generation {claimed}");
+            ScheduleStoreOperation(StoreOperationKind.Release, node, claimed);
         }
     }
 
-    private void ScheduleStoreOperation(StoreOperationKind kind, SimulatedNode node, long generation)
-        => _store.Schedule(NowUs + _random.NextInt64(0, Settings.Elastic!.StoreDelayMaxUs + 1), new StoreOperation(kind, node, generation));
+    private void ScheduleStoreOperation(StoreOperationKind kind, SimulatedNode node, long generation, long sentAtUs = 0)
+        => _store.Schedule(NowUs + _random.NextInt64(0, Settings.Elastic!.StoreDelayMaxUs + 1), new StoreOperation(kind, node, generation) { SentAtUs = sentAtUs });
 
     /// <summary>
     /// An operation reaches the store (a paused process sends it once it resumes; one that died had sent
@@ -47,6 +53,12 @@ internal sealed partial class Simulator
             return;
         }
 
+        if (operation.Kind == StoreOperationKind.Release && _scriptHoldsReleases)
+        {
+            _store.Schedule(NowUs + ElectionTimeoutUs, operation);
+            return;
+        }
+
         long expected = operation.Generation;
         bool fails = !_network.ReachesStore(node.Id) || (!_storeHealed && _random.Next(100) < Settings.Elastic!.StoreFailurePercent);
         if (fails)
@@ -57,7 +69,11 @@ internal sealed partial class Simulator
             {
                 DeliverToDriver(node, driver => driver.GenerationStoreUnreachable());
             }
-            else if (operation.Kind != StoreOperationKind.Raise)
+            else if (operation.Kind == StoreOperationKind.Confirm)
+            {
+                DeliverToDriver(node, driver => driver.GenerationConfirmFailed(operation.SentAtUs));
+            }
+            else if (operation.Kind != StoreOperationKind.Release)
             {
                 DeliverToDriver(node, driver => driver.GenerationClaimFailed());
             }
@@ -81,9 +97,18 @@ internal sealed partial class Simulator
                 long recorded = _store.Value;
                 DeliverToDriver(node, driver => driver.GenerationClaimed(expected, won: false, recorded));
                 break;
-            default:
+            case StoreOperationKind.Release:
                 Trace($"store: {operation} (was {_store.Value})");
-                _store.Raise(expected);
+                _store.TryRelease(expected);
+                break;
+            default:
+                long before = _store.Confirm(expected);
+                if (before != expected)
+                {
+                    Trace($"store: {operation} found {before}");
+                }
+
+                DeliverToDriver(node, driver => driver.GenerationConfirmed(operation.SentAtUs, expected, before));
                 break;
         }
     }

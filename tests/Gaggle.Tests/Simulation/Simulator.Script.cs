@@ -17,6 +17,7 @@ internal sealed partial class Simulator
 
     /// <summary>Until then no store operation completes (a store answering slowly); long.MinValue: none held.</summary>
     private long _scriptStoreSlowUntilUs = long.MinValue;
+    private bool _scriptHoldsReleases;
 
     /// <summary>Runs <paramref name="script"/> on an elastic simulation of <paramref name="seed"/> (its settings adjusted by <paramref name="adjust"/>): the first failure, with the trace of its last steps, or null.</summary>
     public static SimulationFailure? RunScript(int seed, Action<Simulator> script) => RunScript(seed, null, script);
@@ -161,6 +162,13 @@ internal sealed partial class Simulator
     {
         _scriptLoses = which;
         Trace($"script: {what}");
+    }
+
+    /// <summary>While <paramref name="hold"/>, claims given back do not reach the store (they wait, as a slow network would keep them).</summary>
+    public void HoldReleases(bool hold)
+    {
+        _scriptHoldsReleases = hold;
+        Trace($"script: claims given back {(hold ? "wait" : "go on")}");
     }
 
     /// <summary>No store operation completes for <paramref name="us"/> (the store answers slowly).</summary>
