@@ -332,14 +332,14 @@ internal sealed partial class Simulator
     }
 
     /// <summary>
-    /// The store loses its value (evicted, flushed, failed over). Without
-    /// <see cref="ClusterShape.UnheardGenerations"/> only while no instance runs (a live generation's
-    /// leader restores it, but a generation that has no leader for the bootstrap wait meanwhile is
-    /// unheard, and a newcomer would found its number again).
+    /// The store loses its value (evicted, flushed, failed over), only while no instance runs: a live
+    /// generation's leader restores it, but a generation unheard for the bootstrap wait meanwhile (no
+    /// leader, or every member paused or cut) would see a newcomer found its number again, and two
+    /// clusters of one number take each other's messages for their own (the README's failure table).
     /// </summary>
     private void LoseGeneration()
     {
-        if (_shape.UnheardGenerations || !_nodes.Any(n => n.IsUp))
+        if (!_nodes.Any(n => n.IsUp))
         {
             _store.Lose();
             Trace($"the generation store loses its value");

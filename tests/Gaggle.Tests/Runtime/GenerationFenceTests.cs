@@ -1,0 +1,187 @@
+using System.Text;
+using Gaggle.Raft;
+using Gaggle.Runtime;
+using Gaggle.Storage;
+using NUnit.Framework;
+
+namespace Gaggle.Tests.Runtime;
+
+/// <summary>
+/// The generation fence (GenerationFence): an elastic leader proposes nothing and trusts no leadership
+/// unless the store confirmed its generation within a fence (two election timeouts) of sending the
+/// confirmation; a node that changed the store's value waits a fence plus an election timeout. Election
+/// timeout 150 ms here: fence 300 ms, settle 450 ms, a confirmation every 75 ms.
+/// </summary>
+[TestFixture]
+public sealed class GenerationFenceTests
+{
+    private const long TickUs = 10_000;
+    private const long MemberTimeoutUs = 600_000;
+    private static readonly ElasticSettings Settings = new(MemberTimeoutUs, 4 * 150_000, 1_150);
+
+    [Test]
+    public void The_timing_follows_the_election_timeout()
+        => Assert.That((Settings.FenceUs, Settings.FenceSettleUs, Settings.ConfirmEveryUs), Is.EqualTo((300_000L, 450_000L, 75_000L)));
+
+    [Test]
+    public void A_confirmation_keeps_the_fence_open_for_a_fence_after_it_was_sent()
+    {
+        var fence = new GenerationFence(Settings);
+        Assert.That(fence.IsOpen(0), Is.False, "shut until a first confirmation");
+        Assert.That(fence.ConfirmDue(leads: true, beganToLead: true, 1_000), Is.True);
+        Assert.That(fence.ConfirmDue(leads: true, beganToLead: false, 200_000), Is.False, "one at a time");
+        Assert.That(fence.Confirmed(1_000, recordedBefore: 4, generation: 4, nowUs: 250_000), Is.EqualTo(FenceVerdict.Confirmed));
+        Assert.That((fence.IsOpen(250_000), fence.IsOpen(300_999), fence.IsOpen(301_000)), Is.EqualTo((true, true, false)),
+            "open from the answer until a fence after the send time, however late the answer came");
+    }
+
+    [Test]
+    public void A_leader_confirms_when_it_begins_to_lead_then_every_half_election_timeout()
+    {
+        var fence = new GenerationFence(Settings);
+        Assert.That(fence.ConfirmDue(leads: false, beganToLead: false, 0), Is.False, "a follower confirms nothing");
+        Assert.That(fence.ConfirmDue(leads: true, beganToLead: true, 10_000), Is.True);
+        fence.Confirmed(10_000, 4, 4, 11_000);
+        Assert.That(fence.ConfirmDue(leads: true, beganToLead: false, 80_000), Is.False);
+        Assert.That(fence.ConfirmDue(leads: true, beganToLead: false, 85_000), Is.True);
+        fence.Failed(85_000);
+        Assert.That(fence.ConfirmDue(leads: true, beganToLead: false, 160_000), Is.True, "a failed one does not block the next");
+        Assert.That(fence.ConfirmDue(leads: true, beganToLead: false, 460_000), Is.True, "an answer that never came is forgotten after a fence");
+    }
+
+    [Test]
+    public void A_node_that_changed_the_value_keeps_its_fence_shut_for_the_settle_time()
+    {
+        var fence = new GenerationFence(Settings);
+        fence.Changed(100_000);
+        Assert.That(fence.Confirmed(120_000, 5, 5, 130_000), Is.EqualTo(FenceVerdict.Confirmed));
+        Assert.That(fence.IsOpen(130_000), Is.False);
+        Assert.That(fence.Confirmed(500_000, 5, 5, 510_000), Is.EqualTo(FenceVerdict.Confirmed));
+        Assert.That((fence.IsOpen(549_999), fence.IsOpen(550_000)), Is.EqualTo((false, true)));
+    }
+
+    [TestCase(0L, true, Description = "the store lost its value: written back")]
+    [TestCase(3L, false, Description = "a lower value: a cluster may have formed from it, and its holds may still run")]
+    public void A_leader_that_writes_its_generation_back_waits_the_settle_time(long recordedBefore, bool wasLost)
+    {
+        var verdict = wasLost ? FenceVerdict.Confirmed : FenceVerdict.ReplacedLower;
+        var fence = new GenerationFence(Settings);
+        fence.Confirmed(0, 5, 5, 1_000);
+        Assert.That(fence.IsOpen(1_000), Is.True);
+        Assert.That(fence.Confirmed(75_000, recordedBefore, 5, 80_000), Is.EqualTo(verdict));
+        Assert.That(fence.IsOpen(80_000), Is.False, "another generation's fence may stay open until a fence after the write");
+        fence.Confirmed(500_000, 5, 5, 501_000);
+        Assert.That((fence.IsOpen(529_999), fence.IsOpen(530_000)), Is.EqualTo((false, true)));
+    }
+
+    [Test]
+    public void A_higher_value_shuts_the_fence_and_after_the_member_timeout_ends_the_cluster()
+    {
+        var fence = new GenerationFence(Settings);
+        fence.Confirmed(0, 5, 5, 1_000);
+        Assert.That(fence.Confirmed(75_000, 6, 5, 80_000), Is.EqualTo(FenceVerdict.Other));
+        Assert.That(fence.IsOpen(80_000), Is.True, "the earlier confirmation still holds: the value changed after it was read");
+        Assert.That(fence.IsOpen(300_000), Is.False);
+        Assert.That(fence.Confirmed(150_000, 5, 5, 160_000), Is.EqualTo(FenceVerdict.Confirmed), "a claim given back: open again");
+        Assert.That(fence.Confirmed(225_000, 6, 5, 230_000), Is.EqualTo(FenceVerdict.Other));
+        Assert.That(fence.Confirmed(800_000, 6, 5, 829_999), Is.EqualTo(FenceVerdict.Other));
+        Assert.That(fence.Confirmed(830_000, 6, 5, 830_000), Is.EqualTo(FenceVerdict.Superseded));
+    }
+
+    /// <summary>
+    /// A founder (the sole voter of generation 1) proposes nothing and trusts no leadership until the
+    /// settle time after its claim and a confirmation; once confirmations stop coming (the store is out
+    /// of reach, or the node was paused), it stops proposing a fence after the last one was sent, and
+    /// what waited goes as soon as one comes again.
+    /// </summary>
+    [Test]
+    public void A_founder_proposes_only_while_its_fence_is_open()
+    {
+        var driver = NewInstance("f.1");
+        driver.StartGeneration(0, live: false);
+        long now = 0;
+        while (Step(driver, now += TickUs) is null)
+        {
+            Assert.That(now, Is.LessThan(10 * MemberTimeoutUs), "the founder claims");
+        }
+
+        driver.GenerationClaimed(0, won: true, 1);
+        long foundedAt = now;
+        Step(driver, now += TickUs);
+        Assert.That(driver.Core.Role, Is.EqualTo(RaftRole.Leader));
+        long founding = driver.Core.LastIndex;
+        Append(driver, 1);
+
+        // Confirmations answered at once, from here on.
+        long lastConfirmSent = -1;
+        void Run(long untilUs, bool answer)
+        {
+            while (now < untilUs)
+            {
+                Step(driver, now += TickUs, onConfirm: (generation, sentAt) =>
+                {
+                    if (answer)
+                    {
+                        driver.GenerationConfirmed(sentAt, generation, generation);
+                        lastConfirmSent = sentAt;
+                    }
+                    else
+                    {
+                        driver.GenerationConfirmFailed(sentAt);
+                    }
+                });
+            }
+        }
+
+        Run(foundedAt + Settings.FenceSettleUs - TickUs, answer: true);
+        Assert.That((driver.Core.LastIndex, driver.IsLeadershipTrusted(now)), Is.EqualTo((founding, false)), "shut for the settle time after the claim");
+        Run(foundedAt + Settings.FenceSettleUs + (2 * TickUs), answer: true);
+        Assert.That((driver.Core.LastIndex, driver.IsLeadershipTrusted(now)), Is.EqualTo((founding + 1, true)), "then the append goes");
+
+        Run(now + Settings.FenceUs, answer: false);
+        Append(driver, 2);
+        Step(driver, now += TickUs);
+        Assert.That(now - lastConfirmSent, Is.GreaterThanOrEqualTo(Settings.FenceUs));
+        Assert.That((driver.Core.LastIndex, driver.IsLeadershipTrusted(now)), Is.EqualTo((founding + 1, false)), "no confirmation for a fence: shut");
+
+        Run(now + Settings.ConfirmEveryUs + TickUs, answer: true);
+        Assert.That((driver.Core.LastIndex, driver.IsLeadershipTrusted(now)), Is.EqualTo((founding + 2, true)), "a confirmation again: the held append goes");
+    }
+
+    private static NodeDriver NewInstance(string id)
+    {
+        var options = new GaggleOptions
+        {
+            NodeId = id,
+            HeartbeatInterval = TimeSpan.FromMilliseconds(20),
+            ElectionTimeoutMin = TimeSpan.FromMilliseconds(100),
+            ElectionTimeoutMax = TimeSpan.FromMilliseconds(150),
+            MemberTimeout = TimeSpan.FromMicroseconds(MemberTimeoutUs),
+            LockLeaseDuration = TimeSpan.FromSeconds(1),
+            RandomSeed = 5,
+        };
+        return new NodeDriver(NodeDriverSettings.From(options, 1, TimeSpan.FromMicroseconds(TickUs)), new PersistedState(default, []), new SequenceCounter());
+    }
+
+    private static void Append(NodeDriver driver, long sequence)
+        => driver.Append(new DriverAppend(sequence, new EntryEnvelope(EntryPayloadKind.User, 0, driver.Id, driver.Incarnation, sequence, Encoding.UTF8.GetBytes($"a{sequence}")).Encode()) { DeadlineUs = long.MaxValue });
+
+    /// <summary>One tick and what it readied; the claim it made, if any.</summary>
+    private static long? Step(NodeDriver driver, long now, Action<long, long>? onConfirm = null)
+    {
+        driver.Tick(now);
+        var (confirm, claim) = (driver.Events.ConfirmGeneration, driver.Events.ClaimGeneration);
+        driver.Events.Clear();
+        if (confirm is { } c)
+        {
+            onConfirm?.Invoke(c.Generation, c.SentAtUs);
+        }
+
+        while (driver.TakeReady(now) is not null)
+        {
+            driver.Advance();
+        }
+
+        return claim;
+    }
+}
