@@ -167,8 +167,9 @@ public sealed partial class GaggleNode
     /// becomes its sole voter with its own log, all of it counting as committed (what the lost majority
     /// acknowledged but this node never received is lost); the other survivors see the newer
     /// generation, drop their state and join it; new instances join as usual. Fencing tokens keep
-    /// increasing (the generation is in their high bits), and nothing is granted for a lock lease plus
-    /// an election timeout, so every hold of the old generation has expired first.
+    /// increasing (the generation is in their high bits); the node proposes nothing for three election
+    /// timeouts (the generation fence: a leader of the old generation stops first) and grants nothing
+    /// for a lock lease plus four, so every hold of the old generation has expired first.
     /// </summary>
     /// <param name="cancellationToken">Stops waiting for the leadership of the new generation.</param>
     /// <returns>The new generation.</returns>

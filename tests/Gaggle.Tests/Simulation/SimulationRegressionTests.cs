@@ -52,6 +52,15 @@ public sealed class SimulationRegressionTests
         Assert.That(failure, Is.Null, () => failure!.Report());
     }
 
+    /// <summary>Seeds of the unheard-generations run (<see cref="RaftSimulationTests.ElasticGenerationsUnheardPastTheFoundingWait"/>: 1 + seed % 5 instances, with lock reads) that fail without the generation fence.</summary>
+    [TestCase(7, TestName = "Seed 7 of the unheard-generations run (3 instances): without the generation fence, a leader of generation 1 that newcomers could not hear and the founder of generation 2 both trusted their leadership")]
+    public void SeedOfTheUnheardGenerationsRunThatOnceFailedNowPasses(int seed)
+    {
+        var failure = Simulator.RunAndExplain(seed, ClusterShape.ElasticOf(1 + (seed % 5), unheardGenerations: true));
+
+        Assert.That(failure, Is.Null, () => failure!.Report());
+    }
+
     /// <summary>Seeds of the three- and five-node runs (<see cref="ClusterShape.ForSeed"/>: these are elastic runs, with lock reads) that once failed.</summary>
     [TestCase(2694, 5, TestName = "Seed 2694 of the five-node run (4 instances, elastic): a learner removed while paused and added again before it had caught up with its removal started over on replaying it")]
     [TestCase(1698, 3, TestName = "Seed 1698 of the three-node run (5 instances, elastic): no live voter could win an election (the most up-to-date one held a configuration whose new voter had died) and the operator, seeing a live majority in the others' configuration, never stepped in")]

@@ -23,12 +23,10 @@ namespace Gaggle.Tests.Simulation;
 /// </param>
 /// <param name="UnheardGenerations">
 /// With <paramref name="Elastic"/>: the adversary may keep a live generation unheard by newcomers for
-/// longer than the founding wait, which the generation rules assume it does not (see
-/// <see cref="Runtime.GenerationTracker"/>): anyone pauses past the member timeout, cuts from the hub
-/// last until healed, and the store loses its value while instances run (a newcomer that then hears
-/// no leader for the bootstrap wait claims the number the live generation has). Without it, only a
-/// node whose generation keeps a leader without it pauses that long, a cut heals within two election
-/// timeouts, and the store loses its value only while no instance runs.
+/// longer than the founding wait: anyone pauses past the member timeout, and cuts from the hub last
+/// until healed; the generation fence must keep the generations founded meanwhile from acting at once.
+/// Without it, only a node whose generation keeps a leader without it pauses that long, and a cut heals
+/// within two election timeouts. Either way the store loses its value only while no instance runs.
 /// </param>
 internal readonly record struct ClusterShape(int Size, bool Discovery, bool Membership = false, bool Autopilot = false, bool Elastic = false, bool UnheardGenerations = false)
 {
