@@ -119,6 +119,99 @@ public sealed class ElasticOverRedisTests
         }
     }
 
+    /// <summary>
+    /// The generation fence over a real Redis. Two nodes form generation 1 and one takes a lock; then the
+    /// pub/sub bus is partitioned (as a Redis Cluster's bus can be): each side hears only itself, both
+    /// reach the key. A newcomer on the other side hears no member for the member timeout and founds
+    /// generation 2. The old leader's confirmation finds the key changed, so it appends nothing once
+    /// generation 2 acts; its holder loses the hold (no renewal commits) before the newcomer is granted the lock,
+    /// with a larger token; once the partition heals, all form one cluster of a later generation and the
+    /// append the old leader held fails.
+    /// </summary>
+    [Test]
+    public async Task A_generation_that_newcomers_cannot_hear_stops_acting_before_the_one_they_found_acts()
+    {
+        var configuration = await RedisServer.RequireAsync();
+        var (cluster, key) = NewCluster();
+        await using var redis = await ConnectionMultiplexer.ConnectAsync(configuration);
+        var nodes = new List<GaggleNode>();
+        var channels = new List<DeafChannel>();
+        async Task<GaggleNode> StartListeningAsync(string name)
+        {
+            // A member timeout well above the lock's hold-off, so the newcomer's grant comes before the
+            // old side, its cluster over, founds a generation of its own in turn.
+            var options = new GaggleOptions { NodeId = name, LockLeaseDuration = TimeSpan.FromSeconds(2), MemberTimeout = TimeSpan.FromSeconds(4) };
+            Fast(options);
+            var node = new GaggleNodeBuilder(options).UseChannel(nodeOptions =>
+            {
+                var channelOptions = new RedisPubSubChannelOptions { Configuration = configuration, ClusterName = cluster };
+                channelOptions.Validate(nodeOptions);
+                var channel = new DeafChannel(new RedisPubSubChannel(nodeOptions.NodeId, channelOptions)) { Deaf = false };
+                channels.Add(channel);
+                return channel;
+            }).Build();
+            await node.StartAsync();
+            nodes.Add(node);
+            return node;
+        }
+
+        try
+        {
+            await StartListeningAsync("old");
+            await StartListeningAsync("old");
+            await Eventually.True(() => OneClusterOf(nodes, 1), "two nodes form generation 1");
+            var oldLeader = nodes.Single(n => n.IsLeader);
+            var clock = Stopwatch.StartNew();
+            var hold = await oldLeader.Locks.AcquireAsync("resource");
+            long lostAtTicks = -1;
+            hold.HandleLostToken.Register(() => Interlocked.CompareExchange(ref lostAtTicks, clock.ElapsedTicks, -1));
+
+            var old = nodes.Select(n => n.Id).ToHashSet();
+            foreach (var channel in channels)
+            {
+                channel.Hears = old.Contains;
+            }
+
+            var newcomer = await StartListeningAsync("new");
+            channels[^1].Hears = from => !old.Contains(from);
+            await Eventually.True(() => newcomer.Generation == 2 && newcomer.IsLeader, "the newcomer, hearing nobody, founds generation 2");
+            Assert.That((string?)await redis.GetDatabase().StringGetAsync(key), Is.EqualTo("2"));
+
+            // Generation 1 may act until its leader's last confirmation goes stale; generation 2 acts
+            // only after that (its founder waits the settle time): from its first append on, the old
+            // leader appends nothing.
+            await newcomer.AppendAsync("generation 2"u8.ToArray());
+            var held = oldLeader.AppendAsync("while generation 2 acts"u8.ToArray());
+
+            var granted = await newcomer.Locks.AcquireAsync("resource", TimeSpan.FromSeconds(30));
+            long grantedAtTicks = clock.ElapsedTicks;
+            Assert.That(Interlocked.Read(ref lostAtTicks), Is.GreaterThan(-1L).And.LessThan(grantedAtTicks), "the old hold was lost before the new grant");
+            Assert.That(granted.FencingToken, Is.GreaterThan(hold.FencingToken));
+            Assert.That(held.IsCompletedSuccessfully, Is.False, "generation 1's leader appended while generation 2 acts");
+
+            foreach (var channel in channels)
+            {
+                channel.Hears = null;
+            }
+
+            try
+            {
+                // While the partition lasts, each side takes the other for gone (generation 1's members,
+                // their cluster over, may found generation 3 in turn): once it heals, one cluster remains.
+                await Eventually.True(() => OneClusterOf(nodes, 3) && nodes.All(n => n.Generation >= 2 && n.Generation == nodes[0].Generation), "the partition heals: one cluster, of a generation after 1");
+            }
+            catch (TimeoutException e)
+            {
+                throw new TimeoutException(e.Message + " " + string.Join("; ", nodes.Select(n => $"{n.Id}: g{n.Generation} t{n.Term} leader {n.LeaderId} {n.Membership} last {n.LastLogIndex}")) + $" key {(string?)await redis.GetDatabase().StringGetAsync(key)}");
+            }
+            await Assert.ThatAsync(() => held, Throws.InstanceOf<InvalidOperationException>(), "the held append failed: its outcome is unknown to the caller");
+        }
+        finally
+        {
+            await StopAllAsync(nodes);
+        }
+    }
+
     /// <summary>A cluster name of its own for one test, and its generation key.</summary>
     private static (string Cluster, RedisKey Key) NewCluster()
     {
@@ -143,10 +236,16 @@ public sealed class ElasticOverRedisTests
 
     private static void ShortMemberTimeout(GaggleOptions options) => options.MemberTimeout = TimeSpan.FromMilliseconds(1500);
 
-    /// <summary>A Redis channel whose subscription is "down" while <see cref="Deaf"/>: nothing is delivered and no echo counted; sends and the store work.</summary>
+    /// <summary>
+    /// A Redis channel whose subscription is "down" while <see cref="Deaf"/>: nothing is delivered and no
+    /// echo counted; sends and the store work. While <see cref="Hears"/> is set, only messages from the
+    /// senders it accepts are delivered (a partition of the pub/sub bus; echoes still count).
+    /// </summary>
     private sealed class DeafChannel(RedisPubSubChannel inner) : Gaggle.Channels.IChannel, Gaggle.Channels.IClusterGenerationStore, Gaggle.Channels.IEchoingChannel
     {
         public volatile bool Deaf = true;
+
+        public volatile Func<string, bool>? Hears;
 
         public string NodeId => inner.NodeId;
 
@@ -155,7 +254,7 @@ public sealed class ElasticOverRedisTests
         public ValueTask ConnectAsync(Action<Gaggle.Channels.InboundMessage> receiver, CancellationToken cancellationToken = default)
             => inner.ConnectAsync(message =>
             {
-                if (!Deaf)
+                if (!Deaf && Hears?.Invoke(message.From) != false)
                 {
                     receiver(message);
                 }
