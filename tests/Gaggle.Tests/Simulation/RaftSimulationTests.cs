@@ -176,7 +176,7 @@ public sealed class RaftSimulationTests
                 + $"{elastic.Sum(e => e.Outages)} outages, {elastic.Sum(e => e.HubOutages)} Redis outages, {elastic.Sum(e => e.Leaves)} graceful leaves ({elastic.Sum(e => e.LeavesDone)} removed in time); {elastic.Sum(e => e.Founded)} generations founded ({elastic.Sum(e => e.FoundedAgain)} with a number the store had lost, "
                 + $"the highest {elastic.Max(e => e.HighestGeneration)}), {elastic.Sum(e => e.GenerationsCommitted)} committed something, {elastic.Sum(e => e.Resets)} nodes reset by a newer one; "
                 + $"store: {elastic.Sum(e => e.Store.Claims)} claims ({elastic.Sum(e => e.Store.ClaimsWon)} won), {elastic.Sum(e => e.Store.Failed)} operations failed, "
-                + $"{elastic.Sum(e => e.Store.Lost)} values lost, {elastic.Sum(e => e.Store.Restored)} raised by a leader; "
+                + $"{elastic.Sum(e => e.Store.Lost)} values lost, {elastic.Sum(e => e.Store.Restored)} restored by a leader's confirmation ({elastic.Sum(e => e.Store.Confirms)} confirmations), {elastic.Sum(e => e.Store.Released)} claims given back; "
                 + $"admissions: {elastic.Sum(e => e.StaleAdmissionRefused)} forwards refused as sent before a removal, {elastic.Sum(e => e.GivenUpOnReadmission)} appends given up on a readmission, "
                 + $"at most {elastic.Max(e => e.MostOriginsRemembered)} origins in a duplicate table at the end of a seed");
         }

@@ -2,7 +2,8 @@ namespace Gaggle.Tests.Simulation;
 
 /// <summary>
 /// The generation store of an elastic run (<see cref="Channels.IClusterGenerationStore"/>): one value all
-/// nodes share. A claim is a compare-and-set from g to g + 1, a raise takes the maximum, a read reads.
+/// nodes share. A claim is a compare-and-set from g to g + 1, a release sets a claim back, a confirmation
+/// reads the value and raises it to the leader's if lower, a read reads.
 /// As in GaggleNode, every operation runs off the node's loop: it reaches the store after a random
 /// delay and its result reaches the node's driver as an input (see Simulator.Elastic.cs). An
 /// operation may fail (the store was unreachable), and the store may lose its value (evicted,
@@ -120,7 +121,7 @@ internal enum StoreOperationKind
     Probe,
 }
 
-/// <summary>An operation of <paramref name="Node"/>'s process on the store: a claim from <paramref name="Generation"/>, the read after it, or a raise to it.</summary>
+/// <summary>An operation of <paramref name="Node"/>'s process on the store: a claim from <paramref name="Generation"/>, the read after it, a confirmation or a release of it.</summary>
 internal sealed record StoreOperation(StoreOperationKind Kind, SimulatedNode Node, long Generation)
 {
     /// <summary>When it reaches the store (real time).</summary>

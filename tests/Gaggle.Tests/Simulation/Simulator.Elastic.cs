@@ -10,7 +10,7 @@ namespace Gaggle.Tests.Simulation;
 /// <see cref="SimulatedGenerationStore"/> and announce themselves; whoever has heard no member for the
 /// founding wait claims the next generation, and the leaders' autopilot adds, promotes, demotes and
 /// removes members. The simulator plays GaggleNode's part around each driver: the driver's claims and
-/// raises go to the store off the loop (a random delay; they may fail; the store may lose its value)
+/// confirmations go to the store off the loop (a random delay; they may fail; the store may lose its value)
 /// and their results come back as driver inputs; a node whose generation a newer one replaced resets
 /// (new driver, empty storage, same id; its callers' requests fail and their holds are lost). Amid the
 /// chaos, instances start, stop for good, are redeployed (one stops, a new one starts), die (a

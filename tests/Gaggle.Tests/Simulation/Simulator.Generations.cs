@@ -3,7 +3,7 @@ using Gaggle.Runtime;
 namespace Gaggle.Tests.Simulation;
 
 /// <summary>
-/// Elastic runs, GaggleNode's part around each driver's generation: claims and raises carried to the
+/// Elastic runs, GaggleNode's part around each driver's generation: claims, confirmations and releases carried to the
 /// <see cref="SimulatedGenerationStore"/> and their results back, the founding of each generation
 /// (once while its cluster lives), and the reset of a node whose generation a newer one replaced.
 /// </summary>
