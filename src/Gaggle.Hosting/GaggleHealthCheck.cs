@@ -40,7 +40,9 @@ public sealed class GaggleHealthCheck(GaggleNode node) : IHealthCheck
         }
         else if (node.IsLeader && !node.Leadership.IsLeader)
         {
-            result = HealthCheckResult.Degraded($"Node '{node.Id}' leads term {node.Term} but has not heard from a majority recently.", data: data);
+            result = HealthCheckResult.Degraded(
+                $"Node '{node.Id}' leads term {node.Term} but cannot trust its leadership now: it has not heard from a majority recently"
+                + (node.Generation > 0 ? ", or Redis has not confirmed its generation lately (the generation fence; a new leader waits for one answer, a new generation three election timeouts)." : "."), data: data);
         }
         else if (node.TargetVoters is { } target && node.Membership.Voters.Count < target)
         {

@@ -58,7 +58,15 @@ public sealed class ElasticHostTests
             }
 
             Assert.That(nodes.Select(n => n.Generation), Is.All.EqualTo(1L));
+
+            // A leader elected a moment ago trusts its leadership once Redis has confirmed its generation.
             var health = await new GaggleHealthCheck(nodes[0]).CheckHealthAsync(new HealthCheckContext());
+            while (health.Status != HealthStatus.Healthy && !deadline.IsCancellationRequested)
+            {
+                await Task.Delay(20);
+                health = await new GaggleHealthCheck(nodes[0]).CheckHealthAsync(new HealthCheckContext());
+            }
+
             Assert.That(health.Status, Is.EqualTo(HealthStatus.Healthy), health.Description);
         }
         finally
