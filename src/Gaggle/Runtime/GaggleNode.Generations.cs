@@ -93,7 +93,7 @@ public sealed partial class GaggleNode
                 Log.GenerationStoreUnreachable(_logger, e, Id);
             }
 
-            _inbox.Writer.TryWrite(new ActionInput(driver => driver.GenerationConfirmFailed(sentAtUs)));
+            // No answer, no confirmation: the fence shuts a fence after the last one answered.
         }
     }
 

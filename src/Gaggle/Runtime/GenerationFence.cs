@@ -30,7 +30,7 @@ internal enum FenceVerdict
 /// the one thing both reach, and it holds one value at a time; the fence makes it a lease:
 /// </para>
 /// <list type="number">
-/// <item>A leader confirms every <see cref="ElasticSettings.ConfirmEveryUs"/>: it reads the store,
+/// <item>A leader confirms every <see cref="ElasticSettings.ConfirmEveryUs"/> (answers may come in any order): it reads the store,
 /// writing its generation back if the store lost it (or holds a lower one). A confirmation sent at s
 /// that finds its generation keeps the fence open until s + <see cref="ElasticSettings.FenceUs"/> on
 /// the leader's clock. The read ran at Redis after s, so the value was there then.</item>
@@ -60,36 +60,25 @@ internal sealed class GenerationFence(ElasticSettings settings)
 {
     private long _confirmedSentAtUs = long.MinValue / 2;
     private long _shutUntilUs = long.MinValue / 2;
-    private long _inFlightSentAtUs = -1;
     private long _lastSentAtUs = long.MinValue / 2;
     private long _otherSinceUs = -1;
 
     /// <summary>Whether the fence is open at <paramref name="nowUs"/>: proposals may go and leadership may be trusted.</summary>
     public bool IsOpen(long nowUs) => nowUs >= _shutUntilUs && nowUs - _confirmedSentAtUs < settings.FenceUs;
 
-    /// <summary>When the fence shuts if no confirmation comes (its driver clock).</summary>
-    public long OpenUntilUs => _confirmedSentAtUs + settings.FenceUs;
-
-    /// <summary>Whether a leader should send a confirmation now: at once when it begins to lead, then every <see cref="ElasticSettings.ConfirmEveryUs"/>, one at a time.</summary>
+    /// <summary>
+    /// Whether a leader should send a confirmation now: at once when it begins to lead, then every
+    /// <see cref="ElasticSettings.ConfirmEveryUs"/>, whether or not the earlier ones were answered (a
+    /// store slower than a fence still opens it: any answer to a confirmation sent within the last
+    /// fence does).
+    /// </summary>
     public bool ConfirmDue(bool leads, bool beganToLead, long nowUs)
     {
-        if (!leads)
+        if (!leads || (!beganToLead && nowUs - _lastSentAtUs < settings.ConfirmEveryUs))
         {
             return false;
         }
 
-        if (_inFlightSentAtUs >= 0 && nowUs - _inFlightSentAtUs < settings.FenceUs)
-        {
-            // One at a time (a confirmation whose answer never came is forgotten after a fence).
-            return false;
-        }
-
-        if (!beganToLead && nowUs - _lastSentAtUs < settings.ConfirmEveryUs)
-        {
-            return false;
-        }
-
-        _inFlightSentAtUs = nowUs;
         _lastSentAtUs = nowUs;
         return true;
     }
@@ -101,11 +90,6 @@ internal sealed class GenerationFence(ElasticSettings settings)
     /// </summary>
     public FenceVerdict Confirmed(long sentAtUs, long recordedBefore, long generation, long nowUs)
     {
-        if (sentAtUs == _inFlightSentAtUs)
-        {
-            _inFlightSentAtUs = -1;
-        }
-
         if (recordedBefore > generation)
         {
             _otherSinceUs = _otherSinceUs < 0 ? nowUs : _otherSinceUs;
@@ -124,17 +108,8 @@ internal sealed class GenerationFence(ElasticSettings settings)
         return recordedBefore == 0 ? FenceVerdict.Confirmed : FenceVerdict.ReplacedLower;
     }
 
-    /// <summary>The confirmation sent at <paramref name="sentAtUs"/> failed (the store did not answer): the next one goes at its time.</summary>
-    public void Failed(long sentAtUs)
-    {
-        if (sentAtUs == _inFlightSentAtUs)
-        {
-            _inFlightSentAtUs = -1;
-        }
-    }
-
     /// <summary>This node changed the store's value (it won a claim, or was forced): its fence stays shut for <see cref="ElasticSettings.FenceSettleUs"/>.</summary>
     public void Changed(long nowUs) => _shutUntilUs = Math.Max(_shutUntilUs, nowUs + settings.FenceSettleUs);
 
-    public override string ToString() => $"confirmed at {_confirmedSentAtUs}, shut until {_shutUntilUs}, in flight {_inFlightSentAtUs}";
+    public override string ToString() => $"confirmed at {_confirmedSentAtUs}, shut until {_shutUntilUs}, last sent at {_lastSentAtUs}";
 }

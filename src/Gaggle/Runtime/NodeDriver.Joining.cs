@@ -139,7 +139,6 @@ internal sealed partial class NodeDriver
 
         if (generation != Generation)
         {
-            _fence.Failed(sentAtUs);
             return;
         }
 
@@ -156,9 +155,6 @@ internal sealed partial class NodeDriver
 
         FenceProposals();
     }
-
-    /// <summary>The confirmation sent at <paramref name="sentAtUs"/> got no answer (the store was unreachable).</summary>
-    public void GenerationConfirmFailed(long sentAtUs) => _fence?.Failed(sentAtUs);
 
     /// <summary>Whether this node may propose and trust its leadership: always outside elastic mode; in it, while its generation fence is open.</summary>
     private bool FenceOpen => _fence is null || _fence.IsOpen(_nowUs);

@@ -69,11 +69,7 @@ internal sealed partial class Simulator
             {
                 DeliverToDriver(node, driver => driver.GenerationStoreUnreachable());
             }
-            else if (operation.Kind == StoreOperationKind.Confirm)
-            {
-                DeliverToDriver(node, driver => driver.GenerationConfirmFailed(operation.SentAtUs));
-            }
-            else if (operation.Kind != StoreOperationKind.Release)
+            else if (operation.Kind is not (StoreOperationKind.Confirm or StoreOperationKind.Release))
             {
                 DeliverToDriver(node, driver => driver.GenerationClaimFailed());
             }
