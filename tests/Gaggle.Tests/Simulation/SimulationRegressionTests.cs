@@ -52,9 +52,10 @@ public sealed class SimulationRegressionTests
         Assert.That(failure, Is.Null, () => failure!.Report());
     }
 
-    /// <summary>Seeds of the unheard-generations run (<see cref="RaftSimulationTests.ElasticGenerationsUnheardPastTheFoundingWait"/>: 1 + seed % 5 instances, with lock reads) that fail without the generation fence (7) or without its settle time (307).</summary>
+    /// <summary>Seeds of the unheard-generations run (<see cref="RaftSimulationTests.ElasticGenerationsUnheardPastTheFoundingWait"/>: 1 + seed % 5 instances, with lock reads) that fail without the generation fence (7), without its settle time (307), or with one confirmation at a time (618).</summary>
     [TestCase(7, TestName = "Seed 7 of the unheard-generations run (3 instances): without the generation fence, a leader of generation 1 that newcomers could not hear and the founder of generation 2 both trusted their leadership")]
     [TestCase(307, TestName = "Seed 307 of the unheard-generations run (3 instances): without the settle time of a node that changed the generation key, a leader whose last confirmation preceded the claim and the founder of the next generation both trusted their leadership")]
+    [TestCase(618, TestName = "Seed 618 of the unheard-generations run (4 instances): with one confirmation at a time and a store slower than the fence, the leader's fence opened for milliseconds at a time and a follower's append never got through")]
     public void SeedOfTheUnheardGenerationsRunThatOnceFailedNowPasses(int seed)
     {
         var failure = Simulator.RunAndExplain(seed, ClusterShape.ElasticOf(1 + (seed % 5), unheardGenerations: true));
