@@ -106,7 +106,7 @@ internal sealed partial class RaftCore
             return;
         }
 
-        if (_incoming is null || _incoming.Index != message.Index || _incoming.Term != message.LogTerm)
+        if (_incoming is null || _incoming.Index != message.Index || _incoming.Term != message.LogTerm || _incoming.From != message.From)
         {
             if (message.Offset != 0)
             {
@@ -114,7 +114,7 @@ internal sealed partial class RaftCore
                 return;
             }
 
-            _incoming = new IncomingSnapshot(message.Index, message.LogTerm);
+            _incoming = new IncomingSnapshot(message.Index, message.LogTerm, message.From);
         }
 
         if (message.Offset > _incoming.Received)
@@ -178,11 +178,20 @@ internal sealed partial class RaftCore
         return true;
     }
 
-    private sealed class IncomingSnapshot(long index, long term)
+    /// <summary>
+    /// A snapshot being received, named by its last entry and its sender. One leader's chunks never
+    /// continue another's: in one cluster a snapshot's (index, term) names one state, but a node that
+    /// joins another cluster with this core (an elastic newcomer adopting a generation while a transfer
+    /// from the previous one was cut short) would otherwise splice two clusters' snapshots of the same
+    /// (index, term) into one (elastic seed 753: the state machines diverged).
+    /// </summary>
+    private sealed class IncomingSnapshot(long index, long term, string from)
     {
         public long Index { get; } = index;
 
         public long Term { get; } = term;
+
+        public string From { get; } = from;
 
         public ArrayBufferWriter<byte> Data { get; } = new();
 

@@ -203,6 +203,29 @@ public sealed class SnapshotTests
     }
 
     /// <summary>
+    /// Found by the elastic simulation (seed 753): a newcomer of generation 2 received the first chunks
+    /// of a snapshot at (3, term 2), paused, and then joined generation 3, whose leader sent its own
+    /// snapshot at (3, term 2). The transfer resumed at the offset the first had reached, splicing the
+    /// two clusters' snapshots; its state machines diverged. Chunks from another sender start over.
+    /// </summary>
+    [Test]
+    public void ChunksFromAnotherSenderNeverContinueATransfer()
+    {
+        var b = new RaftCore(new RaftConfig { Id = "b", Members = ["a", "b", "c"], BroadcastAppends = false, Random = new Random(2) }, new HardState(2, null, 0), []);
+        b.Step(new RaftMessage { Type = MessageType.Snapshot, From = "a", To = "b", Term = 2, Index = 3, LogTerm = 2, Offset = 0, Data = new byte[] { 1, 1, 1 } });
+        b.TakeReady();
+
+        b.Step(new RaftMessage { Type = MessageType.Snapshot, From = "c", To = "b", Term = 2, Index = 3, LogTerm = 2, Offset = 3, Data = new byte[] { 9, 9 }, Done = true });
+        var ready = b.TakeReady();
+        Assert.That(ready?.Snapshot, Is.Null, "nothing spliced from two senders is installed");
+        Assert.That(ready!.Messages.Single(m => m.Type == MessageType.SnapshotResponse && m.To == "c"), Has.Property(nameof(RaftMessage.Offset)).EqualTo(0L).And.Property(nameof(RaftMessage.Reject)).True);
+
+        b.Step(new RaftMessage { Type = MessageType.Snapshot, From = "c", To = "b", Term = 2, Index = 3, LogTerm = 2, Offset = 0, Data = new byte[] { 7, 7, 7 } });
+        b.Step(new RaftMessage { Type = MessageType.Snapshot, From = "c", To = "b", Term = 2, Index = 3, LogTerm = 2, Offset = 3, Data = new byte[] { 9, 9 }, Done = true });
+        Assert.That(b.TakeReady()?.Snapshot?.Data.ToArray(), Is.EqualTo(new byte[] { 7, 7, 7, 9, 9 }));
+    }
+
+    /// <summary>
     /// Found by the simulation (3-node discovery seed 2698): b held the snapshot's last entry 2 and an
     /// entry 3 of an older term than the leader's entry 3. Fast-forwarding to the snapshot, it
     /// acknowledged its whole log; the leader took entry 3 for replicated, committed its own, and b
