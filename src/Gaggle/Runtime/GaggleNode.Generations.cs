@@ -60,19 +60,51 @@ public sealed partial class GaggleNode
 
         if (events.ReleaseClaim is { } claimed)
         {
-            RunOffLoop(async () =>
+            // Not counted as off-loop work: nothing comes back to the loop, and its retries wait on the clock.
+            _ = Task.Run(() => ReleaseClaimAsync(store, claimed));
+        }
+    }
+
+    /// <summary>
+    /// Gives back a claim this node will not found, retrying (it is a compare-and-set: a retry after a
+    /// lost answer is harmless) until the store answers, for half the member timeout: the live
+    /// generation's leader keeps its fence shut while the claim stands, and takes its cluster for
+    /// superseded if it stands for the member timeout.
+    /// </summary>
+    private async Task ReleaseClaimAsync(IClusterGenerationStore store, long claimed)
+    {
+        var until = _time.GetTimestamp() + (long)(_options.MemberTimeout.TotalSeconds / 2 * _time.TimestampFrequency);
+        var pause = _options.ElectionTimeoutMin / 4;
+        while (true)
+        {
+            try
             {
-                try
+                await store.TryReleaseClaimAsync(claimed, _stopping.Token).ConfigureAwait(false);
+                return;
+            }
+            catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                if (_time.GetTimestamp() >= until)
                 {
-                    await store.TryReleaseClaimAsync(claimed, _stopping.Token).ConfigureAwait(false);
-                }
-                catch (Exception e) when (e is not OutOfMemoryException)
-                {
-                    // The live generation's leader finds the claim, keeps its fence shut, and after the
-                    // member timeout starts over in the claimed generation.
                     Log.GenerationStoreFailed(_logger, e, Id);
+                    return;
                 }
-            });
+            }
+
+            try
+            {
+                await Task.Delay(pause, _time, _stopping.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+
+            pause = TimeSpan.FromTicks(Math.Min(pause.Ticks * 2, _options.ElectionTimeoutMax.Ticks));
         }
     }
 

@@ -52,8 +52,9 @@ internal enum FenceVerdict
 /// <para>
 /// A leader that finds another, higher generation keeps its fence shut: a newcomer's claim that it
 /// gives up once it hears this generation is live is released soon (the value goes back), and then the
-/// fence opens again. If the other value stays for the member timeout, that generation formed (or its
-/// claimant died): this node's cluster is over, as when it hears the newer generation's messages.
+/// fence opens again. If the other value is found answer after answer for the member timeout (while
+/// this node leads), that generation formed (or its claimant died before giving the claim back): this
+/// node's cluster is over, as when it hears the newer generation's messages.
 /// </para>
 /// </remarks>
 internal sealed class GenerationFence(ElasticSettings settings)
@@ -62,6 +63,7 @@ internal sealed class GenerationFence(ElasticSettings settings)
     private long _shutUntilUs = long.MinValue / 2;
     private long _lastSentAtUs = long.MinValue / 2;
     private long _otherSinceUs = -1;
+    private long _otherLastUs;
 
     /// <summary>Whether the fence is open at <paramref name="nowUs"/>: proposals may go and leadership may be trusted.</summary>
     public bool IsOpen(long nowUs) => nowUs >= _shutUntilUs && nowUs - _confirmedSentAtUs < settings.FenceUs;
@@ -79,6 +81,12 @@ internal sealed class GenerationFence(ElasticSettings settings)
             return false;
         }
 
+        if (beganToLead)
+        {
+            // What an earlier leadership found counts for nothing now (a claim seen then may long be given back).
+            _otherSinceUs = -1;
+        }
+
         _lastSentAtUs = nowUs;
         return true;
     }
@@ -92,7 +100,13 @@ internal sealed class GenerationFence(ElasticSettings settings)
     {
         if (recordedBefore > generation)
         {
-            _otherSinceUs = _otherSinceUs < 0 ? nowUs : _otherSinceUs;
+            // Counted only while the higher value is found answer after answer, with no gap longer than a fence.
+            if (_otherSinceUs < 0 || nowUs - _otherLastUs > settings.FenceUs)
+            {
+                _otherSinceUs = nowUs;
+            }
+
+            _otherLastUs = nowUs;
             return nowUs - _otherSinceUs >= settings.MemberTimeoutUs ? FenceVerdict.Superseded : FenceVerdict.Other;
         }
 

@@ -94,9 +94,33 @@ public sealed class GenerationFenceTests
         Assert.That(fence.IsOpen(80_000), Is.True, "the earlier confirmation still holds: the value changed after it was read");
         Assert.That(fence.IsOpen(300_000), Is.False);
         Assert.That(fence.Confirmed(150_000, 5, 5, 160_000), Is.EqualTo(FenceVerdict.Confirmed), "a claim given back: open again");
-        Assert.That(fence.Confirmed(225_000, 6, 5, 230_000), Is.EqualTo(FenceVerdict.Other));
-        Assert.That(fence.Confirmed(800_000, 6, 5, 829_999), Is.EqualTo(FenceVerdict.Other));
-        Assert.That(fence.Confirmed(830_000, 6, 5, 830_000), Is.EqualTo(FenceVerdict.Superseded));
+        for (long now = 230_000; now < 830_000; now += 75_000)
+        {
+            Assert.That(fence.Confirmed(now - 5_000, 6, 5, now), Is.EqualTo(FenceVerdict.Other));
+        }
+
+        Assert.That(fence.Confirmed(825_000, 6, 5, 830_000), Is.EqualTo(FenceVerdict.Superseded), "found answer after answer for the member timeout");
+    }
+
+    /// <summary>
+    /// The higher value counts only while it is found answer after answer in one leadership: a gap
+    /// longer than a fence, or a new leadership, starts the count over (a claim seen long ago, and
+    /// given back since, must not end the cluster the moment another short-lived claim is seen).
+    /// </summary>
+    [Test]
+    public void A_higher_value_counts_only_answer_after_answer_in_one_leadership()
+    {
+        var fence = new GenerationFence(Settings);
+        Assert.That(fence.Confirmed(0, 6, 5, 10_000), Is.EqualTo(FenceVerdict.Other));
+        Assert.That(fence.Confirmed(700_000, 6, 5, 700_000), Is.EqualTo(FenceVerdict.Other), "a gap longer than a fence: counted from here");
+        for (long now = 775_000; now < 1_300_000; now += 75_000)
+        {
+            Assert.That(fence.Confirmed(now, 6, 5, now), Is.EqualTo(FenceVerdict.Other));
+        }
+
+        fence.ConfirmDue(leads: true, beganToLead: true, 1_310_000);
+        Assert.That(fence.Confirmed(1_310_000, 6, 5, 1_320_000), Is.EqualTo(FenceVerdict.Other), "a new leadership: counted from here (else 620 ms since 700 ms)");
+        Assert.That(fence.Confirmed(1_900_000, 6, 5, 1_920_000), Is.EqualTo(FenceVerdict.Other));
     }
 
     /// <summary>

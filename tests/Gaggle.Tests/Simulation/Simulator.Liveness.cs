@@ -42,7 +42,7 @@ internal sealed partial class Simulator
         long boundMs = (100 * Settings.LeaseMs) + (200L * Settings.ElectionTicksMax * SimulationSettings.TickMs) + (20 * (Settings.Autopilot?.MemberTimeoutUs ?? 0) / 1000);
         long limit = NowUs + (boundMs * 1000);
         long steps = 0;
-        (string Leader, long Term, string Payload)? proposal = null;
+        (string Leader, long Term, long Generation, string Payload)? proposal = null;
         long operatorChecksAtUs = NowUs + (_shape.Elastic ? Settings.Elastic!.MemberTimeoutUs : 0);
         while (!Settled(proposal?.Payload))
         {
@@ -69,13 +69,13 @@ internal sealed partial class Simulator
 
             RetireNonMembers(CurrentLeader());
             var leader = CurrentLeader();
-            if (leader is not null && (proposal is null || proposal.Value.Leader != leader.Id || proposal.Value.Term != leader.Core!.Term))
+            if (leader is not null && (proposal is null || proposal.Value.Leader != leader.Id || proposal.Value.Term != leader.Core!.Term || proposal.Value.Generation != leader.Generation))
             {
                 string payload = $"s{_seed}-p{++_proposals}";
                 leader.AppendData(Encoding.UTF8.GetBytes(payload), long.MaxValue, index => Appends.ObserveAcknowledged(leader.Id, leader.Generation, payload, index), null);
                 Trace($"append '{payload}' on the leader {leader.Id} (term {leader.Core!.Term})");
                 Process(leader);
-                proposal = (leader.Id, leader.Core!.Term, payload);
+                proposal = (leader.Id, leader.Core!.Term, leader.Generation, payload);
             }
         }
 
