@@ -56,6 +56,7 @@ public sealed class SimulationRegressionTests
     [TestCase(7, TestName = "Seed 7 of the unheard-generations run (3 instances): without the generation fence, a leader of generation 1 that newcomers could not hear and the founder of generation 2 both trusted their leadership")]
     [TestCase(307, TestName = "Seed 307 of the unheard-generations run (3 instances): without the settle time of a node that changed the generation key, a leader whose last confirmation preceded the claim and the founder of the next generation both trusted their leadership")]
     [TestCase(618, TestName = "Seed 618 of the unheard-generations run (4 instances): with one confirmation at a time and a store slower than the fence, the leader's fence opened for milliseconds at a time and a follower's append never got through")]
+    [TestCase(240, TestName = "Seed 240 of the unheard-generations run (1 instance): a learner removed (committed), added back, then told 'not a member' from the removal before it heard of its addition started over; the checker took that for a premature removal")]
     public void SeedOfTheUnheardGenerationsRunThatOnceFailedNowPasses(int seed)
     {
         var failure = Simulator.RunAndExplain(seed, ClusterShape.ElasticOf(1 + (seed % 5), unheardGenerations: true));

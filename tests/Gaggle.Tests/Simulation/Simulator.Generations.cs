@@ -1,3 +1,4 @@
+using Gaggle.Raft;
 using Gaggle.Runtime;
 
 namespace Gaggle.Tests.Simulation;
@@ -205,13 +206,15 @@ internal sealed partial class Simulator
     {
         bool removed = node.Removed;
         long generation = node.Generation;
-        if (removed && AppliedConfigOf(generation).Contains(node.Id))
+        if (removed && ToldBeforeItsRemovalCommitted(node, generation) is { } inForce)
         {
             // Told so while the configuration without it was not committed: that configuration may still
             // be overwritten, and the node's log and acknowledgements still count in the committed one
             // (a voter that drops a log a majority relied on lets a leader without a committed entry win).
+            // A word told from a committed removal may arrive after the node was added back: the node
+            // cannot know, and starting over then is safe (its new incarnation is a member already).
             throw new SafetyViolationException(
-                $"{node.Id} starts over as removed from generation {generation} while its committed configuration {AppliedConfigOf(generation)} still holds it");
+                $"{node.Id} starts over as removed from generation {generation} (told from configuration {node.Driver!.RemovalIndexTold}) while the committed configuration in force there, {inForce}, still holds it");
         }
 
         var keep = removed ? new Gaggle.Raft.HardState(node.Core!.Term, node.Core.VotedFor, 0) : default;
@@ -222,6 +225,28 @@ internal sealed partial class Simulator
         long life = node.Driver!.LifeConfigurationIndex;
         node.StartOver(history => Settings.CreateElasticDriverSettings(node.Id, _random.Next(), node.Incarnation, history), generation, live: removed, keep, Settings.ClientsPerNode, life);
         Process(node);
+    }
+}
+
+/// <summary>Removal checks of elastic runs.</summary>
+internal sealed partial class Simulator
+{
+    /// <summary>
+    /// The committed configuration in force at the index <paramref name="node"/> was told "not a member"
+    /// from, when it still holds the node or that index has not committed yet (the newest committed one
+    /// then); null when the removal it was told of had committed.
+    /// </summary>
+    private ClusterConfig? ToldBeforeItsRemovalCommitted(SimulatedNode node, long generation)
+    {
+        long told = node.Driver!.RemovalIndexTold;
+        var committed = _configHistory.Where(c => c.Generation == generation).ToList();
+        if (told <= 0 || committed.Count == 0 || committed.Max(c => c.Index) < told)
+        {
+            return AppliedConfigOf(generation).Contains(node.Id) ? AppliedConfigOf(generation) : null;
+        }
+
+        var inForce = committed.Where(c => c.Index <= told).OrderBy(c => c.Index).Select(c => (AppliedConfiguration?)c).LastOrDefault();
+        return inForce is { } config && config.Config.Contains(node.Id) ? config.Config : null;
     }
 }
 
