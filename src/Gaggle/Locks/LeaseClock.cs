@@ -35,5 +35,9 @@ internal sealed class LeaseClock
         return _lastStamp;
     }
 
+    /// <summary>What <see cref="Now"/> would stamp, without starting the clock: the table's time until the first stamp of <paramref name="term"/>.</summary>
+    public long Peek(long term, long tableNow, long nowUs)
+        => term != _term ? tableNow : Math.Max(_lastStamp, Math.Max(tableNow, _base + ((nowUs - _startUs) / 1000)));
+
     public override string ToString() => $"stamps from {_base} + since {_startUs} us, last {_lastStamp}, term {_term}";
 }

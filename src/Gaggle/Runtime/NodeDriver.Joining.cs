@@ -160,7 +160,22 @@ internal sealed partial class NodeDriver
     }
 
     /// <summary>Whether this node may propose and trust its leadership: always outside elastic mode; in it, while its generation fence is open.</summary>
-    private bool FenceOpen => _fence is null || _fence.IsOpen(_nowUs);
+    private bool FenceOpen => FenceOpenAt(_nowUs, startClock: true);
+
+    /// <summary>The fence at <paramref name="nowUs"/>; <paramref name="startClock"/> lets the lease clock start for this term (not from a query).</summary>
+    private bool FenceOpenAt(long nowUs, bool startClock)
+        => _fence is null || (_fence.IsOpen(nowUs) && !SettlingAfterGenerationStart(nowUs, startClock));
+
+    /// <summary>
+    /// Whether this leader's generation opened (or replaced a lower value in the store) less than the
+    /// settle time ago, by the lock table's clock: the generation start entry's hold-off ends a hold
+    /// limit after the settle time. So the settle time binds every leader of the generation, not only
+    /// the one that changed the store (a learner promoted and handed the leadership soon after the
+    /// founding). A leader's lease clock starts from the table's time, which only lengthens the wait.
+    /// </summary>
+    private bool SettlingAfterGenerationStart(long nowUs, bool startClock)
+        => _core.Role == RaftRole.Leader && Machines.Locks.Table.GrantsFrom - _settings.Elastic!.HoldLimitMs
+            > (startClock ? LeaseClockNow() : _leaseClock.Peek(_core.Term, Machines.Locks.Table.Now, nowUs));
 
     /// <summary>
     /// Holds the core's proposals while the generation fence is shut (see <see cref="GenerationFence"/>);
@@ -173,7 +188,7 @@ internal sealed partial class NodeDriver
             return;
         }
 
-        bool open = _fence.IsOpen(_nowUs);
+        bool open = FenceOpen;
         _core.ProposalsHeld = !open;
         if (open && _fenceHoldOffDue && _core.Role == RaftRole.Leader && _core.Propose([EntryEnvelope.WithStamp(GenerationStart(Generation, FenceHoldOffMs), LeaseClockNow())]) > 0)
         {

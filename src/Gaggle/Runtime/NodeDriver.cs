@@ -264,7 +264,8 @@ internal sealed partial class NodeDriver
     }
 
     /// <summary>Whether this node's leadership can be trusted now (the leadership lease; see <see cref="GaggleLeadership"/>).</summary>
-    public bool IsLeadershipTrusted(long nowUs) => _leadership.IsTrusted(_core, Math.Max(_nowUs, nowUs)) && (_fence is null || _fence.IsOpen(Math.Max(_nowUs, nowUs)));
+    public bool IsLeadershipTrusted(long nowUs)
+        => _leadership.IsTrusted(_core, Math.Max(_nowUs, nowUs)) && FenceOpenAt(Math.Max(_nowUs, nowUs), startClock: false);
 
     /// <summary>This node's applied view of lock <paramref name="name"/> (no log entry; possibly stale).</summary>
     public LockInfo PeekLock(string name) => Machines.Locks.Table.Describe(name, _core.AppliedIndex);
