@@ -13,10 +13,11 @@ namespace Gaggle.Tests.Runtime;
 [TestFixture]
 public sealed class GenerationClaimTests
 {
-    private const long TickUs = 10_000;
-    private const long MemberTimeoutUs = 600_000;
+    internal const long TickUs = 10_000;
+    internal const long MemberTimeoutUs = 600_000;
 
-    private static NodeDriver NewInstance(string id, bool echoes = false)
+    /// <summary>An elastic instance's driver on this fixture's timing (also the generation fence's tests').</summary>
+    internal static NodeDriver NewInstance(string id, bool echoes = false)
     {
         var options = new GaggleOptions
         {

@@ -1,7 +1,6 @@
 using System.Text;
 using Gaggle.Raft;
 using Gaggle.Runtime;
-using Gaggle.Storage;
 using NUnit.Framework;
 
 namespace Gaggle.Tests.Runtime;
@@ -15,8 +14,8 @@ namespace Gaggle.Tests.Runtime;
 [TestFixture]
 public sealed class GenerationFenceTests
 {
-    private const long TickUs = 10_000;
-    private const long MemberTimeoutUs = 600_000;
+    private const long TickUs = GenerationClaimTests.TickUs;
+    private const long MemberTimeoutUs = GenerationClaimTests.MemberTimeoutUs;
     private static readonly ElasticSettings Settings = new(MemberTimeoutUs, 4 * 150_000, 1_150);
 
     [Test]
@@ -132,7 +131,7 @@ public sealed class GenerationFenceTests
     [Test]
     public void A_founder_proposes_only_while_its_fence_is_open()
     {
-        var driver = NewInstance("f.1");
+        var driver = GenerationClaimTests.NewInstance("f.1");
         driver.StartGeneration(0, live: false);
         long now = 0;
         while (Step(driver, now += TickUs) is null)
@@ -176,21 +175,6 @@ public sealed class GenerationFenceTests
 
         Run(now + Settings.ConfirmEveryUs + TickUs, answer: true);
         Assert.That((driver.Core.LastIndex, driver.IsLeadershipTrusted(now)), Is.EqualTo((founding + 2, true)), "a confirmation again: the held append goes");
-    }
-
-    private static NodeDriver NewInstance(string id)
-    {
-        var options = new GaggleOptions
-        {
-            NodeId = id,
-            HeartbeatInterval = TimeSpan.FromMilliseconds(20),
-            ElectionTimeoutMin = TimeSpan.FromMilliseconds(100),
-            ElectionTimeoutMax = TimeSpan.FromMilliseconds(150),
-            MemberTimeout = TimeSpan.FromMicroseconds(MemberTimeoutUs),
-            LockLeaseDuration = TimeSpan.FromSeconds(1),
-            RandomSeed = 5,
-        };
-        return new NodeDriver(NodeDriverSettings.From(options, 1, TimeSpan.FromMicroseconds(TickUs)), new PersistedState(default, []), new SequenceCounter());
     }
 
     private static void Append(NodeDriver driver, long sequence)
