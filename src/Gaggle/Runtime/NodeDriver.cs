@@ -377,7 +377,6 @@ internal sealed partial class NodeDriver
 
         if (!FenceOpen)
         {
-            // Elastic mode: the store has not confirmed this leader's generation lately (see GenerationFence).
             Drop(from, "forwarded appends reached a leader whose generation the store has not confirmed lately (its fence is shut); the sender retries", "fenced");
             return;
         }
