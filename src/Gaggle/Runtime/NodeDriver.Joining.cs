@@ -162,9 +162,9 @@ internal sealed partial class NodeDriver
     /// <summary>Whether this node may propose and trust its leadership: always outside elastic mode; in it, while its generation fence is open.</summary>
     private bool FenceOpen => FenceOpenAt(_nowUs, startClock: true);
 
-    /// <summary>The fence at <paramref name="nowUs"/>; <paramref name="startClock"/> lets the lease clock start for this term (not from a query).</summary>
+    /// <summary>The fence at <paramref name="nowUs"/>; <paramref name="startClock"/> lets the lease clock start for this term (not from a query), from the first tick a node leads, so the settle time counts from then.</summary>
     private bool FenceOpenAt(long nowUs, bool startClock)
-        => _fence is null || (_fence.IsOpen(nowUs) && !SettlingAfterGenerationStart(nowUs, startClock));
+        => _fence is null || (!SettlingAfterGenerationStart(nowUs, startClock) && _fence.IsOpen(nowUs));
 
     /// <summary>
     /// Whether this leader's generation opened (or replaced a lower value in the store) less than the
