@@ -403,8 +403,11 @@ internal sealed partial class Simulator
         var withState = _nodes.Where(n => n.IsUp && (n.Core!.LastIndex > 0 || n.Core.Snapshot is not null)).ToList();
         // Only a voter (by its own configuration, committed or not) can elect a leader; when every such
         // voter is stranded, nothing can, whatever the learners believe.
+        // A voter that is not stranded by its own configuration but can win no election (a stale one:
+        // removed while paused, it resumed still a voter in its own eyes, and the others' logs are ahead
+        // of its own) does not keep a stranded leader's generation alive either (unheard seed 2146).
         var voters = withState.Where(n => n.Core!.Configuration.IsVoter(n.Id)).ToList();
-        if (voters.Count > 0 && (voters.TrueForAll(Stranded) || (CurrentLeader() is null && !voters.Exists(CanWin))))
+        if (voters.Count > 0 && (voters.TrueForAll(n => Stranded(n) || (!CanWin(n) && voters.Exists(Stranded))) || (CurrentLeader() is null && !voters.Exists(CanWin))))
         {
             withState = voters;
             // A voter of a generation that lost its majority lives and announces itself: nobody founds by
