@@ -31,9 +31,6 @@ internal sealed partial class NodeDriver
     /// </summary>
     public long LifeConfigurationIndex => Math.Max(_core.ConfigurationIndex, _removalIndexTold);
 
-    /// <summary>The highest configuration index a "not a member" this node acted on was told from (0: none).</summary>
-    public long RemovalIndexTold => _removalIndexTold;
-
     /// <summary>
     /// This driver replaces one of the same member id whose life knew configurations up to
     /// <paramref name="configurationIndex"/> (its <see cref="LifeConfigurationIndex"/>): what it replays

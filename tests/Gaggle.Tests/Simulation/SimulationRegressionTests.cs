@@ -58,6 +58,7 @@ public sealed class SimulationRegressionTests
     [TestCase(618, TestName = "Seed 618 of the unheard-generations run (4 instances): with one confirmation at a time and a store slower than the fence, the leader's fence opened for milliseconds at a time and a follower's append never got through")]
     [TestCase(240, TestName = "Seed 240 of the unheard-generations run (1 instance): a learner removed (committed), added back, then told 'not a member' from the removal before it heard of its addition started over; the checker took that for a premature removal")]
     [TestCase(2146, TestName = "Seed 2146 of the unheard-generations run (2 instances): a voter removed while paused resumed still a voter in its own eyes after the cluster lost two of its three voters; the simulated operator took it for a live majority and never stepped in")]
+    [TestCase(2351, TestName = "Seed 2351 of the unheard-generations run (2 instances): a learner whose own log committed its removal started over after it had been added back; the checker took that for a premature removal")]
     public void SeedOfTheUnheardGenerationsRunThatOnceFailedNowPasses(int seed)
     {
         var failure = Simulator.RunAndExplain(seed, ClusterShape.ElasticOf(1 + (seed % 5), unheardGenerations: true));

@@ -214,7 +214,7 @@ internal sealed partial class Simulator
             // A word told from a committed removal may arrive after the node was added back: the node
             // cannot know, and starting over then is safe (its new incarnation is a member already).
             throw new SafetyViolationException(
-                $"{node.Id} starts over as removed from generation {generation} (told from configuration {node.Driver!.RemovalIndexTold}) while the committed configuration in force there, {inForce}, still holds it");
+                $"{node.Id} starts over as removed from generation {generation} (learnt from configuration {node.Driver!.LifeConfigurationIndex}) while the committed configuration in force there, {inForce}, still holds it");
         }
 
         var keep = removed ? new Gaggle.Raft.HardState(node.Core!.Term, node.Core.VotedFor, 0) : default;
@@ -232,13 +232,14 @@ internal sealed partial class Simulator
 internal sealed partial class Simulator
 {
     /// <summary>
-    /// The committed configuration in force at the index <paramref name="node"/> was told "not a member"
-    /// from, when it still holds the node or that index has not committed yet (the newest committed one
-    /// then); null when the removal it was told of had committed.
+    /// The committed configuration in force at the index <paramref name="node"/> learnt of its removal
+    /// from (a "not a member", or its own log), when it still holds the node or that index has not
+    /// committed yet (the newest committed one then); null when that removal had committed.
     /// </summary>
     private ClusterConfig? ToldBeforeItsRemovalCommitted(SimulatedNode node, long generation)
     {
-        long told = node.Driver!.RemovalIndexTold;
+        // The removal it learnt of: told by a leader, or a committed configuration of its own log without it.
+        long told = node.Driver!.LifeConfigurationIndex;
         var committed = _configHistory.Where(c => c.Generation == generation).ToList();
         if (told <= 0 || committed.Count == 0 || committed.Max(c => c.Index) < told)
         {
