@@ -37,13 +37,13 @@ internal sealed class CuttableChannel(IChannel inner) : IChannel, IClusterGenera
     public ValueTask<long> ReadGenerationAsync(CancellationToken cancellationToken = default)
         => Store.ReadGenerationAsync(cancellationToken);
 
-    public ValueTask<bool> TryClaimGenerationAsync(long expected, CancellationToken cancellationToken = default)
-        => Store.TryClaimGenerationAsync(expected, cancellationToken);
+    public ValueTask<bool> TryClaimGenerationAsync(long expected, long claimed, CancellationToken cancellationToken = default)
+        => Store.TryClaimGenerationAsync(expected, claimed, cancellationToken);
 
-    public ValueTask<bool> TryReleaseClaimAsync(long claimed, CancellationToken cancellationToken = default)
-        => Store.TryReleaseClaimAsync(claimed, cancellationToken);
+    public ValueTask<bool> TryReleaseClaimAsync(long claimed, long expected, CancellationToken cancellationToken = default)
+        => Store.TryReleaseClaimAsync(claimed, expected, cancellationToken);
 
-    public ValueTask<long> ConfirmGenerationAsync(long generation, CancellationToken cancellationToken = default)
+    public ValueTask<GenerationConfirmation> ConfirmGenerationAsync(long generation, CancellationToken cancellationToken = default)
         => Store.ConfirmGenerationAsync(generation, cancellationToken);
 
     public ValueTask DisposeAsync() => inner.DisposeAsync();

@@ -73,11 +73,16 @@ internal static class ElasticCluster
         return apps[statuses.FindIndex(s => s.IsLeader)];
     }
 
-    public static async Task<string?> RecordedGenerationAsync(string redis, string cluster)
+    /// <summary>The number of the generation recorded in <paramref name="cluster"/>'s key; 0 when none.</summary>
+    public static async Task<long> RecordedGenerationAsync(string redis, string cluster)
     {
         await using var connection = await ConnectionMultiplexer.ConnectAsync(redis);
-        return await connection.GetDatabase().StringGetAsync(GenerationKey(cluster));
+        return GenerationNumber(await connection.GetDatabase().StringGetAsync(GenerationKey(cluster)));
     }
+
+    /// <summary>The generation number a value of the generation key holds (<c>id:changedAtMs:kind</c>, the number the id's low 16 bits); 0 for none.</summary>
+    public static long GenerationNumber(RedisValue value)
+        => value.IsNull ? 0 : Gaggle.Channels.GenerationIds.NumberOf(long.Parse(((string)value!).Split(':')[0], System.Globalization.CultureInfo.InvariantCulture));
 
     /// <summary>The one Redis key Gaggle keeps for an elastic cluster (see RedisPubSubChannel.Generation.cs).</summary>
     public static string GenerationKey(string cluster) => $"gaggle:{{{cluster}}}:generation";

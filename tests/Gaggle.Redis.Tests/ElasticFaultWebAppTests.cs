@@ -166,7 +166,7 @@ public sealed class ElasticFaultWebAppTests
         // it), and keeps losing it while the newcomers start: they read no generation at all.
         await using var connection = await ConnectionMultiplexer.ConnectAsync(_redis);
         var redis = connection.GetDatabase();
-        Assert.That((string?)await redis.StringGetAsync(GenerationKey(_cluster)), Is.EqualTo("1"));
+        Assert.That(GenerationNumber(await redis.StringGetAsync(GenerationKey(_cluster))), Is.EqualTo(1));
         using var flushing = new CancellationTokenSource();
         var flusher = Task.Run(async () =>
         {
@@ -193,7 +193,7 @@ public sealed class ElasticFaultWebAppTests
             Assert.That(app.Output, Does.Not.Contain("formed cluster generation"), $"{app.Id} joined the live cluster instead of forming one");
         }
 
-        await Eventually.True(() => redis.StringGet(GenerationKey(_cluster)) == "1", "the leader to write generation 1 back", Deadline);
+        await Eventually.True(() => GenerationNumber(redis.StringGet(GenerationKey(_cluster))) == 1, "the leader to write generation 1 back", Deadline);
         var after = ClusterLoad.Start(apps);
         try
         {
@@ -207,7 +207,7 @@ public sealed class ElasticFaultWebAppTests
         var leader = await LeaderAsync(apps, generation: 1, Deadline);
         await before.VerifyAsync(leader, _started, Deadline);
         await after.VerifyAsync(leader, _started, Deadline);
-        Assert.That((string?)await redis.StringGetAsync(GenerationKey(_cluster)), Is.EqualTo("1"), "still one generation");
+        Assert.That(GenerationNumber(await redis.StringGetAsync(GenerationKey(_cluster))), Is.EqualTo(1), "still one generation");
     }
 
     [TestCase(true, TestName = "AVoterFrozenPastTheMemberTimeoutIsRemovedLosesItsHoldsAndRejoins(the leader)")]

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Gaggle.Channels;
 using NUnit.Framework;
 using StackExchange.Redis;
 
@@ -50,7 +51,7 @@ public sealed class ElasticOverRedisTests
             nodes.AddRange(await Task.WhenAll(Enumerable.Range(0, 5).Select(_ => StartAsync(configuration, cluster, "web"))));
             await Eventually.True(() => OneClusterOf(nodes, 3), "five nodes: one cluster, three voters, two learners");
             Assert.That(nodes.Select(n => n.Generation), Is.All.EqualTo(1L));
-            Assert.That((string?)await redis.GetDatabase().StringGetAsync(key), Is.EqualTo("1"));
+            Assert.That(ElasticCluster.GenerationNumber(await redis.GetDatabase().StringGetAsync(key)), Is.EqualTo(1));
             Assert.That(await redis.GetDatabase().KeyTimeToLiveAsync(key), Is.Null, "the key never expires");
 
             // The key is lost (evicted, flushed, a failover without it): a newcomer reads no generation,
@@ -61,7 +62,7 @@ public sealed class ElasticOverRedisTests
             await Eventually.True(() => OneClusterOf(nodes, 3), "the newcomer a member of the live cluster");
             Assert.That(late.Generation, Is.EqualTo(1), "it joined the live generation; it did not found a new one");
             Assert.That(nodes.Select(n => n.Generation), Is.All.EqualTo(1L));
-            await UntilAsync(async () => (string?)await redis.GetDatabase().StringGetAsync(key) == "1", "the leader to restore the key");
+            await UntilAsync(async () => ElasticCluster.GenerationNumber(await redis.GetDatabase().StringGetAsync(key)) == 1, "the leader to restore the key");
         }
         finally
         {
@@ -108,7 +109,7 @@ public sealed class ElasticOverRedisTests
                 await Task.Delay(50);
             }
 
-            Assert.That((string?)await redis.GetDatabase().StringGetAsync(key), Is.EqualTo("1"), "no claim of generation 2");
+            Assert.That(ElasticCluster.GenerationNumber(await redis.GetDatabase().StringGetAsync(key)), Is.EqualTo(1), "no claim of generation 2");
             deaf!.Deaf = false;
             await Eventually.True(() => OneClusterOf(nodes, 3), "it hears again and joins the live cluster");
             Assert.That(nodes.Select(n => n.Generation), Is.All.EqualTo(1L));
@@ -175,7 +176,7 @@ public sealed class ElasticOverRedisTests
             var newcomer = await StartListeningAsync("new");
             channels[^1].Hears = from => !old.Contains(from);
             await Eventually.True(() => newcomer.Generation == 2 && newcomer.IsLeader, "the newcomer, hearing nobody, founds generation 2");
-            Assert.That((string?)await redis.GetDatabase().StringGetAsync(key), Is.EqualTo("2"));
+            Assert.That(ElasticCluster.GenerationNumber(await redis.GetDatabase().StringGetAsync(key)), Is.EqualTo(2));
 
             // Generation 1 may act until its leader's last confirmation goes stale; generation 2 acts
             // only after that (its founder waits the settle time): from its first append on, the old
@@ -268,11 +269,11 @@ public sealed class ElasticOverRedisTests
 
         public ValueTask<long> ReadGenerationAsync(CancellationToken cancellationToken = default) => inner.ReadGenerationAsync(cancellationToken);
 
-        public ValueTask<bool> TryClaimGenerationAsync(long expected, CancellationToken cancellationToken = default) => inner.TryClaimGenerationAsync(expected, cancellationToken);
+        public ValueTask<bool> TryClaimGenerationAsync(long expected, long claimed, CancellationToken cancellationToken = default) => inner.TryClaimGenerationAsync(expected, claimed, cancellationToken);
 
-        public ValueTask<bool> TryReleaseClaimAsync(long claimed, CancellationToken cancellationToken = default) => inner.TryReleaseClaimAsync(claimed, cancellationToken);
+        public ValueTask<bool> TryReleaseClaimAsync(long claimed, long expected, CancellationToken cancellationToken = default) => inner.TryReleaseClaimAsync(claimed, expected, cancellationToken);
 
-        public ValueTask<long> ConfirmGenerationAsync(long generation, CancellationToken cancellationToken = default) => inner.ConfirmGenerationAsync(generation, cancellationToken);
+        public ValueTask<GenerationConfirmation> ConfirmGenerationAsync(long generation, CancellationToken cancellationToken = default) => inner.ConfirmGenerationAsync(generation, cancellationToken);
 
         public ValueTask DisposeAsync() => inner.DisposeAsync();
     }

@@ -25,7 +25,7 @@ public sealed class ElasticWebAppTests
         {
             var statuses = await OneClusterAsync(apps, generation: 1, TimeSpan.FromSeconds(45));
             Assert.That(statuses.Select(s => s.MemberId).Distinct().Count(), Is.EqualTo(8), "every process is a member of its own");
-            Assert.That(await RecordedGenerationAsync(redis, cluster), Is.EqualTo("1"), "one claim won; every other instance joined its cluster");
+            Assert.That(await RecordedGenerationAsync(redis, cluster), Is.EqualTo(1), "one claim won; every other instance joined its cluster");
         }
         catch
         {
@@ -58,7 +58,7 @@ public sealed class ElasticWebAppTests
             var after = await OneClusterAsync(second, generation: 2, TimeSpan.FromSeconds(40));
             Assert.That(sinceKill.Elapsed, Is.GreaterThanOrEqualTo(memberTimeout), "a recorded generation is replaced only after the member timeout of silence");
             Assert.That(after.Select(s => s.MemberId), Has.None.AnyOf(before.Select(s => s.MemberId).ToArray()), "new processes are new members");
-            Assert.That(await RecordedGenerationAsync(redis, cluster), Is.EqualTo("2"));
+            Assert.That(await RecordedGenerationAsync(redis, cluster), Is.EqualTo(2));
         }
         catch
         {

@@ -92,16 +92,16 @@ public sealed class InMemoryChannel : IChannel, IClusterGenerationStore
     }
 
     /// <inheritdoc/>
-    public ValueTask<long> ReadGenerationAsync(CancellationToken cancellationToken = default) => ValueTask.FromResult(network.Generation);
+    public ValueTask<long> ReadGenerationAsync(CancellationToken cancellationToken = default) => ValueTask.FromResult(network.GenerationId);
 
     /// <inheritdoc/>
-    public ValueTask<bool> TryClaimGenerationAsync(long expected, CancellationToken cancellationToken = default) => ValueTask.FromResult(network.TryClaimGeneration(expected));
+    public ValueTask<bool> TryClaimGenerationAsync(long expected, long claimed, CancellationToken cancellationToken = default) => ValueTask.FromResult(network.TryClaimGeneration(expected, claimed));
 
     /// <inheritdoc/>
-    public ValueTask<bool> TryReleaseClaimAsync(long claimed, CancellationToken cancellationToken = default) => ValueTask.FromResult(network.TryReleaseClaim(claimed));
+    public ValueTask<bool> TryReleaseClaimAsync(long claimed, long expected, CancellationToken cancellationToken = default) => ValueTask.FromResult(network.TryReleaseClaim(claimed, expected));
 
     /// <inheritdoc/>
-    public ValueTask<long> ConfirmGenerationAsync(long generation, CancellationToken cancellationToken = default) => ValueTask.FromResult(network.ConfirmGeneration(generation));
+    public ValueTask<GenerationConfirmation> ConfirmGenerationAsync(long generation, CancellationToken cancellationToken = default) => ValueTask.FromResult(network.ConfirmGeneration(generation));
 
     /// <summary>Disconnects the channel; see <see cref="DisconnectAsync"/>.</summary>
     public ValueTask DisposeAsync() => DisconnectAsync();

@@ -44,7 +44,7 @@ public sealed class InMemoryNetwork
     private long dropped;
 
     private readonly Lock _generationLock = new();
-    private long _generation;
+    private readonly GenerationRegister _generation = new();
 
     /// <summary>Creates a network with perfect links and no partitions.</summary>
     /// <param name="seed">Seeds every random decision; when null a random seed is chosen and exposed as <see cref="Seed"/>.</param>
@@ -175,14 +175,17 @@ public sealed class InMemoryNetwork
         linkFaults.Clear();
     }
 
-    /// <summary>The cluster generation recorded on this network (see <see cref="IClusterGenerationStore"/>); 0 when none.</summary>
-    public long Generation
+    /// <summary>The number of the cluster generation recorded on this network (see <see cref="IClusterGenerationStore"/>); 0 when none.</summary>
+    public long Generation => GenerationIds.NumberOf(GenerationId);
+
+    /// <summary>The id of the cluster generation recorded on this network (number and founder's tag; see <see cref="IClusterGenerationStore"/>); 0 when none.</summary>
+    internal long GenerationId
     {
         get
         {
             lock (_generationLock)
             {
-                return _generation;
+                return _generation.Id;
             }
         }
     }
@@ -192,50 +195,45 @@ public sealed class InMemoryNetwork
     {
         lock (_generationLock)
         {
-            _generation = 0;
+            _generation.Lose();
         }
     }
 
-    internal bool TryClaimGeneration(long expected)
+    /// <summary>Records <paramref name="id"/> as a value written by hand would be (its change unknown): for tests.</summary>
+    internal void WriteGenerationByHand(long id)
     {
-        ArgumentOutOfRangeException.ThrowIfNegative(expected);
         lock (_generationLock)
         {
-            if (_generation != expected)
-            {
-                return false;
-            }
-
-            _generation = expected + 1;
-            return true;
+            _generation.WriteByHand(id);
         }
     }
 
-    internal bool TryReleaseClaim(long claimed)
+    internal bool TryClaimGeneration(long expected, long claimed)
     {
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(claimed);
         lock (_generationLock)
         {
-            if (_generation != claimed)
-            {
-                return false;
-            }
-
-            _generation = claimed - 1;
-            return true;
+            return _generation.TryClaim(expected, claimed, GenerationClockUs);
         }
     }
 
-    internal long ConfirmGeneration(long generation)
+    internal bool TryReleaseClaim(long claimed, long expected)
     {
-        ArgumentOutOfRangeException.ThrowIfNegative(generation);
         lock (_generationLock)
         {
-            long before = _generation;
-            _generation = Math.Max(_generation, generation);
-            return before;
+            return _generation.TryRelease(claimed, expected, GenerationClockUs);
         }
     }
+
+    internal GenerationConfirmation ConfirmGeneration(long generation)
+    {
+        lock (_generationLock)
+        {
+            return _generation.Confirm(generation, GenerationClockUs);
+        }
+    }
+
+    /// <summary>The store's clock for the age of the last change: the time provider's (a fake one moves it in tests).</summary>
+    private long GenerationClockUs => timeProvider.GetUtcNow().ToUnixTimeMilliseconds() * 1000;
 
     internal void CountDelivered() => Interlocked.Increment(ref delivered);
 

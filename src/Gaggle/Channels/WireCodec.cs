@@ -4,14 +4,15 @@ namespace Gaggle.Channels;
 
 /// <summary>
 /// The compact, versioned binary format of <see cref="WireMessage"/>s: a version byte, the sender's
-/// cluster generation (a varint; 0 outside elastic mode or before it belongs to a cluster), a kind
+/// cluster generation id (a varint, number and founder's tag: see <see cref="GenerationIds"/>; 0
+/// outside elastic mode or before it belongs to a cluster), a kind
 /// byte, then the kind's fields as varints and length-prefixed bytes. Log entries inside an AppendEntries
 /// carry no index (it follows from prevLogIndex), so a message cannot describe a log with gaps.
 /// </summary>
 internal static class WireCodec
 {
-    /// <summary>3: forwarded appends carry the sender's admission.</summary>
-    public const byte Version = 3;
+    /// <summary>3: forwarded appends carry the sender's admission. 4: the generation is an id (number and founder's tag).</summary>
+    public const byte Version = 4;
 
     private const byte KindRaft = 1;
     private const byte KindForwardAppend = 2;
@@ -109,6 +110,10 @@ internal static class WireCodec
         }
 
         generation = reader.VarLong();
+        if (!GenerationIds.IsValid(generation))
+        {
+            throw new FormatException($"The sender's cluster generation id is {generation}; it must be 0 or an id below 2^52 whose number is at most {GenerationIds.MaxNumber}.");
+        }
 
         byte kind = reader.Byte();
         WireMessage message;

@@ -67,6 +67,25 @@ internal sealed class LockTable
         Now = Math.Max(Now, stamp);
         var grants = _grants;
         grants.Clear();
+        if (command.Type == LockCommandType.Generation)
+        {
+            // The hold-off binds from this entry on, the expiries it finds due included: a waiter next in
+            // line is not granted at the very entry that says another generation's holds may still run.
+            Generation = Math.Max(Generation, command.Token);
+            if (Now + command.LeaseMs > GrantsFrom)
+            {
+                GrantsFrom = Now + command.LeaseMs;
+                foreach (var (name, state) in _locks)
+                {
+                    if (state.Waiters.Count > 0)
+                    {
+                        // The queue moves up when the hold-off ends, as for a waiter that came during it.
+                        _deadlines.Enqueue(name, GrantsFrom);
+                    }
+                }
+            }
+        }
+
         if (Now >= _nextDeadline)
         {
             ExpireDue(index, grants);
@@ -105,10 +124,6 @@ internal sealed class LockTable
                 break;
             case LockCommandType.Inspect:
                 _events.Add(new LockEvent(LockEventType.Inspected, command.Name, request, Info: Describe(command.Name, index)));
-                break;
-            case LockCommandType.Generation:
-                Generation = Math.Max(Generation, command.Token);
-                GrantsFrom = Math.Max(GrantsFrom, Now + Math.Max(0, command.LeaseMs));
                 break;
         }
 

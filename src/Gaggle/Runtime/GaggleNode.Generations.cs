@@ -18,11 +18,14 @@ public sealed partial class GaggleNode
     private int _generationCallsPending;
 
     /// <summary>
-    /// In elastic mode, the generation of the cluster this node belongs to or waits to join (see
-    /// <see cref="IClusterGenerationStore"/>); 0 before one is known, and always 0 with
-    /// <see cref="GaggleOptions.Members"/> or <see cref="GaggleOptions.ClusterSize"/>.
+    /// In elastic mode, the number of the generation of the cluster this node belongs to or waits to
+    /// join (see <see cref="IClusterGenerationStore"/>; the high bits of its fencing tokens); 0 before
+    /// one is known, and always 0 with <see cref="GaggleOptions.Members"/> or <see cref="GaggleOptions.ClusterSize"/>.
     /// </summary>
-    public long Generation => Interlocked.Read(ref _generation);
+    public long Generation => GenerationIds.NumberOf(GenerationId);
+
+    /// <summary>The id of this node's generation: its number and its founder's tag (see <see cref="GenerationIds"/>).</summary>
+    internal long GenerationId => Interlocked.Read(ref _generation);
 
     private IClusterGenerationStore? GenerationStore => _options.IsElastic ? _channel as IClusterGenerationStore : null;
 
@@ -43,9 +46,9 @@ public sealed partial class GaggleNode
             return;
         }
 
-        if (events.ClaimGeneration is { } expected)
+        if (events.ClaimGeneration is { } claim)
         {
-            RunOffLoop(() => ClaimGenerationAsync(store, expected));
+            RunOffLoop(() => ClaimGenerationAsync(store, claim.Expected, claim.Claimed));
         }
 
         if (events.ProbeGenerationStore && Interlocked.CompareExchange(ref _probingStore, 1, 0) == 0)
@@ -53,15 +56,20 @@ public sealed partial class GaggleNode
             RunOffLoop(() => ProbeGenerationStoreAsync(store));
         }
 
+        if (events.CheckRival)
+        {
+            RunOffLoop(() => CheckRivalAsync(store));
+        }
+
         if (events.ConfirmGeneration is { } confirm)
         {
             RunOffLoop(() => ConfirmGenerationAsync(store, confirm.Generation, confirm.SentAtUs));
         }
 
-        if (events.ReleaseClaim is { } claimed)
+        if (events.ReleaseClaim is { } release)
         {
             // Not counted as off-loop work: nothing comes back to the loop, and its retries wait on the clock.
-            _ = Task.Run(() => ReleaseClaimAsync(store, claimed));
+            _ = Task.Run(() => ReleaseClaimAsync(store, release.Claimed, release.Expected));
         }
     }
 
@@ -71,7 +79,7 @@ public sealed partial class GaggleNode
     /// generation's leader keeps its fence shut while the claim stands, and takes its cluster for
     /// superseded if it stands for the member timeout.
     /// </summary>
-    private async Task ReleaseClaimAsync(IClusterGenerationStore store, long claimed)
+    private async Task ReleaseClaimAsync(IClusterGenerationStore store, long claimed, long expected)
     {
         var until = _time.GetTimestamp() + (long)(_options.MemberTimeout.TotalSeconds / 2 * _time.TimestampFrequency);
         var pause = _options.ElectionTimeoutMin / 4;
@@ -79,7 +87,7 @@ public sealed partial class GaggleNode
         {
             try
             {
-                await store.TryReleaseClaimAsync(claimed, _stopping.Token).ConfigureAwait(false);
+                await store.TryReleaseClaimAsync(claimed, expected, _stopping.Token).ConfigureAwait(false);
                 return;
             }
             catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
@@ -113,9 +121,9 @@ public sealed partial class GaggleNode
     {
         try
         {
-            long before = await store.ConfirmGenerationAsync(generation, _stopping.Token).ConfigureAwait(false);
+            var answer = await store.ConfirmGenerationAsync(generation, _stopping.Token).ConfigureAwait(false);
             _storeUnreachable = false;
-            _inbox.Writer.TryWrite(new ActionInput(driver => driver.GenerationConfirmed(sentAtUs, generation, before)));
+            _inbox.Writer.TryWrite(new ActionInput(driver => driver.GenerationConfirmed(sentAtUs, generation, answer)));
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
@@ -146,6 +154,20 @@ public sealed partial class GaggleNode
         });
     }
 
+    /// <summary>Reads the store after a generation of this node's number but another tag spoke: the one it holds lives.</summary>
+    private async Task CheckRivalAsync(IClusterGenerationStore store)
+    {
+        try
+        {
+            long recorded = await store.ReadGenerationAsync(_stopping.Token).ConfigureAwait(false);
+            _inbox.Writer.TryWrite(new ActionInput(driver => driver.RivalChecked(recorded)));
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            Log.GenerationStoreFailed(_logger, e, Id);
+        }
+    }
+
     /// <summary>Reads the store only to learn that it answers; a failure starts the driver's founding wait over.</summary>
     private async Task ProbeGenerationStoreAsync(IClusterGenerationStore store)
     {
@@ -170,18 +192,18 @@ public sealed partial class GaggleNode
         }
     }
 
-    private async Task ClaimGenerationAsync(IClusterGenerationStore store, long expected)
+    private async Task ClaimGenerationAsync(IClusterGenerationStore store, long expected, long claimed)
     {
         try
         {
-            bool won = await store.TryClaimGenerationAsync(expected, _stopping.Token).ConfigureAwait(false);
-            long recorded = won ? expected + 1 : await store.ReadGenerationAsync(_stopping.Token).ConfigureAwait(false);
+            bool won = await store.TryClaimGenerationAsync(expected, claimed, _stopping.Token).ConfigureAwait(false);
+            long recorded = won ? claimed : await store.ReadGenerationAsync(_stopping.Token).ConfigureAwait(false);
             _inbox.Writer.TryWrite(new ActionInput(driver =>
             {
-                driver.GenerationClaimed(expected, won, recorded);
+                driver.GenerationClaimed(expected, claimed, won, recorded);
                 if (won && driver.Generations?.FoundedAtUs >= 0 && driver.Generation == recorded)
                 {
-                    Log.GenerationFounded(_logger, Id, recorded, expected, driver.Generations.SilenceBeforeFoundingUs / 1000);
+                    Log.GenerationFounded(_logger, Id, GenerationIds.Describe(recorded), GenerationIds.Describe(expected), driver.Generations.SilenceBeforeFoundingUs / 1000);
                 }
             }));
         }
@@ -224,34 +246,35 @@ public sealed partial class GaggleNode
             throw new InvalidOperationException($"Node '{Id}' knows a leader, '{leader}' (term {Term}): the cluster is not lost. A new generation is for a cluster that lost a majority of its voters for good.");
         }
 
-        long current = Generation;
+        long current = GenerationId;
         long recorded = await store.ReadGenerationAsync(cancellationToken).ConfigureAwait(false);
-        if (recorded > current)
+        if (recorded != current && recorded != 0 && !GenerationIds.IsNewer(current, recorded))
         {
-            throw new InvalidOperationException($"The store holds generation {recorded}, newer than node '{Id}''s {current}: that generation lives or is forming; this node joins it by itself.");
+            throw new InvalidOperationException($"The store holds generation {GenerationIds.Describe(recorded)}, not older than node '{Id}''s {GenerationIds.Describe(current)}: that generation lives or is forming; this node joins it by itself.");
         }
 
-        if (recorded < current)
+        if (recorded != current)
         {
             // The store lost its value: restore it first, so the claim goes above this node's generation.
             await store.ConfirmGenerationAsync(current, cancellationToken).ConfigureAwait(false);
         }
 
-        if (!await store.TryClaimGenerationAsync(current, cancellationToken).ConfigureAwait(false))
+        long next = GenerationIds.Next(current, Random.Shared);
+        if (!await store.TryClaimGenerationAsync(current, next, cancellationToken).ConfigureAwait(false))
         {
-            throw new InvalidOperationException($"Node '{Id}' could not claim generation {current + 1}: another node claimed it first; this node joins it by itself.");
+            throw new InvalidOperationException($"Node '{Id}' could not claim generation {GenerationIds.NumberOf(next)}: another node claimed it first; this node joins it by itself.");
         }
 
         var forced = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         Post(new ActionInput(driver =>
         {
-            driver.ForceNewGeneration(current + 1);
+            driver.ForceNewGeneration(next);
             forced.TrySetResult();
         }));
         await forced.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
-        Log.GenerationForced(_logger, Id, current + 1, current, LastLogIndex);
+        Log.GenerationForced(_logger, Id, GenerationIds.Describe(next), GenerationIds.Describe(current), LastLogIndex);
         await WaitForLeaderAsync(null, cancellationToken).ConfigureAwait(false);
-        return current + 1;
+        return GenerationIds.NumberOf(next);
     }
 
     /// <summary>
@@ -260,9 +283,9 @@ public sealed partial class GaggleNode
     /// </summary>
     private NodeDriver ResetForGeneration(NodeDriver old, long generation)
     {
-        Log.GenerationSuperseded(_logger, Id, generation, old.Generation);
+        Log.GenerationSuperseded(_logger, Id, GenerationIds.Describe(generation), GenerationIds.Describe(old.Generation));
         return StartOver(generation, default, new InvalidOperationException(
-            $"Node '{Id}' left its cluster (generation {old.Generation}): generation {generation} replaced it, and the old state is gone; retry."));
+            $"Node '{Id}' left its cluster (generation {GenerationIds.Describe(old.Generation)}): generation {GenerationIds.Describe(generation)} replaced it, and the old state is gone; retry."));
     }
 
     /// <summary>
@@ -272,7 +295,7 @@ public sealed partial class GaggleNode
     /// </summary>
     private NodeDriver ResetForRemoval(NodeDriver old)
     {
-        Log.RemovedStartingOver(_logger, Id, old.Generation);
+        Log.RemovedStartingOver(_logger, Id, GenerationIds.Describe(old.Generation));
         return StartOver(old.Generation, new HardState(old.Core.Term, old.Core.VotedFor, 0), new InvalidOperationException(
             $"Node '{Id}' was removed from its cluster (it was not heard from for MemberTimeout); it joins again as a new incarnation; retry."), lifeConfigurationIndex: old.LifeConfigurationIndex);
     }
@@ -283,9 +306,9 @@ public sealed partial class GaggleNode
     /// </summary>
     private NodeDriver ResetOrphaned(NodeDriver old)
     {
-        Log.OrphanedStartingOver(_logger, Id, old.Generation, _options.MemberTimeout.TotalMilliseconds);
+        Log.OrphanedStartingOver(_logger, Id, GenerationIds.Describe(old.Generation), _options.MemberTimeout.TotalMilliseconds);
         return StartOver(old.Generation, default, new InvalidOperationException(
-            $"Node '{Id}' lost its cluster (generation {old.Generation}): no voter was heard for MemberTimeout; retry once it has joined a cluster again."), live: false, lifeConfigurationIndex: old.LifeConfigurationIndex);
+            $"Node '{Id}' lost its cluster (generation {GenerationIds.Describe(old.Generation)}): no voter was heard for MemberTimeout; retry once it has joined a cluster again."), live: false, lifeConfigurationIndex: old.LifeConfigurationIndex);
     }
 
     private NodeDriver StartOver(long generation, HardState hardState, Exception failure, bool live = true, long lifeConfigurationIndex = 0)

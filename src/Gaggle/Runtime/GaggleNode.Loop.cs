@@ -183,7 +183,7 @@ public sealed partial class GaggleNode
     }
 
     /// <summary>Sends a message of this node (an RPC reply, from a handler) in its current generation.</summary>
-    private ValueTask SendAsync(string? to, WireMessage message) => SendAsync(to, message, Generation);
+    private ValueTask SendAsync(string? to, WireMessage message) => SendAsync(to, message, GenerationId);
 
     private async ValueTask SendAsync(string? to, WireMessage message, long generation)
     {

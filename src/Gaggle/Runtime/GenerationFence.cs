@@ -1,3 +1,5 @@
+using Gaggle.Channels;
+
 namespace Gaggle.Runtime;
 
 /// <summary>What an elastic leader does after its generation store answered a confirmation.</summary>
@@ -6,13 +8,18 @@ internal enum FenceVerdict
     /// <summary>The store holds this node's generation (it may have just written it back).</summary>
     Confirmed,
 
-    /// <summary>The store held a lower generation, which this node replaced: another cluster may have formed from that value and granted holds, so this one grants nothing new for a hold limit.</summary>
-    ReplacedLower,
+    /// <summary>
+    /// The store holds this node's generation, put there less than a hold-off ago by a confirmation
+    /// that restored it or replaced a lower one (this node's or another leader's): another generation
+    /// may have held the value meanwhile and granted holds, so this one grants nothing new for the rest
+    /// of the hold-off.
+    /// </summary>
+    HoldOff,
 
-    /// <summary>The store holds another generation: this node's fence stays shut.</summary>
+    /// <summary>The store holds another generation (a higher number, or the same number with another founder's tag): this node's fence stays shut.</summary>
     Other,
 
-    /// <summary>The store has held another, higher generation for the member timeout: this node's cluster is over.</summary>
+    /// <summary>The store has held another generation for the member timeout: this node's cluster is over.</summary>
     Superseded,
 }
 
@@ -34,23 +41,37 @@ internal enum FenceVerdict
 /// writing its generation back if the store lost it (or holds a lower one). A confirmation sent at s
 /// that finds its generation keeps the fence open until s + <see cref="ElasticSettings.FenceUs"/> on
 /// the leader's clock. The read ran at Redis after s, so the value was there then.</item>
-/// <item>A node that changed the value (won a claim and founds; wrote its generation back; was forced)
-/// keeps its fence shut until <see cref="ElasticSettings.FenceSettleUs"/> (the fence plus an election
-/// timeout, for clock rates) after the store answered.</item>
+/// <item>The store records when (its own clock) and how its value last changed, and every confirmation
+/// answers with that. A value changed to this node's generation by a claim (founded, forced), a restore
+/// (written where none was) or a replacement (of a lower number) less than
+/// <see cref="ElasticSettings.FenceSettleUs"/> (the fence plus an election timeout, for clock rates)
+/// before the answer keeps the fence shut until that settle time has passed since the change, whoever
+/// made it: the node that changed it, or a leader elected right after. A value a claimant gave back
+/// carries the change before the claim (nobody acted under the claim).</item>
 /// <item>While the fence is shut the leader proposes nothing: no append, forwarded append, lock command
 /// or read, no time entry; and its leadership is not trusted (GaggleLeadership).</item>
 /// </list>
 /// <para>
 /// Why two generations never commit at once: say the value went from g to h at time x. g's leader's
 /// last confirmation finding g ran before x, so was sent before x, so its fence shut before x + fence.
-/// h's first member to open its fence changed the value at x (a founder, or a leader writing it back),
-/// so opened after x + fence + an election timeout; every other member of h led only after that. A
-/// client's hold rests on a request sent before its entry was proposed, so every hold of g ends within
-/// a lease of g's fence shutting; a founder grants nothing for a hold limit after its fence opens, and a
-/// leader that replaced a lower value logs the same hold-off (<see cref="FenceVerdict.ReplacedLower"/>).
+/// Every leader of h confirms before it acts, learns of the change at x and opens its fence only after
+/// x + fence + an election timeout.
 /// </para>
 /// <para>
-/// A leader that finds another, higher generation keeps its fence shut: a newcomer's claim that it
+/// Why two generations never hold one lock at once: a client's hold rests on a request sent before
+/// its entry was proposed, so every hold of g ends within a lease of g's fence shutting, before
+/// x + fence + a lease. h grants nothing for <see cref="ElasticSettings.FenceHoldOffUs"/> after x
+/// (settle time plus a hold limit): a founder's generation start entry says so, and a leader that
+/// learns of a restore or replacement that recent logs the rest of that hold-off
+/// (<see cref="FenceVerdict.HoldOff"/>) before anything else.
+/// </para>
+/// <para>
+/// Generation ids carry a random tag beside their number (see <see cref="GenerationIds"/>): if the store
+/// lost its value while g lived on unheard, a newcomer founds g's number again under another tag, and
+/// the two are different values to the store, as any two generations are.
+/// </para>
+/// <para>
+/// A leader that finds another generation keeps its fence shut: a newcomer's claim that it
 /// gives up once it hears this generation is live is released soon (the value goes back), and then the
 /// fence opens again. If the other value is found answer after answer for the member timeout (while
 /// this node leads), that generation formed (or its claimant died before giving the claim back): this
@@ -92,15 +113,18 @@ internal sealed class GenerationFence(ElasticSettings settings)
     }
 
     /// <summary>
-    /// The store answered the confirmation sent at <paramref name="sentAtUs"/>: it held
-    /// <paramref name="recordedBefore"/> (0: none), and if that was lower than <paramref name="generation"/>
-    /// it holds <paramref name="generation"/> now.
+    /// The store answered the confirmation of <paramref name="generation"/> sent at
+    /// <paramref name="sentAtUs"/> with <paramref name="answer"/>: the id it held before (if none or a
+    /// lower number, it holds <paramref name="generation"/> now) and its last change.
+    /// <paramref name="holdOffUs"/> is how much longer nothing may be granted, with <see cref="FenceVerdict.HoldOff"/>.
     /// </summary>
-    public FenceVerdict Confirmed(long sentAtUs, long recordedBefore, long generation, long nowUs)
+    public FenceVerdict Confirmed(long sentAtUs, long generation, GenerationConfirmation answer, long nowUs, out long holdOffUs)
     {
-        if (recordedBefore > generation)
+        holdOffUs = 0;
+        long before = answer.Recorded;
+        if (before != generation && before != 0 && !GenerationIds.IsNewer(generation, before))
         {
-            // Counted only while the higher value is found answer after answer, with no gap longer than a fence.
+            // Counted only while the other value is found answer after answer, with no gap longer than a fence.
             if (_otherSinceUs < 0 || nowUs - _otherLastUs > settings.FenceUs)
             {
                 _otherSinceUs = nowUs;
@@ -112,14 +136,23 @@ internal sealed class GenerationFence(ElasticSettings settings)
 
         _otherSinceUs = -1;
         _confirmedSentAtUs = Math.Max(_confirmedSentAtUs, sentAtUs);
-        if (recordedBefore == generation)
+        long sinceUs = answer.Change == GenerationChange.Unknown || answer.SinceChange >= TimeSpan.FromMicroseconds(settings.FenceHoldOffUs)
+            ? settings.FenceHoldOffUs
+            : Math.Max(0, (long)answer.SinceChange.TotalMicroseconds);
+        if (answer.Change is GenerationChange.Claimed or GenerationChange.Restored or GenerationChange.Replaced)
         {
-            return FenceVerdict.Confirmed;
+            // Another generation's fence may have stayed open until a fence after the change.
+            _shutUntilUs = Math.Max(_shutUntilUs, nowUs + settings.FenceSettleUs - sinceUs);
         }
 
-        // This node wrote the value: another generation's fence may stay open for a fence after it.
-        Changed(nowUs);
-        return recordedBefore == 0 ? FenceVerdict.Confirmed : FenceVerdict.ReplacedLower;
+        if (answer.Change is GenerationChange.Restored or GenerationChange.Replaced && sinceUs < settings.FenceHoldOffUs)
+        {
+            // Another generation may have held the value before, and granted holds that last a lease longer.
+            holdOffUs = settings.FenceHoldOffUs - sinceUs;
+            return FenceVerdict.HoldOff;
+        }
+
+        return FenceVerdict.Confirmed;
     }
 
     /// <summary>This node changed the store's value (it won a claim, or was forced): its fence stays shut for <see cref="ElasticSettings.FenceSettleUs"/>.</summary>

@@ -13,6 +13,13 @@ internal enum GenerationVerdict
 
     /// <summary>A newer generation lives: this node's cluster is over; it must reset and join the newer one.</summary>
     Superseded,
+
+    /// <summary>
+    /// Drop it, and ask the store: it belongs to another generation of this node's number (founded after
+    /// the store lost its value while this one lived on unheard). The one the store holds lives on; the
+    /// other is over (its fence stays shut: see GenerationFence).
+    /// </summary>
+    Rival,
 }
 
 /// <summary>
@@ -64,6 +71,7 @@ internal sealed class GenerationTracker(long memberTimeoutUs, long bootstrapWait
     private bool _claiming;
     private bool _heardWhileClaiming;
     private long _probedAtUs = long.MinValue / 2;
+    private long _rivalCheckedAtUs = long.MinValue / 2;
 
     public long MemberTimeoutUs => memberTimeoutUs;
 
@@ -108,10 +116,15 @@ internal sealed class GenerationTracker(long memberTimeoutUs, long bootstrapWait
 
         if (belongs)
         {
-            return generation > Generation ? GenerationVerdict.Superseded : GenerationVerdict.Drop;
+            // Another generation of the same number (founded after the store lost its value while this
+            // one lived on unheard) is neither newer nor older: the store's value settles which one lives
+            // (see GenerationFence), and until then neither takes the other's messages.
+            return GenerationIds.IsNewer(generation, Generation) ? GenerationVerdict.Superseded
+                : GenerationIds.NumberOf(generation) == GenerationIds.NumberOf(Generation) ? RivalHeard(nowUs)
+                : GenerationVerdict.Drop;
         }
 
-        if (generation > Generation || !_live)
+        if (GenerationIds.IsNewer(generation, Generation) || !_live)
         {
             Generation = generation;
             Heard(nowUs);
@@ -121,8 +134,31 @@ internal sealed class GenerationTracker(long memberTimeoutUs, long bootstrapWait
         return GenerationVerdict.Drop;
     }
 
-    /// <summary>The generation to claim the next one from, when this node (belonging to none) has waited long enough; null otherwise.</summary>
-    public long? ClaimDue(bool belongs, long nowUs)
+    /// <summary>A rival of this node's generation (same number, another tag) spoke: the store is asked at most once per election timeout.</summary>
+    private GenerationVerdict RivalHeard(long nowUs)
+    {
+        if (nowUs - _rivalCheckedAtUs < LongestTickGapUs)
+        {
+            return GenerationVerdict.Drop;
+        }
+
+        _rivalCheckedAtUs = nowUs;
+        return GenerationVerdict.Rival;
+    }
+
+    /// <summary>
+    /// The store, asked after a rival of this node's generation spoke, holds <paramref name="recorded"/>:
+    /// true when that is another generation of at least this one's number, which replaced this node's.
+    /// </summary>
+    public bool RivalChecked(long recorded)
+        => recorded != Generation && recorded != 0 && !GenerationIds.IsNewer(Generation, recorded);
+
+    /// <summary>
+    /// The generation id to claim the next one from and the id claimed (the next number, with a tag
+    /// drawn from <paramref name="random"/>), when this node (belonging to none) has waited long enough;
+    /// null otherwise (also when the numbers ran out: see <see cref="GenerationIds.MaxNumber"/>).
+    /// </summary>
+    public (long Expected, long Claimed)? ClaimDue(bool belongs, long nowUs, Random random)
     {
         if (!_started || nowUs - _lastTickUs > LongestTickGapUs)
         {
@@ -138,18 +174,18 @@ internal sealed class GenerationTracker(long memberTimeoutUs, long bootstrapWait
             _silentSinceUs = nowUs;
         }
 
-        if (belongs || _claiming || nowUs - _silentSinceUs < FoundingWaitUs)
+        if (belongs || _claiming || nowUs - _silentSinceUs < FoundingWaitUs || GenerationIds.NumberOf(Generation) >= GenerationIds.MaxNumber)
         {
             return null;
         }
 
         _claiming = true;
         _heardWhileClaiming = false;
-        return Generation;
+        return (Generation, GenerationIds.Next(Generation, random));
     }
 
-    /// <summary>The claim of the generation after <paramref name="expected"/> was <paramref name="won"/> or lost to <paramref name="recorded"/>, the value in the store now: true when this node founds generation <paramref name="expected"/> + 1.</summary>
-    public bool Claimed(long expected, bool won, long recorded, bool belongs, long nowUs)
+    /// <summary>The claim of generation <paramref name="claimed"/> after <paramref name="expected"/> was <paramref name="won"/> or lost to <paramref name="recorded"/>, the value in the store now: true when this node founds generation <paramref name="claimed"/>.</summary>
+    public bool Claimed(long expected, long claimed, bool won, long recorded, bool belongs, long nowUs)
     {
         _claiming = false;
         if (belongs || Generation != expected)
@@ -168,7 +204,7 @@ internal sealed class GenerationTracker(long memberTimeoutUs, long bootstrapWait
         if (won)
         {
             SilenceBeforeFoundingUs = nowUs - _silentSinceUs;
-            Generation = expected + 1;
+            Generation = claimed;
             FoundedAtUs = nowUs;
             _live = true;
             return true;

@@ -41,22 +41,22 @@ internal static partial class Log
     public static partial void RemovedFromCluster(ILogger logger, string nodeId, string leaderId);
 
     [LoggerMessage(24, LogLevel.Information, "Node {NodeId} formed cluster generation {Generation} as its first voter, after hearing no member of generation {Previous} for {SilenceMs} ms; other instances join it")]
-    public static partial void GenerationFounded(ILogger logger, string nodeId, long generation, long previous, long silenceMs);
+    public static partial void GenerationFounded(ILogger logger, string nodeId, string generation, string previous, long silenceMs);
 
     [LoggerMessage(25, LogLevel.Warning, "Node {NodeId}: cluster generation {Generation} replaced this node's generation {Previous} (it formed while no member of ours was heard); this node drops its state, cancels its holds and joins the new generation")]
-    public static partial void GenerationSuperseded(ILogger logger, string nodeId, long generation, long previous);
+    public static partial void GenerationSuperseded(ILogger logger, string nodeId, string generation, string previous);
 
     [LoggerMessage(26, LogLevel.Warning, "Node {NodeId} could not read or write the cluster generation in its store; it tries again")]
     public static partial void GenerationStoreFailed(ILogger logger, Exception error, string nodeId);
 
     [LoggerMessage(27, LogLevel.Warning, "Node {NodeId} was removed from cluster generation {Generation} (not heard from for MemberTimeout: paused or cut off); it drops its log, cancels its holds and joins again as a new incarnation")]
-    public static partial void RemovedStartingOver(ILogger logger, string nodeId, long generation);
+    public static partial void RemovedStartingOver(ILogger logger, string nodeId, string generation);
 
     [LoggerMessage(28, LogLevel.Warning, "Node {NodeId}, a learner of cluster generation {Generation}, heard no voter for {MemberTimeoutMs} ms: every voter is gone; it drops its state and waits to join a live cluster or to form the next generation")]
-    public static partial void OrphanedStartingOver(ILogger logger, string nodeId, long generation, double memberTimeoutMs);
+    public static partial void OrphanedStartingOver(ILogger logger, string nodeId, string generation, double memberTimeoutMs);
 
     [LoggerMessage(29, LogLevel.Warning, "Node {NodeId} forced cluster generation {Generation} (after {Previous}, which lost a majority of its voters) from its own log, up to index {LastIndex}, all of it committed; the other survivors drop their state and join it")]
-    public static partial void GenerationForced(ILogger logger, string nodeId, long generation, long previous, long lastIndex);
+    public static partial void GenerationForced(ILogger logger, string nodeId, string generation, string previous, long lastIndex);
 
     [LoggerMessage(30, LogLevel.Warning, "Node {NodeId}, waiting to join or form a cluster, cannot reach the generation store (Redis): what it does not hear meanwhile proves nothing, so it forms no cluster until a member timeout of silence has passed with the store reachable")]
     public static partial void GenerationStoreUnreachable(ILogger logger, Exception error, string nodeId);

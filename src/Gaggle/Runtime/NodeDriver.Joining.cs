@@ -15,7 +15,7 @@ internal sealed partial class NodeDriver
     private readonly GenerationTracker? _generations;
     private readonly GenerationFence? _fence;
     private bool _fenceWasOpen;
-    private bool _fenceHoldOffDue;
+    private long _fenceHoldOffMs;
     private readonly Dictionary<string, long> _toldNotAMemberAtTick = new(StringComparer.Ordinal);
     private long _askToJoinUntilTick = -1;
     private bool _ledLastTick;
@@ -70,13 +70,13 @@ internal sealed partial class NodeDriver
     public void StartGeneration(long generation, bool live) => _generations?.Start(generation, live);
 
     /// <summary>
-    /// The claim of the generation after <paramref name="expected"/> was <paramref name="won"/>, or lost
-    /// to <paramref name="recorded"/> (the value the store holds now): when this node won and still
-    /// belongs to no cluster, it founds one.
+    /// The claim of generation id <paramref name="claimed"/> after <paramref name="expected"/> was
+    /// <paramref name="won"/>, or lost to <paramref name="recorded"/> (the value the store holds now):
+    /// when this node won and still belongs to no cluster, it founds one.
     /// </summary>
-    public void GenerationClaimed(long expected, bool won, long recorded)
+    public void GenerationClaimed(long expected, long claimed, bool won, long recorded)
     {
-        if (_generations?.Claimed(expected, won, recorded, Belongs, _nowUs) == true)
+        if (_generations?.Claimed(expected, claimed, won, recorded, Belongs, _nowUs) == true)
         {
             ClearLifeIfGenerationChanged();
             // The silence before founding proves nothing about a generation alive but unheard: its
@@ -90,12 +90,12 @@ internal sealed partial class NodeDriver
         {
             // A member of the live generation spoke while the claim was on its way, or this node joined
             // it meanwhile: the claim is given back, so that generation's fence opens again.
-            Events.ReleaseClaim = expected + 1;
+            Events.ReleaseClaim = (claimed, expected);
         }
     }
 
-    /// <summary>How long a generation this node opened (founded, forced) or whose value it replaced grants nothing: a hold limit after its fence opens.</summary>
-    private long FenceHoldOffMs => _settings.Elastic!.HoldLimitMs + (_settings.Elastic.FenceSettleUs / 1000);
+    /// <summary>How long a generation this node opened (founded, forced) grants nothing: a hold limit after its fence opens.</summary>
+    private long FenceHoldOffMs => _settings.Elastic!.FenceHoldOffUs / 1000;
 
     /// <summary>
     /// An operator's recovery (see <see cref="GaggleNode.ForceNewGenerationAsync"/>): after this node
@@ -120,17 +120,18 @@ internal sealed partial class NodeDriver
     /// <summary>The entry that opens a generation in the lock table: its token bits and its hold-off.</summary>
     private ReadOnlyMemory<byte> GenerationStart(long generation, long holdOffMs)
         => new EntryEnvelope(EntryPayloadKind.Lock, 0, Id, _settings.Incarnation, _sequences.Next(),
-            new LockCommand(LockCommandType.Generation, "", Token: generation, LeaseMs: holdOffMs).Encode()).Encode();
+            new LockCommand(LockCommandType.Generation, "", Token: GenerationIds.NumberOf(generation), LeaseMs: holdOffMs).Encode()).Encode();
 
     /// <summary>The claim could not be made (the store was unreachable): it is tried again after another founding wait.</summary>
     public void GenerationClaimFailed() => _generations?.ClaimFailed(_nowUs);
 
     /// <summary>
     /// Elastic mode: the store answered the confirmation this node sent at <paramref name="sentAtUs"/>
-    /// for <paramref name="generation"/>: it held <paramref name="recordedBefore"/> (0: none), and holds
-    /// <paramref name="generation"/> now if that was lower (see <see cref="GenerationFence"/>).
+    /// for <paramref name="generation"/> with <paramref name="answer"/>: the id it held (0: none; if that
+    /// was none or a lower number it holds <paramref name="generation"/> now), and how and how long ago
+    /// its value last changed (see <see cref="GenerationFence"/>).
     /// </summary>
-    public void GenerationConfirmed(long sentAtUs, long generation, long recordedBefore)
+    public void GenerationConfirmed(long sentAtUs, long generation, GenerationConfirmation answer)
     {
         if (_fence is null)
         {
@@ -142,14 +143,14 @@ internal sealed partial class NodeDriver
             return;
         }
 
-        switch (_fence.Confirmed(sentAtUs, recordedBefore, generation, _nowUs))
+        switch (_fence.Confirmed(sentAtUs, generation, answer, _nowUs, out long holdOffUs))
         {
-            case FenceVerdict.ReplacedLower:
-                // A cluster may have formed from the lower value and granted holds this one never saw.
-                _fenceHoldOffDue = true;
+            case FenceVerdict.HoldOff:
+                // Another cluster may have held the value before and granted holds this one never saw.
+                _fenceHoldOffMs = Math.Max(_fenceHoldOffMs, (holdOffUs + 999) / 1000);
                 break;
             case FenceVerdict.Superseded:
-                Events.Superseded ??= recordedBefore;
+                Events.Superseded ??= answer.Recorded;
                 break;
         }
 
@@ -187,9 +188,15 @@ internal sealed partial class NodeDriver
 
         bool open = FenceOpen;
         _core.ProposalsHeld = !open;
-        if (open && _fenceHoldOffDue && _core.Role == RaftRole.Leader && _core.Propose([EntryEnvelope.WithStamp(GenerationStart(Generation, FenceHoldOffMs), LeaseClockNow())]) > 0)
+        if (_core.Role != RaftRole.Leader)
         {
-            _fenceHoldOffDue = false;
+            // The next leader learns of the change from its own confirmations.
+            _fenceHoldOffMs = 0;
+        }
+
+        if (open && _fenceHoldOffMs > 0 && _core.Role == RaftRole.Leader && _core.Propose([EntryEnvelope.WithStamp(GenerationStart(Generation, _fenceHoldOffMs), LeaseClockNow())]) > 0)
+        {
+            _fenceHoldOffMs = 0;
         }
 
         if (open && !_fenceWasOpen && _core.Role == RaftRole.Leader)
@@ -198,6 +205,18 @@ internal sealed partial class NodeDriver
         }
 
         _fenceWasOpen = open;
+    }
+
+    /// <summary>
+    /// Elastic mode: the store, read after a generation of this node's number but another tag spoke,
+    /// holds <paramref name="recorded"/>: if that is the other one (or newer), this node's cluster is over.
+    /// </summary>
+    public void RivalChecked(long recorded)
+    {
+        if (_generations?.RivalChecked(recorded) == true)
+        {
+            Events.Superseded ??= recorded;
+        }
     }
 
     /// <summary>A probe of the store failed (see <see cref="NodeEvents.ProbeGenerationStore"/>): the founding wait starts over.</summary>
@@ -230,8 +249,13 @@ internal sealed partial class NodeDriver
             case GenerationVerdict.Superseded:
                 Events.Superseded ??= generation;
                 return false;
+            case GenerationVerdict.Rival:
+                Events.CheckRival = true;
+                Drop(from, $"a message of cluster generation {GenerationIds.Describe(generation)} reached a node of generation {GenerationIds.Describe(_generations.Generation)}, "
+                    + "another cluster of the same number (the generation store lost its value while one was unheard): the store decides which lives", "generation");
+                return false;
             default:
-                Drop(from, $"a message of cluster generation {generation} reached a node of generation {_generations.Generation}", "generation");
+                Drop(from, $"a message of cluster generation {GenerationIds.Describe(generation)} reached a node of generation {GenerationIds.Describe(_generations.Generation)}", "generation");
                 return false;
         }
     }
@@ -327,9 +351,9 @@ internal sealed partial class NodeDriver
             return;
         }
 
-        if (_generations.ClaimDue(Belongs, _nowUs) is { } expected)
+        if (_generations.ClaimDue(Belongs, _nowUs, _settings.Raft.Random) is { } claim)
         {
-            Events.ClaimGeneration = expected;
+            Events.ClaimGeneration = claim;
         }
         else if (_generations.ProbeDue(Belongs, _nowUs))
         {

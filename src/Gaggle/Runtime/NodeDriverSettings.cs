@@ -153,4 +153,7 @@ internal sealed record ElasticSettings(long MemberTimeoutUs, long BootstrapWaitU
 
     /// <summary>How long a node that changed the store's value keeps its fence shut: a fence plus an election timeout (clock rates).</summary>
     public long FenceSettleUs => FenceUs + ElectionTimeoutUs;
+
+    /// <summary>How long a generation grants nothing after the store's value changed to it (founded, forced, restored, replaced): the settle time, then a hold limit.</summary>
+    public long FenceHoldOffUs => FenceSettleUs + (HoldLimitMs * 1000);
 }

@@ -99,14 +99,17 @@ internal sealed class NodeEvents
     /// <summary>Membership requests this leader finished (done, refused, or sent back to find the leader).</summary>
     public List<(MembershipRequest Request, MembershipResult Result)> MembershipResults { get; } = [];
 
-    /// <summary>Elastic mode: claim the generation after this one in the store, then report with <see cref="NodeDriver.GenerationClaimed"/>.</summary>
-    public long? ClaimGeneration { get; set; }
+    /// <summary>Elastic mode: claim generation id Claimed (the next number, a new tag) where the store holds Expected, then report with <see cref="NodeDriver.GenerationClaimed"/>.</summary>
+    public (long Expected, long Claimed)? ClaimGeneration { get; set; }
 
     /// <summary>
     /// Elastic mode: read the store, only to learn whether it is reachable; report a failure with
     /// <see cref="NodeDriver.GenerationStoreUnreachable"/> (silence heard while Redis is down proves nothing).
     /// </summary>
     public bool ProbeGenerationStore { get; set; }
+
+    /// <summary>Elastic mode: a generation of this node's number but another tag spoke; read the store and report with <see cref="NodeDriver.RivalChecked"/>.</summary>
+    public bool CheckRival { get; set; }
 
     /// <summary>
     /// Elastic mode, on a leader: confirm this generation in the store (and record it if the store holds
@@ -115,8 +118,8 @@ internal sealed class NodeEvents
     /// </summary>
     public (long Generation, long SentAtUs)? ConfirmGeneration { get; set; }
 
-    /// <summary>Elastic mode: give back this generation, which this node claimed but will not found (set the store back to the one before it if it still holds it).</summary>
-    public long? ReleaseClaim { get; set; }
+    /// <summary>Elastic mode: give back generation id Claimed, which this node claimed but will not found (set the store back to Expected, the id before it, if it still holds it).</summary>
+    public (long Claimed, long Expected)? ReleaseClaim { get; set; }
 
     /// <summary>Elastic mode: a newer generation replaced this node's cluster; the node must reset (empty state) and join it.</summary>
     public long? Superseded { get; set; }
@@ -124,7 +127,7 @@ internal sealed class NodeEvents
     public bool IsEmpty => Committed.Count == 0 && TimedOut.Count == 0 && Published.Count == 0 && Appended.Count == 0 && LockEvents.Count == 0
         && HoldsEnded.Count == 0 && DispatchReplies.Count == 0 && Handlers.Count == 0 && Dropped.Count == 0 && AppliedCount == 0
         && LeaderChange is null && SnapshotToSave is null && !LostStorageDetected && MembershipResults.Count == 0 && JoinRefused is null && RemovedBy is null && !Removed && !Orphaned
-        && ClaimGeneration is null && !ProbeGenerationStore && ConfirmGeneration is null && ReleaseClaim is null && Superseded is null;
+        && ClaimGeneration is null && !ProbeGenerationStore && !CheckRival && ConfirmGeneration is null && ReleaseClaim is null && Superseded is null;
 
     public void Clear()
     {
@@ -148,6 +151,7 @@ internal sealed class NodeEvents
         Orphaned = false;
         ClaimGeneration = null;
         ProbeGenerationStore = false;
+        CheckRival = false;
         ConfirmGeneration = null;
         ReleaseClaim = null;
         Superseded = null;

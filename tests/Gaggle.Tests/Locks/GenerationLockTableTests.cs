@@ -35,6 +35,27 @@ public sealed class GenerationLockTableTests
         Assert.That(table.TakeEvents().Single().Type, Is.EqualTo(LockEventType.Granted), "after the hold-off, grants are immediate");
     }
 
+    /// <summary>
+    /// Found by the simulation (unheard-generations seed 11, the store losing its value while the cluster
+    /// ran): a leader that restored the value logs a hold-off (another generation may have held the value
+    /// meanwhile); the hold-off entry's own time ended a lease, and the waiter next in line was granted
+    /// at that very entry, before the hold-off took effect.
+    /// </summary>
+    [Test]
+    public void A_hold_off_entry_binds_the_expiries_it_finds_due()
+    {
+        var table = new LockTable();
+        table.Apply(Generation(1, holdOffMs: 0), R("founder", 1), stamp: 0, index: 2);
+        table.Apply(Acquire("x", leaseMs: 100), R("a", 1), stamp: 10, index: 3);
+        table.Apply(Acquire("x"), R("b", 1), stamp: 20, index: 4);
+        table.TakeEvents();
+        table.Apply(Generation(1, holdOffMs: 1000), R("leader", 1), stamp: 500, index: 5);
+        Assert.That(table.TakeEvents().Select(e => (e.Type, e.Request.Node)), Is.EqualTo(new[] { (LockEventType.Expired, "a") }), "a's lease ended; b waits out the hold-off");
+        Assert.That(table.GrantsFrom, Is.EqualTo(1500));
+        table.Apply(Time(), R("leader", 2), stamp: 1500, index: 6);
+        Assert.That(table.TakeEvents().Select(e => (e.Type, e.Request.Node)), Is.EqualTo(new[] { (LockEventType.Granted, "b") }));
+    }
+
     [Test]
     public void The_generation_and_its_hold_off_survive_a_snapshot_taken_while_it_runs()
     {

@@ -287,15 +287,15 @@ internal sealed class SlowClaims(IChannel inner, TimeSpan delay) : IChannel, ICl
 
     public ValueTask<long> ReadGenerationAsync(CancellationToken cancellationToken = default) => _store.ReadGenerationAsync(cancellationToken);
 
-    public async ValueTask<bool> TryClaimGenerationAsync(long expected, CancellationToken cancellationToken = default)
+    public async ValueTask<bool> TryClaimGenerationAsync(long expected, long claimed, CancellationToken cancellationToken = default)
     {
         await Task.Delay(delay, cancellationToken);
-        return await _store.TryClaimGenerationAsync(expected, cancellationToken);
+        return await _store.TryClaimGenerationAsync(expected, claimed, cancellationToken);
     }
 
-    public ValueTask<bool> TryReleaseClaimAsync(long claimed, CancellationToken cancellationToken = default) => _store.TryReleaseClaimAsync(claimed, cancellationToken);
+    public ValueTask<bool> TryReleaseClaimAsync(long claimed, long expected, CancellationToken cancellationToken = default) => _store.TryReleaseClaimAsync(claimed, expected, cancellationToken);
 
-    public ValueTask<long> ConfirmGenerationAsync(long generation, CancellationToken cancellationToken = default) => _store.ConfirmGenerationAsync(generation, cancellationToken);
+    public ValueTask<GenerationConfirmation> ConfirmGenerationAsync(long generation, CancellationToken cancellationToken = default) => _store.ConfirmGenerationAsync(generation, cancellationToken);
 
     public ValueTask DisposeAsync() => inner.DisposeAsync();
 }

@@ -38,7 +38,7 @@ public sealed class GenerationClaimTests
         for (long now = fromUs; now <= toUs; now += TickUs)
         {
             driver.Tick(now);
-            claimed ??= driver.Events.ClaimGeneration;
+            claimed ??= driver.Events.ClaimGeneration?.Expected;
             driver.Events.Clear();
             while (driver.TakeReady(now) is not null)
             {
@@ -141,7 +141,7 @@ public sealed class GenerationClaimTests
         Assert.That(driver.Core.Term, Is.EqualTo(3));
 
         Assert.That(TickUntil(driver, 2 * TickUs, 2 * TickUs + MemberTimeoutUs), Is.EqualTo(1), "it heard no member of generation 1 for the member timeout");
-        driver.GenerationClaimed(1, won: true, 2);
+        driver.GenerationClaimed(1, 2, won: true, 2);
 
         Assert.That(driver.Generation, Is.EqualTo(2));
         Assert.That(driver.Core.Role, Is.EqualTo(RaftRole.Leader), "a sole voter");
@@ -166,7 +166,7 @@ public sealed class GenerationClaimTests
         Assert.That(driver.Core.Rejoining, Is.True, "taken for a member that lost its log");
 
         Assert.That(TickUntil(driver, 2 * TickUs, 2 * TickUs + MemberTimeoutUs), Is.EqualTo(1), "it heard no member of generation 1 for the member timeout");
-        driver.GenerationClaimed(1, won: true, 2);
+        driver.GenerationClaimed(1, 2, won: true, 2);
         TickUntil(driver, 3 * TickUs + MemberTimeoutUs, 3 * TickUs + MemberTimeoutUs);
 
         Assert.That((driver.Generation, driver.Core.Rejoining, driver.Core.Role), Is.EqualTo((2L, false, RaftRole.Leader)), "the sole voter of the generation it founded leads it");
@@ -186,7 +186,7 @@ public sealed class GenerationClaimTests
         Assert.That(TickUntil(driver, TickUs, TickUs + MemberTimeoutUs), Is.EqualTo(1));
 
         driver.Receive("live.b", new VoterAnnounce(2, Leads: true), 1);
-        driver.GenerationClaimed(1, won: true, 2);
+        driver.GenerationClaimed(1, 2, won: true, 2);
 
         Assert.That(driver.Generation, Is.EqualTo(1), "generation 1 lives: the claimed one stays unused");
         Assert.That(driver.Core.LastIndex, Is.Zero);
@@ -232,7 +232,7 @@ public sealed class GenerationClaimTests
         for (long now = TickUs; now <= outageEndsUs; now += TickUs)
         {
             driver.Tick(now);
-            claimed ??= driver.Events.ClaimGeneration;
+            claimed ??= driver.Events.ClaimGeneration?.Expected;
             if (driver.Events.ProbeGenerationStore)
             {
                 probes++;

@@ -1,4 +1,5 @@
 using System.Text;
+using Gaggle.Channels;
 using Gaggle.Raft;
 using Gaggle.Runtime;
 using NUnit.Framework;
@@ -28,7 +29,7 @@ public sealed class GenerationFenceTests
         var fence = new GenerationFence(Settings);
         Assert.That(fence.IsOpen(0), Is.False, "shut until a first confirmation");
         Assert.That(fence.ConfirmDue(leads: true, beganToLead: true, 1_000), Is.True);
-        Assert.That(fence.Confirmed(1_000, recordedBefore: 4, generation: 4, nowUs: 250_000), Is.EqualTo(FenceVerdict.Confirmed));
+        Assert.That(Confirm(fence, 1_000, found: 4, generation: 4, now: 250_000), Is.EqualTo(FenceVerdict.Confirmed));
         Assert.That((fence.IsOpen(250_000), fence.IsOpen(300_999), fence.IsOpen(301_000)), Is.EqualTo((true, true, false)),
             "open from the answer until a fence after the send time, however late the answer came");
     }
@@ -52,10 +53,10 @@ public sealed class GenerationFenceTests
     public void Late_answers_out_of_order_keep_the_newest_confirmation()
     {
         var fence = new GenerationFence(Settings);
-        Assert.That(fence.Confirmed(75_000, 5, 5, 500_000), Is.EqualTo(FenceVerdict.Confirmed));
-        Assert.That(fence.Confirmed(0, 5, 5, 510_000), Is.EqualTo(FenceVerdict.Confirmed));
+        Assert.That(Confirm(fence, 75_000, 5, 5, 500_000), Is.EqualTo(FenceVerdict.Confirmed));
+        Assert.That(Confirm(fence, 0, 5, 5, 510_000), Is.EqualTo(FenceVerdict.Confirmed));
         Assert.That((fence.IsOpen(374_999), fence.IsOpen(510_000)), Is.EqualTo((true, false)), "open until a fence after the newest send time answered");
-        Assert.That(fence.Confirmed(300_000, 5, 5, 520_000), Is.EqualTo(FenceVerdict.Confirmed));
+        Assert.That(Confirm(fence, 300_000, 5, 5, 520_000), Is.EqualTo(FenceVerdict.Confirmed));
         Assert.That((fence.IsOpen(520_000), fence.IsOpen(600_000)), Is.EqualTo((true, false)));
     }
 
@@ -64,9 +65,9 @@ public sealed class GenerationFenceTests
     {
         var fence = new GenerationFence(Settings);
         fence.Changed(100_000);
-        Assert.That(fence.Confirmed(120_000, 5, 5, 130_000), Is.EqualTo(FenceVerdict.Confirmed));
+        Assert.That(Confirm(fence, 120_000, 5, 5, 130_000), Is.EqualTo(FenceVerdict.Confirmed));
         Assert.That(fence.IsOpen(130_000), Is.False);
-        Assert.That(fence.Confirmed(500_000, 5, 5, 510_000), Is.EqualTo(FenceVerdict.Confirmed));
+        Assert.That(Confirm(fence, 500_000, 5, 5, 510_000), Is.EqualTo(FenceVerdict.Confirmed));
         Assert.That((fence.IsOpen(549_999), fence.IsOpen(550_000)), Is.EqualTo((false, true)));
     }
 
@@ -74,13 +75,14 @@ public sealed class GenerationFenceTests
     [TestCase(3L, false, Description = "a lower value: a cluster may have formed from it, and its holds may still run")]
     public void A_leader_that_writes_its_generation_back_waits_the_settle_time(long recordedBefore, bool wasLost)
     {
-        var verdict = wasLost ? FenceVerdict.Confirmed : FenceVerdict.ReplacedLower;
+        // Either way another generation may have held the value meanwhile (founded after a loss) and granted holds.
+        var verdict = FenceVerdict.HoldOff;
         var fence = new GenerationFence(Settings);
-        fence.Confirmed(0, 5, 5, 1_000);
+        Confirm(fence, 0, 5, 5, 1_000);
         Assert.That(fence.IsOpen(1_000), Is.True);
-        Assert.That(fence.Confirmed(75_000, recordedBefore, 5, 80_000), Is.EqualTo(verdict));
+        Assert.That(Confirm(fence, 75_000, recordedBefore, 5, 80_000), Is.EqualTo(verdict));
         Assert.That(fence.IsOpen(80_000), Is.False, "another generation's fence may stay open until a fence after the write");
-        fence.Confirmed(500_000, 5, 5, 501_000);
+        Confirm(fence, 500_000, 5, 5, 501_000);
         Assert.That((fence.IsOpen(529_999), fence.IsOpen(530_000)), Is.EqualTo((false, true)));
     }
 
@@ -88,17 +90,17 @@ public sealed class GenerationFenceTests
     public void A_higher_value_shuts_the_fence_and_after_the_member_timeout_ends_the_cluster()
     {
         var fence = new GenerationFence(Settings);
-        fence.Confirmed(0, 5, 5, 1_000);
-        Assert.That(fence.Confirmed(75_000, 6, 5, 80_000), Is.EqualTo(FenceVerdict.Other));
+        Confirm(fence, 0, 5, 5, 1_000);
+        Assert.That(Confirm(fence, 75_000, 6, 5, 80_000), Is.EqualTo(FenceVerdict.Other));
         Assert.That(fence.IsOpen(80_000), Is.True, "the earlier confirmation still holds: the value changed after it was read");
         Assert.That(fence.IsOpen(300_000), Is.False);
-        Assert.That(fence.Confirmed(150_000, 5, 5, 160_000), Is.EqualTo(FenceVerdict.Confirmed), "a claim given back: open again");
+        Assert.That(Confirm(fence, 150_000, 5, 5, 160_000), Is.EqualTo(FenceVerdict.Confirmed), "a claim given back: open again");
         for (long now = 230_000; now < 830_000; now += 75_000)
         {
-            Assert.That(fence.Confirmed(now - 5_000, 6, 5, now), Is.EqualTo(FenceVerdict.Other));
+            Assert.That(Confirm(fence, now - 5_000, 6, 5, now), Is.EqualTo(FenceVerdict.Other));
         }
 
-        Assert.That(fence.Confirmed(825_000, 6, 5, 830_000), Is.EqualTo(FenceVerdict.Superseded), "found answer after answer for the member timeout");
+        Assert.That(Confirm(fence, 825_000, 6, 5, 830_000), Is.EqualTo(FenceVerdict.Superseded), "found answer after answer for the member timeout");
     }
 
     /// <summary>
@@ -110,16 +112,16 @@ public sealed class GenerationFenceTests
     public void A_higher_value_counts_only_answer_after_answer_in_one_leadership()
     {
         var fence = new GenerationFence(Settings);
-        Assert.That(fence.Confirmed(0, 6, 5, 10_000), Is.EqualTo(FenceVerdict.Other));
-        Assert.That(fence.Confirmed(700_000, 6, 5, 700_000), Is.EqualTo(FenceVerdict.Other), "a gap longer than a fence: counted from here");
+        Assert.That(Confirm(fence, 0, 6, 5, 10_000), Is.EqualTo(FenceVerdict.Other));
+        Assert.That(Confirm(fence, 700_000, 6, 5, 700_000), Is.EqualTo(FenceVerdict.Other), "a gap longer than a fence: counted from here");
         for (long now = 775_000; now < 1_300_000; now += 75_000)
         {
-            Assert.That(fence.Confirmed(now, 6, 5, now), Is.EqualTo(FenceVerdict.Other));
+            Assert.That(Confirm(fence, now, 6, 5, now), Is.EqualTo(FenceVerdict.Other));
         }
 
         fence.ConfirmDue(leads: true, beganToLead: true, 1_310_000);
-        Assert.That(fence.Confirmed(1_310_000, 6, 5, 1_320_000), Is.EqualTo(FenceVerdict.Other), "a new leadership: counted from here (else 620 ms since 700 ms)");
-        Assert.That(fence.Confirmed(1_900_000, 6, 5, 1_920_000), Is.EqualTo(FenceVerdict.Other));
+        Assert.That(Confirm(fence, 1_310_000, 6, 5, 1_320_000), Is.EqualTo(FenceVerdict.Other), "a new leadership: counted from here (else 620 ms since 700 ms)");
+        Assert.That(Confirm(fence, 1_900_000, 6, 5, 1_920_000), Is.EqualTo(FenceVerdict.Other));
     }
 
     /// <summary>
@@ -134,12 +136,14 @@ public sealed class GenerationFenceTests
         var driver = GenerationClaimTests.NewInstance("f.1");
         driver.StartGeneration(0, live: false);
         long now = 0;
-        while (Step(driver, now += TickUs) is null)
+        (long Expected, long Claimed)? claim;
+        while ((claim = Step(driver, now += TickUs)) is null)
         {
             Assert.That(now, Is.LessThan(10 * MemberTimeoutUs), "the founder claims");
         }
 
-        driver.GenerationClaimed(0, won: true, 1);
+        Assert.That(claim!.Value.Expected, Is.EqualTo(0));
+        driver.GenerationClaimed(0, 1, won: true, 1);
         long foundedAt = now;
         Step(driver, now += TickUs);
         Assert.That(driver.Core.Role, Is.EqualTo(RaftRole.Leader));
@@ -156,7 +160,7 @@ public sealed class GenerationFenceTests
                 {
                     if (answer)
                     {
-                        driver.GenerationConfirmed(sentAt, generation, generation);
+                        driver.GenerationConfirmed(sentAt, generation, Answer(generation, generation));
                         lastConfirmSent = sentAt;
                     }                });
             }
@@ -177,11 +181,20 @@ public sealed class GenerationFenceTests
         Assert.That((driver.Core.LastIndex, driver.IsLeadershipTrusted(now)), Is.EqualTo((founding + 2, true)), "a confirmation again: the held append goes");
     }
 
+    /// <summary>A store's answer to a confirmation of <paramref name="generation"/> that found <paramref name="found"/>: written back over none or a lower number, else unchanged since long ago.</summary>
+    internal static GenerationConfirmation Answer(long found, long generation)
+        => found == 0 ? new(0, GenerationChange.Restored, TimeSpan.Zero)
+            : GenerationIds.IsNewer(generation, found) ? new(found, GenerationChange.Replaced, TimeSpan.Zero)
+            : new(found, GenerationChange.Unknown, TimeSpan.MaxValue);
+
+    private static FenceVerdict Confirm(GenerationFence fence, long sentAt, long found, long generation, long now)
+        => fence.Confirmed(sentAt, generation, Answer(found, generation), now, out _);
+
     private static void Append(NodeDriver driver, long sequence)
         => driver.Append(new DriverAppend(sequence, new EntryEnvelope(EntryPayloadKind.User, 0, driver.Id, driver.Incarnation, sequence, Encoding.UTF8.GetBytes($"a{sequence}")).Encode()) { DeadlineUs = long.MaxValue });
 
     /// <summary>One tick and what it readied; the claim it made, if any.</summary>
-    private static long? Step(NodeDriver driver, long now, Action<long, long>? onConfirm = null)
+    private static (long Expected, long Claimed)? Step(NodeDriver driver, long now, Action<long, long>? onConfirm = null)
     {
         driver.Tick(now);
         var (confirm, claim) = (driver.Events.ConfirmGeneration, driver.Events.ClaimGeneration);

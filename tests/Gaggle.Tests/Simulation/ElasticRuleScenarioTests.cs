@@ -35,7 +35,7 @@ public sealed class ElasticRuleScenarioTests
 
         sim.Pause(learner, 3 * sim.MemberTimeoutUs / 2);
         sim.Stop(founder);
-        sim.RunUntil(() => learner.Core!.Role == Gaggle.Raft.RaftRole.Leader && learner.Generation > generation, 6 * sim.MemberTimeoutUs,
+        sim.RunUntil(() => learner.Core!.Role == Gaggle.Raft.RaftRole.Leader && Gaggle.Channels.GenerationIds.IsNewer(learner.Generation, generation), 6 * sim.MemberTimeoutUs,
             $"the learner left alone ({learner.Id}) starts over and founds the generation after {generation}");
     }));
 
@@ -128,7 +128,7 @@ public sealed class ElasticRuleScenarioTests
             sim.Stop(leader);
             sim.Stop(other);
             var newcomers = new[] { sim.StartNewInstance(), sim.StartNewInstance() };
-            sim.RunUntil(() => sim.Founded.Count == 2 && sim.Leader is { Generation: 2 }, 6 * sim.MemberTimeoutUs, "the newcomers found generation 2");
+            sim.RunUntil(() => sim.Founded.Count == 2 && sim.Leader is { GenerationNumber: 2 }, 6 * sim.MemberTimeoutUs, "the newcomers found generation 2");
 
             // The newcomers' clients take locks, the held mutex among them sooner or later.
             long until = sim.NowUs + (leaseMs * 1000);
@@ -308,7 +308,7 @@ public sealed class ElasticRuleScenarioTests
         sim.RunUntil(() => sim.Formed(voters: 3) && sim.CommittedConfiguration(1).Contains(late.Id), 4 * sim.MemberTimeoutUs, $"{late.Id} joins the live generation 1");
         sim.RunScriptFor(2 * sim.MemberTimeoutUs);
         Assert.That(sim.Founded, Is.EqualTo(new[] { 1L }), "no generation founded beside the live one");
-        Assert.That(sim.Instances.Select(n => n.Generation), Is.All.EqualTo(1L));
+        Assert.That(sim.Instances.Select(n => n.GenerationNumber), Is.All.EqualTo(1L));
     }));
 
     /// <summary>

@@ -1,3 +1,4 @@
+using Gaggle.Channels;
 using Gaggle.Locks;
 using Gaggle.Runtime;
 
@@ -22,7 +23,7 @@ internal sealed partial class LockHistoryChecker
     private const ulong DuplicateMark = 0xD0_D0_D0_D0_D0_D0_D0_D0;
 
     private readonly Dictionary<long, History> _histories = [];
-    private readonly HashSet<(string Lock, long Token)> _tokens = [];
+    private readonly HashSet<(long Generation, string Lock, long Token)> _tokens = [];
 
     /// <summary>The history of the generation being checked.</summary>
     private History _history = new();
@@ -33,14 +34,15 @@ internal sealed partial class LockHistoryChecker
     public int LiveLocks(long generation) => HistoryOf(generation).Locks.Count;
 
     /// <summary>
-    /// The cluster of <paramref name="generation"/> ended and its number was founded again (a store that
-    /// lost its value while every instance was gone): its history is closed, and the new cluster's
-    /// tokens may repeat the old one's, as nothing remembers them.
+    /// The cluster of <paramref name="generation"/> ended and its id was founded again: its history is
+    /// closed. (Tokens are unique per generation id: two generations of one number, founded after the
+    /// store lost its value, may repeat each other's tokens, as nothing remembers them; they never hold
+    /// at once, which the clients' beliefs check.)
     /// </summary>
     public void Close(long generation)
     {
         _histories.Remove(generation);
-        _tokens.RemoveWhere(t => t.Token >> 48 == generation);
+        _tokens.RemoveWhere(t => t.Generation == generation);
     }
 
     public void ObserveDuplicate(string node, long index, long generation = 0)
@@ -49,10 +51,11 @@ internal sealed partial class LockHistoryChecker
         Agree(node, index, DuplicateMark, () => { });
     }
 
-    /// <summary>A node applied a lock command; its table and events must match the common history of the table's generation.</summary>
-    public void ObserveApplied(string node, LockTable table, long index, EntryEnvelope envelope, LockCommand command, IReadOnlyList<LockEvent> events)
+    /// <summary>A node of generation id <paramref name="generation"/> (by default the table's generation number) applied a lock command; its table and events must match the common history of that generation.</summary>
+    public void ObserveApplied(string node, LockTable table, long index, EntryEnvelope envelope, LockCommand command, IReadOnlyList<LockEvent> events, long generation = -1)
     {
-        _history = HistoryOf(table.Generation);
+        _history = HistoryOf(generation < 0 ? table.Generation : generation);
+        Require(GenerationIds.NumberOf(_history.Generation) == table.Generation, index, $"{node}'s lock table says generation {table.Generation}, its node {GenerationIds.Describe(_history.Generation)}");
         _history.GrantsFrom = table.GrantsFrom;
         if (table.NextDeadline != table.ScanNextDeadline())
         {
@@ -231,7 +234,7 @@ internal sealed partial class LockHistoryChecker
         Require(e.Token == TokenFrom(index, e.Token), index, $"token {e.Token} does not come from index {index}{(_history.Generation == 0 ? "" : $" of generation {_history.Generation}")}");
         Require(!HeldOff, index, $"'{e.Name}' granted to {e.Request} at {_history.Now}, during the generation's hold-off (nothing granted before {_history.GrantsFrom})");
         Require(e.Token > state.LastToken, index, $"token {e.Token} of '{e.Name}' is not above the previous one, {state.LastToken}");
-        Require(_tokens.Add((e.Name, e.Token)), index, $"token {e.Token} of '{e.Name}' granted twice");
+        Require(_tokens.Add((_history.Generation, e.Name, e.Token)), index, $"token {e.Token} of '{e.Name}' granted twice");
         Require(_history.GrantedTokens.TryAdd(e.Request, e.Token), index, $"{e.Request} granted twice");
         Require(e.Expiry > _history.Now, index, $"'{e.Name}' granted with a lease ending at {e.Expiry}, not after now ({_history.Now})");
         state.LastToken = e.Token;
@@ -298,7 +301,7 @@ internal sealed partial class LockHistoryChecker
 
     /// <summary>The token a grant at <paramref name="index"/> carries (LockTable: the generation in the high bits in elastic mode), with <paramref name="token"/>'s count within the entry.</summary>
     private long TokenFrom(long index, long token)
-        => _history.Generation == 0 ? (index << 16) | (token & 0xFFFF) : (_history.Generation << 48) + (index << 8) + (token & 0xFF);
+        => _history.Generation == 0 ? (index << 16) | (token & 0xFFFF) : (GenerationIds.NumberOf(_history.Generation) << 48) + (index << 8) + (token & 0xFF);
 
     private History HistoryOf(long generation)
     {

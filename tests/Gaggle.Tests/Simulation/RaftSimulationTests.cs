@@ -173,7 +173,7 @@ public sealed class RaftSimulationTests
         {
             TestContext.Out.WriteLine(
                 $"{elastic.Count} elastic seeds: {elastic.Sum(e => e.Started)} instances started, {elastic.Sum(e => e.Died)} died, {elastic.Sum(e => e.Redeployed)} redeployed, "
-                + $"{elastic.Sum(e => e.Outages)} outages, {elastic.Sum(e => e.HubOutages)} Redis outages, {elastic.Sum(e => e.Leaves)} graceful leaves ({elastic.Sum(e => e.LeavesDone)} removed in time); {elastic.Sum(e => e.Founded)} generations founded ({elastic.Sum(e => e.FoundedAgain)} with a number the store had lost, "
+                + $"{elastic.Sum(e => e.Outages)} outages, {elastic.Sum(e => e.HubOutages)} Redis outages, {elastic.Sum(e => e.Leaves)} graceful leaves ({elastic.Sum(e => e.LeavesDone)} removed in time); {elastic.Sum(e => e.Founded)} generations founded ({elastic.Sum(e => e.FoundedAgain)} with a number the store had lost, {elastic.Sum(e => e.FoundedBesideALiveOne)} of them beside a live one of that number, "
                 + $"the highest {elastic.Max(e => e.HighestGeneration)}), {elastic.Sum(e => e.GenerationsCommitted)} committed something, {elastic.Sum(e => e.Resets)} nodes reset by a newer one; "
                 + $"store: {elastic.Sum(e => e.Store.Claims)} claims ({elastic.Sum(e => e.Store.ClaimsWon)} won), {elastic.Sum(e => e.Store.Failed)} operations failed, "
                 + $"{elastic.Sum(e => e.Store.Lost)} values lost, {elastic.Sum(e => e.Store.Restored)} restored by a leader's confirmation ({elastic.Sum(e => e.Store.Confirms)} confirmations), {elastic.Sum(e => e.Store.Released)} claims given back; "

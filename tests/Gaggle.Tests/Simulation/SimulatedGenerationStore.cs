@@ -1,9 +1,13 @@
+using Gaggle.Channels;
+
 namespace Gaggle.Tests.Simulation;
 
 /// <summary>
-/// The generation store of an elastic run (<see cref="Channels.IClusterGenerationStore"/>): one value all
-/// nodes share. A claim is a compare-and-set from g to g + 1, a release sets a claim back, a confirmation
-/// reads the value and raises it to the leader's if lower, a read reads.
+/// The generation store of an elastic run (<see cref="IClusterGenerationStore"/>): one value all
+/// nodes share, kept by the shipped <see cref="GenerationRegister"/> (what the Redis scripts do) on the
+/// simulation's real time. A claim is a compare-and-set from one id to the next, a release sets a claim
+/// back, a confirmation reads the value (and its last change) and writes the leader's if none or a lower
+/// number, a read reads.
 /// As in GaggleNode, every operation runs off the node's loop: it reaches the store after a random
 /// delay and its result reaches the node's driver as an input (see Simulator.Elastic.cs). An
 /// operation may fail (the store was unreachable), and the store may lose its value (evicted,
@@ -14,8 +18,10 @@ internal sealed class SimulatedGenerationStore
     private readonly List<StoreOperation> _pending = [];
     private long _sequence;
 
-    /// <summary>The recorded generation; 0 when none is.</summary>
-    public long Value { get; private set; }
+    private readonly GenerationRegister _register = new();
+
+    /// <summary>The recorded generation id; 0 when none is.</summary>
+    public long Value => _register.Id;
 
     /// <summary>What the store did in a run.</summary>
     public GenerationStoreStats Stats { get; } = new();
@@ -53,51 +59,48 @@ internal sealed class SimulatedGenerationStore
         return operation;
     }
 
-    /// <summary>Sets the value to <paramref name="expected"/> + 1 if it is still <paramref name="expected"/>; true when it did.</summary>
-    public bool TryClaim(long expected)
+    /// <summary>Sets the value to <paramref name="claimed"/> if it is still <paramref name="expected"/>; true when it did.</summary>
+    public bool TryClaim(long expected, long claimed, long nowUs)
     {
         Stats.Claims++;
-        if (Value != expected)
+        if (!_register.TryClaim(expected, claimed, nowUs))
         {
             return false;
         }
 
-        Value = expected + 1;
         Stats.ClaimsWon++;
         return true;
     }
 
-    /// <summary>Sets the value back to <paramref name="claimed"/> - 1 if it is still <paramref name="claimed"/>; true when it did.</summary>
-    public bool TryRelease(long claimed)
+    /// <summary>Sets the value back to <paramref name="expected"/> if it is still <paramref name="claimed"/>; true when it did.</summary>
+    public bool TryRelease(long claimed, long expected, long nowUs)
     {
-        if (Value != claimed)
+        if (!_register.TryRelease(claimed, expected, nowUs))
         {
             return false;
         }
 
-        Value = claimed - 1;
         Stats.Released++;
         return true;
     }
 
-    /// <summary>Returns the value, after recording <paramref name="generation"/> if it was lower.</summary>
-    public long Confirm(long generation)
+    /// <summary>Returns the value and its last change, after recording <paramref name="generation"/> if none or a lower number was recorded.</summary>
+    public GenerationConfirmation Confirm(long generation, long nowUs)
     {
         Stats.Confirms++;
-        long before = Value;
-        if (generation > Value)
+        var answer = _register.Confirm(generation, nowUs);
+        if (answer.Recorded != _register.Id)
         {
             Stats.Restored++;
-            Value = generation;
         }
 
-        return before;
+        return answer;
     }
 
     /// <summary>The store lost its value.</summary>
     public void Lose()
     {
-        Value = 0;
+        _register.Lose();
         Stats.Lost++;
     }
 }
@@ -119,11 +122,17 @@ internal enum StoreOperationKind
 
     /// <summary>A read of a node waiting to found, only to learn whether the store answers (a failure starts its founding wait over).</summary>
     Probe,
+
+    /// <summary>A read after a generation of the node's number but another tag spoke: the one the store holds lives.</summary>
+    CheckRival,
 }
 
 /// <summary>An operation of <paramref name="Node"/>'s process on the store: a claim from <paramref name="Generation"/>, the read after it, a confirmation or a release of it.</summary>
 internal sealed record StoreOperation(StoreOperationKind Kind, SimulatedNode Node, long Generation)
 {
+    /// <summary>A claim's (and the read after it) claimed id; a release's id to set back.</summary>
+    public long Other { get; init; }
+
     /// <summary>When it reaches the store (real time).</summary>
     public long DueUs { get; init; }
 
@@ -133,7 +142,7 @@ internal sealed record StoreOperation(StoreOperationKind Kind, SimulatedNode Nod
     /// <summary>Queue order among operations due at once.</summary>
     public long Order { get; init; }
 
-    public override string ToString() => $"{Kind} {Generation} by {Node.Id}";
+    public override string ToString() => $"{Kind} {GenerationIds.Describe(Generation)}{(Other == 0 ? "" : $" / {GenerationIds.Describe(Other)}")} by {Node.Id}";
 }
 
 /// <summary>What the generation store did in a run.</summary>

@@ -44,6 +44,9 @@ internal sealed class SimulatedNode(Simulator sim, string id, NodeClock clock)
     /// <summary>The cluster generation of this node's state (elastic runs; 0 otherwise): its driver's while up, else the one it had.</summary>
     public long Generation => Driver?.Generation ?? _generationWhenDown;
 
+    /// <summary>The number of <see cref="Generation"/> (its id carries the founder's tag too).</summary>
+    public long GenerationNumber => Gaggle.Channels.GenerationIds.NumberOf(Generation);
+
     /// <summary>Elastic runs: a newer generation replaced this node's; the loop resets it once the current pass is done.</summary>
     public long? SupersededBy { get; set; }
 
@@ -306,12 +309,12 @@ internal sealed class SimulatedNode(Simulator sim, string id, NodeClock clock)
         var committed = events.Committed.ToArray();
         var timedOut = events.TimedOut.ToArray();
         sim.CountAdmissions(events.Dropped.Count(d => d.Kind == "stale-admission"), timedOut.Count(a => a.GivenUpBecause is not null));
-        var (claim, probe, confirm, release) = (events.ClaimGeneration, events.ProbeGenerationStore, events.ConfirmGeneration, events.ReleaseClaim);
+        var (claim, probe, confirm, release, rival) = (events.ClaimGeneration, events.ProbeGenerationStore, events.ConfirmGeneration, events.ReleaseClaim, events.CheckRival);
         SupersededBy ??= events.Superseded;
         Removed |= events.Removed;
         Orphaned |= events.Orphaned;
         events.Clear();
-        sim.CarryOutGenerations(this, claim, probe, confirm, release);
+        sim.CarryOutGenerations(this, claim, probe, confirm, release, rival);
         foreach (var (sequence, lockEvent) in lockEvents)
         {
             if (_lockWaiters.TryGetValue(sequence, out var onEvent))

@@ -26,7 +26,8 @@ namespace Gaggle.Tests.Simulation;
 /// longer than the founding wait: anyone pauses past the member timeout, and cuts from the hub last
 /// until healed; the generation fence must keep the generations founded meanwhile from acting at once.
 /// Without it, only a node whose generation keeps a leader without it pauses that long, and a cut heals
-/// within two election timeouts. Either way the store loses its value only while no instance runs.
+/// within two election timeouts. With it the store may also lose its value while instances run (see
+/// Simulator.LoseGeneration); without it, only while none does.
 /// </param>
 internal readonly record struct ClusterShape(int Size, bool Discovery, bool Membership = false, bool Autopilot = false, bool Elastic = false, bool UnheardGenerations = false)
 {

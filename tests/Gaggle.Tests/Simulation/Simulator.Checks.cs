@@ -184,7 +184,7 @@ internal sealed partial class Simulator
         var locks = node.Driver!.Machines.Locks;
         var command = locks.LastCommand ?? throw new LockSimViolation($"{node.Id}: entry {index} holds a malformed lock command");
         var events = locks.LastEvents.ToList();
-        Checker.ObserveApplied(node.Id, locks.Table, index, envelope, command, events);
+        Checker.ObserveApplied(node.Id, locks.Table, index, envelope, command, events, node.Generation);
         foreach (var ended in events)
         {
             if (ended.Type is LockEventType.Expired or LockEventType.Released && ended.Request.Node == node.Id && ended.Request.Incarnation == node.Incarnation)

@@ -1,3 +1,4 @@
+using Gaggle.Channels;
 using Gaggle.Raft;
 using Gaggle.Runtime;
 
@@ -41,6 +42,8 @@ internal sealed partial class Simulator
 
     /// <summary>Who founded each generation, and when.</summary>
     private readonly Dictionary<long, (string Founder, long AtUs)> _founders = [];
+    private readonly HashSet<long> _foundedNumbers = [];
+    private int _closedClusters;
 
     private readonly ElasticSimStats _elasticStats = new();
     private int _instances;
@@ -332,14 +335,15 @@ internal sealed partial class Simulator
     }
 
     /// <summary>
-    /// The store loses its value (evicted, flushed, failed over), only while no instance runs: a live
-    /// generation's leader restores it, but a generation unheard for the bootstrap wait meanwhile (no
-    /// leader, or every member paused or cut) would see a newcomer found its number again, and two
-    /// clusters of one number take each other's messages for their own (the README's failure table).
+    /// The store loses its value (evicted, flushed, failed over). In a run with unheard generations it
+    /// may happen at any time (one roll in four while instances run): a generation unheard meanwhile (every
+    /// member paused, or cut) may see a newcomer found its number again, under another tag, or restore
+    /// its value after a newer one formed and lost it, and the fence must keep them from acting at once.
+    /// Otherwise only while no instance runs (a live generation's leader restores it).
     /// </summary>
     private void LoseGeneration()
     {
-        if (!_nodes.Any(n => n.IsUp))
+        if (!_nodes.Any(n => n.IsUp) || (_shape.UnheardGenerations && _random.Next(4) == 0))
         {
             _store.Lose();
             Trace($"the generation store loses its value");
@@ -465,12 +469,12 @@ internal sealed partial class Simulator
     /// least that generation.
     /// </summary>
     private bool GenerationsSettled(SimulatedNode leader)
-        => !_shape.Elastic || (_nodes.TrueForAll(n => n.Generation == leader.Generation) && _store.Value >= leader.Generation);
+        => !_shape.Elastic || (_nodes.TrueForAll(n => n.Generation == leader.Generation) && (_store.Value == leader.Generation || GenerationIds.IsNewer(_store.Value, leader.Generation)));
 
     private ElasticSimStats ElasticStats()
     {
         _elasticStats.Store = _store.Stats;
-        _elasticStats.HighestGeneration = _founders.Count == 0 ? 0 : _founders.Keys.Max();
+        _elasticStats.HighestGeneration = _foundedNumbers.Count == 0 ? 0 : _foundedNumbers.Max();
         _elasticStats.GenerationsCommitted = _checkers.GenerationsCommitted;
         _elasticStats.MostOriginsRemembered = _nodes.Where(n => n.Driver is not null).Select(n => n.Driver!.Machines.Deduplicator.Origins).DefaultIfEmpty().Max();
         return _elasticStats;

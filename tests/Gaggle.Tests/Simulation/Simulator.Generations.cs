@@ -1,3 +1,4 @@
+using Gaggle.Channels;
 using Gaggle.Raft;
 using Gaggle.Runtime;
 
@@ -11,12 +12,17 @@ namespace Gaggle.Tests.Simulation;
 internal sealed partial class Simulator
 {
     /// <summary>GaggleNode.CarryOutGenerations: the driver's claim, probe, confirmation and release go to the store off the loop.</summary>
-    public void CarryOutGenerations(SimulatedNode node, long? claim, bool probe, (long Generation, long SentAtUs)? confirm, long? release)
+    public void CarryOutGenerations(SimulatedNode node, (long Expected, long Claimed)? claim, bool probe, (long Generation, long SentAtUs)? confirm, (long Claimed, long Expected)? release, bool rival = false)
     {
-        if (claim is { } expected)
+        if (rival)
         {
-            Trace($"  {node.Id} claims generation {expected + 1}");
-            ScheduleStoreOperation(StoreOperationKind.Claim, node, expected);
+            ScheduleStoreOperation(StoreOperationKind.CheckRival, node, node.Driver!.Generation);
+        }
+
+        if (claim is { } c0)
+        {
+            Trace($"  {node.Id} claims generation {GenerationIds.Describe(c0.Claimed)}");
+            ScheduleStoreOperation(StoreOperationKind.Claim, node, c0.Expected, other: c0.Claimed);
         }
 
         if (probe)
@@ -29,15 +35,15 @@ internal sealed partial class Simulator
             ScheduleStoreOperation(StoreOperationKind.Confirm, node, c.Generation, c.SentAtUs);
         }
 
-        if (release is { } claimed)
+        if (release is { } r)
         {
-            Trace($"  {node.Id} gives back its claim of generation {claimed}");
-            ScheduleStoreOperation(StoreOperationKind.Release, node, claimed);
+            Trace($"  {node.Id} gives back its claim of generation {GenerationIds.Describe(r.Claimed)}");
+            ScheduleStoreOperation(StoreOperationKind.Release, node, r.Claimed, other: r.Expected);
         }
     }
 
-    private void ScheduleStoreOperation(StoreOperationKind kind, SimulatedNode node, long generation, long sentAtUs = 0)
-        => _store.Schedule(NowUs + _random.NextInt64(0, Settings.Elastic!.StoreDelayMaxUs + 1), new StoreOperation(kind, node, generation) { SentAtUs = sentAtUs });
+    private void ScheduleStoreOperation(StoreOperationKind kind, SimulatedNode node, long generation, long sentAtUs = 0, long other = 0)
+        => _store.Schedule(NowUs + _random.NextInt64(0, Settings.Elastic!.StoreDelayMaxUs + 1), new StoreOperation(kind, node, generation) { SentAtUs = sentAtUs, Other = other });
 
     /// <summary>
     /// An operation reaches the store (a paused process sends it once it resumes; one that died had sent
@@ -70,7 +76,7 @@ internal sealed partial class Simulator
             {
                 DeliverToDriver(node, driver => driver.GenerationStoreUnreachable());
             }
-            else if (operation.Kind is not (StoreOperationKind.Confirm or StoreOperationKind.Release))
+            else if (operation.Kind is not (StoreOperationKind.Confirm or StoreOperationKind.Release or StoreOperationKind.CheckRival))
             {
                 DeliverToDriver(node, driver => driver.GenerationClaimFailed());
             }
@@ -80,32 +86,37 @@ internal sealed partial class Simulator
 
         switch (operation.Kind)
         {
-            case StoreOperationKind.Claim when _store.TryClaim(expected):
+            case StoreOperationKind.Claim when _store.TryClaim(expected, operation.Other, NowUs):
                 Trace($"store: {operation} won");
-                DeliverToDriver(node, driver => driver.GenerationClaimed(expected, won: true, expected + 1));
+                DeliverToDriver(node, driver => driver.GenerationClaimed(expected, operation.Other, won: true, operation.Other));
                 break;
             case StoreOperationKind.Claim:
-                Trace($"store: {operation} lost to {_store.Value}");
-                ScheduleStoreOperation(StoreOperationKind.ReadAfterLostClaim, node, expected);
+                Trace($"store: {operation} lost to {GenerationIds.Describe(_store.Value)}");
+                ScheduleStoreOperation(StoreOperationKind.ReadAfterLostClaim, node, expected, other: operation.Other);
                 break;
             case StoreOperationKind.Probe:
                 break;
+            case StoreOperationKind.CheckRival:
+                long held = _store.Value;
+                Trace($"store: {operation} finds {GenerationIds.Describe(held)}");
+                DeliverToDriver(node, driver => driver.RivalChecked(held));
+                break;
             case StoreOperationKind.ReadAfterLostClaim:
                 long recorded = _store.Value;
-                DeliverToDriver(node, driver => driver.GenerationClaimed(expected, won: false, recorded));
+                DeliverToDriver(node, driver => driver.GenerationClaimed(expected, operation.Other, won: false, recorded));
                 break;
             case StoreOperationKind.Release:
-                Trace($"store: {operation} (was {_store.Value})");
-                _store.TryRelease(expected);
+                Trace($"store: {operation} (was {GenerationIds.Describe(_store.Value)})");
+                _store.TryRelease(expected, operation.Other, NowUs);
                 break;
             default:
-                long before = _store.Confirm(expected);
-                if (before != expected)
+                var answer = _store.Confirm(expected, NowUs);
+                if (answer.Recorded != expected || answer.SinceChange < TimeSpan.FromMicroseconds(Settings.Elastic!.MemberTimeoutUs))
                 {
-                    Trace($"store: {operation} found {before}");
+                    Trace($"store: {operation} found {GenerationIds.Describe(answer.Recorded)} ({answer.Change} {(long)answer.SinceChange.TotalMilliseconds} ms ago)");
                 }
 
-                DeliverToDriver(node, driver => driver.GenerationConfirmed(operation.SentAtUs, expected, before));
+                DeliverToDriver(node, driver => driver.GenerationConfirmed(operation.SentAtUs, expected, answer));
                 break;
         }
     }
@@ -132,26 +143,35 @@ internal sealed partial class Simulator
     }
 
     /// <summary>
-    /// A generation is founded once while its cluster lives: two clusters of one generation would take
-    /// each other's messages for their own. Only once every member of the first is gone may the number
-    /// come back, when the store lost its value and no instance remembers it: that is a new cluster,
-    /// whose histories start afresh (a message of the old one still in flight, at most half an election
-    /// timeout old, would be checked as part of the new one's).
+    /// A generation id is founded once while its cluster lives: two clusters of one id would take each
+    /// other's messages for their own. (Ids carry a random tag: a number founded again, after the store
+    /// lost its value, is another id; the fence and the checks keep the two from acting at once.) Should
+    /// an id come back once every member of the first is gone, that is a new cluster, whose histories
+    /// start afresh.
     /// </summary>
     private void ObserveFounded(SimulatedNode node, long generation)
     {
-        Trace($"  {node.Id} founds generation {generation}");
+        Trace($"  {node.Id} founds generation {GenerationIds.Describe(generation)}");
         if (_founders.TryGetValue(generation, out var earlier))
         {
             var members = _nodes.Where(n => n != node && n.IsUp && n.Generation == generation && (n.Core!.LastIndex > 0 || n.Core.Snapshot is not null)).Select(n => n.Id).ToList();
             if (members.Count > 0)
             {
                 throw new SafetyViolationException(
-                    $"generation {generation} founded twice: by {earlier.Founder} at {earlier.AtUs} us and by {node.Id} at {NowUs} us, while the first lives on "
-                    + $"({string.Join(", ", members)}; the store records {_store.Value})");
+                    $"generation {GenerationIds.Describe(generation)} founded twice: by {earlier.Founder} at {earlier.AtUs} us and by {node.Id} at {NowUs} us, while the first lives on "
+                    + $"({string.Join(", ", members)}; the store records {GenerationIds.Describe(_store.Value)})");
             }
 
             CloseCluster(generation);
+        }
+
+        if (!_foundedNumbers.Add(GenerationIds.NumberOf(generation)))
+        {
+            _elasticStats.FoundedAgain++;
+            if (_nodes.Exists(n => n != node && n.IsUp && n.GenerationNumber == GenerationIds.NumberOf(generation) && n.Generation != generation))
+            {
+                _elasticStats.FoundedBesideALiveOne++;
+            }
         }
 
         _founders[generation] = (node.Id, NowUs);
@@ -162,8 +182,7 @@ internal sealed partial class Simulator
     private void CloseCluster(long generation)
     {
         Trace($"  generation {generation} founded again: the store lost its value while every member of the earlier one was gone");
-        _elasticStats.FoundedAgain++;
-        long closed = -_elasticStats.FoundedAgain;
+        long closed = -(++_closedClusters);
         foreach (var node in _retired.Where(n => n.Generation == generation))
         {
             _closedLogs.TryAdd(node.Storage, closed);
@@ -275,6 +294,9 @@ internal sealed class ElasticSimStats
 
     /// <summary>Generations founded again after their cluster was gone and the store had lost its value.</summary>
     public int FoundedAgain { get; set; }
+
+    /// <summary>Generations founded with the number of one whose member still ran (the store had lost the value meanwhile).</summary>
+    public int FoundedBesideALiveOne { get; set; }
 
     public long HighestGeneration { get; set; }
 

@@ -1,3 +1,4 @@
+using Gaggle.Channels;
 using Gaggle.Raft;
 
 namespace Gaggle.Tests.Simulation;
@@ -52,13 +53,17 @@ internal sealed partial class Simulator
 
     public long MemberTimeoutUs => Settings.Elastic!.MemberTimeoutUs;
 
-    public long StoreValue => _store.Value;
+    public long StoreValue => GenerationIds.NumberOf(_store.Value);
 
     /// <summary>The generations founded so far.</summary>
-    public IReadOnlyCollection<long> Founded => _founders.Keys;
+    /// <summary>The numbers of the generations founded so far, in founding order (one per id).</summary>
+    public IReadOnlyCollection<long> Founded => _founders.OrderBy(f => f.Value.AtUs).Select(f => GenerationIds.NumberOf(f.Key)).ToList();
 
     /// <summary>The committed configuration of <paramref name="generation"/> (the latest some node applied).</summary>
-    public ClusterConfig CommittedConfiguration(long generation) => AppliedConfigOf(generation);
+    /// <summary>The committed configuration of <paramref name="generation"/>: an id, or a bare number (the generation founded with that number first).</summary>
+    public ClusterConfig CommittedConfiguration(long generation)
+        => AppliedConfigOf(GenerationIds.TagOf(generation) != 0 || generation == 0 ? generation
+            : _founders.Keys.Where(id => GenerationIds.NumberOf(id) == generation).OrderBy(id => _founders[id].AtUs).FirstOrDefault(generation));
 
     public bool ClaimPendingBy(SimulatedNode node) => _store.ClaimPendingBy(node);
 
