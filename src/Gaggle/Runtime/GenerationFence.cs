@@ -85,6 +85,7 @@ internal sealed class GenerationFence(ElasticSettings settings)
     private long _lastSentAtUs = long.MinValue / 2;
     private long _otherSinceUs = -1;
     private long _otherLastUs;
+    private long _holdOffUntilUs = long.MinValue / 2;
 
     /// <summary>Whether the fence is open at <paramref name="nowUs"/>: proposals may go and leadership may be trusted.</summary>
     public bool IsOpen(long nowUs) => nowUs >= _shutUntilUs && nowUs - _confirmedSentAtUs < settings.FenceUs;
@@ -104,8 +105,10 @@ internal sealed class GenerationFence(ElasticSettings settings)
 
         if (beganToLead)
         {
-            // What an earlier leadership found counts for nothing now (a claim seen then may long be given back).
+            // What an earlier leadership found counts for nothing now (a claim seen then may long be given
+            // back), and a hold-off it asked for may never have been logged.
             _otherSinceUs = -1;
+            _holdOffUntilUs = long.MinValue / 2;
         }
 
         _lastSentAtUs = nowUs;
@@ -145,10 +148,13 @@ internal sealed class GenerationFence(ElasticSettings settings)
             _shutUntilUs = Math.Max(_shutUntilUs, nowUs + settings.FenceSettleUs - sinceUs);
         }
 
-        if (answer.Change is GenerationChange.Restored or GenerationChange.Replaced && sinceUs < settings.FenceHoldOffUs)
+        if (answer.Change is GenerationChange.Restored or GenerationChange.Replaced && sinceUs < settings.FenceHoldOffUs
+            && nowUs + settings.FenceHoldOffUs - sinceUs > _holdOffUntilUs + settings.ElectionTimeoutUs)
         {
-            // Another generation may have held the value before, and granted holds that last a lease longer.
+            // Another generation may have held the value before, and granted holds that last a lease
+            // longer. (Once per change in a leadership: later answers about the same change ask for no more.)
             holdOffUs = settings.FenceHoldOffUs - sinceUs;
+            _holdOffUntilUs = nowUs + holdOffUs;
             return FenceVerdict.HoldOff;
         }
 

@@ -57,6 +57,9 @@ internal sealed partial class NodeDriver
     /// <summary>This node's cluster generation: in elastic mode the one it belongs to or waits to join; 0 otherwise.</summary>
     public long Generation => _generations?.Generation ?? 0;
 
+    /// <summary>In elastic mode, the generation timing (null otherwise).</summary>
+    public ElasticSettings? Elastic => _settings.Elastic;
+
     /// <summary>In elastic mode, the generation tracker (null otherwise).</summary>
     public GenerationTracker? Generations => _generations;
 

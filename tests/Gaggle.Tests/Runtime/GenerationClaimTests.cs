@@ -252,4 +252,36 @@ public sealed class GenerationClaimTests
         Assert.That(TickUntil(driver, outageEndsUs + TickUs, outageEndsUs + MemberTimeoutUs - (200 * 1000)), Is.Null, "none until a member timeout after the last failed probe");
         Assert.That(TickUntil(driver, outageEndsUs + MemberTimeoutUs - (190 * 1000), outageEndsUs + MemberTimeoutUs + TickUs), Is.EqualTo(1), "then it claims");
     }
+
+    /// <summary>
+    /// A member hears a generation of its own number under another founder's tag (founded after the
+    /// store lost its value while this one lived on unheard): neither is newer, so it drops the message
+    /// and asks the store, at most once per election timeout; the one the store holds lives, and this
+    /// one is over only if the store holds the other.
+    /// </summary>
+    [Test]
+    public void A_member_that_hears_another_generation_of_its_number_asks_the_store_which_lives()
+    {
+        long mine = (0xAL << GenerationIds.NumberBits) | 1, rival = (0xBL << GenerationIds.NumberBits) | 1;
+        var driver = NewInstance("f.1");
+        driver.StartGeneration(0, live: false);
+        Assert.That(TickUntil(driver, TickUs, TickUs + (4 * 150_000) + TickUs), Is.EqualTo(0), "it claims the first generation");
+        driver.GenerationClaimed(0, mine, won: true, mine);
+        Assert.That(driver.Generation, Is.EqualTo(mine));
+
+        long now = 700_000;
+        driver.Tick(now);
+        driver.Events.Clear();
+        driver.Receive("r.1", new VoterAnnounce(1, Leads: true), rival);
+        Assert.That((driver.Events.CheckRival, driver.Events.Superseded), Is.EqualTo((true, (long?)null)), "dropped; the store is asked");
+        driver.Events.Clear();
+        driver.Receive("r.1", new VoterAnnounce(1, Leads: true), rival);
+        Assert.That(driver.Events.CheckRival, Is.False, "once per election timeout");
+
+        driver.RivalChecked(mine);
+        driver.RivalChecked(0);
+        Assert.That(driver.Events.Superseded, Is.Null, "the store holds this one (or lost its value): it lives on");
+        driver.RivalChecked(rival);
+        Assert.That(driver.Events.Superseded, Is.EqualTo(rival), "the store holds the other: this cluster is over");
+    }
 }

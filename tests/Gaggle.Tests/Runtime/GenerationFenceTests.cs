@@ -86,6 +86,55 @@ public sealed class GenerationFenceTests
         Assert.That((fence.IsOpen(529_999), fence.IsOpen(530_000)), Is.EqualTo((false, true)));
     }
 
+    /// <summary>
+    /// The settle time binds every leader, not only the node that changed the value: the store says how
+    /// long ago the change was (its clock), and a leader elected right after a write-back (or whose
+    /// predecessor's answer was lost) waits out the rest. A restore or replacement also calls for the
+    /// rest of the hold-off: another generation may have held the value meanwhile and granted holds.
+    /// </summary>
+    [TestCase(GenerationChange.Restored, true)]
+    [TestCase(GenerationChange.Replaced, true)]
+    [TestCase(GenerationChange.Claimed, false)]
+    public void Every_leader_waits_out_a_recent_change_whoever_made_it(GenerationChange change, bool holdsOff)
+    {
+        var fence = new GenerationFence(Settings);
+        var verdict = fence.Confirmed(1_000, 5, new GenerationConfirmation(5, change, TimeSpan.FromMilliseconds(100)), 2_000, out long holdOffUs);
+        Assert.That((verdict, holdOffUs), Is.EqualTo(holdsOff ? (FenceVerdict.HoldOff, Settings.FenceHoldOffUs - 100_000) : (FenceVerdict.Confirmed, 0L)));
+        Assert.That((fence.IsOpen(351_999), fence.IsOpen(352_000)), Is.EqualTo((false, false)), "shut for the settle time after the change (450 ms, the change 100 ms before the answer), and the confirmation's fence ends at 301 ms");
+        fence.Confirmed(300_000, 5, new GenerationConfirmation(5, change, TimeSpan.FromMilliseconds(450)), 352_000, out _);
+        Assert.That((fence.IsOpen(351_999), fence.IsOpen(352_000)), Is.EqualTo((false, true)));
+    }
+
+    [TestCase(GenerationChange.Restored, 1_600)]
+    [TestCase(GenerationChange.Claimed, 450)]
+    [TestCase(GenerationChange.Unknown, 0)]
+    public void A_change_older_than_its_wait_holds_nothing_back(GenerationChange change, long sinceMs)
+    {
+        var fence = new GenerationFence(Settings);
+        var verdict = fence.Confirmed(1_000, 5, new GenerationConfirmation(5, change, change == GenerationChange.Unknown ? TimeSpan.MaxValue : TimeSpan.FromMilliseconds(sinceMs)), 2_000, out long holdOffUs);
+        Assert.That((verdict, holdOffUs, fence.IsOpen(2_000)), Is.EqualTo((FenceVerdict.Confirmed, 0L, true)));
+    }
+
+    /// <summary>
+    /// A generation founded with this one's number under another tag (the store lost its value while
+    /// this one lived on unheard) is another value: the fence stays shut, and after the member timeout
+    /// this cluster is over, as with a higher number.
+    /// </summary>
+    [Test]
+    public void Another_generation_of_the_same_number_is_another_value()
+    {
+        long mine = (0xAL << GenerationIds.NumberBits) | 5, rival = (0xBL << GenerationIds.NumberBits) | 5;
+        var fence = new GenerationFence(Settings);
+        Assert.That(Confirm(fence, 0, rival, mine, 1_000), Is.EqualTo(FenceVerdict.Other));
+        Assert.That(fence.IsOpen(1_000), Is.False);
+        for (long now = 75_000; now < MemberTimeoutUs; now += 75_000)
+        {
+            Assert.That(Confirm(fence, now, rival, mine, now), Is.EqualTo(FenceVerdict.Other));
+        }
+
+        Assert.That(Confirm(fence, MemberTimeoutUs, rival, mine, MemberTimeoutUs + 1_000), Is.EqualTo(FenceVerdict.Superseded));
+    }
+
     [Test]
     public void A_higher_value_shuts_the_fence_and_after_the_member_timeout_ends_the_cluster()
     {
@@ -189,6 +238,47 @@ public sealed class GenerationFenceTests
 
     private static FenceVerdict Confirm(GenerationFence fence, long sentAt, long found, long generation, long now)
         => fence.Confirmed(sentAt, generation, Answer(found, generation), now, out _);
+
+    /// <summary>
+    /// A leader that learns from the store of a restore made 100 ms ago by another node (a predecessor
+    /// whose own hold-off entry never committed) logs the rest of the hold-off itself, once its fence
+    /// opens, before anything else.
+    /// </summary>
+    [Test]
+    public void A_leader_that_learns_of_a_restore_made_by_another_logs_the_rest_of_the_hold_off()
+    {
+        var driver = GenerationClaimTests.NewInstance("f.1");
+        driver.StartGeneration(0, live: false);
+        long now = 0;
+        while (Step(driver, now += TickUs) is null)
+        {
+            Assert.That(now, Is.LessThan(10 * MemberTimeoutUs), "the founder claims");
+        }
+
+        driver.GenerationClaimed(0, 1, won: true, 1);
+        var table = driver.Machines.Locks.Table;
+        void Run(long untilUs, Func<long, GenerationConfirmation> answer)
+        {
+            while (now < untilUs)
+            {
+                Step(driver, now += TickUs, onConfirm: (generation, sentAt) => driver.GenerationConfirmed(sentAt, generation, answer(now)));
+            }
+        }
+
+        var elastic = driver.Elastic!;
+        Run(now + elastic.FenceHoldOffUs + MemberTimeoutUs, _ => Answer(1, 1));
+        Append(driver, 1);
+        Run(now + (2 * TickUs), _ => Answer(1, 1));
+        long foundingHoldOff = table.GrantsFrom;
+        long lastIndex = driver.Core.LastIndex;
+
+        long restoredAt = now - 100_000;
+        Run(now + elastic.FenceSettleUs, at => new GenerationConfirmation(1, GenerationChange.Restored, TimeSpan.FromMicroseconds(at - restoredAt)));
+        Assert.That(driver.Core.LastIndex, Is.EqualTo(lastIndex + 1), "one entry once the fence opened again: the hold-off");
+        Assert.That(table.GrantsFrom, Is.GreaterThan(foundingHoldOff));
+        Assert.That(table.GrantsFrom - table.Now, Is.InRange((elastic.FenceHoldOffUs - 100_000 - elastic.ConfirmEveryUs - (2 * TickUs)) / 1000, (elastic.FenceHoldOffUs - 100_000) / 1000),
+            "the rest of the hold-off after the restore (100 ms before the first confirmation went, which a confirmation every 75 ms answered), from the hold-off entry's time");
+    }
 
     private static void Append(NodeDriver driver, long sequence)
         => driver.Append(new DriverAppend(sequence, new EntryEnvelope(EntryPayloadKind.User, 0, driver.Id, driver.Incarnation, sequence, Encoding.UTF8.GetBytes($"a{sequence}")).Encode()) { DeadlineUs = long.MaxValue });
