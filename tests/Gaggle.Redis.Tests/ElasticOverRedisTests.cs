@@ -213,6 +213,93 @@ public sealed class ElasticOverRedisTests
         }
     }
 
+    /// <summary>
+    /// The generation fence when Redis also loses the key. Two nodes form generation 1 and one takes a
+    /// lock; the bus is partitioned and the old side cannot reach Redis either (a frozen VM, as far as
+    /// the key can tell); the key is deleted. A newcomer founds generation 1 again, under another tag.
+    /// When the old side reaches Redis again, its leader finds the key naming the other generation of
+    /// its number and appends nothing while the newcomer's acts; once the partition heals, one cluster
+    /// remains, the one the key names, and the held append fails.
+    /// </summary>
+    [Test]
+    public async Task A_generation_founded_again_under_the_same_number_after_the_key_is_lost_never_acts_beside_the_live_one()
+    {
+        var configuration = await RedisServer.RequireAsync();
+        var (cluster, key) = NewCluster();
+        await using var redis = await ConnectionMultiplexer.ConnectAsync(configuration);
+        var nodes = new List<GaggleNode>();
+        var channels = new List<DeafChannel>();
+        async Task<GaggleNode> StartListeningAsync(string name)
+        {
+            var options = new GaggleOptions { NodeId = name, LockLeaseDuration = TimeSpan.FromSeconds(2), MemberTimeout = TimeSpan.FromSeconds(4) };
+            Fast(options);
+            var node = new GaggleNodeBuilder(options).UseChannel(nodeOptions =>
+            {
+                var channelOptions = new RedisPubSubChannelOptions { Configuration = configuration, ClusterName = cluster };
+                channelOptions.Validate(nodeOptions);
+                var channel = new DeafChannel(new RedisPubSubChannel(nodeOptions.NodeId, channelOptions)) { Deaf = false };
+                channels.Add(channel);
+                return channel;
+            }).Build();
+            await node.StartAsync();
+            nodes.Add(node);
+            return node;
+        }
+
+        try
+        {
+            await StartListeningAsync("old");
+            await StartListeningAsync("old");
+            await Eventually.True(() => OneClusterOf(nodes, 1), "two nodes form generation 1");
+            var oldLeader = nodes.Single(n => n.IsLeader);
+            var oldChannel = channels[nodes.IndexOf(oldLeader)];
+            var clock = Stopwatch.StartNew();
+            var hold = await oldLeader.Locks.AcquireAsync("resource");
+            long lostAtTicks = -1;
+            hold.HandleLostToken.Register(() => Interlocked.CompareExchange(ref lostAtTicks, clock.ElapsedTicks, -1));
+
+            var old = nodes.Select(n => n.Id).ToHashSet();
+            foreach (var channel in channels)
+            {
+                channel.Hears = old.Contains;
+                channel.StoreCut = true;
+            }
+
+            Assert.That(await redis.GetDatabase().KeyDeleteAsync(key), Is.True);
+            var newcomer = await StartListeningAsync("new");
+            channels[^1].Hears = from => !old.Contains(from);
+            await Eventually.True(() => newcomer.IsLeader && newcomer.Generation == 1, "the newcomer, hearing nobody on an empty key, founds generation 1 again (under another tag)");
+            await newcomer.AppendAsync("the second generation 1"u8.ToArray());
+
+            long confirmed = oldChannel.ConfirmsAnswered;
+            foreach (var channel in channels)
+            {
+                channel.StoreCut = false;
+            }
+
+            var held = oldLeader.AppendAsync("while the other generation 1 acts"u8.ToArray());
+            await Eventually.True(() => oldChannel.ConfirmsAnswered >= confirmed + 8, "the old leader's confirmations reach Redis again (two seconds of them)");
+            Assert.That(held.IsCompleted, Is.False, "the first generation 1's leader appended while the second acts");
+            var granted = await newcomer.Locks.AcquireAsync("resource", TimeSpan.FromSeconds(30));
+            Assert.That(Interlocked.Read(ref lostAtTicks), Is.GreaterThan(-1L).And.LessThan(clock.ElapsedTicks), "the old hold was lost before the new grant");
+            Assert.That(held.IsCompleted, Is.False);
+
+            foreach (var channel in channels)
+            {
+                channel.Hears = null;
+            }
+
+            long named = await channels[^1].ReadGenerationAsync();
+            await Eventually.True(() => OneClusterOf(nodes, 3) && nodes.All(n => n.GenerationId == named), "the partition heals: one cluster, the generation the key names");
+            Assert.That(granted.FencingToken >> 48, Is.EqualTo(1));
+            await Assert.ThatAsync(() => held, Throws.InstanceOf<InvalidOperationException>(), "the held append failed: its outcome is unknown to the caller");
+        }
+        finally
+        {
+            await StopAllAsync(nodes);
+        }
+    }
+
     /// <summary>A cluster name of its own for one test, and its generation key.</summary>
     private static (string Cluster, RedisKey Key) NewCluster()
     {
@@ -248,6 +335,14 @@ public sealed class ElasticOverRedisTests
 
         public volatile Func<string, bool>? Hears;
 
+        /// <summary>While set, every call to the store fails, as for a node that cannot reach Redis.</summary>
+        public volatile bool StoreCut;
+
+        private long _confirmsAnswered;
+
+        /// <summary>Confirmations the store answered.</summary>
+        public long ConfirmsAnswered => Interlocked.Read(ref _confirmsAnswered);
+
         public string NodeId => inner.NodeId;
 
         public long EchoesHeard => Deaf ? 0 : ((Gaggle.Channels.IEchoingChannel)inner).EchoesHeard;
@@ -267,13 +362,22 @@ public sealed class ElasticOverRedisTests
 
         public ValueTask BroadcastAsync(ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default) => inner.BroadcastAsync(payload, cancellationToken);
 
-        public ValueTask<long> ReadGenerationAsync(CancellationToken cancellationToken = default) => inner.ReadGenerationAsync(cancellationToken);
+        public ValueTask<long> ReadGenerationAsync(CancellationToken cancellationToken = default) => ThrowIfCut(inner.ReadGenerationAsync, cancellationToken);
 
-        public ValueTask<bool> TryClaimGenerationAsync(long expected, long claimed, CancellationToken cancellationToken = default) => inner.TryClaimGenerationAsync(expected, claimed, cancellationToken);
+        public ValueTask<bool> TryClaimGenerationAsync(long expected, long claimed, CancellationToken cancellationToken = default) => ThrowIfCut(token => inner.TryClaimGenerationAsync(expected, claimed, token), cancellationToken);
 
-        public ValueTask<bool> TryReleaseClaimAsync(long claimed, long expected, CancellationToken cancellationToken = default) => inner.TryReleaseClaimAsync(claimed, expected, cancellationToken);
+        public ValueTask<bool> TryReleaseClaimAsync(long claimed, long expected, CancellationToken cancellationToken = default) => ThrowIfCut(token => inner.TryReleaseClaimAsync(claimed, expected, token), cancellationToken);
 
-        public ValueTask<GenerationConfirmation> ConfirmGenerationAsync(long generation, CancellationToken cancellationToken = default) => inner.ConfirmGenerationAsync(generation, cancellationToken);
+        public async ValueTask<GenerationConfirmation> ConfirmGenerationAsync(long generation, CancellationToken cancellationToken = default)
+        {
+            await ThrowIfCut(_ => ValueTask.FromResult(0L), cancellationToken);
+            var answer = await inner.ConfirmGenerationAsync(generation, cancellationToken);
+            Interlocked.Increment(ref _confirmsAnswered);
+            return answer;
+        }
+
+        private ValueTask<T> ThrowIfCut<T>(Func<CancellationToken, ValueTask<T>> call, CancellationToken cancellationToken)
+            => StoreCut ? ValueTask.FromException<T>(new InvalidOperationException("Redis is out of reach (the test cut this node's store off)")) : call(cancellationToken);
 
         public ValueTask DisposeAsync() => inner.DisposeAsync();
     }
