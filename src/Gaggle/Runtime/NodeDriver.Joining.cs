@@ -21,6 +21,7 @@ internal sealed partial class NodeDriver
     private bool _ledLastTick;
     private bool _wasMember;
     private long _voterHeardUs;
+    private long _lastJoiningTickUs = long.MaxValue / 2;
     private long _removalIndexTold;
     private long? _lifeGeneration;
     private long _lifeFloorIndex;
@@ -243,8 +244,12 @@ internal sealed partial class NodeDriver
         {
             case GenerationVerdict.Accept:
                 ClearLifeIfGenerationChanged();
-                if (generation == _generations.Generation && _core.Configuration.IsVoter(from))
+                if (generation == _generations.Generation && _core.Configuration.IsVoter(from) && message is not VoterAnnounce { Leads: true })
                 {
+                    // A voter lives: it replicates to this node, or (leaderless) announces itself. A
+                    // leader's announcement alone does not count: a leader that announces itself but
+                    // replicates nothing here for the member timeout has removed this node (a learner
+                    // removed while paused is never told so: it does not campaign).
                     _voterHeardUs = _nowUs;
                 }
 
@@ -381,6 +386,16 @@ internal sealed partial class NodeDriver
         }
 
         _ledLastTick = leads;
+        if (_nowUs - _lastJoiningTickUs > _settings.Elastic!.ElectionTimeoutUs)
+        {
+            // The first tick after a pause (a GC, SIGSTOP, a frozen VM): what the node did not listen
+            // to, it did not hear; silence counts from here, as for founding (GenerationTracker.ClaimDue).
+            // Otherwise a learner paused past the member timeout would drop its copy the moment it resumed,
+            // though the cluster lives and may have promoted it meanwhile (unheard seed 2852).
+            _voterHeardUs = Math.Max(_voterHeardUs, _nowUs);
+        }
+
+        _lastJoiningTickUs = _nowUs;
         if (Belongs && _wasMember && !Departing && !_core.Configuration.IsVoter(Id) && _core.Configuration.Contains(Id)
             && _nowUs - _voterHeardUs >= _generations.MemberTimeoutUs)
         {

@@ -59,6 +59,9 @@ internal sealed class SimulatedNode(Simulator sim, string id, NodeClock clock)
     /// <summary>Times this process started over in a newer generation.</summary>
     public int Resets { get; private set; }
 
+    /// <summary>Times this process started over as an orphaned learner (it heard no voter for the member timeout).</summary>
+    public int OrphanedStarts { get; set; }
+
     /// <summary>How many of its own broadcasts came back (see Simulator.Checks), and how many the driver was told of.</summary>
     public long EchoesHeard { get; set; }
 

@@ -42,6 +42,7 @@ internal sealed partial class Simulator
             }
             else if (node.Removed || node.Orphaned)
             {
+                node.OrphanedStarts += node.Orphaned && !node.Removed ? 1 : 0;
                 StartOver(node);
             }
         }
