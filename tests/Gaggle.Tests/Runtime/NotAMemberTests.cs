@@ -61,7 +61,7 @@ public sealed class NotAMemberTests
     }
 
     /// <summary>Elastic node "x" of generation 1 with <paramref name="log"/> (ticks of 10 ms, election timeout 100..150 ms, member timeout 1 s).</summary>
-    private static NodeDriver Member(HardState hardState, LogEntry[] log)
+    internal static NodeDriver Member(HardState hardState, LogEntry[] log)
     {
         var options = new GaggleOptions
         {
