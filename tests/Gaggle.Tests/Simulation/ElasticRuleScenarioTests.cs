@@ -168,6 +168,70 @@ public sealed class ElasticRuleScenarioTests
     }
 
     /// <summary>
+    /// A leader that writes its generation over a lower one grants nothing until the holds granted under
+    /// that one have expired (GenerationFence, HoldOff): every member of generation 2 freezes and Redis
+    /// loses the key; newcomers, hearing no one, found generation 1 again on the empty key, and one of
+    /// their clients takes a mutex. Generation 2 resumes, cut from the newcomers (a partitioned bus):
+    /// its leader replaces the key and, after the settle time, its clients take locks, the same mutex
+    /// among them. Granted at once, two clients would trust the same mutex at the same time (the lock
+    /// checker's beliefs across generations): the newcomer's hold runs on until its lease ends.
+    /// </summary>
+    [TestCase(3)]
+    [TestCase(8)]
+    public void A_leader_that_replaces_a_lower_generation_grants_nothing_until_its_holds_have_expired(int seed)
+    {
+        const long leaseMs = 8_000;
+        Pass(Simulator.RunScript(seed, FastStore, sim =>
+        {
+            sim.StartNewInstance();
+            sim.RunUntil(() => sim.Formed(voters: 1), 20 * sim.MemberTimeoutUs, "generation 1 forms");
+            sim.Stop(sim.Leader!);
+            var live = new[] { sim.StartNewInstance(), sim.StartNewInstance(), sim.StartNewInstance() };
+            sim.RunUntil(() => sim.Formed(voters: 3) && sim.Leader is { GenerationNumber: 2 }, 20 * sim.MemberTimeoutUs, "generation 2 forms");
+
+            long frozenUs = 2 * (leaseMs * 1000);
+            foreach (var node in live)
+            {
+                sim.Pause(node, frozenUs);
+            }
+
+            sim.StoreLosesItsValue();
+            var newcomers = new[] { sim.StartNewInstance(), sim.StartNewInstance() };
+            string? mutex = null;
+            while (mutex is null)
+            {
+                Assert.That(newcomers.Any(n => n.IsPausedAt(sim.NowUs + 1)) || live.Any(n => !n.IsPausedAt(sim.NowUs)), Is.False, "a newcomer's client holds a mutex before generation 2 resumes");
+                foreach (var node in newcomers)
+                {
+                    sim.ClientActs(node);
+                }
+
+                sim.RunScriptFor(sim.ElectionTimeoutUs / 4);
+                mutex = newcomers.SelectMany(sim.HeldLocks).FirstOrDefault(name => name.StartsWith('m'));
+            }
+
+            Assert.That(newcomers.All(n => n.GenerationNumber == 1), Is.True, "the newcomers founded generation 1 again");
+            var apart = live.Select(n => n.Id).ToHashSet();
+            sim.Lose(e => apart.Contains(e.From) != apart.Contains(e.To), "generation 2 and the newcomers cannot hear each other");
+            foreach (var node in live)
+            {
+                sim.Resume(node);
+            }
+
+            long until = sim.NowUs + (2 * leaseMs * 1000);
+            while (sim.NowUs < until)
+            {
+                foreach (var node in live)
+                {
+                    sim.ClientActs(node);
+                }
+
+                sim.RunScriptFor(sim.ElectionTimeoutUs / 4);
+            }
+        }, leaseMs: leaseMs));
+    }
+
+    /// <summary>
     /// A leader tells a node it is no member only once the configuration without it has committed
     /// (NodeDriver.MaybeTellNotAMember): a node told so starts over with no log. Here the autopilot
     /// removes a voter paused past the member timeout, and the other voter's answers (and the entries

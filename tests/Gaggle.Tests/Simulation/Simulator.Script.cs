@@ -176,6 +176,13 @@ internal sealed partial class Simulator
         Trace($"script: claims given back {(hold ? "wait" : "go on")}");
     }
 
+    /// <summary>The store loses its value now (evicted, flushed, failed over), whoever runs.</summary>
+    public void StoreLosesItsValue()
+    {
+        _store.Lose();
+        Trace($"script: the generation store loses its value");
+    }
+
     /// <summary>No store operation completes for <paramref name="us"/> (the store answers slowly).</summary>
     public void SlowStore(long us)
     {
