@@ -116,6 +116,12 @@ internal sealed partial class Simulator
                     Trace($"store: {operation} found {GenerationIds.Describe(answer.Recorded)} ({answer.Change} {(long)answer.SinceChange.TotalMilliseconds} ms ago)");
                 }
 
+                if (_scriptLosesConfirmAnswers && answer.Recorded != expected)
+                {
+                    Trace($"  the answer is lost");
+                    break;
+                }
+
                 DeliverToDriver(node, driver => driver.GenerationConfirmed(operation.SentAtUs, expected, answer));
                 break;
         }

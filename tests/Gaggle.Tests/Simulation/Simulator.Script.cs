@@ -19,6 +19,7 @@ internal sealed partial class Simulator
     /// <summary>Until then no store operation completes (a store answering slowly); long.MinValue: none held.</summary>
     private long _scriptStoreSlowUntilUs = long.MinValue;
     private bool _scriptHoldsReleases;
+    private bool _scriptLosesConfirmAnswers;
 
     /// <summary>Runs <paramref name="script"/> on an elastic simulation of <paramref name="seed"/> (its settings adjusted by <paramref name="adjust"/>): the first failure, with the trace of its last steps, or null.</summary>
     public static SimulationFailure? RunScript(int seed, Action<Simulator> script) => RunScript(seed, null, script);
@@ -174,6 +175,13 @@ internal sealed partial class Simulator
     {
         _scriptHoldsReleases = hold;
         Trace($"script: claims given back {(hold ? "wait" : "go on")}");
+    }
+
+    /// <summary>While <paramref name="lose"/>, a confirmation that writes the store (over none or a lower number) does, but its answer is lost on the way back.</summary>
+    public void LoseConfirmAnswers(bool lose)
+    {
+        _scriptLosesConfirmAnswers = lose;
+        Trace($"script: answers to confirmations that write the store {(lose ? "are lost" : "arrive")}");
     }
 
     /// <summary>The store loses its value now (evicted, flushed, failed over), whoever runs.</summary>
