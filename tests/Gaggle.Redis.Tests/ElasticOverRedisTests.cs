@@ -137,24 +137,7 @@ public sealed class ElasticOverRedisTests
         await using var redis = await ConnectionMultiplexer.ConnectAsync(configuration);
         var nodes = new List<GaggleNode>();
         var channels = new List<DeafChannel>();
-        async Task<GaggleNode> StartListeningAsync(string name)
-        {
-            // A member timeout well above the lock's hold-off, so the newcomer's grant comes before the
-            // old side, its cluster over, founds a generation of its own in turn.
-            var options = new GaggleOptions { NodeId = name, LockLeaseDuration = TimeSpan.FromSeconds(2), MemberTimeout = TimeSpan.FromSeconds(4) };
-            Fast(options);
-            var node = new GaggleNodeBuilder(options).UseChannel(nodeOptions =>
-            {
-                var channelOptions = new RedisPubSubChannelOptions { Configuration = configuration, ClusterName = cluster };
-                channelOptions.Validate(nodeOptions);
-                var channel = new DeafChannel(new RedisPubSubChannel(nodeOptions.NodeId, channelOptions)) { Deaf = false };
-                channels.Add(channel);
-                return channel;
-            }).Build();
-            await node.StartAsync();
-            nodes.Add(node);
-            return node;
-        }
+        Task<GaggleNode> StartListeningAsync(string name) => StartPartitionableAsync(configuration, cluster, name, nodes, channels);
 
         try
         {
@@ -229,22 +212,7 @@ public sealed class ElasticOverRedisTests
         await using var redis = await ConnectionMultiplexer.ConnectAsync(configuration);
         var nodes = new List<GaggleNode>();
         var channels = new List<DeafChannel>();
-        async Task<GaggleNode> StartListeningAsync(string name)
-        {
-            var options = new GaggleOptions { NodeId = name, LockLeaseDuration = TimeSpan.FromSeconds(2), MemberTimeout = TimeSpan.FromSeconds(4) };
-            Fast(options);
-            var node = new GaggleNodeBuilder(options).UseChannel(nodeOptions =>
-            {
-                var channelOptions = new RedisPubSubChannelOptions { Configuration = configuration, ClusterName = cluster };
-                channelOptions.Validate(nodeOptions);
-                var channel = new DeafChannel(new RedisPubSubChannel(nodeOptions.NodeId, channelOptions)) { Deaf = false };
-                channels.Add(channel);
-                return channel;
-            }).Build();
-            await node.StartAsync();
-            nodes.Add(node);
-            return node;
-        }
+        Task<GaggleNode> StartListeningAsync(string name) => StartPartitionableAsync(configuration, cluster, name, nodes, channels);
 
         try
         {
@@ -298,6 +266,28 @@ public sealed class ElasticOverRedisTests
         {
             await StopAllAsync(nodes);
         }
+    }
+
+    /// <summary>
+    /// Starts a node whose Redis channel the test can make deaf, partition or cut from the store
+    /// (<see cref="DeafChannel"/>). A member timeout well above the lock's hold-off, so a newcomer's grant
+    /// comes before the old side, its cluster over, founds a generation of its own in turn.
+    /// </summary>
+    private static async Task<GaggleNode> StartPartitionableAsync(string configuration, string cluster, string name, List<GaggleNode> nodes, List<DeafChannel> channels)
+    {
+        var options = new GaggleOptions { NodeId = name, LockLeaseDuration = TimeSpan.FromSeconds(2), MemberTimeout = TimeSpan.FromSeconds(4) };
+        Fast(options);
+        var node = new GaggleNodeBuilder(options).UseChannel(nodeOptions =>
+        {
+            var channelOptions = new RedisPubSubChannelOptions { Configuration = configuration, ClusterName = cluster };
+            channelOptions.Validate(nodeOptions);
+            var channel = new DeafChannel(new RedisPubSubChannel(nodeOptions.NodeId, channelOptions)) { Deaf = false };
+            channels.Add(channel);
+            return channel;
+        }).Build();
+        await node.StartAsync();
+        nodes.Add(node);
+        return node;
     }
 
     /// <summary>A cluster name of its own for one test, and its generation key.</summary>
