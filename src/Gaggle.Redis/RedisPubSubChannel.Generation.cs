@@ -68,10 +68,11 @@ public sealed partial class RedisPubSubChannel : IEchoingChannel
           redis.call('SET', KEYS[1], ARGV[1] .. ':' .. now .. ':' .. k)
           return {id, k, 0}
         end
-        if at == 0 then
-          return {id, kind, -1}
+        local age = tonumber(now) - at
+        if age < 0 then
+          age = 0
         end
-        return {id, kind, tonumber(now) - at}
+        return {id, kind, age}
         """;
 
     /// <summary>The Redis key holding this cluster's generation.</summary>
@@ -116,7 +117,9 @@ public sealed partial class RedisPubSubChannel : IEchoingChannel
             "p" => GenerationChange.Replaced,
             _ => GenerationChange.Unknown,
         };
-        return new GenerationConfirmation((long)parts[0], change, ageMs < 0 || change == GenerationChange.Unknown ? TimeSpan.MaxValue : TimeSpan.FromMilliseconds(ageMs));
+        // A change stamped ahead of the server's clock (its TIME stepped back, or a failover to a node
+        // whose clock lags) is taken as made now, never as long ago.
+        return new GenerationConfirmation((long)parts[0], change, change == GenerationChange.Unknown ? TimeSpan.MaxValue : TimeSpan.FromMilliseconds(Math.Max(0, ageMs)));
     }
 
     private IDatabase Database() => (_connection ?? throw new InvalidOperationException($"The Redis channel of node '{NodeId}' is not connected; connect it before reading the cluster generation.")).GetDatabase();

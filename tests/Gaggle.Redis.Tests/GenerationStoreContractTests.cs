@@ -14,7 +14,7 @@ namespace Gaggle.Redis.Tests;
 public abstract class GenerationStoreContractTests
 {
     /// <summary>Generation 1 founded by A, by B (another tag), and generation 2 founded by C.</summary>
-    private static readonly long A1 = (0x5A5A5AL << GenerationIds.NumberBits) | 1, B1 = (0x3B3B3BL << GenerationIds.NumberBits) | 1, C2 = (0x1C1C1CL << GenerationIds.NumberBits) | 2;
+    protected static readonly long A1 = (0x5A5A5AL << GenerationIds.NumberBits) | 1, B1 = (0x3B3B3BL << GenerationIds.NumberBits) | 1, C2 = (0x1C1C1CL << GenerationIds.NumberBits) | 2;
 
     /// <summary>A connected store with no value recorded.</summary>
     protected abstract Task<IClusterGenerationStore> CreateAsync();
@@ -141,6 +141,19 @@ public sealed class RedisGenerationStoreContractTests : GenerationStoreContractT
         await WriteByHandAsync("banana");
         Assert.That(async () => await store.ReadGenerationAsync(), Throws.InvalidOperationException.With.Message.Contains(_channel!.GenerationKey).And.Message.Contains("banana"));
         Assert.That(async () => await store.ConfirmGenerationAsync(1), Throws.InstanceOf<RedisServerException>().With.Message.Contains(_channel.GenerationKey).And.Message.Contains("banana"));
+    }
+
+    /// <summary>A change stamped ahead of the server's clock (its TIME stepped back, or a failover to a node whose clock lags) reads as made now, not as long ago.</summary>
+    [Test]
+    public async Task A_change_stamped_ahead_of_the_servers_clock_is_taken_as_made_now()
+    {
+        var store = await CreateAsync();
+        await using var redis = await ConnectionMultiplexer.ConnectAsync(await RedisServer.RequireAsync());
+        var time = (RedisResult[])(await redis.GetDatabase().ExecuteAsync("TIME"))!;
+        long aheadMs = (((long)time[0]) * 1000) + (((long)time[1]) / 1000) + 5_000;
+        await WriteByHandAsync($"{A1}:{aheadMs}:s");
+        var answer = await store.ConfirmGenerationAsync(A1);
+        Assert.That((answer.Recorded, answer.Change, answer.SinceChange), Is.EqualTo((A1, GenerationChange.Restored, TimeSpan.Zero)));
     }
 
     public override async Task TearDownAsync()

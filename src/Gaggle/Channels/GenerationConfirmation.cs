@@ -19,7 +19,11 @@ public enum GenerationChange
 /// <summary>A generation store's answer to <see cref="IClusterGenerationStore.ConfirmGenerationAsync"/>.</summary>
 /// <param name="Recorded">The generation id recorded before the call (0: none).</param>
 /// <param name="Change">How the value recorded after the call got there: <see cref="GenerationChange.Restored"/> or <see cref="GenerationChange.Replaced"/> when this call wrote it.</param>
-/// <param name="SinceChange">How long before the call that change was made, by the store's clock (zero when this call made it).</param>
+/// <param name="SinceChange">
+/// How long before the call that change was made, by the store's clock: zero when this call made it, and
+/// when the change is stamped ahead of the store's clock (never read that as long ago);
+/// <see cref="TimeSpan.MaxValue"/> with <see cref="GenerationChange.Unknown"/> only.
+/// </param>
 public readonly record struct GenerationConfirmation(long Recorded, GenerationChange Change, TimeSpan SinceChange);
 
 /// <summary>

@@ -52,10 +52,11 @@ internal enum FenceVerdict
 /// or read, no time entry; and its leadership is not trusted (GaggleLeadership).</item>
 /// </list>
 /// <para>
-/// Why two generations never commit at once: say the value went from g to h at time x. g's leader's
-/// last confirmation finding g ran before x, so was sent before x, so its fence shut before x + fence.
-/// Every leader of h confirms before it acts, learns of the change at x and opens its fence only after
-/// x + fence + an election timeout.
+/// Why two generations never propose, or trust their leadership, at once: say the value went from g to
+/// h at time x. g's leader's last confirmation finding g ran before x, so was sent before x, so its fence
+/// shut before x + fence. Every leader of h confirms before it acts, learns of the change at x and opens
+/// its fence only after x + fence + an election timeout. (An entry g proposed before may still commit
+/// later; what matters for locks is the next paragraph.)
 /// </para>
 /// <para>
 /// Why two generations never hold one lock at once: a client's hold rests on a request sent before
@@ -69,6 +70,12 @@ internal enum FenceVerdict
 /// Generation ids carry a random tag beside their number (see <see cref="GenerationIds"/>): if the store
 /// lost its value while g lived on unheard, a newcomer founds g's number again under another tag, and
 /// the two are different values to the store, as any two generations are.
+/// </para>
+/// <para>
+/// What the argument assumes of the store: every change of its value is recorded with its time. A
+/// store that rolls back (a failover to a replica that lacks the latest change) can hand g its own old
+/// record after h changed it, and g cannot tell: the README's failure table says so, and how to avoid it.
+/// The store's clock must not step back across a failover by more than an election timeout.
 /// </para>
 /// <para>
 /// A leader that finds another generation keeps its fence shut: a newcomer's claim that it
@@ -153,7 +160,9 @@ internal sealed class GenerationFence(ElasticSettings settings)
         {
             // Another generation may have held the value before, and granted holds that last a lease
             // longer. (Once per change in a leadership: later answers about the same change ask for no more.)
-            holdOffUs = settings.FenceHoldOffUs - sinceUs;
+            // Asked once per change, so an election timeout longer: a second change up to an election
+            // timeout later asks for nothing more, and must be covered.
+            holdOffUs = settings.FenceHoldOffUs - sinceUs + settings.ElectionTimeoutUs;
             _holdOffUntilUs = nowUs + holdOffUs;
             return FenceVerdict.HoldOff;
         }

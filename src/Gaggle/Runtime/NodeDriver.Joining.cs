@@ -359,7 +359,7 @@ internal sealed partial class NodeDriver
             return;
         }
 
-        if (_generations.ClaimDue(Belongs, _nowUs, _settings.Raft.Random) is { } claim)
+        if (_generations.ClaimDue(Belongs, _nowUs, _settings.GenerationTags) is { } claim)
         {
             Events.ClaimGeneration = claim;
         }

@@ -10,6 +10,14 @@ internal sealed class NodeDriverSettings
     /// <summary>This process's incarnation of the node: appends and RPC calls are tagged with it.</summary>
     public required ulong Incarnation { get; init; }
 
+    /// <summary>
+    /// Where the founder's tags of the generations this node founds come from (see Channels.GenerationIds):
+    /// never the election jitter's <see cref="RaftConfig.Random"/> alone, which a shared
+    /// <see cref="GaggleOptions.RandomSeed"/> makes the same on every instance; with a seed, it is mixed
+    /// with the incarnation (so a seeded simulation stays repeatable).
+    /// </summary>
+    public Random GenerationTags { get; init; } = Random.Shared;
+
     /// <summary>Ticks between retries of stalled appends and time entries (an election timeout).</summary>
     public required int RetryTicks { get; init; }
 
@@ -83,6 +91,7 @@ internal sealed class NodeDriverSettings
                 Random = options.RandomSeed is { } seed ? new Random(seed) : new Random(),
             },
             Incarnation = incarnation,
+            GenerationTags = options.RandomSeed is { } tagSeed ? new Random(tagSeed ^ (int)((incarnation * 0x9E3779B97F4A7C15UL) >> 33)) : new Random(),
             RetryTicks = Math.Max(1, (int)Math.Round(options.ElectionTimeoutMin / tickInterval)),
             LeadershipLeaseUs = (long)(options.ElectionTimeoutMin.TotalMicroseconds * 0.9),
             LockSettleUs = (long)Math.Min(options.LockLeaseDuration.TotalMicroseconds, 4 * options.ElectionTimeoutMax.TotalMicroseconds),

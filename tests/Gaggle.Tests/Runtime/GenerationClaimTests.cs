@@ -284,4 +284,20 @@ public sealed class GenerationClaimTests
         driver.RivalChecked(rival);
         Assert.That(driver.Events.Superseded, Is.EqualTo(rival), "the store holds the other: this cluster is over");
     }
+
+    /// <summary>
+    /// Founders' tags never come from the election jitter's random alone: instances sharing a
+    /// <c>RandomSeed</c> (one appsettings file) would draw the same tags and found one number twice
+    /// under one id. With a seed the tags depend on the incarnation too (a seeded simulation stays
+    /// repeatable).
+    /// </summary>
+    [Test]
+    public void Instances_sharing_a_random_seed_draw_different_founders_tags()
+    {
+        var options = new GaggleOptions { NodeId = "a", RandomSeed = 5, MemberTimeout = TimeSpan.FromSeconds(5) };
+        long Tag(ulong incarnation) => GenerationIds.TagOf(GenerationIds.Next(0, NodeDriverSettings.From(options, incarnation, TimeSpan.FromMilliseconds(10)).GenerationTags));
+        long first = Tag(1);
+        Assert.That(first, Is.Not.EqualTo(Tag(2)));
+        Assert.That(Tag(1), Is.EqualTo(first), "repeatable for one incarnation");
+    }
 }

@@ -99,7 +99,7 @@ public sealed class GenerationFenceTests
     {
         var fence = new GenerationFence(Settings);
         var verdict = fence.Confirmed(1_000, 5, new GenerationConfirmation(5, change, TimeSpan.FromMilliseconds(100)), 2_000, out long holdOffUs);
-        Assert.That((verdict, holdOffUs), Is.EqualTo(holdsOff ? (FenceVerdict.HoldOff, Settings.FenceHoldOffUs - 100_000) : (FenceVerdict.Confirmed, 0L)));
+        Assert.That((verdict, holdOffUs), Is.EqualTo(holdsOff ? (FenceVerdict.HoldOff, Settings.FenceHoldOffUs - 100_000 + Settings.ElectionTimeoutUs) : (FenceVerdict.Confirmed, 0L)));
         Assert.That((fence.IsOpen(351_999), fence.IsOpen(352_000)), Is.EqualTo((false, false)), "shut for the settle time after the change (450 ms, the change 100 ms before the answer), and the confirmation's fence ends at 301 ms");
         fence.Confirmed(300_000, 5, new GenerationConfirmation(5, change, TimeSpan.FromMilliseconds(450)), 352_000, out _);
         Assert.That((fence.IsOpen(351_999), fence.IsOpen(352_000)), Is.EqualTo((false, true)));
@@ -276,8 +276,8 @@ public sealed class GenerationFenceTests
         Run(now + elastic.FenceSettleUs, at => new GenerationConfirmation(1, GenerationChange.Restored, TimeSpan.FromMicroseconds(at - restoredAt)));
         Assert.That(driver.Core.LastIndex, Is.EqualTo(lastIndex + 1), "one entry once the fence opened again: the hold-off");
         Assert.That(table.GrantsFrom, Is.GreaterThan(foundingHoldOff));
-        Assert.That(table.GrantsFrom - table.Now, Is.InRange((elastic.FenceHoldOffUs - 100_000 - elastic.ConfirmEveryUs - (2 * TickUs)) / 1000, (elastic.FenceHoldOffUs - 100_000) / 1000),
-            "the rest of the hold-off after the restore (100 ms before the first confirmation went, which a confirmation every 75 ms answered), from the hold-off entry's time");
+        Assert.That(table.GrantsFrom - table.Now, Is.InRange((elastic.FenceHoldOffUs - 100_000 + elastic.ElectionTimeoutUs - elastic.ConfirmEveryUs - (2 * TickUs)) / 1000, (elastic.FenceHoldOffUs - 100_000 + elastic.ElectionTimeoutUs) / 1000),
+            "the rest of the hold-off after the restore (100 ms before this run, up to a confirmation interval before the first answer) and an election timeout, from the hold-off entry's time");
     }
 
     private static void Append(NodeDriver driver, long sequence)
