@@ -55,8 +55,8 @@ public sealed class SimulationRegressionTests
     /// <summary>
     /// Seeds of the unheard-generations run (<see cref="RaftSimulationTests.ElasticGenerationsUnheardPastTheFoundingWait"/>: 1 + seed % 5 instances, with lock reads)
     /// that once failed. The first ones were found before the store lost its value while instances ran and
-    /// before generation ids had tags, so they now follow other trajectories; 32 and 40 fail on today's
-    /// code with the tag or the rival check dropped (40), 28 with a hold-off entry applied after the expiries it finds due, 2852 failed before the learner fix.
+    /// before generation ids had tags, so they now follow other trajectories. On today's code, 32 fails
+    /// with the founder's tag dropped, 40 with the rival check dropped, 28 with a hold-off entry applied after the expiries it finds due, 2852 failed before the learner fix.
     /// </summary>
     [TestCase(7, TestName = "Seed 7 of the unheard-generations run (3 instances): without the generation fence, a leader of generation 1 that newcomers could not hear and the founder of generation 2 both trusted their leadership")]
     [TestCase(307, TestName = "Seed 307 of the unheard-generations run (3 instances): without the settle time of a node that changed the generation key, a leader whose last confirmation preceded the claim and the founder of the next generation both trusted their leadership")]
