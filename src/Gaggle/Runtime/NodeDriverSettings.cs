@@ -16,7 +16,7 @@ internal sealed class NodeDriverSettings
     /// <see cref="GaggleOptions.RandomSeed"/> makes the same on every instance; with a seed, it is mixed
     /// with the incarnation (so a seeded simulation stays repeatable).
     /// </summary>
-    public Random GenerationTags { get; init; } = Random.Shared;
+    public Random GenerationTags { get; init; } = new();
 
     /// <summary>Ticks between retries of stalled appends and time entries (an election timeout).</summary>
     public required int RetryTicks { get; init; }
