@@ -141,14 +141,7 @@ public sealed class ElasticOverRedisTests
 
         try
         {
-            await StartListeningAsync("old");
-            await StartListeningAsync("old");
-            await Eventually.True(() => OneClusterOf(nodes, 1), "two nodes form generation 1");
-            var oldLeader = nodes.Single(n => n.IsLeader);
-            var clock = Stopwatch.StartNew();
-            var hold = await oldLeader.Locks.AcquireAsync("resource");
-            long lostAtTicks = -1;
-            hold.HandleLostToken.Register(() => Interlocked.CompareExchange(ref lostAtTicks, clock.ElapsedTicks, -1));
+            var (oldLeader, hold, lost) = await FormGenerationOneHoldingALockAsync(StartListeningAsync, nodes);
 
             var old = nodes.Select(n => n.Id).ToHashSet();
             foreach (var channel in channels)
@@ -168,8 +161,7 @@ public sealed class ElasticOverRedisTests
             var held = oldLeader.AppendAsync("while generation 2 acts"u8.ToArray());
 
             var granted = await newcomer.Locks.AcquireAsync("resource", TimeSpan.FromSeconds(30));
-            long grantedAtTicks = clock.ElapsedTicks;
-            Assert.That(Interlocked.Read(ref lostAtTicks), Is.GreaterThan(-1L).And.LessThan(grantedAtTicks), "the old hold was lost before the new grant");
+            Assert.That(lost.Before(Stopwatch.GetTimestamp()), Is.True, "the old hold was lost before the new grant");
             Assert.That(granted.FencingToken, Is.GreaterThan(hold.FencingToken));
             Assert.That(held.IsCompletedSuccessfully, Is.False, "generation 1's leader appended while generation 2 acts");
 
@@ -216,15 +208,8 @@ public sealed class ElasticOverRedisTests
 
         try
         {
-            await StartListeningAsync("old");
-            await StartListeningAsync("old");
-            await Eventually.True(() => OneClusterOf(nodes, 1), "two nodes form generation 1");
-            var oldLeader = nodes.Single(n => n.IsLeader);
+            var (oldLeader, _, lost) = await FormGenerationOneHoldingALockAsync(StartListeningAsync, nodes);
             var oldChannel = channels[nodes.IndexOf(oldLeader)];
-            var clock = Stopwatch.StartNew();
-            var hold = await oldLeader.Locks.AcquireAsync("resource");
-            long lostAtTicks = -1;
-            hold.HandleLostToken.Register(() => Interlocked.CompareExchange(ref lostAtTicks, clock.ElapsedTicks, -1));
 
             var old = nodes.Select(n => n.Id).ToHashSet();
             foreach (var channel in channels)
@@ -249,7 +234,7 @@ public sealed class ElasticOverRedisTests
             await Eventually.True(() => oldChannel.ConfirmsAnswered >= confirmed + 8, "the old leader's confirmations reach Redis again (two seconds of them)");
             Assert.That(held.IsCompleted, Is.False, "the first generation 1's leader appended while the second acts");
             var granted = await newcomer.Locks.AcquireAsync("resource", TimeSpan.FromSeconds(30));
-            Assert.That(Interlocked.Read(ref lostAtTicks), Is.GreaterThan(-1L).And.LessThan(clock.ElapsedTicks), "the old hold was lost before the new grant");
+            Assert.That(lost.Before(Stopwatch.GetTimestamp()), Is.True, "the old hold was lost before the new grant");
             Assert.That(held.IsCompleted, Is.False);
 
             foreach (var channel in channels)
@@ -266,6 +251,30 @@ public sealed class ElasticOverRedisTests
         {
             await StopAllAsync(nodes);
         }
+    }
+
+    /// <summary>Two nodes form generation 1 and its leader takes the lock "resource"; <c>Lost</c> records when that hold is lost.</summary>
+    private static async Task<(GaggleNode Leader, Gaggle.Locks.GaggleLockHandle Hold, HoldLoss Lost)> FormGenerationOneHoldingALockAsync(Func<string, Task<GaggleNode>> start, List<GaggleNode> nodes)
+    {
+        await start("old");
+        await start("old");
+        await Eventually.True(() => OneClusterOf(nodes, 1), "two nodes form generation 1");
+        var leader = nodes.Single(n => n.IsLeader);
+        var hold = await leader.Locks.AcquireAsync("resource");
+        var lost = new HoldLoss();
+        hold.HandleLostToken.Register(lost.Record);
+        return (leader, hold, lost);
+    }
+
+    /// <summary>When a hold was lost (its <c>HandleLostToken</c> fired), if it was.</summary>
+    private sealed class HoldLoss
+    {
+        private long _atTicks = -1;
+
+        public void Record() => Interlocked.CompareExchange(ref _atTicks, Stopwatch.GetTimestamp(), -1);
+
+        /// <summary>Whether the hold was lost, before <paramref name="timestamp"/> (a <see cref="Stopwatch"/> timestamp).</summary>
+        public bool Before(long timestamp) => Interlocked.Read(ref _atTicks) is > -1 and var at && at < timestamp;
     }
 
     /// <summary>
