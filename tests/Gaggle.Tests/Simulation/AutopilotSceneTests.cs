@@ -71,6 +71,67 @@ public sealed class AutopilotSceneTests
             Is.True, () => $"{first} removed, {second} still a member: the configuration is {scene.Leader?.Core!.Configuration.ToString() ?? "(no leader)"}");
     }
 
+    /// <summary>
+    /// One change at a time (Autopilot.Next waits for the change under way, and the Raft core refuses a
+    /// second uncommitted one): two caught-up learners of three voters wanting five are promoted one
+    /// after the other. Here the leader is cut off from the two other voters the moment it proposes the
+    /// first promotion. That change needs three of the four voters it names, so the leader (with the
+    /// promoted learner) commits nothing, and the two others elect a leader of their own under the three
+    /// voters they know. Proposed at once, the second promotion would let the leader commit both with
+    /// the two learners (three of five) while the other side commits its own entries under the old
+    /// configuration: two different entries committed at one index.
+    /// </summary>
+    [Test]
+    public void Two_learners_are_promoted_one_change_at_a_time_so_a_cut_off_leader_commits_nothing()
+    {
+        var scene = Simulator.Scene(Seed, Autopilot(initialVoters: 3), Target(5));
+        long memberTimeout = scene.Autopilot.MemberTimeoutUs;
+        Assert.That(scene.RunUntil(() => scene.Leader is not null, memberTimeout), Is.True, "a leader");
+        string[] learners = [scene.StartJoining(), scene.StartJoining()];
+        Assert.That(scene.RunUntil(() => scene.Leader?.Core!.Configuration.Voters.Count == 4, 4 * memberTimeout), Is.True, "the first learner promoted");
+
+        var leader = scene.Leader!;
+        var others = leader.Core!.Configuration.Voters.Where(v => v != leader.Id && !learners.Contains(v)).ToArray();
+        Assert.That(leader.Core.ConfigurationIndex, Is.GreaterThan(leader.Core.CommitIndex), "the promotion has not committed yet");
+        scene.Split(others);
+        Assert.That(scene.RunUntil(() => others.Contains(scene.Leader?.Id), 2 * memberTimeout), Is.True, () => $"the two voters cut off from {leader.Id} elect a leader{Environment.NewLine}{scene.TraceTail}");
+        Assert.That(scene.Commits("on the side of the two voters", 2 * memberTimeout), Is.True, () => $"the two voters cut off from {leader.Id} commit{Environment.NewLine}{scene.TraceTail}");
+
+        scene.Heal();
+        Assert.That(scene.RunUntil(() => scene.Leader?.Core is { } core && core.Configuration.Voters.Count == 5 && core.ConfigurationIndex <= core.CommitIndex, 8 * memberTimeout),
+            Is.True, () => $"five voters once healed: the configuration is {scene.Leader?.Core!.Configuration.ToString() ?? "(no leader)"}{Environment.NewLine}{scene.TraceTail}");
+    }
+
+    /// <summary>
+    /// A surplus voter is demoted only while the voters left that were heard lately make a majority of
+    /// them (Autopilot.Balance). It matters without check-quorum, where a leader that hears only a
+    /// minority keeps leading: of five voters, one is paused past the member timeout (it falls behind)
+    /// and then two stop for good. Two live voters of five can remove nobody; demoting the paused one
+    /// (the least caught up) would leave four voters, two of them gone, so when it resumes, the leader,
+    /// the other live voter and it (three of the five voters) could still commit nothing, for good.
+    /// </summary>
+    [Test]
+    public void A_voter_is_demoted_only_while_the_voters_heard_lately_make_a_majority_of_those_left()
+    {
+        var scene = Simulator.Scene(Seed, Autopilot(initialVoters: 5), settings => Target(5)(settings) with { CheckQuorum = false });
+        long memberTimeout = scene.Autopilot.MemberTimeoutUs;
+        Assert.That(scene.RunUntil(() => scene.Leader is not null, memberTimeout), Is.True, "a leader");
+        var leader = scene.Leader!;
+        var (paused, gone) = (leader.Core!.Configuration.Voters.First(v => v != leader.Id), leader.Core.Configuration.Voters.Where(v => v != leader.Id).Skip(2).ToArray());
+
+        scene.Pause(paused, 3 * memberTimeout);
+        Assert.That(scene.Commits("while one voter is paused", memberTimeout), Is.True, "four of five voters commit");
+        foreach (string id in gone)
+        {
+            scene.StopForGood(id);
+        }
+
+        scene.RunFor(2 * memberTimeout);
+        Assert.That(scene.Leader, Is.SameAs(leader), "without check-quorum the leader keeps leading");
+        Assert.That(scene.Commits("after the paused voter resumed", 3 * memberTimeout), Is.True,
+            () => $"three of five voters commit once {paused} resumes: the configuration is {scene.Leader?.Core!.Configuration.ToString() ?? "(no leader)"}{Environment.NewLine}{scene.TraceTail}");
+    }
+
     private static ClusterShape Autopilot(int initialVoters) => new(initialVoters, Discovery: false, Membership: true, Autopilot: true);
 
     private static Func<SimulationSettings, SimulationSettings> Target(int voters) => settings => settings with { Autopilot = settings.Autopilot! with { TargetVoters = voters } };

@@ -199,6 +199,13 @@ internal sealed class SimulatedNetwork(IReadOnlyList<string> ids, bool bySendTim
         return string.Join(" | ", sides.GroupBy(s => s.Value).OrderBy(g => g.Key).Select(g => string.Join(",", g.Select(s => s.Key))));
     }
 
+    /// <summary>Splits the nodes in two: <paramref name="side"/> on one side, every other node (those that join later too) on the other.</summary>
+    public void Split(IEnumerable<string> side)
+    {
+        _cuts = null;
+        _sides = side.ToDictionary(id => id, _ => 1, StringComparer.Ordinal);
+    }
+
     /// <summary>
     /// Cuts some of the nodes <paramref name="eligible"/> allows (one at least, and never all of two or
     /// more) from the hub, each in a way drawn from <paramref name="ways"/>; a node that joins later is

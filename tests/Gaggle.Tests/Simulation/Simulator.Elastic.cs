@@ -237,7 +237,8 @@ internal sealed partial class Simulator
     private bool MayFallSilent(SimulatedNode node)
         => NowUs >= node.SilenceEndsAtUs + (ElasticSettings.BootstrapElectionTimeouts * Settings.ElectionTicksMax * SimulationSettings.TickMs * 1000L);
 
-    private void Heal()
+    /// <summary>Every node reaches every other, and the hub, again.</summary>
+    public void Heal()
     {
         _network.Heal();
         _hubHealsAtUs = long.MaxValue;

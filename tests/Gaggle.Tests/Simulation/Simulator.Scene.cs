@@ -84,6 +84,13 @@ internal sealed partial class Simulator
         Retire(_byId[id]);
     }
 
+    /// <summary>From now on no message crosses between <paramref name="side"/> and the other nodes (in flight or sent later), until <see cref="Heal"/>.</summary>
+    public void Split(params string[] side)
+    {
+        _network.Split(side);
+        Trace($"split {string.Join(",", side)} from the others");
+    }
+
     /// <summary>A new node, with empty storage, starts and announces itself; its id.</summary>
     public string StartJoining()
     {
