@@ -41,10 +41,9 @@ internal sealed class RaftConfig
     /// <summary>
     /// Followers and learners commit the leader's current-term entries once they see a majority of
     /// the voters has stored them (a voter of three on storing them; see RaftCore.FollowerCommit.cs),
-    /// without waiting for the leader's commit notice. Only for clusters whose members never come
-    /// back with less than they acknowledged (elastic mode: a process that restarts is a new member):
-    /// a node that rejoins after losing its storage catches up to the commit index the leader
-    /// knows, and a commit only a follower decided would escape it.
+    /// without waiting for the leader's commit notice. A node that rejoins after losing its storage
+    /// then catches up to the leader's last entry, not merely to the commit index the leader knows,
+    /// which may lag behind a commit a follower decided (see RaftCore.Rejoin.cs).
     /// </summary>
     public bool FollowerCommit { get; init; }
 

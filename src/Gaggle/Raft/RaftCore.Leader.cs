@@ -213,7 +213,7 @@ internal sealed partial class RaftCore
             {
                 progress.Stalled = progress.ProbeSent && progress.SnapshotOffset == progress.SnapshotOffsetAtLastHeartbeat;
                 progress.SnapshotOffsetAtLastHeartbeat = progress.SnapshotOffset;
-                Send(new RaftMessage { Type = MessageType.Heartbeat, From = Id, To = peer, Term = Term, LogTerm = ConfigurationIndex, Commit = Math.Min(progress.Match, _log.Committed), Index = HeartbeatRound, RejectHint = _log.Committed });
+                Send(new RaftMessage { Type = MessageType.Heartbeat, From = Id, To = peer, Term = Term, LogTerm = ConfigurationIndex, Commit = Math.Min(progress.Match, _log.Committed), Index = HeartbeatRound, RejectHint = CatchUpTarget });
                 continue;
             }
 
@@ -222,7 +222,7 @@ internal sealed partial class RaftCore
             progress.MatchAtLastHeartbeat = progress.Match;
             long commit = Math.Min(progress.Match, _log.Committed);
             progress.CommitSent = Math.Max(progress.CommitSent, commit);
-            Send(new RaftMessage { Type = MessageType.Heartbeat, From = Id, To = peer, Term = Term, LogTerm = ConfigurationIndex, Commit = commit, Index = HeartbeatRound, RejectHint = _log.Committed });
+            Send(new RaftMessage { Type = MessageType.Heartbeat, From = Id, To = peer, Term = Term, LogTerm = ConfigurationIndex, Commit = commit, Index = HeartbeatRound, RejectHint = CatchUpTarget });
         }
 
         if (Discovering && !_members.Complete)

@@ -11,7 +11,9 @@ namespace Gaggle.Raft;
 /// (enough that any majority that could have counted its lost vote or entries overlaps them; a
 /// rejoining member's term may be one it lost, so its word does not count here), and</item>
 /// <item>it has received, from a leader whose term is at least the highest term it heard, an entry
-/// of that leader's term and every entry that leader had committed;</item>
+/// of that leader's term and every entry that leader had committed (with
+/// <see cref="RaftConfig.FollowerCommit"/>, every entry that leader held at a heartbeat: a follower
+/// may have committed entries the leader's commit index does not cover yet);</item>
 /// </list>
 /// or until every other member (rejoining or not) has told it that it is at term 0: then no candidate
 /// that still remembers its candidacy ever asked for a vote, and no leader ever existed. Term 0 from
@@ -77,7 +79,29 @@ internal sealed partial class RaftCore
     /// </summary>
     private void MaybeCaughtUp(long leaderCommit)
     {
-        if (Rejoining && _log.LastTerm == Term && _log.Committed >= leaderCommit)
+        if (Rejoining && !_config.FollowerCommit && _log.LastTerm == Term && _log.Committed >= leaderCommit)
+        {
+            _caughtUpTerm = Math.Max(_caughtUpTerm, Term);
+        }
+    }
+
+    /// <summary>
+    /// What a heartbeat tells a rejoining node to catch up to: the leader's commit index, or with
+    /// <see cref="RaftConfig.FollowerCommit"/> its last index. A follower commits the leader's entries
+    /// on storing them, before the leader knows (its acknowledgement may be lost), so an entry beyond
+    /// the leader's commit index may have been committed, applied and answered by this very node
+    /// before it lost its storage; the leader holds it, as it holds every entry it sent.
+    /// </summary>
+    private long CatchUpTarget => _config.FollowerCommit ? _log.LastIndex : _log.Committed;
+
+    /// <summary>
+    /// With <see cref="RaftConfig.FollowerCommit"/>: caught up once this log ends in an entry of the
+    /// leader's term (so it is a prefix of the leader's log) at or beyond the leader's last index as of
+    /// its heartbeat. An AppendEntries cannot show that (it need not carry the leader's whole tail).
+    /// </summary>
+    private void MaybeCaughtUpToLeadersLog(long leaderLastIndex)
+    {
+        if (Rejoining && _config.FollowerCommit && _log.LastTerm == Term && _log.LastIndex >= leaderLastIndex)
         {
             _caughtUpTerm = Math.Max(_caughtUpTerm, Term);
         }
@@ -94,8 +118,9 @@ internal sealed partial class RaftCore
     {
         if (message.RejectHint > 0)
         {
-            // A heartbeat's RejectHint carries the leader's full commit index.
+            // A heartbeat's RejectHint carries the leader's full commit index, or its last index (CatchUpTarget).
             MaybeCaughtUp(message.RejectHint);
+            MaybeCaughtUpToLeadersLog(message.RejectHint);
         }
 
         if (_caughtUpTerm < Term)

@@ -83,7 +83,7 @@ internal sealed class NodeDriverSettings
                 Joining = options.Join || options.IsElastic,
                 CheckQuorum = options.CheckQuorum,
                 AccelerateCommit = options.AccelerateHeartbeats,
-                FollowerCommit = options.IsElastic,
+                FollowerCommit = true,
                 MaxInflightMessages = options.MaxInflightMessages,
                 MaxInflightBytes = options.MaxInflightBytes,
                 MaxEntriesPerMessage = options.MaxEntriesPerMessage,

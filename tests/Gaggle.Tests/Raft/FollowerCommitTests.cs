@@ -215,16 +215,16 @@ public sealed class FollowerCommitTests
     }
 
     [Test]
-    public void Only_elastic_clusters_commit_on_followers()
+    public void Static_and_elastic_clusters_both_commit_on_followers()
     {
-        // With a member list a node may come back with less than it acknowledged (lost storage, a
-        // flush policy that loses the tail) and rejoin, catching up to the commit index the leader
-        // knows: a commit only a follower decided would escape it. Elastic members never come back.
+        // A static member that comes back with less than it acknowledged rejoins and catches up to the
+        // leader's last entry, which covers a commit only a follower decided (RejoinTests,
+        // WithFollowerCommitARejoiningNodeCatchesUpToTheLeadersLastEntryNotItsCommitIndex).
         var tick = TimeSpan.FromMilliseconds(10);
         var elastic = new GaggleOptions { NodeId = "web" };
         var fixedMembers = new GaggleOptions { NodeId = "a", Members = ["a", "b", "c"] };
         Assert.That(Gaggle.Runtime.NodeDriverSettings.From(elastic, 1, tick).Raft.FollowerCommit, Is.True);
-        Assert.That(Gaggle.Runtime.NodeDriverSettings.From(fixedMembers, 1, tick).Raft.FollowerCommit, Is.False);
+        Assert.That(Gaggle.Runtime.NodeDriverSettings.From(fixedMembers, 1, tick).Raft.FollowerCommit, Is.True);
     }
 
     [Test]

@@ -315,6 +315,31 @@ public sealed class RejoinTests
         Assert.That(c.Rejoining, Is.False);
     }
 
+    /// <summary>
+    /// With followers committing on their own, c stored entries 2..3 of a's term 3 and, a and c being
+    /// two of three voters, committed and applied them; its acknowledgement to a was lost, so a's
+    /// commit index stayed at 1. Then c lost its storage. Rejoining, it hears from a and b; a resends
+    /// its log in two messages. Holding entry 1 (of term 3) and a's commit index is not enough: voting
+    /// then, c would help b (which lacks 2..3) win and overwrite what c had applied. It is caught up
+    /// only once its log reaches a's last index, which a's heartbeat names.
+    /// </summary>
+    [Test]
+    public void WithFollowerCommitARejoiningNodeCatchesUpToTheLeadersLastEntryNotItsCommitIndex()
+    {
+        var c = new RaftCore(
+            new RaftConfig { Id = "c", Members = ["a", "b", "c"], ElectionTicksMin = 10, ElectionTicksMax = 10, HeartbeatTicks = 2, StartRejoining = true, FollowerCommit = true, Random = new Random(3) },
+            HardState.Empty, []);
+        c.Step(new RaftMessage { Type = MessageType.TermReport, From = "b", To = "c", Term = 3 });
+        var log = new[] { Entry(1, 3), Entry(2, 3), Entry(3, 3) };
+        c.Step(new RaftMessage { Type = MessageType.Append, From = "a", To = "c", Term = 3, Index = 0, LogTerm = 0, Entries = log[..1], Commit = 1, RejectHint = 0 });
+        c.Step(new RaftMessage { Type = MessageType.Heartbeat, From = "a", To = "c", Term = 3, Commit = 1, Index = 1, RejectHint = 3 });
+        Assert.That(c.Rejoining, Is.True, "c holds a's commit index and an entry of a's term, but not a's entries 2..3, which c may have committed before");
+        c.Step(new RaftMessage { Type = MessageType.Append, From = "a", To = "c", Term = 3, Index = 1, LogTerm = 3, Entries = log[1..], Commit = 1, RejectHint = 0 });
+        Assert.That(c.Rejoining, Is.True, "an AppendEntries does not tell whether it carries the leader's whole tail");
+        c.Step(new RaftMessage { Type = MessageType.Heartbeat, From = "a", To = "c", Term = 3, Commit = 1, Index = 2, RejectHint = 3 });
+        Assert.That(c.Rejoining, Is.False, "c holds a's log up to the last index its heartbeat named");
+    }
+
     private static LogEntry Entry(long index, long term) => new(index, term, EntryKind.Normal, new byte[] { (byte)index });
 
     private static RaftCore Leader(string id, HardState hardState, LogEntry[] entries)
