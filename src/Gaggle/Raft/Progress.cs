@@ -24,6 +24,9 @@ internal sealed class Progress
 
     public long Match { get; set; }
 
+    /// <summary>The highest index ever sent to this follower in this term (never goes down).</summary>
+    public long HighestSent { get; set; }
+
     /// <summary>The latest heartbeat round the follower answered.</summary>
     public long AckedRound { get; set; }
 
@@ -113,6 +116,7 @@ internal sealed class Progress
     /// <summary>Records that entries up to <paramref name="lastIndex"/> were sent.</summary>
     public void SentEntries(long lastIndex, int count, long bytes = 0)
     {
+        HighestSent = Math.Max(HighestSent, lastIndex);
         if (State == ProgressState.Replicate)
         {
             if (count > 0)

@@ -5,7 +5,7 @@ internal sealed partial class RaftCore
     /// <summary>The highest index an AppendEntries of the current leader showed to match its log (0 after a term or leader change).</summary>
     private long _verifiedIndex;
 
-    /// <summary>The highest commit index this term's leader was heard to have (0 after a term change): how far a catching-up node has to go.</summary>
+    /// <summary>The highest commit index this term's leader was heard to have, or with follower commits the highest index its heartbeat said it sent here (<see cref="CatchUpTargetFor"/>); 0 after a term change: how far a catching-up node has to go.</summary>
     public long LeaderCommitSeen { get; private set; }
 
     /// <summary>

@@ -88,7 +88,7 @@ internal sealed partial class RaftCore
 
     private void AddProgress(string peer)
     {
-        _progress[peer] = new Progress(_log.LastIndex + 1, _config.MaxInflightMessages, _config.MaxInflightBytes);
+        _progress[peer] = new Progress(_log.LastIndex + 1, _config.MaxInflightMessages, _config.MaxInflightBytes) { HighestSent = _log.LastIndex };
         RebuildVoterProgress();
     }
 
@@ -213,7 +213,7 @@ internal sealed partial class RaftCore
             {
                 progress.Stalled = progress.ProbeSent && progress.SnapshotOffset == progress.SnapshotOffsetAtLastHeartbeat;
                 progress.SnapshotOffsetAtLastHeartbeat = progress.SnapshotOffset;
-                Send(new RaftMessage { Type = MessageType.Heartbeat, From = Id, To = peer, Term = Term, LogTerm = ConfigurationIndex, Commit = Math.Min(progress.Match, _log.Committed), Index = HeartbeatRound, RejectHint = CatchUpTarget });
+                Send(new RaftMessage { Type = MessageType.Heartbeat, From = Id, To = peer, Term = Term, LogTerm = ConfigurationIndex, Commit = Math.Min(progress.Match, _log.Committed), Index = HeartbeatRound, RejectHint = CatchUpTargetFor(progress) });
                 continue;
             }
 
@@ -222,7 +222,7 @@ internal sealed partial class RaftCore
             progress.MatchAtLastHeartbeat = progress.Match;
             long commit = Math.Min(progress.Match, _log.Committed);
             progress.CommitSent = Math.Max(progress.CommitSent, commit);
-            Send(new RaftMessage { Type = MessageType.Heartbeat, From = Id, To = peer, Term = Term, LogTerm = ConfigurationIndex, Commit = commit, Index = HeartbeatRound, RejectHint = CatchUpTarget });
+            Send(new RaftMessage { Type = MessageType.Heartbeat, From = Id, To = peer, Term = Term, LogTerm = ConfigurationIndex, Commit = commit, Index = HeartbeatRound, RejectHint = CatchUpTargetFor(progress) });
         }
 
         if (Discovering && !_members.Complete)

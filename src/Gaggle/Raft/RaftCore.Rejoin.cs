@@ -86,22 +86,27 @@ internal sealed partial class RaftCore
     }
 
     /// <summary>
-    /// What a heartbeat tells a rejoining node to catch up to: the leader's commit index, or with
-    /// <see cref="RaftConfig.FollowerCommit"/> its last index. A follower commits the leader's entries
-    /// on storing them, before the leader knows (its acknowledgement may be lost), so an entry beyond
-    /// the leader's commit index may have been committed, applied and answered by this very node
-    /// before it lost its storage; the leader holds it, as it holds every entry it sent.
+    /// What a heartbeat to <paramref name="progress"/>'s follower tells it to catch up to, should it be
+    /// rejoining: the leader's commit index, or with <see cref="RaftConfig.FollowerCommit"/> the highest
+    /// index this leader ever sent it, at least the start of this term. A follower commits the leader's
+    /// entries on storing them, before the leader knows (its acknowledgement may be lost), so an entry
+    /// beyond the leader's commit index may have been committed, applied and answered by that very node
+    /// before it lost its storage: an entry of this term that this leader sent it, so at most the highest
+    /// sent; or of an earlier term, and then committed on a majority before this term began, so below its
+    /// start (Leader Completeness: the rejoining node voted for nobody since). Everything up to the target
+    /// was sent before the heartbeat, so it is reachable: the leader's last index would not be, under a
+    /// steady load whose newest entries go out after the heartbeat.
     /// </summary>
-    private long CatchUpTarget => _config.FollowerCommit ? _log.LastIndex : _log.Committed;
+    private long CatchUpTargetFor(Progress progress) => _config.FollowerCommit ? Math.Max(_termStartIndex, progress.HighestSent) : _log.Committed;
 
     /// <summary>
     /// With <see cref="RaftConfig.FollowerCommit"/>: caught up once this log ends in an entry of the
-    /// leader's term (so it is a prefix of the leader's log) at or beyond the leader's last index as of
-    /// its heartbeat. An AppendEntries cannot show that (it need not carry the leader's whole tail).
+    /// leader's term (so it is a prefix of the leader's log) at or beyond the index its heartbeat names
+    /// (<see cref="CatchUpTargetFor"/>). An AppendEntries cannot show that (it need not carry all the leader sent).
     /// </summary>
-    private void MaybeCaughtUpToLeadersLog(long leaderLastIndex)
+    private void MaybeCaughtUpToLeadersLog(long target)
     {
-        if (Rejoining && _config.FollowerCommit && _log.LastTerm == Term && _log.LastIndex >= leaderLastIndex)
+        if (Rejoining && _config.FollowerCommit && _log.LastTerm == Term && _log.LastIndex >= target)
         {
             _caughtUpTerm = Math.Max(_caughtUpTerm, Term);
         }
@@ -110,15 +115,15 @@ internal sealed partial class RaftCore
     /// <summary>
     /// A rejoining node takes no commit index from heartbeats: theirs is min(match, commit), and the
     /// leader's match for us may count acknowledgements we lost (even entries our log now holds in an
-    /// older, conflicting version). The heartbeat's Index carries the leader's own commit index: when
-    /// it shows we are not caught up, we say our log is only vouched for up to our commit index, which
+    /// older, conflicting version). The heartbeat's RejectHint carries what to catch up to (the leader's
+    /// commit index, or with follower commits more: <see cref="CatchUpTargetFor"/>): when it shows we are not caught up, we say our log is only vouched for up to our commit index, which
     /// makes the leader resend from there (and in an idle cluster gives us the entries that prove it).
     /// </summary>
     private void HeartbeatWhileRejoining(RaftMessage message)
     {
         if (message.RejectHint > 0)
         {
-            // A heartbeat's RejectHint carries the leader's full commit index, or its last index (CatchUpTarget).
+            // A heartbeat's RejectHint carries the leader's full commit index, or with follower commits what it sent (CatchUpTargetFor).
             MaybeCaughtUp(message.RejectHint);
             MaybeCaughtUpToLeadersLog(message.RejectHint);
         }

@@ -15,8 +15,8 @@ internal enum MessageType : byte
     /// and RejectHint/LogTerm carry the conflict index and term for fast backtracking.</summary>
     AppendResponse = 6,
     /// <summary>Leader liveness; Commit is min(follower's match, leader commit), Index the heartbeat round
-    /// (echoed by the response, for the leadership lease), RejectHint the leader's full commit index
-    /// (for a rejoining follower), LogTerm the index of the leader's configuration (as AppendEntries'
+    /// (echoed by the response, for the leadership lease), RejectHint what a rejoining follower must
+    /// catch up to (the leader's full commit index, or with follower commits what it sent that follower), LogTerm the index of the leader's configuration (as AppendEntries'
     /// RejectHint) when addressed to one member.</summary>
     Heartbeat = 7,
     HeartbeatResponse = 8,

@@ -1,0 +1,84 @@
+using Gaggle.Raft;
+using NUnit.Framework;
+
+namespace Gaggle.Tests.Raft;
+
+/// <summary>Followers that commit on their own (RaftConfig.FollowerCommit) and nodes that rejoin after losing their storage.</summary>
+[TestFixture]
+public sealed class FollowerCommitRejoinTests
+{
+    /// <summary>
+    /// c self-commits and applies entry j (its acknowledgement to a is lost, b never gets j), loses its
+    /// storage and rejoins; then a dies. b and c must not elect a leader without j (the harness throws
+    /// on State Machine Safety). With compact: a snapshots first, so c catches up through a snapshot.
+    /// </summary>
+    [TestCase(false)]
+    [TestCase(true)]
+    public void ASelfCommittedEntrySurvivesTheFollowersLostStorage(bool compact)
+    {
+        var cluster = new RaftTestCluster(3, new ClusterOptions { FollowerCommit = true });
+        cluster.Elect("a");
+        cluster.ProposeMany("a", 3);
+        cluster.Stabilize();
+        long j;
+        using (cluster.Drop(m => (m.From == "c" && m.To == "a" && m.Type == MessageType.AppendResponse) || (m.To == "b" && m.Type == MessageType.Append) || m.To is null))
+        {
+            j = cluster.Propose("a", "j");
+            cluster.Stabilize();
+            Assert.That(cluster.AppliedData("c"), Does.Contain("j"), "c committed and applied j on its own");
+            Assert.That(cluster["a"].CommitIndex, Is.LessThan(j));
+            Assert.That(cluster.Log("b").Count, Is.LessThan(j));
+        }
+
+        if (compact)
+        {
+            cluster.Compact("a");
+        }
+
+        cluster.Preload("c", new HardState(0, null, 0, Rejoining: true));
+        using (cluster.Drop(m => m.To == "b" && m.Type == MessageType.Append))
+        {
+            cluster.AdvanceUntil(() => !cluster["c"].Rejoining, 500);
+        }
+
+        Assert.That(cluster.Log("c").Count + (cluster.PersistedSnapshot("c")?.Index ?? 0), Is.GreaterThanOrEqualTo(j), "caught up past j");
+        Assert.That(cluster.InstalledSnapshots("c").Count > 0, Is.EqualTo(compact), "c caught up through a snapshot exactly when a compacted");
+        cluster.Stop("a");
+        cluster.AdvanceUntil(() => cluster.Leaders().Count == 1 && cluster.Leaders()[0] != "a", 500);
+        cluster.Propose(cluster.Leaders()[0], "after");
+        cluster.Advance(20);
+        Assert.That(cluster.AppliedData("b"), Does.Contain("j"));
+    }
+
+    /// <summary>
+    /// c lost its storage and rejoins while the leader gets a proposal in every batch, before its tick
+    /// (the driver proposes forwarded appends as they arrive, and a Tick input of the same loop batch
+    /// comes after them). The heartbeat is put in the outbox by Tick, the AppendEntries carrying the new
+    /// entry only by FlushLeader in TakeReady: every heartbeat names an index c does not hold yet.
+    /// </summary>
+    [TestCase(true, true)]
+    [TestCase(false, true)]
+    [TestCase(true, false)]
+    public void ARejoiningNodeFinishesUnderSteadyLoad(bool followerCommit, bool proposeBeforeTick)
+    {
+        var cluster = new RaftTestCluster(3, new ClusterOptions { FollowerCommit = followerCommit });
+        cluster.Elect("a");
+        cluster.ProposeMany("a", 5);
+        cluster.Stabilize();
+        cluster.Preload("c", new HardState(0, null, 0, Rejoining: true));
+        Assert.That(cluster["c"].Rejoining, Is.True);
+        long regressionsBefore = cluster["a"].FollowerLogRegressions;
+        int ticks;
+        for (ticks = 0; ticks < 300 && cluster["c"].Rejoining; ticks++)
+        {
+            if (proposeBeforeTick)
+            {
+                cluster.Propose("a", $"p{ticks}");
+            }
+
+            cluster.Advance(1);
+        }
+
+        Assert.That(cluster["c"].Rejoining, Is.False, $"still rejoining after {ticks} ticks ({cluster["a"].FollowerLogRegressions - regressionsBefore} log regressions counted)");
+    }
+}
