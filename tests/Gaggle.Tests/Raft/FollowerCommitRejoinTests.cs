@@ -51,6 +51,40 @@ public sealed class FollowerCommitRejoinTests
     }
 
     /// <summary>
+    /// As above, but the AppendEntries that would carry j to the rejoining c are lost, so c could catch
+    /// up to a's commit index (below j) without j; then a dies. Had c counted as caught up then, b and c
+    /// would elect b, which lacks j, and b would overwrite what c had applied (the harness throws on
+    /// State Machine Safety). c stays rejoining until it holds what a sent it.
+    /// </summary>
+    [Test]
+    public void ARejoiningNodeDoesNotVoteWithoutTheEntriesTheLeaderSentIt()
+    {
+        var cluster = new RaftTestCluster(3, new ClusterOptions { FollowerCommit = true, MaxEntriesPerMessage = 1 });
+        cluster.Elect("a");
+        cluster.ProposeMany("a", 3);
+        cluster.Stabilize();
+        long j;
+        using (cluster.Drop(m => (m.From == "c" && m.To == "a" && m.Type == MessageType.AppendResponse) || (m.To == "b" && m.Type == MessageType.Append) || m.To is null))
+        {
+            j = cluster.Propose("a", "j");
+            cluster.Stabilize();
+            Assert.That(cluster.AppliedData("c"), Does.Contain("j"), "c committed and applied j on its own");
+            Assert.That(cluster["a"].CommitIndex, Is.LessThan(j));
+        }
+
+        cluster.Preload("c", new HardState(0, null, 0, Rejoining: true));
+        using (cluster.Drop(m => (m.To == "b" && m.Type == MessageType.Append) || (m.To == "c" && m.Type == MessageType.Append && m.Entries.Any(e => e.Index >= j))))
+        {
+            cluster.Advance(60);
+        }
+
+        Assert.That(cluster["c"].Rejoining, Is.True, "c does not hold j, which a sent it");
+        cluster.Stop("a");
+        cluster.Advance(200);
+        Assert.That(cluster.Leaders(), Is.Empty, "b lacks j and c does not vote: no leader until a returns");
+    }
+
+    /// <summary>
     /// c lost its storage and rejoins while the leader gets a proposal in every batch, before its tick
     /// (the driver proposes forwarded appends as they arrive, and a Tick input of the same loop batch
     /// comes after them). The heartbeat is put in the outbox by Tick, the AppendEntries carrying the new
