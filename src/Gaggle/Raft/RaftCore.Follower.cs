@@ -169,7 +169,8 @@ internal sealed partial class RaftCore
     {
         if (MayAcknowledge())
         {
-            Send(new RaftMessage { Type = MessageType.AppendResponse, From = Id, To = BroadcastsAcknowledgements ? null : leader, Term = Term, Index = index });
+            // Commit: how far this node knows the log committed (it may have counted itself, RaftCore.FollowerCommit.cs).
+            Send(new RaftMessage { Type = MessageType.AppendResponse, From = Id, To = BroadcastsAcknowledgements ? null : leader, Term = Term, Index = index, Commit = _log.Committed });
         }
         else if (_caughtUpTerm < Term)
         {

@@ -99,10 +99,11 @@ internal sealed partial class RaftCore
     /// The leader's side: whether the voter that acknowledged <paramref name="match"/> knew on storing it
     /// that it committed (three voters or fewer, both voters, this configuration within what it stored,
     /// an entry of this term, committed here now), so it is owed no commit notice for it: two PUBLISHes
-    /// fewer per entry. Should it not have counted itself after all (it lost data), it learns the commit
-    /// index from the next heartbeat, as every follower may.
+    /// fewer per entry. Only when its acknowledgement says so (its commit index, <paramref name="followerCommit"/>,
+    /// reaches what it acknowledged): a node that lost data since it started does not count itself
+    /// (it trusts only commits it verified) and is owed its notices as before.
     /// </summary>
-    private bool CommittedOnStoring(string follower, long match)
-        => _config.FollowerCommit && !Discovering && Quorum.Majority(Configuration.Voters.Count) <= 2 && Configuration.IsVoter(follower)
+    private bool CommittedOnStoring(string follower, long match, long followerCommit)
+        => _config.FollowerCommit && !Discovering && followerCommit >= match && Quorum.Majority(Configuration.Voters.Count) <= 2 && Configuration.IsVoter(follower)
             && Configuration.IsVoter(Id) && ConfigurationIndex <= match && match <= _log.Committed && _log.Term(match) == Term;
 }

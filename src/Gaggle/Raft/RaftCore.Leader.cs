@@ -330,7 +330,7 @@ internal sealed partial class RaftCore
         // Either the commit moved, or this follower now holds entries committed before its ack came:
         // in both cases it may be owed a commit notice (FlushLeader decides per follower).
         MaybeCommit();
-        if (CommittedOnStoring(message.From, progress.Match))
+        if (CommittedOnStoring(message.From, progress.Match, message.Commit))
         {
             progress.CommitSent = Math.Max(progress.CommitSent, progress.Match);
         }

@@ -115,4 +115,25 @@ public sealed class FollowerCommitRejoinTests
 
         Assert.That(cluster["c"].Rejoining, Is.False, $"still rejoining after {ticks} ticks ({cluster["a"].FollowerLogRegressions - regressionsBefore} log regressions counted)");
     }
+
+    /// <summary>
+    /// A node that rejoined after losing its storage never counts itself again (it trusts only commits
+    /// it verified), so the leader owes it the commit notices it spares the others: it learns a commit
+    /// as soon as the leader does, not at the next heartbeat.
+    /// </summary>
+    [TestCase(true)]
+    [TestCase(false)]
+    public void AFollowerThatRejoinedLearnsCommitsAsFastAsBefore(bool followerCommit)
+    {
+        var cluster = new RaftTestCluster(3, new ClusterOptions { FollowerCommit = followerCommit });
+        cluster.Elect("a");
+        cluster.ProposeMany("a", 5);
+        cluster.Stabilize();
+        cluster.Preload("c", new HardState(0, null, 0, Rejoining: true));
+        cluster.AdvanceUntil(() => !cluster["c"].Rejoining);
+        cluster.Advance(5);
+        long index = cluster.Propose("a", "after");
+        cluster.Stabilize();
+        Assert.That(cluster["c"].CommitIndex, Is.EqualTo(index), "no tick passed: c learned the commit from an AppendEntries or a commit notice");
+    }
 }
