@@ -17,18 +17,7 @@ public sealed class FollowerCommitRejoinTests
     public void ASelfCommittedEntrySurvivesTheFollowersLostStorage(bool compact)
     {
         var cluster = new RaftTestCluster(3, new ClusterOptions { FollowerCommit = true });
-        cluster.Elect("a");
-        cluster.ProposeMany("a", 3);
-        cluster.Stabilize();
-        long j;
-        using (cluster.Drop(m => (m.From == "c" && m.To == "a" && m.Type == MessageType.AppendResponse) || (m.To == "b" && m.Type == MessageType.Append) || m.To is null))
-        {
-            j = cluster.Propose("a", "j");
-            cluster.Stabilize();
-            Assert.That(cluster.AppliedData("c"), Does.Contain("j"), "c committed and applied j on its own");
-            Assert.That(cluster["a"].CommitIndex, Is.LessThan(j));
-            Assert.That(cluster.Log("b").Count, Is.LessThan(j));
-        }
+        long j = CommitOnlyOnC(cluster);
 
         if (compact)
         {
@@ -60,17 +49,7 @@ public sealed class FollowerCommitRejoinTests
     public void ARejoiningNodeDoesNotVoteWithoutTheEntriesTheLeaderSentIt()
     {
         var cluster = new RaftTestCluster(3, new ClusterOptions { FollowerCommit = true, MaxEntriesPerMessage = 1 });
-        cluster.Elect("a");
-        cluster.ProposeMany("a", 3);
-        cluster.Stabilize();
-        long j;
-        using (cluster.Drop(m => (m.From == "c" && m.To == "a" && m.Type == MessageType.AppendResponse) || (m.To == "b" && m.Type == MessageType.Append) || m.To is null))
-        {
-            j = cluster.Propose("a", "j");
-            cluster.Stabilize();
-            Assert.That(cluster.AppliedData("c"), Does.Contain("j"), "c committed and applied j on its own");
-            Assert.That(cluster["a"].CommitIndex, Is.LessThan(j));
-        }
+        long j = CommitOnlyOnC(cluster);
 
         cluster.Preload("c", new HardState(0, null, 0, Rejoining: true));
         using (cluster.Drop(m => (m.To == "b" && m.Type == MessageType.Append) || (m.To == "c" && m.Type == MessageType.Append && m.Entries.Any(e => e.Index >= j))))
@@ -135,5 +114,25 @@ public sealed class FollowerCommitRejoinTests
         long index = cluster.Propose("a", "after");
         cluster.Stabilize();
         Assert.That(cluster["c"].CommitIndex, Is.EqualTo(index), "no tick passed: c learned the commit from an AppendEntries or a commit notice");
+    }
+
+    /// <summary>
+    /// a leads; c stores entry j and commits and applies it on its own (a and c are two of three), but its
+    /// acknowledgement to a is lost and b never gets j: a's commit index stays below j. Returns j.
+    /// </summary>
+    private static long CommitOnlyOnC(RaftTestCluster cluster)
+    {
+        cluster.Elect("a");
+        cluster.ProposeMany("a", 3);
+        cluster.Stabilize();
+        using (cluster.Drop(m => (m.From == "c" && m.To == "a" && m.Type == MessageType.AppendResponse) || (m.To == "b" && m.Type == MessageType.Append) || m.To is null))
+        {
+            long j = cluster.Propose("a", "j");
+            cluster.Stabilize();
+            Assert.That(cluster.AppliedData("c"), Does.Contain("j"), "c committed and applied j on its own");
+            Assert.That(cluster["a"].CommitIndex, Is.LessThan(j));
+            Assert.That(cluster.Log("b").Count, Is.LessThan(j));
+            return j;
+        }
     }
 }
