@@ -42,8 +42,8 @@ internal sealed class RaftConfig
     /// Followers and learners commit the leader's current-term entries once they see a majority of
     /// the voters has stored them (a voter of three on storing them; see RaftCore.FollowerCommit.cs),
     /// without waiting for the leader's commit notice. A node that rejoins after losing its storage
-    /// then catches up to the leader's last entry, not merely to the commit index the leader knows,
-    /// which may lag behind a commit a follower decided (see RaftCore.Rejoin.cs).
+    /// then catches up to every entry the leader sent it, not merely to the commit index the leader
+    /// knows, which may lag behind a commit a follower decided (see RaftCore.Rejoin.cs).
     /// </summary>
     public bool FollowerCommit { get; init; }
 

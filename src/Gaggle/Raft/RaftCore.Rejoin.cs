@@ -12,8 +12,8 @@ namespace Gaggle.Raft;
 /// rejoining member's term may be one it lost, so its word does not count here), and</item>
 /// <item>it has received, from a leader whose term is at least the highest term it heard, an entry
 /// of that leader's term and every entry that leader had committed (with
-/// <see cref="RaftConfig.FollowerCommit"/>, every entry that leader held at a heartbeat: a follower
-/// may have committed entries the leader's commit index does not cover yet);</item>
+/// <see cref="RaftConfig.FollowerCommit"/>, every entry that leader sent it, as its heartbeat names: a
+/// follower may have committed entries the leader's commit index does not cover yet);</item>
 /// </list>
 /// or until every other member (rejoining or not) has told it that it is at term 0: then no candidate
 /// that still remembers its candidacy ever asked for a vote, and no leader ever existed. Term 0 from
@@ -116,8 +116,8 @@ internal sealed partial class RaftCore
     /// A rejoining node takes no commit index from heartbeats: theirs is min(match, commit), and the
     /// leader's match for us may count acknowledgements we lost (even entries our log now holds in an
     /// older, conflicting version). The heartbeat's RejectHint carries what to catch up to (the leader's
-    /// commit index, or with follower commits more: <see cref="CatchUpTargetFor"/>): when it shows we are not caught up, we say our log is only vouched for up to our commit index, which
-    /// makes the leader resend from there (and in an idle cluster gives us the entries that prove it).
+    /// commit index, or with follower commits more: <see cref="CatchUpTargetFor"/>): when it shows we
+    /// are not caught up, we say our log is only vouched for up to our commit index, which makes the leader resend from there (and in an idle cluster gives us the entries that prove it).
     /// </summary>
     private void HeartbeatWhileRejoining(RaftMessage message)
     {

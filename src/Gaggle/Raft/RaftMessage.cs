@@ -11,13 +11,15 @@ internal enum MessageType : byte
     /// <summary>AppendEntries: Index/LogTerm are prevLogIndex/prevLogTerm, Commit the leader's commit,
     /// RejectHint the index of the leader's configuration (0 for the seed; see RaftCore.CommitWithLeader).</summary>
     Append = 5,
-    /// <summary>Index is the last index matched on success; on reject, Index echoes the rejected prevLogIndex
-    /// and RejectHint/LogTerm carry the conflict index and term for fast backtracking.</summary>
+    /// <summary>Index is the last index matched on success, Commit then the sender's commit index (it may
+    /// have committed on storing, see RaftCore.FollowerCommit.cs); on reject, Index echoes the rejected
+    /// prevLogIndex and RejectHint/LogTerm carry the conflict index and term for fast backtracking.</summary>
     AppendResponse = 6,
     /// <summary>Leader liveness; Commit is min(follower's match, leader commit), Index the heartbeat round
     /// (echoed by the response, for the leadership lease), RejectHint what a rejoining follower must
-    /// catch up to (the leader's full commit index, or with follower commits what it sent that follower), LogTerm the index of the leader's configuration (as AppendEntries'
-    /// RejectHint) when addressed to one member.</summary>
+    /// catch up to (the leader's full commit index, or with follower commits what it sent that
+    /// follower), LogTerm the index of the leader's configuration (as AppendEntries' RejectHint) when
+    /// addressed to one member.</summary>
     Heartbeat = 7,
     HeartbeatResponse = 8,
     /// <summary>Tells the receiver to campaign at once, ignoring its election timeout and leader lease.</summary>
