@@ -21,6 +21,14 @@ internal sealed record LockComparisonReport : IRunReport
 
     public required Latencies PublishRoundTrip { get; init; }
 
+    /// <summary>
+    /// PUBLISH to two subscribers, the first answer back (<see cref="RedisBaselines.PublishToTwoAndFirstAnswerAsync"/>):
+    /// what a commit of three voters over pub/sub costs with no processing, the floor under a lock
+    /// acquire on the leader (AppendEntries out, an acknowledgement back) and on a follower (the
+    /// request forwarded, AppendEntries back).
+    /// </summary>
+    public required Latencies CommitFloor { get; init; }
+
     public required Latencies LeaderCommit { get; init; }
 
     public required Latencies FollowerCommit { get; init; }
@@ -50,6 +58,7 @@ internal sealed record LockComparisonReport : IRunReport
             WriteNullable(json, "load_average_after", LoadAverageAfter);
             json.WriteStartObject("baseline");
             PublishRoundTrip.WriteJson(json, "redis_publish_roundtrip_ms", withMax: false);
+            CommitFloor.WriteJson(json, "redis_publish_to_two_first_answer_ms", withMax: false);
             json.WriteEndObject();
             LeaderCommit.WriteJson(json, "leader_commit_latency_ms", withMax: true);
             FollowerCommit.WriteJson(json, "follower_commit_latency_ms", withMax: true);
@@ -86,7 +95,7 @@ internal sealed record LockComparisonReport : IRunReport
     {
         var text = new StringBuilder();
         text.AppendLine(CultureInfo.InvariantCulture, $"Lock comparison: one Redis, {Nodes}-node {Mode} Gaggle cluster in this process, {CellSeconds:0.0#} s per cell; load average {Load(LoadAverageBefore)} before, {Load(LoadAverageAfter)} after");
-        text.AppendLine(CultureInfo.InvariantCulture, $"PUBLISH -> subscriber p50 {PublishRoundTrip.Percentile(50):0.000} ms, p99 {PublishRoundTrip.Percentile(99):0.000} ms; Gaggle commit, one at a time: from the leader p50 {LeaderCommit.Percentile(50):0.000} ms, from a follower p50 {FollowerCommit.Percentile(50):0.000} ms");
+        text.AppendLine(CultureInfo.InvariantCulture, $"PUBLISH -> subscriber p50 {PublishRoundTrip.Percentile(50):0.000} ms, p99 {PublishRoundTrip.Percentile(99):0.000} ms; PUBLISH to two, first answer back (a commit's floor) p50 {CommitFloor.Percentile(50):0.000} ms; Gaggle commit, one at a time: from the leader p50 {LeaderCommit.Percentile(50):0.000} ms, from a follower p50 {FollowerCommit.Percentile(50):0.000} ms");
         text.AppendLine();
         Table(text, "acquire+release pairs/s; acquire p50 / p99 ms", c => string.Create(CultureInfo.InvariantCulture,
             $"{Number(c.PairsPerSecond)}/s; {c.Acquire.Percentile(50):0.000} / {c.Acquire.Percentile(99):0.000}"));

@@ -27,6 +27,8 @@ internal static class LockComparisonRun
 
         LoadRun.Phase("baseline PUBLISH -> subscriber", cell);
         var publish = await RedisBaselines.PublishRoundTripAsync(configuration, cell);
+        LoadRun.Phase("baseline PUBLISH to two subscribers, the first answer back", cell);
+        var commitFloor = await RedisBaselines.PublishToTwoAndFirstAnswerAsync(configuration, cell);
 
         var (cluster, _) = await BenchCluster.StartAsync(settings, TimeSpan.FromSeconds(15));
         await using (cluster)
@@ -88,6 +90,7 @@ internal static class LockComparisonRun
                 LoadAverageBefore = loadBefore,
                 LoadAverageAfter = LoadAverage(),
                 PublishRoundTrip = publish,
+                CommitFloor = commitFloor,
                 LeaderCommit = leaderCommit,
                 FollowerCommit = followerCommit,
                 Implementations = [.. implementations.Select(i => (i.Key, i.Title))],
