@@ -1,7 +1,7 @@
 namespace Gaggle.Locks;
 
 /// <summary>
-/// A hold of a lock or semaphore slot. It IS the lock: dispose it to release (idempotent). While it
+/// A hold of a lock, a semaphore slot, or a reader-writer lock for reading or writing. It IS the lock: dispose it to release (idempotent). While it
 /// lives its lease is renewed automatically.
 /// </summary>
 /// <remarks>
@@ -20,10 +20,11 @@ public sealed class GaggleLockHandle : IAsyncDisposable
     private long _safeUntil;
     private int _disposed;
 
-    internal GaggleLockHandle(GaggleLocks locks, string name, int maxCount, long token, long requestedAt)
+    internal GaggleLockHandle(GaggleLocks locks, string name, LockHoldKind kind, int maxCount, long token, long requestedAt)
     {
         _locks = locks;
         Name = name;
+        Kind = kind;
         MaxCount = maxCount;
         FencingToken = token;
         _safeUntil = SafeUntil(requestedAt);
@@ -35,8 +36,11 @@ public sealed class GaggleLockHandle : IAsyncDisposable
     /// <summary>The lock's name.</summary>
     public string Name { get; }
 
-    /// <summary>1 for a mutex; the semaphore's slot count otherwise.</summary>
+    /// <summary>1 for a mutex; the semaphore's slot count; 0 for a reader-writer lock.</summary>
     public int MaxCount { get; }
+
+    /// <summary>What this hold is: of a mutex, a semaphore slot, or a reader-writer lock for reading or for writing.</summary>
+    public LockHoldKind Kind { get; }
 
     /// <summary>Strictly increases with every grant of this lock; pass it to the resource the lock protects.</summary>
     public long FencingToken { get; }

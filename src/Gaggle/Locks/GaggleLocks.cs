@@ -3,9 +3,20 @@ using Gaggle.Runtime;
 namespace Gaggle.Locks;
 
 /// <summary>
-/// Cluster-wide locks and semaphores. A grant is an entry of the Raft log, so every node agrees who
-/// holds what and in which order; each grant carries a fencing token that only goes up.
+/// Cluster-wide locks, semaphores and reader-writer locks. A grant is an entry of the Raft log, so
+/// every node agrees who holds what and in which order; each grant carries a fencing token that only
+/// goes up. A name is one kind of lock at a time: while it is held or waited for as one kind (a mutex,
+/// a semaphore of some slot count, a reader-writer lock), a request for another kind is refused with
+/// <see cref="InvalidOperationException"/>.
 /// </summary>
+/// <remarks>
+/// Fencing tokens of a reader-writer lock: every grant, for reading or writing, takes the next token
+/// of that lock, so a reader's token sits between the writers' tokens. A writer granted before the
+/// reader has a smaller token and had released (or lost) its hold when the reader got it; a writer
+/// granted after has a larger one. A resource that remembers the highest writer token it accepted
+/// can thus refuse a write, or a read, whose token is smaller: that holder's lease may have run out
+/// and a later writer may have changed the data since.
+/// </remarks>
 /// <example>
 /// <code>
 /// await using var handle = await node.Locks.AcquireAsync("orders", TimeSpan.FromSeconds(5));
@@ -42,7 +53,7 @@ public sealed class GaggleLocks
     /// <returns>The hold; dispose it to release.</returns>
     /// <exception cref="TimeoutException">The lock was not granted within <paramref name="timeout"/>.</exception>
     public async Task<GaggleLockHandle> AcquireAsync(string name, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
-        => await AcquireCoreAsync(name, 1, timeout, cancellationToken).ConfigureAwait(false)
+        => await AcquireCoreAsync(name, LockHoldKind.Mutex, 1, timeout, cancellationToken).ConfigureAwait(false)
             ?? throw new TimeoutException($"The lock '{name}' was not granted to node '{_node.Id}' within {timeout!.Value.TotalMilliseconds:0} ms.");
 
     /// <summary>Tries to acquire the mutex <paramref name="name"/>; null when it was not granted within <paramref name="timeout"/> (zero: try once).</summary>
@@ -51,7 +62,7 @@ public sealed class GaggleLocks
     /// <param name="cancellationToken">Stops waiting.</param>
     /// <returns>The hold, or null.</returns>
     public Task<GaggleLockHandle?> TryAcquireAsync(string name, TimeSpan timeout = default, CancellationToken cancellationToken = default)
-        => AcquireCoreAsync(name, 1, timeout, cancellationToken);
+        => AcquireCoreAsync(name, LockHoldKind.Mutex, 1, timeout, cancellationToken);
 
     /// <summary>Acquires one of <paramref name="maxCount"/> slots of the semaphore <paramref name="name"/>, waiting in FIFO order.</summary>
     /// <param name="name">The semaphore's name (1 to 256 characters); every user must pass the same <paramref name="maxCount"/>.</param>
@@ -61,7 +72,7 @@ public sealed class GaggleLocks
     /// <returns>The hold; dispose it to release.</returns>
     /// <exception cref="TimeoutException">No slot was granted within <paramref name="timeout"/>.</exception>
     public async Task<GaggleLockHandle> AcquireSemaphoreAsync(string name, int maxCount, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
-        => await AcquireCoreAsync(name, maxCount, timeout, cancellationToken).ConfigureAwait(false)
+        => await AcquireCoreAsync(name, LockHoldKind.SemaphoreSlot, maxCount, timeout, cancellationToken).ConfigureAwait(false)
             ?? throw new TimeoutException($"No slot of the semaphore '{name}' was granted to node '{_node.Id}' within {timeout!.Value.TotalMilliseconds:0} ms.");
 
     /// <summary>Tries to acquire one of <paramref name="maxCount"/> slots; null when none was granted within <paramref name="timeout"/>.</summary>
@@ -71,7 +82,47 @@ public sealed class GaggleLocks
     /// <param name="cancellationToken">Stops waiting.</param>
     /// <returns>The hold, or null.</returns>
     public Task<GaggleLockHandle?> TryAcquireSemaphoreAsync(string name, int maxCount, TimeSpan timeout = default, CancellationToken cancellationToken = default)
-        => AcquireCoreAsync(name, maxCount, timeout, cancellationToken);
+        => AcquireCoreAsync(name, LockHoldKind.SemaphoreSlot, maxCount, timeout, cancellationToken);
+
+    /// <summary>
+    /// Acquires the reader-writer lock <paramref name="name"/> for reading, shared with other readers,
+    /// waiting in FIFO order: a reader that comes while a writer waits queues behind it, so writers do
+    /// not starve.
+    /// </summary>
+    /// <param name="name">The lock's name (1 to 256 characters).</param>
+    /// <param name="timeout">How long to wait; forever when null.</param>
+    /// <param name="cancellationToken">Stops waiting.</param>
+    /// <returns>The hold (<see cref="LockHoldKind.Read"/>); dispose it to release.</returns>
+    /// <exception cref="TimeoutException">The lock was not granted within <paramref name="timeout"/>.</exception>
+    public async Task<GaggleLockHandle> AcquireReadAsync(string name, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+        => await AcquireCoreAsync(name, LockHoldKind.Read, 0, timeout, cancellationToken).ConfigureAwait(false)
+            ?? throw new TimeoutException($"The reader-writer lock '{name}' was not granted for reading to node '{_node.Id}' within {timeout!.Value.TotalMilliseconds:0} ms.");
+
+    /// <summary>Tries to acquire the reader-writer lock <paramref name="name"/> for reading; null when it was not granted within <paramref name="timeout"/> (zero: try once).</summary>
+    /// <param name="name">The lock's name (1 to 256 characters).</param>
+    /// <param name="timeout">How long to wait; <see cref="TimeSpan.Zero"/> tries once.</param>
+    /// <param name="cancellationToken">Stops waiting.</param>
+    /// <returns>The hold, or null.</returns>
+    public Task<GaggleLockHandle?> TryAcquireReadAsync(string name, TimeSpan timeout = default, CancellationToken cancellationToken = default)
+        => AcquireCoreAsync(name, LockHoldKind.Read, 0, timeout, cancellationToken);
+
+    /// <summary>Acquires the reader-writer lock <paramref name="name"/> for writing, alone, waiting in FIFO order.</summary>
+    /// <param name="name">The lock's name (1 to 256 characters).</param>
+    /// <param name="timeout">How long to wait; forever when null.</param>
+    /// <param name="cancellationToken">Stops waiting.</param>
+    /// <returns>The hold (<see cref="LockHoldKind.Write"/>); dispose it to release.</returns>
+    /// <exception cref="TimeoutException">The lock was not granted within <paramref name="timeout"/>.</exception>
+    public async Task<GaggleLockHandle> AcquireWriteAsync(string name, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+        => await AcquireCoreAsync(name, LockHoldKind.Write, 0, timeout, cancellationToken).ConfigureAwait(false)
+            ?? throw new TimeoutException($"The reader-writer lock '{name}' was not granted for writing to node '{_node.Id}' within {timeout!.Value.TotalMilliseconds:0} ms.");
+
+    /// <summary>Tries to acquire the reader-writer lock <paramref name="name"/> for writing; null when it was not granted within <paramref name="timeout"/> (zero: try once).</summary>
+    /// <param name="name">The lock's name (1 to 256 characters).</param>
+    /// <param name="timeout">How long to wait; <see cref="TimeSpan.Zero"/> tries once.</param>
+    /// <param name="cancellationToken">Stops waiting.</param>
+    /// <returns>The hold, or null.</returns>
+    public Task<GaggleLockHandle?> TryAcquireWriteAsync(string name, TimeSpan timeout = default, CancellationToken cancellationToken = default)
+        => AcquireCoreAsync(name, LockHoldKind.Write, 0, timeout, cancellationToken);
 
     /// <summary>
     /// Reads a lock's state linearizably: the read is itself an entry of the log, so it reflects every
@@ -150,10 +201,10 @@ public sealed class GaggleLocks
         }
     }
 
-    private async Task<GaggleLockHandle?> AcquireCoreAsync(string name, int maxCount, TimeSpan? timeout, CancellationToken cancellationToken)
+    private async Task<GaggleLockHandle?> AcquireCoreAsync(string name, LockHoldKind kind, int maxCount, TimeSpan? timeout, CancellationToken cancellationToken)
     {
         ValidateName(name);
-        if (maxCount is < 1 or > 100_000)
+        if (kind is LockHoldKind.Mutex or LockHoldKind.SemaphoreSlot && maxCount is < 1 or > 100_000)
         {
             throw new ArgumentOutOfRangeException(nameof(maxCount), maxCount, "maxCount must be between 1 and 100000.");
         }
@@ -173,7 +224,13 @@ public sealed class GaggleLocks
         try
         {
             long waitMs = (long)(timeout ?? LongestWait).TotalMilliseconds;
-            var command = new LockCommand(LockCommandType.Acquire, name, maxCount, (long)_lease.TotalMilliseconds, waitMs);
+            var type = kind switch
+            {
+                LockHoldKind.Read => LockCommandType.AcquireRead,
+                LockHoldKind.Write => LockCommandType.AcquireWrite,
+                _ => LockCommandType.Acquire,
+            };
+            var command = new LockCommand(type, name, maxCount, (long)_lease.TotalMilliseconds, waitMs);
             await _node.AppendLockRequestAsync(sequence, command, e =>
             {
                 if (e.Type is LockEventType.Granted or LockEventType.Denied or LockEventType.Rejected)
@@ -189,7 +246,7 @@ public sealed class GaggleLocks
             GaggleMetrics.LockWait.Record(_time.GetElapsedTime(sentAt).TotalMilliseconds, new KeyValuePair<string, object?>("gaggle.node", _node.Id));
             return result.Type switch
             {
-                LockEventType.Granted => new GaggleLockHandle(this, name, maxCount, result.Token, await TrustedSinceAsync(name, result.Token, sentAt, renewed.Task, linked.Token).ConfigureAwait(false)),
+                LockEventType.Granted => new GaggleLockHandle(this, name, kind, maxCount, result.Token, await TrustedSinceAsync(name, result.Token, sentAt, renewed.Task, linked.Token).ConfigureAwait(false)),
                 LockEventType.Denied => null,
                 _ => throw new InvalidOperationException(result.Reason),
             };

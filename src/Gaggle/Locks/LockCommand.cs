@@ -29,6 +29,23 @@ internal enum LockCommandType : byte
     /// it; nothing is granted for LeaseMs from the entry's time (the hold-off). Never forwarded.
     /// </summary>
     Generation = 7,
+
+    /// <summary>
+    /// Take the reader-writer lock Name for reading, or queue (FIFO) for WaitMs at most; WaitMs 0 means
+    /// try once. Readers share it; a reader is granted only while no writer holds it and nobody waits
+    /// ahead of it (a waiting writer keeps later readers queued, so writers do not starve). MaxCount is unused.
+    /// </summary>
+    AcquireRead = 8,
+
+    /// <summary>Take the reader-writer lock Name for writing (alone), or queue (FIFO) for WaitMs at most; MaxCount is unused.</summary>
+    AcquireWrite = 9,
+}
+
+/// <summary>Helpers over <see cref="LockCommandType"/>.</summary>
+internal static class LockCommandTypes
+{
+    /// <summary>Whether <paramref name="type"/> asks for a hold (of a mutex or semaphore slot, or of a reader-writer lock).</summary>
+    public static bool IsAcquire(this LockCommandType type) => type is LockCommandType.Acquire or LockCommandType.AcquireRead or LockCommandType.AcquireWrite;
 }
 
 /// <summary>A lock table command, carried in a log entry whose envelope says who sent it and when the leader stamped it.</summary>
@@ -64,7 +81,7 @@ internal sealed record LockCommand(LockCommandType Type, string Name, int MaxCou
             }
 
             byte type = reader.Byte();
-            if (type is < (byte)LockCommandType.Acquire or > (byte)LockCommandType.Generation)
+            if (type is < (byte)LockCommandType.Acquire or > (byte)LockCommandType.AcquireWrite)
             {
                 return null;
             }

@@ -17,7 +17,7 @@ namespace Gaggle.Locks;
 /// below 2^40 entries (n above 255 within one entry repeats 255, as n above 65535 does otherwise).
 /// Commands that do not apply (a release of an unknown token, ...) change nothing.
 /// </remarks>
-internal sealed class LockTable
+internal sealed partial class LockTable
 {
     private const int MaxGrantsPerEntry = 1 << 16;
     private const int MaxGrantsPerGenerationEntry = 1 << 8;
@@ -93,7 +93,7 @@ internal sealed class LockTable
 
         switch (command.Type)
         {
-            case LockCommandType.Acquire:
+            case LockCommandType.Acquire or LockCommandType.AcquireRead or LockCommandType.AcquireWrite:
                 Acquire(command, request, index, grants);
                 break;
             case LockCommandType.Release:
@@ -160,12 +160,18 @@ internal sealed class LockTable
             return new LockInfo(name, 0, [], 0, index);
         }
 
-        return new LockInfo(name, state.MaxCount, state.Holders.Select(h => new LockHolderInfo(h.Request.Node, h.Token, h.Since, h.Expiry)).ToArray(), state.Waiters.Count, index);
+        var kind = state.ReaderWriter ? (LockHoldKind?)null : state.MaxCount == 1 ? LockHoldKind.Mutex : LockHoldKind.SemaphoreSlot;
+        return new LockInfo(name, state.MaxCount, state.Holders.Select(h => new LockHolderInfo(h.Request.Node, h.Token, h.Since, h.Expiry)
+        {
+            Kind = kind ?? (h.Writer ? LockHoldKind.Write : LockHoldKind.Read),
+        }).ToArray(), state.Waiters.Count, index);
     }
 
     private void Acquire(LockCommand command, RequestId request, long index, Dictionary<string, int> grants)
     {
-        if (command.MaxCount < 1 || command.LeaseMs < 1 || command.WaitMs < 0 || command.Name.Length == 0)
+        bool readerWriter = command.Type != LockCommandType.Acquire;
+        bool writer = command.Type == LockCommandType.AcquireWrite;
+        if ((!readerWriter && command.MaxCount < 1) || command.LeaseMs < 1 || command.WaitMs < 0 || command.Name.Length == 0)
         {
             // Only a buggy or hostile member sends this; it must not block a queue.
             _events.Add(new LockEvent(LockEventType.Rejected, command.Name, request,
@@ -173,15 +179,17 @@ internal sealed class LockTable
             return;
         }
 
+        int maxCount = readerWriter ? LockState.ReaderWriterMaxCount : command.MaxCount;
         if (!_locks.TryGetValue(command.Name, out var state))
         {
-            state = new LockState(command.MaxCount);
+            state = new LockState(maxCount);
             _locks[command.Name] = state;
         }
-        else if (state.MaxCount != command.MaxCount)
+        else if (state.MaxCount != maxCount)
         {
-            _events.Add(new LockEvent(LockEventType.Rejected, command.Name, request,
-                Reason: $"'{command.Name}' is in use with a maximum of {state.MaxCount} holders; this request asked for {command.MaxCount}."));
+            _events.Add(new LockEvent(LockEventType.Rejected, command.Name, request, Reason: state.ReaderWriter || readerWriter
+                ? $"'{command.Name}' is in use as {DescribeKind(state.MaxCount)}; this request asked for {DescribeKind(maxCount)}."
+                : $"'{command.Name}' is in use with a maximum of {state.MaxCount} holders; this request asked for {maxCount}."));
             return;
         }
 
@@ -191,9 +199,9 @@ internal sealed class LockTable
             return;
         }
 
-        if (state.Holders.Count < state.MaxCount && state.Waiters.Count == 0 && Now >= GrantsFrom)
+        if (state.Waiters.Count == 0 && state.HasRoomFor(writer) && Now >= GrantsFrom)
         {
-            Grant(command.Name, state, request, command.LeaseMs, index, grants);
+            Grant(command.Name, state, request, command.LeaseMs, writer, index, grants);
         }
         else if (command.WaitMs <= 0)
         {
@@ -202,7 +210,7 @@ internal sealed class LockTable
         }
         else
         {
-            state.Waiters.Add(new LockWaiter(request, command.LeaseMs, Now + command.WaitMs));
+            state.Waiters.Add(new LockWaiter(request, command.LeaseMs, Now + command.WaitMs, writer));
             _deadlines.Enqueue(command.Name, Now + command.WaitMs);
             if (Now < GrantsFrom)
             {
@@ -212,14 +220,22 @@ internal sealed class LockTable
         }
     }
 
-    private void Grant(string name, LockState state, RequestId request, long leaseMs, long index, Dictionary<string, int> grants)
+    /// <summary>How a lock of <paramref name="maxCount"/> is used, for rejections.</summary>
+    private static string DescribeKind(int maxCount) => maxCount switch
+    {
+        LockState.ReaderWriterMaxCount => "a reader-writer lock",
+        1 => "a mutex",
+        _ => $"a semaphore with a maximum of {maxCount} holders",
+    };
+
+    private void Grant(string name, LockState state, RequestId request, long leaseMs, bool writer, long index, Dictionary<string, int> grants)
     {
         int n = grants.GetValueOrDefault(name);
         grants[name] = n + 1;
         long token = Generation == 0
             ? (index << 16) | (long)Math.Min(n, MaxGrantsPerEntry - 1)
             : (Generation << 48) + (index << 8) + Math.Min(n, MaxGrantsPerGenerationEntry - 1);
-        var holder = new LockHolder(token, request, Now, Now + leaseMs);
+        var holder = new LockHolder(token, request, Now, Now + leaseMs, writer);
         state.Holders.Add(holder);
         _deadlines.Enqueue(name, holder.Expiry);
         _events.Add(new LockEvent(LockEventType.Granted, name, request, token, holder.Expiry));
@@ -227,11 +243,12 @@ internal sealed class LockTable
 
     private void GrantWaiters(string name, LockState state, long index, Dictionary<string, int> grants)
     {
-        while (state.Holders.Count < state.MaxCount && state.Waiters.Count > 0 && Now >= GrantsFrom)
+        // FIFO: the first waiter goes first, or nobody does (a writer next in line keeps the readers behind it waiting).
+        while (state.Waiters.Count > 0 && state.HasRoomFor(state.Waiters[0].Writer) && Now >= GrantsFrom)
         {
             var next = state.Waiters[0];
             state.Waiters.RemoveAt(0);
-            Grant(name, state, next.Request, next.LeaseMs, index, grants);
+            Grant(name, state, next.Request, next.LeaseMs, next.Writer, index, grants);
         }
 
         Forget(name, state);
@@ -346,105 +363,22 @@ internal sealed class LockTable
         return next;
     }
 
-    public void Write(Stream output)
-    {
-        var writer = new WireWriter();
-        writer.VarLong(Now);
-        writer.VarUInt((ulong)_locks.Count);
-        foreach (var (name, state) in _locks.OrderBy(l => l.Key, StringComparer.Ordinal))
-        {
-            writer.String(name);
-            writer.VarLong(state.MaxCount);
-            writer.VarUInt((ulong)state.Holders.Count);
-            foreach (var holder in state.Holders)
-            {
-                WriteRequest(writer, holder.Request);
-                writer.VarLong(holder.Token);
-                writer.VarLong(holder.Since);
-                writer.VarLong(holder.Expiry);
-            }
-
-            writer.VarUInt((ulong)state.Waiters.Count);
-            foreach (var waiter in state.Waiters)
-            {
-                WriteRequest(writer, waiter.Request);
-                writer.VarLong(waiter.LeaseMs);
-                writer.VarLong(waiter.Deadline);
-            }
-        }
-
-        writer.VarLong(Generation);
-        writer.VarLong(GrantsFrom);
-        output.Write(writer.ToArray());
-    }
-
-    public void Read(Stream input)
-    {
-        using var buffer = new MemoryStream();
-        input.CopyTo(buffer);
-        var reader = new WireReader(buffer.ToArray());
-        _locks.Clear();
-        _events.Clear();
-        Now = reader.VarLong();
-        ulong count = reader.VarUInt();
-        for (ulong i = 0; i < count; i++)
-        {
-            string name = reader.String();
-            var state = new LockState((int)reader.VarLong());
-            ulong holders = reader.VarUInt();
-            for (ulong j = 0; j < holders; j++)
-            {
-                var request = ReadRequest(ref reader);
-                state.Holders.Add(new LockHolder(reader.VarLong(), request, reader.VarLong(), reader.VarLong()));
-            }
-
-            ulong waiters = reader.VarUInt();
-            for (ulong j = 0; j < waiters; j++)
-            {
-                state.Waiters.Add(new LockWaiter(ReadRequest(ref reader), reader.VarLong(), reader.VarLong()));
-            }
-
-            _locks[name] = state;
-        }
-
-        // Snapshots written before generations existed end here.
-        Generation = reader.Remaining > 0 ? reader.VarLong() : 0;
-        GrantsFrom = reader.Remaining > 0 ? reader.VarLong() : 0;
-        reader.End();
-        _deadlines.Clear();
-        foreach (var (name, state) in _locks)
-        {
-            foreach (var holder in state.Holders)
-            {
-                _deadlines.Enqueue(name, holder.Expiry);
-            }
-
-            foreach (var waiter in state.Waiters)
-            {
-                _deadlines.Enqueue(name, waiter.Deadline);
-            }
-
-            if (state.Waiters.Count > 0 && Now < GrantsFrom)
-            {
-                _deadlines.Enqueue(name, GrantsFrom);
-            }
-        }
-
-        SettleNextDeadline();
-    }
-
-    private static void WriteRequest(WireWriter writer, RequestId request)
-    {
-        writer.String(request.Node);
-        writer.VarUInt(request.Incarnation);
-        writer.VarLong(request.Sequence);
-    }
-
-    private static RequestId ReadRequest(ref WireReader reader) => new(reader.String(), reader.VarUInt(), reader.VarLong());
-
     private sealed class LockState(int maxCount)
     {
+        /// <summary>The <see cref="MaxCount"/> of a reader-writer lock.</summary>
+        public const int ReaderWriterMaxCount = 0;
+
         public int MaxCount { get; } = maxCount;
+
+        public bool ReaderWriter => MaxCount == ReaderWriterMaxCount;
+
+        /// <summary>
+        /// Whether a new holder fits now, queue aside: a free slot of a mutex or semaphore; for a
+        /// reader-writer lock, no holder at all for a writer, no writer holding for a reader.
+        /// </summary>
+        public bool HasRoomFor(bool writer) => !ReaderWriter ? Holders.Count < MaxCount
+            : writer ? Holders.Count == 0
+            : !Holders.Exists(h => h.Writer);
 
         public List<LockHolder> Holders { get; } = [];
 

@@ -8,13 +8,14 @@ internal readonly record struct RequestId(string Node, ulong Incarnation, long S
 /// <param name="Request">The request that was granted.</param>
 /// <param name="Since">When it was granted (lease clock, ms).</param>
 /// <param name="Expiry">When the lease ends unless renewed (lease clock, ms).</param>
-internal sealed record LockHolder(long Token, RequestId Request, long Since, long Expiry)
+/// <param name="Writer">A writer of a reader-writer lock (false for a reader, and for every holder of a mutex or semaphore).</param>
+internal sealed record LockHolder(long Token, RequestId Request, long Since, long Expiry, bool Writer = false)
 {
     public long Expiry { get; set; } = Expiry;
 }
 
-/// <summary>One queued request.</summary>
-internal sealed record LockWaiter(RequestId Request, long LeaseMs, long Deadline);
+/// <summary>One queued request; <paramref name="Writer"/> as for <see cref="LockHolder"/>.</summary>
+internal sealed record LockWaiter(RequestId Request, long LeaseMs, long Deadline, bool Writer = false);
 
 /// <summary>What applying a command did that the requesting node must hear about.</summary>
 internal enum LockEventType

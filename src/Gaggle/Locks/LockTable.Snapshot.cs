@@ -1,0 +1,168 @@
+using Gaggle.Channels;
+
+namespace Gaggle.Locks;
+
+/// <summary>The lock table's snapshot: every lock with its holders and queue, the clock, the generation and its hold-off.</summary>
+internal sealed partial class LockTable
+{
+    public void Write(Stream output)
+    {
+        var writer = new WireWriter();
+        writer.VarLong(Now);
+        writer.VarUInt((ulong)_locks.Count);
+        foreach (var (name, state) in _locks.OrderBy(l => l.Key, StringComparer.Ordinal))
+        {
+            writer.String(name);
+            writer.VarLong(state.MaxCount);
+            writer.VarUInt((ulong)state.Holders.Count);
+            foreach (var holder in state.Holders)
+            {
+                WriteRequest(writer, holder.Request);
+                writer.VarLong(holder.Token);
+                writer.VarLong(holder.Since);
+                writer.VarLong(holder.Expiry);
+            }
+
+            writer.VarUInt((ulong)state.Waiters.Count);
+            foreach (var waiter in state.Waiters)
+            {
+                WriteRequest(writer, waiter.Request);
+                writer.VarLong(waiter.LeaseMs);
+                writer.VarLong(waiter.Deadline);
+            }
+        }
+
+        writer.VarLong(Generation);
+        writer.VarLong(GrantsFrom);
+        WriteReaderWriterModes(writer);
+        output.Write(writer.ToArray());
+    }
+
+    public void Read(Stream input)
+    {
+        using var buffer = new MemoryStream();
+        input.CopyTo(buffer);
+        var reader = new WireReader(buffer.ToArray());
+        _locks.Clear();
+        _events.Clear();
+        Now = reader.VarLong();
+        ulong count = reader.VarUInt();
+        for (ulong i = 0; i < count; i++)
+        {
+            string name = reader.String();
+            var state = new LockState((int)reader.VarLong());
+            ulong holders = reader.VarUInt();
+            for (ulong j = 0; j < holders; j++)
+            {
+                var request = ReadRequest(ref reader);
+                state.Holders.Add(new LockHolder(reader.VarLong(), request, reader.VarLong(), reader.VarLong()));
+            }
+
+            ulong waiters = reader.VarUInt();
+            for (ulong j = 0; j < waiters; j++)
+            {
+                state.Waiters.Add(new LockWaiter(ReadRequest(ref reader), reader.VarLong(), reader.VarLong()));
+            }
+
+            _locks[name] = state;
+        }
+
+        // Snapshots written before generations existed end here.
+        Generation = reader.Remaining > 0 ? reader.VarLong() : 0;
+        GrantsFrom = reader.Remaining > 0 ? reader.VarLong() : 0;
+        ReadReaderWriterModes(ref reader);
+        reader.End();
+        _deadlines.Clear();
+        foreach (var (name, state) in _locks)
+        {
+            foreach (var holder in state.Holders)
+            {
+                _deadlines.Enqueue(name, holder.Expiry);
+            }
+
+            foreach (var waiter in state.Waiters)
+            {
+                _deadlines.Enqueue(name, waiter.Deadline);
+            }
+
+            if (state.Waiters.Count > 0 && Now < GrantsFrom)
+            {
+                _deadlines.Enqueue(name, GrantsFrom);
+            }
+        }
+
+        SettleNextDeadline();
+    }
+
+    private static void WriteRequest(WireWriter writer, RequestId request)
+    {
+        writer.String(request.Node);
+        writer.VarUInt(request.Incarnation);
+        writer.VarLong(request.Sequence);
+    }
+
+    private static RequestId ReadRequest(ref WireReader reader) => new(reader.String(), reader.VarUInt(), reader.VarLong());
+
+    /// <summary>
+    /// Which holders and waiters of each reader-writer lock are writers, after everything else: a
+    /// table without reader-writer locks writes nothing here, so its snapshot reads as before.
+    /// </summary>
+    private void WriteReaderWriterModes(WireWriter writer)
+    {
+        var readerWriters = _locks.Where(l => l.Value.ReaderWriter).OrderBy(l => l.Key, StringComparer.Ordinal).ToList();
+        if (readerWriters.Count == 0)
+        {
+            return;
+        }
+
+        writer.VarUInt((ulong)readerWriters.Count);
+        foreach (var (name, state) in readerWriters)
+        {
+            writer.String(name);
+            foreach (var holder in state.Holders)
+            {
+                writer.Byte(holder.Writer ? (byte)1 : (byte)0);
+            }
+
+            foreach (var waiter in state.Waiters)
+            {
+                writer.Byte(waiter.Writer ? (byte)1 : (byte)0);
+            }
+        }
+    }
+
+    private void ReadReaderWriterModes(ref WireReader reader)
+    {
+        if (reader.Remaining == 0)
+        {
+            return;
+        }
+
+        ulong count = reader.VarUInt();
+        for (ulong i = 0; i < count; i++)
+        {
+            string name = reader.String();
+            if (!_locks.TryGetValue(name, out var state) || !state.ReaderWriter)
+            {
+                throw new FormatException($"The lock table snapshot names '{name}' as a reader-writer lock, but has no such lock.");
+            }
+
+            for (int j = 0; j < state.Holders.Count; j++)
+            {
+                state.Holders[j] = state.Holders[j] with { Writer = ReadFlag(ref reader) };
+            }
+
+            for (int j = 0; j < state.Waiters.Count; j++)
+            {
+                state.Waiters[j] = state.Waiters[j] with { Writer = ReadFlag(ref reader) };
+            }
+        }
+    }
+
+    private static bool ReadFlag(ref WireReader reader) => reader.Byte() switch
+    {
+        0 => false,
+        1 => true,
+        var other => throw new FormatException($"A reader-writer flag in the lock table snapshot is {other}; it must be 0 or 1."),
+    };
+}
