@@ -118,7 +118,8 @@ internal sealed partial class LockTable
                 if (_locks.TryGetValue(command.Name, out var waited) && waited.Waiters.RemoveAll(w => w.Request == target) > 0)
                 {
                     _events.Add(new LockEvent(LockEventType.Cancelled, command.Name, target));
-                    Forget(command.Name, waited);
+                    // A writer that stops waiting may leave readers at the front of the queue that fit now.
+                    GrantWaiters(command.Name, waited, index, grants);
                 }
 
                 break;

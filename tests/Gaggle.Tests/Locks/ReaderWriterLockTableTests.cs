@@ -74,6 +74,34 @@ public sealed class ReaderWriterLockTableTests
     }
 
     [Test]
+    public void AWriterThatStopsWaitingLetsTheReadersBehindItIn()
+    {
+        // Found by the lock simulation: a cancelled wait at the front of the queue left readers waiting beside readers holding.
+        var table = new LockTable();
+        table.Apply(Read("rw"), R("a"), 0, 1);
+        table.Apply(Write("rw"), R("w", 7), 0, 2);
+        table.Apply(Read("rw"), R("r1"), 0, 3);
+        table.Apply(Read("rw"), R("r2"), 0, 4);
+        table.TakeEvents();
+        table.Apply(new LockCommand(LockCommandType.CancelWait, "rw", RequestSequence: 7), R("w", 8), 0, 5);
+        Assert.That(table.TakeEvents().Select(e => (e.Type, e.Request.Node)),
+            Is.EqualTo(new[] { (LockEventType.Cancelled, "w"), (LockEventType.Granted, "r1"), (LockEventType.Granted, "r2") }));
+        Assert.That(table.Describe("rw", 5).QueueLength, Is.Zero);
+    }
+
+    [Test]
+    public void AWriterWhoseWaitRunsOutLetsTheReadersBehindItIn()
+    {
+        var table = new LockTable();
+        table.Apply(Read("rw", leaseMs: 10_000), R("a"), stamp: 1000, index: 1);
+        table.Apply(Write("rw", waitMs: 100), R("w"), stamp: 1000, index: 2);
+        table.Apply(Read("rw", waitMs: 10_000), R("r1"), stamp: 1010, index: 3);
+        table.TakeEvents();
+        table.Apply(new LockCommand(LockCommandType.Time, ""), R("leader"), stamp: 1100, index: 4);
+        Assert.That(table.TakeEvents().Select(e => (e.Type, e.Request.Node)), Is.EqualTo(new[] { (LockEventType.Denied, "w"), (LockEventType.Granted, "r1") }));
+    }
+
+    [Test]
     public void AnExpiredWriterHandsTheLockToTheReadersWaiting()
     {
         var table = new LockTable();

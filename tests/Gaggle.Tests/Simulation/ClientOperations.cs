@@ -78,6 +78,9 @@ internal sealed class AcquireOperation : ClientOperation
 
     public required int MaxCount { get; init; }
 
+    /// <summary>What was asked for: a mutex, a semaphore slot (of <see cref="MaxCount"/>), or a reader-writer lock for reading or writing (MaxCount 0).</summary>
+    public LockHoldKind Kind { get; init; }
+
     public required long LeaseMs { get; init; }
 
     /// <summary>The outcome the client was told: Granted, Denied or Rejected (null while it had none).</summary>
@@ -92,7 +95,7 @@ internal sealed class AcquireOperation : ClientOperation
 
     public override string Object => Lock;
 
-    protected override string Call => $"acquire {Lock}/{MaxCount}";
+    protected override string Call => Kind is LockHoldKind.Read or LockHoldKind.Write ? $"acquire {Lock} for {(Kind == LockHoldKind.Read ? "reading" : "writing")}" : $"acquire {Lock}/{MaxCount}";
 
     protected override string Answer => Granted ? $"granted token {LockTokens.Describe(Token)}, lease until {Expiry} ms"
         : Answered ? $"{Outcome} (or granted and ended unseen)" : "no answer";
@@ -116,6 +119,9 @@ internal sealed class UnseenGrantOperation : ClientOperation
 
     /// <summary>The lock's slots as the read showed them.</summary>
     public required int MaxCount { get; init; }
+
+    /// <summary>The hold's kind as the read showed it.</summary>
+    public LockHoldKind Kind { get; init; }
 
     public override string Object => Lock;
 

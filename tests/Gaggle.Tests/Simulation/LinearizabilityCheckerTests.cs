@@ -84,6 +84,27 @@ public sealed class LinearizabilityCheckerTests
     }
 
     [Test]
+    public void AReaderGrantedWhileAWritersLeaseStillRanIsCaughtButReadersTogetherAreLinearizable()
+    {
+        var script = new Script();
+        var writer = script.Acquire("n1", "rw", 0, LockHoldKind.Write);
+        script.Granted(writer, index: 10, since: 1000);
+        var reader = script.Acquire("n2", "rw", 0, LockHoldKind.Read);
+        script.Granted(reader, index: 20, since: 1200);
+        Assert.That(script.Verdict(), Does.Contain("lock 'rw'").And.Contain("granted for reading").And.Contain("while a writer held it"));
+
+        var readers = new Script();
+        var one = readers.Acquire("n1", "rw", 0, LockHoldKind.Read);
+        readers.Granted(one, index: 10, since: 1000);
+        var two = readers.Acquire("n2", "rw", 0, LockHoldKind.Read);
+        readers.Granted(two, index: 20, since: 1200);
+        Assert.That(readers.Verdict(), Is.Null);
+        var late = readers.Acquire("n3", "rw", 0, LockHoldKind.Write);
+        readers.Granted(late, index: 30, since: 1300);
+        Assert.That(readers.Verdict(), Does.Contain("granted for writing").And.Contain("while it was held"));
+    }
+
+    [Test]
     public void AMutexGrantedAfterTheReleaseOrTheLeaseOfTheEarlierGrantIsLinearizable()
     {
         var released = new Script();
@@ -274,8 +295,8 @@ public sealed class LinearizabilityCheckerTests
             _history.Respond(append, 0);
         }
 
-        public AcquireOperation Acquire(string node, string name = "m0", int maxCount = 1)
-            => _history.Invoke(new AcquireOperation { Client = node, Node = node, Lock = name, MaxCount = maxCount, LeaseMs = Lease });
+        public AcquireOperation Acquire(string node, string name = "m0", int maxCount = 1, LockHoldKind kind = LockHoldKind.Mutex)
+            => _history.Invoke(new AcquireOperation { Client = node, Node = node, Lock = name, MaxCount = maxCount, Kind = kind, LeaseMs = Lease });
 
         /// <summary>Granted with the token of log index <paramref name="index"/>, at lease time <paramref name="since"/>.</summary>
         public void Granted(AcquireOperation acquire, long index, long since)

@@ -15,6 +15,11 @@ internal sealed class ClientBelief(string client, string lockName, int maxCount,
 
     public int MaxCount { get; } = maxCount;
 
+    /// <summary>What is held: of a mutex or semaphore (bounded by <see cref="MaxCount"/>), or a reader-writer lock for reading or writing.</summary>
+    public LockHoldKind Kind { get; init; }
+
+    public bool ReaderWriter => Kind is LockHoldKind.Read or LockHoldKind.Write;
+
     public long Token { get; } = token;
 
     public long StartUs { get; } = startUs;
@@ -50,7 +55,11 @@ internal sealed partial class LockHistoryChecker
         Stats.ClientGrants++;
     }
 
-    /// <summary>A client starts to believe it holds a lock: no more than the lock's slots may believe so at this real time, whichever generation granted them.</summary>
+    /// <summary>
+    /// A client starts to believe it holds a lock: no more than the lock's slots may believe so at this
+    /// real time, whichever generation granted them; of a reader-writer lock, a writer alone or readers
+    /// only; and never holders of a name as two kinds of lock at once.
+    /// </summary>
     public void BeginBelief(ClientBelief belief)
     {
         if (!_beliefs.TryGetValue(belief.Lock, out var current))
@@ -68,10 +77,16 @@ internal sealed partial class LockHistoryChecker
 
         // A belief whose safe deadline passed is over even if its holder has not looked at the clock yet.
         var concurrent = current.Where(b => b.SafeUntilRealUs > belief.StartUs).ToList();
-        if (concurrent.Count >= belief.MaxCount)
+        bool excluded = concurrent.Exists(b => b.ReaderWriter != belief.ReaderWriter) || belief.Kind switch
         {
-            throw new LockSimViolation($"{belief} believes it holds '{belief.Lock}' (max {belief.MaxCount}) at real time {belief.StartUs} us, "
-                + $"while so do {string.Join(", ", concurrent)}");
+            LockHoldKind.Read => concurrent.Exists(b => b.Kind == LockHoldKind.Write),
+            LockHoldKind.Write => concurrent.Count > 0,
+            _ => concurrent.Count >= belief.MaxCount,
+        };
+        if (excluded)
+        {
+            throw new LockSimViolation($"{belief} believes it holds '{belief.Lock}' ({(belief.ReaderWriter ? $"for {belief.Kind}" : $"max {belief.MaxCount}")}) at real time {belief.StartUs} us, "
+                + $"while so do {string.Join(", ", concurrent.Select(b => b.ReaderWriter ? $"{b} for {b.Kind}" : b.ToString()))}");
         }
 
         if (concurrent.Count > 0)

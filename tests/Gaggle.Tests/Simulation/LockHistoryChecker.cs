@@ -11,7 +11,8 @@ internal sealed class LockSimViolation(string message) : Exception(message);
 /// Checks the lock history. Every node's table must equal, at each applied index, what the first node
 /// to apply that index had (serialized tables and events compared). That common history is then
 /// checked command by command against a model of the rules kept here, independently of LockTable:
-/// mutual exclusion and the semaphore bound in lease-clock time, holds ending only when released or
+/// mutual exclusion and the semaphore bound in lease-clock time, a reader-writer lock held by one writer
+/// alone or by readers only (and a name in use as one kind of lock refusing the others), holds ending only when released or
 /// due, fencing tokens unique and increasing per lock (two locks may share a token), FIFO grants, waits ending only at their
 /// deadline or on cancel, no idle slot while someone waits, reads showing the model's holders and queue, and in an
 /// elastic run nothing granted during a generation's hold-off and tokens carrying their generation. The common history is kept per cluster
@@ -134,7 +135,7 @@ internal sealed partial class LockHistoryChecker
 
         switch (command.Type)
         {
-            case LockCommandType.Acquire when !answered:
+            case var type when type.IsAcquire() && !answered:
                 Enqueue(index, command, request);
                 break;
             case LockCommandType.Release:
@@ -192,13 +193,13 @@ internal sealed partial class LockHistoryChecker
                 Stats.Cancelled++;
                 break;
             case LockEventType.Rejected:
-                Require(command.Type == LockCommandType.Acquire && state.MaxCount != 0 && state.MaxCount != command.MaxCount, index,
-                    $"an acquire of '{e.Name}' for {command.MaxCount} holders rejected while the lock allows {state.MaxCount}");
+                Require(command.Type.IsAcquire() && state.Kind != LockKindInModel.Unset && (state.Kind, state.MaxCount) != KindOf(command), index,
+                    $"an acquire of '{e.Name}' as {KindOf(command)} rejected while the lock is {(state.Kind, state.MaxCount)}");
                 Stats.Rejected++;
                 break;
             case LockEventType.Inspected:
                 Require(command.Type == LockCommandType.Inspect && e.Request == request && e.Info is { } info && info.AsOfIndex == index
-                    && info.Holders.Select(h => h.FencingToken).SequenceEqual(state.Holders.Select(h => h.Token)) && info.QueueLength == state.Queue.Count, index,
+                    && info.Holders.Select(h => (h.FencingToken, h.Kind)).SequenceEqual(state.Holders.Select(h => (h.Token, KindOf(state, h)))) && info.QueueLength == state.Queue.Count, index,
                     $"a read of '{e.Name}' showed {(e.Info is { } shown ? $"tokens [{string.Join(", ", shown.Holders.Select(h => h.FencingToken))}] and {shown.QueueLength} waiting as of {shown.AsOfIndex}" : "nothing")}, "
                     + $"not tokens [{string.Join(", ", state.Holders.Select(h => h.Token))}] and {state.Queue.Count} waiting");
                 break;
@@ -215,22 +216,26 @@ internal sealed partial class LockHistoryChecker
 
     private void Grant(long index, LockCommand command, RequestId request, LockEvent e, TrackedLock state)
     {
+        bool writer;
         int position = state.Queue.FindIndex(w => w.Request == e.Request);
         if (position >= 0)
         {
             Require(position == 0, index, $"'{e.Name}' granted to waiter {e.Request} at position {position} of its queue (FIFO)");
+            writer = state.Queue[0].Writer;
             state.Queue.RemoveAt(0);
             Stats.GrantedFromQueue++;
         }
         else
         {
-            Require(command.Type == LockCommandType.Acquire && e.Request == request, index, $"'{e.Name}' granted to {e.Request}, which neither waited nor asked now");
+            Require(command.Type.IsAcquire() && e.Request == request, index, $"'{e.Name}' granted to {e.Request}, which neither waited nor asked now");
             Require(state.Queue.Count == 0, index, $"'{e.Name}' granted at once to {e.Request} while {state.Queue.Count} waited (FIFO)");
-            state.MaxCount = state.MaxCount == 0 ? command.MaxCount : state.MaxCount;
+            Fix(state, command);
+            writer = command.Type == LockCommandType.AcquireWrite;
         }
 
-        Require(state.Holders.Count < state.MaxCount, index,
-            $"'{e.Name}' granted to {e.Request} while held by {state.Holders.Count} (max {state.MaxCount}): {string.Join(", ", state.Holders.Select(h => $"{h.Token} until {h.Expiry}"))}");
+        Require(HasRoomFor(state, writer), index,
+            $"'{e.Name}' granted to {e.Request}{(state.Kind == LockKindInModel.ReaderWriter ? (writer ? " for writing" : " for reading") : "")} while held by {state.Holders.Count} "
+            + $"({(state.Kind == LockKindInModel.ReaderWriter ? "a reader-writer lock" : $"max {state.MaxCount}")}): {string.Join(", ", state.Holders.Select(h => $"{h.Token}{(h.Writer ? " (writer)" : "")} until {h.Expiry}"))}");
         Require(e.Token == TokenFrom(index, e.Token), index, $"token {e.Token} does not come from index {index}{(_history.Generation == 0 ? "" : $" of generation {_history.Generation}")}");
         Require(!HeldOff, index, $"'{e.Name}' granted to {e.Request} at {_history.Now}, during the generation's hold-off (nothing granted before {_history.GrantsFrom})");
         Require(e.Token > state.LastToken, index, $"token {e.Token} of '{e.Name}' is not above the previous one, {state.LastToken}");
@@ -238,8 +243,13 @@ internal sealed partial class LockHistoryChecker
         Require(_history.GrantedTokens.TryAdd(e.Request, e.Token), index, $"{e.Request} granted twice");
         Require(e.Expiry > _history.Now, index, $"'{e.Name}' granted with a lease ending at {e.Expiry}, not after now ({_history.Now})");
         state.LastToken = e.Token;
-        state.Holders.Add(new TrackedHold(e.Token, e.Request) { Expiry = e.Expiry });
+        state.Holders.Add(new TrackedHold(e.Token, e.Request, writer) { Expiry = e.Expiry });
         Stats.Granted++;
+        if (state.Kind == LockKindInModel.ReaderWriter)
+        {
+            Stats.ReaderWriterGrants[writer ? 1 : 0]++;
+            Stats.MostReadersTogether = Math.Max(Stats.MostReadersTogether, state.Holders.Count(h => !h.Writer));
+        }
     }
 
     private void Deny(long index, LockCommand command, RequestId request, LockEvent e, TrackedLock state)
@@ -253,9 +263,10 @@ internal sealed partial class LockHistoryChecker
             return;
         }
 
-        Require(command.Type == LockCommandType.Acquire && e.Request == request && command.WaitMs <= 0, index, $"{e.Request} denied '{e.Name}' without waiting or trying once");
-        int max = state.MaxCount == 0 ? command.MaxCount : state.MaxCount;
-        Require(state.Holders.Count >= max || state.Queue.Count > 0 || HeldOff, index, $"a try-once of '{e.Name}' denied with {state.Holders.Count} of {max} held and nobody waiting");
+        Require(command.Type.IsAcquire() && e.Request == request && command.WaitMs <= 0, index, $"{e.Request} denied '{e.Name}' without waiting or trying once");
+        bool writer = command.Type == LockCommandType.AcquireWrite;
+        Require(!HasRoomFor(state, writer, command) || state.Queue.Count > 0 || HeldOff, index,
+            $"a try-once of '{e.Name}' ({KindOf(command)}) denied with {state.Holders.Count} held ({(state.Kind, state.MaxCount)}) and nobody waiting");
         Stats.TriesDenied++;
     }
 
@@ -269,9 +280,10 @@ internal sealed partial class LockHistoryChecker
 
         Require(!_history.GrantedTokens.ContainsKey(request), index, $"{request} asked again after its grant");
         Require(command.WaitMs > 0, index, $"a try-once of '{command.Name}' by {request} got no answer");
-        state.MaxCount = state.MaxCount == 0 ? command.MaxCount : state.MaxCount;
-        Require(state.Holders.Count >= state.MaxCount || state.Queue.Count > 0 || HeldOff, index, $"{request} queued for '{command.Name}' while a slot was free");
-        state.Queue.Add(new TrackedWait(request, _history.Now + command.WaitMs));
+        Fix(state, command);
+        bool writer = command.Type == LockCommandType.AcquireWrite;
+        Require(!HasRoomFor(state, writer) || state.Queue.Count > 0 || HeldOff, index, $"{request} queued for '{command.Name}' while it had room for it");
+        state.Queue.Add(new TrackedWait(request, _history.Now + command.WaitMs, writer));
         Stats.Queued++;
         Stats.LongestQueue = Math.Max(Stats.LongestQueue, state.Queue.Count);
     }
@@ -279,21 +291,55 @@ internal sealed partial class LockHistoryChecker
     /// <summary>After each command: bounds hold, nothing overdue survives, no slot idles while someone waits, the table agrees with the model.</summary>
     private void CheckState(LockTable table, long index, string name, TrackedLock state)
     {
-        Require(state.Holders.Count <= state.MaxCount, index, $"'{name}' has {state.Holders.Count} holders, more than {state.MaxCount}");
+        Require(state.Kind == LockKindInModel.ReaderWriter
+            ? state.Holders.TrueForAll(h => !h.Writer) || state.Holders.Count == 1
+            : state.Holders.Count <= state.MaxCount && state.Holders.TrueForAll(h => !h.Writer), index,
+            $"'{name}' has {state.Holders.Count} holders ({state.Holders.Count(h => h.Writer)} writers), more than its {(state.Kind, state.MaxCount)} allows");
         Require(state.Holders.TrueForAll(h => h.Expiry > _history.Now), index, $"'{name}' still held past the end of a lease at {_history.Now}");
         Require(state.Queue.TrueForAll(w => w.Deadline > _history.Now), index, $"a wait for '{name}' outlived its deadline at {_history.Now}");
-        Require(state.Holders.Count == state.MaxCount || state.Queue.Count == 0 || HeldOff, index, $"'{name}' has a free slot while {state.Queue.Count} wait");
+        Require(state.Queue.Count == 0 || !HasRoomFor(state, state.Queue[0].Writer) || HeldOff, index, $"'{name}' has room for the first of the {state.Queue.Count} waiting");
         var info = table.Describe(name, index);
         bool same = info.QueueLength == state.Queue.Count
             && (info.MaxCount == state.MaxCount || (info.MaxCount == 0 && state.Holders.Count == 0 && state.Queue.Count == 0))
-            && info.Holders.Select(h => (h.FencingToken, h.LeaseExpiry)).SequenceEqual(state.Holders.Select(h => (h.Token, h.Expiry)));
-        Require(same, index, $"the table holds '{name}' as [{string.Join(", ", info.Holders.Select(h => $"{h.FencingToken} until {h.LeaseExpiry}"))}] with {info.QueueLength} waiting (max {info.MaxCount}); "
-            + $"the model has [{string.Join(", ", state.Holders.Select(h => $"{h.Token} until {h.Expiry}"))}] with {state.Queue.Count} (max {state.MaxCount})");
+            && info.Holders.Select(h => (h.FencingToken, h.LeaseExpiry, h.Kind)).SequenceEqual(state.Holders.Select(h => (h.Token, h.Expiry, KindOf(state, h))));
+        Require(same, index, $"the table holds '{name}' as [{string.Join(", ", info.Holders.Select(h => $"{h.FencingToken} ({h.Kind}) until {h.LeaseExpiry}"))}] with {info.QueueLength} waiting (max {info.MaxCount}); "
+            + $"the model has [{string.Join(", ", state.Holders.Select(h => $"{h.Token} ({KindOf(state, h)}) until {h.Expiry}"))}] with {state.Queue.Count} (max {state.MaxCount})");
         if (state.Holders.Count == 0 && state.Queue.Count == 0)
         {
             // The table forgets an unused lock; a later user may pick another maxCount.
             _history.Locks.Remove(name);
         }
+    }
+
+    /// <summary>What <paramref name="command"/> asks the lock to be: a reader-writer lock, or slots of its MaxCount.</summary>
+    private static (LockKindInModel Kind, int MaxCount) KindOf(LockCommand command)
+        => command.Type == LockCommandType.Acquire ? (LockKindInModel.Slots, command.MaxCount) : (LockKindInModel.ReaderWriter, 0);
+
+    /// <summary>The kind of hold <paramref name="hold"/> is, as LockInfo tells it.</summary>
+    private static LockHoldKind KindOf(TrackedLock state, TrackedHold hold) => state.Kind == LockKindInModel.ReaderWriter
+        ? hold.Writer ? LockHoldKind.Write : LockHoldKind.Read
+        : state.MaxCount == 1 ? LockHoldKind.Mutex : LockHoldKind.SemaphoreSlot;
+
+    /// <summary>The first grant or queued request fixes what the lock is, until the table forgets it.</summary>
+    private static void Fix(TrackedLock state, LockCommand command)
+    {
+        if (state.Kind == LockKindInModel.Unset)
+        {
+            (state.Kind, state.MaxCount) = KindOf(command);
+        }
+    }
+
+    /// <summary>
+    /// The rule: a new holder fits (queue aside) in a free slot of a mutex or semaphore; in a reader-writer
+    /// lock, a writer only when nobody holds it, a reader only when no writer does. A lock not in use
+    /// takes the kind <paramref name="asked"/> asks for.
+    /// </summary>
+    private static bool HasRoomFor(TrackedLock state, bool writer, LockCommand? asked = null)
+    {
+        var (kind, maxCount) = state.Kind == LockKindInModel.Unset && asked is not null ? KindOf(asked) : (state.Kind, state.MaxCount);
+        return kind == LockKindInModel.ReaderWriter
+            ? writer ? state.Holders.Count == 0 : !state.Holders.Exists(h => h.Writer)
+            : state.Holders.Count < maxCount;
     }
 
     /// <summary>Whether the generation being checked is still in its hold-off (it grants nothing yet: see LockTable.GrantsFrom).</summary>
@@ -360,9 +406,23 @@ internal sealed partial class LockHistoryChecker
         public long GrantsFrom { get; set; }
     }
 
+    private enum LockKindInModel
+    {
+        /// <summary>Not fixed yet: no grant or queued request so far.</summary>
+        Unset,
+
+        /// <summary>A mutex or semaphore: <see cref="TrackedLock.MaxCount"/> slots.</summary>
+        Slots,
+
+        /// <summary>A reader-writer lock.</summary>
+        ReaderWriter,
+    }
+
     private sealed class TrackedLock
     {
-        /// <summary>0 until the first grant or queued request fixes it.</summary>
+        public LockKindInModel Kind { get; set; }
+
+        /// <summary>The slots of a mutex or semaphore; 0 until the first grant or queued request fixes it, and for a reader-writer lock.</summary>
         public int MaxCount { get; set; }
 
         public List<TrackedHold> Holders { get; } = [];
@@ -376,18 +436,24 @@ internal sealed partial class LockHistoryChecker
         public bool Holds(long token) => Holders.Exists(h => h.Token == token);
     }
 
-    private sealed record TrackedHold(long Token, RequestId Request)
+    private sealed record TrackedHold(long Token, RequestId Request, bool Writer)
     {
         public long Expiry { get; set; }
     }
 
-    private sealed record TrackedWait(RequestId Request, long Deadline);
+    private sealed record TrackedWait(RequestId Request, long Deadline, bool Writer);
 }
 
 /// <summary>What a run's history contained, to show the checks were not vacuous.</summary>
 internal sealed class LockSimStats
 {
-    public long[] Commands { get; } = new long[8];
+    public long[] Commands { get; } = new long[10];
+
+    /// <summary>Reader-writer grants: for reading, for writing.</summary>
+    public long[] ReaderWriterGrants { get; } = new long[2];
+
+    /// <summary>The most readers that held a reader-writer lock at once.</summary>
+    public int MostReadersTogether { get; set; }
 
     public long Granted { get; set; }
 

@@ -64,6 +64,73 @@ public sealed class LockHistoryCheckerTests
         Assert.That(history.Checker.Stats.Rejected, Is.EqualTo(1));
     }
 
+    private static LockCommand ReadLock(string name, long waitMs = 1000) => new(LockCommandType.AcquireRead, name, 0, 100, waitMs);
+
+    private static LockCommand WriteLock(string name, long waitMs = 1000) => new(LockCommandType.AcquireWrite, name, 0, 100, waitMs);
+
+    [Test]
+    public void AReaderWriterHistoryTheTableProducedPasses()
+    {
+        var history = new History();
+        long r1 = history.Apply(ReadLock("rw"), "r1", 10).Single().Token;
+        history.Apply(ReadLock("rw"), "r2", 11);
+        history.Apply(WriteLock("rw"), "w", 12);
+        history.Apply(ReadLock("rw"), "r3", 13);
+        history.Apply(ReadLock("rw", waitMs: 0), "r4", 14);
+        history.Apply(new LockCommand(LockCommandType.CancelWait, "rw", RequestSequence: 3), "w", 15);
+        history.Apply(Acquire("rw"), "m", 16);
+        history.Apply(Release("rw", r1), "r1", 17);
+        history.Apply(Time(), "l", 200);
+        history.Apply(WriteLock("rw"), "w2", 201);
+        Assert.That(history.Checker.Stats.ReaderWriterGrants, Is.EqualTo(new long[] { 3, 1 }), "r1, r2 and r3 (once the writer stopped waiting) read, w2 wrote");
+        Assert.That(history.Checker.Stats.MostReadersTogether, Is.EqualTo(3));
+        Assert.That(history.Checker.Stats.Rejected, Is.EqualTo(1), "a mutex request for a reader-writer lock's name");
+    }
+
+    [Test]
+    public void AReaderBesideAWriterAndAWriterBesideReadersAreCaught()
+    {
+        var history = new History();
+        history.Apply(WriteLock("rw"), "w", 10);
+        long index = history.NextIndex;
+        Assert.That(
+            () => history.Apply(ReadLock("rw"), "r", 20, events => [.. events, new LockEvent(LockEventType.Granted, "rw", new RequestId("r", 1, 2), index << 16, 120)]),
+            Throws.TypeOf<LockSimViolation>().With.Message.Contains("for reading while held by 1"));
+
+        var readers = new History();
+        readers.Apply(ReadLock("rw"), "r", 10);
+        long next = readers.NextIndex;
+        Assert.That(
+            () => readers.Apply(WriteLock("rw"), "w", 20, events => [.. events, new LockEvent(LockEventType.Granted, "rw", new RequestId("w", 1, 2), next << 16, 120)]),
+            Throws.TypeOf<LockSimViolation>().With.Message.Contains("for writing while held by 1"));
+    }
+
+    [Test]
+    public void ReadersLeftWaitingWhenTheWriterAheadOfThemStoppedWaitingAreCaught()
+    {
+        var history = new History();
+        history.Apply(ReadLock("rw"), "r1", 10);
+        history.Apply(WriteLock("rw"), "w", 11);
+        history.Apply(ReadLock("rw"), "r2", 12);
+        Assert.That(
+            () => history.Apply(new LockCommand(LockCommandType.CancelWait, "rw", RequestSequence: 2), "w", 13, events => [.. events.Where(e => e.Type != LockEventType.Granted)]),
+            Throws.TypeOf<LockSimViolation>().With.Message.Contains("has room for the first of the 1 waiting"));
+    }
+
+    [Test]
+    public void ClientsThatBelieveTheyWriteWhileAnotherReadsAreCaughtButReadersMayShare()
+    {
+        var checker = new LockHistoryChecker();
+        checker.BeginBelief(new ClientBelief("a", "rw", 0, 1 << 16, startUs: 0, startStep: 1) { SafeUntilRealUs = 1000, Kind = LockHoldKind.Read });
+        checker.BeginBelief(new ClientBelief("b", "rw", 0, 2 << 16, startUs: 10, startStep: 2) { SafeUntilRealUs = 1000, Kind = LockHoldKind.Read });
+        Assert.That(
+            () => checker.BeginBelief(new ClientBelief("c", "rw", 0, 3 << 16, startUs: 20, startStep: 3) { SafeUntilRealUs = 1000, Kind = LockHoldKind.Write }),
+            Throws.TypeOf<LockSimViolation>().With.Message.Contains("for Write"));
+        Assert.That(
+            () => checker.BeginBelief(new ClientBelief("d", "rw", 1, 4 << 16, startUs: 30, startStep: 4) { SafeUntilRealUs = 1000 }),
+            Throws.TypeOf<LockSimViolation>().With.Message.Contains("max 1"), "a mutex hold of a name held as a reader-writer lock");
+    }
+
     [Test]
     public void ASecondHolderOfAMutexIsCaught()
     {

@@ -1,3 +1,5 @@
+using Gaggle.Locks;
+
 namespace Gaggle.Tests.Simulation;
 
 /// <summary>
@@ -87,7 +89,7 @@ internal sealed class LockModel : ISequentialModel<LockModelState>
                     operations.Add(new UnseenGrantOperation
                     {
                         Client = first.Client, Node = holder.NodeId, Lock = first.Lock, Token = holder.FencingToken, Since = holder.Since, LeaseMs = first.LeaseMs,
-                        MaxCount = read.Info.MaxCount, InvokedAt = first.InvokedAt, InvokedStep = first.InvokedStep,
+                        MaxCount = read.Info.MaxCount, Kind = holder.Kind, InvokedAt = first.InvokedAt, InvokedStep = first.InvokedStep,
                     });
                 }
             }
@@ -103,9 +105,9 @@ internal sealed class LockModel : ISequentialModel<LockModelState>
             case AcquireOperation { Granted: true } grant:
                 long? since = _sinceOf.TryGetValue(grant.Token, out long seen) ? seen : null;
                 // Without a read of the hold, the grant's time is its expiry less the lease, or earlier (renewed before the client saw it).
-                return Grant(state, grant.MaxCount, grant.Node, grant.Token, since, since ?? grant.Expiry - grant.LeaseMs, grant.Expiry, mayEndAnyTime: false, next);
+                return Grant(state, grant.Kind, grant.MaxCount, grant.Node, grant.Token, since, since ?? grant.Expiry - grant.LeaseMs, grant.Expiry, mayEndAnyTime: false, next);
             case UnseenGrantOperation unseen:
-                return Grant(state, unseen.MaxCount, unseen.Node, unseen.Token, unseen.Since, unseen.Since, unseen.Since + unseen.LeaseMs, mayEndAnyTime: true, next);
+                return Grant(state, unseen.Kind, unseen.MaxCount, unseen.Node, unseen.Token, unseen.Since, unseen.Since, unseen.Since + unseen.LeaseMs, mayEndAnyTime: true, next);
             case ReleaseOperation release when !_unseenReleases.Contains(release):
                 if (release.Index < state.Index)
                 {
@@ -135,7 +137,8 @@ internal sealed class LockModel : ISequentialModel<LockModelState>
 
     /// <param name="since">The grant's lease time when known exactly.</param>
     /// <param name="latest">The latest the grant's lease time can be.</param>
-    private static string? Grant(LockModelState state, int maxCount, string node, long token, long? since, long latest, long expiry, bool mayEndAnyTime, List<LockModelState> next)
+    /// <param name="kind">What was granted: a mutex or a semaphore slot (of <paramref name="maxCount"/>), or a reader-writer lock for reading or writing.</param>
+    private static string? Grant(LockModelState state, LockHoldKind kind, int maxCount, string node, long token, long? since, long latest, long expiry, bool mayEndAnyTime, List<LockModelState> next)
     {
         long index = LockTokens.IndexOf(token);
         if (index < state.Index)
@@ -154,14 +157,35 @@ internal sealed class LockModel : ISequentialModel<LockModelState>
         }
 
         var held = state.Holders.Where(h => !h.MayEndAnyTime && h.Until > latest).ToArray();
-        if (held.Length >= maxCount)
+        bool readerWriter = LockHolding.IsReaderWriter(kind);
+        if (Array.Find(held, h => LockHolding.IsReaderWriter(h.Kind) != readerWriter) is { Node: not null } other)
         {
-            return $"it was granted at lease time {latest} ms or earlier while {string.Join(" and ", held)} held {(maxCount == 1 ? "it" : $"all {maxCount} slots")}";
+            return $"it was granted at lease time {latest} ms or earlier while {other} held the name as another kind of lock";
         }
 
-        // A mutex had no holder left; a full semaphore kept those certain to hold it.
-        LockHolding[] kept = maxCount == 1 ? [] : held.Length + 1 == maxCount ? held : state.Holders;
-        next.Add(new LockModelState(index, Math.Max(state.Clock, since ?? state.Clock), token, [.. kept, new LockHolding(token, node, expiry, mayEndAnyTime)]));
+        string? refused = kind switch
+        {
+            LockHoldKind.Read => held.Any(h => h.Kind == LockHoldKind.Write) ? "a writer held it" : null,
+            LockHoldKind.Write => held.Length > 0 ? "it was held" : null,
+            _ => held.Length >= maxCount ? (maxCount == 1 ? "held it" : $"held all {maxCount} slots") : null,
+        };
+        if (refused is not null)
+        {
+            return kind is LockHoldKind.Read or LockHoldKind.Write
+                ? $"it was granted for {(kind == LockHoldKind.Read ? "reading" : "writing")} at lease time {latest} ms or earlier while {refused}: {string.Join(" and ", held)}"
+                : $"it was granted at lease time {latest} ms or earlier while {string.Join(" and ", held)} {refused}";
+        }
+
+        // Holders of another kind had ended. A mutex or a writer had no holder left; a reader, no writer;
+        // a full semaphore kept those certain to hold it.
+        var sameKind = state.Holders.Where(h => LockHolding.IsReaderWriter(h.Kind) == readerWriter).ToArray();
+        LockHolding[] kept = kind switch
+        {
+            LockHoldKind.Write => [],
+            LockHoldKind.Read => [.. sameKind.Where(h => h.Kind == LockHoldKind.Read)],
+            _ => maxCount == 1 ? [] : held.Length + 1 == maxCount ? held : sameKind,
+        };
+        next.Add(new LockModelState(index, Math.Max(state.Clock, since ?? state.Clock), token, [.. kept, new LockHolding(token, node, expiry, mayEndAnyTime, kind)]));
         return null;
     }
 
@@ -186,6 +210,11 @@ internal sealed class LockModel : ISequentialModel<LockModelState>
             if (known.Node != shown.NodeId)
             {
                 return $"it shows token {LockTokens.Describe(shown.FencingToken)} held by {shown.NodeId}, but it was granted to {known.Node}";
+            }
+
+            if ((LockHolding.IsReaderWriter(known.Kind) || LockHolding.IsReaderWriter(shown.Kind)) && known.Kind != shown.Kind)
+            {
+                return $"it shows token {LockTokens.Describe(shown.FencingToken)} as a {shown.Kind} hold, but it was granted as a {known.Kind} hold";
             }
 
             earliest = Math.Max(earliest, shown.Since);
@@ -247,7 +276,10 @@ internal sealed record LockModelState(long Index, long Clock, long LastToken, Lo
 }
 
 /// <summary>A hold in <see cref="LockModel"/>: its lease runs until <paramref name="Until"/> or later, unless it ends by a release (or at any time, when <paramref name="MayEndAnyTime"/>).</summary>
-internal readonly record struct LockHolding(long Token, string Node, long Until, bool MayEndAnyTime)
+internal readonly record struct LockHolding(long Token, string Node, long Until, bool MayEndAnyTime, LockHoldKind Kind)
 {
-    public override string ToString() => $"token {LockTokens.Describe(Token)} of {Node} (lease until {Until} ms or later{(MayEndAnyTime ? ", may have ended any time" : "")})";
+    public static bool IsReaderWriter(LockHoldKind kind) => kind is LockHoldKind.Read or LockHoldKind.Write;
+
+    public override string ToString()
+        => $"token {LockTokens.Describe(Token)} of {Node}{(IsReaderWriter(Kind) ? $" ({Kind})" : "")} (lease until {Until} ms or later{(MayEndAnyTime ? ", may have ended any time" : "")})";
 }

@@ -5,7 +5,7 @@ using NUnit.Framework;
 namespace Gaggle.Tests.Simulation;
 
 /// <summary>
-/// Seeded simulations of 3 and 5 nodes whose callers mostly use locks and semaphores (see
+/// Seeded simulations of 3 and 5 nodes whose callers mostly use locks, semaphores and a reader-writer lock (see
 /// <see cref="Simulator"/> with <see cref="Workload.Locks"/>): the lock tables of the drivers that ship,
 /// under drifting clocks and chaos, checked after every applied command and client observation (see
 /// <see cref="LockHistoryChecker"/>), along with Raft's safety properties. GAGGLE_SIM_SEEDS sets how
@@ -46,7 +46,8 @@ public sealed class LockSimulationTests
             + $"{results.Sum(r => r.Result.Stats.Leaders)} leader terms; {Sum(s => s.Granted)} grants ({Sum(s => s.GrantedFromQueue)} from a queue, longest queue "
             + $"{results.Max(r => r.Result.Locks.LongestQueue)}), {Sum(s => s.Released)} released, {Sum(s => s.Expired)} expired, {Sum(s => s.Renewed)} renewed, "
             + $"{Sum(s => s.TriesDenied)} try-once denied, {Sum(s => s.WaitsTimedOut)} waits timed out, {Sum(s => s.Cancelled)} cancelled, "
-            + $"{Sum(s => s.Rejected)} rejected, {Sum(s => s.ClientGrants)} grants seen by clients, {Sum(s => s.ContendedBeliefs)} shared semaphore beliefs, {Sum(s => s.LostOnArrival)} handles lost on arrival; "
+            + $"{Sum(s => s.Rejected)} rejected, reader-writer grants: {Sum(s => s.ReaderWriterGrants[0])} for reading (up to {results.Max(r => r.Result.Locks.MostReadersTogether)} readers at once) "
+            + $"and {Sum(s => s.ReaderWriterGrants[1])} for writing, {Sum(s => s.ClientGrants)} grants seen by clients, {Sum(s => s.ContendedBeliefs)} shared semaphore beliefs, {Sum(s => s.LostOnArrival)} handles lost on arrival; "
             + $"{results.Sum(r => r.Result.Stats.Storage.Snapshots)} snapshots, {results.Sum(r => r.Result.Stats.Storage.Installs)} installed; "
             + $"fewest grants in a seed: {fewest.Result.Locks.Granted} (seed {fewest.Seed})");
         TestContext.Out.WriteLine(RaftSimulationTests.Sum(results.Select(r => r.Result.Linearizability)).ToString());
@@ -62,5 +63,8 @@ public sealed class LockSimulationTests
         // A run that grants nothing checks nothing.
         Assert.That(Sum(s => s.Granted), Is.GreaterThan(0), "no lock was granted in any seed");
         Assert.That(Sum(s => s.ClientGrants), Is.GreaterThan(0), "no client ever held a lock");
+        Assert.That(Sum(s => s.ReaderWriterGrants[0]), Is.GreaterThan(0), "no reader-writer lock was granted for reading");
+        Assert.That(Sum(s => s.ReaderWriterGrants[1]), Is.GreaterThan(0), "no reader-writer lock was granted for writing");
+        Assert.That(results.Max(r => r.Result.Locks.MostReadersTogether), Is.GreaterThan(1), "readers never shared a reader-writer lock");
     }
 }

@@ -16,6 +16,7 @@ internal sealed class SimulatedLockClient(Simulator sim, SimulatedNode node, str
     private Phase _phase;
     private string _lock = "";
     private int _maxCount;
+    private LockHoldKind _kind;
     private long _sequence;
     private long _sentAtUs;
     private long _deadlineUs;
@@ -68,18 +69,30 @@ internal sealed class SimulatedLockClient(Simulator sim, SimulatedNode node, str
         }
     }
 
-    /// <summary>A lock to use: two mutexes and a semaphore (rarely asked for with a wrong slot count, which is rejected while it is in use).</summary>
-    public static (string Name, int MaxCount) PickLock(Random random, int semaphoreSlots) => random.Next(100) switch
+    /// <summary>
+    /// A lock to use: two mutexes and a semaphore (rarely asked for with a wrong slot count, which is
+    /// rejected while it is in use); with <paramref name="readerWriter"/>, also a reader-writer lock for
+    /// reading or writing, and rarely a mutex's name asked for as a reader-writer lock (refused while
+    /// it is in use as a mutex, and the mutex's users refused while it is in use so). One draw either way.
+    /// </summary>
+    public static (string Name, int MaxCount, LockHoldKind Kind) PickLock(Random random, int semaphoreSlots, bool readerWriter) => (random.Next(100), readerWriter) switch
     {
-        < 35 => ("m0", 1),
-        < 60 => ("m1", 1),
-        < 97 => ("s", semaphoreSlots),
-        _ => ("s", semaphoreSlots + 2),
+        (< 35, false) => ("m0", 1, LockHoldKind.Mutex),
+        (< 60, false) => ("m1", 1, LockHoldKind.Mutex),
+        (< 97, false) => ("s", semaphoreSlots, LockHoldKind.SemaphoreSlot),
+        (_, false) => ("s", semaphoreSlots + 2, LockHoldKind.SemaphoreSlot),
+        (< 25, true) => ("m0", 1, LockHoldKind.Mutex),
+        (< 40, true) => ("m1", 1, LockHoldKind.Mutex),
+        (< 65, true) => ("s", semaphoreSlots, LockHoldKind.SemaphoreSlot),
+        (< 83, true) => ("rw", 0, LockHoldKind.Read),
+        (< 96, true) => ("rw", 0, LockHoldKind.Write),
+        (< 98, true) => ("s", semaphoreSlots + 2, LockHoldKind.SemaphoreSlot),
+        (var n, true) => ("m1", 0, n == 98 ? LockHoldKind.Read : LockHoldKind.Write),
     };
 
     private void StartAcquire(Random random)
     {
-        (_lock, _maxCount) = PickLock(random, sim.Settings.SemaphoreSlots);
+        (_lock, _maxCount, _kind) = PickLock(random, sim.Settings.SemaphoreSlots, sim.Settings.ReaderWriterLocks);
         int mode = random.Next(100);
         long? timeoutMs = mode < 25 ? 0 : mode < 85 ? random.NextInt64(node.LeaseMs / 5, node.LeaseMs * 3) : null;
         long holdUs = random.NextInt64(1, LeaseUs * 5 / 2);
@@ -92,13 +105,19 @@ internal sealed class SimulatedLockClient(Simulator sim, SimulatedNode node, str
         _lost = false;
         _belief = null;
         _sequence = node.Sequences.Next();
-        _acquire = sim.History.Invoke(new AcquireOperation { Client = Name, Node = node.Id, Lock = _lock, MaxCount = _maxCount, LeaseMs = node.LeaseMs });
+        _acquire = sim.History.Invoke(new AcquireOperation { Client = Name, Node = node.Id, Lock = _lock, MaxCount = _maxCount, Kind = _kind, LeaseMs = node.LeaseMs });
         _sentAtUs = node.LocalUs;
         _releaseAtUs = _sentAtUs + holdUs;
         // Zero means "try once": the table answers at once, but the answer still needs a commit, so wait up to a lease.
         _deadlineUs = timeoutMs is { } limit ? _sentAtUs + ((limit == 0 ? node.LeaseMs : limit) * 1000) : long.MaxValue;
-        var command = new LockCommand(LockCommandType.Acquire, _lock, _maxCount, node.LeaseMs, timeoutMs ?? LongestWaitMs);
-        sim.Trace($"{Name} acquire {_lock}/{_maxCount} seq {_sequence} timeout {timeoutMs?.ToString() ?? "none"} ms");
+        var type = _kind switch
+        {
+            LockHoldKind.Read => LockCommandType.AcquireRead,
+            LockHoldKind.Write => LockCommandType.AcquireWrite,
+            _ => LockCommandType.Acquire,
+        };
+        var command = new LockCommand(type, _lock, _maxCount, node.LeaseMs, timeoutMs ?? LongestWaitMs);
+        sim.Trace($"{Name} acquire {_lock}/{(_kind is LockHoldKind.Read or LockHoldKind.Write ? _kind.ToString() : _maxCount.ToString(System.Globalization.CultureInfo.InvariantCulture))} seq {_sequence} timeout {timeoutMs?.ToString() ?? "none"} ms");
         node.AppendLockRequest(_sequence, command, OnRequestEvent, _deadlineUs, _ => OnAcquireCommitted(), GiveUp);
     }
 
@@ -183,6 +202,7 @@ internal sealed class SimulatedLockClient(Simulator sim, SimulatedNode node, str
         node.WatchHold(_lock, _token, OnHoldEnded);
         _belief = new ClientBelief(Name, _lock, _maxCount, _token, sim.NowUs, sim.Step)
         {
+            Kind = _kind,
             SafeUntilRealUs = node.Clock.RealAt(_safeUntilUs),
             Generation = node.Driver!.Generation,
             GrantIndex = _outcomeIndex,

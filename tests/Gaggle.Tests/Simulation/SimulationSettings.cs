@@ -164,6 +164,13 @@ internal sealed partial record SimulationSettings
     /// <summary>The semaphore's slot count.</summary>
     public required int SemaphoreSlots { get; init; }
 
+    /// <summary>
+    /// Lock clients also use a reader-writer lock, for reading and for writing, and now and then ask for a
+    /// mutex's name as a reader-writer lock (see SimulatedLockClient.PickLock). The lock workload's runs
+    /// only: the mixed runs' lock use stays as it was, so the seeds replayed for old bugs replay the same runs.
+    /// </summary>
+    public bool ReaderWriterLocks { get; init; }
+
     /// <summary>The autopilot every node runs (autopilot runs only), with the fingerprint every node announces.</summary>
     public AutopilotSettings? Autopilot { get; init; }
 
@@ -200,7 +207,7 @@ internal sealed partial record SimulationSettings
         };
 
         // From a value drawn already (no new draw, so every other setting of a seed stays as it was).
-        return settings with { FollowerCommit = settings.FlushPercent % 4 != 0 };
+        return settings with { FollowerCommit = settings.FlushPercent % 4 != 0, ReaderWriterLocks = workload == Workload.Locks };
     }
 
     /// <summary>

@@ -68,7 +68,7 @@ internal sealed partial class Simulator
     /// </summary>
     private void InspectOn(SimulatedNode node)
     {
-        string name = SimulatedLockClient.PickLock(_random, Settings.SemaphoreSlots).Name;
+        string name = SimulatedLockClient.PickLock(_random, Settings.SemaphoreSlots, Settings.ReaderWriterLocks).Name;
         long sequence = node.Sequences.Next();
         long deadline = node.LocalUs + node.SettleUs;
         var operation = History.Invoke(new ReadOperation { Client = $"{node.Id}.{node.Incarnation}.reader", Node = node.Id, Lock = name });
