@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Gaggle.Raft;
 
 namespace Gaggle.Channels;
@@ -22,6 +23,7 @@ internal static class WireCodec
     private const byte KindJoinRefused = 6;
     private const byte KindNotAMember = 7;
     private const byte KindVoterAnnounce = 8;
+    private const byte KindTraceContexts = 9;
     private const byte FlagReject = 1;
     private const byte FlagForce = 2;
     private const byte FlagDone = 4;
@@ -53,6 +55,11 @@ internal static class WireCodec
                     writer.Bytes(entry.Span);
                 }
 
+                break;
+            case TraceContexts traces:
+                writer.Byte(KindTraceContexts);
+                EncodeTraces(writer, traces.Appends);
+                EncodeTraces(writer, traces.Calls);
                 break;
             case DispatchRequest request:
                 writer.Byte(KindDispatchRequest);
@@ -138,6 +145,9 @@ internal static class WireCodec
 
                 message = new ForwardAppend(entries, admission);
                 break;
+            case KindTraceContexts:
+                message = new TraceContexts(DecodeTraces(ref reader), DecodeTraces(ref reader));
+                break;
             case KindDispatchRequest:
                 message = new DispatchRequest(reader.VarUInt(), reader.VarLong(), reader.String(), reader.Bytes());
                 break;
@@ -196,12 +206,56 @@ internal static class WireCodec
             case DispatchRequest request:
                 size += request.Args.Length + (request.Method.Length * 3);
                 break;
+            case TraceContexts traces:
+                size += (traces.Appends.Count + traces.Calls.Count) * 40;
+                break;
             case DispatchReply reply:
                 size += reply.Result.Length + (reply.Error.Length * 3);
                 break;
         }
 
         return (int)Math.Min(size, int.MaxValue);
+    }
+
+    private static void EncodeTraces(WireWriter writer, IReadOnlyList<TracedRequest> traces)
+    {
+        writer.VarUInt((ulong)traces.Count);
+        Span<byte> id = stackalloc byte[16];
+        foreach (var trace in traces)
+        {
+            writer.VarLong(trace.Id);
+            trace.Context.TraceId.CopyTo(id);
+            writer.Bytes(id);
+            trace.Context.SpanId.CopyTo(id[..8]);
+            writer.Bytes(id[..8]);
+            writer.Byte((byte)trace.Context.TraceFlags);
+        }
+    }
+
+    private static TracedRequest[] DecodeTraces(ref WireReader reader)
+    {
+        int count = CheckedCount(reader.VarUInt(), ref reader);
+        var traces = new TracedRequest[count];
+        for (int i = 0; i < count; i++)
+        {
+            long id = reader.VarLong();
+            var traceId = reader.Bytes();
+            var spanId = reader.Bytes();
+            if (traceId.Length != 16 || spanId.Length != 8)
+            {
+                throw new FormatException($"A trace context has a trace id of {traceId.Length} bytes and a span id of {spanId.Length}; they must be 16 and 8 bytes.");
+            }
+
+            if (!traceId.Span.ContainsAnyExcept((byte)0) || !spanId.Span.ContainsAnyExcept((byte)0))
+            {
+                throw new FormatException("A trace context has an all-zero trace id or span id (W3C trace context forbids both).");
+            }
+
+            var context = new ActivityContext(ActivityTraceId.CreateFromBytes(traceId.Span), ActivitySpanId.CreateFromBytes(spanId.Span), (ActivityTraceFlags)(reader.Byte() & 1), isRemote: true);
+            traces[i] = new TracedRequest(id, context);
+        }
+
+        return traces;
     }
 
     private static void EncodeRaft(WireWriter writer, RaftMessage message)

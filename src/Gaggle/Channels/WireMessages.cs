@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Gaggle.Raft;
 
 namespace Gaggle.Channels;
@@ -15,6 +16,19 @@ internal sealed record RaftWireMessage(RaftMessage Message) : WireMessage;
 /// the sender under that same admission, so no entry sent before a member's removal can land after it.
 /// </summary>
 internal sealed record ForwardAppend(IReadOnlyList<ReadOnlyMemory<byte>> Entries, long Admission) : WireMessage;
+
+/// <summary>
+/// The trace contexts (W3C: trace id, span id, flags) of callers whose appends or leader RPC calls the
+/// sender sends the leader next, so the leader's spans join the callers' traces. Sent just before the
+/// <see cref="ForwardAppend"/> or <see cref="DispatchRequest"/> it describes, and only for callers that
+/// are traced; a node that does not know this kind drops it, and the forward itself is unchanged.
+/// </summary>
+/// <param name="Appends">The sender's append sequences, each with its caller's trace context.</param>
+/// <param name="Calls">The sender's RPC call ids, each with its caller's trace context.</param>
+internal sealed record TraceContexts(IReadOnlyList<TracedRequest> Appends, IReadOnlyList<TracedRequest> Calls) : WireMessage;
+
+/// <summary>A request of the sender (an append sequence or an RPC call id) and the trace context it was made in.</summary>
+internal readonly record struct TracedRequest(long Id, ActivityContext Context);
 
 /// <summary>A call of a leader RPC handler.</summary>
 internal sealed record DispatchRequest(ulong Incarnation, long CallId, string Method, ReadOnlyMemory<byte> Args) : WireMessage;

@@ -56,6 +56,8 @@ public sealed class GaggleLockHandle : IAsyncDisposable
             return;
         }
 
+        using var activity = Runtime.GaggleTracing.Source.StartActivity("gaggle.lock.release");
+        activity?.SetTag(Runtime.GaggleTracing.NodeTag, _locks.Node.Id).SetTag("gaggle.lock.name", Name).SetTag("gaggle.lock.fencing_token", FencingToken);
         await _stopRenewing.CancelAsync().ConfigureAwait(false);
         await _renewal.ConfigureAwait(false);
         MarkLost();
@@ -71,6 +73,8 @@ public sealed class GaggleLockHandle : IAsyncDisposable
 
     private async Task RenewLoopAsync()
     {
+        // Renewals belong to no caller's trace (the acquire's span has ended).
+        System.Diagnostics.Activity.Current = null;
         var interval = _locks.Lease / 3;
         var token = _stopRenewing.Token;
         while (!token.IsCancellationRequested && !_lost.IsCancellationRequested)

@@ -214,6 +214,13 @@ public sealed class GaggleLocks
             throw new ArgumentOutOfRangeException(nameof(timeout), t, "The timeout must be between zero (try once) and 365 days, or null to wait without limit.");
         }
 
+        using var activity = GaggleTracing.Source.StartActivity("gaggle.lock.acquire");
+        activity?.SetTag(GaggleTracing.NodeTag, _node.Id).SetTag("gaggle.lock.name", name).SetTag("gaggle.lock.kind", KindTag(kind));
+        if (kind == LockHoldKind.SemaphoreSlot)
+        {
+            activity?.SetTag("gaggle.lock.max_count", maxCount);
+        }
+
         var outcome = new TaskCompletionSource<LockEvent>(TaskCreationOptions.RunContinuationsAsynchronously);
         var renewed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         long sequence = _node.NextSequence();
@@ -243,7 +250,15 @@ public sealed class GaggleLocks
                 }
             }, null, linked.Token).ConfigureAwait(false);
             var result = await outcome.Task.WaitAsync(linked.Token).ConfigureAwait(false);
-            GaggleMetrics.LockWait.Record(_time.GetElapsedTime(sentAt).TotalMilliseconds, new KeyValuePair<string, object?>("gaggle.node", _node.Id));
+            double waitedMs = _time.GetElapsedTime(sentAt).TotalMilliseconds;
+            GaggleMetrics.LockWait.Record(waitedMs, new KeyValuePair<string, object?>("gaggle.node", _node.Id));
+            activity?.SetTag("gaggle.lock.outcome", result.Type switch { LockEventType.Granted => "granted", LockEventType.Denied => "denied", _ => "rejected" })
+                .SetTag("gaggle.lock.wait_ms", waitedMs);
+            if (result.Type == LockEventType.Granted)
+            {
+                activity?.SetTag("gaggle.lock.fencing_token", result.Token);
+            }
+
             return result.Type switch
             {
                 LockEventType.Granted => new GaggleLockHandle(this, name, kind, maxCount, result.Token, await TrustedSinceAsync(name, result.Token, sentAt, renewed.Task, linked.Token).ConfigureAwait(false)),
@@ -253,11 +268,13 @@ public sealed class GaggleLocks
         }
         catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
         {
+            activity?.SetTag("gaggle.lock.outcome", "timed_out");
             _node.GiveUpLockRequest(sequence, name);
             return null;
         }
         catch (OperationCanceledException)
         {
+            activity?.SetTag("gaggle.lock.outcome", "cancelled");
             _node.GiveUpLockRequest(sequence, name);
             throw;
         }
@@ -293,6 +310,14 @@ public sealed class GaggleLocks
         await _node.AppendLockCommandAsync(new LockCommand(LockCommandType.Renew, name, Token: token, LeaseMs: (long)_lease.TotalMilliseconds), null, cancellationToken).ConfigureAwait(false);
         return renewed.IsCompleted ? renewedAt : sentAt;
     }
+
+    private static string KindTag(LockHoldKind kind) => kind switch
+    {
+        LockHoldKind.Mutex => "mutex",
+        LockHoldKind.SemaphoreSlot => "semaphore",
+        LockHoldKind.Read => "read",
+        _ => "write",
+    };
 
     private static void ValidateName(string name)
     {

@@ -105,6 +105,7 @@ internal sealed class AppendPipeline(string id, int retryTicks, int maxMessageBy
         }
         else if (core.LeaderId is { } leader)
         {
+            SendTraces(leader);
             var batch = new List<ReadOnlyMemory<byte>>();
             long bytes = 0;
             foreach (var pending in _toSubmit)
@@ -129,6 +130,24 @@ internal sealed class AppendPipeline(string id, int retryTicks, int maxMessageBy
 
         _toSubmit.Clear();
         return first;
+    }
+
+    /// <summary>The trace contexts of the traced callers in the batch, to the leader just before the batch (see <see cref="TraceContexts"/>).</summary>
+    private void SendTraces(string leader)
+    {
+        List<TracedRequest>? traced = null;
+        foreach (var pending in _toSubmit)
+        {
+            if (pending.Trace != default)
+            {
+                (traced ??= []).Add(new TracedRequest(pending.Sequence, pending.Trace));
+            }
+        }
+
+        if (traced is not null)
+        {
+            outbox.Add(new Outgoing(leader, new TraceContexts(traced, [])));
+        }
     }
 
     /// <summary>A new leader is known: everything not proposed or forwarded to it in this term goes (again) with the next batch.</summary>

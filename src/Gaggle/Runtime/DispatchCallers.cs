@@ -36,13 +36,13 @@ internal sealed class DispatchCallers(string nodeId, IDictionary<string, RpcHand
             Interlocked.Increment(ref _starting);
             if (handler.Local is PendingDispatch local)
             {
-                _ = RunAsync(handler.Method, handler.Args).ContinueWith(
+                _ = RunAsync(handler.Method, handler.Args, handler.Trace).ContinueWith(
                     t => Complete(local, t.Result),
                     CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
             }
             else if (handler.ReplyTo is { } caller)
             {
-                _ = RunAsync(handler.Method, handler.Args).ContinueWith(
+                _ = RunAsync(handler.Method, handler.Args, handler.Trace).ContinueWith(
                     t => send(caller, t.Result with { Incarnation = handler.CallerIncarnation, CallId = handler.CallId }).AsTask(),
                     CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default).Unwrap();
             }
@@ -61,8 +61,11 @@ internal sealed class DispatchCallers(string nodeId, IDictionary<string, RpcHand
     }
 
     /// <summary>Runs a handler off the loop; never throws (failures become the reply).</summary>
-    private async Task<DispatchReply> RunAsync(string method, ReadOnlyMemory<byte> args)
+    private async Task<DispatchReply> RunAsync(string method, ReadOnlyMemory<byte> args, System.Diagnostics.ActivityContext trace)
     {
+        // Inside this async method, so the loop's own context never carries the span.
+        using var activity = GaggleTracing.Source.StartActivity("gaggle.rpc.handle", System.Diagnostics.ActivityKind.Server, trace);
+        activity?.SetTag(GaggleTracing.NodeTag, nodeId).SetTag("rpc.method", method);
         if (!handlers.TryGetValue(method, out var handler))
         {
             Interlocked.Decrement(ref _starting);
@@ -88,6 +91,7 @@ internal sealed class DispatchCallers(string nodeId, IDictionary<string, RpcHand
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
+            GaggleTracing.Fail(activity, e);
             return new DispatchReply(0, 0, DispatchStatus.HandlerFailed, ReadOnlyMemory<byte>.Empty,
                 $"The RPC method '{method}' failed on the leader '{nodeId}': {e.GetType().Name}: {e.Message}");
         }

@@ -43,7 +43,7 @@ internal sealed class DispatchRouter(ulong incarnation, List<Outgoing> outbox, N
     }
 
     /// <summary>A request from another node: run by this leader, or refused so the caller retries with the real one.</summary>
-    public void Serve(RaftCore core, string from, DispatchRequest request)
+    public void Serve(RaftCore core, string from, DispatchRequest request, System.Diagnostics.ActivityContext trace = default)
     {
         if (core.Role != RaftRole.Leader)
         {
@@ -51,7 +51,7 @@ internal sealed class DispatchRouter(ulong incarnation, List<Outgoing> outbox, N
             return;
         }
 
-        events.Handlers.Add(new HandlerCall(request.Method, request.Args, from, request.Incarnation, request.CallId, null));
+        events.Handlers.Add(new HandlerCall(request.Method, request.Args, from, request.Incarnation, request.CallId, null) { Trace = trace });
     }
 
     public void OnReply(DispatchReply reply)
@@ -83,10 +83,15 @@ internal sealed class DispatchRouter(ulong incarnation, List<Outgoing> outbox, N
         {
             // In the node's hands now: it runs the handler and completes the caller.
             _calls.Remove(call.CallId);
-            events.Handlers.Add(new HandlerCall(call.Method, call.Args, null, incarnation, call.CallId, call));
+            events.Handlers.Add(new HandlerCall(call.Method, call.Args, null, incarnation, call.CallId, call) { Trace = call.Trace });
         }
         else if (core.LeaderId is { } leader)
         {
+            if (call.Trace != default)
+            {
+                outbox.Add(new Outgoing(leader, new TraceContexts([], [new TracedRequest(call.CallId, call.Trace)])));
+            }
+
             outbox.Add(new Outgoing(leader, new DispatchRequest(incarnation, call.CallId, call.Method, call.Args)));
         }
         else

@@ -16,6 +16,9 @@ internal class DriverAppend(long sequence, byte[] envelope)
     /// <summary>The driver-clock time (microseconds) after which the append is given up as timed out; long.MaxValue for never.</summary>
     public long DeadlineUs { get; init; } = long.MaxValue;
 
+    /// <summary>The caller's trace context, sent to the leader with a forwarded append; default when the caller is not traced.</summary>
+    public System.Diagnostics.ActivityContext Trace { get; set; }
+
     /// <summary>Where it was last sent: this node (proposed) or the leader it was forwarded to; null while unsent.</summary>
     internal string? SentTo { get; set; }
 
@@ -64,6 +67,9 @@ internal class DriverDispatch(long callId, string method, ReadOnlyMemory<byte> a
     public string Method { get; } = method;
 
     public ReadOnlyMemory<byte> Args { get; } = args;
+
+    /// <summary>The caller's trace context, sent to the leader with the call; default when the caller is not traced.</summary>
+    public System.Diagnostics.ActivityContext Trace { get; init; }
 }
 
 /// <summary>

@@ -5,7 +5,7 @@ namespace Gaggle.Runtime;
 /// <summary>The <c>Gaggle</c> meter: one set of instruments per process, tagged with the node id.</summary>
 internal static class GaggleMetrics
 {
-    public const string MeterName = "Gaggle";
+    public const string MeterName = GaggleDiagnostics.MeterName;
 
     public static readonly Meter Meter = new(MeterName);
 

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Text.Json;
 using Gaggle.Runtime;
 
@@ -76,13 +77,24 @@ public sealed partial class GaggleNode
     /// <summary>Registers <paramref name="pending"/>, posts it to the loop and waits for its commit (its own async method: a small state machine per append).</summary>
     private async Task<long> WaitForCommitAsync(PendingAppend pending, CancellationToken cancellationToken)
     {
+        // An application's append is a span of its own; a lock command's append goes with the lock's span.
+        using var activity = pending.StartedAt != 0 ? GaggleTracing.Source.StartActivity("gaggle.append") : null;
+        activity?.SetTag(GaggleTracing.NodeTag, Id).SetTag("gaggle.append.sequence", pending.Sequence);
+        pending.Trace = GaggleTracing.ContextToSend(activity);
         _appendCallers.Add(pending);
         try
         {
             Post(pending);
-            return cancellationToken.CanBeCanceled
+            long index = cancellationToken.CanBeCanceled
                 ? await pending.Completion.Task.WaitAsync(cancellationToken).ConfigureAwait(false)
                 : await pending.Completion.Task.ConfigureAwait(false);
+            activity?.SetTag("gaggle.append.index", index);
+            return index;
+        }
+        catch (Exception e)
+        {
+            GaggleTracing.Fail(activity, e);
+            throw;
         }
         finally
         {

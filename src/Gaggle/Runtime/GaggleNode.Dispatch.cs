@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Text.Json;
 using Gaggle.Runtime;
 
@@ -32,7 +33,9 @@ public sealed partial class GaggleNode
         }
 
         long callId = Interlocked.Increment(ref _nextCallId);
-        var pending = new PendingDispatch(callId, method, args.ToArray());
+        using var activity = GaggleTracing.Source.StartActivity("gaggle.rpc", ActivityKind.Client);
+        activity?.SetTag(GaggleTracing.NodeTag, Id).SetTag("rpc.method", method);
+        var pending = new PendingDispatch(callId, method, args.ToArray()) { Trace = GaggleTracing.ContextToSend(activity) };
         _dispatchCallers.Add(pending);
         try
         {
@@ -43,7 +46,14 @@ public sealed partial class GaggleNode
         }
         catch (TimeoutException)
         {
-            throw new TimeoutException($"The RPC '{method}' from node '{Id}' got no result within {timeout!.Value.TotalMilliseconds:0} ms (leader: {LeaderId ?? "none"}).");
+            var error = new TimeoutException($"The RPC '{method}' from node '{Id}' got no result within {timeout!.Value.TotalMilliseconds:0} ms (leader: {LeaderId ?? "none"}).");
+            GaggleTracing.Fail(activity, error);
+            throw error;
+        }
+        catch (Exception e)
+        {
+            GaggleTracing.Fail(activity, e);
+            throw;
         }
         finally
         {

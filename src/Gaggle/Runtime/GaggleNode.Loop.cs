@@ -16,6 +16,7 @@ public sealed partial class GaggleNode
     private const int MaxInputsPerBatch = 4096;
 
     private readonly List<TaskCompletionSource> _afterReady = [];
+    private readonly LeaderSpans _leaderSpans = new();
     private int _tickQueued;
 
     /// <summary>The channel's echo count the driver was last told of (see <see cref="IEchoingChannel"/>).</summary>
@@ -58,6 +59,7 @@ public sealed partial class GaggleNode
                 driver.PublishCommitted = _options.StateMachines.Count > 0 || Committed is not null || Volatile.Read(ref _subscriberCount) > 0;
                 await ProcessReadyAsync(driver).ConfigureAwait(false);
                 CarryOut(driver);
+                _leaderSpans.EndCommitted(driver.Core.CommitIndex, driver.Core.Role == Raft.RaftRole.Leader);
                 _leadership.Update(driver.IsLeadershipTrusted(NowUs()));
                 foreach (var done in _afterReady)
                 {
@@ -251,6 +253,8 @@ public sealed partial class GaggleNode
             Publish(entry);
         }
 
+        _leaderSpans.Start(events.TracedProposals, Id);
+
         _lockCallers.CarryOut(events);
         _appendCallers.CarryOut(events);
         _dispatchCallers.CarryOut(events);
@@ -305,6 +309,7 @@ public sealed partial class GaggleNode
 
         if (previous?.LeaderId != soft.LeaderId)
         {
+            LeaderSpans.RecordLeaderChange(Id, soft.Term, soft.LeaderId, soft.Role.ToString());
             GaggleMetrics.LeaderChanges.Add(1, _nodeTag);
             Raise(LeaderChanged, new LeaderChange(soft.Term, soft.LeaderId, soft.Role == RaftRole.Leader), nameof(LeaderChanged));
         }

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Gaggle.Channels;
 using Gaggle.Leadership;
 using Gaggle.Locks;
@@ -31,6 +32,7 @@ internal sealed partial class NodeDriver
     private readonly List<Outgoing> _outbox = [];
     private readonly AppendPipeline _appends;
     private readonly DispatchRouter _dispatches;
+    private readonly ForwardedTraces _forwardedTraces = new();
     private readonly LeaseClock _leaseClock = new();
     private readonly LeadershipLease _leadership;
     private readonly MembershipChanges _membership;
@@ -153,8 +155,11 @@ internal sealed partial class NodeDriver
             case ForwardAppend forward:
                 ProposeForwarded(from, forward);
                 break;
+            case TraceContexts traces:
+                _forwardedTraces.Remember(from, traces);
+                break;
             case DispatchRequest request:
-                _dispatches.Serve(_core, from, request);
+                _dispatches.Serve(_core, from, request, _forwardedTraces.TakeCall(from, request.CallId));
                 break;
             case DispatchReply reply:
                 _dispatches.OnReply(reply);
@@ -401,6 +406,7 @@ internal sealed partial class NodeDriver
         }
 
         var payloads = new List<ReadOnlyMemory<byte>>(forward.Entries.Count);
+        List<(ActivityContext Context, long Sequence, int At)>? traced = null;
         long stamp = LeaseClockNow();
         foreach (var entry in forward.Entries)
         {
@@ -411,10 +417,22 @@ internal sealed partial class NodeDriver
                 continue;
             }
 
+            if (_forwardedTraces.TakeAppend(from, envelope.Sequence) is var context && context != default)
+            {
+                (traced ??= []).Add((context, envelope.Sequence, payloads.Count));
+            }
+
             payloads.Add(EntryEnvelope.WithStamp(entry, stamp));
         }
 
         long first = _core.Propose(payloads);
+        if (first > 0 && traced is not null)
+        {
+            foreach (var (context, sequence, at) in traced)
+            {
+                Events.TracedProposals.Add(new TracedProposal(context, from, sequence, first + at));
+            }
+        }
         if (first > 0 && PublishAppended)
         {
             for (int i = 0; i < payloads.Count; i++)

@@ -35,7 +35,14 @@ internal sealed class NodeReady
 internal readonly record struct DroppedMessage(string From, string Reason, string Kind, long Count = 1);
 
 /// <summary>A leader RPC handler the node must run (off its loop): for a remote caller, or for a call made on this leader (<see cref="Local"/>).</summary>
-internal sealed record HandlerCall(string Method, ReadOnlyMemory<byte> Args, string? ReplyTo, ulong CallerIncarnation, long CallId, DriverDispatch? Local);
+internal sealed record HandlerCall(string Method, ReadOnlyMemory<byte> Args, string? ReplyTo, ulong CallerIncarnation, long CallId, DriverDispatch? Local)
+{
+    /// <summary>The caller's trace context (sent by its node, or the local caller's); default when the caller was not traced.</summary>
+    public System.Diagnostics.ActivityContext Trace { get; init; }
+}
+
+/// <summary>An entry another node forwarded from a traced caller, proposed by this leader at <paramref name="Index"/>.</summary>
+internal readonly record struct TracedProposal(System.Diagnostics.ActivityContext Context, string Origin, long Sequence, long Index);
 
 /// <summary>
 /// What happened in the driver that the node loop must carry out: callers to complete, events to
@@ -65,6 +72,9 @@ internal sealed class NodeEvents
     public List<(DriverDispatch Call, DispatchReply Reply)> DispatchReplies { get; } = [];
 
     public List<HandlerCall> Handlers { get; } = [];
+
+    /// <summary>Forwarded entries of traced callers this leader proposed (the node starts the leader's span of each).</summary>
+    public List<TracedProposal> TracedProposals { get; } = [];
 
     public List<DroppedMessage> Dropped { get; } = [];
 
@@ -125,7 +135,7 @@ internal sealed class NodeEvents
     public long? Superseded { get; set; }
 
     public bool IsEmpty => Committed.Count == 0 && TimedOut.Count == 0 && Published.Count == 0 && Appended.Count == 0 && LockEvents.Count == 0
-        && HoldsEnded.Count == 0 && DispatchReplies.Count == 0 && Handlers.Count == 0 && Dropped.Count == 0 && AppliedCount == 0
+        && HoldsEnded.Count == 0 && DispatchReplies.Count == 0 && Handlers.Count == 0 && TracedProposals.Count == 0 && Dropped.Count == 0 && AppliedCount == 0
         && LeaderChange is null && SnapshotToSave is null && !LostStorageDetected && MembershipResults.Count == 0 && JoinRefused is null && RemovedBy is null && !Removed && !Orphaned
         && ClaimGeneration is null && !ProbeGenerationStore && !CheckRival && ConfirmGeneration is null && ReleaseClaim is null && Superseded is null;
 
@@ -138,6 +148,7 @@ internal sealed class NodeEvents
         LockEvents.Clear();
         HoldsEnded.Clear();
         DispatchReplies.Clear();
+        TracedProposals.Clear();
         Handlers.Clear();
         Dropped.Clear();
         AppliedCount = 0;
