@@ -234,8 +234,14 @@ internal static class WireCodec
 
     private static TracedRequest[] DecodeTraces(ref WireReader reader)
     {
-        int count = CheckedCount(reader.VarUInt(), ref reader);
-        var traces = new TracedRequest[count];
+        ulong announced = reader.VarUInt();
+        if (announced > (ulong)reader.Remaining / 28)
+        {
+            throw new FormatException($"A message names {announced} trace contexts in {reader.Remaining} bytes; each takes at least 28.");
+        }
+
+        var traces = new TracedRequest[(int)announced];
+        int count = traces.Length;
         for (int i = 0; i < count; i++)
         {
             long id = reader.VarLong();

@@ -54,7 +54,7 @@ public sealed class GaggleLocks
     /// <exception cref="TimeoutException">The lock was not granted within <paramref name="timeout"/>.</exception>
     public async Task<GaggleLockHandle> AcquireAsync(string name, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
         => await AcquireCoreAsync(name, LockHoldKind.Mutex, 1, timeout, cancellationToken).ConfigureAwait(false)
-            ?? throw new TimeoutException($"The lock '{name}' was not granted to node '{_node.Id}' within {timeout!.Value.TotalMilliseconds:0} ms.");
+            ?? throw NotGranted($"The lock '{name}' was not granted", timeout);
 
     /// <summary>Tries to acquire the mutex <paramref name="name"/>; null when it was not granted within <paramref name="timeout"/> (zero: try once).</summary>
     /// <param name="name">The lock's name (1 to 256 characters).</param>
@@ -73,7 +73,7 @@ public sealed class GaggleLocks
     /// <exception cref="TimeoutException">No slot was granted within <paramref name="timeout"/>.</exception>
     public async Task<GaggleLockHandle> AcquireSemaphoreAsync(string name, int maxCount, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
         => await AcquireCoreAsync(name, LockHoldKind.SemaphoreSlot, maxCount, timeout, cancellationToken).ConfigureAwait(false)
-            ?? throw new TimeoutException($"No slot of the semaphore '{name}' was granted to node '{_node.Id}' within {timeout!.Value.TotalMilliseconds:0} ms.");
+            ?? throw NotGranted($"No slot of the semaphore '{name}' was granted", timeout);
 
     /// <summary>Tries to acquire one of <paramref name="maxCount"/> slots; null when none was granted within <paramref name="timeout"/>.</summary>
     /// <param name="name">The semaphore's name.</param>
@@ -94,9 +94,10 @@ public sealed class GaggleLocks
     /// <param name="cancellationToken">Stops waiting.</param>
     /// <returns>The hold (<see cref="LockHoldKind.Read"/>); dispose it to release.</returns>
     /// <exception cref="TimeoutException">The lock was not granted within <paramref name="timeout"/>.</exception>
+    /// <exception cref="InvalidOperationException">The name is held or waited for as a mutex or semaphore.</exception>
     public async Task<GaggleLockHandle> AcquireReadAsync(string name, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
         => await AcquireCoreAsync(name, LockHoldKind.Read, 0, timeout, cancellationToken).ConfigureAwait(false)
-            ?? throw new TimeoutException($"The reader-writer lock '{name}' was not granted for reading to node '{_node.Id}' within {timeout!.Value.TotalMilliseconds:0} ms.");
+            ?? throw NotGranted($"The reader-writer lock '{name}' was not granted for reading", timeout);
 
     /// <summary>Tries to acquire the reader-writer lock <paramref name="name"/> for reading; null when it was not granted within <paramref name="timeout"/> (zero: try once).</summary>
     /// <param name="name">The lock's name (1 to 256 characters).</param>
@@ -112,9 +113,11 @@ public sealed class GaggleLocks
     /// <param name="cancellationToken">Stops waiting.</param>
     /// <returns>The hold (<see cref="LockHoldKind.Write"/>); dispose it to release.</returns>
     /// <exception cref="TimeoutException">The lock was not granted within <paramref name="timeout"/>.</exception>
+    /// <exception cref="InvalidOperationException">The name is held or waited for as a mutex or semaphore.</exception>
+    /// <remarks>There is no upgrade: a caller that holds the lock for reading and asks for it for writing waits for its own read hold to end.</remarks>
     public async Task<GaggleLockHandle> AcquireWriteAsync(string name, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
         => await AcquireCoreAsync(name, LockHoldKind.Write, 0, timeout, cancellationToken).ConfigureAwait(false)
-            ?? throw new TimeoutException($"The reader-writer lock '{name}' was not granted for writing to node '{_node.Id}' within {timeout!.Value.TotalMilliseconds:0} ms.");
+            ?? throw NotGranted($"The reader-writer lock '{name}' was not granted for writing", timeout);
 
     /// <summary>Tries to acquire the reader-writer lock <paramref name="name"/> for writing; null when it was not granted within <paramref name="timeout"/> (zero: try once).</summary>
     /// <param name="name">The lock's name (1 to 256 characters).</param>
@@ -214,6 +217,12 @@ public sealed class GaggleLocks
             throw new ArgumentOutOfRangeException(nameof(timeout), t, "The timeout must be between zero (try once) and 365 days, or null to wait without limit.");
         }
 
+        if (kind == LockHoldKind.SemaphoreSlot && maxCount == 1)
+        {
+            // A semaphore of one slot is the mutex of that name (the lock table knows only the count).
+            kind = LockHoldKind.Mutex;
+        }
+
         using var activity = GaggleTracing.Source.StartActivity("gaggle.lock.acquire");
         activity?.SetTag(GaggleTracing.NodeTag, _node.Id).SetTag("gaggle.lock.name", name).SetTag("gaggle.lock.kind", KindTag(kind));
         if (kind == LockHoldKind.SemaphoreSlot)
@@ -263,7 +272,7 @@ public sealed class GaggleLocks
             {
                 LockEventType.Granted => new GaggleLockHandle(this, name, kind, maxCount, result.Token, await TrustedSinceAsync(name, result.Token, sentAt, renewed.Task, linked.Token).ConfigureAwait(false)),
                 LockEventType.Denied => null,
-                _ => throw new InvalidOperationException(result.Reason),
+                _ => throw Refused(activity, result.Reason),
             };
         }
         catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
@@ -278,8 +287,9 @@ public sealed class GaggleLocks
             _node.GiveUpLockRequest(sequence, name);
             throw;
         }
-        catch (InvalidOperationException) when (!outcome.Task.IsCompleted || outcome.Task.Result.Type == LockEventType.Granted)
+        catch (InvalidOperationException e) when (!outcome.Task.IsCompleted || outcome.Task.Result.Type == LockEventType.Granted)
         {
+            GaggleTracing.Fail(activity, e);
             // The request's outcome is unknown (its node was removed and added again, or started over),
             // or it was granted but the renewal that confirms the hold was given up: a grant it got, or
             // gets later, is released rather than left to its lease.
@@ -309,6 +319,18 @@ public sealed class GaggleLocks
         long renewedAt = _time.GetTimestamp();
         await _node.AppendLockCommandAsync(new LockCommand(LockCommandType.Renew, name, Token: token, LeaseMs: (long)_lease.TotalMilliseconds), null, cancellationToken).ConfigureAwait(false);
         return renewed.IsCompleted ? renewedAt : sentAt;
+    }
+
+    /// <summary>The error of an acquire that got no grant: its wait ran out, or (without a timeout) the lock table denied it.</summary>
+    private TimeoutException NotGranted(string what, TimeSpan? timeout) => new(timeout is { } limit
+        ? $"{what} to node '{_node.Id}' within {limit.TotalMilliseconds:0} ms."
+        : $"{what} to node '{_node.Id}': the lock table ended its wait (a request whose outcome was settled while its node caught up from a snapshot).");
+
+    private static InvalidOperationException Refused(System.Diagnostics.Activity? activity, string? reason)
+    {
+        var error = new InvalidOperationException(reason);
+        GaggleTracing.Fail(activity, error);
+        return error;
     }
 
     private static string KindTag(LockHoldKind kind) => kind switch

@@ -50,7 +50,13 @@ internal sealed partial class LockTable
         for (ulong i = 0; i < count; i++)
         {
             string name = reader.String();
-            var state = new LockState((int)reader.VarLong());
+            long maxCount = reader.VarLong();
+            if (maxCount is < 0 or > int.MaxValue)
+            {
+                throw new FormatException($"The lock table snapshot gives '{name}' a maximum of {maxCount} holders; it must be 0 (a reader-writer lock) to {int.MaxValue}.");
+            }
+
+            var state = new LockState((int)maxCount);
             ulong holders = reader.VarUInt();
             for (ulong j = 0; j < holders; j++)
             {
@@ -133,18 +139,24 @@ internal sealed partial class LockTable
 
     private void ReadReaderWriterModes(ref WireReader reader)
     {
+        var unread = _locks.Where(l => l.Value.ReaderWriter).Select(l => l.Key).ToHashSet(StringComparer.Ordinal);
         if (reader.Remaining == 0)
         {
-            return;
+            if (unread.Count == 0)
+            {
+                return;
+            }
+
+            throw new FormatException($"The lock table snapshot has {unread.Count} reader-writer locks ('{unread.First()}', ...) but does not say which of their holders and waiters are writers.");
         }
 
         ulong count = reader.VarUInt();
         for (ulong i = 0; i < count; i++)
         {
             string name = reader.String();
-            if (!_locks.TryGetValue(name, out var state) || !state.ReaderWriter)
+            if (!unread.Remove(name) || !_locks.TryGetValue(name, out var state))
             {
-                throw new FormatException($"The lock table snapshot names '{name}' as a reader-writer lock, but has no such lock.");
+                throw new FormatException($"The lock table snapshot names '{name}' as a reader-writer lock, but has no such lock (or names it twice).");
             }
 
             for (int j = 0; j < state.Holders.Count; j++)
@@ -156,6 +168,11 @@ internal sealed partial class LockTable
             {
                 state.Waiters[j] = state.Waiters[j] with { Writer = ReadFlag(ref reader) };
             }
+        }
+
+        if (unread.Count > 0)
+        {
+            throw new FormatException($"The lock table snapshot does not say which holders and waiters of the reader-writer lock '{unread.First()}' are writers.");
         }
     }
 

@@ -14,7 +14,9 @@ namespace Gaggle.Locks;
 /// elastic cluster's generation g (see <see cref="Generation"/>) it is
 /// <c>(g &lt;&lt; 48) + (entry index &lt;&lt; 8) + n</c>, so every token of a later generation is larger
 /// than every token of an earlier one, as long as generations stay below 32768 and a generation's log
-/// below 2^40 entries (n above 255 within one entry repeats 255, as n above 65535 does otherwise).
+/// below 2^40 entries. One entry grants a lock at most 256 times in a generation (65536 otherwise);
+/// the waiters that would fit beyond that are granted by the next entry (the leader's time entry, which
+/// a deadline due at once brings), so no two holders of a lock ever share a token.
 /// Commands that do not apply (a release of an unknown token, ...) change nothing.
 /// </remarks>
 internal sealed partial class LockTable
@@ -200,7 +202,7 @@ internal sealed partial class LockTable
             return;
         }
 
-        if (state.Waiters.Count == 0 && state.HasRoomFor(writer) && Now >= GrantsFrom)
+        if (state.Waiters.Count == 0 && state.HasRoomFor(writer) && Now >= GrantsFrom && TokenLeft(command.Name, grants))
         {
             Grant(command.Name, state, request, command.LeaseMs, writer, index, grants);
         }
@@ -213,6 +215,11 @@ internal sealed partial class LockTable
         {
             state.Waiters.Add(new LockWaiter(request, command.LeaseMs, Now + command.WaitMs, writer));
             _deadlines.Enqueue(command.Name, Now + command.WaitMs);
+            if (GrantPending(state))
+            {
+                _deadlines.Enqueue(command.Name, Now);
+            }
+
             if (Now < GrantsFrom)
             {
                 // Held off: the queue moves up when the hold-off ends (a deadline like any other).
@@ -229,13 +236,23 @@ internal sealed partial class LockTable
         _ => $"a semaphore with a maximum of {maxCount} holders",
     };
 
+    /// <summary>Whether lock <paramref name="name"/> may get another grant in the entry being applied: its tokens' count within one entry is bounded.</summary>
+    private bool TokenLeft(string name, Dictionary<string, int> grants)
+        => grants.GetValueOrDefault(name) < (Generation == 0 ? MaxGrantsPerEntry : MaxGrantsPerGenerationEntry);
+
+    /// <summary>
+    /// Whether the first waiter of <paramref name="state"/> fits but was not granted: the entry ran out
+    /// of tokens for the lock (readers let in all at once, or a hold-off's end, can grant more than
+    /// one entry's tokens). A deadline at the table's time stands for it, so the leader's next time
+    /// entry grants the rest, with tokens of its own index.
+    /// </summary>
+    private bool GrantPending(LockState state) => state.Waiters.Count > 0 && Now >= GrantsFrom && state.HasRoomFor(state.Waiters[0].Writer);
+
     private void Grant(string name, LockState state, RequestId request, long leaseMs, bool writer, long index, Dictionary<string, int> grants)
     {
         int n = grants.GetValueOrDefault(name);
         grants[name] = n + 1;
-        long token = Generation == 0
-            ? (index << 16) | (long)Math.Min(n, MaxGrantsPerEntry - 1)
-            : (Generation << 48) + (index << 8) + Math.Min(n, MaxGrantsPerGenerationEntry - 1);
+        long token = Generation == 0 ? (index << 16) | (long)n : (Generation << 48) + (index << 8) + n;
         var holder = new LockHolder(token, request, Now, Now + leaseMs, writer);
         state.Holders.Add(holder);
         _deadlines.Enqueue(name, holder.Expiry);
@@ -245,11 +262,16 @@ internal sealed partial class LockTable
     private void GrantWaiters(string name, LockState state, long index, Dictionary<string, int> grants)
     {
         // FIFO: the first waiter goes first, or nobody does (a writer next in line keeps the readers behind it waiting).
-        while (state.Waiters.Count > 0 && state.HasRoomFor(state.Waiters[0].Writer) && Now >= GrantsFrom)
+        while (GrantPending(state) && TokenLeft(name, grants))
         {
             var next = state.Waiters[0];
             state.Waiters.RemoveAt(0);
             Grant(name, state, next.Request, next.LeaseMs, next.Writer, index, grants);
+        }
+
+        if (GrantPending(state))
+        {
+            _deadlines.Enqueue(name, Now);
         }
 
         Forget(name, state);
@@ -303,7 +325,7 @@ internal sealed partial class LockTable
     {
         while (_deadlines.TryPeek(out string? name, out long deadline))
         {
-            if (_locks.TryGetValue(name, out var state) && (HasDeadline(state, deadline) || IsHoldOffEnd(state, deadline)))
+            if (_locks.TryGetValue(name, out var state) && (HasDeadline(state, deadline) || IsHoldOffEnd(state, deadline) || (deadline <= Now && GrantPending(state))))
             {
                 _nextDeadline = deadline;
                 return;
@@ -358,6 +380,11 @@ internal sealed partial class LockTable
             if (state.Waiters.Count > 0 && Now < GrantsFrom)
             {
                 next = Math.Min(next, GrantsFrom);
+            }
+
+            if (GrantPending(state))
+            {
+                next = Math.Min(next, Now);
             }
         }
 

@@ -144,9 +144,10 @@ internal sealed class AppendPipeline(string id, int retryTicks, int maxMessageBy
             }
         }
 
-        if (traced is not null)
+        // Split like the batches they describe: a context takes at most 40 bytes on the wire.
+        for (int at = 0, per = Math.Max(1, maxMessageBytes / 40); traced is not null && at < traced.Count; at += per)
         {
-            outbox.Add(new Outgoing(leader, new TraceContexts(traced, [])));
+            outbox.Add(new Outgoing(leader, new TraceContexts(traced.GetRange(at, Math.Min(per, traced.Count - at)), [])));
         }
     }
 

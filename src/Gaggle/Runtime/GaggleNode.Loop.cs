@@ -40,6 +40,8 @@ public sealed partial class GaggleNode
 
     private async Task RunLoopAsync()
     {
+        // The loop belongs to no caller's trace (Task.Run carried over whatever activity started the node).
+        System.Diagnostics.Activity.Current = null;
         var driver = _driver!;
         var reader = _inbox.Reader;
         try
@@ -95,6 +97,10 @@ public sealed partial class GaggleNode
             Interlocked.Exchange(ref _state, Stopped);
             _inbox.Writer.TryComplete();
             FailPending(fatal);
+        }
+        finally
+        {
+            _leaderSpans.EndAll();
         }
     }
 

@@ -54,6 +54,15 @@ internal sealed class LeaderSpans
         }
     }
 
+    /// <summary>The node stopped: every open span ends unfinished.</summary>
+    public void EndAll()
+    {
+        while (_open.TryDequeue(out var open))
+        {
+            End(open.Span, "unfinished");
+        }
+    }
+
     /// <summary>A leadership change, as a span of its own with a <c>leader.changed</c> event.</summary>
     public static void RecordLeaderChange(string nodeId, long term, string? leader, string role)
     {
@@ -63,6 +72,7 @@ internal sealed class LeaderSpans
         }
 
         var previous = Activity.Current;
+        Activity.Current = null;
         using (var span = GaggleTracing.Source.StartActivity("gaggle.leadership", ActivityKind.Internal, parentContext: default))
         {
             span?.SetTag(GaggleTracing.NodeTag, nodeId).SetTag("gaggle.term", term).SetTag("gaggle.leader", leader).SetTag("gaggle.role", role)

@@ -1,3 +1,4 @@
+using Gaggle.Channels;
 using Gaggle.Locks;
 using NUnit.Framework;
 
@@ -102,6 +103,57 @@ public sealed class ReaderWriterLockTableTests
     }
 
     [Test]
+    public void ReadersBeyondOneEntrysTokensAreGrantedByTheNextEntryAndNoTwoShareAToken()
+    {
+        // In a generation an entry has 256 tokens per lock (65,536 otherwise: the same rule, too slow to show here).
+        const int perEntry = 256;
+        var table = new LockTable();
+        long index = 0;
+        table.Apply(new LockCommand(LockCommandType.Generation, "", Token: 1, LeaseMs: 0), R("founder"), 0, ++index);
+
+        table.Apply(Write("rw", leaseMs: 100_000), R("w"), 0, ++index);
+        int readers = perEntry + 44;
+        for (int i = 0; i < readers; i++)
+        {
+            table.Apply(Read("rw", waitMs: 100_000, leaseMs: 100_000), R($"r{i}"), 0, ++index);
+        }
+
+        long writer = table.TakeEvents().Single(e => e.Type == LockEventType.Granted).Token;
+        table.Apply(Release("rw", writer), R("w", 2), 0, ++index);
+        Assert.That(table.TakeEvents().Count(e => e.Type == LockEventType.Granted), Is.EqualTo(perEntry), "one entry's tokens");
+        Assert.That(table.NextDeadline, Is.EqualTo(table.Now), "the rest are due at once: the leader's next time entry grants them");
+        Assert.That(table.ScanNextDeadline(), Is.EqualTo(table.NextDeadline));
+
+        table.Apply(new LockCommand(LockCommandType.Time, ""), R("leader"), 0, ++index);
+        Assert.That(table.TakeEvents().Count(e => e.Type == LockEventType.Granted), Is.EqualTo(44));
+        var holders = table.Describe("rw", index).Holders;
+        Assert.That(holders, Has.Count.EqualTo(readers));
+        Assert.That(holders.Select(h => h.FencingToken), Is.Unique.And.Ordered, "no two readers share a token");
+
+        // Each reader's release ends its own hold.
+        var last = holders[^1];
+        table.Apply(Release("rw", last.FencingToken), R("last", 2), 0, ++index);
+        Assert.That(table.TakeEvents().Single(e => e.Type == LockEventType.Released).Request.Node, Is.EqualTo($"r{readers - 1}"));
+    }
+
+    [Test]
+    public void ReadersAndWritersWaitOutAGenerationsHoldOffInTheirOrder()
+    {
+        var table = new LockTable();
+        table.Apply(new LockCommand(LockCommandType.Generation, "", Token: 1, LeaseMs: 500), R("founder"), stamp: 1000, index: 1);
+        table.Apply(Read("rw", waitMs: 10_000), R("r1"), 1000, 2);
+        table.Apply(Write("rw", waitMs: 10_000), R("w"), 1010, 3);
+        table.Apply(Read("rw", waitMs: 0), R("once"), 1020, 4);
+        Assert.That(table.TakeEvents().Select(e => (e.Type, e.Request.Node)), Is.EqualTo(new[] { (LockEventType.Denied, "once") }), "nothing is granted during the hold-off");
+        Assert.That(table.NextDeadline, Is.EqualTo(1500));
+
+        table.Apply(new LockCommand(LockCommandType.Time, ""), R("leader"), stamp: 1500, index: 5);
+        var granted = table.TakeEvents().Single(e => e.Type == LockEventType.Granted);
+        Assert.That(granted.Request.Node, Is.EqualTo("r1"), "the reader first in line; the writer behind it waits");
+        Assert.That(granted.Token, Is.EqualTo((1L << 48) + (5 << 8)));
+    }
+
+    [Test]
     public void AnExpiredWriterHandsTheLockToTheReadersWaiting()
     {
         var table = new LockTable();
@@ -166,6 +218,41 @@ public sealed class ReaderWriterLockTableTests
         var bytes = new List<byte>(Snapshot(table)) { 1, 1, (byte)'m', 1 };
         var error = Assert.Throws<FormatException>(() => new LockTable().Read(new MemoryStream([.. bytes])));
         Assert.That(error!.Message, Does.Contain("'m' as a reader-writer lock"));
+    }
+
+    [Test]
+    public void ASnapshotThatLeavesOutAReaderWriterLocksWritersOrGivesAnImpossibleMaxCountIsRefused()
+    {
+        var table = new LockTable();
+        table.Apply(Write("rw"), R("w"), 0, 1);
+        table.Apply(Read("rw2"), R("x"), 0, 2);
+        byte[] full = Snapshot(table);
+        byte[] section = [2, 2, (byte)'r', (byte)'w', 1, 3, (byte)'r', (byte)'w', (byte)'2', 0];
+        Assert.That(full[^section.Length..], Is.EqualTo(section), "the trailing section: two locks, each with its flags");
+
+        var cutOff = Assert.Throws<FormatException>(() => new LockTable().Read(new MemoryStream(full[..^section.Length])));
+        Assert.That(cutOff!.Message, Does.Contain("does not say which of their holders and waiters are writers"));
+        byte[] oneLeftOut = [.. full[..^section.Length], 1, 3, (byte)'r', (byte)'w', (byte)'2', 0];
+        var leftOut = Assert.Throws<FormatException>(() => new LockTable().Read(new MemoryStream(oneLeftOut)));
+        Assert.That(leftOut!.Message, Does.Contain("reader-writer lock 'rw' are writers"));
+
+        // A semaphore whose slot count would wrap to 0 (a reader-writer lock) as an int.
+        var writer = new WireWriter();
+        writer.VarLong(0);
+        writer.VarUInt(1);
+        writer.String("s");
+        writer.VarLong(1L << 32);
+        writer.VarUInt(0);
+        writer.VarUInt(1);
+        writer.String("a");
+        writer.VarUInt(1);
+        writer.VarLong(1);
+        writer.VarLong(100);
+        writer.VarLong(1000);
+        writer.VarLong(0);
+        writer.VarLong(0);
+        var error = Assert.Throws<FormatException>(() => new LockTable().Read(new MemoryStream(writer.ToArray())));
+        Assert.That(error!.Message, Does.Contain("gives 's' a maximum of 4294967296 holders"));
     }
 
     [Test]

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Collections.Concurrent;
 using Gaggle.Channels;
 using Gaggle.Tests.Support;
@@ -14,9 +15,14 @@ public sealed class ForwardBatchTests
 {
     private const int MaxMessageBytes = 1024;
 
-    [Test]
-    public async Task ABatchOfSmallForwardedAppendsFitsMaxMessageBytesAsEncoded()
+    [TestCase(false)]
+    [TestCase(true)]
+    public async Task ABatchOfSmallForwardedAppendsFitsMaxMessageBytesAsEncoded(bool traced)
     {
+        // Traced, the callers' trace contexts go to the leader before the batches, split like them.
+        using var listener = traced ? Listen() : null;
+        using var caller = traced ? new ActivitySource("Gaggle.Tests.ForwardBatch") : null;
+        using var request = caller?.StartActivity("request");
         string[] ids = ["a", "b", "c"];
         var network = new InMemoryNetwork(3);
         GaggleOptions Options(string id) => new()
@@ -45,11 +51,27 @@ public sealed class ForwardBatchTests
         Assert.That(sizes, Has.Count.GreaterThan(1), "the appends were split into several forwards");
         // A ForwardAppend is a version byte, a kind byte and the entry count (one byte below 128), then the entries.
         Assert.That(sizes, Has.All.LessThanOrEqualTo(MaxMessageBytes + 3));
+        var traceSizes = recording.TraceContextsSizes.ToList();
+        Assert.That(traceSizes, traced ? Has.Count.GreaterThan(1) : Is.Empty, "the trace contexts of 100 callers were split too");
+        Assert.That(traceSizes, Has.All.LessThanOrEqualTo(MaxMessageBytes + 3));
+    }
+
+    private static ActivityListener Listen()
+    {
+        var listener = new ActivityListener
+        {
+            ShouldListenTo = source => source.Name is GaggleDiagnostics.ActivitySourceName or "Gaggle.Tests.ForwardBatch",
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+        };
+        ActivitySource.AddActivityListener(listener);
+        return listener;
     }
 
     private sealed class RecordingChannel(IChannel inner) : IChannel
     {
         public ConcurrentQueue<int> ForwardAppendSizes { get; } = new();
+
+        public ConcurrentQueue<int> TraceContextsSizes { get; } = new();
 
         public string NodeId => inner.NodeId;
 
@@ -59,9 +81,14 @@ public sealed class ForwardBatchTests
 
         public ValueTask SendAsync(string to, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default)
         {
-            if (WireCodec.Decode(payload, NodeId, to) is ForwardAppend)
+            switch (WireCodec.Decode(payload, NodeId, to))
             {
-                ForwardAppendSizes.Enqueue(payload.Length);
+                case ForwardAppend:
+                    ForwardAppendSizes.Enqueue(payload.Length);
+                    break;
+                case TraceContexts:
+                    TraceContextsSizes.Enqueue(payload.Length);
+                    break;
             }
 
             return inner.SendAsync(to, payload, cancellationToken);

@@ -123,6 +123,32 @@ public sealed class TracingTests
     }
 
     [Test]
+    public async Task ANodeStartedInsideAnActivityKeepsItsLoopOutOfThatTrace()
+    {
+        await using var cluster = new NodeCluster(3);
+        ActivityTraceId startup;
+        using (var starting = Caller.StartActivity("application start"))
+        {
+            startup = starting!.TraceId;
+            await cluster.StartAllAsync();
+        }
+
+        var leader = await cluster.WaitForLeaderAsync();
+        var change = await SpanAsync(null, "gaggle.leadership", s => Equals(s.GetTagItem("gaggle.node"), leader.Id) && Equals(s.GetTagItem("gaggle.leader"), leader.Id));
+        Assert.That(change.TraceId, Is.Not.EqualTo(startup));
+        Assert.That(change.ParentSpanId, Is.EqualTo(default(ActivitySpanId)));
+
+        // The loop raises the node's events: their handlers run in no trace of the loop's.
+        var seen = new TaskCompletionSource<Activity?>(TaskCreationOptions.RunContinuationsAsynchronously);
+        leader.Committed += (_, _) => seen.TrySetResult(Activity.Current);
+        Activity.Current = null;
+        await leader.AppendAsync("after start"u8.ToArray(), TimeSpan.FromSeconds(10));
+        var current = await seen.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.That(current?.TraceId, Is.Not.EqualTo(startup), "an event handler ran inside the application's start-up activity");
+        Assert.That(_stopped.Where(s => s.TraceId == startup && s.Source.Name == GaggleDiagnostics.ActivitySourceName), Is.Empty);
+    }
+
+    [Test]
     public void TraceContextsRoundTripOnTheWireAndAnAllZeroIdIsRefused()
     {
         var context = new ActivityContext(ActivityTraceId.CreateRandom(), ActivitySpanId.CreateRandom(), ActivityTraceFlags.Recorded);
@@ -137,6 +163,13 @@ public sealed class TracingTests
         var zero = new ActivityContext(ActivityTraceId.CreateFromBytes(new byte[16]), ActivitySpanId.CreateRandom(), ActivityTraceFlags.None);
         var error = Assert.Throws<FormatException>(() => WireCodec.Decode(WireCodec.Encode(new TraceContexts([new TracedRequest(1, zero)], [])), "a", "b"));
         Assert.That(error!.Message, Does.Contain("all-zero trace id"));
+
+        // A count the bytes cannot hold is refused before anything is allocated for it.
+        byte[] encoded = WireCodec.Encode(new TraceContexts([new TracedRequest(1, context)], []));
+        int countAt = Array.IndexOf(encoded, (byte)1, 3);
+        encoded[countAt] = 100;
+        var huge = Assert.Throws<FormatException>(() => WireCodec.Decode(encoded, "a", "b"));
+        Assert.That(huge!.Message, Does.Contain("names 100 trace contexts"));
     }
 
     /// <summary>The first stopped span named <paramref name="name"/> of <paramref name="trace"/> (any trace when null) that matches, waited for with a deadline.</summary>
