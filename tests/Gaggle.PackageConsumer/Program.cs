@@ -1,10 +1,13 @@
 using Gaggle;
 using Gaggle.Channels;
+using Gaggle.DistributedLock;
 using Gaggle.Hosting;
 using Gaggle.Redis;
+using Medallion.Threading;
 
 // A consumer of the packed Gaggle packages: three nodes on the in-memory network elect a leader,
-// commit an entry on every node and grant a lock. Exits 0 only when all of that happened in time.
+// commit an entry on every node and grant a lock, natively and through DistributedLock.Core's
+// IDistributedLockProvider. Exits 0 only when all of that happened in time.
 using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(30));
 var step = TimeSpan.FromSeconds(10);
 string[] ids = ["a", "b", "c"];
@@ -40,6 +43,12 @@ try
     await using (var handle = await follower.Locks.AcquireAsync("package-consumer", step, deadline.Token))
     {
         Console.WriteLine($"lock: held by {follower.Id}, fencing token {handle.FencingToken}");
+    }
+
+    IDistributedLockProvider provider = new GaggleDistributedLockProvider(follower.Locks);
+    await using (var handle = await provider.AcquireLockAsync("package-consumer", step, deadline.Token))
+    {
+        Console.WriteLine($"IDistributedLockProvider: held by {follower.Id}, fencing token {((GaggleDistributedLockHandle)handle).FencingToken}");
     }
 
     Console.WriteLine("package consumer: OK");
