@@ -28,6 +28,8 @@ public static class GaggleBuilderDistributedLockExtensions
     {
         ArgumentNullException.ThrowIfNull(builder);
         var services = builder.Services;
+        // One registration for every DistributedLock.Core provider Gaggle backs: a reader-writer
+        // provider (IDistributedReaderWriterLockProvider) joins here once Gaggle has such locks.
         services.TryAddSingleton(sp => new GaggleDistributedLockProvider(sp.GetRequiredService<GaggleLocks>()));
         services.TryAddSingleton(sp => new GaggleDistributedSemaphoreProvider(sp.GetRequiredService<GaggleLocks>()));
         Replace<IDistributedLockProvider, GaggleDistributedLockProvider>(services);
