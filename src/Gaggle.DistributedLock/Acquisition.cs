@@ -4,7 +4,7 @@ using Medallion.Threading;
 namespace Gaggle.DistributedLock;
 
 /// <summary>
-/// What the lock and the semaphore adapters share: DistributedLock.Core's rules for timeouts, the
+/// What the lock, semaphore and reader-writer lock adapters share: DistributedLock.Core's rules for timeouts, the
 /// mapping onto <see cref="GaggleLocks"/>, and the blocking wait behind the synchronous methods.
 /// </summary>
 internal static class Acquisition
@@ -62,6 +62,25 @@ internal static class Acquisition
             : await locks.AcquireSemaphoreAsync(name, maxCount, wait, cancellationToken).ConfigureAwait(false);
         return new GaggleDistributedLockHandle(hold);
     }
+
+    /// <summary>A read or write hold of a reader-writer lock, or null when none was granted within <paramref name="wait"/> (never null when <paramref name="wait"/> is null).</summary>
+    internal static async ValueTask<GaggleDistributedLockHandle?> TryAcquireReaderWriterAsync(GaggleLocks locks, string name, bool write, TimeSpan? wait, CancellationToken cancellationToken)
+    {
+        var hold = (write, wait) switch
+        {
+            (false, null) => await locks.AcquireReadAsync(name, null, cancellationToken).ConfigureAwait(false),
+            (false, { } limit) => await locks.TryAcquireReadAsync(name, limit, cancellationToken).ConfigureAwait(false),
+            (true, null) => await locks.AcquireWriteAsync(name, null, cancellationToken).ConfigureAwait(false),
+            (true, { } limit) => await locks.TryAcquireWriteAsync(name, limit, cancellationToken).ConfigureAwait(false),
+        };
+        return hold is null ? null : new GaggleDistributedLockHandle(hold);
+    }
+
+    /// <summary>A read or write hold; <see cref="TimeoutException"/> (Gaggle's) when none was granted within <paramref name="wait"/>.</summary>
+    internal static async ValueTask<GaggleDistributedLockHandle> AcquireReaderWriterAsync(GaggleLocks locks, string name, bool write, TimeSpan? wait, CancellationToken cancellationToken)
+        => new(write
+            ? await locks.AcquireWriteAsync(name, wait, cancellationToken).ConfigureAwait(false)
+            : await locks.AcquireReadAsync(name, wait, cancellationToken).ConfigureAwait(false));
 
     /// <summary>The typed hold as the interface's; the caller has validated its arguments already (they throw at the call, not from the task).</summary>
     internal static async ValueTask<IDistributedSynchronizationHandle?> AsInterfaceOrNull(ValueTask<GaggleDistributedLockHandle?> acquire)

@@ -10,8 +10,9 @@ namespace Gaggle.DistributedLock;
 public static class GaggleBuilderDistributedLockExtensions
 {
     /// <summary>
-    /// Makes <see cref="IDistributedLockProvider"/> and <see cref="IDistributedSemaphoreProvider"/>
-    /// (and the concrete <see cref="GaggleDistributedLockProvider"/> and <see cref="GaggleDistributedSemaphoreProvider"/>,
+    /// Makes <see cref="IDistributedLockProvider"/>, <see cref="IDistributedSemaphoreProvider"/> and
+    /// <see cref="IDistributedReaderWriterLockProvider"/> (and the concrete <see cref="GaggleDistributedLockProvider"/>,
+    /// <see cref="GaggleDistributedSemaphoreProvider"/> and <see cref="GaggleDistributedReaderWriterLockProvider"/>,
     /// whose handles show the fencing token) singletons backed by the hosted node's locks. Code that
     /// takes locks through those interfaces moves to Gaggle with this one registration; an earlier
     /// registration of the interfaces (another DistributedLock provider) is replaced.
@@ -28,12 +29,13 @@ public static class GaggleBuilderDistributedLockExtensions
     {
         ArgumentNullException.ThrowIfNull(builder);
         var services = builder.Services;
-        // One registration for every DistributedLock.Core provider Gaggle backs: a reader-writer
-        // provider (IDistributedReaderWriterLockProvider) joins here once Gaggle has such locks.
+        // One registration for every DistributedLock.Core provider Gaggle backs.
         services.TryAddSingleton(sp => new GaggleDistributedLockProvider(sp.GetRequiredService<GaggleLocks>()));
         services.TryAddSingleton(sp => new GaggleDistributedSemaphoreProvider(sp.GetRequiredService<GaggleLocks>()));
+        services.TryAddSingleton(sp => new GaggleDistributedReaderWriterLockProvider(sp.GetRequiredService<GaggleLocks>()));
         Replace<IDistributedLockProvider, GaggleDistributedLockProvider>(services);
         Replace<IDistributedSemaphoreProvider, GaggleDistributedSemaphoreProvider>(services);
+        Replace<IDistributedReaderWriterLockProvider, GaggleDistributedReaderWriterLockProvider>(services);
         return builder;
     }
 

@@ -4,7 +4,7 @@ using Medallion.Threading;
 namespace Gaggle.DistributedLock;
 
 /// <summary>
-/// A hold of a Gaggle lock or semaphore slot taken through DistributedLock.Core's interfaces: dispose
+/// A hold of a Gaggle lock, semaphore slot or reader-writer lock taken through DistributedLock.Core's interfaces: dispose
 /// it to release (<see cref="Dispose"/> and <see cref="DisposeAsync"/> are idempotent, and either may
 /// follow the other). Beyond <see cref="IDistributedSynchronizationHandle"/> it carries the grant's
 /// <see cref="FencingToken"/>.

@@ -15,13 +15,15 @@ public enum AdapterCalls
 
 /// <summary>
 /// Takes Gaggle locks through DistributedLock.Core's interfaces only (<see cref="IDistributedLockProvider"/>,
-/// <see cref="IDistributedSemaphoreProvider"/>, <see cref="IDistributedSynchronizationHandle"/>), as an
+/// <see cref="IDistributedSemaphoreProvider"/>, <see cref="IDistributedReaderWriterLockProvider"/>,
+/// <see cref="IDistributedSynchronizationHandle"/>), as an
 /// application written against them does; the fencing token is read from the Gaggle handle.
 /// </summary>
 public sealed class AdapterLockClient(GaggleNode node, AdapterCalls calls) : ILockContractClient
 {
     private readonly IDistributedLockProvider _locks = new GaggleDistributedLockProvider(node.Locks);
     private readonly IDistributedSemaphoreProvider _semaphores = new GaggleDistributedSemaphoreProvider(node.Locks);
+    private readonly IDistributedReaderWriterLockProvider _readerWriters = new GaggleDistributedReaderWriterLockProvider(node.Locks);
 
     public async Task<IContractHold?> TryAcquireAsync(string name, int maxCount, TimeSpan timeout, CancellationToken cancellationToken = default)
     {
@@ -36,6 +38,24 @@ public sealed class AdapterLockClient(GaggleNode node, AdapterCalls calls) : ILo
         var handle = calls == AdapterCalls.Async
             ? await (maxCount == 1 ? _locks.CreateLock(name).AcquireAsync(timeout, cancellationToken) : _semaphores.CreateSemaphore(name, maxCount).AcquireAsync(timeout, cancellationToken))
             : await OnOwnThread(() => maxCount == 1 ? _locks.CreateLock(name).Acquire(timeout, cancellationToken) : _semaphores.CreateSemaphore(name, maxCount).Acquire(timeout, cancellationToken));
+        return new Hold(handle, calls);
+    }
+
+    public async Task<IContractHold?> TryAcquireReaderWriterAsync(string name, bool write, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        var rw = _readerWriters.CreateReaderWriterLock(name);
+        var handle = calls == AdapterCalls.Async
+            ? await (write ? rw.TryAcquireWriteLockAsync(timeout, cancellationToken) : rw.TryAcquireReadLockAsync(timeout, cancellationToken))
+            : await OnOwnThread(() => write ? rw.TryAcquireWriteLock(timeout, cancellationToken) : rw.TryAcquireReadLock(timeout, cancellationToken));
+        return handle is null ? null : new Hold(handle, calls);
+    }
+
+    public async Task<IContractHold> AcquireReaderWriterAsync(string name, bool write, TimeSpan? timeout, CancellationToken cancellationToken = default)
+    {
+        var rw = _readerWriters.CreateReaderWriterLock(name);
+        var handle = calls == AdapterCalls.Async
+            ? await (write ? rw.AcquireWriteLockAsync(timeout, cancellationToken) : rw.AcquireReadLockAsync(timeout, cancellationToken))
+            : await OnOwnThread(() => write ? rw.AcquireWriteLock(timeout, cancellationToken) : rw.AcquireReadLock(timeout, cancellationToken));
         return new Hold(handle, calls);
     }
 

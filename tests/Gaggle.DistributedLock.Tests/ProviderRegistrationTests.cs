@@ -44,6 +44,7 @@ public sealed class ProviderRegistrationTests
         var provider = host.Services.GetRequiredService<IDistributedLockProvider>();
         Assert.That(provider, Is.SameAs(host.Services.GetRequiredService<GaggleDistributedLockProvider>()));
         Assert.That(host.Services.GetRequiredService<IDistributedSemaphoreProvider>(), Is.SameAs(host.Services.GetRequiredService<GaggleDistributedSemaphoreProvider>()));
+        Assert.That(host.Services.GetRequiredService<IDistributedReaderWriterLockProvider>(), Is.SameAs(host.Services.GetRequiredService<GaggleDistributedReaderWriterLockProvider>()));
         var early = await Assert.ThrowsAsync<InvalidOperationException>(async () => await invoices.TotalAsync(42));
         Assert.That(early!.Message, Does.Contain("'solo' is not started"), "before the host starts the node, a clear error");
 
@@ -80,6 +81,8 @@ public sealed class ProviderRegistrationTests
         Assert.That(services.Count(d => d.ServiceType == typeof(IDistributedSemaphoreProvider)), Is.EqualTo(1));
         Assert.That(services.Count(d => d.ServiceType == typeof(GaggleDistributedLockProvider)), Is.EqualTo(1));
         Assert.That(services.Count(d => d.ServiceType == typeof(GaggleDistributedSemaphoreProvider)), Is.EqualTo(1));
+        Assert.That(services.Count(d => d.ServiceType == typeof(IDistributedReaderWriterLockProvider)), Is.EqualTo(1));
+        Assert.That(services.Count(d => d.ServiceType == typeof(GaggleDistributedReaderWriterLockProvider)), Is.EqualTo(1));
     }
 
     /// <summary>Application code that knows only DistributedLock.Core's interfaces.</summary>

@@ -19,9 +19,15 @@ public interface ILockContractClient
 
     /// <summary>A hold; <see cref="TimeoutException"/> when none was granted within <paramref name="timeout"/> (null: without limit).</summary>
     Task<IContractHold> AcquireAsync(string name, int maxCount, TimeSpan? timeout, CancellationToken cancellationToken = default);
+
+    /// <summary>A read (or, with <paramref name="write"/>, write) hold of a reader-writer lock, or null when none was granted within <paramref name="timeout"/>.</summary>
+    Task<IContractHold?> TryAcquireReaderWriterAsync(string name, bool write, TimeSpan timeout, CancellationToken cancellationToken = default);
+
+    /// <summary>A read (or, with <paramref name="write"/>, write) hold of a reader-writer lock; <see cref="TimeoutException"/> when none was granted in time.</summary>
+    Task<IContractHold> AcquireReaderWriterAsync(string name, bool write, TimeSpan? timeout, CancellationToken cancellationToken = default);
 }
 
-/// <summary>Gaggle's own lock API (<see cref="GaggleLocks"/>): mutexes for a count of 1, semaphores otherwise.</summary>
+/// <summary>Gaggle's own lock API (<see cref="GaggleLocks"/>): mutexes for a count of 1, semaphores otherwise, and reader-writer locks.</summary>
 public sealed class NativeLockClient(GaggleNode node) : ILockContractClient
 {
     public async Task<IContractHold?> TryAcquireAsync(string name, int maxCount, TimeSpan timeout, CancellationToken cancellationToken = default)
@@ -36,6 +42,12 @@ public sealed class NativeLockClient(GaggleNode node) : ILockContractClient
         => new Hold(maxCount == 1
             ? await node.Locks.AcquireAsync(name, timeout, cancellationToken)
             : await node.Locks.AcquireSemaphoreAsync(name, maxCount, timeout, cancellationToken));
+
+    public async Task<IContractHold?> TryAcquireReaderWriterAsync(string name, bool write, TimeSpan timeout, CancellationToken cancellationToken = default)
+        => await (write ? node.Locks.TryAcquireWriteAsync(name, timeout, cancellationToken) : node.Locks.TryAcquireReadAsync(name, timeout, cancellationToken)) is { } hold ? new Hold(hold) : null;
+
+    public async Task<IContractHold> AcquireReaderWriterAsync(string name, bool write, TimeSpan? timeout, CancellationToken cancellationToken = default)
+        => new Hold(await (write ? node.Locks.AcquireWriteAsync(name, timeout, cancellationToken) : node.Locks.AcquireReadAsync(name, timeout, cancellationToken)));
 
     private sealed class Hold(GaggleLockHandle handle) : IContractHold
     {

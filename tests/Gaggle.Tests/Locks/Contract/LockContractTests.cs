@@ -5,7 +5,7 @@ using NUnit.Framework;
 namespace Gaggle.Tests.Locks.Contract;
 
 /// <summary>
-/// What every way of taking Gaggle locks must do, on every channel: run against the in-memory
+/// What every way of taking Gaggle locks (mutexes, semaphores, reader-writer locks) must do, on every channel: run against the in-memory
 /// network and Redis through the native API (Gaggle.Tests, Gaggle.Redis.Tests) and through the
 /// DistributedLock.Core adapters (Gaggle.DistributedLock.Tests). The file is linked into those
 /// projects, not copied. Waits are for conditions with deadlines; nothing sleeps on a guess.
@@ -207,6 +207,44 @@ public abstract class LockContractTests
         Assert.That(next!.FencingToken, Is.GreaterThan(hold.FencingToken));
         var info = await cluster.Nodes[1].Locks.InspectAsync("twice", LongWait);
         Assert.That(info.Holders.Select(h => h.FencingToken), Is.EqualTo(new[] { next.FencingToken }), "the second dispose released nothing more");
+    }
+
+    [Test]
+    public async Task ReadersShareAReaderWriterLockAndAWaitingWriterIsServedBeforeLaterReaders()
+    {
+        await using var cluster = await StartClusterAsync(Lease);
+        await cluster.WaitForLeaderAsync();
+        var (a, b, c) = (ClientOf(cluster.Nodes[0]), ClientOf(cluster.Nodes[1]), ClientOf(cluster.Nodes[2]));
+        var readers = new List<IContractHold> { await a.AcquireReaderWriterAsync("rw", write: false, LongWait), await b.AcquireReaderWriterAsync("rw", write: false, LongWait) };
+        Assert.That(await c.TryAcquireReaderWriterAsync("rw", write: true, TimeSpan.Zero), Is.Null, "a writer does not share it");
+
+        var writing = c.AcquireReaderWriterAsync("rw", write: true, LongWait);
+        await UntilAsync(async () => (await cluster.Nodes[2].Locks.InspectAsync("rw", LongWait)).QueueLength == 1, "the writer to queue");
+        Assert.That(await a.TryAcquireReaderWriterAsync("rw", write: false, TimeSpan.Zero), Is.Null, "a later reader waits behind the writer");
+        foreach (var reader in readers)
+        {
+            await reader.DisposeAsync();
+        }
+
+        await using (var writer = await writing.WaitAsync(LongWait))
+        {
+            Assert.That(writer.FencingToken, Is.GreaterThan(readers.Max(r => r.FencingToken)));
+            Assert.That(await b.TryAcquireReaderWriterAsync("rw", write: false, TimeSpan.Zero), Is.Null, "no reader beside the writer");
+        }
+
+        await using var after = await b.TryAcquireReaderWriterAsync("rw", write: false, LongWait);
+        Assert.That(after, Is.Not.Null, "the writer let go");
+    }
+
+    [Test]
+    public async Task ANameInUseAsAMutexRefusesAReaderWriterRequest()
+    {
+        await using var cluster = await StartClusterAsync(Lease);
+        await cluster.WaitForLeaderAsync();
+        var a = ClientOf(cluster.Nodes[0]);
+        await using var mutex = await a.AcquireAsync("kind", 1, LongWait);
+        var refused = await Assert.ThrowsAsync<InvalidOperationException>(() => ClientOf(cluster.Nodes[1]).TryAcquireReaderWriterAsync("kind", write: false, LongWait));
+        Assert.That(refused!.Message, Does.Contain("'kind' is in use as a mutex"));
     }
 
     /// <summary>Polls <paramref name="condition"/> until it holds; fails after <paramref name="deadline"/> (30 s).</summary>
