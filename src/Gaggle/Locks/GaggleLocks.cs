@@ -281,6 +281,13 @@ public sealed class GaggleLocks
             _node.GiveUpLockRequest(sequence, name);
             return null;
         }
+        catch (OperationCanceledException e) when (cancellationToken.IsCancellationRequested && e.CancellationToken != cancellationToken)
+        {
+            // The wait was on a token linked to the caller's: the caller's own token says it was theirs.
+            activity?.SetTag("gaggle.lock.outcome", "cancelled");
+            _node.GiveUpLockRequest(sequence, name);
+            throw new OperationCanceledException($"The acquire of '{name}' on node '{_node.Id}' was cancelled; the request was withdrawn.", e, cancellationToken);
+        }
         catch (OperationCanceledException)
         {
             activity?.SetTag("gaggle.lock.outcome", "cancelled");

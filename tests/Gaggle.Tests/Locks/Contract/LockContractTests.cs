@@ -183,6 +183,8 @@ public abstract class LockContractTests
 
         await cancel.CancelAsync();
         Assert.That(async () => await waiting.WaitAsync(LongWait), Throws.InstanceOf<OperationCanceledException>());
+        var cancelled = await Assert.CatchAsync<OperationCanceledException>(async () => await waiting);
+        Assert.That(cancelled!.CancellationToken, Is.EqualTo(cancel.Token), "the exception carries the caller's token");
         await UntilAsync(async () => (await a.Locks.InspectAsync("cancel", LongWait)).QueueLength == 0, "b's request to leave the queue");
         await holder.DisposeAsync();
 
@@ -207,6 +209,19 @@ public abstract class LockContractTests
         Assert.That(next!.FencingToken, Is.GreaterThan(hold.FencingToken));
         var info = await cluster.Nodes[1].Locks.InspectAsync("twice", LongWait);
         Assert.That(info.Holders.Select(h => h.FencingToken), Is.EqualTo(new[] { next.FencingToken }), "the second dispose released nothing more");
+    }
+
+    [Test]
+    public async Task TryAcquireWithAFiniteTimeoutWaitsForARelease()
+    {
+        await using var cluster = await StartClusterAsync(Lease);
+        await cluster.WaitForLeaderAsync();
+        var holder = await ClientOf(cluster.Nodes[0]).AcquireAsync("finite", 1, LongWait);
+        var waiting = ClientOf(cluster.Nodes[1]).TryAcquireAsync("finite", 1, LongWait);
+        await UntilAsync(async () => (await cluster.Nodes[0].Locks.InspectAsync("finite", LongWait)).QueueLength == 1, "the waiter to queue");
+        await holder.DisposeAsync();
+        await using var granted = await waiting.WaitAsync(LongWait);
+        Assert.That(granted, Is.Not.Null, "a try with a timeout waits for the holder to let go");
     }
 
     [Test]
