@@ -12,7 +12,7 @@ public sealed partial class DriverPurityTests
 {
     private static readonly string[] DriverFiles =
     [
-        "Runtime/NodeDriver.cs", "Runtime/NodeDriverSettings.cs", "Runtime/NodeOutput.cs", "Runtime/DriverAppend.cs", "Runtime/AppendPipeline.cs",
+        "Runtime/NodeDriver.cs", "Runtime/NodeDriver.Forwarded.cs", "Runtime/ForwardedTraces.cs", "Runtime/NodeDriverSettings.cs", "Runtime/NodeOutput.cs", "Runtime/DriverAppend.cs", "Runtime/AppendPipeline.cs",
         "Runtime/DispatchRouter.cs", "Runtime/NodeStateMachines.cs", "Runtime/ApplicationStateMachines.cs", "Runtime/INodeStateMachine.cs",
         "Runtime/NodeSnapshot.cs", "Runtime/ProposalDeduplicator.cs", "Runtime/EntryEnvelope.cs", "Locks/LockStateMachine.cs", "Locks/LockTable.cs",
         "Locks/LeaseClock.cs", "Leadership/LeadershipLease.cs", "Runtime/MembershipChanges.cs", "Runtime/MembershipRequest.cs", "Runtime/Autopilot.cs",
