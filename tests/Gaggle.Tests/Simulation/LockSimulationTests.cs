@@ -22,16 +22,21 @@ public sealed class LockSimulationTests
     [Test]
     public void FiveNodeLockTablesStaySafe() => RunSeeds(5);
 
-    private static void RunSeeds(int size)
+    /// <summary>Elastic clusters of 1 to 5 instances: generations, their hold-offs and their tokens, under the lock workload.</summary>
+    [Test]
+    public void ElasticLockTablesStaySafe() => RunSeeds(seed => ClusterShape.ElasticOf(1 + (seed % 5)));
+
+    private static void RunSeeds(int size) => RunSeeds(_ => new ClusterShape(size, Discovery: false));
+
+    private static void RunSeeds(Func<int, ClusterShape> shapeOf)
     {
         var seeds = RaftSimulationTests.Seeds();
-        var shape = new ClusterShape(size, Discovery: false);
         var failures = new ConcurrentBag<SimulationFailure>();
         var results = new ConcurrentBag<(int Seed, SimulationResult Result)>();
         var stopwatch = Stopwatch.StartNew();
         Parallel.ForEach(seeds, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, seed =>
         {
-            var result = Simulator.Run(seed, shape, Workload.Locks);
+            var result = Simulator.Run(seed, shapeOf(seed), Workload.Locks);
             results.Add((seed, result));
             if (result.Failure is not null)
             {
@@ -55,7 +60,7 @@ public sealed class LockSimulationTests
         if (!failures.IsEmpty)
         {
             var ordered = failures.OrderBy(f => f.Seed).ToArray();
-            var first = Simulator.RunAndExplain(ordered[0].Seed, shape, Workload.Locks) ?? ordered[0];
+            var first = Simulator.RunAndExplain(ordered[0].Seed, shapeOf(ordered[0].Seed), Workload.Locks) ?? ordered[0];
             string others = ordered.Length == 1 ? "" : $"{Environment.NewLine}{ordered.Length} failing seeds: {string.Join(", ", ordered.Take(30).Select(f => f.Seed))}";
             Assert.Fail(first.Report() + others);
         }
