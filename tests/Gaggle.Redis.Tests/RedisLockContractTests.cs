@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using Gaggle.Benchmarks;
 using Gaggle.Channels;
 using Gaggle.Tests.Locks.Contract;
 using NUnit.Framework;
@@ -27,33 +28,4 @@ public sealed class RedisLockContractTests : LockContractTests
     }
 
     protected override ILockContractClient ClientOf(GaggleNode node) => new NativeLockClient(node);
-
-    /// <summary>A channel whose traffic can be cut in both directions at once (nothing sent or delivered from then on).</summary>
-    private sealed class CuttableChannel(IChannel inner) : IChannel
-    {
-        private volatile bool _cut;
-
-        public string NodeId => inner.NodeId;
-
-        public void Cut() => _cut = true;
-
-        public ValueTask ConnectAsync(Action<InboundMessage> receiver, CancellationToken cancellationToken = default)
-            => inner.ConnectAsync(message =>
-            {
-                if (!_cut)
-                {
-                    receiver(message);
-                }
-            }, cancellationToken);
-
-        public ValueTask DisconnectAsync(CancellationToken cancellationToken = default) => inner.DisconnectAsync(cancellationToken);
-
-        public ValueTask SendAsync(string to, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default)
-            => _cut ? ValueTask.CompletedTask : inner.SendAsync(to, payload, cancellationToken);
-
-        public ValueTask BroadcastAsync(ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default)
-            => _cut ? ValueTask.CompletedTask : inner.BroadcastAsync(payload, cancellationToken);
-
-        public ValueTask DisposeAsync() => inner.DisposeAsync();
-    }
 }
