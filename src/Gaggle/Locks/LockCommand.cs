@@ -39,19 +39,38 @@ internal enum LockCommandType : byte
 
     /// <summary>Take the reader-writer lock Name for writing (alone), or queue (FIFO) for WaitMs at most; MaxCount is unused.</summary>
     AcquireWrite = 9,
+
+    /// <summary>
+    /// Take every lock of Parts (each a mutex or semaphore slot, or a reader-writer lock for reading or
+    /// writing) all at once, or queue (FIFO) in every one of their queues for WaitMs at most; WaitMs 0
+    /// means try once. Name is the first part's name (for cancelling the wait); MaxCount is unused.
+    /// </summary>
+    AcquireAll = 10,
 }
 
 /// <summary>Helpers over <see cref="LockCommandType"/>.</summary>
 internal static class LockCommandTypes
 {
     /// <summary>Whether <paramref name="type"/> asks for a hold (of a mutex or semaphore slot, or of a reader-writer lock).</summary>
-    public static bool IsAcquire(this LockCommandType type) => type is LockCommandType.Acquire or LockCommandType.AcquireRead or LockCommandType.AcquireWrite;
+    public static bool IsAcquire(this LockCommandType type) => type is LockCommandType.Acquire or LockCommandType.AcquireRead or LockCommandType.AcquireWrite or LockCommandType.AcquireAll;
+
+    /// <summary>Whether <paramref name="type"/> may be a part of <see cref="LockCommandType.AcquireAll"/>: an acquire of one lock.</summary>
+    public static bool IsSingleAcquire(this LockCommandType type) => type is LockCommandType.Acquire or LockCommandType.AcquireRead or LockCommandType.AcquireWrite;
 }
+
+/// <summary>One lock of an <see cref="LockCommandType.AcquireAll"/>: how (<see cref="LockCommandType.Acquire"/> with MaxCount, <see cref="LockCommandType.AcquireRead"/> or <see cref="LockCommandType.AcquireWrite"/>) and which.</summary>
+internal readonly record struct LockPart(LockCommandType Type, string Name, int MaxCount = 1);
 
 /// <summary>A lock table command, carried in a log entry whose envelope says who sent it and when the leader stamped it.</summary>
 internal sealed record LockCommand(LockCommandType Type, string Name, int MaxCount = 1, long LeaseMs = 0, long WaitMs = 0, long Token = 0, long RequestSequence = 0)
 {
+    /// <summary>The most locks one <see cref="LockCommandType.AcquireAll"/> may take.</summary>
+    public const int MaxParts = 64;
+
     private const byte FormatVersion = 1;
+
+    /// <summary>The locks an <see cref="LockCommandType.AcquireAll"/> takes; empty for every other command.</summary>
+    public IReadOnlyList<LockPart> Parts { get; init; } = [];
 
     public byte[] Encode()
     {
@@ -64,6 +83,17 @@ internal sealed record LockCommand(LockCommandType Type, string Name, int MaxCou
         writer.VarLong(WaitMs);
         writer.VarLong(Token);
         writer.VarLong(RequestSequence);
+        if (Type == LockCommandType.AcquireAll)
+        {
+            writer.VarUInt((ulong)Parts.Count);
+            foreach (var part in Parts)
+            {
+                writer.Byte((byte)part.Type);
+                writer.String(part.Name);
+                writer.VarLong(part.MaxCount);
+            }
+        }
+
         return writer.ToArray();
     }
 
@@ -81,12 +111,34 @@ internal sealed record LockCommand(LockCommandType Type, string Name, int MaxCou
             }
 
             byte type = reader.Byte();
-            if (type is < (byte)LockCommandType.Acquire or > (byte)LockCommandType.AcquireWrite)
+            if (type is < (byte)LockCommandType.Acquire or > (byte)LockCommandType.AcquireAll)
             {
                 return null;
             }
 
             var command = new LockCommand((LockCommandType)type, reader.String(), (int)Math.Min(reader.VarLong(), int.MaxValue), reader.VarLong(), reader.VarLong(), reader.VarLong(), reader.VarLong());
+            if (command.Type == LockCommandType.AcquireAll)
+            {
+                ulong count = reader.VarUInt();
+                if (count > MaxParts)
+                {
+                    return null;
+                }
+
+                var parts = new LockPart[count];
+                for (int i = 0; i < parts.Length; i++)
+                {
+                    var partType = (LockCommandType)reader.Byte();
+                    parts[i] = new LockPart(partType, reader.String(), (int)Math.Min(reader.VarLong(), int.MaxValue));
+                    if (!partType.IsSingleAcquire())
+                    {
+                        return null;
+                    }
+                }
+
+                command = command with { Parts = parts };
+            }
+
             reader.End();
             return command;
         }

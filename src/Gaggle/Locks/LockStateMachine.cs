@@ -88,8 +88,8 @@ internal sealed class LockStateMachine : INodeStateMachine, ISnapshotPart
         }
     }
 
-    /// <summary>A caller waits for the outcome of its request <paramref name="sequence"/> (registered with the request's append).</summary>
-    public void Watch(long sequence) => _requests[sequence] = new RequestWatch();
+    /// <summary>A caller waits for the outcome of its request <paramref name="sequence"/> of <paramref name="parts"/> locks (registered with the request's append).</summary>
+    public void Watch(long sequence, int parts = 1) => _requests[sequence] = new RequestWatch { Parts = parts };
 
     /// <summary>The caller took its outcome: no more events for the request (a grant now belongs to its handle).</summary>
     public void Unwatch(long sequence) => Forget(sequence);
@@ -105,8 +105,13 @@ internal sealed class LockStateMachine : INodeStateMachine, ISnapshotPart
     {
         if (_requests.TryGetValue(sequence, out var watch) && watch.State == WatchState.Granted)
         {
+            // Every lock of a multi-lock request was granted by the one entry that granted the first.
             Forget(sequence);
-            _commands.Add(new LockCommand(LockCommandType.Release, watch.Name, Token: watch.Token));
+            foreach (var (grantedName, token) in watch.Grants)
+            {
+                _commands.Add(new LockCommand(LockCommandType.Release, grantedName, Token: token));
+            }
+
             return;
         }
 
@@ -171,9 +176,10 @@ internal sealed class LockStateMachine : INodeStateMachine, ISnapshotPart
 
     /// <summary>
     /// After a snapshot replaced the table, requests of ours it answered produced no events here: a
-    /// request that holds a lock now is granted; one the table neither holds nor queues, but whose
-    /// command was applied, was answered while we were behind (denied, or granted and already ended)
-    /// and is reported denied.
+    /// request that holds its locks now (all of them, for a multi-lock request) is granted; one the
+    /// table neither holds nor queues, but whose command was applied, was answered while we were
+    /// behind (denied, or granted and already ended) and is reported denied. So is a multi-lock request
+    /// some of whose holds ended: the holds left are released.
     /// </summary>
     public void ReconcileAfterSnapshot(Func<long, bool> applied)
     {
@@ -185,15 +191,28 @@ internal sealed class LockStateMachine : INodeStateMachine, ISnapshotPart
             }
 
             var request = new RequestId(_id, _incarnation, sequence);
-            var found = Table.FindRequest(request);
-            if (found is { Holder: { } holder })
+            var (holds, waiting) = Table.FindHolds(request);
+            if (waiting)
             {
-                OnOwnEvent(new LockEvent(LockEventType.Granted, found.Value.Name, request, holder.Token, holder.Expiry));
+                continue;
             }
-            else if (found is null)
+
+            if (holds.Count == watch.Parts)
             {
-                OnOwnEvent(new LockEvent(LockEventType.Denied, "", request));
+                foreach (var (name, holder) in holds)
+                {
+                    OnOwnEvent(new LockEvent(LockEventType.Granted, name, request, holder.Token, holder.Expiry));
+                }
+
+                continue;
             }
+
+            foreach (var (name, holder) in holds)
+            {
+                _commands.Add(new LockCommand(LockCommandType.Release, name, Token: holder.Token));
+            }
+
+            OnOwnEvent(new LockEvent(LockEventType.Denied, "", request));
         }
     }
 
@@ -238,8 +257,7 @@ internal sealed class LockStateMachine : INodeStateMachine, ISnapshotPart
         if (lockEvent.Type == LockEventType.Granted)
         {
             watch.State = WatchState.Granted;
-            watch.Name = lockEvent.Name;
-            watch.Token = lockEvent.Token;
+            watch.Grants.Add((lockEvent.Name, lockEvent.Token));
         }
 
         _events.LockEvents.Add((sequence, lockEvent));
@@ -259,8 +277,10 @@ internal sealed class LockStateMachine : INodeStateMachine, ISnapshotPart
 
         public WatchState State { get; set; }
 
-        public string Name { get; set; } = "";
+        /// <summary>How many locks the request asks for (several for a multi-lock request).</summary>
+        public int Parts { get; init; } = 1;
 
-        public long Token { get; set; }
+        /// <summary>The grants of the request, one per lock, once granted.</summary>
+        public List<(string Name, long Token)> Grants { get; } = [];
     }
 }

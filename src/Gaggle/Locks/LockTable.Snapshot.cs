@@ -45,6 +45,7 @@ internal sealed partial class LockTable
         var reader = new WireReader(buffer.ToArray());
         _locks.Clear();
         _events.Clear();
+        _touched.Clear();
         Now = reader.VarLong();
         ulong count = reader.VarUInt();
         for (ulong i = 0; i < count; i++)
@@ -78,6 +79,7 @@ internal sealed partial class LockTable
         GrantsFrom = reader.Remaining > 0 ? reader.VarLong() : 0;
         ReadReaderWriterModes(ref reader);
         reader.End();
+        LinkGroups();
         _deadlines.Clear();
         foreach (var (name, state) in _locks)
         {
@@ -94,6 +96,12 @@ internal sealed partial class LockTable
             if (state.Waiters.Count > 0 && Now < GrantsFrom)
             {
                 _deadlines.Enqueue(name, GrantsFrom);
+            }
+
+            if (GrantPending(state))
+            {
+                // The entry that wrote it ran out of tokens for its first waiter: due at once, as in the table that wrote it.
+                _deadlines.Enqueue(name, Now);
             }
         }
 

@@ -18,6 +18,8 @@ namespace Gaggle.Locks;
 /// the waiters that would fit beyond that are granted by the next entry (the leader's time entry, which
 /// a deadline due at once brings), so no two holders of a lock ever share a token.
 /// Commands that do not apply (a release of an unknown token, ...) change nothing.
+/// A multi-lock request waits in the queue of each of its locks and is granted all at once (see
+/// LockTable.Groups.cs).
 /// </remarks>
 internal sealed partial class LockTable
 {
@@ -91,12 +93,16 @@ internal sealed partial class LockTable
         if (Now >= _nextDeadline)
         {
             ExpireDue(index, grants);
+            GrantTouched(index, grants);
         }
 
         switch (command.Type)
         {
             case LockCommandType.Acquire or LockCommandType.AcquireRead or LockCommandType.AcquireWrite:
                 Acquire(command, request, index, grants);
+                break;
+            case LockCommandType.AcquireAll:
+                AcquireAll(command, request, index, grants);
                 break;
             case LockCommandType.Release:
                 if (_locks.TryGetValue(command.Name, out var released) && released.RemoveHolder(command.Token) is { } gone)
@@ -117,7 +123,13 @@ internal sealed partial class LockTable
                 break;
             case LockCommandType.CancelWait:
                 var target = request with { Sequence = command.RequestSequence };
-                if (_locks.TryGetValue(command.Name, out var waited) && waited.Waiters.RemoveAll(w => w.Request == target) > 0)
+                if (_locks.TryGetValue(command.Name, out var waited) && waited.Waiters.Find(w => w.Request == target) is { Group: { } group })
+                {
+                    // A multi-lock request stops waiting for all of its locks.
+                    RemoveGroup(group);
+                    _events.Add(new LockEvent(LockEventType.Cancelled, group.Names[0], target));
+                }
+                else if (waited is not null && waited.Waiters.RemoveAll(w => w.Request == target) > 0)
                 {
                     _events.Add(new LockEvent(LockEventType.Cancelled, command.Name, target));
                     // A writer that stops waiting may leave readers at the front of the queue that fit now.
@@ -130,26 +142,8 @@ internal sealed partial class LockTable
                 break;
         }
 
+        GrantTouched(index, grants);
         SettleNextDeadline();
-    }
-
-    /// <summary>Where a request stands: holding (with its hold) or waiting on a lock; null when the table has forgotten it.</summary>
-    public (string Name, LockHolder? Holder)? FindRequest(RequestId request)
-    {
-        foreach (var (name, state) in _locks)
-        {
-            if (state.Holders.Find(h => h.Request == request) is { } holder)
-            {
-                return (name, holder);
-            }
-
-            if (state.Waiters.Exists(w => w.Request == request))
-            {
-                return (name, null);
-            }
-        }
-
-        return null;
     }
 
     /// <summary>Whether lock <paramref name="name"/> is held with fencing token <paramref name="token"/>.</summary>
@@ -246,7 +240,10 @@ internal sealed partial class LockTable
     /// one entry's tokens). A deadline at the table's time stands for it, so the leader's next time
     /// entry grants the rest, with tokens of its own index.
     /// </summary>
-    private bool GrantPending(LockState state) => state.Waiters.Count > 0 && Now >= GrantsFrom && state.HasRoomFor(state.Waiters[0].Writer);
+    private bool GrantPending(LockState state) => state.Waiters.Count > 0 && Now >= GrantsFrom && FrontFits(state);
+
+    /// <summary>Whether the first waiter of <paramref name="state"/> fits: in this lock, or for a multi-lock request, as the first waiter of each of its locks.</summary>
+    private bool FrontFits(LockState state) => state.Waiters[0] is { Group: { } group } ? GroupFits(group) : state.HasRoomFor(state.Waiters[0].Writer);
 
     private void Grant(string name, LockState state, RequestId request, long leaseMs, bool writer, long index, Dictionary<string, int> grants)
     {
@@ -262,9 +259,15 @@ internal sealed partial class LockTable
     private void GrantWaiters(string name, LockState state, long index, Dictionary<string, int> grants)
     {
         // FIFO: the first waiter goes first, or nobody does (a writer next in line keeps the readers behind it waiting).
-        while (GrantPending(state) && TokenLeft(name, grants))
+        while (GrantPending(state) && (state.Waiters[0].Group is { } first ? TokensLeft(first, grants) : TokenLeft(name, grants)))
         {
             var next = state.Waiters[0];
+            if (next.Group is { } group)
+            {
+                GrantGroup(group, index, grants);
+                continue;
+            }
+
             state.Waiters.RemoveAt(0);
             Grant(name, state, next.Request, next.LeaseMs, next.Writer, index, grants);
         }
@@ -304,8 +307,18 @@ internal sealed partial class LockTable
 
             foreach (var waiter in state.Waiters.Where(w => w.Deadline <= Now).ToList())
             {
-                state.Waiters.Remove(waiter);
-                _events.Add(new LockEvent(LockEventType.Denied, name, waiter.Request));
+                if (waiter.Group is { } group)
+                {
+                    // Its other locks had the same deadline; it is denied once, by its first lock due.
+                    RemoveGroup(group);
+                }
+                else
+                {
+                    state.Waiters.Remove(waiter);
+                }
+
+                // A multi-lock request is answered once, in the name of its first lock.
+                _events.Add(new LockEvent(LockEventType.Denied, waiter.Group?.Names[0] ?? name, waiter.Request));
             }
 
             GrantWaiters(name, state, index, grants);

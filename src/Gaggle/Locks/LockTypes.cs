@@ -14,8 +14,21 @@ internal sealed record LockHolder(long Token, RequestId Request, long Since, lon
     public long Expiry { get; set; } = Expiry;
 }
 
-/// <summary>One queued request; <paramref name="Writer"/> as for <see cref="LockHolder"/>.</summary>
-internal sealed record LockWaiter(RequestId Request, long LeaseMs, long Deadline, bool Writer = false);
+/// <summary>One queued request; <paramref name="Writer"/> as for <see cref="LockHolder"/>; <paramref name="Group"/> when it is one lock of a multi-lock request.</summary>
+internal sealed record LockWaiter(RequestId Request, long LeaseMs, long Deadline, bool Writer = false, LockGroup? Group = null);
+
+/// <summary>
+/// A multi-lock request waiting (<see cref="LockCommandType.AcquireAll"/>): one waiter in the queue of
+/// each of its locks, all granted in one entry or none.
+/// </summary>
+/// <param name="Request">The request.</param>
+/// <param name="Names">Its locks, in ordinal order (the order its grants are made in, so that a table read from a snapshot makes them in the same order).</param>
+internal sealed class LockGroup(RequestId Request, string[] Names)
+{
+    public RequestId Request { get; } = Request;
+
+    public string[] Names { get; } = Names;
+}
 
 /// <summary>What applying a command did that the requesting node must hear about.</summary>
 internal enum LockEventType

@@ -55,8 +55,8 @@ public sealed partial class GaggleNode
     /// <param name="timeout">How long to wait; forever when null.</param>
     /// <param name="cancellationToken">Stops waiting.</param>
     /// <param name="recordDuration">Record the append-duration metric.</param>
-    /// <param name="watchLockRequest">The envelope is a lock request whose outcome the caller waits for.</param>
-    internal Task<long> AppendEnvelopeAsync(long sequence, byte[] envelope, TimeSpan? timeout, CancellationToken cancellationToken, bool recordDuration = false, bool watchLockRequest = false)
+    /// <param name="watchedLockParts">When the envelope is a lock request whose outcome the caller waits for, how many locks it asks for (0 otherwise).</param>
+    internal Task<long> AppendEnvelopeAsync(long sequence, byte[] envelope, TimeSpan? timeout, CancellationToken cancellationToken, bool recordDuration = false, int watchedLockParts = 0)
     {
         if (InvalidTimeout(timeout) is { } invalid)
         {
@@ -69,7 +69,7 @@ public sealed partial class GaggleNode
             StartedAt = recordDuration ? _time.GetTimestamp() : 0,
             Timeout = timeout is { } t && t != Timeout.InfiniteTimeSpan ? t : null,
             DeadlineUs = timeout is { } limit && limit != Timeout.InfiniteTimeSpan ? DeadlineAfter(NowUs(), limit) : long.MaxValue,
-            WatchesLockRequest = watchLockRequest,
+            WatchedLockParts = watchedLockParts,
         };
         return WaitForCommitAsync(pending, cancellationToken);
     }

@@ -28,7 +28,7 @@ public sealed partial class GaggleNode
     internal Task<long> AppendLockRequestAsync(long sequence, LockCommand command, Action<LockEvent> onEvent, TimeSpan? timeout, CancellationToken cancellationToken)
     {
         _lockCallers.Watch(sequence, onEvent);
-        return AppendEnvelopeAsync(sequence, LockEnvelope(sequence, command), timeout, cancellationToken, watchLockRequest: true);
+        return AppendEnvelopeAsync(sequence, LockEnvelope(sequence, command), timeout, cancellationToken, watchedLockParts: Math.Max(1, command.Parts.Count));
     }
 
     /// <summary>Appends a lock command whose outcome nobody waits for (a release, a renewal).</summary>

@@ -124,9 +124,9 @@ public sealed partial class GaggleNode
             case PendingAppend append:
                 if (_appendCallers.IsWaiting(append.Sequence))
                 {
-                    if (append.WatchesLockRequest)
+                    if (append.WatchedLockParts > 0)
                     {
-                        driver.AppendLockRequest(append);
+                        driver.AppendLockRequest(append, append.WatchedLockParts);
                     }
                     else
                     {

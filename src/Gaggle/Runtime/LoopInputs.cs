@@ -32,8 +32,8 @@ internal sealed class PendingAppend(long sequence, byte[] envelope) : DriverAppe
     /// <summary>The caller's timeout; null when it waits without limit.</summary>
     public TimeSpan? Timeout { get; init; }
 
-    /// <summary>A lock request whose outcome the caller waits for (the driver watches it).</summary>
-    public bool WatchesLockRequest { get; init; }
+    /// <summary>For a lock request whose outcome the caller waits for (the driver watches it), how many locks it asks for; 0 for any other append.</summary>
+    public int WatchedLockParts { get; init; }
 }
 
 /// <summary>A leader RPC waiting for its reply; posted to the loop as is, and routed by the driver.</summary>

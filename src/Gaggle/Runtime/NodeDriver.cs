@@ -209,10 +209,10 @@ internal sealed partial class NodeDriver
     /// <summary>Appends an entry (its envelope made by the caller): proposed or forwarded with the next batch.</summary>
     public void Append(DriverAppend append) => _appends.Add(append);
 
-    /// <summary>An append of a lock command whose outcome the caller waits for: the request is watched from now on.</summary>
-    public void AppendLockRequest(DriverAppend append)
+    /// <summary>An append of a lock request (of <paramref name="parts"/> locks) whose outcome the caller waits for: the request is watched from now on.</summary>
+    public void AppendLockRequest(DriverAppend append, int parts = 1)
     {
-        Machines.Locks.Watch(append.Sequence);
+        Machines.Locks.Watch(append.Sequence, parts);
         _appends.Add(append);
     }
 

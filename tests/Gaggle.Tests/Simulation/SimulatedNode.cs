@@ -256,7 +256,7 @@ internal sealed class SimulatedNode(Simulator sim, string id, NodeClock clock)
     public void AppendLockRequest(long sequence, LockCommand command, Action<LockEvent> onEvent, long deadlineUs, Action<long>? onCommitted, Action? onTimedOut)
     {
         _lockWaiters[sequence] = onEvent;
-        Driver!.AppendLockRequest(new SimAppend(sequence, LockEnvelope(sequence, command), onCommitted, onTimedOut) { DeadlineUs = deadlineUs });
+        Driver!.AppendLockRequest(new SimAppend(sequence, LockEnvelope(sequence, command), onCommitted, onTimedOut) { DeadlineUs = deadlineUs }, Math.Max(1, command.Parts.Count));
     }
 
     /// <summary>GaggleNode.AppendLockCommandAsync: a renewal or release; returns its sequence.</summary>
