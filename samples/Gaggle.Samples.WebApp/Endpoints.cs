@@ -162,6 +162,12 @@ public static class Endpoints
             {
                 return Results.Problem(e.Message, statusCode: StatusCodes.Status503ServiceUnavailable, title: "Not committed in time");
             }
+            catch (InvalidOperationException e)
+            {
+                // This instance was removed from the cluster while the entry waited (paused past the
+                // member timeout) and joins again: the entry may or may not be in the log. Retry.
+                return Results.Problem(e.Message, statusCode: StatusCodes.Status503ServiceUnavailable, title: "Outcome unknown; retry");
+            }
         });
 
         app.MapGet("/log", (string? from, EventLog log) =>
@@ -187,7 +193,18 @@ public static class Endpoints
             }
 
             var timeout = options.Value.CounterLockTimeout;
-            await using var hold = await locks.TryAcquireAsync("counter:" + name, timeout, cancellationToken);
+            Gaggle.Locks.GaggleLockHandle? acquired;
+            try
+            {
+                acquired = await locks.TryAcquireAsync("counter:" + name, timeout, cancellationToken);
+            }
+            catch (InvalidOperationException e)
+            {
+                // This instance was removed from the cluster while the request waited, and joins again.
+                return Results.Problem(e.Message, statusCode: StatusCodes.Status503ServiceUnavailable, title: "Lock outcome unknown; retry");
+            }
+
+            await using var hold = acquired;
             if (hold is null)
             {
                 return NotAcquired("counter:" + name, timeout, node);
