@@ -16,7 +16,12 @@ namespace Gaggle.Redis.Tests;
 [Parallelizable(ParallelScope.All)]
 public sealed class RedisLockContractTests : LockContractTests
 {
-    protected override async Task<LockContractCluster> StartClusterAsync(TimeSpan lease)
+    protected override Task<LockContractCluster> StartClusterAsync(TimeSpan lease) => StartRedisClusterAsync(lease);
+
+    protected override ILockContractClient ClientOf(GaggleNode node) => new NativeLockClient(node);
+
+    /// <summary>Three nodes on Redis, in a cluster of their own; a cut drops the node's traffic at its channel.</summary>
+    internal static async Task<LockContractCluster> StartRedisClusterAsync(TimeSpan lease)
     {
         string configuration = await RedisServer.RequireAsync();
         string cluster = "locks-" + Guid.NewGuid().ToString("N")[..12];
@@ -26,6 +31,13 @@ public sealed class RedisLockContractTests : LockContractTests
             id => channels[id] = new CuttableChannel(new RedisPubSubChannel(id, new RedisPubSubChannelOptions { Configuration = configuration, ClusterName = cluster })),
             id => channels[id].Cut());
     }
+}
 
-    protected override ILockContractClient ClientOf(GaggleNode node) => new NativeLockClient(node);
+/// <summary>The multi-lock contract over Redis, a cluster name per test; cuts as for <see cref="RedisLockContractTests"/>.</summary>
+[TestFixture]
+[Category("Redis")]
+[Parallelizable(ParallelScope.All)]
+public sealed class RedisMultiLockContractTests : MultiLockContractTests
+{
+    protected override Task<LockContractCluster> StartClusterAsync(TimeSpan lease) => RedisLockContractTests.StartRedisClusterAsync(lease);
 }

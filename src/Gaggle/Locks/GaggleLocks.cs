@@ -23,7 +23,7 @@ namespace Gaggle.Locks;
 /// await store.WriteAsync(order, fencingToken: handle.FencingToken, handle.HandleLostToken);
 /// </code>
 /// </example>
-public sealed class GaggleLocks
+public sealed partial class GaggleLocks
 {
     /// <summary>A wait without timeout still ends after this long on the lock table's side, so an abandoned request cannot block a queue forever.</summary>
     private static readonly TimeSpan LongestWait = TimeSpan.FromDays(365);
@@ -128,6 +128,42 @@ public sealed class GaggleLocks
         => AcquireCoreAsync(name, LockHoldKind.Write, 0, timeout, cancellationToken);
 
     /// <summary>
+    /// Acquires several locks at once: one request in the log, granted all in one entry or not at all,
+    /// so two callers taking {A, B} and {B, A} can never deadlock. It waits in FIFO order in the queue
+    /// of each lock, and is granted when it is first in all of them and each has room; meanwhile it
+    /// keeps the requests behind it in each queue waiting, even where that lock alone is free.
+    /// </summary>
+    /// <param name="locks">1 to 64 locks (<see cref="GaggleLockRequest.Mutex"/>, <see cref="GaggleLockRequest.Semaphore"/>, <see cref="GaggleLockRequest.Read"/>, <see cref="GaggleLockRequest.Write"/>), each name once.</param>
+    /// <param name="timeout">How long to wait; forever when null.</param>
+    /// <param name="cancellationToken">Stops waiting.</param>
+    /// <returns>The holds, one per lock, all with tokens of the same log entry; dispose it to release them all.</returns>
+    /// <exception cref="TimeoutException">The locks were not granted within <paramref name="timeout"/>.</exception>
+    /// <exception cref="InvalidOperationException">One of the names is held or waited for as another kind of lock.</exception>
+    /// <example>
+    /// <code>
+    /// await using var both = await node.Locks.AcquireAllAsync([GaggleLockRequest.Mutex("account:17"), GaggleLockRequest.Mutex("account:42")]);
+    /// await ledger.TransferAsync(17, 42, amount, both["account:17"].FencingToken, both["account:42"].FencingToken);
+    /// </code>
+    /// </example>
+    public async Task<GaggleMultiLockHandle> AcquireAllAsync(IEnumerable<GaggleLockRequest> locks, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+    {
+        var set = ValidateSet(locks);
+        return await TryAcquireSetAsync(set, timeout, cancellationToken).ConfigureAwait(false)
+            ?? throw NotGranted($"The locks {string.Join(", ", set.Select(l => $"'{l.Name}'"))} were not granted", timeout);
+    }
+
+    /// <summary>Tries to acquire several locks at once (see <see cref="AcquireAllAsync"/>); null when they were not granted within <paramref name="timeout"/> (zero: try once).</summary>
+    /// <param name="locks">1 to 64 locks, each name once.</param>
+    /// <param name="timeout">How long to wait; <see cref="TimeSpan.Zero"/> tries once.</param>
+    /// <param name="cancellationToken">Stops waiting.</param>
+    /// <returns>The holds, or null.</returns>
+    public Task<GaggleMultiLockHandle?> TryAcquireAllAsync(IEnumerable<GaggleLockRequest> locks, TimeSpan timeout = default, CancellationToken cancellationToken = default)
+        => TryAcquireSetAsync(ValidateSet(locks), timeout, cancellationToken);
+
+    private async Task<GaggleMultiLockHandle?> TryAcquireSetAsync(GaggleLockRequest[] set, TimeSpan? timeout, CancellationToken cancellationToken)
+        => await AcquireSetAsync(set, timeout, cancellationToken).ConfigureAwait(false) is { } holds ? new GaggleMultiLockHandle(holds) : null;
+
+    /// <summary>
     /// Reads a lock's state linearizably: the read is itself an entry of the log, so it reflects every
     /// grant and release committed before it, on whichever node it is called.
     /// </summary>
@@ -201,159 +237,6 @@ public sealed class GaggleLocks
         catch (Exception e) when (e is TimeoutException or ObjectDisposedException or InvalidOperationException)
         {
             // The lease will expire instead.
-        }
-    }
-
-    private async Task<GaggleLockHandle?> AcquireCoreAsync(string name, LockHoldKind kind, int maxCount, TimeSpan? timeout, CancellationToken cancellationToken)
-    {
-        ValidateName(name);
-        if (kind is LockHoldKind.Mutex or LockHoldKind.SemaphoreSlot && maxCount is < 1 or > 100_000)
-        {
-            throw new ArgumentOutOfRangeException(nameof(maxCount), maxCount, "maxCount must be between 1 and 100000.");
-        }
-
-        if (timeout is { } t && (t < TimeSpan.Zero || t > LongestWait))
-        {
-            throw new ArgumentOutOfRangeException(nameof(timeout), t, "The timeout must be between zero (try once) and 365 days, or null to wait without limit.");
-        }
-
-        if (kind == LockHoldKind.SemaphoreSlot && maxCount == 1)
-        {
-            // A semaphore of one slot is the mutex of that name (the lock table knows only the count).
-            kind = LockHoldKind.Mutex;
-        }
-
-        using var activity = GaggleTracing.Source.StartActivity("gaggle.lock.acquire");
-        activity?.SetTag(GaggleTracing.NodeTag, _node.Id).SetTag("gaggle.lock.name", name).SetTag("gaggle.lock.kind", KindTag(kind));
-        if (kind == LockHoldKind.SemaphoreSlot)
-        {
-            activity?.SetTag("gaggle.lock.max_count", maxCount);
-        }
-
-        var outcome = new TaskCompletionSource<LockEvent>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var renewed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        long sequence = _node.NextSequence();
-        long sentAt = _time.GetTimestamp();
-        // Zero means "try once": the table answers at once, but the answer still needs a commit.
-        using var deadline = timeout is { } limit ? new CancellationTokenSource(limit == TimeSpan.Zero ? _settle : limit, _time) : new CancellationTokenSource();
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(deadline.Token, cancellationToken);
-        try
-        {
-            long waitMs = (long)(timeout ?? LongestWait).TotalMilliseconds;
-            var type = kind switch
-            {
-                LockHoldKind.Read => LockCommandType.AcquireRead,
-                LockHoldKind.Write => LockCommandType.AcquireWrite,
-                _ => LockCommandType.Acquire,
-            };
-            var command = new LockCommand(type, name, maxCount, (long)_lease.TotalMilliseconds, waitMs);
-            await _node.AppendLockRequestAsync(sequence, command, e =>
-            {
-                if (e.Type is LockEventType.Granted or LockEventType.Denied or LockEventType.Rejected)
-                {
-                    outcome.TrySetResult(e);
-                }
-                else if (e.Type == LockEventType.Renewed)
-                {
-                    renewed.TrySetResult();
-                }
-            }, null, linked.Token).ConfigureAwait(false);
-            var result = await outcome.Task.WaitAsync(linked.Token).ConfigureAwait(false);
-            double waitedMs = _time.GetElapsedTime(sentAt).TotalMilliseconds;
-            GaggleMetrics.LockWait.Record(waitedMs, new KeyValuePair<string, object?>("gaggle.node", _node.Id));
-            activity?.SetTag("gaggle.lock.outcome", result.Type switch { LockEventType.Granted => "granted", LockEventType.Denied => "denied", _ => "rejected" })
-                .SetTag("gaggle.lock.wait_ms", waitedMs);
-            if (result.Type == LockEventType.Granted)
-            {
-                activity?.SetTag("gaggle.lock.fencing_token", result.Token);
-            }
-
-            return result.Type switch
-            {
-                LockEventType.Granted => new GaggleLockHandle(this, name, kind, maxCount, result.Token, await TrustedSinceAsync(name, result.Token, sentAt, renewed.Task, linked.Token).ConfigureAwait(false)),
-                LockEventType.Denied => null,
-                _ => throw Refused(activity, result.Reason),
-            };
-        }
-        catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
-        {
-            activity?.SetTag("gaggle.lock.outcome", "timed_out");
-            _node.GiveUpLockRequest(sequence, name);
-            return null;
-        }
-        catch (OperationCanceledException e) when (cancellationToken.IsCancellationRequested && e.CancellationToken != cancellationToken)
-        {
-            // The wait was on a token linked to the caller's: the caller's own token says it was theirs.
-            activity?.SetTag("gaggle.lock.outcome", "cancelled");
-            _node.GiveUpLockRequest(sequence, name);
-            throw new OperationCanceledException($"The acquire of '{name}' on node '{_node.Id}' was cancelled; the request was withdrawn.", e, cancellationToken);
-        }
-        catch (OperationCanceledException)
-        {
-            activity?.SetTag("gaggle.lock.outcome", "cancelled");
-            _node.GiveUpLockRequest(sequence, name);
-            throw;
-        }
-        catch (InvalidOperationException e) when (!outcome.Task.IsCompleted || outcome.Task.Result.Type == LockEventType.Granted)
-        {
-            GaggleTracing.Fail(activity, e);
-            // The request's outcome is unknown (its node was removed and added again, or started over),
-            // or it was granted but the renewal that confirms the hold was given up: a grant it got, or
-            // gets later, is released rather than left to its lease.
-            _node.GiveUpLockRequest(sequence, name);
-            throw;
-        }
-        finally
-        {
-            _node.UnwatchLockRequest(sequence);
-        }
-    }
-
-    /// <summary>
-    /// When the hold is known to have been alive from, for its safe deadline: the request's send time,
-    /// unless the wait used up a renewal interval of the lease or more. Then a renewal is committed
-    /// first and its send time counts, so a grant after a long wait is not handed out already past (or
-    /// close to) its safe deadline. The Renewed event arrives before the renewal's commit completes;
-    /// without it the hold had ended, and the handle starts out lost.
-    /// </summary>
-    private async Task<long> TrustedSinceAsync(string name, long token, long sentAt, Task renewed, CancellationToken cancellationToken)
-    {
-        if (_time.GetElapsedTime(sentAt) < _lease / 3)
-        {
-            return sentAt;
-        }
-
-        long renewedAt = _time.GetTimestamp();
-        await _node.AppendLockCommandAsync(new LockCommand(LockCommandType.Renew, name, Token: token, LeaseMs: (long)_lease.TotalMilliseconds), null, cancellationToken).ConfigureAwait(false);
-        return renewed.IsCompleted ? renewedAt : sentAt;
-    }
-
-    /// <summary>The error of an acquire that got no grant: its wait ran out, or (without a timeout) the lock table denied it.</summary>
-    private TimeoutException NotGranted(string what, TimeSpan? timeout) => new(timeout is { } limit
-        ? $"{what} to node '{_node.Id}' within {limit.TotalMilliseconds:0} ms."
-        : $"{what} to node '{_node.Id}': the lock table ended its wait (a request whose outcome was settled while its node caught up from a snapshot).");
-
-    private static InvalidOperationException Refused(System.Diagnostics.Activity? activity, string? reason)
-    {
-        var error = new InvalidOperationException(reason);
-        GaggleTracing.Fail(activity, error);
-        return error;
-    }
-
-    private static string KindTag(LockHoldKind kind) => kind switch
-    {
-        LockHoldKind.Mutex => "mutex",
-        LockHoldKind.SemaphoreSlot => "semaphore",
-        LockHoldKind.Read => "read",
-        _ => "write",
-    };
-
-    private static void ValidateName(string name)
-    {
-        ArgumentNullException.ThrowIfNull(name);
-        if (name.Length is < 1 or > 256)
-        {
-            throw new ArgumentException($"The lock name '{name}' has {name.Length} characters; it must have 1 to 256.", nameof(name));
         }
     }
 }

@@ -11,3 +11,11 @@ public sealed class InMemoryLockContractTests : LockContractTests
 
     protected override ILockContractClient ClientOf(GaggleNode node) => new NativeLockClient(node);
 }
+
+/// <summary>The multi-lock contract on the in-memory network.</summary>
+[TestFixture]
+[Parallelizable(ParallelScope.All)]
+public sealed class InMemoryMultiLockContractTests : MultiLockContractTests
+{
+    protected override Task<LockContractCluster> StartClusterAsync(TimeSpan lease) => LockContractCluster.StartInMemoryAsync(lease);
+}
