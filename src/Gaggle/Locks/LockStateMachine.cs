@@ -115,8 +115,9 @@ internal sealed class LockStateMachine : INodeStateMachine, ISnapshotPart
             return;
         }
 
+        int parts = watch?.Parts ?? 1;
         Forget(sequence);
-        _requests[sequence] = new RequestWatch { State = WatchState.Abandoned, AbandonedAtUs = nowUs };
+        _requests[sequence] = new RequestWatch { State = WatchState.Abandoned, AbandonedAtUs = nowUs, Parts = parts };
         _abandoned++;
         _commands.Add(new LockCommand(LockCommandType.CancelWait, name, RequestSequence: sequence));
     }
@@ -183,6 +184,12 @@ internal sealed class LockStateMachine : INodeStateMachine, ISnapshotPart
     /// </summary>
     public void ReconcileAfterSnapshot(Func<long, bool> applied)
     {
+        if (_requests.Count == 0)
+        {
+            return;
+        }
+
+        var table = Table.IndexRequests();
         foreach (var (sequence, watch) in _requests.ToArray())
         {
             if (watch.State == WatchState.Granted || !applied(sequence))
@@ -191,7 +198,7 @@ internal sealed class LockStateMachine : INodeStateMachine, ISnapshotPart
             }
 
             var request = new RequestId(_id, _incarnation, sequence);
-            var (holds, waiting) = Table.FindHolds(request);
+            var (holds, waiting) = table.TryGetValue(request, out var found) ? found : ([], false);
             if (waiting)
             {
                 continue;

@@ -5,48 +5,38 @@ namespace Gaggle.Locks;
 /// in one entry, or none of them.
 /// </summary>
 /// <remarks>
-/// <para>
 /// A multi-lock request that cannot be granted at once waits in the queue of every one of its locks,
-/// entered at one log position (the entry that applies it). It is granted when it is the first waiter
-/// of each of those queues and each lock has room for it; until then it holds up the waiters behind it
-/// in each queue (FIFO), even where that lock alone has room.
-/// </para>
-/// <para>
-/// No deadlock: every queue is in log order, because a request enters all of its queues at the entry
-/// that applies it. So any two requests stand in the same order in every queue they share (two callers
-/// taking {A, B} and {B, A} never wait for each other in a cycle), and the waiter applied first of all
-/// those waiting is first in each of its queues: it waits only for holders, which end by a release or
-/// by their lease. Every change that can make a waiting request grantable (a holder gone, a waiter ahead
-/// of it granted or gone, a hold-off over) happens to one of its locks, whose queue is then looked at
-/// again (<see cref="GrantWaiters"/>, for each lock a granted or withdrawn multi-lock request leaves).
-/// </para>
-/// <para>
-/// Tokens: each lock's grant takes that lock's next token of the entry, so all of a request's tokens
-/// carry the entry's index (atomicity made visible). A grant that would need more tokens of one of its
-/// locks than the entry has left waits, as a deadline due at once, for the leader's next time entry.
-/// </para>
+/// entered at one log position (the entry that applies it); when it is granted is decided by the rule
+/// every request follows (LockTable.Grants.cs): it holds up nobody while it waits, and it is granted as
+/// soon as each of its locks has room for it with nobody ahead of it there waiting for one lock. Each
+/// lock's grant takes that lock's next token of the entry, so all of a request's tokens carry the
+/// entry's index (atomicity made visible). A denied, cancelled or timed-out request leaves every queue.
 /// </remarks>
 internal sealed partial class LockTable
 {
-    /// <summary>Locks whose queue must be looked at again before the entry is done: a multi-lock request granted or withdrawn left them.</summary>
-    private readonly Queue<string> _touched = new();
-
-    /// <summary>Every hold of <paramref name="request"/> (a multi-lock request has one per lock), and whether it still waits anywhere.</summary>
-    public (List<(string Name, LockHolder Holder)> Holds, bool Waiting) FindHolds(RequestId request)
+    /// <summary>
+    /// Every request holding or waiting in the table: its holds (one per lock; several for a multi-lock
+    /// request), by lock name, and whether it still waits anywhere. Built once per snapshot install.
+    /// </summary>
+    public Dictionary<RequestId, (List<(string Name, LockHolder Holder)> Holds, bool Waiting)> IndexRequests()
     {
-        var holds = new List<(string, LockHolder)>();
-        bool waiting = false;
+        var index = new Dictionary<RequestId, (List<(string, LockHolder)> Holds, bool Waiting)>();
         foreach (var (name, state) in _locks.OrderBy(l => l.Key, StringComparer.Ordinal))
         {
-            if (state.Holders.Find(h => h.Request == request) is { } holder)
+            foreach (var holder in state.Holders)
             {
-                holds.Add((name, holder));
+                var entry = index.TryGetValue(holder.Request, out var found) ? found : ([], false);
+                entry.Holds.Add((name, holder));
+                index[holder.Request] = entry;
             }
 
-            waiting |= state.Waiters.Exists(w => w.Request == request);
+            foreach (var waiter in state.Waiters)
+            {
+                index[waiter.Request] = index.TryGetValue(waiter.Request, out var found) ? (found.Holds, true) : ([], true);
+            }
         }
 
-        return (holds, waiting);
+        return index;
     }
 
     private void AcquireAll(LockCommand command, RequestId request, long index, Dictionary<string, int> grants)
@@ -78,8 +68,9 @@ internal sealed partial class LockTable
             }
         }
 
+        var group = new LockGroup(request, [.. ordered.Select(p => p.Name)]);
         var states = new LockState[ordered.Length];
-        bool grantNow = Now >= GrantsFrom;
+        var waiters = new LockWaiter[ordered.Length];
         for (int i = 0; i < ordered.Length; i++)
         {
             var part = ordered[i];
@@ -89,46 +80,31 @@ internal sealed partial class LockTable
                 _locks[part.Name] = states[i];
             }
 
-            grantNow &= states[i].Waiters.Count == 0 && states[i].HasRoomFor(part.Type == LockCommandType.AcquireWrite) && TokenLeft(part.Name, grants);
+            waiters[i] = new LockWaiter(request, command.LeaseMs, Now + command.WaitMs, part.Type == LockCommandType.AcquireWrite, group, index);
+            states[i].Waiters.Add(waiters[i]);
+            Touch(part.Name);
         }
 
-        if (grantNow)
+        Settle(index, grants);
+        if (!states[0].Waiters.Contains(waiters[0]))
         {
-            for (int i = 0; i < ordered.Length; i++)
-            {
-                Grant(ordered[i].Name, states[i], request, command.LeaseMs, ordered[i].Type == LockCommandType.AcquireWrite, index, grants);
-            }
-
             return;
         }
 
         if (command.WaitMs <= 0)
         {
+            RemoveGroup(group);
             _events.Add(new LockEvent(LockEventType.Denied, ordered[0].Name, request));
-            for (int i = 0; i < ordered.Length; i++)
-            {
-                Forget(ordered[i].Name, states[i]);
-            }
-
             return;
         }
 
-        var group = new LockGroup(request, [.. ordered.Select(p => p.Name)]);
-        long deadline = Now + command.WaitMs;
-        for (int i = 0; i < ordered.Length; i++)
+        foreach (var part in ordered)
         {
-            states[i].Waiters.Add(new LockWaiter(request, command.LeaseMs, deadline, ordered[i].Type == LockCommandType.AcquireWrite, group));
-            _deadlines.Enqueue(ordered[i].Name, deadline);
+            _deadlines.Enqueue(part.Name, Now + command.WaitMs);
             if (Now < GrantsFrom)
             {
-                _deadlines.Enqueue(ordered[i].Name, GrantsFrom);
+                _deadlines.Enqueue(part.Name, GrantsFrom);
             }
-        }
-
-        if (GroupFits(group))
-        {
-            // It fits but the entry ran out of tokens for one of its locks: the next entry grants it.
-            _deadlines.Enqueue(ordered[0].Name, Now);
         }
     }
 
@@ -163,48 +139,7 @@ internal sealed partial class LockTable
         return null;
     }
 
-    /// <summary>Whether <paramref name="group"/> is the first waiter of every one of its locks, and each has room for it.</summary>
-    private bool GroupFits(LockGroup group)
-    {
-        foreach (var name in group.Names)
-        {
-            if (!_locks.TryGetValue(name, out var state) || state.Waiters.Count == 0 || state.Waiters[0].Group != group || !state.HasRoomFor(state.Waiters[0].Writer))
-            {
-                return false;
-            }
-        }
-
-        return true;
-    }
-
-    /// <summary>Whether the entry being applied has a token left for each lock of <paramref name="group"/>.</summary>
-    private bool TokensLeft(LockGroup group, Dictionary<string, int> grants)
-    {
-        foreach (var name in group.Names)
-        {
-            if (!TokenLeft(name, grants))
-            {
-                return false;
-            }
-        }
-
-        return true;
-    }
-
-    /// <summary>Grants every lock of <paramref name="group"/> (it fits: <see cref="GroupFits"/>), in its order, and looks at the queues it leaves again.</summary>
-    private void GrantGroup(LockGroup group, long index, Dictionary<string, int> grants)
-    {
-        foreach (var name in group.Names)
-        {
-            var state = _locks[name];
-            var waiter = state.Waiters[0];
-            state.Waiters.RemoveAt(0);
-            Grant(name, state, group.Request, waiter.LeaseMs, waiter.Writer, index, grants);
-            _touched.Enqueue(name);
-        }
-    }
-
-    /// <summary>Takes <paramref name="group"/> out of every queue it waits in (denied or cancelled); those queues are looked at again.</summary>
+    /// <summary>Takes <paramref name="group"/> out of every queue it waits in (denied or cancelled); those queues are looked at again (a lock left unused is forgotten).</summary>
     private void RemoveGroup(LockGroup group)
     {
         foreach (var name in group.Names)
@@ -212,26 +147,16 @@ internal sealed partial class LockTable
             if (_locks.TryGetValue(name, out var state))
             {
                 state.Waiters.RemoveAll(w => w.Group == group);
-                _touched.Enqueue(name);
-            }
-        }
-    }
-
-    /// <summary>Moves up the queues that multi-lock requests granted or withdrawn in this entry left, until none is left to look at.</summary>
-    private void GrantTouched(long index, Dictionary<string, int> grants)
-    {
-        while (_touched.TryDequeue(out string? name))
-        {
-            if (_locks.TryGetValue(name, out var state))
-            {
-                GrantWaiters(name, state, index, grants);
+                Touch(name);
             }
         }
     }
 
     /// <summary>
     /// After a snapshot was read: waiters of one request in several queues are one multi-lock request
-    /// (a request of one lock waits in one queue only), its locks in ordinal order as when it was applied.
+    /// (a request of one lock waits in one queue only), its locks in ordinal order as when it was
+    /// applied; then every waiter is numbered (<see cref="LockWaiter.Arrival"/>) in an order that keeps
+    /// every queue's, smallest request id first among those free to go next.
     /// </summary>
     private void LinkGroups()
     {
@@ -254,20 +179,81 @@ internal sealed partial class LockTable
             }
         }
 
+        var groups = new Dictionary<RequestId, LockGroup>();
         foreach (var (request, names) in byRequest)
         {
-            if (names.Count < 2)
+            if (names.Count > 1)
             {
-                continue;
-            }
-
-            var group = new LockGroup(request, [.. names]);
-            foreach (var name in names)
-            {
-                var waiters = _locks[name].Waiters;
-                int at = waiters.FindIndex(w => w.Request == request);
-                waiters[at] = waiters[at] with { Group = group };
+                groups[request] = new LockGroup(request, [.. names]);
             }
         }
+
+        // Kahn's order over "comes right after in some queue": a request goes once everything ahead of
+        // it in each of its queues went. A cycle means the queues disagree: no table ever wrote that.
+        var ahead = byRequest.ToDictionary(r => r.Key, _ => 0);
+        var behind = new Dictionary<RequestId, List<RequestId>>();
+        foreach (var state in _locks.Values)
+        {
+            for (int i = 1; i < state.Waiters.Count; i++)
+            {
+                ahead[state.Waiters[i].Request]++;
+                var before = state.Waiters[i - 1].Request;
+                if (!behind.TryGetValue(before, out var list))
+                {
+                    list = [];
+                    behind[before] = list;
+                }
+
+                list.Add(state.Waiters[i].Request);
+            }
+        }
+
+        var ready = new PriorityQueue<RequestId, RequestId>(Comparer<RequestId>.Create(CompareRequests));
+        foreach (var (request, count) in ahead)
+        {
+            if (count == 0)
+            {
+                ready.Enqueue(request, request);
+            }
+        }
+
+        var arrival = new Dictionary<RequestId, long>();
+        while (ready.TryDequeue(out var next, out _))
+        {
+            arrival[next] = arrival.Count + 1;
+            foreach (var after in behind.GetValueOrDefault(next) ?? [])
+            {
+                if (--ahead[after] == 0)
+                {
+                    ready.Enqueue(after, after);
+                }
+            }
+        }
+
+        if (arrival.Count != byRequest.Count)
+        {
+            throw new FormatException("The lock table snapshot has multi-lock requests queued in orders no table could have (a request ahead of another in one queue and behind it in another).");
+        }
+
+        foreach (var state in _locks.Values)
+        {
+            for (int i = 0; i < state.Waiters.Count; i++)
+            {
+                var waiter = state.Waiters[i];
+                state.Waiters[i] = waiter with { Group = groups.GetValueOrDefault(waiter.Request), Arrival = arrival[waiter.Request] };
+            }
+        }
+    }
+
+    private static int CompareRequests(RequestId a, RequestId b)
+    {
+        int byNode = string.CompareOrdinal(a.Node, b.Node);
+        if (byNode != 0)
+        {
+            return byNode;
+        }
+
+        int byIncarnation = a.Incarnation.CompareTo(b.Incarnation);
+        return byIncarnation != 0 ? byIncarnation : a.Sequence.CompareTo(b.Sequence);
     }
 }

@@ -98,7 +98,7 @@ internal sealed partial class LockTable
                 _deadlines.Enqueue(name, GrantsFrom);
             }
 
-            if (GrantPending(state))
+            if (HasGrantable(name, state))
             {
                 // The entry that wrote it ran out of tokens for its first waiter: due at once, as in the table that wrote it.
                 _deadlines.Enqueue(name, Now);

@@ -18,14 +18,11 @@ namespace Gaggle.Locks;
 /// the waiters that would fit beyond that are granted by the next entry (the leader's time entry, which
 /// a deadline due at once brings), so no two holders of a lock ever share a token.
 /// Commands that do not apply (a release of an unknown token, ...) change nothing.
-/// A multi-lock request waits in the queue of each of its locks and is granted all at once (see
-/// LockTable.Groups.cs).
+/// Who is granted when is decided in one place (LockTable.Grants.cs); a multi-lock request waits in
+/// the queue of each of its locks and is granted all at once (LockTable.Groups.cs).
 /// </remarks>
 internal sealed partial class LockTable
 {
-    private const int MaxGrantsPerEntry = 1 << 16;
-    private const int MaxGrantsPerGenerationEntry = 1 << 8;
-
     private readonly Dictionary<string, LockState> _locks = new(StringComparer.Ordinal);
     private readonly List<LockEvent> _events = [];
 
@@ -71,6 +68,7 @@ internal sealed partial class LockTable
         Now = Math.Max(Now, stamp);
         var grants = _grants;
         grants.Clear();
+        _frozen.Clear();
         if (command.Type == LockCommandType.Generation)
         {
             // The hold-off binds from this entry on, the expiries it finds due included: a waiter next in
@@ -92,8 +90,8 @@ internal sealed partial class LockTable
 
         if (Now >= _nextDeadline)
         {
-            ExpireDue(index, grants);
-            GrantTouched(index, grants);
+            ExpireDue();
+            Settle(index, grants);
         }
 
         switch (command.Type)
@@ -108,7 +106,7 @@ internal sealed partial class LockTable
                 if (_locks.TryGetValue(command.Name, out var released) && released.RemoveHolder(command.Token) is { } gone)
                 {
                     _events.Add(new LockEvent(LockEventType.Released, command.Name, gone.Request, gone.Token));
-                    GrantWaiters(command.Name, released, index, grants);
+                    Touch(command.Name);
                 }
 
                 break;
@@ -133,7 +131,7 @@ internal sealed partial class LockTable
                 {
                     _events.Add(new LockEvent(LockEventType.Cancelled, command.Name, target));
                     // A writer that stops waiting may leave readers at the front of the queue that fit now.
-                    GrantWaiters(command.Name, waited, index, grants);
+                    Touch(command.Name);
                 }
 
                 break;
@@ -142,7 +140,7 @@ internal sealed partial class LockTable
                 break;
         }
 
-        GrantTouched(index, grants);
+        Settle(index, grants);
         SettleNextDeadline();
     }
 
@@ -196,29 +194,29 @@ internal sealed partial class LockTable
             return;
         }
 
-        if (state.Waiters.Count == 0 && state.HasRoomFor(writer) && Now >= GrantsFrom && TokenLeft(command.Name, grants))
+        // Granted now if it fits and nobody ahead of it waits for room (Settle); otherwise it waits, or a try-once is denied.
+        var waiter = new LockWaiter(request, command.LeaseMs, Now + command.WaitMs, writer) { Arrival = index };
+        state.Waiters.Add(waiter);
+        Touch(command.Name);
+        Settle(index, grants);
+        if (!state.Waiters.Contains(waiter))
         {
-            Grant(command.Name, state, request, command.LeaseMs, writer, index, grants);
+            return;
         }
-        else if (command.WaitMs <= 0)
+
+        if (command.WaitMs <= 0)
         {
+            state.Waiters.Remove(waiter);
             _events.Add(new LockEvent(LockEventType.Denied, command.Name, request));
             Forget(command.Name, state);
+            return;
         }
-        else
-        {
-            state.Waiters.Add(new LockWaiter(request, command.LeaseMs, Now + command.WaitMs, writer));
-            _deadlines.Enqueue(command.Name, Now + command.WaitMs);
-            if (GrantPending(state))
-            {
-                _deadlines.Enqueue(command.Name, Now);
-            }
 
-            if (Now < GrantsFrom)
-            {
-                // Held off: the queue moves up when the hold-off ends (a deadline like any other).
-                _deadlines.Enqueue(command.Name, GrantsFrom);
-            }
+        _deadlines.Enqueue(command.Name, waiter.Deadline);
+        if (Now < GrantsFrom)
+        {
+            // Held off: the queue moves up when the hold-off ends (a deadline like any other).
+            _deadlines.Enqueue(command.Name, GrantsFrom);
         }
     }
 
@@ -230,61 +228,11 @@ internal sealed partial class LockTable
         _ => $"a semaphore with a maximum of {maxCount} holders",
     };
 
-    /// <summary>Whether lock <paramref name="name"/> may get another grant in the entry being applied: its tokens' count within one entry is bounded.</summary>
-    private bool TokenLeft(string name, Dictionary<string, int> grants)
-        => grants.GetValueOrDefault(name) < (Generation == 0 ? MaxGrantsPerEntry : MaxGrantsPerGenerationEntry);
-
-    /// <summary>
-    /// Whether the first waiter of <paramref name="state"/> fits but was not granted: the entry ran out
-    /// of tokens for the lock (readers let in all at once, or a hold-off's end, can grant more than
-    /// one entry's tokens). A deadline at the table's time stands for it, so the leader's next time
-    /// entry grants the rest, with tokens of its own index.
-    /// </summary>
-    private bool GrantPending(LockState state) => state.Waiters.Count > 0 && Now >= GrantsFrom && FrontFits(state);
-
-    /// <summary>Whether the first waiter of <paramref name="state"/> fits: in this lock, or for a multi-lock request, as the first waiter of each of its locks.</summary>
-    private bool FrontFits(LockState state) => state.Waiters[0] is { Group: { } group } ? GroupFits(group) : state.HasRoomFor(state.Waiters[0].Writer);
-
-    private void Grant(string name, LockState state, RequestId request, long leaseMs, bool writer, long index, Dictionary<string, int> grants)
-    {
-        int n = grants.GetValueOrDefault(name);
-        grants[name] = n + 1;
-        long token = Generation == 0 ? (index << 16) | (long)n : (Generation << 48) + (index << 8) + n;
-        var holder = new LockHolder(token, request, Now, Now + leaseMs, writer);
-        state.Holders.Add(holder);
-        _deadlines.Enqueue(name, holder.Expiry);
-        _events.Add(new LockEvent(LockEventType.Granted, name, request, token, holder.Expiry));
-    }
-
-    private void GrantWaiters(string name, LockState state, long index, Dictionary<string, int> grants)
-    {
-        // FIFO: the first waiter goes first, or nobody does (a writer next in line keeps the readers behind it waiting).
-        while (GrantPending(state) && (state.Waiters[0].Group is { } first ? TokensLeft(first, grants) : TokenLeft(name, grants)))
-        {
-            var next = state.Waiters[0];
-            if (next.Group is { } group)
-            {
-                GrantGroup(group, index, grants);
-                continue;
-            }
-
-            state.Waiters.RemoveAt(0);
-            Grant(name, state, next.Request, next.LeaseMs, next.Writer, index, grants);
-        }
-
-        if (GrantPending(state))
-        {
-            _deadlines.Enqueue(name, Now);
-        }
-
-        Forget(name, state);
-    }
-
-    /// <summary>Leases that ran out end (Expired), waits that ran out end (Denied), then queues move up.</summary>
-    private void ExpireDue(long index, Dictionary<string, int> grants)
+    /// <summary>Leases that ran out end (Expired), waits that ran out end (Denied); the queues of the locks due are looked at again (<see cref="Settle"/>).</summary>
+    private void ExpireDue()
     {
         // The locks with a deadline due are those queued at or before Now (stale entries included:
-        // harmless). Every other lock has nothing due, no free slot with waiters, and is not empty.
+        // harmless, as Settle finds nothing to grant there). Every other lock has nothing due.
         var due = new SortedSet<string>(StringComparer.Ordinal);
         while (_deadlines.TryPeek(out string? queued, out long deadline) && deadline <= Now)
         {
@@ -309,19 +257,18 @@ internal sealed partial class LockTable
             {
                 if (waiter.Group is { } group)
                 {
-                    // Its other locks had the same deadline; it is denied once, by its first lock due.
+                    // Its other locks had the same deadline; it is denied once, in the name of its first lock.
                     RemoveGroup(group);
+                    _events.Add(new LockEvent(LockEventType.Denied, group.Names[0], waiter.Request));
                 }
                 else
                 {
                     state.Waiters.Remove(waiter);
+                    _events.Add(new LockEvent(LockEventType.Denied, name, waiter.Request));
                 }
-
-                // A multi-lock request is answered once, in the name of its first lock.
-                _events.Add(new LockEvent(LockEventType.Denied, waiter.Group?.Names[0] ?? name, waiter.Request));
             }
 
-            GrantWaiters(name, state, index, grants);
+            Touch(name);
         }
     }
 
@@ -338,7 +285,7 @@ internal sealed partial class LockTable
     {
         while (_deadlines.TryPeek(out string? name, out long deadline))
         {
-            if (_locks.TryGetValue(name, out var state) && (HasDeadline(state, deadline) || IsHoldOffEnd(state, deadline) || (deadline <= Now && GrantPending(state))))
+            if (_locks.TryGetValue(name, out var state) && (HasDeadline(state, deadline) || IsHoldOffEnd(state, deadline) || (deadline <= Now && HasGrantable(name, state))))
             {
                 _nextDeadline = deadline;
                 return;
@@ -378,7 +325,7 @@ internal sealed partial class LockTable
     internal long ScanNextDeadline()
     {
         long next = long.MaxValue;
-        foreach (var state in _locks.Values)
+        foreach (var (name, state) in _locks)
         {
             foreach (var holder in state.Holders)
             {
@@ -395,7 +342,7 @@ internal sealed partial class LockTable
                 next = Math.Min(next, GrantsFrom);
             }
 
-            if (GrantPending(state))
+            if (HasGrantable(name, state))
             {
                 next = Math.Min(next, Now);
             }

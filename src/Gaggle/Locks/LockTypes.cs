@@ -15,7 +15,18 @@ internal sealed record LockHolder(long Token, RequestId Request, long Since, lon
 }
 
 /// <summary>One queued request; <paramref name="Writer"/> as for <see cref="LockHolder"/>; <paramref name="Group"/> when it is one lock of a multi-lock request.</summary>
-internal sealed record LockWaiter(RequestId Request, long LeaseMs, long Deadline, bool Writer = false, LockGroup? Group = null);
+/// <param name="Request">The request.</param>
+/// <param name="LeaseMs">The lease its grant gets.</param>
+/// <param name="Deadline">When its wait ends (lease clock, ms).</param>
+/// <param name="Writer">A writer of a reader-writer lock.</param>
+/// <param name="Group">The multi-lock request it is part of, if any.</param>
+/// <param name="Arrival">
+/// Orders the waiters of all queues as they came (the index of the entry that applied the request), for
+/// the order in which they are looked at. Only its order counts, and only between waiters of one queue
+/// and those linked to them through multi-lock requests: a table read from a snapshot numbers its
+/// waiters anew, in an order that keeps every queue's.
+/// </param>
+internal sealed record LockWaiter(RequestId Request, long LeaseMs, long Deadline, bool Writer = false, LockGroup? Group = null, long Arrival = 0);
 
 /// <summary>
 /// A multi-lock request waiting (<see cref="LockCommandType.AcquireAll"/>): one waiter in the queue of

@@ -1,0 +1,230 @@
+namespace Gaggle.Locks;
+
+/// <summary>
+/// Who gets a lock, and when: one rule for every kind of request, applied after every change.
+/// </summary>
+/// <remarks>
+/// <para>
+/// The rule: a waiting request is granted as soon as each of its locks has room for it (a free slot; for
+/// a reader-writer lock, no holder for a writer, no writer holding for a reader) and nobody ahead of it
+/// in any of those queues waits for one lock (FIFO: a request of one lock that waits, a writer among
+/// them, holds up everyone behind it). A multi-lock request that waits holds up nobody: requests behind
+/// it whose locks have room are granted past it. Waiters are looked at in the order they came, so a
+/// multi-lock request that fits is granted before the requests that came after it.
+/// </para>
+/// <para>
+/// Why no deadlock: only requests of one lock are waited for, and each of them waits for holders
+/// (whose leases end) or for requests of its own lock that came before it. Multi-lock requests are
+/// never waited for, so they add no cycle, even when a caller holds one lock while it waits for another.
+/// The price: a multi-lock request whose locks are each busy in turn can wait long; a timeout bounds it.
+/// </para>
+/// <para>
+/// The same on every node: after each entry no waiter that fits is left (but see tokens below), so
+/// what an entry grants follows from the changes it makes. Two waiters that share no lock do not affect
+/// each other, and waiters that share one are looked at in that queue's order; a node that restored a
+/// snapshot, whose waiters are numbered anew, grants the same. The grants of one pass are reported
+/// ordered by lock and token, so the events are the same too.
+/// </para>
+/// <para>
+/// Tokens: an entry grants a lock at most 256 times in a generation (65536 otherwise). A waiter that
+/// fits but would need more keeps its locks for itself until the next entry (a deadline due at once),
+/// so nobody behind it takes the room it was to get.
+/// </para>
+/// </remarks>
+internal sealed partial class LockTable
+{
+    private const int MaxGrantsPerEntry = 1 << 16;
+    private const int MaxGrantsPerGenerationEntry = 1 << 8;
+
+    /// <summary>Locks whose queues must be looked at again before the entry is done.</summary>
+    private readonly Queue<string> _touched = new();
+
+    /// <summary>Locks kept, for the rest of the entry, for a waiter that fits but for which the entry has no token left.</summary>
+    private readonly HashSet<string> _frozen = new(StringComparer.Ordinal);
+
+    private static readonly Comparison<LockEvent> GrantOrder = (a, b) =>
+    {
+        int byName = string.CompareOrdinal(a.Name, b.Name);
+        return byName != 0 ? byName : a.Token.CompareTo(b.Token);
+    };
+
+    /// <summary>Lock <paramref name="name"/> changed (a holder or a waiter gone, a waiter added, a deadline due): its queue is looked at again.</summary>
+    private void Touch(string name) => _touched.Enqueue(name);
+
+    /// <summary>Grants every waiter of the touched locks that fits, in the order the waiters came, until none fits; forgets locks left unused.</summary>
+    private void Settle(long index, Dictionary<string, int> grants)
+    {
+        if (_touched.Count == 0)
+        {
+            return;
+        }
+
+        int firstEvent = _events.Count;
+        var looked = new HashSet<string>(StringComparer.Ordinal);
+        var candidates = new PriorityQueue<(LockWaiter Waiter, string Name), long>();
+        while (_touched.TryDequeue(out string? name))
+        {
+            if (looked.Add(name))
+            {
+                AddCandidates(name, candidates);
+            }
+        }
+
+        while (candidates.TryDequeue(out var candidate, out _))
+        {
+            var (waiter, name) = candidate;
+            if (!_locks.TryGetValue(name, out var state) || !state.Waiters.Contains(waiter) || !Fits(waiter, name, frozenToo: true))
+            {
+                continue;
+            }
+
+            var names = waiter.Group?.Names ?? [name];
+            if (!Array.TrueForAll(names, n => TokenLeft(n, grants)))
+            {
+                // It is granted by the next entry; until then nobody behind it takes its room.
+                foreach (var kept in names)
+                {
+                    _frozen.Add(kept);
+                    _deadlines.Enqueue(kept, Now);
+                }
+
+                continue;
+            }
+
+            foreach (var granted in names)
+            {
+                var lockState = _locks[granted];
+                int at = waiter.Group is { } group ? lockState.Waiters.FindIndex(w => w.Group == group) : lockState.Waiters.IndexOf(waiter);
+                var part = lockState.Waiters[at];
+                lockState.Waiters.RemoveAt(at);
+                Grant(granted, lockState, part.Request, part.LeaseMs, part.Writer, index, grants);
+                looked.Add(granted);
+                AddCandidates(granted, candidates);
+            }
+        }
+
+        if (_events.Count - firstEvent > 1)
+        {
+            _events.Sort(firstEvent, _events.Count - firstEvent, Comparer<LockEvent>.Create(GrantOrder));
+        }
+
+        foreach (var name in looked)
+        {
+            if (_locks.TryGetValue(name, out var state))
+            {
+                Forget(name, state);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The waiters of <paramref name="name"/> that may fit: the multi-lock requests at the front of its
+    /// queue and the first request of one lock (everyone behind that one waits for it).
+    /// </summary>
+    private void AddCandidates(string name, PriorityQueue<(LockWaiter Waiter, string Name), long> candidates)
+    {
+        if (!_locks.TryGetValue(name, out var state))
+        {
+            return;
+        }
+
+        foreach (var waiter in state.Waiters)
+        {
+            candidates.Enqueue((waiter, name), waiter.Arrival);
+            if (waiter.Group is null)
+            {
+                return;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Whether <paramref name="waiter"/> (of lock <paramref name="name"/>, or of a multi-lock request)
+    /// fits now: out of the hold-off, and in each of its locks, room for it and only multi-lock requests
+    /// ahead of it; with <paramref name="frozenToo"/>, none of its locks kept for another waiter.
+    /// </summary>
+    private bool Fits(LockWaiter waiter, string name, bool frozenToo)
+    {
+        if (Now < GrantsFrom)
+        {
+            return false;
+        }
+
+        if (waiter.Group is not { } group)
+        {
+            return FitsIn(_locks[name], name, w => ReferenceEquals(w, waiter), frozenToo);
+        }
+
+        foreach (var part in group.Names)
+        {
+            if (!_locks.TryGetValue(part, out var state) || !FitsIn(state, part, w => w.Group == group, frozenToo))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private bool FitsIn(LockState state, string name, Predicate<LockWaiter> isIt, bool frozenToo)
+    {
+        if (frozenToo && _frozen.Contains(name))
+        {
+            return false;
+        }
+
+        foreach (var waiter in state.Waiters)
+        {
+            if (isIt(waiter))
+            {
+                return state.HasRoomFor(waiter.Writer);
+            }
+
+            if (waiter.Group is null)
+            {
+                return false;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>Whether some waiter of lock <paramref name="name"/> fits now: only while an entry ran out of tokens for it (<see cref="Settle"/> grants every other one).</summary>
+    private bool HasGrantable(string name, LockState state)
+    {
+        if (Now < GrantsFrom)
+        {
+            return false;
+        }
+
+        foreach (var waiter in state.Waiters)
+        {
+            if (Fits(waiter, name, frozenToo: false))
+            {
+                return true;
+            }
+
+            if (waiter.Group is null)
+            {
+                return false;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>Whether lock <paramref name="name"/> may get another grant in the entry being applied: its tokens' count within one entry is bounded.</summary>
+    private bool TokenLeft(string name, Dictionary<string, int> grants)
+        => grants.GetValueOrDefault(name) < (Generation == 0 ? MaxGrantsPerEntry : MaxGrantsPerGenerationEntry);
+
+    private void Grant(string name, LockState state, RequestId request, long leaseMs, bool writer, long index, Dictionary<string, int> grants)
+    {
+        int n = grants.GetValueOrDefault(name);
+        grants[name] = n + 1;
+        long token = Generation == 0 ? (index << 16) | (long)n : (Generation << 48) + (index << 8) + n;
+        var holder = new LockHolder(token, request, Now, Now + leaseMs, writer);
+        state.Holders.Add(holder);
+        _deadlines.Enqueue(name, holder.Expiry);
+        _events.Add(new LockEvent(LockEventType.Granted, name, request, token, holder.Expiry));
+    }
+}
