@@ -26,23 +26,29 @@ public readonly record struct GaggleLockRequest
     /// <summary>The mutex <paramref name="name"/>.</summary>
     /// <param name="name">The lock's name (1 to 256 characters).</param>
     /// <returns>The request.</returns>
-    public static GaggleLockRequest Mutex(string name) => new(name, LockHoldKind.Mutex, 1);
+    public static GaggleLockRequest Mutex(string name) => new(NotNull(name), LockHoldKind.Mutex, 1);
 
     /// <summary>One of <paramref name="maxCount"/> slots of the semaphore <paramref name="name"/> (a semaphore of one slot is the mutex of that name).</summary>
     /// <param name="name">The semaphore's name (1 to 256 characters); every user must pass the same <paramref name="maxCount"/>.</param>
     /// <param name="maxCount">How many may hold it at once (1 to 100000).</param>
     /// <returns>The request.</returns>
-    public static GaggleLockRequest Semaphore(string name, int maxCount) => new(name, maxCount == 1 ? LockHoldKind.Mutex : LockHoldKind.SemaphoreSlot, maxCount);
+    public static GaggleLockRequest Semaphore(string name, int maxCount) => new(NotNull(name), maxCount == 1 ? LockHoldKind.Mutex : LockHoldKind.SemaphoreSlot, maxCount);
 
     /// <summary>The reader-writer lock <paramref name="name"/> for reading, shared with other readers.</summary>
     /// <param name="name">The lock's name (1 to 256 characters).</param>
     /// <returns>The request.</returns>
-    public static GaggleLockRequest Read(string name) => new(name, LockHoldKind.Read, 0);
+    public static GaggleLockRequest Read(string name) => new(NotNull(name), LockHoldKind.Read, 0);
 
     /// <summary>The reader-writer lock <paramref name="name"/> for writing, alone.</summary>
     /// <param name="name">The lock's name (1 to 256 characters).</param>
     /// <returns>The request.</returns>
-    public static GaggleLockRequest Write(string name) => new(name, LockHoldKind.Write, 0);
+    public static GaggleLockRequest Write(string name) => new(NotNull(name), LockHoldKind.Write, 0);
+
+    private static string NotNull(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        return name;
+    }
 
     /// <summary>The request as the lock table reads it.</summary>
     internal LockPart ToPart() => new(Kind switch

@@ -6,7 +6,8 @@ namespace Gaggle.Locks;
 /// <summary>How an acquire runs: one request in the log for one lock or a set of them, its outcome, and the holds it makes.</summary>
 public sealed partial class GaggleLocks
 {
-    private Task<GaggleLockHandle?> AcquireCoreAsync(string name, LockHoldKind kind, int maxCount, TimeSpan? timeout, CancellationToken cancellationToken)
+    /// <summary>Bad arguments fail the returned task, as for any async API, not the call.</summary>
+    private async Task<GaggleLockHandle?> AcquireCoreAsync(string name, LockHoldKind kind, int maxCount, TimeSpan? timeout, CancellationToken cancellationToken)
     {
         ValidateName(name);
         var request = kind switch
@@ -16,11 +17,8 @@ public sealed partial class GaggleLocks
             _ => GaggleLockRequest.Semaphore(name, maxCount),
         };
         ValidateRequest(request, nameof(name));
-        return AcquireOneAsync(request, timeout, cancellationToken);
+        return (await AcquireSetAsync([request], timeout, cancellationToken).ConfigureAwait(false))?[0];
     }
-
-    private async Task<GaggleLockHandle?> AcquireOneAsync(GaggleLockRequest request, TimeSpan? timeout, CancellationToken cancellationToken)
-        => (await AcquireSetAsync([request], timeout, cancellationToken).ConfigureAwait(false))?[0];
 
     /// <summary>Validates <paramref name="locks"/> for a multi-lock acquisition: 1 to 64 locks, each valid, no name twice.</summary>
     private static GaggleLockRequest[] ValidateSet(IEnumerable<GaggleLockRequest> locks)
@@ -79,8 +77,10 @@ public sealed partial class GaggleLocks
         using var activity = GaggleTracing.Source.StartActivity("gaggle.lock.acquire");
         if (activity is not null)
         {
-            activity.SetTag(GaggleTracing.NodeTag, _node.Id).SetTag("gaggle.lock.name", locks.Length == 1 ? name : string.Join(",", locks.Select(l => l.Name)))
-                .SetTag("gaggle.lock.kind", locks.Length == 1 ? KindTag(locks[0].Kind) : string.Join(",", locks.Select(l => KindTag(l.Kind))));
+            // One lock: its name and kind; several: arrays of them, in the order asked for.
+            activity.SetTag(GaggleTracing.NodeTag, _node.Id)
+                .SetTag("gaggle.lock.name", locks.Length == 1 ? name : locks.Select(l => l.Name).ToArray())
+                .SetTag("gaggle.lock.kind", locks.Length == 1 ? KindTag(locks[0].Kind) : locks.Select(l => KindTag(l.Kind)).ToArray());
             if (locks.Length == 1 && locks[0].Kind == LockHoldKind.SemaphoreSlot)
             {
                 activity.SetTag("gaggle.lock.max_count", locks[0].MaxCount);
@@ -142,7 +142,7 @@ public sealed partial class GaggleLocks
                 throw Refused(activity, result.Reason);
             }
 
-            activity?.SetTag("gaggle.lock.fencing_token", locks.Length == 1 ? grants[0]!.Token : string.Join(",", grants.Select(g => g!.Token)));
+            activity?.SetTag("gaggle.lock.fencing_token", locks.Length == 1 ? grants[0]!.Token : grants.Select(g => g!.Token).ToArray());
             return await HoldsAsync(locks, grants!, sentAt, renewed, linked.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)

@@ -139,6 +139,7 @@ public sealed partial class GaggleLocks
     /// <returns>The holds, one per lock, all with tokens of the same log entry; dispose it to release them all.</returns>
     /// <exception cref="TimeoutException">The locks were not granted within <paramref name="timeout"/>.</exception>
     /// <exception cref="InvalidOperationException">One of the names is held or waited for as another kind of lock.</exception>
+    /// <exception cref="ArgumentException">The set names no lock, more than 64, a lock twice, or an invalid one (in the task).</exception>
     /// <example>
     /// <code>
     /// await using var both = await node.Locks.AcquireAllAsync([GaggleLockRequest.Mutex("account:17"), GaggleLockRequest.Mutex("account:42")]);
@@ -157,8 +158,9 @@ public sealed partial class GaggleLocks
     /// <param name="timeout">How long to wait; <see cref="TimeSpan.Zero"/> tries once.</param>
     /// <param name="cancellationToken">Stops waiting.</param>
     /// <returns>The holds, or null.</returns>
-    public Task<GaggleMultiLockHandle?> TryAcquireAllAsync(IEnumerable<GaggleLockRequest> locks, TimeSpan timeout = default, CancellationToken cancellationToken = default)
-        => TryAcquireSetAsync(ValidateSet(locks), timeout, cancellationToken);
+    /// <exception cref="ArgumentException">The set names no lock, more than 64, a lock twice, or an invalid one (in the task).</exception>
+    public async Task<GaggleMultiLockHandle?> TryAcquireAllAsync(IEnumerable<GaggleLockRequest> locks, TimeSpan timeout = default, CancellationToken cancellationToken = default)
+        => await TryAcquireSetAsync(ValidateSet(locks), timeout, cancellationToken).ConfigureAwait(false);
 
     private async Task<GaggleMultiLockHandle?> TryAcquireSetAsync(GaggleLockRequest[] set, TimeSpan? timeout, CancellationToken cancellationToken)
         => await AcquireSetAsync(set, timeout, cancellationToken).ConfigureAwait(false) is { } holds ? new GaggleMultiLockHandle(holds) : null;

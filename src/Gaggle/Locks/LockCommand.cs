@@ -72,6 +72,13 @@ internal sealed record LockCommand(LockCommandType Type, string Name, int MaxCou
     /// <summary>The locks an <see cref="LockCommandType.AcquireAll"/> takes; empty for every other command.</summary>
     public IReadOnlyList<LockPart> Parts { get; init; } = [];
 
+    /// <summary>Equal when every field is, the parts compared one by one.</summary>
+    public bool Equals(LockCommand? other)
+        => other is not null && Type == other.Type && Name == other.Name && MaxCount == other.MaxCount && LeaseMs == other.LeaseMs && WaitMs == other.WaitMs
+            && Token == other.Token && RequestSequence == other.RequestSequence && Parts.SequenceEqual(other.Parts);
+
+    public override int GetHashCode() => HashCode.Combine(Type, Name, MaxCount, LeaseMs, WaitMs, Token, RequestSequence, Parts.Count);
+
     public byte[] Encode()
     {
         var writer = new WireWriter(Name.Length + 32);

@@ -165,4 +165,20 @@ public sealed class MultiLockNodeTests
         await using var one = await node.Locks.AcquireAllAsync([GaggleLockRequest.Mutex("solo")]);
         Assert.That(one.Holds.Single().Kind, Is.EqualTo(LockHoldKind.Mutex), "a set of one lock is a plain acquire");
     }
+
+    [Test]
+    public async Task BadArgumentsFailTheReturnedTaskNotTheCall()
+    {
+        await using var cluster = new NodeCluster(1);
+        await cluster.StartAllAsync();
+        var node = await cluster.WaitForLeaderAsync();
+        Task<GaggleLockHandle?> single = null!;
+        Task<GaggleMultiLockHandle?> set = null!;
+        Assert.DoesNotThrow(() => single = node.Locks.TryAcquireAsync(""));
+        Assert.DoesNotThrow(() => set = node.Locks.TryAcquireAllAsync([]));
+        await Assert.ThrowsAsync<ArgumentException>(() => single);
+        await Assert.ThrowsAsync<ArgumentException>(() => set);
+        await Assert.ThrowsAsync<ArgumentNullException>(() => node.Locks.TryAcquireReadAsync(null!));
+        Assert.Throws<ArgumentNullException>(() => GaggleLockRequest.Mutex(null!));
+    }
 }

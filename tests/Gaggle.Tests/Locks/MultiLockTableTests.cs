@@ -254,7 +254,8 @@ public sealed class MultiLockTableTests
         var decoded = LockCommand.TryDecode(command.Encode());
         Assert.That(decoded, Is.Not.Null);
         Assert.That(decoded!.Parts, Is.EqualTo(command.Parts));
-        Assert.That(decoded with { Parts = command.Parts }, Is.EqualTo(command));
+        Assert.That(decoded, Is.EqualTo(command), "commands compare their parts one by one");
+        Assert.That(decoded with { Parts = [.. command.Parts.Reverse()] }, Is.Not.EqualTo(command));
 
         var withRelease = All(500, M("a"), new LockPart(LockCommandType.Release, "r"));
         Assert.That(LockCommand.TryDecode(withRelease.Encode()), Is.Null, "a part must be an acquire of one lock");
