@@ -128,10 +128,12 @@ public sealed partial class GaggleLocks
         => AcquireCoreAsync(name, LockHoldKind.Write, 0, timeout, cancellationToken);
 
     /// <summary>
-    /// Acquires several locks at once: one request in the log, granted all in one entry or not at all,
-    /// so two callers taking {A, B} and {B, A} can never deadlock. It waits in FIFO order in the queue
-    /// of each lock, and is granted when it is first in all of them and each has room; meanwhile it
-    /// keeps the requests behind it in each queue waiting, even where that lock alone is free.
+    /// Acquires several locks at once: one request in the log, granted all in one entry or not at all.
+    /// It is granted as soon as each lock has room for it and nobody who came before it waits there for
+    /// a single lock, before the requests that came after it. While it waits it holds up nobody (a later
+    /// request for one of its locks that has room is granted past it), so nothing ever waits for a set:
+    /// two callers taking {A, B} and {B, A}, or a caller holding A while it asks for B, never deadlock
+    /// with it. Under steady contention on its locks a set can wait long; give it a timeout.
     /// </summary>
     /// <param name="locks">1 to 64 locks (<see cref="GaggleLockRequest.Mutex"/>, <see cref="GaggleLockRequest.Semaphore"/>, <see cref="GaggleLockRequest.Read"/>, <see cref="GaggleLockRequest.Write"/>), each name once.</param>
     /// <param name="timeout">How long to wait; forever when null.</param>
