@@ -42,11 +42,16 @@ internal sealed partial class LockTable
     /// <summary>Locks kept, for the rest of the entry, for a waiter that fits but for which the entry has no token left.</summary>
     private readonly HashSet<string> _frozen = new(StringComparer.Ordinal);
 
-    private static readonly Comparison<LockEvent> GrantOrder = (a, b) =>
+    /// <summary>The locks a pass of <see cref="Settle"/> looked at, and the waiters it looks at next (by arrival): kept between passes, cleared by each.</summary>
+    private readonly HashSet<string> _looked = new(StringComparer.Ordinal);
+    private readonly PriorityQueue<(LockWaiter Waiter, string Name), long> _candidates = new();
+
+    /// <summary>How the grants of one pass are reported: by lock, then token (the order a node that restored a snapshot reports them in too).</summary>
+    private static readonly Comparer<LockEvent> GrantOrder = Comparer<LockEvent>.Create((a, b) =>
     {
         int byName = string.CompareOrdinal(a.Name, b.Name);
         return byName != 0 ? byName : a.Token.CompareTo(b.Token);
-    };
+    });
 
     /// <summary>Lock <paramref name="name"/> changed (a holder or a waiter gone, a waiter added, a deadline due): its queue is looked at again.</summary>
     private void Touch(string name) => _touched.Enqueue(name);
@@ -60,8 +65,10 @@ internal sealed partial class LockTable
         }
 
         int firstEvent = _events.Count;
-        var looked = new HashSet<string>(StringComparer.Ordinal);
-        var candidates = new PriorityQueue<(LockWaiter Waiter, string Name), long>();
+        var looked = _looked;
+        var candidates = _candidates;
+        looked.Clear();
+        candidates.Clear();
         while (_touched.TryDequeue(out string? name))
         {
             if (looked.Add(name))
@@ -105,7 +112,7 @@ internal sealed partial class LockTable
 
         if (_events.Count - firstEvent > 1)
         {
-            _events.Sort(firstEvent, _events.Count - firstEvent, Comparer<LockEvent>.Create(GrantOrder));
+            _events.Sort(firstEvent, _events.Count - firstEvent, GrantOrder);
         }
 
         foreach (var name in looked)
