@@ -85,25 +85,35 @@ internal sealed partial class LockTable
                 continue;
             }
 
-            var names = waiter.Group?.Names ?? [name];
-            if (!Array.TrueForAll(names, n => TokenLeft(n, grants)))
+            if (waiter.Group is not { } group)
             {
-                // It is granted by the next entry; until then nobody behind it takes its room.
-                foreach (var kept in names)
+                if (!TokenLeft(name, grants))
                 {
-                    _frozen.Add(kept);
-                    _deadlines.Enqueue(kept, Now);
+                    Keep(name);
+                    continue;
+                }
+
+                state.Waiters.Remove(waiter);
+                Grant(name, state, waiter.Request, waiter.LeaseMs, waiter.Writer, index, grants);
+                AddCandidates(name, candidates);
+                continue;
+            }
+
+            if (!TokensLeft(group, grants))
+            {
+                foreach (var kept in group.Names)
+                {
+                    Keep(kept);
                 }
 
                 continue;
             }
 
-            foreach (var granted in names)
+            foreach (var granted in group.Names)
             {
                 var lockState = _locks[granted];
-                int at = waiter.Group is { } group ? lockState.Waiters.FindIndex(w => w.Group == group) : lockState.Waiters.IndexOf(waiter);
-                var part = lockState.Waiters[at];
-                lockState.Waiters.RemoveAt(at);
+                var part = lockState.Waiters.Find(w => w.Group == group)!;
+                lockState.Waiters.Remove(part);
                 Grant(granted, lockState, part.Request, part.LeaseMs, part.Writer, index, grants);
                 looked.Add(granted);
                 AddCandidates(granted, candidates);
@@ -122,6 +132,26 @@ internal sealed partial class LockTable
                 Forget(name, state);
             }
         }
+    }
+
+    /// <summary>A waiter fits but the entry has no token left for it: lock <paramref name="name"/> is kept for it (nobody behind it takes its room) until the next entry, due at once.</summary>
+    private void Keep(string name)
+    {
+        _frozen.Add(name);
+        _deadlines.Enqueue(name, Now);
+    }
+
+    private bool TokensLeft(LockGroup group, Dictionary<string, int> grants)
+    {
+        foreach (var name in group.Names)
+        {
+            if (!TokenLeft(name, grants))
+            {
+                return false;
+            }
+        }
+
+        return true;
     }
 
     /// <summary>
@@ -159,12 +189,12 @@ internal sealed partial class LockTable
 
         if (waiter.Group is not { } group)
         {
-            return FitsIn(_locks[name], name, w => ReferenceEquals(w, waiter), frozenToo);
+            return FitsIn(_locks[name], name, waiter, null, frozenToo);
         }
 
         foreach (var part in group.Names)
         {
-            if (!_locks.TryGetValue(part, out var state) || !FitsIn(state, part, w => w.Group == group, frozenToo))
+            if (!_locks.TryGetValue(part, out var state) || !FitsIn(state, part, null, group, frozenToo))
             {
                 return false;
             }
@@ -173,7 +203,8 @@ internal sealed partial class LockTable
         return true;
     }
 
-    private bool FitsIn(LockState state, string name, Predicate<LockWaiter> isIt, bool frozenToo)
+    /// <summary>Whether the waiter (<paramref name="single"/>, or the part of <paramref name="group"/>) has room in lock <paramref name="name"/> and only sets ahead of it there.</summary>
+    private bool FitsIn(LockState state, string name, LockWaiter? single, LockGroup? group, bool frozenToo)
     {
         if (frozenToo && _frozen.Contains(name))
         {
@@ -182,7 +213,7 @@ internal sealed partial class LockTable
 
         foreach (var waiter in state.Waiters)
         {
-            if (isIt(waiter))
+            if (single is not null ? ReferenceEquals(waiter, single) : waiter.Group == group)
             {
                 return state.HasRoomFor(waiter.Writer);
             }

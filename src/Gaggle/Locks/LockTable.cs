@@ -194,6 +194,13 @@ internal sealed partial class LockTable
             return;
         }
 
+        if (state.Waiters.Count == 0 && state.HasRoomFor(writer) && Now >= GrantsFrom && !_frozen.Contains(command.Name) && TokenLeft(command.Name, grants))
+        {
+            // Nobody waits: what Settle would decide, without a queue entry.
+            Grant(command.Name, state, request, command.LeaseMs, writer, index, grants);
+            return;
+        }
+
         // Granted now if it fits and nobody ahead of it waits for room (Settle); otherwise it waits, or a try-once is denied.
         var waiter = new LockWaiter(request, command.LeaseMs, Now + command.WaitMs, writer) { Arrival = index };
         state.Waiters.Add(waiter);
