@@ -50,6 +50,13 @@ public readonly record struct GaggleLockRequest
         return name;
     }
 
+    /// <summary>The request of a single-lock acquire, its arguments not checked yet (the acquire checks them, failing its task).</summary>
+    internal static GaggleLockRequest Unchecked(string name, LockHoldKind kind, int maxCount) => kind switch
+    {
+        LockHoldKind.Read or LockHoldKind.Write => new(name, kind, 0),
+        _ => new(name, maxCount == 1 ? LockHoldKind.Mutex : LockHoldKind.SemaphoreSlot, maxCount),
+    };
+
     /// <summary>The request as the lock table reads it.</summary>
     internal LockPart ToPart() => new(Kind switch
     {

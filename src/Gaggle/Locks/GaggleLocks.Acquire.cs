@@ -6,19 +6,9 @@ namespace Gaggle.Locks;
 /// <summary>How an acquire runs: one request in the log for one lock or a set of them, its outcome, and the holds it makes.</summary>
 public sealed partial class GaggleLocks
 {
-    /// <summary>Bad arguments fail the returned task, as for any async API, not the call.</summary>
-    private async Task<GaggleLockHandle?> AcquireCoreAsync(string name, LockHoldKind kind, int maxCount, TimeSpan? timeout, CancellationToken cancellationToken)
-    {
-        ValidateName(name);
-        var request = kind switch
-        {
-            LockHoldKind.Read => GaggleLockRequest.Read(name),
-            LockHoldKind.Write => GaggleLockRequest.Write(name),
-            _ => GaggleLockRequest.Semaphore(name, maxCount),
-        };
-        ValidateRequest(request, nameof(name));
-        return (await AcquireSetAsync([request], timeout, cancellationToken).ConfigureAwait(false))?[0];
-    }
+    /// <summary>Acquires one lock; bad arguments fail the returned task, as for any async API, not the call.</summary>
+    private Task<GaggleLockHandle?> AcquireCoreAsync(string name, LockHoldKind kind, int maxCount, TimeSpan? timeout, CancellationToken cancellationToken)
+        => AcquireSetAsync([GaggleLockRequest.Unchecked(name, kind, maxCount)], timeout, cancellationToken, setHolds: null);
 
     /// <summary>Validates <paramref name="locks"/> for a multi-lock acquisition: 1 to 64 locks, each valid, no name twice.</summary>
     private static GaggleLockRequest[] ValidateSet(IEnumerable<GaggleLockRequest> locks)
@@ -64,10 +54,18 @@ public sealed partial class GaggleLocks
     /// <summary>
     /// Takes every lock of <paramref name="locks"/> with one request in the log (one lock: a plain
     /// acquire; several: <see cref="LockCommandType.AcquireAll"/>, granted all in one entry or not at all).
-    /// Returns the holds in the order asked for, or null when the wait ran out or a try was denied.
+    /// Returns the first hold, the others (all of them, in the order asked for) in <paramref name="setHolds"/>
+    /// when given; null when the wait ran out or a try was denied. One lock without <paramref name="setHolds"/>
+    /// is validated here (a set was, by the caller).
     /// </summary>
-    private async Task<GaggleLockHandle[]?> AcquireSetAsync(GaggleLockRequest[] locks, TimeSpan? timeout, CancellationToken cancellationToken)
+    private async Task<GaggleLockHandle?> AcquireSetAsync(GaggleLockRequest[] locks, TimeSpan? timeout, CancellationToken cancellationToken, GaggleLockHandle[]? setHolds)
     {
+        if (setHolds is null)
+        {
+            ValidateName(locks[0].Name);
+            ValidateRequest(locks[0], "name");
+        }
+
         if (timeout is { } t && (t < TimeSpan.Zero || t > LongestWait))
         {
             throw new ArgumentOutOfRangeException(nameof(timeout), t, "The timeout must be between zero (try once) and 365 days, or null to wait without limit.");
@@ -142,8 +140,25 @@ public sealed partial class GaggleLocks
                 throw Refused(activity, result.Reason);
             }
 
-            activity?.SetTag("gaggle.lock.fencing_token", locks.Length == 1 ? grants[0]!.Token : grants.Select(g => g!.Token).ToArray());
-            return await HoldsAsync(locks, grants!, sentAt, renewed, linked.Token).ConfigureAwait(false);
+            if (locks.Length == 1)
+            {
+                // The common case, without the set's arrays and tasks.
+                var grant = grants[0]!;
+                activity?.SetTag("gaggle.lock.fencing_token", grant.Token);
+                long trustedSince = await TrustedSinceAsync(name, grant.Token, sentAt, renewed[0].Task, linked.Token).ConfigureAwait(false);
+                var hold = new GaggleLockHandle(this, name, locks[0].Kind, locks[0].MaxCount, grant.Token, trustedSince);
+                if (setHolds is not null)
+                {
+                    setHolds[0] = hold;
+                }
+
+                return hold;
+            }
+
+            activity?.SetTag("gaggle.lock.fencing_token", grants.Select(g => g!.Token).ToArray());
+            var holds = await HoldsAsync(locks, grants!, sentAt, renewed, linked.Token).ConfigureAwait(false);
+            holds.CopyTo(setHolds!, 0);
+            return holds[0];
         }
         catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
         {
@@ -192,18 +207,10 @@ public sealed partial class GaggleLocks
         return new LockCommand(part.Type, part.Name, part.MaxCount, leaseMs, waitMs);
     }
 
-    /// <summary>The handles of the granted <paramref name="locks"/>, each trusted from when its grant is known to have been alive.</summary>
+    /// <summary>The handles of the granted <paramref name="locks"/> (several), each trusted from when its grant is known to have been alive.</summary>
     private async Task<GaggleLockHandle[]> HoldsAsync(GaggleLockRequest[] locks, LockEvent[] grants, long sentAt, TaskCompletionSource[] renewed, CancellationToken cancellationToken)
     {
-        var since = new long[locks.Length];
-        if (locks.Length == 1)
-        {
-            since[0] = await TrustedSinceAsync(locks[0].Name, grants[0].Token, sentAt, renewed[0].Task, cancellationToken).ConfigureAwait(false);
-        }
-        else
-        {
-            since = await Task.WhenAll(locks.Select((l, i) => TrustedSinceAsync(l.Name, grants[i].Token, sentAt, renewed[i].Task, cancellationToken))).ConfigureAwait(false);
-        }
+        var since = await Task.WhenAll(locks.Select((l, i) => TrustedSinceAsync(l.Name, grants[i].Token, sentAt, renewed[i].Task, cancellationToken))).ConfigureAwait(false);
 
         var holds = new GaggleLockHandle[locks.Length];
         for (int i = 0; i < holds.Length; i++)

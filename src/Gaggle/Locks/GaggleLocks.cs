@@ -165,7 +165,10 @@ public sealed partial class GaggleLocks
         => await TryAcquireSetAsync(ValidateSet(locks), timeout, cancellationToken).ConfigureAwait(false);
 
     private async Task<GaggleMultiLockHandle?> TryAcquireSetAsync(GaggleLockRequest[] set, TimeSpan? timeout, CancellationToken cancellationToken)
-        => await AcquireSetAsync(set, timeout, cancellationToken).ConfigureAwait(false) is { } holds ? new GaggleMultiLockHandle(holds) : null;
+    {
+        var holds = new GaggleLockHandle[set.Length];
+        return await AcquireSetAsync(set, timeout, cancellationToken, holds).ConfigureAwait(false) is null ? null : new GaggleMultiLockHandle(holds);
+    }
 
     /// <summary>
     /// Reads a lock's state linearizably: the read is itself an entry of the log, so it reflects every
