@@ -44,12 +44,35 @@ internal sealed partial class LockHistoryChecker
 {
     private readonly Dictionary<string, List<ClientBelief>> _beliefs = new(StringComparer.Ordinal);
 
-    /// <summary>A client saw its acquire granted: the common history of its generation granted exactly that token to exactly that request.</summary>
-    public void ObserveClientGrant(string client, RequestId request, long token, long index, long generation = 0)
+    /// <summary>
+    /// A client saw its acquire granted: the common history of its generation granted exactly those
+    /// tokens of exactly those locks to that request, and no other lock. A grant of several locks at
+    /// once came from one entry: every token carries the same log index.
+    /// </summary>
+    public void ObserveClientGrant(string client, RequestId request, IReadOnlyList<(string Lock, long Token)> grants, long index, long generation = 0)
     {
-        if (!HistoryOf(generation).GrantedTokens.TryGetValue(request, out long granted) || granted != token)
+        var history = HistoryOf(generation);
+        foreach (var (name, token) in grants)
         {
-            throw new LockSimViolation($"{client} saw token {token} granted at index {index}, but the committed history granted its request {(granted == 0 ? "nothing" : $"token {granted}")}");
+            if (!history.GrantedTokens.TryGetValue((request, name), out long granted) || granted != token)
+            {
+                throw new LockSimViolation($"{client} saw token {token} of '{name}' granted at index {index}, but the committed history granted its request {(granted == 0 ? "nothing of it" : $"token {granted}")}");
+            }
+        }
+
+        if (history.GrantedLocks.GetValueOrDefault(request) != grants.Count)
+        {
+            throw new LockSimViolation($"{client} saw {grants.Count} locks granted at index {index}, but the committed history granted its request {history.GrantedLocks.GetValueOrDefault(request)}");
+        }
+
+        if (grants.Count > 1)
+        {
+            if (grants.Select(g => LockTokens.IndexOf(g.Token)).Distinct().Count() != 1)
+            {
+                throw new LockSimViolation($"{client} saw the locks it asked for at once granted with tokens of several log indices: {string.Join(", ", grants.Select(g => $"'{g.Lock}' {LockTokens.Describe(g.Token)}"))}");
+            }
+
+            Stats.ClientGroupGrants++;
         }
 
         Stats.ClientGrants++;

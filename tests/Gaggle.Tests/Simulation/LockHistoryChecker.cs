@@ -14,7 +14,8 @@ internal sealed class LockSimViolation(string message) : Exception(message);
 /// mutual exclusion and the semaphore bound in lease-clock time, a reader-writer lock held by one writer
 /// alone or by readers only (and a name in use as one kind of lock refusing the others), holds ending only when released or
 /// due, fencing tokens unique and increasing per lock (two locks may share a token), FIFO grants, waits ending only at their
-/// deadline or on cancel, no idle slot while someone waits, reads showing the model's holders and queue, and in an
+/// deadline or on cancel, no idle slot while someone waits, reads showing the model's holders and queue, multi-lock
+/// requests granted all at once or not at all and never deadlocked (LockHistoryChecker.Groups.cs), and in an
 /// elastic run nothing granted during a generation's hold-off and tokens carrying their generation. The common history is kept per cluster
 /// generation (each is a cluster of its own); client observations are checked against it too, and the
 /// clients' beliefs across generations (see LockHistoryChecker.Clients.cs).
@@ -127,14 +128,20 @@ internal sealed partial class LockHistoryChecker
         var request = new RequestId(envelope.Origin, envelope.Incarnation, envelope.Sequence);
         Stats.Commands[(int)command.Type]++;
         bool answered = false;
-        foreach (var e in events)
+        _groupGrants.Clear();
+        for (int i = 0; i < events.Count; i++)
         {
+            var e = events[i];
             answered |= e.Request == request && e.Type is LockEventType.Granted or LockEventType.Denied or LockEventType.Rejected;
-            ApplyEvent(index, command, request, e);
+            ApplyEvent(index, command, request, e, i);
         }
 
+        CheckGroupGrants(index);
         switch (command.Type)
         {
+            case LockCommandType.AcquireAll when !answered:
+                EnqueueGroup(index, command, request);
+                break;
             case var type when type.IsAcquire() && !answered:
                 Enqueue(index, command, request);
                 break;
@@ -156,9 +163,20 @@ internal sealed partial class LockHistoryChecker
         {
             CheckState(table, index, name, state);
         }
+
+        foreach (string name in _history.Names)
+        {
+            if (!_history.Locks.ContainsKey(name))
+            {
+                // Unused in the model, so forgotten by the table: no holder or waiter left behind (one lock of a withdrawn multi-lock request, say).
+                var info = table.Describe(name, index);
+                Require(info.Holders.Count == 0 && info.QueueLength == 0, index, $"the table holds '{name}' as [{string.Join(", ", info.Holders.Select(h => h.FencingToken))}] with {info.QueueLength} waiting; the model has nobody");
+            }
+        }
     }
 
-    private void ApplyEvent(long index, LockCommand command, RequestId request, LockEvent e)
+    /// <param name="position">The event's place among the entry's events.</param>
+    private void ApplyEvent(long index, LockCommand command, RequestId request, LockEvent e, int position)
     {
         var state = Lock(e.Name);
         switch (e.Type)
@@ -182,18 +200,31 @@ internal sealed partial class LockHistoryChecker
                 Stats.Renewed++;
                 break;
             case LockEventType.Granted:
-                Grant(index, command, request, e, state);
+                Grant(index, command, request, e, state, position);
                 break;
             case LockEventType.Denied:
                 Deny(index, command, request, e, state);
                 break;
             case LockEventType.Cancelled:
-                Require(command.Type == LockCommandType.CancelWait, index, $"a wait for '{e.Name}' cancelled by a {command.Type}");
-                Require(state.Queue.RemoveAll(w => w.Request == e.Request) == 1, index, $"{e.Request} cancelled but was not waiting for '{e.Name}'");
+                Require(command.Type == LockCommandType.CancelWait && e.Request == request with { Sequence = command.RequestSequence }, index,
+                    $"a wait of {e.Request} for '{e.Name}' cancelled by a {command.Type} of {request} (for request {command.RequestSequence})");
+                if (state.Queue.Find(w => w.Request == e.Request) is { Group: { } group })
+                {
+                    CancelGroup(index, command, e, group);
+                }
+                else
+                {
+                    Require(state.Queue.RemoveAll(w => w.Request == e.Request) == 1, index, $"{e.Request} cancelled but was not waiting for '{e.Name}'");
+                }
+
                 Stats.Cancelled++;
                 break;
+            case LockEventType.Rejected when command.Type == LockCommandType.AcquireAll:
+                RequireGroupRejection(index, command, request, e);
+                Stats.Rejected++;
+                break;
             case LockEventType.Rejected:
-                Require(command.Type.IsAcquire() && state.Kind != LockKindInModel.Unset && (state.Kind, state.MaxCount) != KindOf(command), index,
+                Require(command.Type.IsAcquire() && e.Request == request && e.Name == command.Name && state.Kind != LockKindInModel.Unset && (state.Kind, state.MaxCount) != KindOf(command), index,
                     $"an acquire of '{e.Name}' as {KindOf(command)} rejected while the lock is {(state.Kind, state.MaxCount)}");
                 Stats.Rejected++;
                 break;
@@ -214,23 +245,29 @@ internal sealed partial class LockHistoryChecker
         }
     }
 
-    private void Grant(long index, LockCommand command, RequestId request, LockEvent e, TrackedLock state)
+    /// <param name="position">The event's place among the entry's events.</param>
+    private void Grant(long index, LockCommand command, RequestId request, LockEvent e, TrackedLock state, int position)
     {
         bool writer;
-        int position = state.Queue.FindIndex(w => w.Request == e.Request);
-        if (position >= 0)
+        TrackedGroup? group;
+        int queued = state.Queue.FindIndex(w => w.Request == e.Request);
+        if (queued >= 0)
         {
-            Require(position == 0, index, $"'{e.Name}' granted to waiter {e.Request} at position {position} of its queue (FIFO)");
-            writer = state.Queue[0].Writer;
+            Require(queued == 0, index, $"'{e.Name}' granted to waiter {e.Request} at position {queued} of its queue (FIFO)");
+            (writer, group) = (state.Queue[0].Writer, state.Queue[0].Group);
             state.Queue.RemoveAt(0);
             Stats.GrantedFromQueue++;
         }
         else
         {
             Require(command.Type.IsAcquire() && e.Request == request, index, $"'{e.Name}' granted to {e.Request}, which neither waited nor asked now");
+            var part = PartOf(index, command, e.Name);
             Require(state.Queue.Count == 0, index, $"'{e.Name}' granted at once to {e.Request} while {state.Queue.Count} waited (FIFO)");
-            Fix(state, command);
-            writer = command.Type == LockCommandType.AcquireWrite;
+            Require(state.Kind == LockKindInModel.Unset || (state.Kind, state.MaxCount) == KindOf(part), index,
+                $"'{e.Name}' granted to {e.Request} as {KindOf(part)} while the lock is {(state.Kind, state.MaxCount)} (a request to reject)");
+            Fix(state, part);
+            writer = part.Type == LockCommandType.AcquireWrite;
+            group = command.Type == LockCommandType.AcquireAll ? GroupOf(request, command) : null;
         }
 
         Require(HasRoomFor(state, writer), index,
@@ -240,7 +277,13 @@ internal sealed partial class LockHistoryChecker
         Require(!HeldOff, index, $"'{e.Name}' granted to {e.Request} at {_history.Now}, during the generation's hold-off (nothing granted before {_history.GrantsFrom})");
         Require(e.Token > state.LastToken, index, $"token {e.Token} of '{e.Name}' is not above the previous one, {state.LastToken}");
         Require(_tokens.Add((_history.Generation, e.Name, e.Token)), index, $"token {e.Token} of '{e.Name}' granted twice");
-        Require(_history.GrantedTokens.TryAdd(e.Request, e.Token), index, $"{e.Request} granted twice");
+        Require(_history.GrantedTokens.TryAdd((e.Request, e.Name), e.Token), index, $"{e.Request} granted '{e.Name}' twice");
+        _history.GrantedLocks[e.Request] = _history.GrantedLocks.GetValueOrDefault(e.Request) + 1;
+        if (group is not null)
+        {
+            _groupGrants.Add(new GroupGrant(group, e.Name, position, queued >= 0));
+        }
+
         Require(e.Expiry > _history.Now, index, $"'{e.Name}' granted with a lease ending at {e.Expiry}, not after now ({_history.Now})");
         state.LastToken = e.Token;
         state.Holders.Add(new TrackedHold(e.Token, e.Request, writer) { Expiry = e.Expiry });
@@ -258,14 +301,32 @@ internal sealed partial class LockHistoryChecker
         if (position >= 0)
         {
             Require(state.Queue[position].Deadline <= _history.Now, index, $"{e.Request} stopped waiting for '{e.Name}' at {_history.Now}, before its deadline {state.Queue[position].Deadline}");
-            state.Queue.RemoveAt(position);
+            if (state.Queue[position].Group is { } group)
+            {
+                // A multi-lock request's wait ends once, in the name of its first lock, and in every queue.
+                Require(e.Name == group.Names[0], index, $"the wait of multi-lock request {e.Request} for [{string.Join(", ", group.Names)}] ended in the name of '{e.Name}', not of its first lock");
+                RemoveGroup(index, group);
+                Stats.GroupWaitsTimedOut++;
+            }
+            else
+            {
+                state.Queue.RemoveAt(position);
+            }
+
             Stats.WaitsTimedOut++;
             return;
         }
 
         Require(command.Type.IsAcquire() && e.Request == request && command.WaitMs <= 0, index, $"{e.Request} denied '{e.Name}' without waiting or trying once");
+        if (command.Type == LockCommandType.AcquireAll)
+        {
+            DenyGroupTry(index, command, e);
+            return;
+        }
+
+        Require(e.Name == command.Name, index, $"a try-once of '{command.Name}' denied in the name of '{e.Name}'");
         bool writer = command.Type == LockCommandType.AcquireWrite;
-        Require(!HasRoomFor(state, writer, command) || state.Queue.Count > 0 || HeldOff, index,
+        Require(!HasRoomFor(state, writer, new LockPart(command.Type, command.Name, command.MaxCount)) || state.Queue.Count > 0 || HeldOff, index,
             $"a try-once of '{e.Name}' ({KindOf(command)}) denied with {state.Holders.Count} held ({(state.Kind, state.MaxCount)}) and nobody waiting");
         Stats.TriesDenied++;
     }
@@ -278,9 +339,9 @@ internal sealed partial class LockHistoryChecker
             return;
         }
 
-        Require(!_history.GrantedTokens.ContainsKey(request), index, $"{request} asked again after its grant");
+        Require(!_history.GrantedLocks.ContainsKey(request), index, $"{request} asked again after its grant");
         Require(command.WaitMs > 0, index, $"a try-once of '{command.Name}' by {request} got no answer");
-        Fix(state, command);
+        Fix(state, new LockPart(command.Type, command.Name, command.MaxCount));
         bool writer = command.Type == LockCommandType.AcquireWrite;
         Require(!HasRoomFor(state, writer) || state.Queue.Count > 0 || HeldOff, index, $"{request} queued for '{command.Name}' while it had room for it");
         state.Queue.Add(new TrackedWait(request, _history.Now + command.WaitMs, writer));
@@ -297,7 +358,16 @@ internal sealed partial class LockHistoryChecker
             $"'{name}' has {state.Holders.Count} holders ({state.Holders.Count(h => h.Writer)} writers), more than its {(state.Kind, state.MaxCount)} allows");
         Require(state.Holders.TrueForAll(h => h.Expiry > _history.Now), index, $"'{name}' still held past the end of a lease at {_history.Now}");
         Require(state.Queue.TrueForAll(w => w.Deadline > _history.Now), index, $"a wait for '{name}' outlived its deadline at {_history.Now}");
-        Require(state.Queue.Count == 0 || !HasRoomFor(state, state.Queue[0].Writer) || HeldOff, index, $"'{name}' has room for the first of the {state.Queue.Count} waiting");
+        if (state.Queue.Count > 0 && !HeldOff && state.Queue[0].Group is { } group)
+        {
+            // No deadlock, no starvation: a multi-lock request first in all of its queues, each with room, is granted at once.
+            Require(!GroupFits(group), index, $"multi-lock request {group.Request} for [{string.Join(", ", group.Names)}] is first in each of its queues and each lock has room for it, but it waits");
+        }
+        else
+        {
+            Require(state.Queue.Count == 0 || !HasRoomFor(state, state.Queue[0].Writer) || HeldOff, index, $"'{name}' has room for the first of the {state.Queue.Count} waiting");
+        }
+
         var info = table.Describe(name, index);
         bool same = info.QueueLength == state.Queue.Count
             && (info.MaxCount == state.MaxCount || (info.MaxCount == 0 && state.Holders.Count == 0 && state.Queue.Count == 0))
@@ -310,176 +380,4 @@ internal sealed partial class LockHistoryChecker
             _history.Locks.Remove(name);
         }
     }
-
-    /// <summary>What <paramref name="command"/> asks the lock to be: a reader-writer lock, or slots of its MaxCount.</summary>
-    private static (LockKindInModel Kind, int MaxCount) KindOf(LockCommand command)
-        => command.Type == LockCommandType.Acquire ? (LockKindInModel.Slots, command.MaxCount) : (LockKindInModel.ReaderWriter, 0);
-
-    /// <summary>The kind of hold <paramref name="hold"/> is, as LockInfo tells it.</summary>
-    private static LockHoldKind KindOf(TrackedLock state, TrackedHold hold) => state.Kind == LockKindInModel.ReaderWriter
-        ? hold.Writer ? LockHoldKind.Write : LockHoldKind.Read
-        : state.MaxCount == 1 ? LockHoldKind.Mutex : LockHoldKind.SemaphoreSlot;
-
-    /// <summary>The first grant or queued request fixes what the lock is, until the table forgets it.</summary>
-    private static void Fix(TrackedLock state, LockCommand command)
-    {
-        if (state.Kind == LockKindInModel.Unset)
-        {
-            (state.Kind, state.MaxCount) = KindOf(command);
-        }
-    }
-
-    /// <summary>
-    /// The rule: a new holder fits (queue aside) in a free slot of a mutex or semaphore; in a reader-writer
-    /// lock, a writer only when nobody holds it, a reader only when no writer does. A lock not in use
-    /// takes the kind <paramref name="asked"/> asks for.
-    /// </summary>
-    private static bool HasRoomFor(TrackedLock state, bool writer, LockCommand? asked = null)
-    {
-        var (kind, maxCount) = state.Kind == LockKindInModel.Unset && asked is not null ? KindOf(asked) : (state.Kind, state.MaxCount);
-        return kind == LockKindInModel.ReaderWriter
-            ? writer ? state.Holders.Count == 0 : !state.Holders.Exists(h => h.Writer)
-            : state.Holders.Count < maxCount;
-    }
-
-    /// <summary>Whether the generation being checked is still in its hold-off (it grants nothing yet: see LockTable.GrantsFrom).</summary>
-    private bool HeldOff => _history.Now < _history.GrantsFrom;
-
-    /// <summary>The token a grant at <paramref name="index"/> carries (LockTable: the generation in the high bits in elastic mode), with <paramref name="token"/>'s count within the entry.</summary>
-    private long TokenFrom(long index, long token)
-        => _history.Generation == 0 ? (index << 16) | (token & 0xFFFF) : (GenerationIds.NumberOf(_history.Generation) << 48) + (index << 8) + (token & 0xFF);
-
-    private History HistoryOf(long generation)
-    {
-        if (!_histories.TryGetValue(generation, out var history))
-        {
-            history = new History { Generation = generation };
-            _histories[generation] = history;
-        }
-
-        return history;
-    }
-
-    private TrackedLock Lock(string name)
-    {
-        if (!_history.Locks.TryGetValue(name, out var state))
-        {
-            state = new TrackedLock();
-            _history.Locks[name] = state;
-        }
-
-        return state;
-    }
-
-    private static void Require(bool condition, long index, string what)
-    {
-        if (!condition)
-        {
-            throw Violation(index, what);
-        }
-    }
-
-    private static LockSimViolation Violation(long index, string what) => new($"at log index {index}: {what}");
-
-    /// <summary>
-    /// The common lock history of one cluster generation (elastic runs: each generation's log is a new
-    /// one, from index 1, with a table that starts empty; other runs have generation 0 alone).
-    /// </summary>
-    private sealed class History
-    {
-        public long Generation { get; init; }
-
-        /// <summary>The table's fingerprint after each index, as the first node to apply it had it.</summary>
-        public Dictionary<long, ulong> Fingerprints { get; } = [];
-
-        public Dictionary<string, TrackedLock> Locks { get; } = new(StringComparer.Ordinal);
-
-        /// <summary>The token each request was granted (a request a node carried into a generation it founded may have been granted in the one before).</summary>
-        public Dictionary<RequestId, long> GrantedTokens { get; } = [];
-
-        public long CheckedUpTo { get; set; }
-
-        /// <summary>The lease clock: the highest stamp applied.</summary>
-        public long Now { get; set; }
-
-        /// <summary>The table time before which the generation grants nothing (its hold-off).</summary>
-        public long GrantsFrom { get; set; }
-    }
-
-    private enum LockKindInModel
-    {
-        /// <summary>Not fixed yet: no grant or queued request so far.</summary>
-        Unset,
-
-        /// <summary>A mutex or semaphore: <see cref="TrackedLock.MaxCount"/> slots.</summary>
-        Slots,
-
-        /// <summary>A reader-writer lock.</summary>
-        ReaderWriter,
-    }
-
-    private sealed class TrackedLock
-    {
-        public LockKindInModel Kind { get; set; }
-
-        /// <summary>The slots of a mutex or semaphore; 0 until the first grant or queued request fixes it, and for a reader-writer lock.</summary>
-        public int MaxCount { get; set; }
-
-        public List<TrackedHold> Holders { get; } = [];
-
-        public List<TrackedWait> Queue { get; } = [];
-
-        public long LastToken { get; set; }
-
-        public TrackedHold? Holder(long token) => Holders.Find(h => h.Token == token);
-
-        public bool Holds(long token) => Holders.Exists(h => h.Token == token);
-    }
-
-    private sealed record TrackedHold(long Token, RequestId Request, bool Writer)
-    {
-        public long Expiry { get; set; }
-    }
-
-    private sealed record TrackedWait(RequestId Request, long Deadline, bool Writer);
-}
-
-/// <summary>What a run's history contained, to show the checks were not vacuous.</summary>
-internal sealed class LockSimStats
-{
-    public long[] Commands { get; } = new long[10];
-
-    /// <summary>Reader-writer grants: for reading, for writing.</summary>
-    public long[] ReaderWriterGrants { get; } = new long[2];
-
-    /// <summary>The most readers that held a reader-writer lock at once.</summary>
-    public int MostReadersTogether { get; set; }
-
-    public long Granted { get; set; }
-
-    public long GrantedFromQueue { get; set; }
-
-    public long Queued { get; set; }
-
-    public long Released { get; set; }
-
-    public long Expired { get; set; }
-
-    public long Renewed { get; set; }
-
-    public long TriesDenied { get; set; }
-
-    public long WaitsTimedOut { get; set; }
-
-    public long Cancelled { get; set; }
-
-    public long Rejected { get; set; }
-
-    public int LongestQueue { get; set; }
-
-    public long ClientGrants { get; set; }
-
-    public long ContendedBeliefs { get; set; }
-
-    public long LostOnArrival { get; set; }
 }

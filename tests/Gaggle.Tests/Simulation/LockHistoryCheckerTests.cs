@@ -87,6 +87,100 @@ public sealed class LockHistoryCheckerTests
         Assert.That(history.Checker.Stats.Rejected, Is.EqualTo(1), "a mutex request for a reader-writer lock's name");
     }
 
+    private static LockCommand All(long waitMs, params string[] names)
+        => new(LockCommandType.AcquireAll, names[0], 0, 100, waitMs) { Parts = [.. names.Select(n => new LockPart(LockCommandType.Acquire, n))] };
+
+    [Test]
+    public void AMultiLockHistoryTheTableProducedPasses()
+    {
+        var history = new History();
+        long b = history.Apply(Acquire("b"), "x", 10).Single().Token;
+        history.Apply(All(1000, "a", "b"), "g1", 11);
+        history.Apply(All(1000, "b", "a"), "g2", 12);
+        history.Apply(Acquire("a"), "y", 13);
+        history.Apply(All(0, "c", "a"), "try", 14);
+        history.Apply(All(20, "b", "c"), "timed", 15);
+        history.Apply(All(1000, "c", "b"), "cancelled", 16);
+        history.Apply(new LockCommand(LockCommandType.CancelWait, "c", RequestSequence: 7), "cancelled", 17);
+        history.Apply(Time(), "l", 40);
+        var granted = history.Apply(Release("b", b), "x", 41).Where(e => e.Type == LockEventType.Granted).ToList();
+        Assert.That(granted.Select(e => (e.Name, e.Request.Node)), Is.EqualTo(new[] { ("a", "g1"), ("b", "g1") }), "g1 first in both queues; g2 and y wait behind it");
+        history.Apply(new LockCommand(LockCommandType.AcquireAll, "s", 0, 100, 1000) { Parts = [new(LockCommandType.Acquire, "s", 2), new(LockCommandType.Acquire, "b", 3)] }, "kinds", 42);
+        history.Apply(Release("a", granted[0].Token), "g1", 43);
+        history.Apply(Release("b", granted[1].Token), "g1", 44);
+
+        var stats = history.Checker.Stats;
+        Assert.That((stats.GroupGrants, stats.GroupGrantsFromQueue, stats.GroupsQueued), Is.EqualTo((2L, 2L, 4L)), "g1 then g2, each after waiting in both queues");
+        Assert.That((stats.GroupTriesDenied, stats.GroupWaitsTimedOut, stats.GroupsCancelled, stats.GroupsRejected), Is.EqualTo((1L, 1L, 1L, 1L)));
+    }
+
+    [Test]
+    public void ASetGrantedInPartIsCaught()
+    {
+        var history = new History();
+        Assert.That(
+            () => history.Apply(All(1000, "a", "b"), "g", 10, events => [.. events.Where(e => e.Name != "b")]),
+            Throws.TypeOf<LockSimViolation>().With.Message.Contains("was granted [a] by this entry"));
+    }
+
+    [Test]
+    public void ASingleWaiterGrantedAheadOfASetFirstInItsQueueIsCaught()
+    {
+        var history = new History();
+        long b = history.Apply(Acquire("b"), "x", 10).Single().Token;
+        history.Apply(All(1000, "a", "b"), "g", 11);
+        history.Apply(Acquire("a"), "y", 12);
+        Assert.That(
+            () => history.Apply(Release("b", b), "x", 13, events => [.. events.Where(e => e.Type != LockEventType.Granted), new LockEvent(LockEventType.Granted, "a", new RequestId("y", 1, 3), 4L << 16, 113)]),
+            Throws.TypeOf<LockSimViolation>().With.Message.Contains("at position 1 of its queue (FIFO)"));
+    }
+
+    [Test]
+    public void ASetFirstInEveryQueueWithRoomLeftWaitingIsCaught()
+    {
+        var history = new History();
+        long b = history.Apply(Acquire("b"), "x", 10).Single().Token;
+        history.Apply(All(1000, "a", "b"), "g", 11);
+        Assert.That(
+            () => history.Apply(Release("b", b), "x", 12, events => [.. events.Where(e => e.Type != LockEventType.Granted)]),
+            Throws.TypeOf<LockSimViolation>().With.Message.Contains("is first in each of its queues and each lock has room for it, but it waits"));
+    }
+
+    [Test]
+    public void ASetWhoseWaitEndsInTheNameOfAnotherLockIsCaught()
+    {
+        var history = new History();
+        history.Apply(Acquire("b", leaseMs: 10_000), "x", 10);
+        history.Apply(All(20, "b", "a"), "g", 11);
+        Assert.That(
+            () => history.Apply(Time(), "l", 40, events => [.. events.Select(e => e with { Name = "b" })]),
+            Throws.TypeOf<LockSimViolation>().With.Message.Contains("not of its first lock"));
+    }
+
+    [Test]
+    public void ASetWithdrawnTwiceIsCaught()
+    {
+        var history = new History();
+        history.Apply(Acquire("b", leaseMs: 10_000), "x", 10);
+        history.Apply(All(1000, "a", "b"), "g", 11);
+        Assert.That(
+            () => history.Apply(new LockCommand(LockCommandType.CancelWait, "b", RequestSequence: 2), "g", 12, events => [.. events, new LockEvent(LockEventType.Cancelled, "a", new RequestId("g", 1, 2))]),
+            Throws.TypeOf<LockSimViolation>().With.Message.Contains("not waiting for 'a'"));
+    }
+
+    [Test]
+    public void AClientThatSeesPartOfASetGrantedIsCaught()
+    {
+        var history = new History();
+        var granted = history.Apply(All(1000, "a", "b"), "g", 10);
+        var request = granted[0].Request;
+        history.Checker.ObserveClientGrant("g.c0", request, [.. granted.Select(e => (e.Name, e.Token))], 1);
+        Assert.That(history.Checker.Stats.ClientGroupGrants, Is.EqualTo(1));
+        Assert.That(
+            () => history.Checker.ObserveClientGrant("g.c0", request, [(granted[0].Name, granted[0].Token)], 1),
+            Throws.TypeOf<LockSimViolation>().With.Message.Contains("saw 1 locks granted"));
+    }
+
     [Test]
     public void AReaderBesideAWriterAndAWriterBesideReadersAreCaught()
     {

@@ -5,7 +5,7 @@ using NUnit.Framework;
 namespace Gaggle.Tests.Simulation;
 
 /// <summary>
-/// Seeded simulations of 3 and 5 nodes whose callers mostly use locks, semaphores and a reader-writer lock (see
+/// Seeded simulations of 3 and 5 nodes whose callers mostly use locks, semaphores and a reader-writer lock, alone or several at once (see
 /// <see cref="Simulator"/> with <see cref="Workload.Locks"/>): the lock tables of the drivers that ship,
 /// under drifting clocks and chaos, checked after every applied command and client observation (see
 /// <see cref="LockHistoryChecker"/>), along with Raft's safety properties. GAGGLE_SIM_SEEDS sets how
@@ -53,6 +53,9 @@ public sealed class LockSimulationTests
             + $"{Sum(s => s.TriesDenied)} try-once denied, {Sum(s => s.WaitsTimedOut)} waits timed out, {Sum(s => s.Cancelled)} cancelled, "
             + $"{Sum(s => s.Rejected)} rejected, reader-writer grants: {Sum(s => s.ReaderWriterGrants[0])} for reading (up to {results.Max(r => r.Result.Locks.MostReadersTogether)} readers at once) "
             + $"and {Sum(s => s.ReaderWriterGrants[1])} for writing, {Sum(s => s.ClientGrants)} grants seen by clients, {Sum(s => s.ContendedBeliefs)} shared semaphore beliefs, {Sum(s => s.LostOnArrival)} handles lost on arrival; "
+            + $"multi-lock requests: {Sum(s => s.GroupGrants)} granted ({Sum(s => s.GroupGrantsFromQueue)} from their queues, up to {results.Max(r => r.Result.Locks.LargestGroupGranted)} locks), "
+            + $"{Sum(s => s.GroupsQueued)} queued, {Sum(s => s.GroupTriesDenied)} try-once denied, {Sum(s => s.GroupWaitsTimedOut)} waits timed out, {Sum(s => s.GroupsCancelled)} cancelled, "
+            + $"{Sum(s => s.GroupsRejected)} rejected, {Sum(s => s.ClientGroupGrants)} seen by clients; "
             + $"{results.Sum(r => r.Result.Stats.Storage.Snapshots)} snapshots, {results.Sum(r => r.Result.Stats.Storage.Installs)} installed; "
             + $"fewest grants in a seed: {fewest.Result.Locks.Granted} (seed {fewest.Seed})");
         TestContext.Out.WriteLine(RaftSimulationTests.Sum(results.Select(r => r.Result.Linearizability)).ToString());
@@ -71,5 +74,11 @@ public sealed class LockSimulationTests
         Assert.That(Sum(s => s.ReaderWriterGrants[0]), Is.GreaterThan(0), "no reader-writer lock was granted for reading");
         Assert.That(Sum(s => s.ReaderWriterGrants[1]), Is.GreaterThan(0), "no reader-writer lock was granted for writing");
         Assert.That(results.Max(r => r.Result.Locks.MostReadersTogether), Is.GreaterThan(1), "readers never shared a reader-writer lock");
+        Assert.That(Sum(s => s.GroupGrants), Is.GreaterThan(0), "no multi-lock request was granted");
+        Assert.That(Sum(s => s.GroupGrantsFromQueue), Is.GreaterThan(0), "no multi-lock request was granted after waiting");
+        Assert.That(Sum(s => s.GroupsQueued), Is.GreaterThan(0), "no multi-lock request waited");
+        Assert.That(Sum(s => s.GroupTriesDenied), Is.GreaterThan(0), "no multi-lock request that tried once was denied");
+        Assert.That(Sum(s => s.GroupWaitsTimedOut) + Sum(s => s.GroupsCancelled), Is.GreaterThan(0), "no multi-lock request's wait ran out or was cancelled");
+        Assert.That(Sum(s => s.ClientGroupGrants), Is.GreaterThan(0), "no client ever held several locks at once");
     }
 }

@@ -3,38 +3,37 @@ using Gaggle.Locks;
 namespace Gaggle.Tests.Simulation;
 
 /// <summary>
-/// A simulated application thread on one node using the lock API: it acquires (try once, with a
-/// timeout, or without one), holds, renews and releases, following GaggleLocks.AcquireCoreAsync and
-/// GaggleLockHandle step by step, and tells the checker when it starts and stops believing it holds a
-/// lock. Its timers run on its node's clock, checked at the node's ticks.
+/// A simulated application thread on one node using the lock API: it acquires one lock, or now and
+/// then a set of locks at once (GaggleLocks.AcquireAllAsync), trying once, with a timeout or without
+/// one, following GaggleLocks.AcquireCoreAsync step by step; then holds what it got (one
+/// <see cref="SimulatedLockHold"/> per lock, each renewing and releasing on its own, as
+/// GaggleLockHandle does) until it lets go or learns that a hold was lost. Its timers run on its
+/// node's clock, checked at the node's ticks.
 /// </summary>
 internal sealed class SimulatedLockClient(Simulator sim, SimulatedNode node, string name)
 {
     /// <summary>GaggleLocks.LongestWait: a wait without timeout still ends after this long in the table.</summary>
     private const long LongestWaitMs = 365L * 24 * 3600 * 1000;
 
+    /// <summary>The share of acquires (percent) that take a set of locks at once, when the settings allow sets.</summary>
+    private const int SetPercent = 20;
+
+    private readonly Dictionary<string, LockEvent> _grants = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _renewed = new(StringComparer.Ordinal);
+    private readonly List<long> _confirmSequences = [];
+    private readonly List<SimulatedLockHold> _holds = [];
     private Phase _phase;
-    private string _lock = "";
-    private int _maxCount;
-    private LockHoldKind _kind;
+    private LockChoice[] _parts = [];
     private long _sequence;
     private long _sentAtUs;
     private long _deadlineUs;
     private bool _appendDone;
     private LockEvent? _outcome;
     private long _outcomeIndex;
-    private long _confirmSequence;
-    private bool _renewedSeen;
-    private long _token;
-    private long _safeUntilUs;
     private long _releaseAtUs;
-    private long _renewWakeUs;
-    private long _renewSequence;
-    private bool _lost;
-    private ClientBelief? _belief;
 
-    /// <summary>The current acquire as the linearizability check records it.</summary>
-    private AcquireOperation? _acquire;
+    /// <summary>The current acquire as the linearizability check records it: one operation per lock.</summary>
+    private AcquireOperation[] _acquires = [];
 
     private enum Phase
     {
@@ -52,11 +51,17 @@ internal sealed class SimulatedLockClient(Simulator sim, SimulatedNode node, str
     /// <summary>Leaves no new work (the stabilization phase) but lets running work finish.</summary>
     public bool IsBusy => _phase is Phase.Acquiring or Phase.Holding or Phase.Finishing;
 
+    /// <summary>The locks this client holds and trusts now.</summary>
+    public IEnumerable<string> HeldLocks => _holds.Where(h => h.IsTrusted).Select(h => h.Lock);
+
     private long LeaseUs => node.LeaseMs * 1000;
 
-    public override string ToString() => $"{Name} {_phase} {_lock} seq {_sequence} token {_token}";
+    private bool IsSet => _parts.Length > 1;
 
-    /// <summary>A scheduled user action: start an acquire when idle, sometimes let go early when holding.</summary>
+    public override string ToString()
+        => $"{Name} {_phase} {string.Join("+", _parts)} seq {_sequence}{(_holds.Count == 0 ? "" : $" holds {string.Join(", ", _holds)}")}";
+
+    /// <summary>A scheduled user action: start an acquire when idle, sometimes let go early when holding (of one lock of a set, now and then).</summary>
     public void Act(Random random)
     {
         if (_phase == Phase.Idle)
@@ -65,7 +70,15 @@ internal sealed class SimulatedLockClient(Simulator sim, SimulatedNode node, str
         }
         else if (_phase == Phase.Holding && random.Next(3) == 0)
         {
-            Dispose("let go early");
+            if (IsSet && random.Next(3) == 0 && _holds.Where(h => h.IsHolding).ToArray() is { Length: > 1 } holding)
+            {
+                // GaggleMultiLockHandle.Holds: one hold of the set disposed alone; the others are kept.
+                holding[random.Next(holding.Length)].Dispose("let go of one early");
+            }
+            else
+            {
+                DisposeAll("let go early");
+            }
         }
     }
 
@@ -75,24 +88,48 @@ internal sealed class SimulatedLockClient(Simulator sim, SimulatedNode node, str
     /// reading or writing, and rarely a mutex's name asked for as a reader-writer lock (refused while
     /// it is in use as a mutex, and the mutex's users refused while it is in use so). One draw either way.
     /// </summary>
-    public static (string Name, int MaxCount, LockHoldKind Kind) PickLock(Random random, int semaphoreSlots, bool readerWriter) => (random.Next(100), readerWriter) switch
+    public static LockChoice PickLock(Random random, int semaphoreSlots, bool readerWriter) => (random.Next(100), readerWriter) switch
     {
-        (< 35, false) => ("m0", 1, LockHoldKind.Mutex),
-        (< 60, false) => ("m1", 1, LockHoldKind.Mutex),
-        (< 97, false) => ("s", semaphoreSlots, LockHoldKind.SemaphoreSlot),
-        (_, false) => ("s", semaphoreSlots + 2, LockHoldKind.SemaphoreSlot),
-        (< 25, true) => ("m0", 1, LockHoldKind.Mutex),
-        (< 40, true) => ("m1", 1, LockHoldKind.Mutex),
-        (< 65, true) => ("s", semaphoreSlots, LockHoldKind.SemaphoreSlot),
-        (< 83, true) => ("rw", 0, LockHoldKind.Read),
-        (< 96, true) => ("rw", 0, LockHoldKind.Write),
-        (< 98, true) => ("s", semaphoreSlots + 2, LockHoldKind.SemaphoreSlot),
-        (var n, true) => ("m1", 0, n == 98 ? LockHoldKind.Read : LockHoldKind.Write),
+        (< 35, false) => new("m0", 1, LockHoldKind.Mutex),
+        (< 60, false) => new("m1", 1, LockHoldKind.Mutex),
+        (< 97, false) => new("s", semaphoreSlots, LockHoldKind.SemaphoreSlot),
+        (_, false) => new("s", semaphoreSlots + 2, LockHoldKind.SemaphoreSlot),
+        (< 25, true) => new("m0", 1, LockHoldKind.Mutex),
+        (< 40, true) => new("m1", 1, LockHoldKind.Mutex),
+        (< 65, true) => new("s", semaphoreSlots, LockHoldKind.SemaphoreSlot),
+        (< 83, true) => new("rw", 0, LockHoldKind.Read),
+        (< 96, true) => new("rw", 0, LockHoldKind.Write),
+        (< 98, true) => new("s", semaphoreSlots + 2, LockHoldKind.SemaphoreSlot),
+        (var n, true) => new("m1", 0, n == 98 ? LockHoldKind.Read : LockHoldKind.Write),
     };
+
+    /// <summary>
+    /// A set of two or three locks to take at once, each drawn as <see cref="PickLock"/> draws a single
+    /// one (so sets share their locks with single requests and with each other, named in either order,
+    /// and now and then ask for a lock as a kind it is not in use as).
+    /// </summary>
+    public static LockChoice[] PickLocks(Random random, int semaphoreSlots, bool readerWriter)
+    {
+        int count = random.Next(3) == 0 ? 3 : 2;
+        var parts = new List<LockChoice>(count);
+        while (parts.Count < count)
+        {
+            var part = PickLock(random, semaphoreSlots, readerWriter);
+            if (!parts.Exists(p => p.Name == part.Name))
+            {
+                parts.Add(part);
+            }
+        }
+
+        return [.. parts];
+    }
 
     private void StartAcquire(Random random)
     {
-        (_lock, _maxCount, _kind) = PickLock(random, sim.Settings.SemaphoreSlots, sim.Settings.ReaderWriterLocks);
+        var settings = sim.Settings;
+        _parts = settings.MultiLocks && random.Next(100) < SetPercent
+            ? PickLocks(random, settings.SemaphoreSlots, settings.ReaderWriterLocks)
+            : [PickLock(random, settings.SemaphoreSlots, settings.ReaderWriterLocks)];
         int mode = random.Next(100);
         long? timeoutMs = mode < 25 ? 0 : mode < 85 ? random.NextInt64(node.LeaseMs / 5, node.LeaseMs * 3) : null;
         long holdUs = random.NextInt64(1, LeaseUs * 5 / 2);
@@ -100,41 +137,52 @@ internal sealed class SimulatedLockClient(Simulator sim, SimulatedNode node, str
         _phase = Phase.Acquiring;
         _outcome = null;
         _appendDone = false;
-        _confirmSequence = 0;
-        _renewedSeen = false;
-        _lost = false;
-        _belief = null;
+        _grants.Clear();
+        _renewed.Clear();
+        _confirmSequences.Clear();
+        _holds.Clear();
         _sequence = node.Sequences.Next();
-        _acquire = sim.History.Invoke(new AcquireOperation { Client = Name, Node = node.Id, Lock = _lock, MaxCount = _maxCount, Kind = _kind, LeaseMs = node.LeaseMs });
+        _acquires = [.. _parts.Select(p => sim.History.Invoke(new AcquireOperation { Client = Name, Node = node.Id, Lock = p.Name, MaxCount = p.MaxCount, Kind = p.Kind, LeaseMs = node.LeaseMs }))];
         _sentAtUs = node.LocalUs;
         _releaseAtUs = _sentAtUs + holdUs;
         // Zero means "try once": the table answers at once, but the answer still needs a commit, so wait up to a lease.
         _deadlineUs = timeoutMs is { } limit ? _sentAtUs + ((limit == 0 ? node.LeaseMs : limit) * 1000) : long.MaxValue;
-        var type = _kind switch
-        {
-            LockHoldKind.Read => LockCommandType.AcquireRead,
-            LockHoldKind.Write => LockCommandType.AcquireWrite,
-            _ => LockCommandType.Acquire,
-        };
-        var command = new LockCommand(type, _lock, _maxCount, node.LeaseMs, timeoutMs ?? LongestWaitMs);
-        sim.Trace($"{Name} acquire {_lock}/{(_kind is LockHoldKind.Read or LockHoldKind.Write ? _kind.ToString() : _maxCount.ToString(System.Globalization.CultureInfo.InvariantCulture))} seq {_sequence} timeout {timeoutMs?.ToString() ?? "none"} ms");
+        var first = _parts[0];
+        var command = IsSet
+            ? new LockCommand(LockCommandType.AcquireAll, first.Name, 0, node.LeaseMs, timeoutMs ?? LongestWaitMs) { Parts = [.. _parts.Select(p => new LockPart(p.CommandType, p.Name, p.MaxCount))] }
+            : new LockCommand(first.CommandType, first.Name, first.MaxCount, node.LeaseMs, timeoutMs ?? LongestWaitMs);
+        sim.Trace($"{Name} acquire {string.Join(" + ", _parts)} seq {_sequence} timeout {timeoutMs?.ToString() ?? "none"} ms");
         node.AppendLockRequest(_sequence, command, OnRequestEvent, _deadlineUs, _ => OnAcquireCommitted(), GiveUp);
     }
 
+    /// <summary>GaggleLocks: the outcome is a grant of every lock (one event each, all from one entry), or one denial or rejection.</summary>
     private void OnRequestEvent(LockEvent lockEvent)
     {
         if (lockEvent.Type == LockEventType.Renewed)
         {
-            _renewedSeen = true;
+            _renewed.Add(lockEvent.Name);
+            return;
         }
-        else if (lockEvent.Type is LockEventType.Granted or LockEventType.Denied or LockEventType.Rejected && _outcome is null)
+
+        if (_outcome is not null || lockEvent.Type is not (LockEventType.Granted or LockEventType.Denied or LockEventType.Rejected))
         {
-            _outcome = lockEvent;
-            _outcomeIndex = node.Applied;
-            if (_appendDone)
+            return;
+        }
+
+        if (lockEvent.Type == LockEventType.Granted)
+        {
+            _grants[lockEvent.Name] = lockEvent;
+            if (_grants.Count < _parts.Length)
             {
-                Resolve();
+                return;
             }
+        }
+
+        _outcome = lockEvent;
+        _outcomeIndex = node.Applied;
+        if (_appendDone)
+        {
+            Resolve();
         }
     }
 
@@ -161,57 +209,68 @@ internal sealed class SimulatedLockClient(Simulator sim, SimulatedNode node, str
         }
 
         var outcome = _outcome!;
-        sim.Trace($"{Name} {outcome.Type} {_lock} token {outcome.Token} at index {_outcomeIndex}");
-        _acquire!.Outcome = outcome.Type;
-        _acquire.Token = outcome.Token;
-        _acquire.Expiry = outcome.Expiry;
-        sim.History.Respond(_acquire, node.Driver!.Generation);
-        if (outcome.Type != LockEventType.Granted)
+        bool granted = outcome.Type == LockEventType.Granted;
+        sim.Trace($"{Name} {outcome.Type} {string.Join(" + ", _parts.Select(p => granted ? $"{p.Name} token {_grants[p.Name].Token}" : p.Name))} at index {_outcomeIndex}");
+        foreach (var acquire in _acquires)
+        {
+            acquire.Outcome = outcome.Type;
+            if (granted)
+            {
+                var grant = _grants[acquire.Lock];
+                acquire.Token = grant.Token;
+                acquire.Expiry = grant.Expiry;
+            }
+
+            sim.History.Respond(acquire, node.Driver!.Generation);
+        }
+
+        if (!granted)
         {
             node.UnwatchLockRequest(_sequence);
             _phase = Phase.Idle;
             return;
         }
 
-        _token = outcome.Token;
-        sim.Checker.ObserveClientGrant(Name, outcome.Request, _token, _outcomeIndex, node.Driver!.Generation);
+        sim.Checker.ObserveClientGrant(Name, outcome.Request, [.. _parts.Select(p => (p.Name, _grants[p.Name].Token))], _outcomeIndex, node.Driver!.Generation);
         if (node.LocalUs - _sentAtUs < LeaseUs / 3)
         {
-            BeginHolding(_sentAtUs);
+            BeginHolding(_ => _sentAtUs);
             return;
         }
 
-        // GaggleLocks.TrustedSinceAsync: the wait took a renewal interval or more; confirm the hold with a renewal first.
+        // GaggleLocks.TrustedSinceAsync, for each lock: the wait took a renewal interval or more; confirm each hold with a renewal first.
         long confirmAt = node.LocalUs;
-        long sequence = 0;
-        sequence = node.AppendLockCommand(new LockCommand(LockCommandType.Renew, _lock, Token: _token, LeaseMs: node.LeaseMs), _deadlineUs, _ =>
+        foreach (var part in _parts)
         {
-            if (_phase == Phase.Acquiring && _confirmSequence == sequence)
+            long sequence = 0;
+            sequence = node.AppendLockCommand(new LockCommand(LockCommandType.Renew, part.Name, Token: _grants[part.Name].Token, LeaseMs: node.LeaseMs), _deadlineUs, _ =>
             {
-                BeginHolding(_renewedSeen ? confirmAt : _sentAtUs);
-            }
-        }, GiveUp);
-        _confirmSequence = sequence;
+                if (_phase == Phase.Acquiring && _confirmSequences.Remove(sequence) && _confirmSequences.Count == 0)
+                {
+                    BeginHolding(lockName => _renewed.Contains(lockName) ? confirmAt : _sentAtUs);
+                }
+            }, GiveUp);
+            _confirmSequences.Add(sequence);
+        }
     }
 
-    private void BeginHolding(long trustedSinceUs)
+    /// <summary>The handles are made, one per lock, each trusted from <paramref name="trustedSinceUs"/> of its lock.</summary>
+    private void BeginHolding(Func<string, long> trustedSinceUs)
     {
         node.UnwatchLockRequest(_sequence);
         _phase = Phase.Holding;
-        _safeUntilUs = SafeUntil(trustedSinceUs);
-        node.WatchHold(_lock, _token, OnHoldEnded);
-        _belief = new ClientBelief(Name, _lock, _maxCount, _token, sim.NowUs, sim.Step)
+        foreach (var part in _parts)
         {
-            Kind = _kind,
-            SafeUntilRealUs = node.Clock.RealAt(_safeUntilUs),
-            Generation = node.Driver!.Generation,
-            GrantIndex = _outcomeIndex,
-        };
-        sim.Checker.BeginBelief(_belief);
-        ScheduleRenewal();
+            _holds.Add(new SimulatedLockHold(sim, node, this, part, _grants[part.Name].Token, _outcomeIndex));
+        }
+
+        foreach (var hold in _holds)
+        {
+            hold.Begin(trustedSinceUs(hold.Lock));
+        }
     }
 
-    /// <summary>GaggleLocks.GiveUpAsync: a grant that raced with the give-up is released, a queued request withdrawn.</summary>
+    /// <summary>GaggleLocks.GiveUpAsync: grants that raced with the give-up are released, a queued request withdrawn (all of a set's locks).</summary>
     private void GiveUp()
     {
         if (_phase != Phase.Acquiring)
@@ -219,46 +278,26 @@ internal sealed class SimulatedLockClient(Simulator sim, SimulatedNode node, str
             return;
         }
 
-        // GaggleLocks: the driver cancels the wait, or releases a grant that came or still comes.
-        sim.Trace($"{Name} gives up on {_lock} seq {_sequence}{(_outcome is { Type: LockEventType.Granted } granted ? $" after a grant of {granted.Token}" : "")}");
-        if (_acquire is { Granted: true } acquired)
+        // GaggleLocks: the driver cancels the wait, or releases the grants that came or still come.
+        sim.Trace($"{Name} gives up on {string.Join(" + ", _parts.Select(p => p.Name))} seq {_sequence}{(_outcome is { Type: LockEventType.Granted } ? $" after a grant of {string.Join(", ", _grants.Values.Select(g => g.Token))}" : "")}");
+        foreach (var acquired in _acquires.Where(a => a.Granted))
         {
-            // Told of the grant, then the confirming renewal ran out of time: the driver releases it, unanswered.
-            sim.History.Invoke(new ReleaseOperation { Client = Name, Node = node.Id, Lock = _lock, Token = acquired.Token });
+            // Told of the grant, then a confirming renewal ran out of time: the driver releases it, unanswered.
+            sim.History.Invoke(new ReleaseOperation { Client = Name, Node = node.Id, Lock = acquired.Lock, Token = acquired.Token });
         }
 
-        node.GiveUpLockRequest(_sequence, _lock);
+        node.GiveUpLockRequest(_sequence, _parts[0].Name);
         node.Abandon(_sequence);
-        if (_confirmSequence != 0)
+        foreach (long sequence in _confirmSequences)
         {
-            node.Abandon(_confirmSequence);
+            node.Abandon(sequence);
         }
 
+        _confirmSequences.Clear();
         _phase = Phase.Idle;
     }
 
-    private void Finished()
-    {
-        if (_phase == Phase.Finishing)
-        {
-            _phase = Phase.Idle;
-        }
-    }
-
-    /// <summary>GaggleLockHandle.SafeUntil.</summary>
-    private long SafeUntil(long sentAtUs) => sentAtUs + (long)(LeaseUs * 0.9);
-
-    /// <summary>GaggleLockHandle.RenewLoopAsync's delay: the renewal interval, or less when the safe deadline is nearer.</summary>
-    private void ScheduleRenewal()
-    {
-        long now = node.LocalUs;
-        long untilUnsafe = _safeUntilUs - now;
-        long interval = LeaseUs / 3;
-        _renewWakeUs = now + (untilUnsafe < interval ? Math.Max(untilUnsafe, 0) : interval);
-        _renewSequence = 0;
-    }
-
-    /// <summary>Timers, on the node's clock at its ticks: acquire deadline, end of the hold, renewal.</summary>
+    /// <summary>Timers, on the node's clock at its ticks: acquire deadline, end of the hold, renewals.</summary>
     public void OnTimer()
     {
         long now = node.LocalUs;
@@ -268,90 +307,34 @@ internal sealed class SimulatedLockClient(Simulator sim, SimulatedNode node, str
         }
         else if (_phase == Phase.Holding && now >= _releaseAtUs)
         {
-            Dispose("done");
+            DisposeAll("done");
         }
-        else if (_phase == Phase.Holding && _renewSequence == 0 && now >= _renewWakeUs)
+        else if (_phase == Phase.Holding)
         {
-            Renew();
+            foreach (var hold in _holds.ToList())
+            {
+                hold.OnTimer();
+            }
         }
     }
 
-    private void Renew()
+    /// <summary>Whether this client holds <paramref name="token"/> of <paramref name="lockName"/> and has not been told it lost it.</summary>
+    public bool Trusts(string lockName, long token) => _holds.Exists(h => h.IsTrusted && h.Lock == lockName && h.Token == token);
+
+    /// <summary>A hold's HandleLostToken was cancelled (for a set, GaggleMultiLockHandle's too): the application disposes what it holds.</summary>
+    public void OnHoldLost() => DisposeAll("lost");
+
+    /// <summary>A hold's release was done or given up: the client is idle once every hold is.</summary>
+    public void OnHoldFinished()
     {
-        long sentAt = node.LocalUs;
-        if (sentAt >= _safeUntilUs)
+        if (_phase is Phase.Holding or Phase.Finishing)
         {
-            MarkLost("safe deadline passed");
-            return;
-        }
-
-        long sequence = 0;
-        sequence = node.AppendLockCommand(
-            new LockCommand(LockCommandType.Renew, _lock, Token: _token, LeaseMs: node.LeaseMs),
-            _safeUntilUs,
-            _ => OnRenewed(sequence, sentAt),
-            () => OnRenewTimedOut(sequence));
-        _renewSequence = sequence;
-    }
-
-    private void OnRenewed(long sequence, long sentAt)
-    {
-        if (_phase != Phase.Holding || _renewSequence != sequence)
-        {
-            return;
-        }
-
-        if (!_lost)
-        {
-            // Committed and applied here without an Expired event: the lease now runs from the leader's stamp, after sentAt.
-            _safeUntilUs = Math.Max(_safeUntilUs, SafeUntil(sentAt));
-            _belief!.SafeUntilRealUs = node.Clock.RealAt(_safeUntilUs);
-        }
-
-        ScheduleRenewal();
-    }
-
-    private void OnRenewTimedOut(long sequence)
-    {
-        if (_phase == Phase.Holding && _renewSequence == sequence)
-        {
-            // Try again at once; the safe deadline decides (it has passed: the renewal's timeout was the time left).
-            _renewSequence = 0;
-            Renew();
+            _phase = _holds.Exists(h => h.IsHolding) ? Phase.Holding : _holds.TrueForAll(h => h.IsDone) ? Phase.Idle : Phase.Finishing;
         }
     }
 
-    private void OnHoldEnded()
-    {
-        sim.Checker.ObserveHoldEnded(Name, _lock, _token, node.Driver!.Generation);
-        MarkLost("the table ended the hold");
-    }
-
-    /// <summary>Whether this client holds <paramref name="token"/> of <paramref name="name"/> and has not been told it lost it.</summary>
-    /// <summary>The lock this client holds and trusts now, or null.</summary>
-    public string? HeldLock => _phase == Phase.Holding && !_lost ? _lock : null;
-
-    public bool Trusts(string name, long token) => _phase == Phase.Holding && !_lost && _lock == name && _token == token;
-
-    /// <summary>HandleLostToken is cancelled; the application reacts by disposing the handle.</summary>
-    private void MarkLost(string why)
-    {
-        if (_lost)
-        {
-            return;
-        }
-
-        _lost = true;
-        EndBelief();
-        sim.Trace($"{Name} lost {_lock} token {_token}: {why}");
-        if (_phase == Phase.Holding)
-        {
-            Dispose("lost");
-        }
-    }
-
-    /// <summary>GaggleLockHandle.DisposeAsync: stop renewing, stop trusting, release (best effort, a lease at most).</summary>
-    private void Dispose(string why)
+    /// <summary>GaggleLockHandle.DisposeAsync of every hold still held (GaggleMultiLockHandle.DisposeAsync for a set).</summary>
+    private void DisposeAll(string why)
     {
         if (_phase != Phase.Holding)
         {
@@ -359,41 +342,22 @@ internal sealed class SimulatedLockClient(Simulator sim, SimulatedNode node, str
         }
 
         _phase = Phase.Finishing;
-        if (_renewSequence != 0)
+        foreach (var hold in _holds.ToList())
         {
-            node.Abandon(_renewSequence);
-            _renewSequence = 0;
+            hold.Dispose(why);
         }
 
-        _lost = true;
-        EndBelief();
-        node.UnwatchHold(_lock, _token);
-        long token = _token;
-        sim.Trace($"{Name} releases {_lock} token {token} ({why})");
-        var release = sim.History.Invoke(new ReleaseOperation { Client = Name, Node = node.Id, Lock = _lock, Token = token });
-        node.AppendLockCommand(new LockCommand(LockCommandType.Release, _lock, Token: token), node.LocalUs + node.SettleUs, index =>
-        {
-            sim.Checker.ObserveReleaseAcknowledged(Name, _lock, token, index, node.Driver!.Generation);
-            release.Index = index;
-            release.Covered = node.CoveredBySnapshot(index);
-            sim.History.Respond(release, node.Driver.Generation);
-            Finished();
-        }, Finished);
-    }
-
-    private void EndBelief()
-    {
-        if (_belief is { } belief)
-        {
-            _belief = null;
-            sim.Checker.EndBelief(belief, sim.NowUs);
-        }
+        OnHoldFinished();
     }
 
     /// <summary>The process died: whatever this client believed, it believes no longer.</summary>
     public void OnProcessDied()
     {
-        EndBelief();
+        foreach (var hold in _holds)
+        {
+            hold.OnProcessDied();
+        }
+
         _phase = Phase.Dead;
     }
 }

@@ -171,6 +171,12 @@ internal sealed partial record SimulationSettings
     /// </summary>
     public bool ReaderWriterLocks { get; init; }
 
+    /// <summary>
+    /// Lock clients now and then take a set of two or three locks at once (AcquireAll; see
+    /// SimulatedLockClient.PickLocks). The lock workload's runs only, as <see cref="ReaderWriterLocks"/>.
+    /// </summary>
+    public bool MultiLocks { get; init; }
+
     /// <summary>The autopilot every node runs (autopilot runs only), with the fingerprint every node announces.</summary>
     public AutopilotSettings? Autopilot { get; init; }
 
@@ -207,7 +213,7 @@ internal sealed partial record SimulationSettings
         };
 
         // From a value drawn already (no new draw, so every other setting of a seed stays as it was).
-        return settings with { FollowerCommit = settings.FlushPercent % 4 != 0, ReaderWriterLocks = workload == Workload.Locks };
+        return settings with { FollowerCommit = settings.FlushPercent % 4 != 0, ReaderWriterLocks = workload == Workload.Locks, MultiLocks = workload == Workload.Locks };
     }
 
     /// <summary>

@@ -158,7 +158,7 @@ internal sealed partial class Simulator
     }
 
     /// <summary>The locks <paramref name="node"/>'s clients hold and trust now.</summary>
-    public IEnumerable<string> HeldLocks(SimulatedNode node) => node.Clients.Select(c => c.HeldLock).OfType<string>();
+    public IEnumerable<string> HeldLocks(SimulatedNode node) => node.Clients.SelectMany(c => c.HeldLocks);
 
     /// <summary>The instance stops for good (its process and state are gone).</summary>
     public void Stop(SimulatedNode node) => Retire(node);

@@ -1,0 +1,66 @@
+using Gaggle.Locks;
+
+namespace Gaggle.Tests.Simulation;
+
+/// <summary>What a run's history contained, to show the checks were not vacuous.</summary>
+internal sealed class LockSimStats
+{
+    /// <summary>Commands applied, by <see cref="LockCommandType"/>.</summary>
+    public long[] Commands { get; } = new long[(int)LockCommandType.AcquireAll + 1];
+
+    /// <summary>Reader-writer grants: for reading, for writing.</summary>
+    public long[] ReaderWriterGrants { get; } = new long[2];
+
+    /// <summary>The most readers that held a reader-writer lock at once.</summary>
+    public int MostReadersTogether { get; set; }
+
+    public long Granted { get; set; }
+
+    public long GrantedFromQueue { get; set; }
+
+    public long Queued { get; set; }
+
+    public long Released { get; set; }
+
+    public long Expired { get; set; }
+
+    public long Renewed { get; set; }
+
+    public long TriesDenied { get; set; }
+
+    public long WaitsTimedOut { get; set; }
+
+    public long Cancelled { get; set; }
+
+    public long Rejected { get; set; }
+
+    public int LongestQueue { get; set; }
+
+    public long ClientGrants { get; set; }
+
+    /// <summary>Multi-lock requests granted (all of their locks in one entry), at once or from their queues.</summary>
+    public long GroupGrants { get; set; }
+
+    public long GroupGrantsFromQueue { get; set; }
+
+    /// <summary>Multi-lock requests queued (in every one of their locks' queues).</summary>
+    public long GroupsQueued { get; set; }
+
+    public long GroupTriesDenied { get; set; }
+
+    public long GroupWaitsTimedOut { get; set; }
+
+    public long GroupsCancelled { get; set; }
+
+    public long GroupsRejected { get; set; }
+
+    /// <summary>The most locks one multi-lock request held at once in a run.</summary>
+    public int LargestGroupGranted { get; set; }
+
+    /// <summary>Grants of several locks at once that clients saw (every token from one index).</summary>
+    public long ClientGroupGrants { get; set; }
+
+    public long ContendedBeliefs { get; set; }
+
+    public long LostOnArrival { get; set; }
+}
