@@ -60,6 +60,9 @@ internal sealed class LockSimStats
     /// <summary>Grants of several locks at once that clients saw (every token from one index).</summary>
     public long ClientGroupGrants { get; set; }
 
+    /// <summary>Grants of several locks at once that came after a long wait, each lock's hold confirmed by a renewal before use.</summary>
+    public long ClientGroupConfirmations { get; set; }
+
     public long ContendedBeliefs { get; set; }
 
     public long LostOnArrival { get; set; }

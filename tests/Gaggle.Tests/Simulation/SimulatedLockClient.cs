@@ -247,6 +247,7 @@ internal sealed class SimulatedLockClient(Simulator sim, SimulatedNode node, str
             {
                 if (_phase == Phase.Acquiring && _confirmSequences.Remove(sequence) && _confirmSequences.Count == 0)
                 {
+                    sim.Checker.Stats.ClientGroupConfirmations += IsSet ? 1 : 0;
                     BeginHolding(lockName => _renewed.Contains(lockName) ? confirmAt : _sentAtUs);
                 }
             }, GiveUp);
