@@ -4,18 +4,18 @@ namespace Gaggle.Tests.Simulation;
 
 /// <summary>
 /// The model's rules for multi-lock requests (AcquireAll), written from their specification: all of the
-/// locks in one entry or none; try once, wait or be rejected as one request; FIFO in every queue.
+/// locks in one entry or none; try once, wait or be rejected as one request; when they are granted is
+/// the rule every request follows (LockHistoryChecker.Grants.cs).
 /// </summary>
 /// <remarks>
 /// <list type="bullet">
-/// <item>Granted at once only when every lock has room for it and an empty queue (and no hold-off
-/// binds); then one grant per lock, consecutive events of the entry, in ordinal name order.</item>
+/// <item>Granted at once only when it fits (every lock has room for it and only multi-lock requests
+/// waiting, and no hold-off binds); then one grant per lock, in the same entry.</item>
 /// <item>Otherwise a try-once is denied once, in the name of its ordinal-first lock; any other waits in
 /// every one of its locks' queues, entered at its own entry (so every queue is in log order).</item>
-/// <item>A waiting one is granted only when it is first in each of its queues and each lock has room
-/// (the per-grant FIFO and room checks), all of its locks in the same entry; until then it holds up
-/// the waiters behind it, even where its lock has room; and once it is first everywhere with room,
-/// it must have been granted by the end of that entry (the check that there is no deadlock).</item>
+/// <item>A waiting one is granted all of its locks in one entry, all from their queues; while it waits
+/// it holds up nobody (requests behind it that fit are granted past it), and once it fits it must be
+/// granted by the end of the pass (so nothing ever waits for it, and it cannot deadlock).</item>
 /// <item>A wait that runs out is denied once, in the name of its ordinal-first lock; a cancel naming any
 /// of its locks cancels it once, in that name; either way it leaves every queue.</item>
 /// <item>Rejected only when invalid, or when one of its locks is in use as another kind of lock.</item>
@@ -23,25 +23,22 @@ namespace Gaggle.Tests.Simulation;
 /// </remarks>
 internal sealed partial class LockHistoryChecker
 {
-    /// <summary>The multi-lock grants of the entry being checked, in event order.</summary>
+    /// <summary>The multi-lock grants of the entry being checked.</summary>
     private readonly List<GroupGrant> _groupGrants = [];
 
     /// <summary>The multi-lock request <paramref name="request"/> of <paramref name="command"/>: its locks in ordinal order.</summary>
     private static TrackedGroup GroupOf(RequestId request, LockCommand command)
         => new(request, [.. command.Parts.Select(p => p.Name).Order(StringComparer.Ordinal)]);
 
-    /// <summary>After an entry's events: each multi-lock request granted in it got all of its locks, as consecutive events in ordinal order.</summary>
+    /// <summary>After an entry's events: each multi-lock request granted in it got all of its locks, all from their queues or all at once (the events' order aside).</summary>
     private void CheckGroupGrants(long index)
     {
         foreach (var grants in _groupGrants.GroupBy(g => g.Group.Request))
         {
             var group = grants.First().Group;
-            var names = grants.Select(g => g.Name).ToArray();
+            var names = grants.Select(g => g.Name).Order(StringComparer.Ordinal).ToArray();
             Require(names.SequenceEqual(group.Names, StringComparer.Ordinal), index,
-                $"multi-lock request {group.Request} for [{string.Join(", ", group.Names)}] was granted [{string.Join(", ", names)}] by this entry: all of its locks, in ordinal order, or none");
-            var positions = grants.Select(g => g.Position).ToArray();
-            Require(positions[^1] - positions[0] == positions.Length - 1, index,
-                $"the grants of multi-lock request {group.Request} are not consecutive events of the entry (at {string.Join(", ", positions)})");
+                $"multi-lock request {group.Request} for [{string.Join(", ", group.Names)}] was granted [{string.Join(", ", names)}] by this entry: all of its locks or none");
             Require(grants.All(g => g.FromQueue) || grants.All(g => !g.FromQueue), index,
                 $"multi-lock request {group.Request} was granted some locks from their queues and others as a new request");
             Stats.GroupGrants++;
@@ -68,14 +65,14 @@ internal sealed partial class LockHistoryChecker
             Require(MisusedAs(part) is null, index, $"multi-lock request {request} queued for '{part.Name}' as {KindOf(part)}, but the lock is {MisusedAs(part)} (a request to reject)");
         }
 
-        Require(HeldOff || !parts.All(p => FreeFor(p)), index,
-            $"multi-lock request {request} queued for [{string.Join(", ", parts.Select(p => p.Name))}] while every one of them had room for it and nobody waiting");
+        Require(!parts.All(FitsNew) || OutOfTokensFor(parts), index,
+            $"multi-lock request {request} queued for [{string.Join(", ", parts.Select(p => p.Name))}] while every one of them had room for it and only multi-lock requests waiting");
         var group = GroupOf(request, command);
         foreach (var part in parts)
         {
             var state = Lock(part.Name);
             Fix(state, part);
-            state.Queue.Add(new TrackedWait(request, _history.Now + command.WaitMs, part.Type == LockCommandType.AcquireWrite, group));
+            state.Queue.Add(new TrackedWait(request, part.Name, _history.Now + command.WaitMs, part.Type == LockCommandType.AcquireWrite, group));
             Stats.LongestQueue = Math.Max(Stats.LongestQueue, state.Queue.Count);
         }
 
@@ -94,8 +91,8 @@ internal sealed partial class LockHistoryChecker
             Require(MisusedAs(part) is null, index, $"a try-once multi-lock request by {e.Request} denied, not rejected, while '{part.Name}' is {MisusedAs(part)}");
         }
 
-        Require(HeldOff || !parts.All(p => FreeFor(p)), index,
-            $"a try-once multi-lock request by {e.Request} for [{string.Join(", ", parts.Select(p => p.Name))}] denied while every one of them had room for it and nobody waiting");
+        Require(!parts.All(FitsNew) || OutOfTokensFor(parts), index,
+            $"a try-once multi-lock request by {e.Request} for [{string.Join(", ", parts.Select(p => p.Name))}] denied while every one of them had room for it and only multi-lock requests waiting");
         Stats.TriesDenied++;
         Stats.GroupTriesDenied++;
     }
@@ -158,24 +155,6 @@ internal sealed partial class LockHistoryChecker
     private (LockKindInModel Kind, int MaxCount)? MisusedAs(LockPart part)
         => _history.Locks.TryGetValue(part.Name, out var state) && state.Kind != LockKindInModel.Unset && (state.Kind, state.MaxCount) != KindOf(part) ? (state.Kind, state.MaxCount) : null;
 
-    /// <summary>Whether <paramref name="part"/>'s lock has room for it and nobody waiting.</summary>
-    private bool FreeFor(LockPart part)
-        => !_history.Locks.TryGetValue(part.Name, out var state) || (state.Queue.Count == 0 && HasRoomFor(state, part.Type == LockCommandType.AcquireWrite, part));
-
-    /// <summary>Whether <paramref name="group"/> is first in the queue of each of its locks and each has room for it.</summary>
-    private bool GroupFits(TrackedGroup group)
-    {
-        foreach (string name in group.Names)
-        {
-            if (!_history.Locks.TryGetValue(name, out var state) || state.Queue.Count == 0 || state.Queue[0].Group != group || !HasRoomFor(state, state.Queue[0].Writer))
-            {
-                return false;
-            }
-        }
-
-        return true;
-    }
-
     /// <summary>A multi-lock request: its locks in ordinal order (the order of its grants and the first of them its name in denials and cancels).</summary>
     private sealed class TrackedGroup(RequestId request, string[] names)
     {
@@ -184,6 +163,6 @@ internal sealed partial class LockHistoryChecker
         public string[] Names { get; } = names;
     }
 
-    /// <summary>One lock of a multi-lock request granted by the entry being checked, at <paramref name="Position"/> among its events.</summary>
-    private sealed record GroupGrant(TrackedGroup Group, string Name, int Position, bool FromQueue);
+    /// <summary>One lock of a multi-lock request granted by the entry being checked.</summary>
+    private sealed record GroupGrant(TrackedGroup Group, string Name, bool FromQueue);
 }

@@ -169,6 +169,6 @@ internal sealed partial class LockHistoryChecker
         public long Expiry { get; set; }
     }
 
-    /// <summary>A waiter; <paramref name="Group"/> when it is one lock of a multi-lock request (one waiter in each of its locks' queues).</summary>
-    private sealed record TrackedWait(RequestId Request, long Deadline, bool Writer, TrackedGroup? Group = null);
+    /// <summary>A waiter in the queue of lock <paramref name="Name"/>; <paramref name="Group"/> when it is one lock of a multi-lock request (one waiter in each of its locks' queues).</summary>
+    private sealed record TrackedWait(RequestId Request, string Name, long Deadline, bool Writer, TrackedGroup? Group = null);
 }

@@ -13,9 +13,10 @@ internal sealed class LockSimViolation(string message) : Exception(message);
 /// checked command by command against a model of the rules kept here, independently of LockTable:
 /// mutual exclusion and the semaphore bound in lease-clock time, a reader-writer lock held by one writer
 /// alone or by readers only (and a name in use as one kind of lock refusing the others), holds ending only when released or
-/// due, fencing tokens unique and increasing per lock (two locks may share a token), FIFO grants, waits ending only at their
-/// deadline or on cancel, no idle slot while someone waits, reads showing the model's holders and queue, multi-lock
-/// requests granted all at once or not at all and never deadlocked (LockHistoryChecker.Groups.cs), and in an
+/// due, fencing tokens unique and increasing per lock (two locks may share a token), the grant rule (FIFO among requests
+/// of one lock, waiting multi-lock requests passed, no waiter that fits left waiting, arrival order: LockHistoryChecker.Grants.cs),
+/// waits ending only at their deadline or on cancel, reads showing the model's holders and queue, multi-lock
+/// requests granted all at once or not at all (LockHistoryChecker.Groups.cs), and in an
 /// elastic run nothing granted during a generation's hold-off and tokens carrying their generation. The common history is kept per cluster
 /// generation (each is a cluster of its own); client observations are checked against it too, and the
 /// clients' beliefs across generations (see LockHistoryChecker.Clients.cs).
@@ -129,13 +130,20 @@ internal sealed partial class LockHistoryChecker
         Stats.Commands[(int)command.Type]++;
         bool answered = false;
         _groupGrants.Clear();
-        for (int i = 0; i < events.Count; i++)
+        _entryGrants.Clear();
+        _pass.Clear();
+        foreach (var e in events)
         {
-            var e = events[i];
             answered |= e.Request == request && e.Type is LockEventType.Granted or LockEventType.Denied or LockEventType.Rejected;
-            ApplyEvent(index, command, request, e, i);
+            if (e.Type != LockEventType.Granted)
+            {
+                EndPass(index);
+            }
+
+            ApplyEvent(index, command, request, e);
         }
 
+        EndPass(index);
         CheckGroupGrants(index);
         switch (command.Type)
         {
@@ -159,6 +167,7 @@ internal sealed partial class LockHistoryChecker
                 break;
         }
 
+        CheckClosure(index, "after the entry");
         foreach (var (name, state) in _history.Locks.ToList())
         {
             CheckState(table, index, name, state);
@@ -175,8 +184,7 @@ internal sealed partial class LockHistoryChecker
         }
     }
 
-    /// <param name="position">The event's place among the entry's events.</param>
-    private void ApplyEvent(long index, LockCommand command, RequestId request, LockEvent e, int position)
+    private void ApplyEvent(long index, LockCommand command, RequestId request, LockEvent e)
     {
         var state = Lock(e.Name);
         switch (e.Type)
@@ -200,7 +208,7 @@ internal sealed partial class LockHistoryChecker
                 Stats.Renewed++;
                 break;
             case LockEventType.Granted:
-                Grant(index, command, request, e, state, position);
+                Grant(index, command, request, e, state);
                 break;
             case LockEventType.Denied:
                 Deny(index, command, request, e, state);
@@ -245,24 +253,29 @@ internal sealed partial class LockHistoryChecker
         }
     }
 
-    /// <param name="position">The event's place among the entry's events.</param>
-    private void Grant(long index, LockCommand command, RequestId request, LockEvent e, TrackedLock state, int position)
+    private void Grant(long index, LockCommand command, RequestId request, LockEvent e, TrackedLock state)
     {
         bool writer;
         TrackedGroup? group;
+        TrackedWait[] ahead;
         int queued = state.Queue.FindIndex(w => w.Request == e.Request);
         if (queued >= 0)
         {
-            Require(queued == 0, index, $"'{e.Name}' granted to waiter {e.Request} at position {queued} of its queue (FIFO)");
-            (writer, group) = (state.Queue[0].Writer, state.Queue[0].Group);
-            state.Queue.RemoveAt(0);
+            // Only multi-lock requests may be passed: a waiter of one lock holds up everyone behind it.
+            ahead = [.. state.Queue.Take(queued)];
+            Require(OnlySetsAhead(state, queued), index,
+                $"'{e.Name}' granted to waiter {e.Request} at position {queued} of its queue, past {Describe(Array.Find(ahead, w => w.Group is null))} (FIFO)");
+            (writer, group) = (state.Queue[queued].Writer, state.Queue[queued].Group);
+            state.Queue.RemoveAt(queued);
             Stats.GrantedFromQueue++;
         }
         else
         {
             Require(command.Type.IsAcquire() && e.Request == request, index, $"'{e.Name}' granted to {e.Request}, which neither waited nor asked now");
             var part = PartOf(index, command, e.Name);
-            Require(state.Queue.Count == 0, index, $"'{e.Name}' granted at once to {e.Request} while {state.Queue.Count} waited (FIFO)");
+            ahead = [.. state.Queue];
+            Require(OnlySetsAhead(state, state.Queue.Count), index,
+                $"'{e.Name}' granted at once to {e.Request} while {Describe(state.Queue.Find(w => w.Group is null))} waited (FIFO)");
             Require(state.Kind == LockKindInModel.Unset || (state.Kind, state.MaxCount) == KindOf(part), index,
                 $"'{e.Name}' granted to {e.Request} as {KindOf(part)} while the lock is {(state.Kind, state.MaxCount)} (a request to reject)");
             Fix(state, part);
@@ -281,9 +294,10 @@ internal sealed partial class LockHistoryChecker
         _history.GrantedLocks[e.Request] = _history.GrantedLocks.GetValueOrDefault(e.Request) + 1;
         if (group is not null)
         {
-            _groupGrants.Add(new GroupGrant(group, e.Name, position, queued >= 0));
+            _groupGrants.Add(new GroupGrant(group, e.Name, queued >= 0));
         }
 
+        ReadGrant(index, request, e, queued >= 0, ahead);
         Require(e.Expiry > _history.Now, index, $"'{e.Name}' granted with a lease ending at {e.Expiry}, not after now ({_history.Now})");
         state.LastToken = e.Token;
         state.Holders.Add(new TrackedHold(e.Token, e.Request, writer) { Expiry = e.Expiry });
@@ -325,9 +339,9 @@ internal sealed partial class LockHistoryChecker
         }
 
         Require(e.Name == command.Name, index, $"a try-once of '{command.Name}' denied in the name of '{e.Name}'");
-        bool writer = command.Type == LockCommandType.AcquireWrite;
-        Require(!HasRoomFor(state, writer, new LockPart(command.Type, command.Name, command.MaxCount)) || state.Queue.Count > 0 || HeldOff, index,
-            $"a try-once of '{e.Name}' ({KindOf(command)}) denied with {state.Holders.Count} held ({(state.Kind, state.MaxCount)}) and nobody waiting");
+        var asked = new LockPart(command.Type, command.Name, command.MaxCount);
+        Require(!FitsNew(asked) || OutOfTokensFor([asked]), index,
+            $"a try-once of '{e.Name}' ({KindOf(command)}) denied with {state.Holders.Count} held ({(state.Kind, state.MaxCount)}) and only multi-lock requests waiting");
         Stats.TriesDenied++;
     }
 
@@ -342,14 +356,14 @@ internal sealed partial class LockHistoryChecker
         Require(!_history.GrantedLocks.ContainsKey(request), index, $"{request} asked again after its grant");
         Require(command.WaitMs > 0, index, $"a try-once of '{command.Name}' by {request} got no answer");
         Fix(state, new LockPart(command.Type, command.Name, command.MaxCount));
-        bool writer = command.Type == LockCommandType.AcquireWrite;
-        Require(!HasRoomFor(state, writer) || state.Queue.Count > 0 || HeldOff, index, $"{request} queued for '{command.Name}' while it had room for it");
-        state.Queue.Add(new TrackedWait(request, _history.Now + command.WaitMs, writer));
+        var asked = new LockPart(command.Type, command.Name, command.MaxCount);
+        Require(!FitsNew(asked) || OutOfTokensFor([asked]), index, $"{request} queued for '{command.Name}' while it had room for it and only multi-lock requests waited");
+        state.Queue.Add(new TrackedWait(request, command.Name, _history.Now + command.WaitMs, asked.Type == LockCommandType.AcquireWrite));
         Stats.Queued++;
         Stats.LongestQueue = Math.Max(Stats.LongestQueue, state.Queue.Count);
     }
 
-    /// <summary>After each command: bounds hold, nothing overdue survives, no slot idles while someone waits, the table agrees with the model.</summary>
+    /// <summary>After each command: bounds hold, nothing overdue survives, the table agrees with the model (no waiter that fits is left: <see cref="CheckClosure"/>).</summary>
     private void CheckState(LockTable table, long index, string name, TrackedLock state)
     {
         Require(state.Kind == LockKindInModel.ReaderWriter
@@ -358,16 +372,6 @@ internal sealed partial class LockHistoryChecker
             $"'{name}' has {state.Holders.Count} holders ({state.Holders.Count(h => h.Writer)} writers), more than its {(state.Kind, state.MaxCount)} allows");
         Require(state.Holders.TrueForAll(h => h.Expiry > _history.Now), index, $"'{name}' still held past the end of a lease at {_history.Now}");
         Require(state.Queue.TrueForAll(w => w.Deadline > _history.Now), index, $"a wait for '{name}' outlived its deadline at {_history.Now}");
-        if (state.Queue.Count > 0 && !HeldOff && state.Queue[0].Group is { } group)
-        {
-            // No deadlock, no starvation: a multi-lock request first in all of its queues, each with room, is granted at once.
-            Require(!GroupFits(group), index, $"multi-lock request {group.Request} for [{string.Join(", ", group.Names)}] is first in each of its queues and each lock has room for it, but it waits");
-        }
-        else
-        {
-            Require(state.Queue.Count == 0 || !HasRoomFor(state, state.Queue[0].Writer) || HeldOff, index, $"'{name}' has room for the first of the {state.Queue.Count} waiting");
-        }
-
         var info = table.Describe(name, index);
         bool same = info.QueueLength == state.Queue.Count
             && (info.MaxCount == state.MaxCount || (info.MaxCount == 0 && state.Holders.Count == 0 && state.Queue.Count == 0))

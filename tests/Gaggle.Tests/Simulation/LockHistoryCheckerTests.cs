@@ -97,21 +97,24 @@ public sealed class LockHistoryCheckerTests
         long b = history.Apply(Acquire("b"), "x", 10).Single().Token;
         history.Apply(All(1000, "a", "b"), "g1", 11);
         history.Apply(All(1000, "b", "a"), "g2", 12);
-        history.Apply(Acquire("a"), "y", 13);
+        var passing = history.Apply(Acquire("a"), "y", 13);
+        Assert.That(passing.Single().Type, Is.EqualTo(LockEventType.Granted), "y is granted 'a' past g1 and g2: waiting sets hold up nobody");
         history.Apply(All(0, "c", "a"), "try", 14);
         history.Apply(All(20, "b", "c"), "timed", 15);
         history.Apply(All(1000, "c", "b"), "cancelled", 16);
         history.Apply(new LockCommand(LockCommandType.CancelWait, "c", RequestSequence: 7), "cancelled", 17);
         history.Apply(Time(), "l", 40);
-        var granted = history.Apply(Release("b", b), "x", 41).Where(e => e.Type == LockEventType.Granted).ToList();
-        Assert.That(granted.Select(e => (e.Name, e.Request.Node)), Is.EqualTo(new[] { ("a", "g1"), ("b", "g1") }), "g1 first in both queues; g2 and y wait behind it");
-        history.Apply(new LockCommand(LockCommandType.AcquireAll, "s", 0, 100, 1000) { Parts = [new(LockCommandType.Acquire, "s", 2), new(LockCommandType.Acquire, "b", 3)] }, "kinds", 42);
-        history.Apply(Release("a", granted[0].Token), "g1", 43);
-        history.Apply(Release("b", granted[1].Token), "g1", 44);
+        Assert.That(history.Apply(Release("a", passing[0].Token), "y", 41).Where(e => e.Type == LockEventType.Granted), Is.Empty, "g1 still misses 'b'");
+        var granted = history.Apply(Release("b", b), "x", 42).Where(e => e.Type == LockEventType.Granted).ToList();
+        Assert.That(granted.Select(e => (e.Name, e.Request.Node)), Is.EqualTo(new[] { ("a", "g1"), ("b", "g1") }), "g1 came before g2");
+        history.Apply(new LockCommand(LockCommandType.AcquireAll, "s", 0, 100, 1000) { Parts = [new(LockCommandType.Acquire, "s", 2), new(LockCommandType.Acquire, "b", 3)] }, "kinds", 43);
+        history.Apply(Release("a", granted[0].Token), "g1", 44);
+        history.Apply(Release("b", granted[1].Token), "g1", 45);
 
         var stats = history.Checker.Stats;
         Assert.That((stats.GroupGrants, stats.GroupGrantsFromQueue, stats.GroupsQueued), Is.EqualTo((2L, 2L, 4L)), "g1 then g2, each after waiting in both queues");
         Assert.That((stats.GroupTriesDenied, stats.GroupWaitsTimedOut, stats.GroupsCancelled, stats.GroupsRejected), Is.EqualTo((1L, 1L, 1L, 1L)));
+        Assert.That(stats.GrantsPastSets, Is.EqualTo(1), "y");
     }
 
     [Test]
@@ -124,26 +127,79 @@ public sealed class LockHistoryCheckerTests
     }
 
     [Test]
-    public void ASingleWaiterGrantedAheadOfASetFirstInItsQueueIsCaught()
+    public void ASingleWaiterGrantedPastAnotherSingleWaiterAheadOfItIsCaught()
     {
         var history = new History();
-        long b = history.Apply(Acquire("b"), "x", 10).Single().Token;
-        history.Apply(All(1000, "a", "b"), "g", 11);
-        history.Apply(Acquire("a"), "y", 12);
+        long a = history.Apply(Acquire("a"), "x", 10).Single().Token;
+        history.Apply(Acquire("b", leaseMs: 10_000), "z", 11);
+        history.Apply(All(1000, "a", "b"), "g", 12);
+        history.Apply(Acquire("a"), "y1", 13);
+        history.Apply(Acquire("a"), "y2", 14);
         Assert.That(
-            () => history.Apply(Release("b", b), "x", 13, events => [.. events.Where(e => e.Type != LockEventType.Granted), new LockEvent(LockEventType.Granted, "a", new RequestId("y", 1, 3), 4L << 16, 113)]),
-            Throws.TypeOf<LockSimViolation>().With.Message.Contains("at position 1 of its queue (FIFO)"));
+            () => history.Apply(Release("a", a), "x", 15, events => [.. events.Select(e => e.Type == LockEventType.Granted ? e with { Request = new RequestId("y2", 1, 5) } : e)]),
+            Throws.TypeOf<LockSimViolation>().With.Message.Contains("past waiter " + new RequestId("y1", 1, 4)));
     }
 
     [Test]
-    public void ASetFirstInEveryQueueWithRoomLeftWaitingIsCaught()
+    public void ALaterRequestTakingTheRoomOfAnEarlierSetThatFitsIsCaught()
+    {
+        var history = new History();
+        history.Apply(Acquire("a", leaseMs: 20), "x", 10);
+        history.Apply(Acquire("b", leaseMs: 20), "z", 10);
+        history.Apply(All(1000, "a", "b"), "g", 11);
+        history.Apply(Acquire("b"), "s", 12);
+        long index = history.NextIndex;
+        Assert.That(
+            () => history.Apply(Time(), "l", 40, events => [.. events.Where(e => e.Type != LockEventType.Granted), new LockEvent(LockEventType.Granted, "b", new RequestId("s", 1, 4), index << 16, 140)]),
+            Throws.TypeOf<LockSimViolation>().With.Message.Contains("took the room of multi-lock request"));
+    }
+
+    [Test]
+    public void ASetThatFitsLeftWaitingIsCaught()
     {
         var history = new History();
         long b = history.Apply(Acquire("b"), "x", 10).Single().Token;
         history.Apply(All(1000, "a", "b"), "g", 11);
         Assert.That(
             () => history.Apply(Release("b", b), "x", 12, events => [.. events.Where(e => e.Type != LockEventType.Granted)]),
-            Throws.TypeOf<LockSimViolation>().With.Message.Contains("is first in each of its queues and each lock has room for it, but it waits"));
+            Throws.TypeOf<LockSimViolation>().With.Message.Contains("multi-lock request " + new RequestId("g", 1, 2) + " for [a, b] has room in each of its locks"));
+    }
+
+    [Test]
+    public void ASingleLeftWaitingBehindASetThatDoesNotFitIsCaught()
+    {
+        var history = new History();
+        long a = history.Apply(Acquire("a"), "w", 10).Single().Token;
+        history.Apply(Acquire("b"), "x", 11);
+        history.Apply(All(1000, "a", "b"), "g", 12);
+        history.Apply(Acquire("a"), "y", 13);
+        Assert.That(
+            () => history.Apply(Release("a", a), "w", 14, events => [.. events.Where(e => e.Type != LockEventType.Granted)]),
+            Throws.TypeOf<LockSimViolation>().With.Message.Contains("waiter " + new RequestId("y", 1, 4) + " of 'a' has room in each of its locks"));
+    }
+
+    [Test]
+    public void ASingleQueuedBehindOnlyWaitingSetsWhileItsLockHasRoomIsCaught()
+    {
+        var history = new History();
+        history.Apply(Acquire("b"), "x", 10);
+        history.Apply(All(1000, "a", "b"), "g", 11);
+        Assert.That(
+            () => history.Apply(Acquire("a"), "y", 12, events => []),
+            Throws.TypeOf<LockSimViolation>().With.Message.Contains("queued for 'a' while it had room for it and only multi-lock requests waited"));
+    }
+
+    [Test]
+    public void GrantsOfAPassOutOfLockOrderAreCaught()
+    {
+        var history = new History();
+        history.Apply(Acquire("a", leaseMs: 20), "x", 10);
+        history.Apply(Acquire("b", leaseMs: 20), "z", 10);
+        history.Apply(Acquire("a"), "y1", 11);
+        history.Apply(Acquire("b"), "y2", 11);
+        Assert.That(
+            () => history.Apply(Time(), "l", 40, events => [.. events.Where(e => e.Type != LockEventType.Granted), .. events.Where(e => e.Type == LockEventType.Granted).Reverse()]),
+            Throws.TypeOf<LockSimViolation>().With.Message.Contains("not ordered by lock, then token"));
     }
 
     [Test]
@@ -208,7 +264,7 @@ public sealed class LockHistoryCheckerTests
         history.Apply(ReadLock("rw"), "r2", 12);
         Assert.That(
             () => history.Apply(new LockCommand(LockCommandType.CancelWait, "rw", RequestSequence: 2), "w", 13, events => [.. events.Where(e => e.Type != LockEventType.Granted)]),
-            Throws.TypeOf<LockSimViolation>().With.Message.Contains("has room for the first of the 1 waiting"));
+            Throws.TypeOf<LockSimViolation>().With.Message.Contains("of 'rw' has room in each of its locks"));
     }
 
     [Test]

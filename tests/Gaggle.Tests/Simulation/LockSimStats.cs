@@ -57,6 +57,12 @@ internal sealed class LockSimStats
     /// <summary>The most locks one multi-lock request held at once in a run.</summary>
     public int LargestGroupGranted { get; set; }
 
+    /// <summary>Grants past waiting multi-lock requests ahead in the lock's queue (they hold up nobody).</summary>
+    public long GrantsPastSets { get; set; }
+
+    /// <summary>Waiters ahead of a request granted in a pass, checked not to have fitted without its grants (arrival order).</summary>
+    public long ArrivalOrderChecks { get; set; }
+
     /// <summary>Grants of several locks at once that clients saw (every token from one index).</summary>
     public long ClientGroupGrants { get; set; }
 

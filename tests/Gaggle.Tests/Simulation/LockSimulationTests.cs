@@ -55,7 +55,7 @@ public sealed class LockSimulationTests
             + $"and {Sum(s => s.ReaderWriterGrants[1])} for writing, {Sum(s => s.ClientGrants)} grants seen by clients, {Sum(s => s.ContendedBeliefs)} shared semaphore beliefs, {Sum(s => s.LostOnArrival)} handles lost on arrival; "
             + $"multi-lock requests: {Sum(s => s.GroupGrants)} granted ({Sum(s => s.GroupGrantsFromQueue)} from their queues, up to {results.Max(r => r.Result.Locks.LargestGroupGranted)} locks), "
             + $"{Sum(s => s.GroupsQueued)} queued, {Sum(s => s.GroupTriesDenied)} try-once denied, {Sum(s => s.GroupWaitsTimedOut)} waits timed out, {Sum(s => s.GroupsCancelled)} cancelled, "
-            + $"{Sum(s => s.GroupsRejected)} rejected, {Sum(s => s.ClientGroupGrants)} seen by clients ({Sum(s => s.ClientGroupConfirmations)} confirmed by renewals after a long wait); "
+            + $"{Sum(s => s.GroupsRejected)} rejected, {Sum(s => s.GrantsPastSets)} grants past waiting ones, {Sum(s => s.ArrivalOrderChecks)} arrival-order checks, {Sum(s => s.ClientGroupGrants)} seen by clients ({Sum(s => s.ClientGroupConfirmations)} confirmed by renewals after a long wait); "
             + $"{results.Sum(r => r.Result.Stats.Storage.Snapshots)} snapshots, {results.Sum(r => r.Result.Stats.Storage.Installs)} installed; "
             + $"fewest grants in a seed: {fewest.Result.Locks.Granted} (seed {fewest.Seed})");
         TestContext.Out.WriteLine(RaftSimulationTests.Sum(results.Select(r => r.Result.Linearizability)).ToString());
@@ -80,5 +80,6 @@ public sealed class LockSimulationTests
         Assert.That(Sum(s => s.GroupTriesDenied), Is.GreaterThan(0), "no multi-lock request that tried once was denied");
         Assert.That(Sum(s => s.GroupWaitsTimedOut) + Sum(s => s.GroupsCancelled), Is.GreaterThan(0), "no multi-lock request's wait ran out or was cancelled");
         Assert.That(Sum(s => s.ClientGroupGrants), Is.GreaterThan(0), "no client ever held several locks at once");
+        Assert.That(Sum(s => s.GrantsPastSets), Is.GreaterThan(0), "no request was granted past a waiting multi-lock request");
     }
 }
