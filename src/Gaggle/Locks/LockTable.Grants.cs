@@ -42,6 +42,12 @@ internal sealed partial class LockTable
     /// <summary>Locks kept, for the rest of the entry, for a waiter that fits but for which the entry has no token left.</summary>
     private readonly HashSet<string> _frozen = new(StringComparer.Ordinal);
 
+    /// <summary>
+    /// Every request waiting in some queue (a multi-lock request once): a request id waits in one queue
+    /// only, or as one set, so that a table read from a snapshot links the same waiters into sets.
+    /// </summary>
+    private readonly HashSet<RequestId> _waiting = [];
+
     /// <summary>The locks a pass of <see cref="Settle"/> looked at, and the waiters it looks at next (by arrival): kept between passes, cleared by each.</summary>
     private readonly HashSet<string> _looked = new(StringComparer.Ordinal);
     private readonly PriorityQueue<(LockWaiter Waiter, string Name), long> _candidates = new();
@@ -52,6 +58,9 @@ internal sealed partial class LockTable
         int byName = string.CompareOrdinal(a.Name, b.Name);
         return byName != 0 ? byName : a.Token.CompareTo(b.Token);
     });
+
+    /// <summary>Queue positions the last grant pass walked (its cost, which the tests bound).</summary>
+    internal long LastPassWork { get; private set; }
 
     /// <summary>Lock <paramref name="name"/> changed (a holder or a waiter gone, a waiter added, a deadline due): its queue is looked at again.</summary>
     private void Touch(string name) => _touched.Enqueue(name);
@@ -65,6 +74,7 @@ internal sealed partial class LockTable
         }
 
         int firstEvent = _events.Count;
+        LastPassWork = 0;
         var looked = _looked;
         var candidates = _candidates;
         looked.Clear();
@@ -80,7 +90,8 @@ internal sealed partial class LockTable
         while (candidates.TryDequeue(out var candidate, out _))
         {
             var (waiter, name) = candidate;
-            if (!_locks.TryGetValue(name, out var state) || !state.Waiters.Contains(waiter) || !Fits(waiter, name, frozenToo: true))
+            // Granted or gone since it was queued here: a request id waits in one place only.
+            if (!_waiting.Contains(waiter.Request) || !_locks.TryGetValue(name, out var state) || !Fits(waiter, name, frozenToo: true))
             {
                 continue;
             }
@@ -93,7 +104,8 @@ internal sealed partial class LockTable
                     continue;
                 }
 
-                state.Waiters.Remove(waiter);
+                state.Waiters.RemoveAt(state.Waiters.FindIndex(w => ReferenceEquals(w, waiter)));
+                _waiting.Remove(waiter.Request);
                 Grant(name, state, waiter.Request, waiter.LeaseMs, waiter.Writer, index, grants);
                 AddCandidates(name, candidates);
                 continue;
@@ -112,12 +124,15 @@ internal sealed partial class LockTable
             foreach (var granted in group.Names)
             {
                 var lockState = _locks[granted];
-                var part = lockState.Waiters.Find(w => w.Group == group)!;
-                lockState.Waiters.Remove(part);
+                int at = lockState.Waiters.FindIndex(w => w.Group == group);
+                var part = lockState.Waiters[at];
+                lockState.Waiters.RemoveAt(at);
                 Grant(granted, lockState, part.Request, part.LeaseMs, part.Writer, index, grants);
                 looked.Add(granted);
                 AddCandidates(granted, candidates);
             }
+
+            _waiting.Remove(group.Request);
         }
 
         if (_events.Count - firstEvent > 1)
@@ -167,6 +182,7 @@ internal sealed partial class LockTable
 
         foreach (var waiter in state.Waiters)
         {
+            LastPassWork++;
             candidates.Enqueue((waiter, name), waiter.Arrival);
             if (waiter.Group is null)
             {
@@ -194,6 +210,16 @@ internal sealed partial class LockTable
 
         foreach (var part in group.Names)
         {
+            // Room for a reader or a slot is needed in any case, and cheap to see: most sets that do
+            // not fit are told apart here, before a walk down any queue.
+            if (!_locks.TryGetValue(part, out var state) || !state.HasRoomFor(writer: false))
+            {
+                return false;
+            }
+        }
+
+        foreach (var part in group.Names)
+        {
             if (!_locks.TryGetValue(part, out var state) || !FitsIn(state, part, null, group, frozenToo))
             {
                 return false;
@@ -213,6 +239,7 @@ internal sealed partial class LockTable
 
         foreach (var waiter in state.Waiters)
         {
+            LastPassWork++;
             if (single is not null ? ReferenceEquals(waiter, single) : waiter.Group == group)
             {
                 return state.HasRoomFor(waiter.Writer);

@@ -61,7 +61,7 @@ internal sealed partial class LockTable
                 return;
             }
 
-            if (used is not null && (used.Holders.Exists(h => h.Request == request) || used.Waiters.Exists(w => w.Request == request)))
+            if (_waiting.Contains(request) || (used is not null && used.Holders.Exists(h => h.Request == request)))
             {
                 // The same request again (a retried append that escaped deduplication): it already counts.
                 return;
@@ -85,8 +85,10 @@ internal sealed partial class LockTable
             Touch(part.Name);
         }
 
+        _waiting.Add(request);
+
         Settle(index, grants);
-        if (!states[0].Waiters.Contains(waiters[0]))
+        if (!_waiting.Contains(request))
         {
             return;
         }
@@ -150,6 +152,8 @@ internal sealed partial class LockTable
                 Touch(name);
             }
         }
+
+        _waiting.Remove(group.Request);
     }
 
     /// <summary>
@@ -179,6 +183,8 @@ internal sealed partial class LockTable
             }
         }
 
+        _waiting.Clear();
+        _waiting.UnionWith(byRequest.Keys);
         var groups = new Dictionary<RequestId, LockGroup>();
         foreach (var (request, names) in byRequest)
         {

@@ -46,6 +46,7 @@ internal sealed partial class LockTable
         _locks.Clear();
         _events.Clear();
         _touched.Clear();
+        _waiting.Clear();
         Now = reader.VarLong();
         ulong count = reader.VarUInt();
         for (ulong i = 0; i < count; i++)

@@ -129,6 +129,7 @@ internal sealed partial class LockTable
                 }
                 else if (waited is not null && waited.Waiters.RemoveAll(w => w.Request == target) > 0)
                 {
+                    _waiting.Remove(target);
                     _events.Add(new LockEvent(LockEventType.Cancelled, command.Name, target));
                     // A writer that stops waiting may leave readers at the front of the queue that fit now.
                     Touch(command.Name);
@@ -188,9 +189,11 @@ internal sealed partial class LockTable
             return;
         }
 
-        if (state.Holders.Exists(h => h.Request == request) || state.Waiters.Exists(w => w.Request == request))
+        if (_waiting.Contains(request) || state.Holders.Exists(h => h.Request == request))
         {
             // The same request again (a retried append that escaped deduplication): it already counts.
+            // Waiting anywhere counts: a request id waits in one queue only (or as one multi-lock request).
+            Forget(command.Name, state);
             return;
         }
 
@@ -204,9 +207,10 @@ internal sealed partial class LockTable
         // Granted now if it fits and nobody ahead of it waits for room (Settle); otherwise it waits, or a try-once is denied.
         var waiter = new LockWaiter(request, command.LeaseMs, Now + command.WaitMs, writer) { Arrival = index };
         state.Waiters.Add(waiter);
+        _waiting.Add(request);
         Touch(command.Name);
         Settle(index, grants);
-        if (!state.Waiters.Contains(waiter))
+        if (!_waiting.Contains(request))
         {
             return;
         }
@@ -214,6 +218,7 @@ internal sealed partial class LockTable
         if (command.WaitMs <= 0)
         {
             state.Waiters.Remove(waiter);
+            _waiting.Remove(request);
             _events.Add(new LockEvent(LockEventType.Denied, command.Name, request));
             Forget(command.Name, state);
             return;
@@ -271,6 +276,7 @@ internal sealed partial class LockTable
                 else
                 {
                     state.Waiters.Remove(waiter);
+                    _waiting.Remove(waiter.Request);
                     _events.Add(new LockEvent(LockEventType.Denied, name, waiter.Request));
                 }
             }
