@@ -3,13 +3,19 @@ using Gaggle.Locks;
 
 namespace Gaggle.Benchmarks.Micro;
 
-/// <summary>The replicated lock table: applying an uncontended acquire and its release, as every node does per committed entry.</summary>
+/// <summary>The replicated lock table: applying an uncontended acquire and its release, and a contended hand-over, as every node does per committed entry.</summary>
 [MemoryDiagnoser]
 public class LockTableBenchmark
 {
     private readonly LockTable _table = new();
     private LockCommand[] _acquires = [];
     private long _index;
+
+    /// <summary>The contended table: 4 mutexes, each held, with 3 more requests queued behind the holder (16 clients on 4 names).</summary>
+    private readonly LockTable _contended = new();
+    private readonly Queue<(RequestId Request, long Token)>[] _holders = [.. Enumerable.Range(0, 4).Select(_ => new Queue<(RequestId, long)>())];
+    private LockCommand[] _waits = [];
+    private long _contendedIndex;
 
     /// <summary>Other locks held all along (long leases): the cost per command must not grow with them.</summary>
     [Params(0, 10_000)]
@@ -25,6 +31,11 @@ public class LockTableBenchmark
         }
 
         _table.TakeEvents();
+        _waits = Enumerable.Range(0, 4).Select(i => new LockCommand(LockCommandType.Acquire, $"shared:{i}", LeaseMs: 10_000, WaitMs: 1_000_000_000)).ToArray();
+        for (int client = 0; client < 16; client++)
+        {
+            AcquireContended(client % 4);
+        }
     }
 
     [Benchmark(Description = "apply acquire + release (1024 names)")]
@@ -40,5 +51,38 @@ public class LockTableBenchmark
             : throw new InvalidOperationException($"expected one grant, got {granted.Count} events");
         _table.Apply(new LockCommand(LockCommandType.Release, acquire.Name, Token: token), request, stamp: index, index: (index * 2) + 1);
         return _table.TakeEvents().Count;
+    }
+
+    [Benchmark(Description = "apply release handing a contended mutex over + the next acquire queuing (4 names, 4 clients each)")]
+    public int HandOver()
+    {
+        int lockAt = (int)(_contendedIndex % 4);
+        var (request, token) = _holders[lockAt].Dequeue();
+        _contended.Apply(new LockCommand(LockCommandType.Release, _waits[lockAt].Name, Token: token), request, stamp: 0, index: ++_contendedIndex);
+        int events = Record(lockAt);
+        // The released client asks again, and waits at the back of the queue.
+        return events + AcquireContended(lockAt);
+    }
+
+    private int AcquireContended(int lockAt)
+    {
+        long index = ++_contendedIndex;
+        _contended.Apply(_waits[lockAt], new RequestId("n1", 1, index), stamp: 0, index: index);
+        return Record(lockAt);
+    }
+
+    /// <summary>Notes the grants among the events just produced: the next holders of the lock, in the order they were granted.</summary>
+    private int Record(int lockAt)
+    {
+        var events = _contended.TakeEvents();
+        foreach (var e in events)
+        {
+            if (e.Type == LockEventType.Granted)
+            {
+                _holders[lockAt].Enqueue((e.Request, e.Token));
+            }
+        }
+
+        return events.Count;
     }
 }
