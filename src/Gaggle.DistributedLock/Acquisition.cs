@@ -93,12 +93,29 @@ internal static class Acquisition
     /// <summary>
     /// Blocks on an asynchronous call. The call starts on the thread pool, so its continuations never
     /// need the caller's <see cref="SynchronizationContext"/> (a UI or classic ASP.NET context blocked
-    /// here would deadlock otherwise); exceptions come out unwrapped, as from an await.
+    /// here would deadlock otherwise); exceptions come out unwrapped, as from an await. While it blocks,
+    /// a pool thread is kept in reserve for it (<see cref="ThreadPoolReserve"/>), so that callers blocked
+    /// at once do not starve the work they wait for.
     /// </summary>
-    internal static T Block<T>(Func<ValueTask<T>> call) => Task.Run(() => call().AsTask()).GetAwaiter().GetResult();
+    internal static T Block<T>(Func<ValueTask<T>> call)
+    {
+        ThreadPoolReserve.Enter();
+        try
+        {
+            return Task.Run(() => call().AsTask()).GetAwaiter().GetResult();
+        }
+        finally
+        {
+            ThreadPoolReserve.Leave();
+        }
+    }
 
     /// <inheritdoc cref="Block{T}(Func{ValueTask{T}})"/>
-    internal static void Block(Func<ValueTask> call) => Task.Run(() => call().AsTask()).GetAwaiter().GetResult();
+    internal static void Block(Func<ValueTask> call) => Block(async () =>
+    {
+        await call().ConfigureAwait(false);
+        return true;
+    });
 
     /// <summary>Checks a lock or semaphore name against the lock table's rule (1 to 256 characters), when the object is made rather than at the first acquire.</summary>
     internal static string ValidName(string name, string kind)

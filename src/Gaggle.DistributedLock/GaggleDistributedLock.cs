@@ -19,10 +19,11 @@ namespace Gaggle.DistributedLock;
 /// Cancelling the token withdraws the request (<see cref="OperationCanceledException"/>; a grant that
 /// raced with it is released). The synchronous methods block the calling thread while the work runs
 /// on the thread pool, never on the caller's <see cref="SynchronizationContext"/>, so they cannot
-/// deadlock on one. Prefer the async methods: the node's loop, timers and lease renewals run on the
-/// thread pool too, so many callers blocking pool threads at once (a synchronous controller under
-/// load, <c>Parallel.For</c>) slow every lock of the node, until the pool grows, and can cost holds
-/// their lease. Block from threads of your own, or raise <see cref="ThreadPool.SetMinThreads"/>.
+/// deadlock on one. The node's loop, timers and lease renewals run on the thread pool too, so while a
+/// synchronous call blocks, the pool's minimum of worker threads is raised by one (and set back when
+/// the last blocked call returns): callers blocked at once (a synchronous controller under load,
+/// <c>Parallel.For</c>) do not starve the work they wait for. Prefer the async methods, which hold no
+/// thread while they wait.
 /// </remarks>
 public sealed class GaggleDistributedLock : IDistributedLock
 {
