@@ -9,10 +9,10 @@ namespace Gaggle.DistributedLock;
 /// A synchronous <c>Acquire</c> blocks its thread while the work it waits for (the node's loop, the
 /// commit of its request, the continuations that hand it the hold) needs pool threads. When blocked
 /// callers hold every pool thread, each step of that work waits for the pool to add a thread, which it
-/// does a few times a second: 32 callers taking one lock 5 times each took 5.2 s instead of 20 ms
-/// (their async twins), 128 took 25 s. Below its minimum the pool adds threads at once, so a reserved
-/// thread per blocked call keeps the work flowing (84 ms and 190 ms). A minimum raised by someone else
-/// meanwhile is left alone: it is only set back while it is still the one set here.
+/// does a few times a second, so a handful of blocked callers can take seconds over what their async
+/// twins do in milliseconds. Below its minimum the pool adds threads at once, so a reserved thread per
+/// blocked call keeps the work flowing. A minimum raised by someone else meanwhile is left alone: it is
+/// only set back while it is still the one set here.
 /// </remarks>
 internal static class ThreadPoolReserve
 {
