@@ -200,7 +200,10 @@ public sealed class LockTableRestoreTests
                     copy?.Apply(new LockCommand(LockCommandType.AcquireRead, burstName, 0, 500, 5000), reader, now, index);
                     reference.Apply(new LockCommand(LockCommandType.AcquireRead, burstName, 0, 500, 5000), reader, now, index);
                     index++;
-                    foreach (var e in table.TakeEvents())
+                    var burstEvents = table.TakeEvents();
+                    Assert.That(reference.TakeEvents(), Is.EqualTo(burstEvents), $"seed {seed} step {step} burst reader {i}: the general grant pass answered otherwise");
+                    Assert.That(reference.NextDeadline, Is.EqualTo(table.NextDeadline), $"seed {seed} step {step} burst reader {i}: the general grant pass's NextDeadline");
+                    foreach (var e in burstEvents)
                     {
                         if (e.Type == LockEventType.Granted)
                         {
@@ -210,7 +213,6 @@ public sealed class LockTableRestoreTests
                     }
 
                     copy?.TakeEvents();
-                    reference.TakeEvents();
                     Assert.That(table.NextDeadline, Is.EqualTo(table.ScanNextDeadline()));
                 }
             }
@@ -264,6 +266,7 @@ public sealed class LockTableRestoreTests
             reference.Apply(command, request, now, at);
             Assert.That(reference.TakeEvents(), Is.EqualTo(events), $"seed {seed} step {step} index {at}: the general grant pass answered otherwise");
             Assert.That(Bytes(reference), Is.EqualTo(Bytes(table)), $"seed {seed} step {step} index {at}: the general grant pass left another state");
+            Assert.That(reference.NextDeadline, Is.EqualTo(table.NextDeadline), $"seed {seed} step {step} index {at}: the general grant pass's NextDeadline");
 
             if (copy is not null)
             {
