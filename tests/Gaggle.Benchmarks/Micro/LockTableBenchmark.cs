@@ -16,6 +16,7 @@ public class LockTableBenchmark
     private readonly Queue<(RequestId Request, long Token)>[] _holders = [.. Enumerable.Range(0, 4).Select(_ => new Queue<(RequestId, long)>())];
     private LockCommand[] _waits = [];
     private long _contendedIndex;
+    private long _handOvers;
 
     /// <summary>Other locks held all along (long leases): the cost per command must not grow with them.</summary>
     [Params(0, 10_000)]
@@ -56,7 +57,8 @@ public class LockTableBenchmark
     [Benchmark(Description = "apply release handing a contended mutex over + the next acquire queuing (4 names, 4 clients each)")]
     public int HandOver()
     {
-        int lockAt = (int)(_contendedIndex % 4);
+        // The four locks in turn (each hand-over applies two entries, so the entry index would not rotate them).
+        int lockAt = (int)(_handOvers++ % 4);
         var (request, token) = _holders[lockAt].Dequeue();
         _contended.Apply(new LockCommand(LockCommandType.Release, _waits[lockAt].Name, Token: token), request, stamp: 0, index: ++_contendedIndex);
         int events = Record(lockAt);
