@@ -93,20 +93,29 @@ internal static class Acquisition
     /// <summary>
     /// Blocks on an asynchronous call. The call starts on the thread pool, so its continuations never
     /// need the caller's <see cref="SynchronizationContext"/> (a UI or classic ASP.NET context blocked
-    /// here would deadlock otherwise); exceptions come out unwrapped, as from an await. While it blocks,
-    /// a pool thread is kept in reserve for it (<see cref="ThreadPoolReserve"/>), so that callers blocked
-    /// at once do not starve the work they wait for.
+    /// here would deadlock otherwise); exceptions come out unwrapped, as from an await. While a pool
+    /// thread blocks here, another is kept in reserve for it (<see cref="ThreadPoolReserve"/>), so that
+    /// callers blocked at once do not starve the work they wait for.
     /// </summary>
     internal static T Block<T>(Func<ValueTask<T>> call)
     {
-        ThreadPoolReserve.Enter();
+        // A thread of the caller's own takes nothing from the pool by blocking.
+        bool reserve = Thread.CurrentThread.IsThreadPoolThread;
+        if (reserve)
+        {
+            ThreadPoolReserve.Enter();
+        }
+
         try
         {
             return Task.Run(() => call().AsTask()).GetAwaiter().GetResult();
         }
         finally
         {
-            ThreadPoolReserve.Leave();
+            if (reserve)
+            {
+                ThreadPoolReserve.Leave();
+            }
         }
     }
 

@@ -20,8 +20,8 @@ namespace Gaggle.DistributedLock;
 /// raced with it is released). The synchronous methods block the calling thread while the work runs
 /// on the thread pool, never on the caller's <see cref="SynchronizationContext"/>, so they cannot
 /// deadlock on one. The node's loop, timers and lease renewals run on the thread pool too, so while a
-/// synchronous call blocks, the pool's minimum of worker threads is raised by one (and set back when
-/// the last blocked call returns): callers blocked at once (a synchronous controller under load,
+/// synchronous call blocks a pool thread, the pool's minimum of worker threads is raised by one (and set
+/// back when the last blocked call returns): callers blocked at once (a synchronous controller under load,
 /// <c>Parallel.For</c>) do not starve the work they wait for. Prefer the async methods, which hold no
 /// thread while they wait.
 /// </remarks>

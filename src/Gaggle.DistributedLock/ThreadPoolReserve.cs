@@ -1,9 +1,9 @@
 namespace Gaggle.DistributedLock;
 
 /// <summary>
-/// Keeps a thread pool thread in reserve for each synchronous call blocked on Gaggle: the thread pool's
-/// minimum of worker threads is raised by one while each call waits, and set back when the last one is
-/// done.
+/// Keeps a thread pool thread in reserve for each synchronous call that blocks a pool thread on Gaggle:
+/// the thread pool's minimum of worker threads is raised by one while each such call waits, and set
+/// back when the last one is done.
 /// </summary>
 /// <remarks>
 /// A synchronous <c>Acquire</c> blocks its thread while the work it waits for (the node's loop, the

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Gaggle.Tests.Locks.Contract;
 using Gaggle.Tests.Support;
 using NUnit.Framework;
@@ -32,9 +33,14 @@ public sealed class ThreadPoolReserveTests
         int baseline = MinWorkers;
         var holder = await cluster.Nodes[1].Locks.AcquireAsync("reserve", TimeSpan.FromSeconds(30));
         const int callers = 4;
-        var errors = new List<Exception>();
-        // Threads of their own: the callers must block whether or not the pool has threads to spare.
-        var threads = Enumerable.Range(0, callers).Select(_ => new Thread(() =>
+        // Pool threads, as a synchronous controller's: each blocks one.
+        var blocked = Enumerable.Range(0, callers).Select(_ => Task.Run(() =>
+        {
+            using var hold = provider.CreateLock("reserve").Acquire(TimeSpan.FromSeconds(30));
+        })).ToList();
+        // A thread of its own takes nothing from the pool: nothing is kept in reserve for it.
+        Exception? ownThreadError = null;
+        var ownThread = new Thread(() =>
         {
             try
             {
@@ -42,20 +48,26 @@ public sealed class ThreadPoolReserveTests
             }
             catch (Exception e)
             {
-                lock (errors)
-                {
-                    errors.Add(e);
-                }
+                ownThreadError = e;
             }
-        })).ToList();
-        threads.ForEach(t => t.Start());
+        });
+        ownThread.Start();
 
-        await Eventually.True(() => ThreadPoolReserve.Blocked == callers, $"{callers} blocked acquires");
-        Assert.That(MinWorkers, Is.EqualTo(baseline + callers), "one thread in reserve per blocked call");
+        await Eventually.True(() => ThreadPoolReserve.Blocked == callers, $"{callers} blocked acquires on pool threads");
+        var queued = Stopwatch.StartNew();
+        while ((await cluster.Nodes[0].Locks.InspectAsync("reserve")).QueueLength < callers + 1)
+        {
+            Assert.That(queued.Elapsed, Is.LessThan(Eventually.DefaultDeadline), "every caller queued");
+            await Task.Delay(5);
+        }
+
+        Assert.That(ThreadPoolReserve.Blocked, Is.EqualTo(callers), "the caller on a thread of its own reserves nothing");
+        Assert.That(MinWorkers, Is.EqualTo(baseline + callers), "one thread in reserve per blocked pool thread");
 
         await holder.DisposeAsync();
-        await Eventually.True(() => threads.TrueForAll(t => !t.IsAlive), "every blocked caller got its hold and released it");
-        Assert.That(errors, Is.Empty);
+        await Task.WhenAll(blocked).WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.That(ownThread.Join(TimeSpan.FromSeconds(60)), Is.True);
+        Assert.That(ownThreadError, Is.Null);
         Assert.That(ThreadPoolReserve.Blocked, Is.Zero);
         Assert.That(MinWorkers, Is.EqualTo(baseline), "the minimum is set back");
     }
