@@ -1,5 +1,6 @@
 using Gaggle.Locks;
 using NUnit.Framework;
+using static Gaggle.Tests.Locks.LockTableSnapshots;
 
 namespace Gaggle.Tests.Locks;
 
@@ -136,20 +137,6 @@ public sealed class LockTableRestoreTests
         "c" => new LockPart(LockCommandType.Acquire, name, 2),
         _ => new LockPart(random.Next(2) == 0 ? LockCommandType.AcquireRead : LockCommandType.AcquireWrite, name, 0),
     };
-
-    private static byte[] Bytes(LockTable table)
-    {
-        using var stream = new MemoryStream();
-        table.Write(stream);
-        return stream.ToArray();
-    }
-
-    private static LockTable Restore(LockTable table)
-    {
-        var restored = new LockTable();
-        restored.Read(new MemoryStream(Bytes(table)));
-        return restored;
-    }
 
     /// <summary>Seeds of the random runs: 25 by default, GAGGLE_LOCK_FUZZ_SEEDS to run more.</summary>
     public static IEnumerable<int> Seeds => Enumerable.Range(1, int.Parse(Environment.GetEnvironmentVariable("GAGGLE_LOCK_FUZZ_SEEDS") ?? "25", System.Globalization.CultureInfo.InvariantCulture));

@@ -1,5 +1,6 @@
 using Gaggle.Locks;
 using NUnit.Framework;
+using static Gaggle.Tests.Locks.LockTableSnapshots;
 
 namespace Gaggle.Tests.Locks;
 
@@ -34,20 +35,6 @@ public sealed class LockTableShortcutTests
     private static LockCommand Cancel(string name, long sequence) => new(LockCommandType.CancelWait, name, RequestSequence: sequence);
 
     private static LockCommand Time() => new(LockCommandType.Time, "");
-
-    private static byte[] Bytes(LockTable table)
-    {
-        using var stream = new MemoryStream();
-        table.Write(stream);
-        return stream.ToArray();
-    }
-
-    private static LockTable Restore(LockTable table, bool generalPassOnly = false)
-    {
-        var restored = new LockTable { GeneralPassOnly = generalPassOnly };
-        restored.Read(new MemoryStream(Bytes(table)));
-        return restored;
-    }
 
     /// <summary>An event as text, what an inspection found included (its holders are an array).</summary>
     private static string Show(LockEvent e)
