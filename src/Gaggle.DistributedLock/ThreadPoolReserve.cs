@@ -25,7 +25,7 @@ internal static class ThreadPoolReserve
     /// <summary>The minimum set here last; -1 when none is in force.</summary>
     private static int _set = -1;
 
-    /// <summary>The number of synchronous calls blocked now.</summary>
+    /// <summary>The number of synchronous calls blocking a pool thread now.</summary>
     internal static int Blocked
     {
         get
