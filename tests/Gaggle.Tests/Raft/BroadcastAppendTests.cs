@@ -66,14 +66,19 @@ public sealed class BroadcastAppendTests
         cluster.Heal();
 
         // The next broadcast does not match b's log: b rejects it and the leader probes b (the probes are lost).
+        // Entries go out as a broadcast only under load: an append in flight to each follower first.
         using (cluster.Drop(m => m.Type == MessageType.Append && m.To == "b"))
         {
-            cluster.Propose("a", "rejected by b");
+            cluster.Propose("a", "in flight");
+            cluster.Collect();
+            cluster.ProposeMany("a", 2, "rejected by b");
             cluster.Stabilize();
-            Assume.That(cluster.Sent.Any(m => m.Type == MessageType.AppendResponse && m.From == "b" && m.Reject), Is.True, "b rejected");
+            Assert.That(cluster.Sent.Any(m => m.Type == MessageType.AppendResponse && m.From == "b" && m.Reject), Is.True, "b rejected");
 
             int before = cluster.Sent.Count;
-            cluster.Propose("a", "while b probes");
+            cluster.Propose("a", "in flight while b probes");
+            cluster.Collect();
+            cluster.ProposeMany("a", 2, "while b probes");
             cluster.Collect();
             var appends = cluster.Sent.Skip(before).Where(m => m.Type == MessageType.Append).ToList();
             Assert.That(appends.Where(m => m.To is null), Is.Empty, "no broadcast while b probes");
