@@ -34,7 +34,7 @@ public sealed partial class GaggleNode : IAsyncDisposable
     private readonly TimeProvider _time;
     private readonly double _microsecondsPerTimestamp;
     private readonly ILogger _logger;
-    private readonly Channel<ILoopInput> _inbox = Channel.CreateUnbounded<ILoopInput>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly LoopInbox _inbox;
     private readonly CancellationTokenSource _stopping = new();
     private readonly Lock _subscribersLock = new();
     private readonly List<Channel<GaggleLogEntry>> _subscribers = [];
@@ -135,6 +135,7 @@ public sealed partial class GaggleNode : IAsyncDisposable
         _nodeTag = new KeyValuePair<string, object?>("gaggle.node", options.NodeId);
         _leadership = new GaggleLeadership(this);
         _appendCallers = new AppendCallers(_time, _nodeTag, TimedOut);
+        _inbox = new LoopInbox(RunPassAsync, OnLoopFailed);
         var handlers = new Dictionary<string, RpcHandler>(options.RpcHandlers, StringComparer.Ordinal) { [MembershipRequest.Method] = ServeMembershipAsync };
         _dispatchCallers = new DispatchCallers(options.NodeId, handlers, _stopping.Token, SendAsync);
         _knownMembers = options.Members.Count > 0 ? [.. options.Members] : options.IsElastic ? [] : [options.NodeId];
@@ -210,7 +211,8 @@ public sealed partial class GaggleNode : IAsyncDisposable
         PublishStatus(_driver);
         await _channel.ConnectAsync(OnInbound, cancellationToken).ConfigureAwait(false);
         await StartGenerationAsync(_driver, cancellationToken).ConfigureAwait(false);
-        _loop = Task.Run(RunLoopAsync, CancellationToken.None);
+        _loop = _inbox.Ended;
+        _inbox.Start();
         _timer = _time.CreateTimer(_ => OnTimer(), null, _tickInterval, _tickInterval);
         Log.Started(_logger, Id, persisted.HardState.Term, persisted.Entries.Count);
     }
@@ -308,7 +310,7 @@ public sealed partial class GaggleNode : IAsyncDisposable
         if (previous == Running)
         {
             var handedOver = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            if (_inbox.Writer.TryWrite(new ActionInput(driver => HandOverLeadership(driver, handedOver))))
+            if (_inbox.TryWrite(new ActionInput(driver => HandOverLeadership(driver, handedOver))))
             {
                 await Task.WhenAny(handedOver.Task, _loop).ConfigureAwait(false);
             }
@@ -319,8 +321,9 @@ public sealed partial class GaggleNode : IAsyncDisposable
             await _timer.DisposeAsync().ConfigureAwait(false);
         }
 
-        _inbox.Writer.TryComplete();
+        _inbox.Complete();
         await _loop.ConfigureAwait(false);
+        _leaderSpans.EndAll();
         await _stopping.CancelAsync().ConfigureAwait(false);
         if (_driver is not null)
         {
@@ -371,14 +374,31 @@ public sealed partial class GaggleNode : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Hands an application's request to the loop. On an idle node this thread makes the loop's pass
+    /// itself (see <see cref="LoopInbox"/>), sparing the request a thread hand-off, unless passes run
+    /// application code (state machines, the <see cref="Appended"/>, <see cref="Committed"/> and
+    /// <see cref="LeaderChanged"/> handlers): that never runs inside an application's call.
+    /// </summary>
     private void Post(ILoopInput input)
     {
         ThrowIfNotRunning();
-        if (!_inbox.Writer.TryWrite(input))
+        if (!_inbox.TryWrite(input, RunsHere(input is PendingAppend ? 1 : 0) ? LoopWake.HereIfIdle : LoopWake.ThreadPool))
         {
             throw new ObjectDisposedException(nameof(GaggleNode), $"Gaggle node '{Id}' is stopped.");
         }
     }
+
+    /// <summary>
+    /// Whether an application's thread posting now makes the loop's pass itself when the loop is idle:
+    /// only when no other append of this node's callers is waiting (<paramref name="own"/> of them are
+    /// the poster's: under load, inputs queue for one pass on the thread pool and go out as one batch),
+    /// and no application code runs in passes (state machines, the <see cref="Appended"/>,
+    /// <see cref="Committed"/> and <see cref="LeaderChanged"/> handlers): that never runs inside an
+    /// application's call.
+    /// </summary>
+    private bool RunsHere(int own)
+        => _appendCallers.Count <= own && _options.StateMachines.Count == 0 && Appended is null && Committed is null && LeaderChanged is null;
 
     private static GaggleLogEntry ToPublic(LogEntry entry)
     {

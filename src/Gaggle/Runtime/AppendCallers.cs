@@ -11,20 +11,46 @@ internal sealed class AppendCallers(TimeProvider time, KeyValuePair<string, obje
 {
     private readonly ConcurrentDictionary<long, PendingAppend> _pending = new();
 
-    public void Add(PendingAppend append) => _pending[append.Sequence] = append;
+    private int _count;
+
+    /// <summary>Appends of this node's callers not yet answered (committed, timed out or given up).</summary>
+    public int Count => Volatile.Read(ref _count);
+
+    public void Add(PendingAppend append)
+    {
+        if (_pending.TryAdd(append.Sequence, append))
+        {
+            Interlocked.Increment(ref _count);
+        }
+        else
+        {
+            _pending[append.Sequence] = append;
+        }
+    }
+
+    private bool TryTake(long sequence, out PendingAppend pending)
+    {
+        if (_pending.TryRemove(sequence, out pending!))
+        {
+            Interlocked.Decrement(ref _count);
+            return true;
+        }
+
+        return false;
+    }
 
     /// <summary>Whether append <paramref name="sequence"/> still has a caller (it may have given up since it was posted).</summary>
     public bool IsWaiting(long sequence) => _pending.ContainsKey(sequence);
 
     /// <summary>The caller stopped waiting; true when it had not been completed yet.</summary>
-    public bool Remove(long sequence) => _pending.TryRemove(sequence, out _);
+    public bool Remove(long sequence) => TryTake(sequence, out _);
 
     /// <summary>Completes the callers whose entries the driver applied or timed out.</summary>
     public void CarryOut(NodeEvents events)
     {
         foreach (var (append, index) in events.Committed)
         {
-            if (append is PendingAppend pending && _pending.TryRemove(pending.Sequence, out _))
+            if (append is PendingAppend pending && TryTake(pending.Sequence, out _))
             {
                 if (pending.StartedAt != 0)
                 {
@@ -37,7 +63,7 @@ internal sealed class AppendCallers(TimeProvider time, KeyValuePair<string, obje
 
         foreach (var append in events.TimedOut)
         {
-            if (append is PendingAppend pending && _pending.TryRemove(pending.Sequence, out _))
+            if (append is PendingAppend pending && TryTake(pending.Sequence, out _))
             {
                 pending.Completion.TrySetException(pending.GivenUpBecause is { } reason
                     ? new InvalidOperationException($"The append was given up: {reason}. Append it again if it is still wanted.")
@@ -59,7 +85,7 @@ internal sealed class AppendCallers(TimeProvider time, KeyValuePair<string, obje
 
         foreach (var (sequence, pending) in _pending)
         {
-            if (pending.DeadlineUs <= nowUs && _pending.TryRemove(sequence, out _))
+            if (pending.DeadlineUs <= nowUs && TryTake(sequence, out _))
             {
                 pending.Completion.TrySetException(timedOut(pending));
             }
@@ -70,7 +96,7 @@ internal sealed class AppendCallers(TimeProvider time, KeyValuePair<string, obje
     {
         foreach (var key in _pending.Keys)
         {
-            if (_pending.TryRemove(key, out var pending))
+            if (TryTake(key, out var pending))
             {
                 pending.Completion.TrySetException(error);
             }

@@ -107,7 +107,7 @@ public sealed partial class GaggleNode
     }
 
     /// <summary>Tells the driver to stop retrying append <paramref name="sequence"/> (its own method: the closure is made only when needed).</summary>
-    private void PostAbandon(long sequence) => _inbox.Writer.TryWrite(new ActionInput(driver => driver.Abandon(sequence)));
+    private void PostAbandon(long sequence) => _inbox.TryWrite(new ActionInput(driver => driver.Abandon(sequence)));
 
     /// <summary>The time <paramref name="limit"/> after <paramref name="nowUs"/>; long.MaxValue (never) when that is beyond the clock's range.</summary>
     private static long DeadlineAfter(long nowUs, TimeSpan limit)

@@ -80,5 +80,5 @@ public sealed partial class GaggleNode
     }
 
     /// <summary>Tells the driver the caller of <paramref name="callId"/> stopped waiting (its own method: the closure is made only when needed).</summary>
-    private void PostAbandonDispatch(long callId) => _inbox.Writer.TryWrite(new ActionInput(driver => driver.AbandonDispatch(callId)));
+    private void PostAbandonDispatch(long callId) => _inbox.TryWrite(new ActionInput(driver => driver.AbandonDispatch(callId)));
 }

@@ -123,7 +123,7 @@ public sealed partial class GaggleNode
         {
             var answer = await store.ConfirmGenerationAsync(generation, _stopping.Token).ConfigureAwait(false);
             _storeUnreachable = false;
-            _inbox.Writer.TryWrite(new ActionInput(driver => driver.GenerationConfirmed(sentAtUs, generation, answer)));
+            _inbox.TryWrite(new ActionInput(driver => driver.GenerationConfirmed(sentAtUs, generation, answer)));
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
@@ -160,7 +160,7 @@ public sealed partial class GaggleNode
         try
         {
             long recorded = await store.ReadGenerationAsync(_stopping.Token).ConfigureAwait(false);
-            _inbox.Writer.TryWrite(new ActionInput(driver => driver.RivalChecked(recorded)));
+            _inbox.TryWrite(new ActionInput(driver => driver.RivalChecked(recorded)));
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
@@ -184,7 +184,7 @@ public sealed partial class GaggleNode
                 Log.GenerationStoreUnreachable(_logger, e, Id);
             }
 
-            _inbox.Writer.TryWrite(new ActionInput(driver => driver.GenerationStoreUnreachable()));
+            _inbox.TryWrite(new ActionInput(driver => driver.GenerationStoreUnreachable()));
         }
         finally
         {
@@ -198,7 +198,7 @@ public sealed partial class GaggleNode
         {
             bool won = await store.TryClaimGenerationAsync(expected, claimed, _stopping.Token).ConfigureAwait(false);
             long recorded = won ? claimed : await store.ReadGenerationAsync(_stopping.Token).ConfigureAwait(false);
-            _inbox.Writer.TryWrite(new ActionInput(driver =>
+            _inbox.TryWrite(new ActionInput(driver =>
             {
                 driver.GenerationClaimed(expected, claimed, won, recorded);
                 if (won && driver.Generations?.FoundedAtUs >= 0 && driver.Generation == recorded)
@@ -210,7 +210,7 @@ public sealed partial class GaggleNode
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             Log.GenerationStoreFailed(_logger, e, Id);
-            _inbox.Writer.TryWrite(new ActionInput(driver => driver.GenerationClaimFailed()));
+            _inbox.TryWrite(new ActionInput(driver => driver.GenerationClaimFailed()));
         }
     }
 

@@ -51,7 +51,7 @@ public sealed partial class GaggleNode
     internal void GiveUpLockRequest(long sequence, string name)
     {
         _lockCallers.Unwatch(sequence);
-        _inbox.Writer.TryWrite(new ActionInput(driver => driver.GiveUpLockRequest(sequence, name)));
+        _inbox.TryWrite(new ActionInput(driver => driver.GiveUpLockRequest(sequence, name)));
     }
 
     /// <summary>
@@ -61,7 +61,7 @@ public sealed partial class GaggleNode
     internal void WatchHold(string name, long token, Action onEnded)
     {
         _lockCallers.WatchHold(name, token, onEnded);
-        _inbox.Writer.TryWrite(new ActionInput(driver => driver.WatchHold(name, token)));
+        _inbox.TryWrite(new ActionInput(driver => driver.WatchHold(name, token)), LoopWake.Later);
     }
 
     internal void UnwatchHold(string name, long token)
@@ -93,9 +93,9 @@ public sealed partial class GaggleNode
 
     // Posts in methods of their own: a lambda's closure is allocated where its captured variables
     // come into scope, so inline it would cost every call, not only those that post.
-    private void PostUnwatch(long sequence) => _inbox.Writer.TryWrite(new ActionInput(driver => driver.UnwatchLockRequest(sequence)));
+    private void PostUnwatch(long sequence) => _inbox.TryWrite(new ActionInput(driver => driver.UnwatchLockRequest(sequence)), LoopWake.Later);
 
-    private void PostUnwatchHold(string name, long token) => _inbox.Writer.TryWrite(new ActionInput(driver => driver.UnwatchHold(name, token)));
+    private void PostUnwatchHold(string name, long token) => _inbox.TryWrite(new ActionInput(driver => driver.UnwatchHold(name, token)), LoopWake.Later);
 
     private byte[] LockEnvelope(long sequence, LockCommand command)
         => new EntryEnvelope(EntryPayloadKind.Lock, 0, Id, _incarnation, sequence, command.Encode()).Encode();

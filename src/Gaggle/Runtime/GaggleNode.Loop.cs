@@ -8,7 +8,9 @@ namespace Gaggle;
 /// <summary>
 /// The node's loop, the only place where threads, the clock, storage and the channel meet the node
 /// driver: inputs from the inbox go to the driver; its readies are persisted, then sent; what it
-/// decided is carried out (callers completed, events raised, handlers run, snapshots saved).
+/// decided is carried out (callers completed, events raised, handlers run, snapshots saved). It runs
+/// in passes, one at a time (<see cref="LoopInbox"/>): on the thread pool, or on the thread of an
+/// application's call to an idle node (see <see cref="RunsHere"/>).
 /// </summary>
 public sealed partial class GaggleNode
 {
@@ -25,83 +27,83 @@ public sealed partial class GaggleNode
     /// <summary>This node's monotonic clock in microseconds, the driver's time.</summary>
     private long NowUs() => (long)(_time.GetTimestamp() * _microsecondsPerTimestamp);
 
-    private void OnInbound(InboundMessage message) => _inbox.Writer.TryWrite(new InboundInput(message));
+    private void OnInbound(InboundMessage message) => _inbox.TryWrite(new InboundInput(message));
 
     private void OnTimer()
     {
         // On the timer, not the loop: an append's timeout must hold while the loop is stuck (a stalled
         // disk); a lock renewal's timeout is what marks a hold lost at its safe deadline.
         _appendCallers.ExpireStuck(NowUs());
-        if (Interlocked.Exchange(ref _tickQueued, 1) == 0 && !_inbox.Writer.TryWrite(TickInput.Instance))
+        if (Interlocked.Exchange(ref _tickQueued, 1) == 0 && !_inbox.TryWrite(TickInput.Instance))
         {
             _tickQueued = 0;
         }
     }
 
-    private async Task RunLoopAsync()
+    /// <summary>
+    /// One pass of the loop (one at a time, see <see cref="LoopInbox"/>): the inputs waiting (up to a
+    /// batch), then what the driver made of them persisted, sent and carried out. Passes belong to no
+    /// caller's trace (the inbox runs them in the starter's context with no current activity).
+    /// </summary>
+    private async ValueTask RunPassAsync()
     {
-        // The loop belongs to no caller's trace (Task.Run carried over whatever activity started the node).
-        System.Diagnostics.Activity.Current = null;
+        if (System.Diagnostics.Activity.Current is not null)
+        {
+            // A pass on an application's thread whose context did not flow to the loop's start (flow
+            // suppressed there): the caller's span is not the loop's. Undone when this method returns.
+            System.Diagnostics.Activity.Current = null;
+        }
+
         var driver = _driver!;
-        var reader = _inbox.Reader;
-        try
+        int handled = 0;
+        while (handled++ < MaxInputsPerBatch && _inbox.TryRead(out var input))
         {
-            while (await reader.WaitToReadAsync().ConfigureAwait(false))
-            {
-                int handled = 0;
-                while (handled++ < MaxInputsPerBatch && reader.TryRead(out var input))
-                {
-                    // Each input at its own time: a forwarded append is stamped with the lease clock now.
-                    long now = NowUs();
-                    driver.Observe(now);
-                    Handle(driver, input, now);
-                }
+            // Each input at its own time: a forwarded append is stamped with the lease clock now.
+            long now = NowUs();
+            driver.Observe(now);
+            Handle(driver, input, now);
+        }
 
-                driver.PublishAppended = Appended is not null;
-                driver.PublishCommitted = _options.StateMachines.Count > 0 || Committed is not null || Volatile.Read(ref _subscriberCount) > 0;
-                await ProcessReadyAsync(driver).ConfigureAwait(false);
-                CarryOut(driver);
-                _leaderSpans.EndCommitted(driver.Core.CommitIndex, driver.Core.Role == Raft.RaftRole.Leader);
-                _leadership.Update(driver.IsLeadershipTrusted(NowUs()));
-                foreach (var done in _afterReady)
-                {
-                    done.TrySetResult();
-                }
+        driver.PublishAppended = Appended is not null;
+        driver.PublishCommitted = _options.StateMachines.Count > 0 || Committed is not null || Volatile.Read(ref _subscriberCount) > 0;
+        await ProcessReadyAsync(driver).ConfigureAwait(false);
+        CarryOut(driver);
+        _leaderSpans.EndCommitted(driver.Core.CommitIndex, driver.Core.Role == Raft.RaftRole.Leader);
+        _leadership.Update(driver.IsLeadershipTrusted(NowUs()));
+        foreach (var done in _afterReady)
+        {
+            done.TrySetResult();
+        }
 
-                _afterReady.Clear();
-                if (_supersededBy is { } generation)
-                {
-                    _supersededBy = null;
-                    _removed = false;
-                    _orphaned = false;
-                    driver = ResetForGeneration(driver, generation);
-                }
-                else if (_removed)
-                {
-                    _removed = false;
-                    driver = ResetForRemoval(driver);
-                }
-                else if (_orphaned)
-                {
-                    _orphaned = false;
-                    driver = ResetOrphaned(driver);
-                }
-            }
-        }
-        catch (Exception e) when (e is not OutOfMemoryException)
+        _afterReady.Clear();
+        if (_supersededBy is { } generation)
         {
-            // Storage failed, or an invariant broke: continuing could break safety, so the node stops.
-            Log.LoopFailed(_logger, e, Id);
-            var fatal = new InvalidOperationException($"Gaggle node '{Id}' stopped after a fatal error: {e.Message}", e);
-            Volatile.Write(ref _fatalError, fatal);
-            Interlocked.Exchange(ref _state, Stopped);
-            _inbox.Writer.TryComplete();
-            FailPending(fatal);
+            _supersededBy = null;
+            _removed = false;
+            _orphaned = false;
+            ResetForGeneration(driver, generation);
         }
-        finally
+        else if (_removed)
         {
-            _leaderSpans.EndAll();
+            _removed = false;
+            ResetForRemoval(driver);
         }
+        else if (_orphaned)
+        {
+            _orphaned = false;
+            ResetOrphaned(driver);
+        }
+    }
+
+    /// <summary>Storage failed, or an invariant broke: continuing could break safety, so the node stops.</summary>
+    private void OnLoopFailed(Exception e)
+    {
+        _leaderSpans.EndAll();
+        Log.LoopFailed(_logger, e, Id);
+        var fatal = new InvalidOperationException($"Gaggle node '{Id}' stopped after a fatal error: {e.Message}", e);
+        Volatile.Write(ref _fatalError, fatal);
+        Interlocked.Exchange(ref _state, Stopped);
+        FailPending(fatal);
     }
 
     private void Handle(NodeDriver driver, ILoopInput input, long now)

@@ -1,0 +1,127 @@
+using System.Collections.Concurrent;
+using Gaggle.Channels;
+using Gaggle.Raft;
+using Gaggle.Tests.Support;
+using NUnit.Framework;
+
+namespace Gaggle.Tests.Runtime;
+
+/// <summary>
+/// Where the node's loop makes its passes: an application's append to an idle node is handled and sent
+/// on the caller's own thread (no hand-off to a pool thread); never when another append of the node's
+/// callers is waiting (then inputs queue and go out as one batch), and never when passes run
+/// application code (event handlers, state machines). The clock is manual: nothing ticks meanwhile.
+/// </summary>
+[TestFixture]
+public sealed class LoopPassPlacementTests
+{
+    private static readonly byte[] Payload = [1, 2, 3];
+
+    [Test]
+    public async Task AnAppendToAnIdleLeaderGoesOutOnTheCallersThread()
+    {
+        var sends = new ConcurrentQueue<Send>();
+        await using var cluster = await StartAsync(sends);
+        var leader = cluster.Nodes.Values.Single(n => n.IsLeader);
+
+        var (thread, append) = AppendOnThreadOfItsOwn(leader);
+        Assert.That(sends.Where(s => s.From == leader.Id && s.Type == MessageType.Append).Select(s => s.Thread), Does.Contain(thread),
+            "the leader's AppendEntries left from the caller's thread, before AppendAsync returned");
+        await cluster.AdvanceUntilAsync(() => append.IsCompleted, "the append to commit");
+        Assert.That(await append, Is.GreaterThan(0));
+    }
+
+    [Test]
+    public async Task WhileAnotherAppendWaitsTheCallerOnlyQueuesAndThePoolSendsBoth()
+    {
+        var sends = new ConcurrentQueue<Send>();
+        await using var cluster = await StartAsync(sends);
+        var leader = cluster.Nodes.Values.Single(n => n.IsLeader);
+        foreach (var follower in cluster.Nodes.Keys.Where(id => id != leader.Id))
+        {
+            // The first append cannot commit yet, so it is still waiting when the second comes.
+            cluster.Network.Isolate(follower);
+        }
+
+        var (first, firstAppend) = AppendOnThreadOfItsOwn(leader);
+        var (second, secondAppend) = AppendOnThreadOfItsOwn(leader);
+        await Eventually.True(() => sends.Count(s => s.From == leader.Id && s.Type == MessageType.Append) >= 4, "both appends sent to both followers");
+        var appendThreads = sends.Where(s => s.From == leader.Id && s.Type == MessageType.Append).Select(s => s.Thread).ToList();
+        Assert.That(appendThreads, Does.Contain(first), "the first, on an idle node, went out on its caller's thread");
+        Assert.That(appendThreads, Does.Not.Contain(second), "the second queued for the thread pool's pass");
+
+        cluster.Network.Heal();
+        await cluster.AdvanceUntilAsync(() => firstAppend.IsCompleted && secondAppend.IsCompleted, "both appends to commit");
+    }
+
+    [Test]
+    public async Task WithAnAppendedHandlerNoPassRunsOnTheCallersThread()
+    {
+        var sends = new ConcurrentQueue<Send>();
+        await using var cluster = await StartAsync(sends);
+        var leader = cluster.Nodes.Values.Single(n => n.IsLeader);
+        var handlerThreads = new ConcurrentQueue<int>();
+        leader.Appended += (_, _) => handlerThreads.Enqueue(Environment.CurrentManagedThreadId);
+
+        var (thread, append) = AppendOnThreadOfItsOwn(leader);
+        await cluster.AdvanceUntilAsync(() => append.IsCompleted && !handlerThreads.IsEmpty, "the append to commit and its handler to run");
+        Assert.That(handlerThreads, Does.Not.Contain(thread), "the application's handler never runs inside its own AppendAsync call");
+        Assert.That(sends.Where(s => s.From == leader.Id).Select(s => s.Thread), Does.Not.Contain(thread), "nor does the pass that sends the entry");
+    }
+
+    private static async Task<ManualTimeCluster> StartAsync(ConcurrentQueue<Send> sends)
+    {
+        var cluster = new ManualTimeCluster(["a", "b", "c"]) { WrapChannel = (id, channel) => new ThreadRecordingChannel(channel, sends) };
+        foreach (var id in new[] { "a", "b", "c" })
+        {
+            await cluster.StartAsync(id);
+        }
+
+        await cluster.AdvanceUntilAsync(() => cluster.Nodes.Values.Count(n => n.IsLeader) == 1 && cluster.Nodes.Values.All(n => n.LeaderId is not null), "a leader known to all");
+        await cluster.AdvanceAsync(TimeSpan.FromMilliseconds(100));
+        return cluster;
+    }
+
+    /// <summary>Calls AppendAsync on a thread of its own (not the pool's) and returns that thread's id and the append.</summary>
+    private static (int Thread, Task<long> Append) AppendOnThreadOfItsOwn(GaggleNode node)
+    {
+        int id = 0;
+        Task<long>? append = null;
+        var thread = new Thread(() =>
+        {
+            id = Environment.CurrentManagedThreadId;
+            append = node.AppendAsync(Payload);
+        });
+        thread.Start();
+        thread.Join();
+        return (id, append!);
+    }
+
+    private readonly record struct Send(string From, int Thread, MessageType? Type);
+
+    private sealed class ThreadRecordingChannel(IChannel inner, ConcurrentQueue<Send> sends) : IChannel
+    {
+        public string NodeId => inner.NodeId;
+
+        public ValueTask ConnectAsync(Action<InboundMessage> receiver, CancellationToken cancellationToken = default) => inner.ConnectAsync(receiver, cancellationToken);
+
+        public ValueTask DisconnectAsync(CancellationToken cancellationToken = default) => inner.DisconnectAsync(cancellationToken);
+
+        public ValueTask SendAsync(string to, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default)
+        {
+            Record(payload, to);
+            return inner.SendAsync(to, payload, cancellationToken);
+        }
+
+        public ValueTask BroadcastAsync(ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default)
+        {
+            Record(payload, "*");
+            return inner.BroadcastAsync(payload, cancellationToken);
+        }
+
+        public ValueTask DisposeAsync() => inner.DisposeAsync();
+
+        private void Record(ReadOnlyMemory<byte> payload, string to)
+            => sends.Enqueue(new Send(NodeId, Environment.CurrentManagedThreadId, WireCodec.Decode(payload, NodeId, to) is RaftWireMessage raft ? raft.Message.Type : null));
+    }
+}
