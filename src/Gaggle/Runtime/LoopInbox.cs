@@ -48,7 +48,9 @@ internal sealed class LoopInbox(Func<ValueTask> pass, Action<Exception> failed)
 
         if (wake != LoopWake.Later)
         {
-            Schedule(wake == LoopWake.HereIfIdle);
+            // Not inside a task of a scheduler of the writer's (an exclusive one, say): what the pass hands
+            // off with a plain await or a yield would be queued to that scheduler, behind the writer.
+            Schedule(wake == LoopWake.HereIfIdle && TaskScheduler.Current == TaskScheduler.Default);
         }
 
         return true;
@@ -109,13 +111,34 @@ internal sealed class LoopInbox(Func<ValueTask> pass, Action<Exception> failed)
     private void Run(bool onWritersThread)
     {
         var callback = onWritersThread ? RunOnWritersThread : RunOnThreadPool;
-        if (_context is { } context)
+
+        // A writer's synchronization context (a UI thread's) is not the loop's: what the pass hands off
+        // with a plain await or a yield (an RPC handler, the continuation of a storage or channel that
+        // does not configure its awaits) goes to the thread pool, not behind a writer that may be
+        // blocking on the result. Pool threads have none.
+        var writersContext = SynchronizationContext.Current;
+        if (writersContext is not null)
         {
-            ExecutionContext.Run(context, callback, this);
+            SynchronizationContext.SetSynchronizationContext(null);
         }
-        else
+
+        try
         {
-            callback(this);
+            if (_context is { } context)
+            {
+                ExecutionContext.Run(context, callback, this);
+            }
+            else
+            {
+                callback(this);
+            }
+        }
+        finally
+        {
+            if (writersContext is not null)
+            {
+                SynchronizationContext.SetSynchronizationContext(writersContext);
+            }
         }
     }
 
@@ -185,7 +208,11 @@ internal enum LoopWake
     /// <summary>A run starts on the thread pool.</summary>
     ThreadPool,
 
-    /// <summary>The writer's thread makes the pass (until the pass's first wait that does not complete at once).</summary>
+    /// <summary>
+    /// The writer's thread makes the pass (until the pass's first wait that does not complete at once),
+    /// outside the writer's synchronization context; the thread pool does when the writer runs in a
+    /// task of a scheduler of its own.
+    /// </summary>
     HereIfIdle,
 
     /// <summary>No run starts for it: the next pass, for whatever reason (the node's tick makes one every tick interval), takes it.</summary>

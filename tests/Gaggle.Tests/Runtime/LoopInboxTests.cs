@@ -108,6 +108,47 @@ public sealed class LoopInboxTests
     }
 
     [Test]
+    public async Task A_pass_never_runs_in_the_writers_synchronization_context_or_task_scheduler()
+    {
+        var passes = new ConcurrentQueue<(int Thread, SynchronizationContext? Context, TaskScheduler Scheduler)>();
+        LoopInbox? inbox = null;
+        inbox = new LoopInbox(
+            () =>
+            {
+                passes.Enqueue((Environment.CurrentManagedThreadId, SynchronizationContext.Current, TaskScheduler.Current));
+                while (inbox!.TryRead(out _))
+                {
+                }
+
+                return ValueTask.CompletedTask;
+            },
+            e => Assert.Fail(e.ToString()));
+        inbox.Start();
+
+        var writersContext = new OwnSynchronizationContext();
+        SynchronizationContext? contextAfter = null;
+        var writer = new Thread(() =>
+        {
+            SynchronizationContext.SetSynchronizationContext(writersContext);
+            inbox.TryWrite(new Numbered(0, 0), LoopWake.HereIfIdle);
+            contextAfter = SynchronizationContext.Current;
+        });
+        writer.Start();
+        writer.Join();
+        await Eventually.True(() => passes.Count == 1, "the first input taken");
+        Assert.That(passes.Single().Thread, Is.EqualTo(writer.ManagedThreadId), "an idle inbox's writer still makes the pass");
+        Assert.That(passes.Single().Context, Is.Null, "outside the writer's synchronization context");
+        Assert.That(contextAfter, Is.SameAs(writersContext), "which is the writer's again once the pass is done");
+
+        var exclusive = new ConcurrentExclusiveSchedulerPair().ExclusiveScheduler;
+        await Task.Factory.StartNew(() => inbox.TryWrite(new Numbered(0, 1), LoopWake.HereIfIdle), CancellationToken.None, TaskCreationOptions.None, exclusive);
+        await Eventually.True(() => passes.Count == 2, "the second input taken");
+        Assert.That(passes.Last().Scheduler, Is.SameAs(TaskScheduler.Default), "not inside a task of the writer's scheduler");
+        inbox.Complete();
+        await inbox.Ended.WaitAsync(Deadline);
+    }
+
+    [Test]
     public async Task A_pass_on_a_writers_thread_leaves_what_came_meanwhile_to_the_thread_pool()
     {
         var passThreads = new ConcurrentQueue<int>();
@@ -187,6 +228,11 @@ public sealed class LoopInboxTests
         await inbox.Ended.WaitAsync(Deadline);
         Assert.That(reported?.Message, Is.EqualTo("storage failed"));
         Assert.That(inbox.TryWrite(new Numbered(0, 1)), Is.False, "no input is accepted after the loop failed");
+    }
+
+    private sealed class OwnSynchronizationContext : SynchronizationContext
+    {
+        public override void Post(SendOrPostCallback d, object? state) => ThreadPool.QueueUserWorkItem(_ => d(state));
     }
 
     private sealed class Numbered(int writer, int number) : ILoopInput

@@ -69,9 +69,31 @@ public sealed class LoopPassPlacementTests
         Assert.That(sends.Where(s => s.From == leader.Id).Select(s => s.Thread), Does.Not.Contain(thread), "nor does the pass that sends the entry");
     }
 
-    private static async Task<ManualTimeCluster> StartAsync(ConcurrentQueue<Send> sends)
+    [Test]
+    public async Task ACallerBlockingOnTheLeadersRpcInASynchronizationContextOfItsOwnGetsItsResult()
     {
-        var cluster = new ManualTimeCluster(["a", "b", "c"]) { WrapChannel = (id, channel) => new ThreadRecordingChannel(channel, sends) };
+        // A UI-like thread: what is posted to its context runs only when the thread is free again.
+        var sends = new ConcurrentQueue<Send>();
+        await using var cluster = await StartAsync(sends, options => options.RpcHandlers["echo"] = (args, _) => ValueTask.FromResult(args.ToArray()));
+        var leader = cluster.Nodes.Values.Single(n => n.IsLeader);
+        var context = new HeldSynchronizationContext();
+        bool answered = false;
+        var thread = new Thread(() =>
+        {
+            SynchronizationContext.SetSynchronizationContext(context);
+            var call = leader.DispatchOnLeaderAsync("echo", Payload);
+            answered = call.Wait(TimeSpan.FromSeconds(3));
+            context.RunHeld();
+        });
+        thread.Start();
+        thread.Join();
+        Assert.That(answered, Is.True, "the handler ran off the blocked caller's context (it never belonged to the caller's call)");
+        Assert.That(context.Posted, Is.Zero, "nothing of the node's was posted to the caller's context");
+    }
+
+    private static async Task<ManualTimeCluster> StartAsync(ConcurrentQueue<Send> sends, Action<GaggleOptions>? configure = null)
+    {
+        var cluster = new ManualTimeCluster(["a", "b", "c"], configure) { WrapChannel = (id, channel) => new ThreadRecordingChannel(channel, sends) };
         foreach (var id in new[] { "a", "b", "c" })
         {
             await cluster.StartAsync(id);
@@ -95,6 +117,29 @@ public sealed class LoopPassPlacementTests
         thread.Start();
         thread.Join();
         return (id, append!);
+    }
+
+    /// <summary>A single-threaded context (a UI thread's): callbacks posted to it wait until its thread runs them.</summary>
+    private sealed class HeldSynchronizationContext : SynchronizationContext
+    {
+        private readonly ConcurrentQueue<(SendOrPostCallback Callback, object? State)> _held = new();
+        private int _posted;
+
+        public int Posted => Volatile.Read(ref _posted);
+
+        public override void Post(SendOrPostCallback d, object? state)
+        {
+            Interlocked.Increment(ref _posted);
+            _held.Enqueue((d, state));
+        }
+
+        public void RunHeld()
+        {
+            while (_held.TryDequeue(out var held))
+            {
+                held.Callback(held.State);
+            }
+        }
     }
 
     private readonly record struct Send(string From, int Thread, MessageType? Type);
