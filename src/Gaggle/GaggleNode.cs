@@ -395,10 +395,13 @@ public sealed partial class GaggleNode : IAsyncDisposable
     /// the poster's: under load, inputs queue for one pass on the thread pool and go out as one batch),
     /// and no application code runs in passes (state machines, the <see cref="Appended"/>,
     /// <see cref="Committed"/> and <see cref="LeaderChanged"/> handlers): that never runs inside an
-    /// application's call.
+    /// application's call. Only with the in-memory storage (the diskless default): a pass that writes
+    /// to a disk could hold the caller's thread through a stalled write, past its timeout, and the
+    /// write costs far more than the hand-off saved.
     /// </summary>
     private bool RunsHere(int own)
-        => _appendCallers.Count <= own && _options.StateMachines.Count == 0 && Appended is null && Committed is null && LeaderChanged is null;
+        => _appendCallers.Count <= own && _storage is InMemoryRaftStorage
+            && _options.StateMachines.Count == 0 && Appended is null && Committed is null && LeaderChanged is null;
 
     private static GaggleLogEntry ToPublic(LogEntry entry)
     {

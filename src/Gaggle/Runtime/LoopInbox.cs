@@ -49,8 +49,9 @@ internal sealed class LoopInbox(Func<ValueTask> pass, Action<Exception> failed)
         if (wake != LoopWake.Later)
         {
             // Not inside a task of a scheduler of the writer's (an exclusive one, say): what the pass hands
-            // off with a plain await or a yield would be queued to that scheduler, behind the writer.
-            Schedule(wake == LoopWake.HereIfIdle && TaskScheduler.Current == TaskScheduler.Default);
+            // off with a plain await or a yield would be queued to that scheduler, behind the writer. Nor
+            // when the starter suppressed the flow of its context: the pass would run in the writer's.
+            Schedule(wake == LoopWake.HereIfIdle && TaskScheduler.Current == TaskScheduler.Default && _context is not null);
         }
 
         return true;
@@ -177,6 +178,13 @@ internal sealed class LoopInbox(Func<ValueTask> pass, Action<Exception> failed)
 
                 if (Interlocked.CompareExchange(ref _running, 1, 0) != 0)
                 {
+                    return;
+                }
+
+                if (onWritersThread)
+                {
+                    // Taken back for an input that came as it let go: that pass is the thread pool's.
+                    ThreadPool.UnsafeQueueUserWorkItem(static inbox => inbox.Run(onWritersThread: false), this, preferLocal: false);
                     return;
                 }
             }

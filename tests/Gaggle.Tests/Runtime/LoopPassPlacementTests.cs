@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Gaggle.Channels;
 using Gaggle.Raft;
+using Gaggle.Storage;
 using Gaggle.Tests.Support;
 using NUnit.Framework;
 
@@ -91,6 +92,23 @@ public sealed class LoopPassPlacementTests
         Assert.That(context.Posted, Is.Zero, "nothing of the node's was posted to the caller's context");
     }
 
+    [Test]
+    public async Task WithAStorageOtherThanMemoryNoPassRunsOnTheCallersThread()
+    {
+        // A storage that writes to a disk could hold the caller's thread through a stalled write.
+        var storage = new ThreadRecordingStorage();
+        var network = new InMemoryNetwork(1);
+        await using var node = new GaggleNode(new GaggleOptions { NodeId = "a", Members = ["a"] }, network.CreateChannel("a"), storage);
+        await node.StartAsync();
+        await node.WaitForLeaderAsync(TimeSpan.FromSeconds(20));
+        for (int i = 0; i < 5; i++)
+        {
+            var (thread, append) = AppendOnThreadOfItsOwn(node);
+            await append;
+            Assert.That(storage.SaveThreads, Does.Not.Contain(thread), $"append {i}: the caller's thread never writes to the storage");
+        }
+    }
+
     private static async Task<ManualTimeCluster> StartAsync(ConcurrentQueue<Send> sends, Action<GaggleOptions>? configure = null)
     {
         var cluster = new ManualTimeCluster(["a", "b", "c"], configure) { WrapChannel = (id, channel) => new ThreadRecordingChannel(channel, sends) };
@@ -168,5 +186,22 @@ public sealed class LoopPassPlacementTests
 
         private void Record(ReadOnlyMemory<byte> payload, string to)
             => sends.Enqueue(new Send(NodeId, Environment.CurrentManagedThreadId, WireCodec.Decode(payload, NodeId, to) is RaftWireMessage raft ? raft.Message.Type : null));
+    }
+
+    private sealed class ThreadRecordingStorage : IRaftStorage
+    {
+        private readonly InMemoryRaftStorage _inner = new();
+
+        public ConcurrentQueue<int> SaveThreads { get; } = new();
+
+        public ValueTask<PersistedState> LoadAsync(CancellationToken cancellationToken = default) => _inner.LoadAsync(cancellationToken);
+
+        public ValueTask SaveAsync(HardState? hardState, IReadOnlyList<LogEntry> entries, CancellationToken cancellationToken = default)
+        {
+            SaveThreads.Enqueue(Environment.CurrentManagedThreadId);
+            return _inner.SaveAsync(hardState, entries, cancellationToken);
+        }
+
+        public ValueTask SaveSnapshotAsync(RaftSnapshot snapshot, CancellationToken cancellationToken = default) => _inner.SaveSnapshotAsync(snapshot, cancellationToken);
     }
 }
