@@ -11,16 +11,30 @@ internal sealed class AppendCallers(TimeProvider time, KeyValuePair<string, obje
 {
     private readonly ConcurrentDictionary<long, PendingAppend> _pending = new();
 
+    /// <summary>How long callers count as concurrent after two or more of their appends waited at once.</summary>
+    public static readonly TimeSpan ConcurrencyMemory = TimeSpan.FromMilliseconds(100);
+
     private int _count;
+    private long _concurrentUntil;
 
     /// <summary>Appends of this node's callers not yet answered (committed, timed out or given up).</summary>
     public int Count => Volatile.Read(ref _count);
+
+    /// <summary>
+    /// Whether two or more appends of this node's callers waited at once within the last
+    /// <see cref="ConcurrencyMemory"/>: a node under a steady load of several callers, whose appends
+    /// also meet at moments when only one waits.
+    /// </summary>
+    public bool RecentlyConcurrent => time.GetTimestamp() < Volatile.Read(ref _concurrentUntil);
 
     public void Add(PendingAppend append)
     {
         if (_pending.TryAdd(append.Sequence, append))
         {
-            Interlocked.Increment(ref _count);
+            if (Interlocked.Increment(ref _count) > 1)
+            {
+                Volatile.Write(ref _concurrentUntil, time.GetTimestamp() + (long)(ConcurrencyMemory.TotalSeconds * time.TimestampFrequency));
+            }
         }
         else
         {

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Gaggle.Channels;
 using Gaggle.Raft;
+using Gaggle.Runtime;
 using Gaggle.Storage;
 using Gaggle.Tests.Support;
 using NUnit.Framework;
@@ -52,7 +53,22 @@ public sealed class LoopPassPlacementTests
         Assert.That(appendThreads, Does.Not.Contain(second), "the second queued for the thread pool's pass");
 
         cluster.Network.Heal();
+        var concurrentAt = cluster.Time.GetUtcNow();
         await cluster.AdvanceUntilAsync(() => firstAppend.IsCompleted && secondAppend.IsCompleted, "both appends to commit");
+
+        // Alone again, but just after two waited at once: a node under load of several callers meets
+        // such moments too, and a pass on a caller's thread there would split its batches.
+        Assert.That(cluster.Time.GetUtcNow() - concurrentAt, Is.LessThan(AppendCallers.ConcurrencyMemory), "the commits came within the memory");
+        var (third, thirdAppend) = AppendOnThreadOfItsOwn(leader);
+        await cluster.AdvanceUntilAsync(() => thirdAppend.IsCompleted, "the third append to commit");
+        Assert.That(sends.Where(s => s.From == leader.Id && s.Type == MessageType.Append).Select(s => s.Thread), Does.Not.Contain(third),
+            "right after two appends waited at once, a lone one still queues for the thread pool");
+
+        await cluster.AdvanceAsync(AppendCallers.ConcurrencyMemory);
+        var (fourth, fourthAppend) = AppendOnThreadOfItsOwn(leader);
+        Assert.That(sends.Where(s => s.From == leader.Id && s.Type == MessageType.Append).Select(s => s.Thread), Does.Contain(fourth),
+            "once the memory ran out, a lone append goes out on its caller's thread again");
+        await cluster.AdvanceUntilAsync(() => fourthAppend.IsCompleted, "the fourth append to commit");
     }
 
     [Test]

@@ -1,0 +1,37 @@
+using Gaggle.Runtime;
+using Gaggle.Tests.Support;
+using NUnit.Framework;
+
+namespace Gaggle.Tests.Runtime;
+
+/// <summary>The callers waiting for their appends: how many wait, and whether several waited at once lately.</summary>
+[TestFixture]
+public sealed class AppendCallersTests
+{
+    [Test]
+    public void TwoAppendsWaitingAtOnceMakeTheCallersConcurrentForTheMemoryThenNoLonger()
+    {
+        var time = new ManualTimeProvider();
+        var callers = new AppendCallers(time, default, append => new TimeoutException());
+        callers.Add(new PendingAppend(1, [1]));
+        Assert.That((callers.Count, callers.RecentlyConcurrent), Is.EqualTo((1, false)), "one at a time is not concurrent");
+        Assert.That(callers.Remove(1), Is.True);
+        callers.Add(new PendingAppend(2, [1]));
+        Assert.That((callers.Count, callers.RecentlyConcurrent), Is.EqualTo((1, false)), "one after the other neither");
+
+        callers.Add(new PendingAppend(3, [1]));
+        Assert.That((callers.Count, callers.RecentlyConcurrent), Is.EqualTo((2, true)));
+        Assert.That(callers.Remove(2) && callers.Remove(3), Is.True);
+        Assert.That(callers.Remove(3), Is.False, "taken once");
+        time.Advance(AppendCallers.ConcurrencyMemory - TimeSpan.FromMilliseconds(1));
+        Assert.That((callers.Count, callers.RecentlyConcurrent), Is.EqualTo((0, true)), "still within the memory");
+        time.Advance(TimeSpan.FromMilliseconds(1));
+        Assert.That(callers.RecentlyConcurrent, Is.False, "the memory ran out");
+
+        callers.Add(new PendingAppend(4, [1]));
+        callers.Add(new PendingAppend(4, [2]));
+        Assert.That((callers.Count, callers.RecentlyConcurrent), Is.EqualTo((1, false)), "the same append registered again counts once");
+        callers.FailAll(new InvalidOperationException("stopped"));
+        Assert.That(callers.Count, Is.Zero);
+    }
+}
