@@ -376,9 +376,7 @@ public sealed partial class GaggleNode : IAsyncDisposable
 
     /// <summary>
     /// Hands an application's request to the loop. On an idle node this thread makes the loop's pass
-    /// itself (see <see cref="LoopInbox"/>), sparing the request a thread hand-off, unless passes run
-    /// application code (state machines, the <see cref="Appended"/>, <see cref="Committed"/> and
-    /// <see cref="LeaderChanged"/> handlers): that never runs inside an application's call.
+    /// itself (see <see cref="LoopInbox"/>), sparing the request a thread hand-off, when <see cref="RunsHere"/> allows.
     /// </summary>
     private void Post(ILoopInput input)
     {

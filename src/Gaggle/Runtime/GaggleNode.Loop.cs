@@ -47,13 +47,6 @@ public sealed partial class GaggleNode
     /// </summary>
     private async ValueTask RunPassAsync()
     {
-        if (System.Diagnostics.Activity.Current is not null)
-        {
-            // A pass on an application's thread whose context did not flow to the loop's start (flow
-            // suppressed there): the caller's span is not the loop's. Undone when this method returns.
-            System.Diagnostics.Activity.Current = null;
-        }
-
         var driver = _driver!;
         int handled = 0;
         while (handled++ < MaxInputsPerBatch && _inbox.TryRead(out var input))
