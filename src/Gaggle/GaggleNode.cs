@@ -258,7 +258,7 @@ public sealed partial class GaggleNode : IAsyncDisposable
     public Task<IReadOnlyList<GaggleLogEntry>> GetLogAsync(CancellationToken cancellationToken = default)
     {
         var result = new TaskCompletionSource<IReadOnlyList<GaggleLogEntry>>(TaskCreationOptions.RunContinuationsAsynchronously);
-        Post(new ActionInput(driver => result.TrySetResult(driver.Log().Select(ToPublic).ToArray())));
+        Post(ActionInput.Reading<IReadOnlyList<GaggleLogEntry>>(driver => driver.Log().Select(ToPublic).ToArray(), result));
         return result.Task.WaitAsync(cancellationToken);
     }
 
@@ -383,6 +383,8 @@ public sealed partial class GaggleNode : IAsyncDisposable
         ThrowIfNotRunning();
         if (!_inbox.TryWrite(input, RunsHere(input is PendingAppend ? 1 : 0) ? LoopWake.HereIfIdle : LoopWake.ThreadPool))
         {
+            // Refused: the node stopped, or its loop failed (recorded before the inbox refuses anything).
+            ThrowIfStopped();
             throw new ObjectDisposedException(nameof(GaggleNode), $"Gaggle node '{Id}' is stopped.");
         }
     }

@@ -266,11 +266,13 @@ public sealed partial class GaggleNode
         }
 
         var forced = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        Post(new ActionInput(driver =>
-        {
-            driver.ForceNewGeneration(next);
-            forced.TrySetResult();
-        }));
+        Post(new ActionInput(
+            driver =>
+            {
+                driver.ForceNewGeneration(next);
+                forced.TrySetResult();
+            },
+            error => forced.TrySetException(error)));
         await forced.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
         Log.GenerationForced(_logger, Id, GenerationIds.Describe(next), GenerationIds.Describe(current), LastLogIndex);
         await WaitForLeaderAsync(null, cancellationToken).ConfigureAwait(false);

@@ -79,16 +79,9 @@ public sealed partial class GaggleNode
     internal async Task<LockInfo> PeekLockAsync(string name, CancellationToken cancellationToken)
     {
         var result = new TaskCompletionSource<LockInfo>(TaskCreationOptions.RunContinuationsAsynchronously);
-        Post(new ActionInput(driver => result.TrySetResult(driver.PeekLock(name))));
-        // A loop that stops on a fatal error leaves what was queued unread: fail instead of waiting forever.
-        await Task.WhenAny(result.Task, _loop).WaitAsync(cancellationToken).ConfigureAwait(false);
-        if (!result.Task.IsCompleted)
-        {
-            ThrowIfStopped();
-            throw new ObjectDisposedException(nameof(GaggleNode), $"Gaggle node '{Id}' is stopped.");
-        }
-
-        return await result.Task.ConfigureAwait(false);
+        // A loop that fails before taking it abandons it: the read gets the fatal error (see LoopInbox).
+        Post(ActionInput.Reading(driver => driver.PeekLock(name), result));
+        return await result.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
     // Posts in methods of their own: a lambda's closure is allocated where its captured variables

@@ -89,14 +89,16 @@ public sealed partial class GaggleNode
     }
 
     /// <summary>Storage failed, or an invariant broke: continuing could break safety, so the node stops.</summary>
-    private void OnLoopFailed(Exception e)
+    /// <summary>The loop failed: the node stops, and everything waiting gets the returned fatal error (so do inputs still queued).</summary>
+    private Exception OnLoopFailed(Exception e)
     {
-        _leaderSpans.EndAll();
-        Log.LoopFailed(_logger, e, Id);
         var fatal = new InvalidOperationException($"Gaggle node '{Id}' stopped after a fatal error: {e.Message}", e);
         Volatile.Write(ref _fatalError, fatal);
         Interlocked.Exchange(ref _state, Stopped);
+        _leaderSpans.EndAll();
+        Log.LoopFailed(_logger, e, Id);
         FailPending(fatal);
+        return fatal;
     }
 
     private void Handle(NodeDriver driver, ILoopInput input, long now)

@@ -184,7 +184,7 @@ public sealed partial class GaggleNode
         var request = MembershipRequest.Decode(args);
         var done = new TaskCompletionSource<MembershipResult>(TaskCreationOptions.RunContinuationsAsynchronously);
         request.Caller = done;
-        Post(new ActionInput(driver => driver.ChangeMembership(request)));
+        Post(new ActionInput(driver => driver.ChangeMembership(request), error => done.TrySetException(error)));
         var result = await done.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
         return result.Encode();
     }

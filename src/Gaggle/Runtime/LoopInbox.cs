@@ -11,9 +11,12 @@ namespace Gaggle.Runtime;
 /// that saw it let go: never left behind). A run on a writer's thread makes one pass at most: what
 /// came meanwhile goes on on the thread pool, so that under load callers only queue and passes batch.
 /// Held until <see cref="Start"/>; <see cref="Complete"/> refuses later inputs and ends the loop once
-/// what came before was taken (<see cref="Ended"/>). A pass that throws ends the loop at once.
+/// what came before was taken (<see cref="Ended"/>). A pass that throws ends the loop at once: the
+/// failure is reported first, then later inputs are refused and those still waiting are abandoned
+/// (<see cref="ILoopInput.Abandon"/>) with the error the report returned, so nobody waits for a
+/// pass that never comes, and a writer refused afterwards finds the failure already recorded.
 /// </summary>
-internal sealed class LoopInbox(Func<ValueTask> pass, Action<Exception> failed)
+internal sealed class LoopInbox(Func<ValueTask> pass, Func<Exception, Exception> failed)
 {
     private readonly ConcurrentQueue<ILoopInput> _queue = new();
     private readonly Lock _gate = new();
@@ -192,18 +195,23 @@ internal sealed class LoopInbox(Func<ValueTask> pass, Action<Exception> failed)
         catch (Exception e)
         {
             // The run stays on for good: no pass runs again.
-            lock (_gate)
-            {
-                _completed = true;
-            }
-
-            _queue.Clear();
+            var error = e;
             try
             {
-                failed(e);
+                error = failed(e);
             }
             finally
             {
+                lock (_gate)
+                {
+                    _completed = true;
+                }
+
+                while (_queue.TryDequeue(out var input))
+                {
+                    input.Abandon(error);
+                }
+
                 _ended.TrySetResult();
             }
         }

@@ -3,7 +3,16 @@ using Gaggle.Channels;
 namespace Gaggle.Runtime;
 
 /// <summary>What the node loop reacts to; everything that touches the node driver goes through it.</summary>
-internal interface ILoopInput;
+internal interface ILoopInput
+{
+    /// <summary>
+    /// The loop failed before taking this input (see <see cref="LoopInbox"/>): whoever waits for it gets
+    /// <paramref name="error"/>. Must not throw.
+    /// </summary>
+    void Abandon(Exception error)
+    {
+    }
+}
 
 internal sealed class InboundInput(InboundMessage message) : ILoopInput
 {
@@ -15,10 +24,19 @@ internal sealed class TickInput : ILoopInput
     public static readonly TickInput Instance = new();
 }
 
-/// <summary>Runs an action with the driver on the loop (reads of its state, lock watches, leadership transfer).</summary>
-internal sealed class ActionInput(Action<NodeDriver> action) : ILoopInput
+/// <summary>
+/// Runs an action with the driver on the loop (reads of its state, lock watches, leadership transfer);
+/// <paramref name="abandoned"/>, when given, tells a waiting caller that the loop failed first.
+/// </summary>
+internal sealed class ActionInput(Action<NodeDriver> action, Action<Exception>? abandoned = null) : ILoopInput
 {
     public Action<NodeDriver> Action { get; } = action;
+
+    public void Abandon(Exception error) => abandoned?.Invoke(error);
+
+    /// <summary>An input that completes <paramref name="result"/> with what <paramref name="read"/> returns, or with the loop's failure.</summary>
+    public static ActionInput Reading<T>(Func<NodeDriver, T> read, TaskCompletionSource<T> result)
+        => new(driver => result.TrySetResult(read(driver)), error => result.TrySetException(error));
 }
 
 /// <summary>An append waiting for its entry to commit; posted to the loop as is, and tracked by the driver.</summary>
@@ -34,10 +52,14 @@ internal sealed class PendingAppend(long sequence, byte[] envelope) : DriverAppe
 
     /// <summary>For a lock request whose outcome the caller waits for (the driver watches it), how many locks it asks for; 0 for any other append.</summary>
     public int WatchedLockParts { get; init; }
+
+    public void Abandon(Exception error) => Completion.TrySetException(error);
 }
 
 /// <summary>A leader RPC waiting for its reply; posted to the loop as is, and routed by the driver.</summary>
 internal sealed class PendingDispatch(long callId, string method, ReadOnlyMemory<byte> args) : DriverDispatch(callId, method, args), ILoopInput
 {
     public TaskCompletionSource<byte[]> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public void Abandon(Exception error) => Completion.TrySetException(error);
 }

@@ -40,7 +40,7 @@ public sealed class LoopInboxTests
                 Interlocked.Decrement(ref inPass);
                 return ValueTask.CompletedTask;
             },
-            e => Assert.Fail(e.ToString()));
+            NoFailure);
         inbox.Start();
 
         LoopWake[] wakes = [LoopWake.ThreadPool, LoopWake.HereIfIdle, LoopWake.Later];
@@ -84,7 +84,7 @@ public sealed class LoopInboxTests
 
                 return ValueTask.CompletedTask;
             },
-            e => Assert.Fail(e.ToString()));
+            NoFailure);
 
         // Started inside a span: the loop's passes still belong to no trace.
         using (source.StartActivity("starter"))
@@ -122,7 +122,7 @@ public sealed class LoopInboxTests
 
                 return ValueTask.CompletedTask;
             },
-            e => Assert.Fail(e.ToString()));
+            NoFailure);
         inbox.Start();
 
         var writersContext = new OwnSynchronizationContext();
@@ -172,7 +172,7 @@ public sealed class LoopInboxTests
 
                 return ValueTask.CompletedTask;
             },
-            e => Assert.Fail(e.ToString()));
+            NoFailure);
         inbox.Start();
 
         var writer = new Thread(() => inbox.TryWrite(new Numbered(0, 0), LoopWake.HereIfIdle));
@@ -201,7 +201,7 @@ public sealed class LoopInboxTests
 
                 return ValueTask.CompletedTask;
             },
-            e => Assert.Fail(e.ToString()));
+            NoFailure);
         Assert.That(inbox.TryWrite(new Numbered(0, 0), LoopWake.HereIfIdle), Is.True);
         Assert.That(Volatile.Read(ref passes), Is.Zero, "held until Start");
 
@@ -228,6 +228,56 @@ public sealed class LoopInboxTests
         await inbox.Ended.WaitAsync(Deadline);
         Assert.That(reported?.Message, Is.EqualTo("storage failed"));
         Assert.That(inbox.TryWrite(new Numbered(0, 1)), Is.False, "no input is accepted after the loop failed");
+    }
+
+    [Test]
+    public async Task Inputs_waiting_behind_a_failing_pass_are_abandoned_with_the_reported_error_after_the_report()
+    {
+        var inPass = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var fail = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var fatal = new InvalidOperationException("the node stopped");
+        bool reportedBeforeAbandoning = false;
+        var abandoned = new List<(int Number, Exception Error, bool AfterReport)>();
+        LoopInbox? inbox = null;
+        inbox = new LoopInbox(
+            async () =>
+            {
+                inbox!.TryRead(out _);
+                inPass.TrySetResult();
+                await fail.Task;
+                throw new IOException("disk on fire");
+            },
+            e =>
+            {
+                Assert.That(e.Message, Is.EqualTo("disk on fire"));
+                reportedBeforeAbandoning = true;
+                return fatal;
+            });
+        inbox.Start();
+        Assert.That(inbox.TryWrite(new Numbered(0, 0)), Is.True);
+        await inPass.Task.WaitAsync(Deadline);
+        for (int i = 1; i <= 3; i++)
+        {
+            int number = i;
+            Assert.That(inbox.TryWrite(new Abandonable(number, (n, e) => abandoned.Add((n, e, reportedBeforeAbandoning)))), Is.True);
+        }
+
+        fail.SetResult();
+        await inbox.Ended.WaitAsync(Deadline);
+        Assert.That(abandoned.Select(a => a.Number), Is.EqualTo(new[] { 1, 2, 3 }), "every waiting input, in order");
+        Assert.That(abandoned.All(a => ReferenceEquals(a.Error, fatal) && a.AfterReport), Is.True, "with the reported error, once reported");
+        Assert.That(inbox.TryWrite(new Numbered(0, 4)), Is.False);
+    }
+
+    private static Exception NoFailure(Exception e)
+    {
+        Assert.Fail(e.ToString());
+        return e;
+    }
+
+    private sealed class Abandonable(int number, Action<int, Exception> abandoned) : ILoopInput
+    {
+        public void Abandon(Exception error) => abandoned(number, error);
     }
 
     private sealed class OwnSynchronizationContext : SynchronizationContext
