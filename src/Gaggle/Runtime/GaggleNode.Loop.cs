@@ -88,8 +88,10 @@ public sealed partial class GaggleNode
         }
     }
 
-    /// <summary>Storage failed, or an invariant broke: continuing could break safety, so the node stops.</summary>
-    /// <summary>The loop failed: the node stops, and everything waiting gets the returned fatal error (so do inputs still queued).</summary>
+    /// <summary>
+    /// Storage failed, or an invariant broke: continuing could break safety, so the node stops, and
+    /// everything waiting gets the returned fatal error (so do inputs still queued, see <see cref="LoopInbox"/>).
+    /// </summary>
     private Exception OnLoopFailed(Exception e)
     {
         var fatal = new InvalidOperationException($"Gaggle node '{Id}' stopped after a fatal error: {e.Message}", e);
