@@ -18,6 +18,11 @@ internal static class LockCell
         var latencies = new Latencies[shape.Clients];
         var releases = new Latencies[shape.Clients];
         var longestWaitMs = new double[shape.Clients];
+        var handoffs = new Latencies[shape.Clients];
+
+        // Per name, when its holder began its release (timestamp; 0 before the first): a client granted
+        // after waiting through that release measures the hand-off, release begun to next holder granted.
+        var releaseBegun = new long[shape.Names];
         long completed = 0;
         long errors = 0;
         using var process = Process.GetCurrentProcess();
@@ -28,7 +33,9 @@ internal static class LockCell
         {
             var samples = latencies[client] = new Latencies();
             var releaseSamples = releases[client] = new Latencies();
-            string name = $"{prefix}:{client % shape.Names}";
+            var handoffSamples = handoffs[client] = new Latencies();
+            int slot = client % shape.Names;
+            string name = $"{prefix}:{slot}";
             while (!end.IsCancellationRequested)
             {
                 long started = Stopwatch.GetTimestamp();
@@ -49,7 +56,8 @@ internal static class LockCell
                     continue;
                 }
 
-                double waitedMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+                long granted = Stopwatch.GetTimestamp();
+                double waitedMs = Stopwatch.GetElapsedTime(started, granted).TotalMilliseconds;
                 longestWaitMs[client] = Math.Max(longestWaitMs[client], waitedMs);
                 if (hold is null)
                 {
@@ -62,7 +70,14 @@ internal static class LockCell
                 }
 
                 samples.AddMilliseconds([waitedMs]);
+                if (shape.Contended && Volatile.Read(ref releaseBegun[slot]) is var begun && begun > started)
+                {
+                    // It asked before the previous holder began to let go: a hand-off.
+                    handoffSamples.AddMilliseconds([Stopwatch.GetElapsedTime(begun, granted).TotalMilliseconds]);
+                }
+
                 long releasing = Stopwatch.GetTimestamp();
+                Volatile.Write(ref releaseBegun[slot], releasing);
                 try
                 {
                     await hold.DisposeAsync().ConfigureAwait(false);
@@ -88,6 +103,7 @@ internal static class LockCell
         var redisAfter = await RedisServerCounters.ReadAsync(redis).ConfigureAwait(false);
         var acquire = Merge(latencies);
         var release = Merge(releases);
+        var handoff = Merge(handoffs);
 
         // Costs are per pair completed at all (in the window and in its tail), as the counters cover both.
         double PerPair(double total) => completed == 0 ? 0 : total / completed;
@@ -97,6 +113,7 @@ internal static class LockCell
             perClient.Sum() / window.TotalSeconds,
             acquire,
             release,
+            handoff,
             perClient.Min(),
             perClient.Max(),
             longestWaitMs.Max(),
@@ -140,7 +157,10 @@ internal sealed record LockCellShape(int Clients, int Names)
 /// <summary>
 /// What one cell measured. <paramref name="PairsPerSecond"/> counts pairs released inside the window;
 /// <paramref name="Acquire"/> holds the waits of the granted acquires and <paramref name="Release"/> the
-/// time each release took (until the library's dispose returned); <paramref name="MaxWaitMs"/> also
+/// time each release took (until the library's dispose returned); <paramref name="Handoff"/>, in a
+/// contended cell, the time from a holder beginning its release to the next holder's grant, for each
+/// grant that waited through that release (for Gaggle one commit; for the Redis locks their retry
+/// interval decides); <paramref name="MaxWaitMs"/> also
 /// counts a wait the window's end cut short (a client that starved for the whole window shows the window).
 /// </summary>
 internal sealed record LockCellResult(
@@ -149,6 +169,7 @@ internal sealed record LockCellResult(
     double PairsPerSecond,
     Latencies Acquire,
     Latencies Release,
+    Latencies Handoff,
     long FewestPairsPerClient,
     long MostPairsPerClient,
     double MaxWaitMs,

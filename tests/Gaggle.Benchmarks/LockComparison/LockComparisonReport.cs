@@ -73,6 +73,12 @@ internal sealed record LockComparisonReport : IRunReport
                 json.WriteNumber("pairs_per_sec_per_name", Round(cell.PairsPerSecond / cell.Shape.Names));
                 cell.Acquire.WriteJson(json, "acquire_latency_ms", withMax: true);
                 cell.Release.WriteJson(json, "release_latency_ms", withMax: true);
+                if (cell.Shape.Contended)
+                {
+                    cell.Handoff.WriteJson(json, "handoff_latency_ms", withMax: true);
+                    json.WriteNumber("handoffs", cell.Handoff.Count);
+                }
+
                 json.WriteNumber("fewest_pairs_per_client", cell.FewestPairsPerClient);
                 json.WriteNumber("most_pairs_per_client", cell.MostPairsPerClient);
                 json.WriteNumber("max_wait_ms", Round(cell.MaxWaitMs));
@@ -103,19 +109,21 @@ internal sealed record LockComparisonReport : IRunReport
             $"{c.FewestPairsPerClient}-{c.MostPairsPerClient}; {c.MaxWaitMs:0.0}"));
         Table(text, "release p50 / p99 ms", c => string.Create(CultureInfo.InvariantCulture,
             $"{c.Release.Percentile(50):0.000} / {c.Release.Percentile(99):0.000}"));
+        Table(text, "contended hand-offs: per name per second; release begun to the next holder granted, p50 / p99 ms", c => string.Create(CultureInfo.InvariantCulture,
+            $"{Number(c.PairsPerSecond / c.Shape.Names)}/s; {c.Handoff.Percentile(50):0.000} / {c.Handoff.Percentile(99):0.000}"), contendedOnly: true);
         Table(text, "cost per pair: process CPU us (all threads, idle nodes included); Redis server CPU us; commands Redis processed (a script's calls included)", c => string.Create(CultureInfo.InvariantCulture,
             $"{c.ProcessCpuMicrosecondsPerPair:0}; {c.RedisCpuMicrosecondsPerPair:0}; {c.RedisCommandsPerPair:0.0}"));
         text.AppendLine(CultureInfo.InvariantCulture, $"failed or timed-out operations: {Errors}");
         return text.ToString();
     }
 
-    private void Table(StringBuilder text, string title, Func<LockCellResult, string> cell)
+    private void Table(StringBuilder text, string title, Func<LockCellResult, string> cell, bool contendedOnly = false)
     {
         text.AppendLine(title + ":");
         text.AppendLine();
         text.AppendLine("| clients | " + string.Join(" | ", Implementations.Select(i => i.Title)) + " |");
         text.AppendLine("|---|" + string.Concat(Implementations.Select(_ => "---|")));
-        foreach (var shape in Cells.Select(c => c.Shape).Distinct())
+        foreach (var shape in Cells.Select(c => c.Shape).Distinct().Where(s => s.Contended || !contendedOnly))
         {
             var row = Implementations.Select(i => Cells.FirstOrDefault(c => c.Shape == shape && c.Implementation == i.Key) is { } c
                 ? cell(c) + (c.Errors > 0 ? $" ({c.Errors} errors)" : "")
