@@ -338,6 +338,7 @@ public sealed partial class GaggleNode : IAsyncDisposable
         }
 
         FailPending(new ObjectDisposedException(nameof(GaggleNode), $"Gaggle node '{Id}' stopped before the operation completed."));
+        WakeLeaderWaiters();
         _leadership.Update(trusted: false);
         OwnedStorage?.Dispose();
         _meter.Dispose();

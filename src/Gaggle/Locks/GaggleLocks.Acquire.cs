@@ -124,7 +124,7 @@ public sealed partial class GaggleLocks
                 {
                     renewed[renewedAt].TrySetResult();
                 }
-            }, null, linked.Token).ConfigureAwait(false);
+            }, error => outcome.TrySetException(error), null, linked.Token).ConfigureAwait(false);
             var result = await outcome.Task.WaitAsync(linked.Token).ConfigureAwait(false);
             double waitedMs = _time.GetElapsedTime(sentAt).TotalMilliseconds;
             GaggleMetrics.LockWait.Record(waitedMs, new KeyValuePair<string, object?>("gaggle.node", _node.Id));
@@ -179,7 +179,7 @@ public sealed partial class GaggleLocks
             _node.GiveUpLockRequest(sequence, name);
             throw;
         }
-        catch (InvalidOperationException e) when (!outcome.Task.IsCompleted || outcome.Task.Result.Type == LockEventType.Granted)
+        catch (InvalidOperationException e) when (!outcome.Task.IsCompletedSuccessfully || outcome.Task.Result.Type == LockEventType.Granted)
         {
             GaggleTracing.Fail(activity, e);
             // The request's outcome is unknown (its node was removed and added again, or started over),

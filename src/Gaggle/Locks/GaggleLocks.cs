@@ -195,7 +195,7 @@ public sealed partial class GaggleLocks
                 {
                     result.TrySetException(new TimeoutException($"The read of lock '{name}' was applied inside a snapshot this node installed; read again."));
                 }
-            }, timeout, cancellationToken).ConfigureAwait(false);
+            }, error => result.TrySetException(error), timeout, cancellationToken).ConfigureAwait(false);
             return await result.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
         }
         finally

@@ -23,11 +23,12 @@ public sealed partial class GaggleNode
 
     /// <summary>
     /// Appends lock request <paramref name="sequence"/> and hands every event answering it to
-    /// <paramref name="onEvent"/> (on the loop) until <see cref="UnwatchLockRequest"/> or <see cref="GiveUpLockRequest"/>.
+    /// <paramref name="onEvent"/> (on the loop) until <see cref="UnwatchLockRequest"/> or <see cref="GiveUpLockRequest"/>;
+    /// <paramref name="onFailed"/> gets the error instead when no event can come any more (the node stopped or started over).
     /// </summary>
-    internal Task<long> AppendLockRequestAsync(long sequence, LockCommand command, Action<LockEvent> onEvent, TimeSpan? timeout, CancellationToken cancellationToken)
+    internal Task<long> AppendLockRequestAsync(long sequence, LockCommand command, Action<LockEvent> onEvent, Action<Exception> onFailed, TimeSpan? timeout, CancellationToken cancellationToken)
     {
-        _lockCallers.Watch(sequence, onEvent);
+        _lockCallers.Watch(sequence, onEvent, onFailed);
         return AppendEnvelopeAsync(sequence, LockEnvelope(sequence, command), timeout, cancellationToken, watchedLockParts: Math.Max(1, command.Parts.Count));
     }
 

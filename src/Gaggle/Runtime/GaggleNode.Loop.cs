@@ -89,19 +89,26 @@ public sealed partial class GaggleNode
     }
 
     /// <summary>
-    /// Storage failed, or an invariant broke: continuing could break safety, so the node stops, and
-    /// everything waiting gets the returned fatal error (so do inputs still queued, see <see cref="LoopInbox"/>).
+    /// Storage failed, or an invariant broke: continuing could break safety, so the node stops. Its
+    /// leadership is no longer trusted (no pass renews it; the others elect another leader), and every
+    /// caller waiting gets the returned fatal error: appends, RPCs, lock requests, leader waits, and the
+    /// inputs the loop had not taken (see <see cref="LoopInbox"/>). Logged last: a failing logger keeps nobody waiting.
     /// </summary>
     private Exception OnLoopFailed(Exception e)
     {
         var fatal = new InvalidOperationException($"Gaggle node '{Id}' stopped after a fatal error: {e.Message}", e);
         Volatile.Write(ref _fatalError, fatal);
         Interlocked.Exchange(ref _state, Stopped);
+        _leadership.Update(trusted: false);
         _leaderSpans.EndAll();
-        Log.LoopFailed(_logger, e, Id);
         FailPending(fatal);
+        WakeLeaderWaiters();
+        Log.LoopFailed(_logger, e, Id);
         return fatal;
     }
+
+    /// <summary>The node stopped: leader waits look again, and find it stopped (no pass completes them any more).</summary>
+    private void WakeLeaderWaiters() => Volatile.Read(ref _leaderKnown).TrySetResult();
 
     private void Handle(NodeDriver driver, ILoopInput input, long now)
     {
@@ -356,6 +363,7 @@ public sealed partial class GaggleNode
     private void FailPending(Exception error)
     {
         _lockCallers.LoseAll();
+        _lockCallers.FailAll(error);
         _appendCallers.FailAll(error);
         _dispatchCallers.FailAll(error);
     }

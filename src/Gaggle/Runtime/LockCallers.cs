@@ -10,13 +10,14 @@ namespace Gaggle.Runtime;
 /// </summary>
 internal sealed class LockCallers
 {
-    private readonly ConcurrentDictionary<long, Action<LockEvent>> _waiters = new();
+    private readonly ConcurrentDictionary<long, (Action<LockEvent> OnEvent, Action<Exception> OnFailed)> _waiters = new();
     private readonly ConcurrentDictionary<(string Name, long Token), Action> _holds = new();
 
     /// <summary>Lock requests still waiting for their answer.</summary>
     public int WatchedRequests => _waiters.Count;
 
-    public void Watch(long sequence, Action<LockEvent> onEvent) => _waiters[sequence] = onEvent;
+    /// <summary>Watches request <paramref name="sequence"/>: its events, or the node's failure (<see cref="FailAll"/>).</summary>
+    public void Watch(long sequence, Action<LockEvent> onEvent, Action<Exception> onFailed) => _waiters[sequence] = (onEvent, onFailed);
 
     /// <summary>No more events for the request; true when it was still watched.</summary>
     public bool Unwatch(long sequence) => _waiters.TryRemove(sequence, out _);
@@ -30,9 +31,9 @@ internal sealed class LockCallers
     {
         foreach (var (sequence, lockEvent) in events.LockEvents)
         {
-            if (_waiters.TryGetValue(sequence, out var onEvent))
+            if (_waiters.TryGetValue(sequence, out var waiter))
             {
-                onEvent(lockEvent);
+                waiter.OnEvent(lockEvent);
             }
         }
 
@@ -41,6 +42,21 @@ internal sealed class LockCallers
             if (_holds.TryRemove(hold, out var ended))
             {
                 ended();
+            }
+        }
+    }
+
+    /// <summary>
+    /// No event will come for any watched request (the node stopped, or started over with a new
+    /// driver that never heard of them): each waiter gets <paramref name="error"/>.
+    /// </summary>
+    public void FailAll(Exception error)
+    {
+        foreach (var key in _waiters.Keys)
+        {
+            if (_waiters.TryRemove(key, out var waiter))
+            {
+                waiter.OnFailed(error);
             }
         }
     }

@@ -12,9 +12,10 @@ namespace Gaggle.Runtime;
 /// came meanwhile goes on on the thread pool, so that under load callers only queue and passes batch.
 /// Held until <see cref="Start"/>; <see cref="Complete"/> refuses later inputs and ends the loop once
 /// what came before was taken (<see cref="Ended"/>). A pass that throws ends the loop at once: the
-/// failure is reported first, then later inputs are refused and those still waiting are abandoned
-/// (<see cref="ILoopInput.Abandon"/>) with the error the report returned, so nobody waits for a
-/// pass that never comes, and a writer refused afterwards finds the failure already recorded.
+/// failure is reported first, then later inputs are refused, and the input the pass was on and those
+/// still waiting are abandoned (<see cref="ILoopInput.Abandon"/>) with the error the report returned,
+/// so nobody waits for a pass that never comes, and a writer refused afterwards finds the failure
+/// already recorded.
 /// </summary>
 internal sealed class LoopInbox(Func<ValueTask> pass, Func<Exception, Exception> failed)
 {
@@ -24,6 +25,9 @@ internal sealed class LoopInbox(Func<ValueTask> pass, Func<Exception, Exception>
     private bool _completed;
     private ExecutionContext? _context;
 
+    /// <summary>The input the pass took last: the one it was on if it fails.</summary>
+    private ILoopInput? _taken;
+
     /// <summary>1 while a run is scheduled or on (or before <see cref="Start"/>), else 0.</summary>
     private int _running = 1;
 
@@ -31,7 +35,12 @@ internal sealed class LoopInbox(Func<ValueTask> pass, Func<Exception, Exception>
     public Task Ended => _ended.Task;
 
     /// <summary>Takes the next input, for the pass.</summary>
-    public bool TryRead(out ILoopInput input) => _queue.TryDequeue(out input!);
+    public bool TryRead(out ILoopInput input)
+    {
+        bool read = _queue.TryDequeue(out input!);
+        _taken = input;
+        return read;
+    }
 
     /// <summary>
     /// Adds <paramref name="input"/> and, if no run is on, starts one (<paramref name="wake"/> says
@@ -146,6 +155,19 @@ internal sealed class LoopInbox(Func<ValueTask> pass, Func<Exception, Exception>
         }
     }
 
+    /// <summary>One input's waiter learns of the failure; one that throws does not keep the others waiting.</summary>
+    private static void Abandon(ILoopInput? input, Exception error)
+    {
+        try
+        {
+            input?.Abandon(error);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // Abandon must not throw; if it does, the remaining inputs and the loop's end come first.
+        }
+    }
+
     /// <summary>Runs passes while inputs wait; on a writer's thread only one, the rest on the thread pool.</summary>
     private async Task RunAsync(bool onWritersThread)
     {
@@ -207,9 +229,10 @@ internal sealed class LoopInbox(Func<ValueTask> pass, Func<Exception, Exception>
                     _completed = true;
                 }
 
+                Abandon(_taken, error);
                 while (_queue.TryDequeue(out var input))
                 {
-                    input.Abandon(error);
+                    Abandon(input, error);
                 }
 
                 _ended.TrySetResult();

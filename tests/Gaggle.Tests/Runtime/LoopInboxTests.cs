@@ -231,7 +231,7 @@ public sealed class LoopInboxTests
     }
 
     [Test]
-    public async Task Inputs_waiting_behind_a_failing_pass_are_abandoned_with_the_reported_error_after_the_report()
+    public async Task The_input_a_failing_pass_was_on_and_those_waiting_behind_it_are_abandoned_with_the_reported_error_after_the_report()
     {
         var inPass = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var fail = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -254,17 +254,24 @@ public sealed class LoopInboxTests
                 return fatal;
             });
         inbox.Start();
-        Assert.That(inbox.TryWrite(new Numbered(0, 0)), Is.True);
+        Assert.That(inbox.TryWrite(new Abandonable(0, (n, e) => abandoned.Add((n, e, reportedBeforeAbandoning)))), Is.True);
         await inPass.Task.WaitAsync(Deadline);
         for (int i = 1; i <= 3; i++)
         {
             int number = i;
-            Assert.That(inbox.TryWrite(new Abandonable(number, (n, e) => abandoned.Add((n, e, reportedBeforeAbandoning)))), Is.True);
+            Assert.That(inbox.TryWrite(new Abandonable(number, (n, e) =>
+            {
+                abandoned.Add((n, e, reportedBeforeAbandoning));
+                if (n == 2)
+                {
+                    throw new InvalidOperationException("an abandon that throws keeps nobody else waiting");
+                }
+            })), Is.True);
         }
 
         fail.SetResult();
         await inbox.Ended.WaitAsync(Deadline);
-        Assert.That(abandoned.Select(a => a.Number), Is.EqualTo(new[] { 1, 2, 3 }), "every waiting input, in order");
+        Assert.That(abandoned.Select(a => a.Number), Is.EqualTo(new[] { 0, 1, 2, 3 }), "the one the pass was on, then every waiting input, in order");
         Assert.That(abandoned.All(a => ReferenceEquals(a.Error, fatal) && a.AfterReport), Is.True, "with the reported error, once reported");
         Assert.That(inbox.TryWrite(new Numbered(0, 4)), Is.False);
     }

@@ -21,52 +21,6 @@ public sealed class StorageFailureTests
             => throw new IOException("disk on fire");
     }
 
-    /// <summary>Holds its first write until told, then fails it.</summary>
-    private sealed class StallingStorage : IRaftStorage
-    {
-        public TaskCompletionSource Entered { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        public TaskCompletionSource Fail { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        public ValueTask<PersistedState> LoadAsync(CancellationToken cancellationToken = default)
-            => ValueTask.FromResult(new PersistedState(HardState.Empty, []));
-
-        public async ValueTask SaveAsync(HardState? hardState, IReadOnlyList<LogEntry> entries, CancellationToken cancellationToken = default)
-        {
-            Entered.TrySetResult();
-            await Fail.Task.ConfigureAwait(false);
-            throw new IOException("disk on fire");
-        }
-
-        public ValueTask SaveSnapshotAsync(RaftSnapshot snapshot, CancellationToken cancellationToken = default)
-            => throw new IOException("disk on fire");
-    }
-
-    [Test]
-    public async Task ReadsQueuedBehindAPassThatFailsGetTheFatalErrorInsteadOfWaitingForever()
-    {
-        var network = new InMemoryNetwork(1);
-        var storage = new StallingStorage();
-        var node = new GaggleNode(new GaggleOptions { NodeId = "a", Members = ["a"], HeartbeatInterval = TimeSpan.FromMilliseconds(5), ElectionTimeoutMin = TimeSpan.FromMilliseconds(20), ElectionTimeoutMax = TimeSpan.FromMilliseconds(30) }, network.CreateChannel("a"), storage);
-        await node.StartAsync();
-        await storage.Entered.Task.WaitAsync(TimeSpan.FromSeconds(10));
-
-        // The loop is inside a pass, awaiting the write: these wait in its inbox.
-        var log = node.GetLogAsync();
-        var peek = node.PeekLockAsync("orders", CancellationToken.None);
-        storage.Fail.SetResult();
-
-        foreach (var read in new Task[] { log, peek })
-        {
-            var error = await Assert.ThrowsAsync<InvalidOperationException>(async () => await read.WaitAsync(TimeSpan.FromSeconds(10)));
-            Assert.That(error!.Message, Does.Contain("'a' stopped after a fatal error: disk on fire"));
-        }
-
-        var later = await Assert.ThrowsAsync<InvalidOperationException>(() => node.GetLogAsync());
-        Assert.That(later!.Message, Does.Contain("disk on fire"), "a read after the failure gets the fatal error too");
-        await node.DisposeAsync();
-    }
-
     [Test]
     public async Task AStorageFailureStopsTheNodeAndFailsPendingWorkClearly()
     {
