@@ -6,8 +6,9 @@ namespace Gaggle.Runtime;
 internal interface ILoopInput
 {
     /// <summary>
-    /// The loop failed before taking this input (see <see cref="LoopInbox"/>): whoever waits for it gets
-    /// <paramref name="error"/>. Must not throw.
+    /// The loop failed while its pass was on this input, or before taking it (see <see cref="LoopInbox"/>):
+    /// whoever waits for it gets <paramref name="error"/>. Runs on the loop's failing run: must not throw,
+    /// and completes only tasks whose continuations run asynchronously.
     /// </summary>
     void Abandon(Exception error)
     {
@@ -26,7 +27,8 @@ internal sealed class TickInput : ILoopInput
 
 /// <summary>
 /// Runs an action with the driver on the loop (reads of its state, lock watches, leadership transfer);
-/// <paramref name="abandoned"/>, when given, tells a waiting caller that the loop failed first.
+/// <paramref name="abandoned"/>, when given, tells a waiting caller that the loop failed first (see
+/// <see cref="ILoopInput.Abandon"/>: it must not throw).
 /// </summary>
 internal sealed class ActionInput(Action<NodeDriver> action, Action<Exception>? abandoned = null) : ILoopInput
 {
