@@ -255,11 +255,12 @@ public sealed partial class GaggleNode : IAsyncDisposable
     /// the entries after the last compaction, since those before live only in the snapshot.
     /// </summary>
     /// <param name="cancellationToken">Cancels the wait.</param>
-    public Task<IReadOnlyList<GaggleLogEntry>> GetLogAsync(CancellationToken cancellationToken = default)
+    public async Task<IReadOnlyList<GaggleLogEntry>> GetLogAsync(CancellationToken cancellationToken = default)
     {
+        // Async: a stopped node's error comes in the task, as from the node's other async calls.
         var result = new TaskCompletionSource<IReadOnlyList<GaggleLogEntry>>(TaskCreationOptions.RunContinuationsAsynchronously);
         Post(ActionInput.Reading<IReadOnlyList<GaggleLogEntry>>(driver => driver.Log().Select(ToPublic).ToArray(), result));
-        return result.Task.WaitAsync(cancellationToken);
+        return await result.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>

@@ -97,6 +97,18 @@ public sealed class LoopFailureTests
     }
 
     [Test]
+    public async Task A_log_read_from_a_stopped_node_fails_in_its_task_as_from_any_async_API()
+    {
+        var node = Node(new SwitchableStorage());
+        await node.StartAsync();
+        await node.DisposeAsync();
+
+        Task<IReadOnlyList<GaggleLogEntry>>? read = null;
+        Assert.DoesNotThrow(() => read = node.GetLogAsync());
+        Assert.That(async () => await read!, Throws.InstanceOf<ObjectDisposedException>());
+    }
+
+    [Test]
     public async Task A_leader_whose_loop_failed_no_longer_trusts_its_leadership()
     {
         var storage = new SwitchableStorage();
