@@ -5,8 +5,9 @@ namespace Gaggle.Hosting;
 /// <summary>
 /// Healthy when the node knows a leader (and, as leader, holds its lease); degraded while it is
 /// rejoining after lost storage, leads without a lease, or the cluster has fewer voters than wanted;
-/// unhealthy without a leader, and (with voter management: elastic mode or Voters) until the node is a
-/// member that has caught up to its own addition, so a load balancer sends it traffic only then.
+/// unhealthy without a leader, after a fatal error (its storage failed: restart the instance), and
+/// (with voter management: elastic mode or Voters) until the node is a member that has caught up to
+/// its own addition, so a load balancer sends it traffic only then.
 /// Register with <c>services.AddHealthChecks().AddCheck&lt;GaggleHealthCheck&gt;("gaggle")</c>.
 /// </summary>
 public sealed class GaggleHealthCheck(GaggleNode node) : IHealthCheck
@@ -26,7 +27,11 @@ public sealed class GaggleHealthCheck(GaggleNode node) : IHealthCheck
             ["learners"] = node.Membership.Learners.ToArray(),
         };
         HealthCheckResult result;
-        if (node.LeaderId is null)
+        if (node.FatalError is { } fatal)
+        {
+            result = HealthCheckResult.Unhealthy($"Node '{node.Id}' stopped after a fatal error and serves nothing until it is restarted: {fatal.InnerException?.Message ?? fatal.Message}", fatal, data);
+        }
+        else if (node.LeaderId is null)
         {
             result = HealthCheckResult.Unhealthy($"Node '{node.Id}' sees no leader (term {node.Term}): it is cut off from the majority, or an election is under way.", data: data);
         }

@@ -194,6 +194,13 @@ public sealed partial class GaggleNode : IAsyncDisposable
     /// </summary>
     public bool IsRejoining => _status.Rejoining;
 
+    /// <summary>
+    /// The error that stopped this node (its storage failed, or an invariant broke), or null while it
+    /// runs or after an orderly stop. Once set, every call fails with it, its leadership ended, and it
+    /// knows no leader; only a new node (a restart) recovers. The health check of Gaggle.Hosting reports it.
+    /// </summary>
+    public Exception? FatalError => Volatile.Read(ref _fatalError);
+
     /// <summary>True when this node's log holds entries of earlier terms that are not yet known to be committed.</summary>
     public bool HasUncommittedEntriesInPreviousTerms() => _status.HasUncommittedPreviousTerms;
 
@@ -339,6 +346,7 @@ public sealed partial class GaggleNode : IAsyncDisposable
         }
 
         FailPending(new ObjectDisposedException(nameof(GaggleNode), $"Gaggle node '{Id}' stopped before the operation completed."));
+        ForgetLeader();
         WakeLeaderWaiters();
         _leadership.Update(trusted: false);
         OwnedStorage?.Dispose();

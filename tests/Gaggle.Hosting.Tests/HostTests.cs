@@ -55,6 +55,43 @@ public sealed class HostTests
         await Assert.ThrowsAsync<ObjectDisposedException>(() => node.AppendAsync(new byte[] { 1 }));
     }
 
+    /// <summary>Fails every write once <see cref="Failing"/> is set.</summary>
+    private sealed class BreakableStorage : Gaggle.Storage.IRaftStorage
+    {
+        private readonly Gaggle.Storage.InMemoryRaftStorage _inner = new();
+
+        public volatile bool Failing;
+
+        public ValueTask<Gaggle.Storage.PersistedState> LoadAsync(CancellationToken cancellationToken = default) => _inner.LoadAsync(cancellationToken);
+
+        public ValueTask SaveAsync(Gaggle.Raft.HardState? hardState, IReadOnlyList<Gaggle.Raft.LogEntry> entries, CancellationToken cancellationToken = default)
+            => Failing ? throw new IOException("disk on fire") : _inner.SaveAsync(hardState, entries, cancellationToken);
+
+        public ValueTask SaveSnapshotAsync(Gaggle.Raft.RaftSnapshot snapshot, CancellationToken cancellationToken = default) => _inner.SaveSnapshotAsync(snapshot, cancellationToken);
+    }
+
+    [Test]
+    public async Task TheHealthCheckIsUnhealthyOnceTheNodeStoppedAfterAFatalError()
+    {
+        var storage = new BreakableStorage();
+        await using var node = new GaggleNode(
+            new GaggleOptions { NodeId = "solo", Members = ["solo"], HeartbeatInterval = TimeSpan.FromMilliseconds(10), ElectionTimeoutMin = TimeSpan.FromMilliseconds(50), ElectionTimeoutMax = TimeSpan.FromMilliseconds(100) },
+            new InMemoryNetwork(1).CreateChannel("solo"),
+            storage);
+        await node.StartAsync();
+        await node.Leadership.WaitForLeadershipAsync().WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.That((await new GaggleHealthCheck(node).CheckHealthAsync(new HealthCheckContext())).Status, Is.EqualTo(HealthStatus.Healthy));
+
+        storage.Failing = true;
+        await Assert.ThrowsAsync<InvalidOperationException>(() => node.AppendAsync(new byte[] { 1 }, TimeSpan.FromSeconds(10)));
+
+        // A dead instance must be restarted, not kept in the load balancer as a healthy (or degraded) leader.
+        var health = await new GaggleHealthCheck(node).CheckHealthAsync(new HealthCheckContext());
+        Assert.That(health.Status, Is.EqualTo(HealthStatus.Unhealthy));
+        Assert.That(health.Description, Does.Contain("'solo' stopped after a fatal error").And.Contain("disk on fire"));
+        Assert.That(health.Exception, Is.SameAs(node.FatalError));
+    }
+
     [Test]
     public async Task TheHealthCheckIsDegradedWhileTheVotersAreFewerThanWanted()
     {

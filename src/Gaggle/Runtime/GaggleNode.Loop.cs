@@ -90,7 +90,7 @@ public sealed partial class GaggleNode
 
     /// <summary>
     /// Storage failed, or an invariant broke: continuing could break safety, so the node stops. Its
-    /// leadership is no longer trusted (no pass renews it; the others elect another leader), and every
+    /// leadership is no longer trusted (no pass renews it; the others elect another leader) nor claimed, and every
     /// caller waiting gets the returned fatal error: appends, RPCs, lock requests, leader waits, and the
     /// inputs the loop had not taken (see <see cref="LoopInbox"/>). Logged last: a failing logger keeps nobody waiting.
     /// </summary>
@@ -100,12 +100,16 @@ public sealed partial class GaggleNode
         Volatile.Write(ref _fatalError, fatal);
         Interlocked.Exchange(ref _state, Stopped);
         _leadership.Update(trusted: false);
+        ForgetLeader();
         _leaderSpans.EndAll();
         FailPending(fatal);
         WakeLeaderWaiters();
         Log.LoopFailed(_logger, e, Id);
         return fatal;
     }
+
+    /// <summary>The node stopped: it is nobody's leader and follows none (its status, the leader gauge and the health check say so).</summary>
+    private void ForgetLeader() => _status = _status with { Role = Raft.RaftRole.Follower, LeaderId = null };
 
     /// <summary>The node stopped: leader waits look again, and find it stopped (no pass completes them any more).</summary>
     private void WakeLeaderWaiters() => Volatile.Read(ref _leaderKnown).TrySetResult();

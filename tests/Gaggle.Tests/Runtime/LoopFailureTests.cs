@@ -121,6 +121,24 @@ public sealed class LoopFailureTests
         // No pass renews it any more, and the other nodes elect another leader: two would act as one.
         Assert.That(node.Leadership.IsLeader, Is.False);
         Assert.That(token.IsCancellationRequested, Is.True);
+
+        // Nor does it claim to lead, or to know a leader (the leader gauge and health checks read these).
+        Assert.That((node.IsLeader, node.Role, node.LeaderId), Is.EqualTo((false, RaftRole.Follower, (string?)null)));
+        Assert.That(node.FatalError?.Message, Does.Contain("'a' stopped after a fatal error: disk on fire"));
+    }
+
+    [Test]
+    public async Task A_disposed_leader_neither_claims_leadership_nor_reports_a_fatal_error()
+    {
+        var node = Node(new SwitchableStorage());
+        await node.StartAsync();
+        await node.WaitForLeaderAsync(Deadline);
+        Assert.That(node.IsLeader, Is.True);
+
+        await node.DisposeAsync();
+
+        Assert.That((node.IsLeader, node.Role, node.LeaderId), Is.EqualTo((false, RaftRole.Follower, (string?)null)));
+        Assert.That(node.FatalError, Is.Null, "an orderly stop is no failure");
     }
 
     [Test]
