@@ -16,8 +16,14 @@ internal sealed class GaggleHostedService(GaggleNode node, ILogger<GaggleHostedS
 {
     private readonly ILogger _logger = logger ?? NullLogger<GaggleHostedService>.Instance;
 
+    /// <summary>The wait before another presence attempt after one failed at once (no leader yet, or the node started over).</summary>
+    private static readonly TimeSpan RetryDelay = TimeSpan.FromMilliseconds(100);
+
     private readonly CancellationTokenSource _stopping = new();
     private Task _presence = Task.CompletedTask;
+
+    /// <summary>The loop holding the presence lock; it ends when the host stops or the node stopped for good.</summary>
+    internal Task Presence => _presence;
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
@@ -52,6 +58,7 @@ internal sealed class GaggleHostedService(GaggleNode node, ILogger<GaggleHostedS
         while (!_stopping.IsCancellationRequested)
         {
             GaggleLockHandle? handle = null;
+            bool failed = false;
             try
             {
                 handle = await node.Locks.AcquireAsync(SingletonJobRegistry.PresenceName(node.Id), TimeSpan.FromMinutes(1), _stopping.Token).ConfigureAwait(false);
@@ -60,13 +67,31 @@ internal sealed class GaggleHostedService(GaggleNode node, ILogger<GaggleHostedS
             }
             catch (Exception e) when (e is OperationCanceledException or TimeoutException or InvalidOperationException)
             {
-                // Stopping, no leader yet, or the hold was lost: try again unless stopping.
+                // Stopping, no leader yet, the node started over, or the hold was lost: try again unless
+                // stopping, or unless the node stopped for good (a fatal error: every attempt would fail at once).
+                failed = handle is null;
+                if (e is ObjectDisposedException || node.FatalError is not null)
+                {
+                    return;
+                }
             }
             finally
             {
                 if (handle is not null)
                 {
                     await handle.DisposeAsync().ConfigureAwait(false);
+                }
+            }
+
+            if (failed && !_stopping.IsCancellationRequested)
+            {
+                try
+                {
+                    await Task.Delay(RetryDelay, node.TimeProvider, _stopping.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
                 }
             }
         }

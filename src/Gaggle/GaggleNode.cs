@@ -228,6 +228,8 @@ public sealed partial class GaggleNode : IAsyncDisposable
     /// <param name="timeout">How long to wait; forever when null.</param>
     /// <param name="cancellationToken">Cancels the wait.</param>
     /// <exception cref="TimeoutException">No leader became known within <paramref name="timeout"/>.</exception>
+    /// <exception cref="ObjectDisposedException">The node was stopped first.</exception>
+    /// <exception cref="InvalidOperationException">The node stopped after a fatal error (see <see cref="FatalError"/>).</exception>
     public async Task<string> WaitForLeaderAsync(TimeSpan? timeout = null, CancellationToken cancellationToken = default)
     {
         var deadline = timeout is { } t ? _time.GetTimestamp() + (long)(t.TotalSeconds * _time.TimestampFrequency) : long.MaxValue;
@@ -303,8 +305,9 @@ public sealed partial class GaggleNode : IAsyncDisposable
 
     /// <summary>
     /// Leaves the cluster: a leader first hands leadership to an up-to-date follower when it can, then
-    /// the loop stops, the channel disconnects and pending appends and RPCs fail with
-    /// <see cref="ObjectDisposedException"/>. Idempotent.
+    /// the loop stops, the channel disconnects, and pending appends, RPCs, lock requests and leader waits
+    /// fail with <see cref="ObjectDisposedException"/>; the node then claims no leadership and knows no
+    /// leader. Idempotent.
     /// </summary>
     public async ValueTask DisposeAsync()
     {

@@ -93,6 +93,26 @@ public sealed class HostTests
     }
 
     [Test]
+    public async Task ThePresenceLoopEndsOnceTheNodeStoppedAfterAFatalError()
+    {
+        var storage = new BreakableStorage();
+        var node = new GaggleNode(
+            new GaggleOptions { NodeId = "solo", Members = ["solo"], HeartbeatInterval = TimeSpan.FromMilliseconds(10), ElectionTimeoutMin = TimeSpan.FromMilliseconds(50), ElectionTimeoutMax = TimeSpan.FromMilliseconds(100) },
+            new InMemoryNetwork(1).CreateChannel("solo"),
+            storage);
+        var hosted = new GaggleHostedService(node);
+        await hosted.StartAsync(CancellationToken.None);
+        await node.Leadership.WaitForLeadershipAsync().WaitAsync(TimeSpan.FromSeconds(10));
+
+        storage.Failing = true;
+        await Assert.ThrowsAsync<InvalidOperationException>(() => node.AppendAsync(new byte[] { 1 }, TimeSpan.FromSeconds(10)));
+
+        // Every acquire of a stopped node fails at once: the loop used to retry without pause, on every core.
+        await hosted.Presence.WaitAsync(TimeSpan.FromSeconds(10));
+        await hosted.StopAsync(CancellationToken.None);
+    }
+
+    [Test]
     public async Task TheHealthCheckIsDegradedWhileTheVotersAreFewerThanWanted()
     {
         string directory = Path.Combine(Path.GetTempPath(), "gaggle-health-" + Guid.NewGuid().ToString("N"));

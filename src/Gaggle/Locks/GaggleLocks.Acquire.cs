@@ -184,7 +184,8 @@ public sealed partial class GaggleLocks
             GaggleTracing.Fail(activity, e);
             // The request's outcome is unknown (its node was removed and added again, or started over),
             // or it was granted but the renewal that confirms the hold was given up: a grant it got, or
-            // gets later, is released rather than left to its lease.
+            // gets later, is released rather than left to its lease. Not after the node started over:
+            // the new incarnation cannot name the old one's request, which is granted and runs out its lease.
             _node.GiveUpLockRequest(sequence, name);
             throw;
         }

@@ -92,7 +92,7 @@ public sealed partial class GaggleNode
     /// Storage failed, or an invariant broke: continuing could break safety, so the node stops. Its
     /// leadership is no longer trusted (no pass renews it; the others elect another leader) nor claimed, and every
     /// caller waiting gets the returned fatal error: appends, RPCs, lock requests, leader waits, and the
-    /// inputs the loop had not taken (see <see cref="LoopInbox"/>). Logged last: a failing logger keeps nobody waiting.
+    /// inputs the loop had not taken (see <see cref="LoopInbox"/>). Logged last, and a logger that throws changes nothing.
     /// </summary>
     private Exception OnLoopFailed(Exception e)
     {
@@ -104,7 +104,15 @@ public sealed partial class GaggleNode
         _leaderSpans.EndAll();
         FailPending(fatal);
         WakeLeaderWaiters();
-        Log.LoopFailed(_logger, e, Id);
+        try
+        {
+            Log.LoopFailed(_logger, e, Id);
+        }
+        catch (Exception logging) when (logging is not OutOfMemoryException)
+        {
+            // A logger that throws must not replace the fatal error that the waiting inputs get.
+        }
+
         return fatal;
     }
 

@@ -25,7 +25,10 @@ internal sealed class LoopInbox(Func<ValueTask> pass, Func<Exception, Exception>
     private bool _completed;
     private ExecutionContext? _context;
 
-    /// <summary>The input the pass took last: the one it was on if it fails.</summary>
+    /// <summary>
+    /// The input the pass took last: the one being handled if the pass fails while on it (null once a
+    /// read found the queue empty; after a full batch, an input already handled, whose abandon does nothing).
+    /// </summary>
     private ILoopInput? _taken;
 
     /// <summary>1 while a run is scheduled or on (or before <see cref="Start"/>), else 0.</summary>
