@@ -334,7 +334,6 @@ public sealed partial class GaggleNode : IAsyncDisposable
 
         _inbox.Complete();
         await _loop.ConfigureAwait(false);
-        _leaderSpans.EndAll();
         await _stopping.CancelAsync().ConfigureAwait(false);
         if (_driver is not null)
         {
@@ -348,10 +347,7 @@ public sealed partial class GaggleNode : IAsyncDisposable
             }
         }
 
-        FailPending(new ObjectDisposedException(nameof(GaggleNode), $"Gaggle node '{Id}' stopped before the operation completed."));
-        ForgetLeader();
-        WakeLeaderWaiters();
-        _leadership.Update(trusted: false);
+        EndService(new ObjectDisposedException(nameof(GaggleNode), $"Gaggle node '{Id}' stopped before the operation completed."));
         OwnedStorage?.Dispose();
         _meter.Dispose();
         lock (_subscribersLock)

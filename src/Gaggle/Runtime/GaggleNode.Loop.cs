@@ -99,11 +99,7 @@ public sealed partial class GaggleNode
         var fatal = new InvalidOperationException($"Gaggle node '{Id}' stopped after a fatal error: {e.Message}", e);
         Volatile.Write(ref _fatalError, fatal);
         Interlocked.Exchange(ref _state, Stopped);
-        _leadership.Update(trusted: false);
-        ForgetLeader();
-        _leaderSpans.EndAll();
-        FailPending(fatal);
-        WakeLeaderWaiters();
+        EndService(fatal);
         try
         {
             Log.LoopFailed(_logger, e, Id);
@@ -116,11 +112,20 @@ public sealed partial class GaggleNode
         return fatal;
     }
 
-    /// <summary>The node stopped: it is nobody's leader and follows none (its status, the leader gauge and the health check say so).</summary>
-    private void ForgetLeader() => _status = _status with { Role = Raft.RaftRole.Follower, LeaderId = null };
-
-    /// <summary>The node stopped: leader waits look again, and find it stopped (no pass completes them any more).</summary>
-    private void WakeLeaderWaiters() => Volatile.Read(ref _leaderKnown).TrySetResult();
+    /// <summary>
+    /// The node stopped (its loop failed, or it was disposed) and no pass will run again: its leadership
+    /// ends, it is nobody's leader and follows none (its status, the leader gauge and the health check
+    /// say so), every caller still waiting gets <paramref name="error"/>, and leader waits look again
+    /// and find it stopped.
+    /// </summary>
+    private void EndService(Exception error)
+    {
+        _leadership.Update(trusted: false);
+        _status = _status with { Role = Raft.RaftRole.Follower, LeaderId = null };
+        _leaderSpans.EndAll();
+        FailPending(error);
+        Volatile.Read(ref _leaderKnown).TrySetResult();
+    }
 
     private void Handle(NodeDriver driver, ILoopInput input, long now)
     {

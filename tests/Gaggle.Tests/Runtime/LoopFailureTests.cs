@@ -66,6 +66,16 @@ public sealed class LoopFailureTests
         await AssertFatal(append);
     }
 
+    /// <summary>A started node whose loop is inside its first pass, holding the first write (the campaign's) until <see cref="SwitchableStorage.Fail"/>.</summary>
+    private static async Task<(GaggleNode Node, SwitchableStorage Storage)> StalledAtFirstWriteAsync()
+    {
+        var storage = new SwitchableStorage { Failing = true };
+        var node = Node(storage);
+        await node.StartAsync();
+        await storage.Entered.Task.WaitAsync(Deadline);
+        return (node, storage);
+    }
+
     /// <summary>Waits until lock <paramref name="name"/> has a request queued behind its holder.</summary>
     private static async Task UntilQueuedAsync(GaggleNode node, string name)
     {
@@ -80,10 +90,8 @@ public sealed class LoopFailureTests
     [Test]
     public async Task ReadsQueuedBehindAPassThatFailsGetTheFatalErrorInsteadOfWaitingForever()
     {
-        var storage = new SwitchableStorage { Failing = true };
-        await using var node = Node(storage);
-        await node.StartAsync();
-        await storage.Entered.Task.WaitAsync(Deadline);
+        var (node, storage) = await StalledAtFirstWriteAsync();
+        await using var disposing = node;
 
         // The loop is inside a pass, awaiting the write: these wait in its inbox.
         var log = node.GetLogAsync();
@@ -145,10 +153,8 @@ public sealed class LoopFailureTests
     public async Task A_leader_wait_without_a_timeout_gets_the_fatal_error()
     {
         // The first write (the campaign's) stalls, so no leader is known yet; then it fails.
-        var storage = new SwitchableStorage { Failing = true };
-        await using var node = Node(storage);
-        await node.StartAsync();
-        await storage.Entered.Task.WaitAsync(Deadline);
+        var (node, storage) = await StalledAtFirstWriteAsync();
+        await using var disposing = node;
         var waiting = node.WaitForLeaderAsync();
         storage.Fail.SetResult();
 
