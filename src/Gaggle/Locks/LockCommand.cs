@@ -46,6 +46,16 @@ internal enum LockCommandType : byte
     /// means try once. Name is the first part's name (for cancelling the wait); MaxCount is unused.
     /// </summary>
     AcquireAll = 10,
+
+    /// <summary>
+    /// Elastic mode: the cluster's members changed (a configuration entry was applied). Never logged
+    /// nor sent: every replica makes it from the configuration entry itself, so it applies at the same
+    /// log position everywhere. Every request waiting for a node that is not one of Members stops
+    /// waiting (Rejected): the node was removed (it left, or was not heard from for the member
+    /// timeout) and would otherwise be granted the lock after the holders ahead of it, and keep it
+    /// for a lease nobody renews. Holds are kept until they end as usual (their lease runs out).
+    /// </summary>
+    MembersChanged = 11,
 }
 
 /// <summary>Helpers over <see cref="LockCommandType"/>.</summary>
@@ -72,15 +82,25 @@ internal sealed record LockCommand(LockCommandType Type, string Name, int MaxCou
     /// <summary>The locks an <see cref="LockCommandType.AcquireAll"/> takes; empty for every other command.</summary>
     public IReadOnlyList<LockPart> Parts { get; init; } = [];
 
+    /// <summary>The members of the configuration a <see cref="LockCommandType.MembersChanged"/> comes from; empty for every other command (never encoded).</summary>
+    public IReadOnlySet<string> Members { get; init; } = EmptyMembers;
+
+    private static readonly IReadOnlySet<string> EmptyMembers = new HashSet<string>();
+
     /// <summary>Equal when every field is, the parts compared one by one.</summary>
     public bool Equals(LockCommand? other)
         => other is not null && Type == other.Type && Name == other.Name && MaxCount == other.MaxCount && LeaseMs == other.LeaseMs && WaitMs == other.WaitMs
-            && Token == other.Token && RequestSequence == other.RequestSequence && Parts.SequenceEqual(other.Parts);
+            && Token == other.Token && RequestSequence == other.RequestSequence && Parts.SequenceEqual(other.Parts) && Members.SetEquals(other.Members);
 
     public override int GetHashCode() => HashCode.Combine(Type, Name, MaxCount, LeaseMs, WaitMs, Token, RequestSequence, Parts.Count);
 
     public byte[] Encode()
     {
+        if (Type == LockCommandType.MembersChanged)
+        {
+            throw new InvalidOperationException("A MembersChanged lock command is made by each replica from a configuration entry; it is never logged or sent.");
+        }
+
         var writer = new WireWriter(Name.Length + 32);
         writer.Byte(FormatVersion);
         writer.Byte((byte)Type);
@@ -118,6 +138,7 @@ internal sealed record LockCommand(LockCommandType Type, string Name, int MaxCou
             }
 
             byte type = reader.Byte();
+            // MembersChanged is made by each replica from a configuration entry, never read from an entry or a message.
             if (type is < (byte)LockCommandType.Acquire or > (byte)LockCommandType.AcquireAll)
             {
                 return null;

@@ -70,13 +70,35 @@ internal sealed class LockStateMachine : INodeStateMachine, ISnapshotPart
             return;
         }
 
-        LastCommand = command;
-        Table.Apply(command, new RequestId(envelope.Origin, envelope.Incarnation, envelope.Sequence), envelope.Stamp, index);
         if (command.Type == LockCommandType.Time && envelope.Origin == _id)
         {
             TimeEntryInFlightUntilTick = -1;
         }
 
+        ApplyCommand(command, new RequestId(envelope.Origin, envelope.Incarnation, envelope.Sequence), envelope.Stamp, index);
+    }
+
+    /// <summary>
+    /// Elastic mode: the configuration entry at <paramref name="index"/> lists <paramref name="members"/>.
+    /// When a request waits for a node that is not one of them, the table applies a
+    /// <see cref="LockCommandType.MembersChanged"/> (which ends those waits) and true is returned;
+    /// otherwise nothing changes (false), so most configuration entries leave the table alone.
+    /// </summary>
+    public bool ApplyMembers(long index, IReadOnlySet<string> members)
+    {
+        if (!Table.WaitsOutside(members))
+        {
+            return false;
+        }
+
+        ApplyCommand(new LockCommand(LockCommandType.MembersChanged, "") { Members = members }, default, 0, index);
+        return true;
+    }
+
+    private void ApplyCommand(LockCommand command, RequestId request, long stamp, long index)
+    {
+        LastCommand = command;
+        Table.Apply(command, request, stamp, index);
         var events = Table.TakeEvents();
         LastEvents = events;
         foreach (var lockEvent in events)

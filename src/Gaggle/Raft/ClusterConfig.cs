@@ -51,6 +51,13 @@ internal sealed class ClusterConfig : IEquatable<ClusterConfig>
 
     public bool Contains(string id) => IsVoter(id) || IsLearner(id);
 
+    /// <summary>
+    /// Whether this is the configuration a node logs at <paramref name="index"/> to found a cluster, or
+    /// to force a new generation, alone: itself, admitted there. No change makes one: a change adds a
+    /// member to a configuration of at least one, or keeps every admission.
+    /// </summary>
+    public bool IsFoundedAt(long index) => Voters.Count == 1 && Learners.Count == 0 && AdmissionOf(Voters[0]) == index;
+
     /// <summary>Every member, voters first.</summary>
     public IEnumerable<string> Members => Voters.Concat(Learners);
 

@@ -31,6 +31,9 @@ internal sealed class NodeStateMachines
         _byKind[(int)EntryPayloadKind.Lock] = Locks;
     }
 
+    /// <summary>The envelope <see cref="Observer"/> is shown for a <see cref="LockCommandType.MembersChanged"/>: a lock entry of nobody, without a stamp.</summary>
+    internal static readonly EntryEnvelope MembersChangedEnvelope = new(EntryPayloadKind.Lock, 0, "", 0, 0, ReadOnlyMemory<byte>.Empty);
+
     public ProposalDeduplicator Deduplicator { get; } = new();
 
     public LockStateMachine Locks { get; }
@@ -57,6 +60,13 @@ internal sealed class NodeStateMachines
         {
             // A member removed here never has another entry applied under what the table remembers of it.
             Deduplicator.ForgetNonMembers(config);
+            if (!config.IsFoundedAt(entry.Index) && Locks.ApplyMembers(entry.Index, config.Members.ToHashSet(StringComparer.Ordinal)))
+            {
+                // Its waits ended too (see LockTable.Members.cs). Not at the entry that founds a cluster or
+                // forces a new generation: the generation's start follows it, and nothing is granted before.
+                Observer?.Invoke(entry.Index, MembersChangedEnvelope, true);
+            }
+
             return false;
         }
 

@@ -165,6 +165,9 @@ internal sealed partial class LockHistoryChecker
                 Require(!Lock(command.Name).Queue.Exists(w => w.Request == request with { Sequence = command.RequestSequence }), index,
                     $"a committed cancel left request {command.RequestSequence} of {request.Node} waiting for '{command.Name}'");
                 break;
+            case LockCommandType.MembersChanged:
+                RequireNoWaitOfRemovedNodes(index, command);
+                break;
         }
 
         CheckClosure(index, "after the entry");
@@ -226,6 +229,9 @@ internal sealed partial class LockHistoryChecker
                 }
 
                 Stats.Cancelled++;
+                break;
+            case LockEventType.Rejected when command.Type == LockCommandType.MembersChanged:
+                EndWaitOfRemovedNode(index, command, e, state);
                 break;
             case LockEventType.Rejected when command.Type == LockCommandType.AcquireAll:
                 RequireGroupRejection(index, command, request, e);

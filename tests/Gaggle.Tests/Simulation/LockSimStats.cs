@@ -6,7 +6,7 @@ namespace Gaggle.Tests.Simulation;
 internal sealed class LockSimStats
 {
     /// <summary>Commands applied, by <see cref="LockCommandType"/>.</summary>
-    public long[] Commands { get; } = new long[(int)LockCommandType.AcquireAll + 1];
+    public long[] Commands { get; } = new long[Enum.GetValues<LockCommandType>().Max(t => (int)t) + 1];
 
     /// <summary>Reader-writer grants: for reading, for writing.</summary>
     public long[] ReaderWriterGrants { get; } = new long[2];
@@ -33,6 +33,9 @@ internal sealed class LockSimStats
     public long Cancelled { get; set; }
 
     public long Rejected { get; set; }
+
+    /// <summary>Waits ended because their node was removed from the cluster (<see cref="LockCommandType.MembersChanged"/>), a multi-lock request once.</summary>
+    public long WaitsOfRemovedNodes { get; set; }
 
     public int LongestQueue { get; set; }
 

@@ -123,6 +123,7 @@ public sealed class RaftSimulationTests
         var membership = new ConcurrentBag<MembershipSimStats>();
         var elastic = new ConcurrentBag<ElasticSimStats>();
         var linearizability = new ConcurrentBag<LinearizabilityStats>();
+        long waitsOfRemovedNodes = 0;
         var stopwatch = Stopwatch.StartNew();
         Parallel.ForEach(seeds, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, seed =>
         {
@@ -133,6 +134,7 @@ public sealed class RaftSimulationTests
             if (result.Elastic is { } generations)
             {
                 elastic.Add(generations);
+                Interlocked.Add(ref waitsOfRemovedNodes, result.Locks.WaitsOfRemovedNodes);
             }
             else if (shape.Membership)
             {
@@ -178,7 +180,7 @@ public sealed class RaftSimulationTests
                 + $"store: {elastic.Sum(e => e.Store.Claims)} claims ({elastic.Sum(e => e.Store.ClaimsWon)} won), {elastic.Sum(e => e.Store.Failed)} operations failed, "
                 + $"{elastic.Sum(e => e.Store.Lost)} values lost, {elastic.Sum(e => e.Store.Restored)} restored by a leader's confirmation ({elastic.Sum(e => e.Store.Confirms)} confirmations), {elastic.Sum(e => e.Store.Released)} claims given back; "
                 + $"admissions: {elastic.Sum(e => e.StaleAdmissionRefused)} forwards refused as sent before a removal, {elastic.Sum(e => e.GivenUpOnReadmission)} appends given up on a readmission, "
-                + $"at most {elastic.Max(e => e.MostOriginsRemembered)} origins in a duplicate table at the end of a seed");
+                + $"at most {elastic.Max(e => e.MostOriginsRemembered)} origins in a duplicate table at the end of a seed; {waitsOfRemovedNodes} lock waits of removed nodes ended");
         }
 
         if (!failures.IsEmpty)

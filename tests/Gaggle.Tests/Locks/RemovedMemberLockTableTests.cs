@@ -1,0 +1,180 @@
+using Gaggle.Locks;
+using Gaggle.Raft;
+using Gaggle.Runtime;
+using Gaggle.Tests.Simulation;
+using NUnit.Framework;
+
+namespace Gaggle.Tests.Locks;
+
+/// <summary>
+/// Elastic mode: the waits of a node removed from the cluster end at the configuration entry that
+/// removes it (<see cref="LockCommandType.MembersChanged"/>); its holds stay until their leases end.
+/// </summary>
+[TestFixture]
+public sealed class RemovedMemberLockTableTests
+{
+    private static RequestId R(string node, long sequence = 1) => new(node, 1, sequence);
+
+    private static LockCommand Mutex(string name, long waitMs = 60_000, long leaseMs = 10_000) => new(LockCommandType.Acquire, name, 1, leaseMs, waitMs);
+
+    private static LockCommand Members(params string[] members) => new(LockCommandType.MembersChanged, "") { Members = members.ToHashSet() };
+
+    private static long Token(LockTable table, string name, long index) => table.Describe(name, index).Holders.Single().FencingToken;
+
+    [Test]
+    public void A_removed_nodes_waits_end_in_lock_name_order_and_the_next_member_in_line_gets_the_lock_at_the_release()
+    {
+        var table = new LockTable();
+        table.Apply(Mutex("z"), R("a"), 1000, 1);
+        table.Apply(Mutex("m"), R("a", 2), 1000, 2);
+        table.Apply(Mutex("z"), R("gone", 1), 1000, 3);
+        table.Apply(Mutex("m"), R("gone", 2), 1000, 4);
+        table.Apply(Mutex("z"), R("c"), 1000, 5);
+        table.TakeEvents();
+        Assert.That(table.WaitsOutside(new HashSet<string> { "a", "c" }), Is.True);
+
+        table.Apply(Members("a", "c"), default, 0, 6);
+        var events = table.TakeEvents();
+        Assert.That(events.Select(e => (e.Type, e.Name, e.Request)), Is.EqualTo(new[]
+        {
+            (LockEventType.Rejected, "m", R("gone", 2)), (LockEventType.Rejected, "z", R("gone", 1)),
+        }), "one rejection per wait, by lock name, and nothing granted: the holder stays");
+        Assert.That(events[0].Reason, Does.Contain("'gone' was removed from the cluster").And.Contain("'m'"));
+        Assert.That(table.Describe("z", 6).QueueLength, Is.EqualTo(1));
+        Assert.That(table.Describe("m", 6).QueueLength, Is.Zero);
+        Assert.That(table.WaitsOutside(new HashSet<string> { "a", "c" }), Is.False);
+
+        table.Apply(new LockCommand(LockCommandType.Release, "z", Token: Token(table, "z", 6)), R("a", 3), 1001, 7);
+        Assert.That(table.TakeEvents().Where(e => e.Type == LockEventType.Granted).Select(e => e.Request), Is.EqualTo(new[] { R("c") }),
+            "the member behind the removed node's wait gets the lock at once, not after a lease nobody renews");
+    }
+
+    [Test]
+    public void A_removed_nodes_holds_stay_until_their_lease_ends()
+    {
+        var table = new LockTable();
+        table.Apply(Mutex("x", leaseMs: 100), R("gone"), 1000, 1);
+        table.Apply(Mutex("x"), R("a"), 1000, 2);
+        table.TakeEvents();
+        Assert.That(table.WaitsOutside(new HashSet<string> { "a" }), Is.False, "only its hold is left: nothing to end");
+
+        table.Apply(Members("a"), default, 0, 3);
+        Assert.That(table.TakeEvents(), Is.Empty);
+        Assert.That(table.Describe("x", 3).Holders.Single().NodeId, Is.EqualTo("gone"), "a removed node may still run (paused, cut off): its hold is kept");
+
+        table.Apply(new LockCommand(LockCommandType.Time, ""), R("a", 2), 1100, 4);
+        Assert.That(table.TakeEvents().Select(e => (e.Type, e.Request.Node)), Is.EqualTo(new[] { (LockEventType.Expired, "gone"), (LockEventType.Granted, "a") }));
+    }
+
+    [Test]
+    public void A_removed_writer_at_the_front_lets_the_readers_behind_it_in_at_the_configuration_entry()
+    {
+        var table = new LockTable();
+        table.Apply(new LockCommand(LockCommandType.AcquireRead, "rw", 0, 10_000, 60_000), R("a"), 1000, 1);
+        table.Apply(new LockCommand(LockCommandType.AcquireWrite, "rw", 0, 10_000, 60_000), R("gone"), 1000, 2);
+        table.Apply(new LockCommand(LockCommandType.AcquireRead, "rw", 0, 10_000, 60_000), R("c"), 1000, 3);
+        table.TakeEvents();
+
+        table.Apply(Members("a", "c"), default, 0, 9);
+        var events = table.TakeEvents();
+        Assert.That(events.Select(e => (e.Type, e.Request.Node)), Is.EqualTo(new[] { (LockEventType.Rejected, "gone"), (LockEventType.Granted, "c") }));
+        Assert.That(LockTokens.IndexOf(events[1].Token), Is.EqualTo(9L), "granted by the configuration entry, with a token of its index");
+        Assert.That(events[1].Expiry, Is.EqualTo(11_000L), "the lease runs from the table's time");
+    }
+
+    [Test]
+    public void A_removed_nodes_multi_lock_request_leaves_every_queue_and_is_rejected_once_in_its_first_locks_name()
+    {
+        var table = new LockTable();
+        table.Apply(Mutex("p"), R("a"), 1000, 1);
+        table.Apply(Mutex("q"), R("a", 2), 1000, 2);
+        var both = new LockCommand(LockCommandType.AcquireAll, "q", 0, 10_000, 60_000) { Parts = [new LockPart(LockCommandType.Acquire, "q"), new LockPart(LockCommandType.Acquire, "p")] };
+        table.Apply(both, R("gone"), 1000, 3);
+        table.TakeEvents();
+
+        table.Apply(Members("a"), default, 0, 4);
+        Assert.That(table.TakeEvents().Select(e => (e.Type, e.Name, e.Request)), Is.EqualTo(new[] { (LockEventType.Rejected, "p", R("gone")) }));
+        Assert.That((table.Describe("p", 4).QueueLength, table.Describe("q", 4).QueueLength), Is.EqualTo((0, 0)));
+    }
+
+    [Test]
+    public void A_table_restored_from_a_snapshot_ends_the_same_waits_with_the_same_events()
+    {
+        var table = new LockTable();
+        string[] names = ["k", "b", "x", "d", "a"];
+        long index = 0;
+        foreach (var name in names)
+        {
+            table.Apply(Mutex(name), R("a", ++index), 1000, index);
+            table.Apply(Mutex(name), R(index % 2 == 0 ? "gone" : "other", ++index), 1000, index);
+            table.Apply(Mutex(name), R("c", ++index), 1000, index);
+        }
+
+        table.TakeEvents();
+        var restored = LockTableSnapshots.Restore(table);
+        table.Apply(Members("a", "c"), default, 0, ++index);
+        restored.Apply(Members("a", "c"), default, 0, index);
+        var events = table.TakeEvents();
+        Assert.That(events, Has.Count.EqualTo(names.Length));
+        Assert.That(restored.TakeEvents(), Is.EqualTo(events));
+        Assert.That(LockTableSnapshots.Bytes(restored), Is.EqualTo(LockTableSnapshots.Bytes(table)));
+    }
+
+    [Test]
+    public void A_node_hears_that_its_own_wait_ended_with_the_reason_and_a_configuration_with_nothing_to_end_changes_nothing()
+    {
+        var events = new NodeEvents();
+        var machine = new LockStateMachine("me", 7, events);
+        machine.Apply(1, 1, new EntryEnvelope(EntryPayloadKind.Lock, 1000, "a", 1, 1, Mutex("x").Encode()));
+        machine.Watch(5);
+        machine.Apply(2, 1, new EntryEnvelope(EntryPayloadKind.Lock, 1000, "me", 7, 5, Mutex("x").Encode()));
+
+        Assert.That(machine.ApplyMembers(3, new HashSet<string> { "a", "me" }), Is.False);
+        Assert.That(machine.LastCommand!.Type, Is.EqualTo(LockCommandType.Acquire), "nothing applied");
+        Assert.That(machine.ApplyMembers(4, new HashSet<string> { "a" }), Is.True);
+        Assert.That(machine.LastCommand!.Type, Is.EqualTo(LockCommandType.MembersChanged));
+        var told = events.LockEvents.Single();
+        Assert.That((told.Sequence, told.Event.Type), Is.EqualTo((5L, LockEventType.Rejected)));
+        Assert.That(told.Event.Reason, Does.Contain("'me' was removed"));
+    }
+
+    [Test]
+    public void Every_configuration_entry_of_an_elastic_cluster_ends_the_waits_of_nodes_it_does_not_list_except_one_that_founds_a_cluster()
+    {
+        var machines = new NodeStateMachines("a", 1, new Dictionary<string, IGaggleStateMachine>(), new NodeEvents(), forgetRemovedMembers: true);
+        var observed = new List<(long Index, EntryEnvelope Envelope)>();
+        machines.Observer = (index, envelope, _) => observed.Add((index, envelope));
+        var founding = new ClusterConfig(["a"], [], new Dictionary<string, long> { ["a"] = 1 });
+        Assert.That(machines.TryApply(new LogEntry(1, 1, EntryKind.Configuration, founding.Encode()), out _), Is.False);
+        var three = new ClusterConfig(["a"], ["b", "c"], new Dictionary<string, long> { ["a"] = 1, ["b"] = 2, ["c"] = 3 });
+        Assert.That(machines.TryApply(new LogEntry(3, 1, EntryKind.Configuration, three.Encode()), out _), Is.False);
+        machines.TryApply(Lock(4, "a", Mutex("x")), out _);
+        machines.TryApply(Lock(5, "b", Mutex("x")), out _);
+        machines.TryApply(Lock(6, "c", Mutex("x")), out _);
+        observed.Clear();
+
+        // A forced new generation logs a founding configuration of the survivor after its log: its waits are left to a later configuration.
+        var alone = new ClusterConfig(["a"], [], new Dictionary<string, long> { ["a"] = 7 });
+        machines.TryApply(new LogEntry(7, 2, EntryKind.Configuration, alone.Encode()), out _);
+        Assert.That(observed, Is.Empty);
+        Assert.That(machines.Locks.Table.Describe("x", 7).QueueLength, Is.EqualTo(2));
+
+        var withoutB = new ClusterConfig(["a"], ["c"], new Dictionary<string, long> { ["a"] = 1, ["c"] = 3 });
+        machines.TryApply(new LogEntry(8, 2, EntryKind.Configuration, withoutB.Encode()), out _);
+        Assert.That(observed.Select(o => (o.Index, o.Envelope.Kind)), Is.EqualTo(new[] { (8L, EntryPayloadKind.Lock) }), "the observer (the simulation's checker) sees it as a lock entry");
+        Assert.That(machines.Locks.LastEvents.Select(e => (e.Type, e.Request.Node)), Is.EqualTo(new[] { (LockEventType.Rejected, "b") }));
+        Assert.That(machines.Locks.Table.Describe("x", 8).QueueLength, Is.EqualTo(1));
+    }
+
+    [Test]
+    public void A_members_change_is_never_encoded_nor_read_from_an_entry()
+    {
+        Assert.That(() => Members("a").Encode(), Throws.InvalidOperationException);
+        byte[] forged = new LockCommand(LockCommandType.Time, "").Encode();
+        forged[1] = (byte)LockCommandType.MembersChanged;
+        Assert.That(LockCommand.TryDecode(forged), Is.Null, "a replica makes it from a configuration entry; an entry or a message claiming one is malformed");
+    }
+
+    private static LogEntry Lock(long index, string origin, LockCommand command)
+        => new(index, 1, EntryKind.Normal, new EntryEnvelope(EntryPayloadKind.Lock, 1000, origin, 1, index, command.Encode()).Encode());
+}
