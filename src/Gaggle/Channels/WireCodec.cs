@@ -12,8 +12,12 @@ namespace Gaggle.Channels;
 /// </summary>
 internal static class WireCodec
 {
-    /// <summary>3: forwarded appends carry the sender's admission. 4: the generation is an id (number and founder's tag).</summary>
-    public const byte Version = 4;
+    /// <summary>
+    /// 3: forwarded appends carry the sender's admission. 4: the generation is an id (number and
+    /// founder's tag). 5: the lock table ends the waits of removed members and of a restarted node's
+    /// earlier process (a replica of version 4 would apply the same log differently).
+    /// </summary>
+    public const byte Version = 5;
 
     private const byte KindRaft = 1;
     private const byte KindForwardAppend = 2;

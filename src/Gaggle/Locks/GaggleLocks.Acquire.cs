@@ -185,7 +185,8 @@ public sealed partial class GaggleLocks
             // The request's outcome is unknown (its node was removed and added again, or started over),
             // or it was granted but the renewal that confirms the hold was given up: a grant it got, or
             // gets later, is released rather than left to its lease. Not after the node started over:
-            // the new incarnation cannot name the old one's request, which is granted and runs out its lease.
+            // the new incarnation cannot name the old one's request. If the node was removed, its removal
+            // ended that wait (LockTable.GoneNodes.cs); if it was granted before, the grant runs out its lease.
             _node.GiveUpLockRequest(sequence, name);
             throw;
         }

@@ -48,6 +48,15 @@ internal enum LockCommandType : byte
     AcquireAll = 10,
 
     /// <summary>
+    /// The origin's incarnation is the live one of its member id: every request of another
+    /// incarnation of the origin that still waits stops waiting (Rejected). That incarnation's process
+    /// ended (a restart with a fixed member list), or it started over, and nobody would take its grant:
+    /// it would block the lock for a lease nobody renews. Its holds are kept until their leases end.
+    /// A node appends it when its table shows such a wait (NodeDriver.MaybeEndWaitsOfEarlierIncarnations).
+    /// </summary>
+    IncarnationStarted = 11,
+
+    /// <summary>
     /// Elastic mode: the cluster's members changed (a configuration entry was applied). Never logged
     /// nor sent: every replica makes it from the configuration entry itself, so it applies at the same
     /// log position everywhere. Every request waiting for a node that is not one of Members stops
@@ -55,7 +64,7 @@ internal enum LockCommandType : byte
     /// timeout) and would otherwise be granted the lock after the holders ahead of it, and keep it
     /// for a lease nobody renews. Holds are kept until they end as usual (their lease runs out).
     /// </summary>
-    MembersChanged = 11,
+    MembersChanged = 12,
 }
 
 /// <summary>Helpers over <see cref="LockCommandType"/>.</summary>
@@ -139,7 +148,7 @@ internal sealed record LockCommand(LockCommandType Type, string Name, int MaxCou
 
             byte type = reader.Byte();
             // MembersChanged is made by each replica from a configuration entry, never read from an entry or a message.
-            if (type is < (byte)LockCommandType.Acquire or > (byte)LockCommandType.AcquireAll)
+            if (type is < (byte)LockCommandType.Acquire or > (byte)LockCommandType.IncarnationStarted)
             {
                 return null;
             }

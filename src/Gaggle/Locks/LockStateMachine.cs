@@ -52,6 +52,13 @@ internal sealed class LockStateMachine : INodeStateMachine, ISnapshotPart
     /// <summary>A time entry of this node is in flight until this tick (one at a time).</summary>
     public long TimeEntryInFlightUntilTick { get; set; } = -1;
 
+    /// <summary>
+    /// A request of another incarnation of this node's member id may be waiting in the table: one was
+    /// applied, or a snapshot was read. The driver looks (<see cref="LockTable.WaitsOfOtherIncarnations"/>)
+    /// and clears it when none is.
+    /// </summary>
+    public bool EarlierIncarnationMayWait { get; set; }
+
     /// <summary>Lock requests of this node still watched.</summary>
     public int WatchedRequests => _requests.Count;
 
@@ -73,6 +80,11 @@ internal sealed class LockStateMachine : INodeStateMachine, ISnapshotPart
         if (command.Type == LockCommandType.Time && envelope.Origin == _id)
         {
             TimeEntryInFlightUntilTick = -1;
+        }
+
+        if (command.Type.IsAcquire() && envelope.Origin == _id && envelope.Incarnation != _incarnation)
+        {
+            EarlierIncarnationMayWait = true;
         }
 
         ApplyCommand(command, new RequestId(envelope.Origin, envelope.Incarnation, envelope.Sequence), envelope.Stamp, index);
@@ -247,7 +259,11 @@ internal sealed class LockStateMachine : INodeStateMachine, ISnapshotPart
 
     public void WriteSnapshot(Stream output) => Table.Write(output);
 
-    public void ReadSnapshot(Stream input) => Table.Read(input);
+    public void ReadSnapshot(Stream input)
+    {
+        Table.Read(input);
+        EarlierIncarnationMayWait = true;
+    }
 
     private void OnOwnEvent(LockEvent lockEvent)
     {

@@ -145,6 +145,9 @@ internal sealed partial class LockTable
             case LockCommandType.Inspect:
                 _events.Add(new LockEvent(LockEventType.Inspected, command.Name, request, Info: Describe(command.Name, index)));
                 break;
+            case LockCommandType.IncarnationStarted:
+                EndWaitsOfEarlierIncarnations(request);
+                break;
             case LockCommandType.MembersChanged:
                 EndWaitsOfNonMembers(command.Members);
                 break;

@@ -37,6 +37,7 @@ internal sealed partial class NodeDriver
     private readonly MembershipChanges _membership;
     private readonly Autopilot? _autopilot;
     private long _tickCount;
+    private long _incarnationStartedInFlightUntilUs;
     private long _nowUs;
     private SoftState? _softState;
     private bool _lostStorageReported;
@@ -178,6 +179,7 @@ internal sealed partial class NodeDriver
         _core.Tick();
         FenceProposals();
         MaybeAppendTimeEntry();
+        MaybeEndWaitsOfEarlierIncarnations();
         if (_tickCount % _settings.RetryTicks == 0)
         {
             _appends.RetryStalled(_core, _tickCount);
@@ -390,6 +392,33 @@ internal sealed partial class NodeDriver
             // One at a time; if it is lost with a leader change, try again after an election timeout.
             locks.TimeEntryInFlightUntilTick = _tickCount + _settings.RetryTicks;
         }
+    }
+
+    /// <summary>
+    /// When this node's lock table shows a request of another incarnation of its own member id still
+    /// waiting, that process is gone (one process runs a member id at a time: a process that ran before
+    /// this one, or this one before it started over), and nobody would take the grant: appends an
+    /// <see cref="LockCommandType.IncarnationStarted"/>, which ends those waits, one at a time. A node
+    /// still catching up may append one that finds nothing left to end; that changes nothing.
+    /// </summary>
+    private void MaybeEndWaitsOfEarlierIncarnations()
+    {
+        var locks = Machines.Locks;
+        if (!locks.EarlierIncarnationMayWait || _nowUs < _incarnationStartedInFlightUntilUs)
+        {
+            return;
+        }
+
+        if (!locks.Table.WaitsOfOtherIncarnations(Id, _settings.Incarnation))
+        {
+            locks.EarlierIncarnationMayWait = false;
+            return;
+        }
+
+        long sequence = _sequences.Next();
+        var envelope = new EntryEnvelope(EntryPayloadKind.Lock, 0, Id, _settings.Incarnation, sequence, new LockCommand(LockCommandType.IncarnationStarted, "").Encode()).Encode();
+        _appends.Add(new DriverAppend(sequence, envelope) { DeadlineUs = _nowUs + _settings.LockSettleUs });
+        _incarnationStartedInFlightUntilUs = _nowUs + _settings.LockSettleUs;
     }
 
     /// <summary>Appends the lock commands this node decided on (releases of unwanted grants, cancelled waits), each for one settle time at most.</summary>

@@ -62,7 +62,7 @@ internal sealed class NodeStateMachines
             Deduplicator.ForgetNonMembers(config);
             if (!config.IsFoundedAt(entry.Index) && Locks.ApplyMembers(entry.Index, config.Members.ToHashSet(StringComparer.Ordinal)))
             {
-                // Its waits ended too (see LockTable.Members.cs). Not at the entry that founds a cluster or
+                // Its waits ended too (see LockTable.GoneNodes.cs). Not at the entry that founds a cluster or
                 // forces a new generation: the generation's start follows it, and nothing is granted before.
                 Observer?.Invoke(entry.Index, MembersChangedEnvelope, true);
             }

@@ -59,16 +59,16 @@ public sealed class WireCodecTests
     }
 
     [TestCase(new byte[0], "truncated")]
-    [TestCase(new byte[] { 5, 0, 1 }, "Unsupported wire version 5")]
-    [TestCase(new byte[] { 3, 0, 1 }, "Unsupported wire version 3")]
-    [TestCase(new byte[] { 4, 0, 77 }, "Unknown message kind 77")]
-    [TestCase(new byte[] { 4, 0, 1, 99 }, "Unknown Raft message type 99")]
-    [TestCase(new byte[] { 4, 0, 1, 5, 1, 1, 1, 1, 0, 0, 200, 1 }, "Count 200 exceeds")]
-    [TestCase(new byte[] { 4, 0, 1, 5, 1, 1, 1, 1, 0, 0, 0, 0 }, "trailing bytes")]
-    [TestCase(new byte[] { 4, 0, 2, 0, 1, 50 }, "Length 50")]
-    [TestCase(new byte[] { 4, 0, 1, 5, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 1 }, "Varint longer than 10 bytes")]
-    [TestCase(new byte[] { 4, 255, 255, 255, 255, 255, 255, 255, 255, 255, 1, 8, 1 }, "out of range")]
-    [TestCase(new byte[] { 4, 255, 255, 255, 255, 255, 255, 255, 16, 8, 1 }, "cluster generation id")]
+    [TestCase(new byte[] { 6, 0, 1 }, "Unsupported wire version 6")]
+    [TestCase(new byte[] { 4, 0, 1 }, "Unsupported wire version 4")]
+    [TestCase(new byte[] { 5, 0, 77 }, "Unknown message kind 77")]
+    [TestCase(new byte[] { 5, 0, 1, 99 }, "Unknown Raft message type 99")]
+    [TestCase(new byte[] { 5, 0, 1, 5, 1, 1, 1, 1, 0, 0, 200, 1 }, "Count 200 exceeds")]
+    [TestCase(new byte[] { 5, 0, 1, 5, 1, 1, 1, 1, 0, 0, 0, 0 }, "trailing bytes")]
+    [TestCase(new byte[] { 5, 0, 2, 0, 1, 50 }, "Length 50")]
+    [TestCase(new byte[] { 5, 0, 1, 5, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 1 }, "Varint longer than 10 bytes")]
+    [TestCase(new byte[] { 5, 255, 255, 255, 255, 255, 255, 255, 255, 255, 1, 8, 1 }, "out of range")]
+    [TestCase(new byte[] { 5, 255, 255, 255, 255, 255, 255, 255, 16, 8, 1 }, "cluster generation id")]
     public void MalformedPayloadsAreFormatErrors(byte[] payload, string expected)
     {
         var error = Assert.Throws<FormatException>(() => WireCodec.Decode(payload, "x", "y"));

@@ -165,8 +165,8 @@ internal sealed partial class LockHistoryChecker
                 Require(!Lock(command.Name).Queue.Exists(w => w.Request == request with { Sequence = command.RequestSequence }), index,
                     $"a committed cancel left request {command.RequestSequence} of {request.Node} waiting for '{command.Name}'");
                 break;
-            case LockCommandType.MembersChanged:
-                RequireNoWaitOfRemovedNodes(index, command);
+            case LockCommandType.MembersChanged or LockCommandType.IncarnationStarted:
+                RequireNoWaitOfGoneNodes(index, command, request);
                 break;
         }
 
@@ -230,8 +230,8 @@ internal sealed partial class LockHistoryChecker
 
                 Stats.Cancelled++;
                 break;
-            case LockEventType.Rejected when command.Type == LockCommandType.MembersChanged:
-                EndWaitOfRemovedNode(index, command, e, state);
+            case LockEventType.Rejected when command.Type is LockCommandType.MembersChanged or LockCommandType.IncarnationStarted:
+                EndWaitOfGoneNode(index, command, request, e, state);
                 break;
             case LockEventType.Rejected when command.Type == LockCommandType.AcquireAll:
                 RequireGroupRejection(index, command, request, e);

@@ -51,7 +51,7 @@ public sealed class LockSimulationTests
             + $"{results.Sum(r => r.Result.Stats.Leaders)} leader terms; {Sum(s => s.Granted)} grants ({Sum(s => s.GrantedFromQueue)} from a queue, longest queue "
             + $"{results.Max(r => r.Result.Locks.LongestQueue)}), {Sum(s => s.Released)} released, {Sum(s => s.Expired)} expired, {Sum(s => s.Renewed)} renewed, "
             + $"{Sum(s => s.TriesDenied)} try-once denied, {Sum(s => s.WaitsTimedOut)} waits timed out, {Sum(s => s.Cancelled)} cancelled, "
-            + $"{Sum(s => s.Rejected)} rejected, reader-writer grants: {Sum(s => s.ReaderWriterGrants[0])} for reading (up to {results.Max(r => r.Result.Locks.MostReadersTogether)} readers at once) "
+            + $"{Sum(s => s.Rejected)} rejected, {Sum(s => s.WaitsOfEarlierIncarnations)} waits of a restarted node's earlier process ended, reader-writer grants: {Sum(s => s.ReaderWriterGrants[0])} for reading (up to {results.Max(r => r.Result.Locks.MostReadersTogether)} readers at once) "
             + $"and {Sum(s => s.ReaderWriterGrants[1])} for writing, {Sum(s => s.ClientGrants)} grants seen by clients, {Sum(s => s.ContendedBeliefs)} shared semaphore beliefs, {Sum(s => s.LostOnArrival)} handles lost on arrival; "
             + $"multi-lock requests: {Sum(s => s.GroupGrants)} granted ({Sum(s => s.GroupGrantsFromQueue)} from their queues, up to {results.Max(r => r.Result.Locks.LargestGroupGranted)} locks), "
             + $"{Sum(s => s.GroupsQueued)} queued, {Sum(s => s.GroupTriesDenied)} try-once denied, {Sum(s => s.GroupWaitsTimedOut)} waits timed out, {Sum(s => s.GroupsCancelled)} cancelled, "

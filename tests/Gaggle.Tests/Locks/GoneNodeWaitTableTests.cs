@@ -7,11 +7,12 @@ using NUnit.Framework;
 namespace Gaggle.Tests.Locks;
 
 /// <summary>
-/// Elastic mode: the waits of a node removed from the cluster end at the configuration entry that
-/// removes it (<see cref="LockCommandType.MembersChanged"/>); its holds stay until their leases end.
+/// The waits of a gone node end: in elastic mode at the configuration entry that removes it
+/// (<see cref="LockCommandType.MembersChanged"/>), with a fixed member list when its member id starts
+/// again as a new process (<see cref="LockCommandType.IncarnationStarted"/>); its holds stay until their leases end.
 /// </summary>
 [TestFixture]
-public sealed class RemovedMemberLockTableTests
+public sealed class GoneNodeWaitTableTests
 {
     private static RequestId R(string node, long sequence = 1) => new(node, 1, sequence);
 
@@ -164,6 +165,53 @@ public sealed class RemovedMemberLockTableTests
         Assert.That(observed.Select(o => (o.Index, o.Envelope.Kind)), Is.EqualTo(new[] { (8L, EntryPayloadKind.Lock) }), "the observer (the simulation's checker) sees it as a lock entry");
         Assert.That(machines.Locks.LastEvents.Select(e => (e.Type, e.Request.Node)), Is.EqualTo(new[] { (LockEventType.Rejected, "b") }));
         Assert.That(machines.Locks.Table.Describe("x", 8).QueueLength, Is.EqualTo(1));
+    }
+
+    [Test]
+    public void A_new_process_of_a_member_id_ends_the_waits_of_its_earlier_processes_only()
+    {
+        var table = new LockTable();
+        var old = new RequestId("b", 1, 1);
+        var older = new RequestId("b", 5, 1);
+        var fresh = new RequestId("b", 9, 1);
+        table.Apply(Mutex("x", leaseMs: 100), old, 1000, 1);
+        table.Apply(Mutex("x"), older, 1000, 2);
+        table.Apply(Mutex("x"), R("c"), 1000, 3);
+        table.Apply(Mutex("y"), old with { Sequence = 2 }, 1000, 4);
+        table.Apply(Mutex("y"), fresh with { Sequence = 2 }, 1000, 5);
+        table.TakeEvents();
+
+        table.Apply(new LockCommand(LockCommandType.IncarnationStarted, ""), fresh with { Sequence = 3 }, 1001, 6);
+        var events = table.TakeEvents();
+        Assert.That(events.Select(e => (e.Type, e.Name, e.Request)), Is.EqualTo(new[] { (LockEventType.Rejected, "x", older) }),
+            "the other process's wait ends; its hold, another node's wait and the new process's own wait stay");
+        Assert.That(events[0].Reason, Does.Contain("'b' started again as a new process").And.Contain("'x'"));
+        Assert.That(table.Describe("x", 6).Holders.Single().NodeId, Is.EqualTo("b"));
+        Assert.That((table.Describe("x", 6).QueueLength, table.Describe("y", 6).QueueLength), Is.EqualTo((1, 1)));
+
+        var announce = new LockCommand(LockCommandType.IncarnationStarted, "");
+        Assert.That(LockCommand.TryDecode(announce.Encode()), Is.EqualTo(announce), "a node appends it: it goes on the wire and into the log");
+    }
+
+    [Test]
+    public void A_node_looks_for_its_earlier_processes_waits_after_applying_one_of_their_acquires_or_reading_a_snapshot()
+    {
+        var machine = new LockStateMachine("b", 9, new NodeEvents());
+        machine.Apply(1, 1, new EntryEnvelope(EntryPayloadKind.Lock, 1000, "a", 1, 1, Mutex("x").Encode()));
+        machine.Apply(2, 1, new EntryEnvelope(EntryPayloadKind.Lock, 1000, "b", 9, 1, Mutex("x").Encode()));
+        Assert.That(machine.EarlierIncarnationMayWait, Is.False, "another node's and its own requests are none of an earlier process");
+        machine.Apply(3, 1, new EntryEnvelope(EntryPayloadKind.Lock, 1000, "b", 4, 1, Mutex("x").Encode()));
+        Assert.That(machine.EarlierIncarnationMayWait, Is.True);
+        Assert.That(machine.Table.WaitsOfOtherIncarnations("b", 9), Is.True);
+        Assert.That(machine.Table.WaitsOfOtherIncarnations("c", 1), Is.False, "nothing of c waits");
+        Assert.That(machine.Table.WaitsOfOtherIncarnations("a", 1), Is.False, "a holds, it does not wait");
+
+        using var snapshot = new MemoryStream();
+        machine.WriteSnapshot(snapshot);
+        snapshot.Position = 0;
+        var restored = new LockStateMachine("b", 11, new NodeEvents());
+        restored.ReadSnapshot(snapshot);
+        Assert.That(restored.EarlierIncarnationMayWait, Is.True, "a snapshot may hold such waits");
     }
 
     [Test]
