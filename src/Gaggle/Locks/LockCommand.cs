@@ -94,12 +94,19 @@ internal sealed record LockCommand(LockCommandType Type, string Name, int MaxCou
     /// <summary>The members of the configuration a <see cref="LockCommandType.MembersChanged"/> comes from; empty for every other command (never encoded).</summary>
     public IReadOnlySet<string> Members { get; init; } = EmptyMembers;
 
+    /// <summary>
+    /// <see cref="LockCommandType.MembersChanged"/> only: the configuration founds a cluster or forces a
+    /// new generation, and the generation's start (its hold-off) is the next entry. Waits end, but
+    /// nothing is granted at this entry: the queues are looked at again at the next, under the hold-off.
+    /// </summary>
+    public bool Founding { get; init; }
+
     private static readonly IReadOnlySet<string> EmptyMembers = new HashSet<string>();
 
     /// <summary>Equal when every field is, the parts compared one by one.</summary>
     public bool Equals(LockCommand? other)
         => other is not null && Type == other.Type && Name == other.Name && MaxCount == other.MaxCount && LeaseMs == other.LeaseMs && WaitMs == other.WaitMs
-            && Token == other.Token && RequestSequence == other.RequestSequence && Parts.SequenceEqual(other.Parts) && Members.SetEquals(other.Members);
+            && Token == other.Token && RequestSequence == other.RequestSequence && Parts.SequenceEqual(other.Parts) && Members.SetEquals(other.Members) && Founding == other.Founding;
 
     public override int GetHashCode() => HashCode.Combine(Type, Name, MaxCount, LeaseMs, WaitMs, Token, RequestSequence, Parts.Count);
 

@@ -87,6 +87,12 @@ internal sealed class LockStateMachine : INodeStateMachine, ISnapshotPart
             EarlierIncarnationMayWait = true;
         }
 
+        if (envelope.Origin == _id && envelope.Incarnation == _incarnation && _requests.TryGetValue(envelope.Sequence, out var own))
+        {
+            // Known applied even once the duplicate table forgot it (at this node's removal, should it be added again).
+            own.Applied = true;
+        }
+
         ApplyCommand(command, new RequestId(envelope.Origin, envelope.Incarnation, envelope.Sequence), envelope.Stamp, index);
     }
 
@@ -96,14 +102,17 @@ internal sealed class LockStateMachine : INodeStateMachine, ISnapshotPart
     /// <see cref="LockCommandType.MembersChanged"/> (which ends those waits) and true is returned;
     /// otherwise nothing changes (false), so most configuration entries leave the table alone.
     /// </summary>
-    public bool ApplyMembers(long index, IReadOnlySet<string> members)
+    /// <param name="index">The configuration entry's index.</param>
+    /// <param name="members">Its members.</param>
+    /// <param name="founding">It founds a cluster or forces a new generation (see <see cref="LockCommand.Founding"/>).</param>
+    public bool ApplyMembers(long index, IReadOnlySet<string> members, bool founding = false)
     {
         if (!Table.WaitsOutside(members))
         {
             return false;
         }
 
-        ApplyCommand(new LockCommand(LockCommandType.MembersChanged, "") { Members = members }, default, 0, index);
+        ApplyCommand(new LockCommand(LockCommandType.MembersChanged, "") { Members = members, Founding = founding }, default, 0, index);
         return true;
     }
 
@@ -226,7 +235,7 @@ internal sealed class LockStateMachine : INodeStateMachine, ISnapshotPart
         var table = Table.IndexRequests();
         foreach (var (sequence, watch) in _requests.ToArray())
         {
-            if (watch.State == WatchState.Granted || !applied(sequence))
+            if (watch.State == WatchState.Granted || !(watch.Applied || applied(sequence)))
             {
                 continue;
             }
@@ -321,6 +330,9 @@ internal sealed class LockStateMachine : INodeStateMachine, ISnapshotPart
         public long AbandonedAtUs { get; init; }
 
         public WatchState State { get; set; }
+
+        /// <summary>Its command was applied here.</summary>
+        public bool Applied { get; set; }
 
         /// <summary>How many locks the request asks for (several for a multi-lock request).</summary>
         public int Parts { get; init; } = 1;

@@ -21,9 +21,11 @@ namespace Gaggle.Locks;
 /// it: its index is no other entry's). Holds are untouched: a removed node that still runs (paused,
 /// cut off) keeps what it was granted until its lease runs out, as a lock's safety needs. It is the
 /// same on every replica: the entry is at the same position in every replica's log, and the waits
-/// end in one order (by lock name, then queue position). A node removed while alive hears of it
-/// (Rejected, with the reason) if it applies the entry as the incarnation that asked; otherwise it
-/// starts over and fails its callers anyway. Removals end waits only in elastic clusters: there a
+/// end in one order (by lock name, then queue position). A configuration that forces a new generation
+/// grants nothing (see <see cref="LookAgainAtTheNextEntry"/>). A node removed while alive rarely
+/// applies that entry (a leader stops replicating to it once its removal is logged): it hears of its
+/// removal, starts over and fails its callers; one added again as the same incarnation hears
+/// Rejected, with the reason. Removals end waits only in elastic clusters: there a
 /// node forwards appends only as a member (a leader refuses the others), so a waiter of a node outside
 /// the configuration is always one of a removed node.
 /// </para>
@@ -53,6 +55,27 @@ internal sealed partial class LockTable
     private void EndWaitsOfNonMembers(IReadOnlySet<string> members)
         => EndWaits(request => !members.Contains(request.Node), (node, name) =>
             $"Node '{node}' was removed from the cluster (it left, or was not heard from for the member timeout) while its request for '{name}' waited; the wait ended. Retry once the node is a member again.");
+
+    /// <summary>
+    /// Nothing is granted at this entry: the locks it changed are looked at again at the next entry
+    /// (a deadline due at once), those left unused are forgotten now. For a configuration that forces
+    /// a new generation: this entry's index may be one the lost majority used for a grant (the
+    /// survivor's log was committed without them), and the generation start that follows holds grants off.
+    /// </summary>
+    private void LookAgainAtTheNextEntry()
+    {
+        while (_touched.TryDequeue(out string? name))
+        {
+            if (_locks.TryGetValue(name, out var state))
+            {
+                Forget(name, state);
+                if (_locks.ContainsKey(name))
+                {
+                    _deadlines.Enqueue(name, Now);
+                }
+            }
+        }
+    }
 
     /// <summary>Every request of another incarnation of <paramref name="started"/>'s node stops waiting.</summary>
     private void EndWaitsOfEarlierIncarnations(RequestId started)

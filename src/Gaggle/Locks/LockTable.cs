@@ -150,6 +150,11 @@ internal sealed partial class LockTable
                 break;
             case LockCommandType.MembersChanged:
                 EndWaitsOfNonMembers(command.Members);
+                if (command.Founding)
+                {
+                    LookAgainAtTheNextEntry();
+                }
+
                 break;
         }
 

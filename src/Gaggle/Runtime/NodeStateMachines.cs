@@ -36,6 +36,9 @@ internal sealed class NodeStateMachines
 
     public ProposalDeduplicator Deduplicator { get; } = new();
 
+    /// <summary>Elastic mode: the members of the last configuration entry applied here; null before one, and after a snapshot was read (for the simulation's checks).</summary>
+    internal IReadOnlySet<string>? LastAppliedMembers { get; private set; }
+
     public LockStateMachine Locks { get; }
 
     /// <summary>Committed entries without a valid envelope, or with a malformed lock command (counted in the node's dropped messages).</summary>
@@ -60,10 +63,11 @@ internal sealed class NodeStateMachines
         {
             // A member removed here never has another entry applied under what the table remembers of it.
             Deduplicator.ForgetNonMembers(config);
-            if (!config.IsFoundedAt(entry.Index) && Locks.ApplyMembers(entry.Index, config.Members.ToHashSet(StringComparer.Ordinal)))
+            var members = config.Members.ToHashSet(StringComparer.Ordinal);
+            LastAppliedMembers = members;
+            if (Locks.ApplyMembers(entry.Index, members, founding: config.IsFoundedAt(entry.Index)))
             {
-                // Its waits ended too (see LockTable.GoneNodes.cs). Not at the entry that founds a cluster or
-                // forces a new generation: the generation's start follows it, and nothing is granted before.
+                // Its waits ended too (see LockTable.GoneNodes.cs).
                 Observer?.Invoke(entry.Index, MembersChangedEnvelope, true);
             }
 
@@ -102,5 +106,9 @@ internal sealed class NodeStateMachines
     public byte[] WriteSnapshot() => NodeSnapshot.Write(Deduplicator, Locks.SnapshotParts, Application.SnapshotParts);
 
     /// <summary>Replaces every machine's state with a snapshot's (<see cref="FormatException"/> when it is not one).</summary>
-    public void ReadSnapshot(ReadOnlyMemory<byte> data) => NodeSnapshot.Read(data, Deduplicator, Locks.SnapshotParts, Application.SnapshotParts);
+    public void ReadSnapshot(ReadOnlyMemory<byte> data)
+    {
+        NodeSnapshot.Read(data, Deduplicator, Locks.SnapshotParts, Application.SnapshotParts);
+        LastAppliedMembers = null;
+    }
 }

@@ -140,31 +140,78 @@ public sealed class GoneNodeWaitTableTests
     }
 
     [Test]
-    public void Every_configuration_entry_of_an_elastic_cluster_ends_the_waits_of_nodes_it_does_not_list_except_one_that_founds_a_cluster()
+    public void Every_configuration_entry_of_an_elastic_cluster_ends_the_waits_of_nodes_it_does_not_list()
     {
-        var machines = new NodeStateMachines("a", 1, new Dictionary<string, IGaggleStateMachine>(), new NodeEvents(), forgetRemovedMembers: true);
+        var machines = Elastic("a", 1);
         var observed = new List<(long Index, EntryEnvelope Envelope)>();
         machines.Observer = (index, envelope, _) => observed.Add((index, envelope));
-        var founding = new ClusterConfig(["a"], [], new Dictionary<string, long> { ["a"] = 1 });
-        Assert.That(machines.TryApply(new LogEntry(1, 1, EntryKind.Configuration, founding.Encode()), out _), Is.False);
-        var three = new ClusterConfig(["a"], ["b", "c"], new Dictionary<string, long> { ["a"] = 1, ["b"] = 2, ["c"] = 3 });
-        Assert.That(machines.TryApply(new LogEntry(3, 1, EntryKind.Configuration, three.Encode()), out _), Is.False);
-        machines.TryApply(Lock(4, "a", Mutex("x")), out _);
-        machines.TryApply(Lock(5, "b", Mutex("x")), out _);
-        machines.TryApply(Lock(6, "c", Mutex("x")), out _);
+        machines.TryApply(Config(1, ["a"], [], new() { ["a"] = 1 }), out _);
+        machines.TryApply(Config(3, ["a"], ["b", "c"], new() { ["a"] = 1, ["b"] = 2, ["c"] = 3 }), out _);
+        machines.TryApply(Lock(4, "a", 1, 4, 1000, Mutex("x")), out _);
+        machines.TryApply(Lock(5, "b", 1, 5, 1000, Mutex("x")), out _);
+        machines.TryApply(Lock(6, "c", 1, 6, 1000, Mutex("x")), out _);
+        Assert.That(observed.Select(o => o.Index), Is.EqualTo(new[] { 4L, 5L, 6L }), "configurations with nothing to end are not lock entries");
         observed.Clear();
 
-        // A forced new generation logs a founding configuration of the survivor after its log: its waits are left to a later configuration.
-        var alone = new ClusterConfig(["a"], [], new Dictionary<string, long> { ["a"] = 7 });
-        machines.TryApply(new LogEntry(7, 2, EntryKind.Configuration, alone.Encode()), out _);
-        Assert.That(observed, Is.Empty);
-        Assert.That(machines.Locks.Table.Describe("x", 7).QueueLength, Is.EqualTo(2));
-
-        var withoutB = new ClusterConfig(["a"], ["c"], new Dictionary<string, long> { ["a"] = 1, ["c"] = 3 });
-        machines.TryApply(new LogEntry(8, 2, EntryKind.Configuration, withoutB.Encode()), out _);
+        machines.TryApply(Config(8, ["a"], ["c"], new() { ["a"] = 1, ["c"] = 3 }), out _);
         Assert.That(observed.Select(o => (o.Index, o.Envelope.Kind)), Is.EqualTo(new[] { (8L, EntryPayloadKind.Lock) }), "the observer (the simulation's checker) sees it as a lock entry");
         Assert.That(machines.Locks.LastEvents.Select(e => (e.Type, e.Request.Node)), Is.EqualTo(new[] { (LockEventType.Rejected, "b") }));
         Assert.That(machines.Locks.Table.Describe("x", 8).QueueLength, Is.EqualTo(1));
+        Assert.That(machines.LastAppliedMembers, Is.EquivalentTo(new[] { "a", "c" }));
+    }
+
+    [Test]
+    public void A_forced_generation_ends_the_lost_nodes_waits_and_grants_nothing_before_its_hold_off_ends()
+    {
+        var machines = Elastic("a", 1);
+        machines.TryApply(Config(1, ["a"], [], new() { ["a"] = 1 }), out _);
+        machines.TryApply(Lock(2, "a", 1, 1, 1000, new LockCommand(LockCommandType.Generation, "", Token: 1, LeaseMs: 1)), out _);
+        machines.TryApply(Config(3, ["a"], ["x"], new() { ["a"] = 1, ["x"] = 3 }), out _);
+        var read = new LockCommand(LockCommandType.AcquireRead, "rw", 0, 10_000, 600_000);
+        machines.TryApply(Lock(4, "a", 1, 2, 2000, read), out _);
+        machines.TryApply(Lock(5, "x", 1, 1, 2000, new LockCommand(LockCommandType.AcquireWrite, "rw", 0, 10_000, 600_000)), out _);
+        machines.TryApply(Lock(6, "a", 1, 3, 2000, read), out _);
+        Assert.That(machines.Locks.Table.Describe("rw", 6).QueueLength, Is.EqualTo(2), "a's second read waits behind x's write");
+
+        // The majority is lost; the operator forces a new generation on a: {a} at 7, the generation start (hold-off 5 s) at 8.
+        machines.TryApply(Config(7, ["a"], [], new() { ["a"] = 7 }), out _);
+        Assert.That(machines.Locks.LastEvents.Select(e => (e.Type, e.Request)), Is.EqualTo(new[] { (LockEventType.Rejected, new RequestId("x", 1, 1)) }),
+            "the lost node's wait ends; a's read, which now fits, is not granted at this index (the lost majority may have used it)");
+        machines.TryApply(Lock(8, "a", 1, 4, 3000, new LockCommand(LockCommandType.Generation, "", Token: 2, LeaseMs: 5000)), out _);
+        Assert.That(machines.Locks.LastEvents.Where(e => e.Type == LockEventType.Granted), Is.Empty, "held off");
+        machines.TryApply(Lock(9, "a", 1, 5, 8000, new LockCommand(LockCommandType.Time, "")), out _);
+        var granted = machines.Locks.LastEvents.Single(e => e.Type == LockEventType.Granted);
+        Assert.That((granted.Request, LockTokens.IndexOf(granted.Token)), Is.EqualTo((new RequestId("a", 1, 3), 9L)), "granted once the hold-off ended, with a token of the new generation");
+        Assert.That(granted.Token >> 48, Is.EqualTo(2L));
+    }
+
+    [Test]
+    public void A_node_added_again_as_the_same_incarnation_that_catches_up_from_a_snapshot_hears_that_its_wait_ended()
+    {
+        var leader = Elastic("b", 1);
+        var nodeEvents = new NodeEvents();
+        var node = Elastic("a", 7, nodeEvents);
+        LogEntry[] common = [Config(1, ["b"], [], new() { ["b"] = 1 }), Config(2, ["b"], ["a"], new() { ["b"] = 1, ["a"] = 2 }), Lock(3, "b", 1, 1, 1000, Mutex("job"))];
+        foreach (var entry in common)
+        {
+            leader.TryApply(entry, out _);
+            node.TryApply(entry, out _);
+        }
+
+        node.Locks.Watch(5);
+        var wait = Lock(4, "a", 7, 5, 1000, Mutex("job"));
+        leader.TryApply(wait, out _);
+        node.TryApply(wait, out _);
+
+        // a is paused past the member timeout: removed at 5 (its wait ends, its duplicate sessions are forgotten), added again as the same incarnation at 6.
+        leader.TryApply(Config(5, ["b"], [], new() { ["b"] = 1 }), out _);
+        leader.TryApply(Config(6, ["b"], ["a"], new() { ["b"] = 1, ["a"] = 6 }), out _);
+        node.ReadSnapshot(leader.WriteSnapshot());
+        node.Locks.ReconcileAfterSnapshot(sequence => node.Deduplicator.Contains("a", 7, sequence));
+
+        Assert.That(nodeEvents.LockEvents.Select(e => (e.Sequence, e.Event.Type)), Is.EqualTo(new[] { (5L, LockEventType.Denied) }),
+            "its caller is answered: the request, applied here before, is neither held nor queued");
+        Assert.That(node.Locks.WatchedRequests, Is.EqualTo(1), "until the caller takes the outcome");
     }
 
     [Test]
@@ -223,6 +270,12 @@ public sealed class GoneNodeWaitTableTests
         Assert.That(LockCommand.TryDecode(forged), Is.Null, "a replica makes it from a configuration entry; an entry or a message claiming one is malformed");
     }
 
-    private static LogEntry Lock(long index, string origin, LockCommand command)
-        => new(index, 1, EntryKind.Normal, new EntryEnvelope(EntryPayloadKind.Lock, 1000, origin, 1, index, command.Encode()).Encode());
+    private static LogEntry Lock(long index, string origin, ulong incarnation, long sequence, long stamp, LockCommand command)
+        => new(index, 1, EntryKind.Normal, new EntryEnvelope(EntryPayloadKind.Lock, stamp, origin, incarnation, sequence, command.Encode()).Encode());
+
+    private static LogEntry Config(long index, string[] voters, string[] learners, Dictionary<string, long> admissions)
+        => new(index, 1, EntryKind.Configuration, new ClusterConfig(voters, learners, admissions).Encode());
+
+    private static NodeStateMachines Elastic(string id, ulong incarnation, NodeEvents? events = null)
+        => new(id, incarnation, new Dictionary<string, IGaggleStateMachine>(), events ?? new NodeEvents(), forgetRemovedMembers: true);
 }

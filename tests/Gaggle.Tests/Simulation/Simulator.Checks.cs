@@ -211,6 +211,12 @@ internal sealed partial class Simulator
         _endedHolds.Clear();
         var core = node.Core!;
         node.LatestConfig = core.Configuration;
+        if (node.Driver!.Machines.LastAppliedMembers is { } members && node.Driver.Machines.Locks.Table.WaitsOutside(members))
+        {
+            // Elastic mode: a node appends only as a member, so after a configuration entry no waiter of a node it does not list is left (LockTable.GoneNodes.cs).
+            throw new LockSimViolation($"{node.Id}'s lock table keeps a wait of a node that its last configuration entry applied, [{string.Join(", ", members)}], does not list");
+        }
+
         var storage = node.Storage;
         if (core.LastIndex != storage.LastIndex || core.Log.LastTerm != storage.LastTerm)
         {
