@@ -52,6 +52,7 @@ public sealed partial class GaggleLocks
     /// <param name="cancellationToken">Stops waiting.</param>
     /// <returns>The hold; dispose it to release.</returns>
     /// <exception cref="TimeoutException">The lock was not granted within <paramref name="timeout"/>.</exception>
+    /// <exception cref="InvalidOperationException">The name is in use as another kind of lock; or this node was removed from the cluster or started over while the request waited, or its outcome became unknown (the message says which; retry).</exception>
     public async Task<GaggleLockHandle> AcquireAsync(string name, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
         => await AcquireCoreAsync(name, LockHoldKind.Mutex, 1, timeout, cancellationToken).ConfigureAwait(false)
             ?? throw NotGranted($"The lock '{name}' was not granted", timeout);
@@ -71,6 +72,7 @@ public sealed partial class GaggleLocks
     /// <param name="cancellationToken">Stops waiting.</param>
     /// <returns>The hold; dispose it to release.</returns>
     /// <exception cref="TimeoutException">No slot was granted within <paramref name="timeout"/>.</exception>
+    /// <exception cref="InvalidOperationException">The name is in use as another kind of lock, or with another maxCount; or this node was removed from the cluster or started over while the request waited, or its outcome became unknown (the message says which; retry).</exception>
     public async Task<GaggleLockHandle> AcquireSemaphoreAsync(string name, int maxCount, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
         => await AcquireCoreAsync(name, LockHoldKind.SemaphoreSlot, maxCount, timeout, cancellationToken).ConfigureAwait(false)
             ?? throw NotGranted($"No slot of the semaphore '{name}' was granted", timeout);
@@ -94,7 +96,7 @@ public sealed partial class GaggleLocks
     /// <param name="cancellationToken">Stops waiting.</param>
     /// <returns>The hold (<see cref="LockHoldKind.Read"/>); dispose it to release.</returns>
     /// <exception cref="TimeoutException">The lock was not granted within <paramref name="timeout"/>.</exception>
-    /// <exception cref="InvalidOperationException">The name is held or waited for as a mutex or semaphore.</exception>
+    /// <exception cref="InvalidOperationException">The name is held or waited for as a mutex or semaphore; or this node was removed from the cluster or started over while the request waited, or its outcome became unknown (the message says which; retry).</exception>
     public async Task<GaggleLockHandle> AcquireReadAsync(string name, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
         => await AcquireCoreAsync(name, LockHoldKind.Read, 0, timeout, cancellationToken).ConfigureAwait(false)
             ?? throw NotGranted($"The reader-writer lock '{name}' was not granted for reading", timeout);
@@ -113,7 +115,7 @@ public sealed partial class GaggleLocks
     /// <param name="cancellationToken">Stops waiting.</param>
     /// <returns>The hold (<see cref="LockHoldKind.Write"/>); dispose it to release.</returns>
     /// <exception cref="TimeoutException">The lock was not granted within <paramref name="timeout"/>.</exception>
-    /// <exception cref="InvalidOperationException">The name is held or waited for as a mutex or semaphore.</exception>
+    /// <exception cref="InvalidOperationException">The name is held or waited for as a mutex or semaphore; or this node was removed from the cluster or started over while the request waited, or its outcome became unknown (the message says which; retry).</exception>
     /// <remarks>There is no upgrade: a caller that holds the lock for reading and asks for it for writing waits for its own read hold to end.</remarks>
     public async Task<GaggleLockHandle> AcquireWriteAsync(string name, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
         => await AcquireCoreAsync(name, LockHoldKind.Write, 0, timeout, cancellationToken).ConfigureAwait(false)
@@ -140,7 +142,7 @@ public sealed partial class GaggleLocks
     /// <param name="cancellationToken">Stops waiting.</param>
     /// <returns>The holds, one per lock, all with tokens of the same log entry; dispose it to release them all.</returns>
     /// <exception cref="TimeoutException">The locks were not granted within <paramref name="timeout"/>.</exception>
-    /// <exception cref="InvalidOperationException">One of the names is held or waited for as another kind of lock.</exception>
+    /// <exception cref="InvalidOperationException">One of the names is held or waited for as another kind of lock; or this node was removed from the cluster or started over while the request waited, or its outcome became unknown (the message says which; retry).</exception>
     /// <exception cref="ArgumentException">The set names no lock, more than 64, a lock twice, or an invalid one (in the task).</exception>
     /// <example>
     /// <code>
