@@ -48,13 +48,16 @@ internal enum LockCommandType : byte
     AcquireAll = 10,
 
     /// <summary>
-    /// The origin's incarnation is the live one of its member id: every request of another
-    /// incarnation of the origin that still waits stops waiting (Rejected). That incarnation's process
-    /// ended (a restart with a fixed member list), or it started over, and nobody would take its grant:
-    /// it would block the lock for a lease nobody renews. Its holds are kept until their leases end.
-    /// A node appends it when its table shows such a wait (NodeDriver.MaybeEndWaitsOfEarlierIncarnations).
+    /// The origin's incarnation Token ended: its process ended (a restart with a fixed member list), or
+    /// the node started over, and one process runs a member id at a time, so the origin, another
+    /// incarnation of the same id, is the live one. Every request of incarnation Token of the origin
+    /// that still waits stops waiting (Rejected): nobody would take its grant, which would block the
+    /// lock for a lease nobody renews. Its holds are kept until their leases end. The command names
+    /// the incarnation, so one sent by a process that died itself, and committed late, never ends the
+    /// waits of a process after it. A node appends it when its table shows such a wait
+    /// (NodeDriver.MaybeEndWaitsOfEarlierIncarnations). Naming the origin's own incarnation does nothing.
     /// </summary>
-    IncarnationStarted = 11,
+    IncarnationEnded = 11,
 
     /// <summary>
     /// Elastic mode: the cluster's members changed (a configuration entry was applied). Never logged
@@ -155,7 +158,7 @@ internal sealed record LockCommand(LockCommandType Type, string Name, int MaxCou
 
             byte type = reader.Byte();
             // MembersChanged is made by each replica from a configuration entry, never read from an entry or a message.
-            if (type is < (byte)LockCommandType.Acquire or > (byte)LockCommandType.IncarnationStarted)
+            if (type is < (byte)LockCommandType.Acquire or > (byte)LockCommandType.IncarnationEnded)
             {
                 return null;
             }

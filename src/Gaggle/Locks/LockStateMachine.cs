@@ -54,7 +54,7 @@ internal sealed class LockStateMachine : INodeStateMachine, ISnapshotPart
 
     /// <summary>
     /// A request of another incarnation of this node's member id may be waiting in the table: one was
-    /// applied, or a snapshot was read. The driver looks (<see cref="LockTable.WaitsOfOtherIncarnations"/>)
+    /// applied, or a snapshot was read. The driver looks (<see cref="LockTable.OtherIncarnationsWaiting"/>)
     /// and clears it when none is.
     /// </summary>
     public bool EarlierIncarnationMayWait { get; set; }

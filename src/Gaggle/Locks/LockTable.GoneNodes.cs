@@ -2,8 +2,8 @@ namespace Gaggle.Locks;
 
 /// <summary>
 /// The waits of a node that is gone end: in an elastic cluster at its removal
-/// (<see cref="LockCommandType.MembersChanged"/>), and when a new process of its member id (with a
-/// fixed member list, a restart) finds them (<see cref="LockCommandType.IncarnationStarted"/>).
+/// (<see cref="LockCommandType.MembersChanged"/>), and when a later process of its member id (with a
+/// fixed member list, a restart) finds them (<see cref="LockCommandType.IncarnationEnded"/>).
 /// </summary>
 /// <remarks>
 /// <para>
@@ -35,8 +35,20 @@ internal sealed partial class LockTable
     /// <summary>Whether any request waits for a node that is not one of <paramref name="members"/> (what a <see cref="LockCommandType.MembersChanged"/> of them would end).</summary>
     public bool WaitsOutside(IReadOnlySet<string> members) => AnyWaiting(request => !members.Contains(request.Node));
 
-    /// <summary>Whether any request of node <paramref name="node"/> waits under another incarnation than <paramref name="incarnation"/> (what its <see cref="LockCommandType.IncarnationStarted"/> would end).</summary>
-    public bool WaitsOfOtherIncarnations(string node, ulong incarnation) => AnyWaiting(request => request.Node == node && request.Incarnation != incarnation);
+    /// <summary>The incarnations of node <paramref name="node"/> other than <paramref name="incarnation"/> with a request waiting (what its <see cref="LockCommandType.IncarnationEnded"/> commands would end), in order.</summary>
+    public List<ulong> OtherIncarnationsWaiting(string node, ulong incarnation)
+    {
+        var found = new SortedSet<ulong>();
+        foreach (var request in _waiting)
+        {
+            if (request.Node == node && request.Incarnation != incarnation)
+            {
+                found.Add(request.Incarnation);
+            }
+        }
+
+        return [.. found];
+    }
 
     private bool AnyWaiting(Func<RequestId, bool> gone)
     {
@@ -77,9 +89,9 @@ internal sealed partial class LockTable
         }
     }
 
-    /// <summary>Every request of another incarnation of <paramref name="started"/>'s node stops waiting.</summary>
-    private void EndWaitsOfEarlierIncarnations(RequestId started)
-        => EndWaits(request => request.Node == started.Node && request.Incarnation != started.Incarnation, (node, name) =>
+    /// <summary>Every request of incarnation <paramref name="ended"/> of <paramref name="live"/>'s node stops waiting (none when it is <paramref name="live"/>'s own).</summary>
+    private void EndWaitsOfEndedIncarnation(RequestId live, ulong ended)
+        => EndWaits(request => request.Node == live.Node && request.Incarnation == ended && ended != live.Incarnation, (node, name) =>
             $"Node '{node}' started again as a new process while a request of its previous one waited for '{name}'; nobody would take the grant, so the wait ended.");
 
     /// <summary>Every request that is <paramref name="gone"/> stops waiting, each reported Rejected once (a multi-lock request in the name of its first lock).</summary>

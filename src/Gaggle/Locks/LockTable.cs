@@ -97,7 +97,11 @@ internal sealed partial class LockTable
         if (Now >= _nextDeadline)
         {
             ExpireDue();
-            Settle(index, grants);
+            if (command is not { Type: LockCommandType.MembersChanged, Founding: true })
+            {
+                // (A founding configuration grants nothing: what is due is looked at at the next entry.)
+                Settle(index, grants);
+            }
         }
 
         switch (command.Type)
@@ -145,8 +149,8 @@ internal sealed partial class LockTable
             case LockCommandType.Inspect:
                 _events.Add(new LockEvent(LockEventType.Inspected, command.Name, request, Info: Describe(command.Name, index)));
                 break;
-            case LockCommandType.IncarnationStarted:
-                EndWaitsOfEarlierIncarnations(request);
+            case LockCommandType.IncarnationEnded:
+                EndWaitsOfEndedIncarnation(request, (ulong)command.Token);
                 break;
             case LockCommandType.MembersChanged:
                 EndWaitsOfNonMembers(command.Members);

@@ -37,7 +37,7 @@ internal sealed partial class NodeDriver
     private readonly MembershipChanges _membership;
     private readonly Autopilot? _autopilot;
     private long _tickCount;
-    private long _incarnationStartedInFlightUntilUs;
+    private long _incarnationEndedInFlightUntilUs;
     private long _nowUs;
     private SoftState? _softState;
     private bool _lostStorageReported;
@@ -398,27 +398,42 @@ internal sealed partial class NodeDriver
     /// When this node's lock table shows a request of another incarnation of its own member id still
     /// waiting, that process is gone (one process runs a member id at a time: a process that ran before
     /// this one, or this one before it started over), and nobody would take the grant: appends an
-    /// <see cref="LockCommandType.IncarnationStarted"/>, which ends those waits, one at a time. A node
-    /// still catching up may append one that finds nothing left to end; that changes nothing.
+    /// <see cref="LockCommandType.IncarnationEnded"/> for each such incarnation, which ends those waits.
+    /// Only while it has caught up with the leader (a lagging table may show waits that ended long ago),
+    /// and one round at a time, for a settle time.
     /// </summary>
     private void MaybeEndWaitsOfEarlierIncarnations()
     {
         var locks = Machines.Locks;
-        if (!locks.EarlierIncarnationMayWait || _nowUs < _incarnationStartedInFlightUntilUs)
+        if (!locks.EarlierIncarnationMayWait || _nowUs < _incarnationEndedInFlightUntilUs)
         {
             return;
         }
 
-        if (!locks.Table.WaitsOfOtherIncarnations(Id, _settings.Incarnation))
+        bool caughtUp = _core.Role == RaftRole.Leader
+            ? _core.AppliedIndex >= _core.CommitIndex
+            : _core.HearsFromLeader && _core.AppliedIndex >= _core.LeaderCommitSeen;
+        if (!caughtUp)
+        {
+            return;
+        }
+
+        var ended = locks.Table.OtherIncarnationsWaiting(Id, _settings.Incarnation);
+        if (ended.Count == 0)
         {
             locks.EarlierIncarnationMayWait = false;
             return;
         }
 
-        long sequence = _sequences.Next();
-        var envelope = new EntryEnvelope(EntryPayloadKind.Lock, 0, Id, _settings.Incarnation, sequence, new LockCommand(LockCommandType.IncarnationStarted, "").Encode()).Encode();
-        _appends.Add(new DriverAppend(sequence, envelope) { DeadlineUs = _nowUs + _settings.LockSettleUs });
-        _incarnationStartedInFlightUntilUs = _nowUs + _settings.LockSettleUs;
+        foreach (ulong incarnation in ended)
+        {
+            long sequence = _sequences.Next();
+            var command = new LockCommand(LockCommandType.IncarnationEnded, "", Token: (long)incarnation);
+            var envelope = new EntryEnvelope(EntryPayloadKind.Lock, 0, Id, _settings.Incarnation, sequence, command.Encode()).Encode();
+            _appends.Add(new DriverAppend(sequence, envelope) { DeadlineUs = _nowUs + _settings.LockSettleUs });
+        }
+
+        _incarnationEndedInFlightUntilUs = _nowUs + _settings.LockSettleUs;
     }
 
     /// <summary>Appends the lock commands this node decided on (releases of unwanted grants, cancelled waits), each for one settle time at most.</summary>

@@ -9,7 +9,7 @@ namespace Gaggle.Tests.Locks;
 /// <summary>
 /// The waits of a gone node end: in elastic mode at the configuration entry that removes it
 /// (<see cref="LockCommandType.MembersChanged"/>), with a fixed member list when its member id starts
-/// again as a new process (<see cref="LockCommandType.IncarnationStarted"/>); its holds stay until their leases end.
+/// again as a new process (<see cref="LockCommandType.IncarnationEnded"/>); its holds stay until their leases end.
 /// </summary>
 [TestFixture]
 public sealed class GoneNodeWaitTableTests
@@ -215,7 +215,7 @@ public sealed class GoneNodeWaitTableTests
     }
 
     [Test]
-    public void A_new_process_of_a_member_id_ends_the_waits_of_its_earlier_processes_only()
+    public void A_process_ends_the_waits_of_the_earlier_process_it_names_only()
     {
         var table = new LockTable();
         var old = new RequestId("b", 1, 1);
@@ -228,15 +228,18 @@ public sealed class GoneNodeWaitTableTests
         table.Apply(Mutex("y"), fresh with { Sequence = 2 }, 1000, 5);
         table.TakeEvents();
 
-        table.Apply(new LockCommand(LockCommandType.IncarnationStarted, ""), fresh with { Sequence = 3 }, 1001, 6);
+        table.Apply(new LockCommand(LockCommandType.IncarnationEnded, "", Token: 9), fresh with { Sequence = 3 }, 1001, 6);
+        table.Apply(new LockCommand(LockCommandType.IncarnationEnded, "", Token: 7), fresh with { Sequence = 5 }, 1001, 7);
+        Assert.That(table.TakeEvents(), Is.Empty, "naming its own incarnation, or one with no wait, ends nothing");
+        table.Apply(new LockCommand(LockCommandType.IncarnationEnded, "", Token: 5), fresh with { Sequence = 4 }, 1001, 8);
         var events = table.TakeEvents();
         Assert.That(events.Select(e => (e.Type, e.Name, e.Request)), Is.EqualTo(new[] { (LockEventType.Rejected, "x", older) }),
             "the other process's wait ends; its hold, another node's wait and the new process's own wait stay");
         Assert.That(events[0].Reason, Does.Contain("'b' started again as a new process").And.Contain("'x'"));
-        Assert.That(table.Describe("x", 6).Holders.Single().NodeId, Is.EqualTo("b"));
-        Assert.That((table.Describe("x", 6).QueueLength, table.Describe("y", 6).QueueLength), Is.EqualTo((1, 1)));
+        Assert.That(table.Describe("x", 8).Holders.Single().NodeId, Is.EqualTo("b"));
+        Assert.That((table.Describe("x", 8).QueueLength, table.Describe("y", 8).QueueLength), Is.EqualTo((1, 1)));
 
-        var announce = new LockCommand(LockCommandType.IncarnationStarted, "");
+        var announce = new LockCommand(LockCommandType.IncarnationEnded, "", Token: long.MaxValue);
         Assert.That(LockCommand.TryDecode(announce.Encode()), Is.EqualTo(announce), "a node appends it: it goes on the wire and into the log");
     }
 
@@ -249,9 +252,9 @@ public sealed class GoneNodeWaitTableTests
         Assert.That(machine.EarlierIncarnationMayWait, Is.False, "another node's and its own requests are none of an earlier process");
         machine.Apply(3, 1, new EntryEnvelope(EntryPayloadKind.Lock, 1000, "b", 4, 1, Mutex("x").Encode()));
         Assert.That(machine.EarlierIncarnationMayWait, Is.True);
-        Assert.That(machine.Table.WaitsOfOtherIncarnations("b", 9), Is.True);
-        Assert.That(machine.Table.WaitsOfOtherIncarnations("c", 1), Is.False, "nothing of c waits");
-        Assert.That(machine.Table.WaitsOfOtherIncarnations("a", 1), Is.False, "a holds, it does not wait");
+        Assert.That(machine.Table.OtherIncarnationsWaiting("b", 9), Is.EqualTo(new ulong[] { 4 }));
+        Assert.That(machine.Table.OtherIncarnationsWaiting("c", 1), Is.Empty, "nothing of c waits");
+        Assert.That(machine.Table.OtherIncarnationsWaiting("a", 1), Is.Empty, "a holds, it does not wait");
 
         using var snapshot = new MemoryStream();
         machine.WriteSnapshot(snapshot);

@@ -5,14 +5,14 @@ namespace Gaggle.Tests.Simulation;
 /// <summary>
 /// The checks of the waits of gone nodes: at a <see cref="LockCommandType.MembersChanged"/> (elastic
 /// mode, a configuration entry) exactly the waits of nodes it does not list end; at an
-/// <see cref="LockCommandType.IncarnationStarted"/> exactly those of the origin's other incarnations.
+/// <see cref="LockCommandType.IncarnationEnded"/> exactly those of the origin's incarnation it names (not its own).
 /// Each ends once (a multi-lock request in the name of its first lock, from every queue); holds stay.
 /// </summary>
 internal sealed partial class LockHistoryChecker
 {
     private static bool Gone(LockCommand command, RequestId origin, RequestId waiting) => command.Type == LockCommandType.MembersChanged
         ? !command.Members.Contains(waiting.Node)
-        : waiting.Node == origin.Node && waiting.Incarnation != origin.Incarnation;
+        : waiting.Node == origin.Node && waiting.Incarnation == (ulong)command.Token && waiting.Incarnation != origin.Incarnation;
 
     private void EndWaitOfGoneNode(long index, LockCommand command, RequestId request, LockEvent e, TrackedLock state)
     {

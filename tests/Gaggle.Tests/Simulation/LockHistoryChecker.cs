@@ -165,12 +165,16 @@ internal sealed partial class LockHistoryChecker
                 Require(!Lock(command.Name).Queue.Exists(w => w.Request == request with { Sequence = command.RequestSequence }), index,
                     $"a committed cancel left request {command.RequestSequence} of {request.Node} waiting for '{command.Name}'");
                 break;
-            case LockCommandType.MembersChanged or LockCommandType.IncarnationStarted:
+            case LockCommandType.MembersChanged or LockCommandType.IncarnationEnded:
                 RequireNoWaitOfGoneNodes(index, command, request);
                 break;
         }
 
-        CheckClosure(index, "after the entry");
+        if (command is not { Type: LockCommandType.MembersChanged, Founding: true })
+        {
+            // A founding configuration grants nothing: what now fits is granted after the hold-off of the generation start that follows.
+            CheckClosure(index, "after the entry");
+        }
         foreach (var (name, state) in _history.Locks.ToList())
         {
             CheckState(table, index, name, state);
@@ -230,7 +234,7 @@ internal sealed partial class LockHistoryChecker
 
                 Stats.Cancelled++;
                 break;
-            case LockEventType.Rejected when command.Type is LockCommandType.MembersChanged or LockCommandType.IncarnationStarted:
+            case LockEventType.Rejected when command.Type is LockCommandType.MembersChanged or LockCommandType.IncarnationEnded:
                 EndWaitOfGoneNode(index, command, request, e, state);
                 break;
             case LockEventType.Rejected when command.Type == LockCommandType.AcquireAll:

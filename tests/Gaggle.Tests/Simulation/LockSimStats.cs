@@ -37,7 +37,7 @@ internal sealed class LockSimStats
     /// <summary>Waits ended because their node was removed from the cluster (<see cref="LockCommandType.MembersChanged"/>), a multi-lock request once.</summary>
     public long WaitsOfRemovedNodes { get; set; }
 
-    /// <summary>Waits ended because their node started again as a new process (<see cref="LockCommandType.IncarnationStarted"/>), a multi-lock request once.</summary>
+    /// <summary>Waits ended because their node started again as a new process (<see cref="LockCommandType.IncarnationEnded"/>), a multi-lock request once.</summary>
     public long WaitsOfEarlierIncarnations { get; set; }
 
     public int LongestQueue { get; set; }
