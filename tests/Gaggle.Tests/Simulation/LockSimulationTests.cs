@@ -26,9 +26,10 @@ public sealed class LockSimulationTests
     [Test]
     public void ElasticLockTablesStaySafe() => RunSeeds(seed => ClusterShape.ElasticOf(1 + (seed % 5)));
 
-    private static void RunSeeds(int size) => RunSeeds(_ => new ClusterShape(size, Discovery: false));
+    /// <summary>A member list: restarted processes keep their member ids, so their earlier processes' waits must be seen ending.</summary>
+    private static void RunSeeds(int size) => RunSeeds(_ => new ClusterShape(size, Discovery: false), restartsKeepIds: true);
 
-    private static void RunSeeds(Func<int, ClusterShape> shapeOf)
+    private static void RunSeeds(Func<int, ClusterShape> shapeOf, bool restartsKeepIds = false)
     {
         var seeds = RaftSimulationTests.Seeds();
         var failures = new ConcurrentBag<SimulationFailure>();
@@ -81,5 +82,9 @@ public sealed class LockSimulationTests
         Assert.That(Sum(s => s.GroupWaitsTimedOut) + Sum(s => s.GroupsCancelled), Is.GreaterThan(0), "no multi-lock request's wait ran out or was cancelled");
         Assert.That(Sum(s => s.ClientGroupGrants), Is.GreaterThan(0), "no client ever held several locks at once");
         Assert.That(Sum(s => s.GrantsPastSets), Is.GreaterThan(0), "no request was granted past a waiting multi-lock request");
+        if (restartsKeepIds)
+        {
+            Assert.That(Sum(s => s.WaitsOfEarlierIncarnations), Is.GreaterThan(0), "no restarted process ended its earlier process's waits");
+        }
     }
 }
