@@ -5,6 +5,7 @@ using Gaggle.Runtime;
 using Gaggle.Storage;
 using Gaggle.Tests.Simulation;
 using NUnit.Framework;
+using static Gaggle.Tests.Locks.GoneNodeLogs;
 
 namespace Gaggle.Tests.Locks;
 
@@ -82,13 +83,7 @@ public sealed class GoneNodeWaitDriverTests
     public void A_snapshot_taken_at_the_founding_index_restores_a_consistent_table_that_grants_nothing_at_the_generation_start()
     {
         var machines = Elastic("a", 1);
-        machines.TryApply(Config(1, ["a"], [], new() { ["a"] = 1 }), out _);
-        machines.TryApply(Lock(2, "a", 1, 1, 1000, new LockCommand(LockCommandType.Generation, "", Token: 1, LeaseMs: 1)), out _);
-        machines.TryApply(Config(3, ["a"], ["x"], new() { ["a"] = 1, ["x"] = 3 }), out _);
-        var read = new LockCommand(LockCommandType.AcquireRead, "rw", 0, 10_000, 600_000);
-        machines.TryApply(Lock(4, "a", 1, 2, 2000, read), out _);
-        machines.TryApply(Lock(5, "x", 1, 1, 2000, new LockCommand(LockCommandType.AcquireWrite, "rw", 0, 10_000, 600_000)), out _);
-        machines.TryApply(Lock(6, "a", 1, 3, 2000, read), out _);
+        ApplyLostWriterAhead(machines);
         machines.TryApply(Lock(7, "a", 1, 4, 2000, new LockCommand(LockCommandType.Acquire, "m", 1, 10_000, 600_000)), out _);
         machines.TryApply(Lock(8, "x", 1, 2, 2000, new LockCommand(LockCommandType.Acquire, "m", 1, 10_000, 600_000)), out _);
         machines.TryApply(Config(9, ["a"], [], new() { ["a"] = 9 }), out _);
@@ -105,7 +100,7 @@ public sealed class GoneNodeWaitDriverTests
         restored.TryApply(start, out _);
         Assert.That(machines.Locks.LastEvents, Is.Empty);
         Assert.That(restored.Locks.LastEvents, Is.Empty);
-        Assert.That(Bytes(machines.Locks.Table), Is.EqualTo(Bytes(restored.Locks.Table)));
+        Assert.That(LockTableSnapshots.Bytes(machines.Locks.Table), Is.EqualTo(LockTableSnapshots.Bytes(restored.Locks.Table)));
         Assert.That(table.NextDeadline, Is.EqualTo(table.ScanNextDeadline()));
         Assert.That(restored.Locks.Table.NextDeadline, Is.EqualTo(restored.Locks.Table.ScanNextDeadline()));
 
@@ -129,13 +124,7 @@ public sealed class GoneNodeWaitDriverTests
                 checker.ObserveApplied("a", machines.Locks.Table, index, envelope, machines.Locks.LastCommand!, machines.Locks.LastEvents.ToList());
             }
         };
-        machines.TryApply(Config(1, ["a"], [], new() { ["a"] = 1 }), out _);
-        machines.TryApply(Lock(2, "a", 1, 1, 1000, new LockCommand(LockCommandType.Generation, "", Token: 1, LeaseMs: 1)), out _);
-        machines.TryApply(Config(3, ["a"], ["x"], new() { ["a"] = 1, ["x"] = 3 }), out _);
-        var read = new LockCommand(LockCommandType.AcquireRead, "rw", 0, 10_000, 600_000);
-        machines.TryApply(Lock(4, "a", 1, 2, 2000, read), out _);
-        machines.TryApply(Lock(5, "x", 1, 1, 2000, new LockCommand(LockCommandType.AcquireWrite, "rw", 0, 10_000, 600_000)), out _);
-        machines.TryApply(Lock(6, "a", 1, 3, 2000, read), out _);
+        ApplyLostWriterAhead(machines);
 
         Assert.DoesNotThrow(() => machines.TryApply(Config(7, ["a"], [], new() { ["a"] = 7 }), out _));
     }
@@ -247,20 +236,4 @@ public sealed class GoneNodeWaitDriverTests
 
     private static byte[] Envelope(string origin, ulong incarnation, long sequence, LockCommand command)
         => new EntryEnvelope(EntryPayloadKind.Lock, 0, origin, incarnation, sequence, command.Encode()).Encode();
-
-    private static byte[] Bytes(LockTable table)
-    {
-        using var stream = new MemoryStream();
-        table.Write(stream);
-        return stream.ToArray();
-    }
-
-    private static LogEntry Lock(long index, string origin, ulong incarnation, long sequence, long stamp, LockCommand command)
-        => new(index, 1, EntryKind.Normal, new EntryEnvelope(EntryPayloadKind.Lock, stamp, origin, incarnation, sequence, command.Encode()).Encode());
-
-    private static LogEntry Config(long index, string[] voters, string[] learners, Dictionary<string, long> admissions)
-        => new(index, 1, EntryKind.Configuration, new ClusterConfig(voters, learners, admissions).Encode());
-
-    private static NodeStateMachines Elastic(string id, ulong incarnation)
-        => new(id, incarnation, new Dictionary<string, IGaggleStateMachine>(), new NodeEvents(), forgetRemovedMembers: true);
 }

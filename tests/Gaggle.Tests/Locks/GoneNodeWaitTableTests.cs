@@ -3,6 +3,7 @@ using Gaggle.Raft;
 using Gaggle.Runtime;
 using Gaggle.Tests.Simulation;
 using NUnit.Framework;
+using static Gaggle.Tests.Locks.GoneNodeLogs;
 
 namespace Gaggle.Tests.Locks;
 
@@ -164,13 +165,7 @@ public sealed class GoneNodeWaitTableTests
     public void A_forced_generation_ends_the_lost_nodes_waits_and_grants_nothing_before_its_hold_off_ends()
     {
         var machines = Elastic("a", 1);
-        machines.TryApply(Config(1, ["a"], [], new() { ["a"] = 1 }), out _);
-        machines.TryApply(Lock(2, "a", 1, 1, 1000, new LockCommand(LockCommandType.Generation, "", Token: 1, LeaseMs: 1)), out _);
-        machines.TryApply(Config(3, ["a"], ["x"], new() { ["a"] = 1, ["x"] = 3 }), out _);
-        var read = new LockCommand(LockCommandType.AcquireRead, "rw", 0, 10_000, 600_000);
-        machines.TryApply(Lock(4, "a", 1, 2, 2000, read), out _);
-        machines.TryApply(Lock(5, "x", 1, 1, 2000, new LockCommand(LockCommandType.AcquireWrite, "rw", 0, 10_000, 600_000)), out _);
-        machines.TryApply(Lock(6, "a", 1, 3, 2000, read), out _);
+        ApplyLostWriterAhead(machines);
         Assert.That(machines.Locks.Table.Describe("rw", 6).QueueLength, Is.EqualTo(2), "a's second read waits behind x's write");
 
         // The majority is lost; the operator forces a new generation on a: {a} at 7, the generation start (hold-off 5 s) at 8.
@@ -272,13 +267,4 @@ public sealed class GoneNodeWaitTableTests
         forged[1] = (byte)LockCommandType.MembersChanged;
         Assert.That(LockCommand.TryDecode(forged), Is.Null, "a replica makes it from a configuration entry; an entry or a message claiming one is malformed");
     }
-
-    private static LogEntry Lock(long index, string origin, ulong incarnation, long sequence, long stamp, LockCommand command)
-        => new(index, 1, EntryKind.Normal, new EntryEnvelope(EntryPayloadKind.Lock, stamp, origin, incarnation, sequence, command.Encode()).Encode());
-
-    private static LogEntry Config(long index, string[] voters, string[] learners, Dictionary<string, long> admissions)
-        => new(index, 1, EntryKind.Configuration, new ClusterConfig(voters, learners, admissions).Encode());
-
-    private static NodeStateMachines Elastic(string id, ulong incarnation, NodeEvents? events = null)
-        => new(id, incarnation, new Dictionary<string, IGaggleStateMachine>(), events ?? new NodeEvents(), forgetRemovedMembers: true);
 }
