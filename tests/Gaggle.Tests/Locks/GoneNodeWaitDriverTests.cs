@@ -4,6 +4,7 @@ using Gaggle.Raft;
 using Gaggle.Runtime;
 using Gaggle.Storage;
 using Gaggle.Tests.Simulation;
+using Gaggle.Tests.Support;
 using NUnit.Framework;
 using static Gaggle.Tests.Locks.GoneNodeLogs;
 
@@ -16,14 +17,13 @@ namespace Gaggle.Tests.Locks;
 [TestFixture]
 public sealed class GoneNodeWaitDriverTests
 {
-    private const long TickUs = 10_000;
-    private readonly SequenceCounter _sequences = new();
-    private long _nowUs = 1_000_000;
+    private const long TickUs = DriverHarness.TickUs;
+    private readonly DriverHarness _harness = new();
 
     [Test]
     public void A_late_IncarnationEnded_of_a_dead_process_does_not_end_the_wait_of_the_live_process_after_it()
     {
-        var leader = StartLeader("b");
+        var leader = _harness.StartLeader("b");
         long holdToken = AcquireOwn(leader, "job");
         Assert.That(holdToken, Is.GreaterThan(0));
 
@@ -31,19 +31,19 @@ public sealed class GoneNodeWaitDriverTests
         // forward is delayed. a#2 then dies; a#3 (incarnation 3) starts, ends a#1's wait itself, and queues.
         byte[] lateIncarnationEnded = Envelope("a", 2, 1, new LockCommand(LockCommandType.IncarnationEnded, ""));
         leader.Receive("a", new ForwardAppend([Envelope("a", 1, 7, new LockCommand(LockCommandType.Acquire, "job", 1, 5_000, 600_000))], 0));
-        Pump(leader);
+        _harness.Pump(leader);
         leader.Receive("a", new ForwardAppend([Envelope("a", 3, 1, new LockCommand(LockCommandType.IncarnationEnded, "", Token: 1))], 0));
-        Pump(leader);
+        _harness.Pump(leader);
         Assert.That(leader.PeekLock("job").QueueLength, Is.Zero, "a#3 ended a#1's wait");
         leader.Receive("a", new ForwardAppend([Envelope("a", 3, 2, new LockCommand(LockCommandType.Acquire, "job", 1, 5_000, 600_000))], 0));
-        Pump(leader);
+        _harness.Pump(leader);
         Assert.That(leader.PeekLock("job").QueueLength, Is.EqualTo(1), "a#3, alive, waits");
 
         var rejected = new List<LockEvent>();
         leader.Machines.Observer = (_, _, _) => rejected.AddRange(leader.Machines.Locks.LastEvents.Where(e => e.Type == LockEventType.Rejected));
         // The dead a#2's forward arrives now.
         leader.Receive("a", new ForwardAppend([lateIncarnationEnded], 0));
-        Pump(leader);
+        _harness.Pump(leader);
 
         Assert.That(rejected.Select(e => e.Request.Incarnation), Is.Empty,
             $"a#2's IncarnationEnded ended the live a#3's wait: {string.Join("; ", rejected.Select(e => $"{e.Request} {e.Reason}"))}");
@@ -132,15 +132,15 @@ public sealed class GoneNodeWaitDriverTests
     [Test]
     public void A_node_that_hears_no_leader_appends_no_IncarnationEnded()
     {
-        var driver = new NodeDriver(Settings("a", ["a", "b", "c"], 2), new PersistedState(HardState.Empty, []), _sequences);
+        var driver = new NodeDriver(DriverHarness.Settings("a", ["a", "b", "c"], 2), new PersistedState(HardState.Empty, []), _harness.Sequences);
         driver.Machines.Locks.Apply(1, 1, new EntryEnvelope(EntryPayloadKind.Lock, 1000, "a", 1, 1, new LockCommand(LockCommandType.Acquire, "x", 1, 1000, 600_000).Encode()));
         driver.Machines.Locks.Apply(2, 1, new EntryEnvelope(EntryPayloadKind.Lock, 1000, "a", 1, 2, new LockCommand(LockCommandType.Acquire, "x", 1, 1000, 600_000).Encode()));
         Assert.That(driver.Machines.Locks.Table.OtherIncarnationsWaiting("a", 2), Is.EqualTo(new ulong[] { 1 }));
         int most = 0;
         for (int i = 0; i < 1000; i++)
         {
-            _nowUs += TickUs;
-            driver.Tick(_nowUs);
+            _harness.NowUs += TickUs;
+            driver.Tick(_harness.NowUs);
             most = Math.Max(most, driver.PendingAppends);
         }
 
@@ -154,20 +154,20 @@ public sealed class GoneNodeWaitDriverTests
     [Test]
     public void A_lagging_node_does_not_log_an_IncarnationEnded_every_settle_time()
     {
-        var driver = new NodeDriver(Settings("a", ["a", "b", "c"], 2), new PersistedState(HardState.Empty, []), _sequences);
+        var driver = new NodeDriver(DriverHarness.Settings("a", ["a", "b", "c"], 2), new PersistedState(HardState.Empty, []), _harness.Sequences);
         driver.Machines.Locks.Apply(1, 1, new EntryEnvelope(EntryPayloadKind.Lock, 1000, "a", 1, 1, new LockCommand(LockCommandType.Acquire, "x", 1, 1000, 600_000).Encode()));
         driver.Machines.Locks.Apply(2, 1, new EntryEnvelope(EntryPayloadKind.Lock, 1000, "a", 1, 2, new LockCommand(LockCommandType.Acquire, "x", 1, 1000, 600_000).Encode()));
         var sent = new HashSet<long>();
         for (int i = 0; i < 2000; i++)
         {
-            _nowUs += TickUs;
+            _harness.NowUs += TickUs;
             if (i % 5 == 0)
             {
                 driver.Receive("b", new RaftWireMessage(new RaftMessage { Type = MessageType.Heartbeat, From = "b", To = "a", Term = 1, Commit = 50 }));
             }
 
-            driver.Tick(_nowUs);
-            while (driver.TakeReady(_nowUs) is { } ready)
+            driver.Tick(_harness.NowUs);
+            while (driver.TakeReady(_harness.NowUs) is { } ready)
             {
                 foreach (var message in ready.Messages)
                 {
@@ -191,47 +191,15 @@ public sealed class GoneNodeWaitDriverTests
         Assert.That(sent.Count, Is.LessThanOrEqualTo(2), $"20 s behind its leader, it forwarded {sent.Count} distinct IncarnationEnded entries");
     }
 
-    private NodeDriver StartLeader(string id)
-    {
-        var driver = new NodeDriver(Settings(id, [id], 1), new PersistedState(HardState.Empty, []), _sequences);
-        for (int i = 0; i < 100 && driver.Core.Role != RaftRole.Leader; i++)
-        {
-            _nowUs += TickUs;
-            driver.Tick(_nowUs);
-            Pump(driver);
-        }
-
-        Assert.That(driver.Core.Role, Is.EqualTo(RaftRole.Leader));
-        Pump(driver);
-        driver.Events.Clear();
-        return driver;
-    }
-
     private long AcquireOwn(NodeDriver driver, string name)
     {
-        long sequence = _sequences.Next();
+        long sequence = _harness.Sequences.Next();
         var append = new DriverAppend(sequence, new EntryEnvelope(EntryPayloadKind.Lock, 0, driver.Id, driver.Incarnation, sequence, new LockCommand(LockCommandType.Acquire, name, 1, 600_000, 0).Encode()).Encode());
         driver.AppendLockRequest(append);
-        Pump(driver);
+        _harness.Pump(driver);
         var granted = driver.Events.LockEvents.Single(e => e.Sequence == sequence).Event;
         driver.Events.Clear();
         return granted.Token;
-    }
-
-    private static NodeDriverSettings Settings(string id, string[] members, ulong incarnation) => new()
-    {
-        Raft = new RaftConfig { Id = id, Members = members, HeartbeatTicks = 1, ElectionTicksMin = 5, ElectionTicksMax = 10, Random = new Random(7) },
-        Incarnation = incarnation,
-        RetryTicks = 5,
-        LeadershipLeaseUs = 45_000,
-    };
-
-    private void Pump(NodeDriver driver)
-    {
-        while (driver.TakeReady(_nowUs) is not null)
-        {
-            driver.Advance();
-        }
     }
 
     private static byte[] Envelope(string origin, ulong incarnation, long sequence, LockCommand command)

@@ -3,6 +3,7 @@ using Gaggle.Locks;
 using Gaggle.Raft;
 using Gaggle.Runtime;
 using Gaggle.Storage;
+using Gaggle.Tests.Support;
 using NUnit.Framework;
 
 namespace Gaggle.Tests.Runtime;
@@ -14,17 +15,16 @@ namespace Gaggle.Tests.Runtime;
 [TestFixture]
 public sealed class NodeDriverTests
 {
-    private const long TickUs = 10_000;
+    private const long TickUs = DriverHarness.TickUs;
 
-    private readonly SequenceCounter _sequences = new();
-    private long _nowUs = 1_000_000;
+    private readonly DriverHarness _harness = new();
 
     [Test]
     public void ASingleNodeElectsItselfCommitsAnAppendAndCompletesItsCaller()
     {
-        var driver = StartLeader();
+        var driver = _harness.StartLeader("n1");
         var append = Append(driver, "hello");
-        Pump(driver);
+        _harness.Pump(driver);
 
         var (completed, index) = driver.Events.Committed.Single();
         Assert.That(completed, Is.SameAs(append));
@@ -42,7 +42,7 @@ public sealed class NodeDriverTests
     public void A_broadcast_commit_notice_received_off_the_wire_commits_nothing_the_leader_did_not_verify()
     {
         var stale = new[] { 1L, 1, 1 }.Select((term, i) => new LogEntry(i + 1, term, EntryKind.Normal, new EntryEnvelope(EntryPayloadKind.User, 0, "n2", 1, i + 1, Encoding.UTF8.GetBytes("stale")).Encode())).ToList();
-        var driver = new NodeDriver(Settings(["n1", "n2", "n3"]), new PersistedState(new HardState(1, null, 0), stale), _sequences);
+        var driver = new NodeDriver(DriverHarness.Settings("n1", ["n1", "n2", "n3"]), new PersistedState(new HardState(1, null, 0), stale), _harness.Sequences);
         var notice = new RaftMessage { Type = MessageType.CommitNotice, From = "n2", To = null, Term = 2, Commit = 3 };
         driver.Receive("n2", Gaggle.Channels.WireCodec.Encode(new Gaggle.Channels.RaftWireMessage(notice), 0));
         Assert.That(driver.Core.Term, Is.EqualTo(2), "the notice was accepted");
@@ -52,12 +52,12 @@ public sealed class NodeDriverTests
     [Test]
     public void AnAppendNotCommittedByItsDeadlineTimesOutAtTheNextTick()
     {
-        var driver = new NodeDriver(Settings(["n1", "n2", "n3"]), new PersistedState(HardState.Empty, []), _sequences);
-        var append = Append(driver, "lonely", deadlineUs: _nowUs + (3 * TickUs));
-        Tick(driver, 2);
+        var driver = new NodeDriver(DriverHarness.Settings("n1", ["n1", "n2", "n3"]), new PersistedState(HardState.Empty, []), _harness.Sequences);
+        var append = Append(driver, "lonely", deadlineUs: _harness.NowUs + (3 * TickUs));
+        _harness.Tick(driver, 2);
         Assert.That(driver.Events.TimedOut, Is.Empty, "no leader, but the deadline has not passed");
 
-        Tick(driver, 2);
+        _harness.Tick(driver, 2);
 
         Assert.That(driver.Events.TimedOut, Is.EqualTo(new[] { append }));
         Assert.That(driver.PendingAppends, Is.Zero, "a timed-out append is not retried");
@@ -70,11 +70,11 @@ public sealed class NodeDriverTests
     [Test]
     public void AHoldThatEndedBeforeItsHandleWatchedItIsReportedAtOnce()
     {
-        var driver = StartLeader();
+        var driver = _harness.StartLeader("n1");
         long token = Acquire(driver, "x", out long request);
         driver.UnwatchLockRequest(request);
         driver.Append(LockAppend(driver, new LockCommand(LockCommandType.Release, "x", Token: token)));
-        Pump(driver);
+        _harness.Pump(driver);
         driver.Events.Clear();
 
         driver.WatchHold("x", token);
@@ -85,14 +85,14 @@ public sealed class NodeDriverTests
     [Test]
     public void AWatchedHoldThatIsReleasedIsReported()
     {
-        var driver = StartLeader();
+        var driver = _harness.StartLeader("n1");
         long token = Acquire(driver, "x", out long request);
         driver.UnwatchLockRequest(request);
         driver.WatchHold("x", token);
         Assert.That(driver.Events.HoldsEnded, Is.Empty, "still held");
 
         driver.Append(LockAppend(driver, new LockCommand(LockCommandType.Release, "x", Token: token)));
-        Pump(driver);
+        _harness.Pump(driver);
 
         Assert.That(driver.Events.HoldsEnded, Is.EqualTo(new[] { ("x", token) }));
     }
@@ -100,20 +100,20 @@ public sealed class NodeDriverTests
     [Test]
     public void AGrantThatComesAfterItsCallerGaveUpIsReleased()
     {
-        var driver = StartLeader();
+        var driver = _harness.StartLeader("n1");
         long first = Acquire(driver, "x", out long request);
         driver.UnwatchLockRequest(request);
         var second = LockAppend(driver, new LockCommand(LockCommandType.Acquire, "x", 1, 60_000, 60_000));
         driver.AppendLockRequest(second);
-        Pump(driver);
+        _harness.Pump(driver);
         Assert.That(driver.PeekLock("x").QueueLength, Is.EqualTo(1), "the second request waits");
 
         // The holder releases, and in the same loop pass the second caller gives up: the release is
         // applied first, so the grant reaches a request nobody waits for.
         driver.Append(LockAppend(driver, new LockCommand(LockCommandType.Release, "x", Token: first)));
         driver.GiveUpLockRequest(second.Sequence, "x");
-        Pump(driver);
-        Pump(driver);
+        _harness.Pump(driver);
+        _harness.Pump(driver);
 
         var info = driver.PeekLock("x");
         Assert.That(info.Holders, Is.Empty, "the late grant was given back");
@@ -124,11 +124,11 @@ public sealed class NodeDriverTests
     [Test]
     public void AGrantTheCallerGaveUpOnAfterItArrivedIsReleased()
     {
-        var driver = StartLeader();
+        var driver = _harness.StartLeader("n1");
         long token = Acquire(driver, "x", out long request);
 
         driver.GiveUpLockRequest(request, "x");
-        Pump(driver);
+        _harness.Pump(driver);
 
         Assert.That(driver.PeekLock("x").Holders, Is.Empty, $"token {token} was released");
         Assert.That(driver.Machines.Locks.WatchedRequests, Is.Zero);
@@ -137,42 +137,20 @@ public sealed class NodeDriverTests
     [Test]
     public void ARequestGivenUpWhoseOutcomeNeverComesIsForgottenAfterTheSettleTime()
     {
-        var driver = new NodeDriver(Settings(["n1", "n2", "n3"]), new PersistedState(HardState.Empty, []), _sequences);
+        var driver = new NodeDriver(DriverHarness.Settings("n1", ["n1", "n2", "n3"]), new PersistedState(HardState.Empty, []), _harness.Sequences);
         var request = LockAppend(driver, new LockCommand(LockCommandType.Acquire, "x", 1, 60_000, 60_000));
         driver.AppendLockRequest(request);
         driver.GiveUpLockRequest(request.Sequence, "x");
         Assert.That(driver.Machines.Locks.WatchedRequests, Is.EqualTo(1), "a grant may still come, and must then be released");
 
-        Tick(driver, (int)(Settings(["n1"]).LockSettleUs / TickUs) + 2);
+        _harness.Tick(driver, (int)(DriverHarness.Settings("n1", ["n1"]).LockSettleUs / TickUs) + 2);
 
         Assert.That(driver.Machines.Locks.WatchedRequests, Is.Zero, "no leader ever took the request: it is not kept for ever");
     }
 
-    private NodeDriver StartLeader()
-    {
-        var driver = new NodeDriver(Settings(["n1"]), new PersistedState(HardState.Empty, []), _sequences);
-        for (int i = 0; i < 100 && driver.Core.Role != RaftRole.Leader; i++)
-        {
-            Tick(driver, 1);
-        }
-
-        Assert.That(driver.Core.Role, Is.EqualTo(RaftRole.Leader));
-        Pump(driver);
-        driver.Events.Clear();
-        return driver;
-    }
-
-    private NodeDriverSettings Settings(string[] members) => new()
-    {
-        Raft = new RaftConfig { Id = "n1", Members = members, HeartbeatTicks = 1, ElectionTicksMin = 5, ElectionTicksMax = 10, Random = new Random(7) },
-        Incarnation = 1,
-        RetryTicks = 5,
-        LeadershipLeaseUs = 45_000,
-    };
-
     private DriverAppend Append(NodeDriver driver, string data, long deadlineUs = long.MaxValue)
     {
-        long sequence = _sequences.Next();
+        long sequence = _harness.Sequences.Next();
         var append = new DriverAppend(sequence, new EntryEnvelope(EntryPayloadKind.User, 0, "n1", 1, sequence, Encoding.UTF8.GetBytes(data)).Encode()) { DeadlineUs = deadlineUs };
         driver.Append(append);
         return append;
@@ -180,7 +158,7 @@ public sealed class NodeDriverTests
 
     private DriverAppend LockAppend(NodeDriver driver, LockCommand command)
     {
-        long sequence = _sequences.Next();
+        long sequence = _harness.Sequences.Next();
         return new(sequence, new EntryEnvelope(EntryPayloadKind.Lock, 0, driver.Id, driver.Incarnation, sequence, command.Encode()).Encode());
     }
 
@@ -190,34 +168,11 @@ public sealed class NodeDriverTests
         var append = LockAppend(driver, new LockCommand(LockCommandType.Acquire, name, 1, 60_000, 0));
         sequence = append.Sequence;
         driver.AppendLockRequest(append);
-        Pump(driver);
+        _harness.Pump(driver);
         long request = sequence;
         var granted = driver.Events.LockEvents.Single(e => e.Sequence == request).Event;
         Assert.That(granted.Type, Is.EqualTo(LockEventType.Granted));
         driver.Events.Clear();
         return granted.Token;
-    }
-
-    private void Tick(NodeDriver driver, int ticks)
-    {
-        for (int i = 0; i < ticks; i++)
-        {
-            _nowUs += TickUs;
-            driver.Tick(_nowUs);
-            Pump(driver);
-        }
-    }
-
-    private void Pump(NodeDriver driver)
-    {
-        while (driver.TakeReady(_nowUs) is not null)
-        {
-            driver.Advance();
-            if (driver.Events.SnapshotToSave is { } snapshot)
-            {
-                driver.Events.SnapshotToSave = null;
-                driver.CompactTo(snapshot);
-            }
-        }
     }
 }
