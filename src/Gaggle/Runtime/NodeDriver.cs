@@ -427,10 +427,7 @@ internal sealed partial class NodeDriver
 
         foreach (ulong incarnation in ended)
         {
-            long sequence = _sequences.Next();
-            var command = new LockCommand(LockCommandType.IncarnationEnded, "", Token: (long)incarnation);
-            var envelope = new EntryEnvelope(EntryPayloadKind.Lock, 0, Id, _settings.Incarnation, sequence, command.Encode()).Encode();
-            _appends.Add(new DriverAppend(sequence, envelope) { DeadlineUs = _nowUs + _settings.LockSettleUs });
+            AppendOwnLockCommand(new LockCommand(LockCommandType.IncarnationEnded, "", Token: (long)incarnation));
         }
 
         _incarnationEndedInFlightUntilUs = _nowUs + _settings.LockSettleUs;
@@ -439,13 +436,18 @@ internal sealed partial class NodeDriver
     /// <summary>Appends the lock commands this node decided on (releases of unwanted grants, cancelled waits), each for one settle time at most.</summary>
     private void ProposeLockCommands()
     {
-        var commands = Machines.Locks.TakeCommands();
-        foreach (var command in commands)
+        foreach (var command in Machines.Locks.TakeCommands())
         {
-            long sequence = _sequences.Next();
-            var envelope = new EntryEnvelope(EntryPayloadKind.Lock, 0, Id, _settings.Incarnation, sequence, command.Encode()).Encode();
-            _appends.Add(new DriverAppend(sequence, envelope) { DeadlineUs = _nowUs + _settings.LockSettleUs });
+            AppendOwnLockCommand(command);
         }
+    }
+
+    /// <summary>Appends a lock command this node decided on, tried for one settle time at most.</summary>
+    private void AppendOwnLockCommand(LockCommand command)
+    {
+        long sequence = _sequences.Next();
+        var envelope = new EntryEnvelope(EntryPayloadKind.Lock, 0, Id, _settings.Incarnation, sequence, command.Encode()).Encode();
+        _appends.Add(new DriverAppend(sequence, envelope) { DeadlineUs = _nowUs + _settings.LockSettleUs });
     }
 
     /// <summary>Once enough entries were applied since the last snapshot, snapshots the state machines (Raft §7); the loop saves it, then compacts.</summary>
