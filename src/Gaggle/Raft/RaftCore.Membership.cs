@@ -189,23 +189,42 @@ internal sealed partial class RaftCore
 
     /// <summary>
     /// An operator's recovery after a majority of the voters was lost for good: this node becomes the
-    /// sole voter of a new cluster made of its own log. Everything in its log counts as committed
-    /// (entries the lost majority never acknowledged included, the choice every such recovery makes),
-    /// the configuration {this node} and <paramref name="first"/> are logged in a new term, and the node
-    /// campaigns at once. Only for a new generation that no member of the old one is part of any more
-    /// (the caller's claim ensures it).
+    /// sole voter of a new cluster made of its own log. What it knows committed stays where it is. The
+    /// entries after that (the tail: the lost majority may have committed them, or others in their
+    /// place) count as committed too, the choice every such recovery makes, but they move behind the
+    /// new cluster's start: the log becomes the known-committed prefix, the configuration {this node},
+    /// the opening entry, then the tail's entries that <paramref name="open"/> keeps, all in a new term,
+    /// and the node campaigns at once. A state machine therefore applies the tail as part of the new
+    /// cluster, after its opening entry (a lock table: inside the new generation's hold-off, with its
+    /// tokens), never at indexes the lost majority may have used for something else. The tail's
+    /// configuration and no-op entries are dropped (the new configuration replaces them). Only for a new
+    /// generation that no member of the old one is part of any more (the caller's claim ensures it).
     /// </summary>
-    public void ForceNewCluster(ReadOnlyMemory<byte> first)
+    /// <param name="open">Given the tail's normal entries, in log order: the opening entry and the payloads to keep, in order.</param>
+    public void ForceNewCluster(Func<IReadOnlyList<LogEntry>, (ReadOnlyMemory<byte> First, IReadOnlyList<ReadOnlyMemory<byte>> Kept)> open)
     {
+        long known = _log.Committed;
+        var tail = new List<LogEntry>();
+        for (long index = known + 1; index <= _log.LastIndex; index++)
+        {
+            var entry = _log.Entry(index);
+            if (entry.Kind == EntryKind.Normal)
+            {
+                tail.Add(entry);
+            }
+        }
+
+        var (first, kept) = open(tail);
         Term++;
         VotedFor = null;
-        _log.CommitTo(_log.LastIndex);
+        _log.TruncateAfter(known);
+        _logConfigs.RemoveAll(c => c.Index > known);
         Rejoining = false;
-        StartAlone(first);
+        StartAlone(first, kept);
     }
 
-    /// <summary>Logs the configuration {this node} and <paramref name="first"/> in the current term, then campaigns as the sole voter.</summary>
-    private void StartAlone(ReadOnlyMemory<byte> first)
+    /// <summary>Logs the configuration {this node}, <paramref name="first"/> and <paramref name="then"/> in the current term, then campaigns as the sole voter.</summary>
+    private void StartAlone(ReadOnlyMemory<byte> first, IReadOnlyList<ReadOnlyMemory<byte>>? then = null)
     {
         long index = _log.LastIndex + 1;
         var alone = new ClusterConfig([Id], [], new Dictionary<string, long> { [Id] = index });
@@ -213,6 +232,11 @@ internal sealed partial class RaftCore
         _log.AppendNew(entry);
         RecordConfig(entry, alone);
         _log.AppendNew(new LogEntry(_log.LastIndex + 1, Term, EntryKind.Normal, first));
+        foreach (var payload in then ?? [])
+        {
+            _log.AppendNew(new LogEntry(_log.LastIndex + 1, Term, EntryKind.Normal, payload));
+        }
+
         BecomeFollower(Term, null);
         StartElection();
     }

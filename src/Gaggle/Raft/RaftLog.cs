@@ -190,6 +190,18 @@ internal sealed class RaftLog
         }
     }
 
+    /// <summary>Drops the entries after <paramref name="index"/>, none of them committed (a forced new cluster moves them behind its start).</summary>
+    public void TruncateAfter(long index)
+    {
+        if (index < Committed || index > LastIndex)
+        {
+            throw new InvalidOperationException($"Cannot cut the log after {index}: only entries after the commit index {Committed} and up to the last index {LastIndex} can be.");
+        }
+
+        _entries.RemoveRange((int)(index - _offset), (int)(LastIndex - index));
+        _unpersistedFrom = Math.Min(_unpersistedFrom, index + 1);
+    }
+
     public void CommitTo(long index)
     {
         if (index > Committed)

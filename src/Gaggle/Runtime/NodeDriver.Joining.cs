@@ -104,8 +104,9 @@ internal sealed partial class NodeDriver
     /// <summary>
     /// An operator's recovery (see <see cref="GaggleNode.ForceNewGenerationAsync"/>): after this node
     /// won the claim of <paramref name="generation"/>, it becomes the sole voter of that generation with
-    /// its own log, all of it committed. Nothing is granted for a full hold limit: the lost majority may
-    /// have granted or renewed holds this node never heard of.
+    /// its own log, all of it committed, what it cannot know committed moved behind the generation's
+    /// start (see <see cref="RaftCore.ForceNewCluster"/>). Nothing is granted for a full hold limit: the
+    /// lost majority may have granted or renewed holds this node never heard of.
     /// </summary>
     public void ForceNewGeneration(long generation)
     {
@@ -118,7 +119,40 @@ internal sealed partial class NodeDriver
         _fence!.Changed(_nowUs);
         ClearLifeIfGenerationChanged();
         _wasMember = true;
-        _core.ForceNewCluster(GenerationStart(generation, FenceHoldOffMs));
+        _core.ForceNewCluster(tail => ForcedStart(generation, tail));
+    }
+
+    /// <summary>
+    /// A forced generation's opening entry, and what it keeps of the tail of entries this node cannot
+    /// know committed (the core moves them behind it). It keeps every entry but the lock commands of
+    /// other nodes: none of them is a member of the new generation (its sole voter is this node), and
+    /// each starts over when it hears of it, failing whatever it was waiting for; a hold one had ends
+    /// with its lease, within the hold-off. Kept, another node's acquire would queue in a generation
+    /// it is not part of. The opening entry carries the tail's latest stamp, so that the hold-off
+    /// counts from there: a moved entry stamped after the table's time must not end it early.
+    /// </summary>
+    private (ReadOnlyMemory<byte> First, IReadOnlyList<ReadOnlyMemory<byte>> Kept) ForcedStart(long generation, IReadOnlyList<LogEntry> tail)
+    {
+        long stamp = 0;
+        var kept = new List<ReadOnlyMemory<byte>>(tail.Count);
+        foreach (var entry in tail)
+        {
+            if (!EntryEnvelope.TryDecode(entry.Data, out var envelope))
+            {
+                // Every replica skips a malformed entry alike, wherever it is.
+                kept.Add(entry.Data);
+                continue;
+            }
+
+            stamp = Math.Max(stamp, envelope.Stamp);
+            if (envelope.Kind != EntryPayloadKind.Lock || envelope.Origin == Id)
+            {
+                kept.Add(entry.Data);
+            }
+        }
+
+        var start = GenerationStart(generation, FenceHoldOffMs);
+        return (stamp > 0 ? EntryEnvelope.WithStamp(start, stamp) : start, kept);
     }
 
     /// <summary>The entry that opens a generation in the lock table: its token bits and its hold-off.</summary>

@@ -61,7 +61,7 @@ public sealed class NotAMemberTests
     }
 
     /// <summary>Elastic node "x" of generation 1 with <paramref name="log"/> (ticks of 10 ms, election timeout 100..150 ms, member timeout 1 s).</summary>
-    internal static NodeDriver Member(HardState hardState, LogEntry[] log)
+    internal static NodeDriver Member(HardState hardState, LogEntry[] log, SequenceCounter? sequences = null)
     {
         var options = new GaggleOptions
         {
@@ -72,7 +72,7 @@ public sealed class NotAMemberTests
             MemberTimeout = TimeSpan.FromSeconds(1),
             RandomSeed = 5,
         };
-        var driver = new NodeDriver(NodeDriverSettings.From(options, 1, TimeSpan.FromMicroseconds(TickUs)), new PersistedState(hardState, log), new SequenceCounter());
+        var driver = new NodeDriver(NodeDriverSettings.From(options, 1, TimeSpan.FromMicroseconds(TickUs)), new PersistedState(hardState, log), sequences ?? new SequenceCounter());
         driver.StartGeneration(1, live: true);
         return driver;
     }
