@@ -219,8 +219,10 @@ public sealed partial class GaggleNode
     /// back): the cluster takes no writes and never guesses by itself. Call this on one surviving member
     /// (the most up to date: <see cref="LastLogIndex"/>): it claims the next generation in the store and
     /// becomes its sole voter with its own log, all of it counting as committed (what the lost majority
-    /// acknowledged but this node never received is lost); the other survivors see the newer
-    /// generation, drop their state and join it; new instances join as usual. Fencing tokens keep
+    /// acknowledged but this node never received is lost; what this node holds but cannot know
+    /// committed is applied in the new generation, after its hold-off and with its tokens, except
+    /// other instances' lock requests, which those instances fail when they start over); the other
+    /// survivors see the newer generation, drop their state and join it; new instances join as usual. Fencing tokens keep
     /// increasing (the generation is in their high bits); the node proposes nothing for three election
     /// timeouts (the generation fence: a leader of the old generation stops first) and grants nothing
     /// for a lock lease plus four, so every hold of the old generation has expired first.
