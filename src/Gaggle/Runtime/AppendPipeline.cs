@@ -31,6 +31,24 @@ internal sealed class AppendPipeline(string id, int retryTicks, int maxMessageBy
         AddToBatch(append);
     }
 
+    /// <summary>
+    /// Appends of <paramref name="sequences"/>, whose entries are in this node's own log now (after it
+    /// forced a new cluster: see <see cref="NodeDriver.ForceNewGeneration"/>), count as proposed here,
+    /// under <paramref name="admission"/>: they complete when applied, and are neither sent again nor
+    /// given up as sent under another admission.
+    /// </summary>
+    public void AdoptLogged(IEnumerable<long> sequences, RaftCore core, string id, long tick, long admission)
+    {
+        foreach (long sequence in sequences)
+        {
+            if (_appends.TryGetValue(sequence, out var pending))
+            {
+                MarkSent(core, pending, id, tick, admission);
+                pending.Submitted = true;
+            }
+        }
+    }
+
     /// <summary>The caller stopped waiting: no more retries.</summary>
     public void Abandon(long sequence) => _appends.Remove(sequence);
 

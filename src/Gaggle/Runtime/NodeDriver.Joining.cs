@@ -120,6 +120,26 @@ internal sealed partial class NodeDriver
         ClearLifeIfGenerationChanged();
         _wasMember = true;
         _core.ForceNewCluster(tail => ForcedStart(generation, tail));
+        // Its appends whose entries it holds unapplied (moved, or committed and not yet applied) are in
+        // its own log under its new admission: they complete when applied. The others were sent under
+        // its old admission, their outcome unknown (see AppendPipeline.GiveUpOtherAdmissions).
+        _appends.AdoptLogged(OwnUnappliedSequences(), _core, Id, _tickCount, _core.AdmissionOf(Id));
+    }
+
+    /// <summary>The sequence numbers of this process's entries in the log after the applied index.</summary>
+    private List<long> OwnUnappliedSequences()
+    {
+        var sequences = new List<long>();
+        for (long index = _core.AppliedIndex + 1; index <= _core.LastIndex; index++)
+        {
+            var entry = _core.Log.Entry(index);
+            if (entry.Kind == EntryKind.Normal && EntryEnvelope.TryDecode(entry.Data, out var envelope) && envelope.Origin == Id && envelope.Incarnation == _settings.Incarnation)
+            {
+                sequences.Add(envelope.Sequence);
+            }
+        }
+
+        return sequences;
     }
 
     /// <summary>

@@ -61,11 +61,19 @@ internal sealed class NodeStateMachines
         envelope = default;
         if (_forgetRemovedMembers && entry.Kind == EntryKind.Configuration && ClusterConfig.TryDecode(entry.Data, out var config))
         {
-            // A member removed here never has another entry applied under what the table remembers of it.
-            Deduplicator.ForgetNonMembers(config);
+            // A member removed here never has another entry applied under what the table remembers of it;
+            // except at a forced generation's founding configuration, which the survivor's tail follows,
+            // with other nodes' entries the table must still recognise as duplicates (RaftCore.ForceNewCluster).
+            // Their sessions are forgotten at the next configuration, behind the whole tail.
+            bool founding = config.IsFoundedAt(entry.Index);
+            if (!founding)
+            {
+                Deduplicator.ForgetNonMembers(config);
+            }
+
             var members = config.Members.ToHashSet(StringComparer.Ordinal);
             LastAppliedMembers = members;
-            if (Locks.ApplyMembers(entry.Index, members, founding: config.IsFoundedAt(entry.Index)))
+            if (Locks.ApplyMembers(entry.Index, members, founding))
             {
                 // Its waits ended too (see LockTable.GoneNodes.cs).
                 Observer?.Invoke(entry.Index, MembersChangedEnvelope, true);
