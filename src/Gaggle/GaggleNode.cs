@@ -304,7 +304,9 @@ public sealed partial class GaggleNode : IAsyncDisposable
     }
 
     /// <summary>
-    /// Leaves the cluster: a leader first hands leadership to an up-to-date follower when it can, then
+    /// Leaves the cluster: the node first ends its waiting lock requests and releases the locks it holds
+    /// (so the next waiters get them at once, not a lease later; a release that cannot commit in a
+    /// settle time, without a leader, is left to its lease), a leader then hands leadership to an up-to-date follower when it can, then
     /// the loop stops, the channel disconnects, and pending appends, RPCs, lock requests and leader waits
     /// fail with <see cref="ObjectDisposedException"/>; the node then claims no leadership and knows no
     /// leader. Idempotent.
@@ -317,6 +319,15 @@ public sealed partial class GaggleNode : IAsyncDisposable
         }
 
         // A loop that failed has already set Stopped; the timer and channel still need releasing.
+        if (Volatile.Read(ref _state) == Running && _locks is not null)
+        {
+            // As a closed ZooKeeper session frees its lock nodes. Its own waiting requests end first, each
+            // withdrawn (see GaggleLocks.AcquireSetAsync), so a release does not pass a lock to one of
+            // them; each release waits a settle time at most for its commit.
+            _lockCallers.FailAll(new ObjectDisposedException(nameof(GaggleNode), $"Gaggle node '{Id}' stopped before the lock was granted."));
+            await _locks.ReleaseAllAsync().ConfigureAwait(false);
+        }
+
         int previous = Interlocked.Exchange(ref _state, Stopped);
         if (previous == Running)
         {

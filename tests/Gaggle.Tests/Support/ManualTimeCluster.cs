@@ -75,12 +75,43 @@ internal sealed class ManualTimeCluster(string[] ids, Action<GaggleOptions>? con
 
     private int _elasticStarted;
 
+    /// <summary>
+    /// Stops node <paramref name="id"/> gracefully. A node releases its holds as it stops, which takes
+    /// a commit: the clock moves on, one tick at a time, while it stops, its loop and the others' catching up in between.
+    /// </summary>
     public async Task StopAsync(string id)
     {
-        if (Nodes.Remove(id, out var node))
+        if (!Nodes.Remove(id, out var node))
         {
-            await node.DisposeAsync();
+            return;
         }
+
+        var stopping = node.DisposeAsync().AsTask();
+        var watch = Stopwatch.StartNew();
+        while (!stopping.IsCompleted)
+        {
+            if (watch.Elapsed > Eventually.DefaultDeadline)
+            {
+                throw new TimeoutException($"Gave up after {Eventually.DefaultDeadline.TotalSeconds:0} s waiting for node '{id}' to stop.");
+            }
+
+            try
+            {
+                await node.GetLogAsync();
+            }
+            catch (ObjectDisposedException)
+            {
+                // Its loop stopped taking inputs: what is left of its stop takes no time.
+            }
+
+            if (!stopping.IsCompleted)
+            {
+                Time.Advance(Step);
+                await CatchUpAsync();
+            }
+        }
+
+        await stopping;
     }
 
     /// <summary>Moves the clock on by <paramref name="span"/>, one tick at a time, letting the nodes' loops catch up in between.</summary>
