@@ -75,7 +75,7 @@ internal sealed class HistoryMachine(string node, AppendChecker checker, Func<lo
 /// the cluster settles, every node's state machine holds every acknowledged payload. In an elastic run
 /// all of it holds per cluster generation: indexes are those of a generation's log, and what a
 /// generation acknowledged is held by the nodes of that generation only (a new generation starts from
-/// nothing). A payload may be applied in two generations: an append a node forwarded to the leader of
+/// nothing, but for a forced one: see <see cref="Fork"/>). A payload may be applied in two generations: an append a node forwarded to the leader of
 /// one (which committed it unseen by the node) is proposed again when that node founds the next.
 /// </summary>
 internal sealed class AppendChecker
@@ -158,6 +158,26 @@ internal sealed class AppendChecker
         foreach (var (payload, _) in _acknowledged.Where(a => a.Value.Generation == generation).ToList())
         {
             _acknowledged.Remove(payload);
+        }
+    }
+
+    /// <summary>
+    /// An operator forced generation <paramref name="forced"/> on a survivor of <paramref name="generation"/>
+    /// that had applied up to <paramref name="upTo"/>: the new generation's log starts with that prefix,
+    /// so what was applied there, and what was acknowledged there, is the new generation's too (what the
+    /// old one applied or acknowledged after it is lost by design).
+    /// </summary>
+    public void Fork(long generation, long forced, long upTo)
+    {
+        foreach (var ((_, index), payload) in _byIndex.Where(e => e.Key.Generation == generation && e.Key.Index <= upTo).ToList())
+        {
+            _byIndex[(forced, index)] = payload;
+            _indexOf[(forced, payload)] = index;
+        }
+
+        foreach (var (payload, _) in _acknowledged.Where(a => a.Value.Generation == generation && a.Value.Index <= upTo).ToList())
+        {
+            _acknowledged[payload] = (forced, _acknowledged[payload].Index);
         }
     }
 

@@ -1,5 +1,6 @@
 using Gaggle.Channels;
 using Gaggle.Locks;
+using Gaggle.Runtime;
 
 namespace Gaggle.Tests.Simulation;
 
@@ -66,9 +67,13 @@ internal sealed partial class LockHistoryChecker
     /// <summary>Whether the generation being checked is still in its hold-off (it grants nothing yet: see LockTable.GrantsFrom).</summary>
     private bool HeldOff => _history.Now < _history.GrantsFrom;
 
-    /// <summary>The token a grant at <paramref name="index"/> carries (LockTable: the generation in the high bits in elastic mode), with <paramref name="token"/>'s count within the entry.</summary>
+    /// <summary>
+    /// The token a grant at <paramref name="index"/> carries (LockTable: the generation in the high bits in
+    /// elastic mode: the table's, which is the history's but in the prefix a forced generation inherited),
+    /// with <paramref name="token"/>'s count within the entry.
+    /// </summary>
     private long TokenFrom(long index, long token)
-        => _history.Generation == 0 ? (index << 16) | (token & 0xFFFF) : (GenerationIds.NumberOf(_history.Generation) << 48) + (index << 8) + (token & 0xFF);
+        => _history.Generation == 0 ? (index << 16) | (token & 0xFFFF) : (_history.TableGeneration << 48) + (index << 8) + (token & 0xFF);
 
     private History HistoryOf(long generation)
     {
@@ -105,11 +110,23 @@ internal sealed partial class LockHistoryChecker
 
     /// <summary>
     /// The common lock history of one cluster generation (elastic runs: each generation's log is a new
-    /// one, from index 1, with a table that starts empty; other runs have generation 0 alone).
+    /// one, from index 1, with a table that starts empty, but for a forced generation, whose log and table
+    /// start with the prefix of the one it replaced; other runs have generation 0 alone).
     /// </summary>
     private sealed class History
     {
-        public long Generation { get; init; }
+        public long Generation { get; set; }
+
+        /// <summary>A forced generation: the generation it replaced, and the survivor's commit index there (the end of the prefix it inherited); 0 otherwise.</summary>
+        public long ForkedFrom { get; set; }
+
+        public long ForkedAt { get; set; }
+
+        /// <summary>Every index first applied, in order, with what the model was checked against (to replay a prefix into a forced generation's history).</summary>
+        public List<AppliedRecord> Records { get; } = [];
+
+        /// <summary>The generation number the table of the entry being checked says (its tokens' high bits).</summary>
+        public long TableGeneration { get; set; }
 
         /// <summary>The table's fingerprint after each index, as the first node to apply it had it.</summary>
         public Dictionary<long, ulong> Fingerprints { get; } = [];
@@ -133,6 +150,9 @@ internal sealed partial class LockHistoryChecker
         /// <summary>The table time before which the generation grants nothing (its hold-off).</summary>
         public long GrantsFrom { get; set; }
     }
+
+    /// <summary>An index as first applied: its fingerprint and what the model checked (no command: dropped as a duplicate).</summary>
+    private sealed record AppliedRecord(long Index, ulong Fingerprint, long GrantsFrom, long TableGeneration, EntryEnvelope Envelope, LockCommand? Command, IReadOnlyList<LockEvent> Events);
 
     private enum LockKindInModel
     {

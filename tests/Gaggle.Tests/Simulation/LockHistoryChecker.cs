@@ -26,12 +26,12 @@ internal sealed partial class LockHistoryChecker
     private const ulong DuplicateMark = 0xD0_D0_D0_D0_D0_D0_D0_D0;
 
     private readonly Dictionary<long, History> _histories = [];
-    private readonly HashSet<(long Generation, string Lock, long Token)> _tokens = [];
+    private HashSet<(long Generation, string Lock, long Token)> _tokens = [];
 
     /// <summary>The history of the generation being checked.</summary>
     private History _history = new();
 
-    public LockSimStats Stats { get; } = new();
+    public LockSimStats Stats { get; private set; } = new();
 
     /// <summary>Number of locks held or waited for in the common history of <paramref name="generation"/> now.</summary>
     public int LiveLocks(long generation) => HistoryOf(generation).Locks.Count;
@@ -51,15 +51,19 @@ internal sealed partial class LockHistoryChecker
     public void ObserveDuplicate(string node, long index, long generation = 0)
     {
         _history = HistoryOf(generation);
-        Agree(node, index, DuplicateMark, () => { });
+        Agree(node, index, DuplicateMark, () => _history.Records.Add(new AppliedRecord(index, DuplicateMark, _history.GrantsFrom, _history.TableGeneration, default, null, [])));
     }
 
     /// <summary>A node of generation id <paramref name="generation"/> (by default the table's generation number) applied a lock command; its table and events must match the common history of that generation.</summary>
     public void ObserveApplied(string node, LockTable table, long index, EntryEnvelope envelope, LockCommand command, IReadOnlyList<LockEvent> events, long generation = -1)
     {
         _history = HistoryOf(generation < 0 ? table.Generation : generation);
-        Require(GenerationIds.NumberOf(_history.Generation) == table.Generation, index, $"{node}'s lock table says generation {table.Generation}, its node {GenerationIds.Describe(_history.Generation)}");
+        // A forced generation's log starts with the prefix of the one it replaced: its table says the
+        // older generation until the new one's start entry applies (then grants carry the new one's bits).
+        Require(GenerationIds.NumberOf(_history.Generation) == table.Generation || (_history.ForkedAt > 0 && table.Generation < GenerationIds.NumberOf(_history.Generation)), index,
+            $"{node}'s lock table says generation {table.Generation}, its node {GenerationIds.Describe(_history.Generation)}");
         _history.GrantsFrom = table.GrantsFrom;
+        _history.TableGeneration = table.Generation;
         if (table.NextDeadline != table.ScanNextDeadline())
         {
             throw new LockSimViolation($"{node}'s lock table after index {index} names {table.NextDeadline} as its next deadline; a scan of its locks finds {table.ScanNextDeadline()}");
@@ -68,7 +72,11 @@ internal sealed partial class LockHistoryChecker
         using var stream = new MemoryStream();
         table.Write(stream);
         ulong fingerprint = Fingerprint(stream.GetBuffer().AsSpan(0, (int)stream.Length), events);
-        Agree(node, index, fingerprint, () => Check(table, index, envelope, command, events));
+        Agree(node, index, fingerprint, () =>
+        {
+            _history.Records.Add(new AppliedRecord(index, fingerprint, _history.GrantsFrom, _history.TableGeneration, envelope, command, events));
+            Check(table, index, envelope, command, events);
+        });
     }
 
     private void Agree(string node, long index, ulong fingerprint, Action checkFirst)
@@ -121,11 +129,11 @@ internal sealed partial class LockHistoryChecker
         return hash;
     }
 
-    /// <summary>One command of the common history against the model.</summary>
-    private void Check(LockTable table, long index, EntryEnvelope envelope, LockCommand command, IReadOnlyList<LockEvent> events)
+    /// <summary>One command of the common history against the model (and against the table that applied it first; none when replayed: see LockHistoryChecker.Forks.cs).</summary>
+    private void Check(LockTable? table, long index, EntryEnvelope envelope, LockCommand command, IReadOnlyList<LockEvent> events)
     {
         _history.Now = Math.Max(_history.Now, envelope.Stamp);
-        Require(table.Now == _history.Now, index, $"the table's clock is {table.Now}; the highest stamp applied is {_history.Now}");
+        Require(table is null || table.Now == _history.Now, index, $"the table's clock is {table?.Now}; the highest stamp applied is {_history.Now}");
         var request = new RequestId(envelope.Origin, envelope.Incarnation, envelope.Sequence);
         Stats.Commands[(int)command.Type]++;
         bool answered = false;
@@ -180,12 +188,12 @@ internal sealed partial class LockHistoryChecker
             CheckState(table, index, name, state);
         }
 
-        foreach (string name in _history.Names)
+        foreach (string name in table is null ? [] : _history.Names)
         {
             if (!_history.Locks.ContainsKey(name))
             {
                 // Unused in the model, so forgotten by the table: no holder or waiter left behind (one lock of a withdrawn multi-lock request, say).
-                var info = table.Describe(name, index);
+                var info = table!.Describe(name, index);
                 Require(info.Holders.Count == 0 && info.QueueLength == 0, index, $"the table holds '{name}' as [{string.Join(", ", info.Holders.Select(h => h.FencingToken))}] with {info.QueueLength} waiting; the model has nobody");
             }
         }
@@ -296,6 +304,9 @@ internal sealed partial class LockHistoryChecker
         Require(HasRoomFor(state, writer), index,
             $"'{e.Name}' granted to {e.Request}{(state.Kind == LockKindInModel.ReaderWriter ? (writer ? " for writing" : " for reading") : "")} while held by {state.Holders.Count} "
             + $"({(state.Kind == LockKindInModel.ReaderWriter ? "a reader-writer lock" : $"max {state.MaxCount}")}): {string.Join(", ", state.Holders.Select(h => $"{h.Token}{(h.Writer ? " (writer)" : "")} until {h.Expiry}"))}");
+        Require(_history.TableGeneration == GenerationIds.NumberOf(_history.Generation) || index <= _history.ForkedAt, index,
+            $"'{e.Name}' granted to {e.Request} with token {e.Token} of generation {_history.TableGeneration}, at an index of forced generation {GenerationIds.Describe(_history.Generation)} "
+            + $"(after the survivor's commit index {_history.ForkedAt}, where the lost majority may have granted it too) before that generation's start entry applied");
         Require(e.Token == TokenFrom(index, e.Token), index, $"token {e.Token} does not come from index {index}{(_history.Generation == 0 ? "" : $" of generation {_history.Generation}")}");
         Require(!HeldOff, index, $"'{e.Name}' granted to {e.Request} at {_history.Now}, during the generation's hold-off (nothing granted before {_history.GrantsFrom})");
         Require(e.Token > state.LastToken, index, $"token {e.Token} of '{e.Name}' is not above the previous one, {state.LastToken}");
@@ -374,7 +385,7 @@ internal sealed partial class LockHistoryChecker
     }
 
     /// <summary>After each command: bounds hold, nothing overdue survives, the table agrees with the model (no waiter that fits is left: <see cref="CheckClosure"/>).</summary>
-    private void CheckState(LockTable table, long index, string name, TrackedLock state)
+    private void CheckState(LockTable? table, long index, string name, TrackedLock state)
     {
         Require(state.Kind == LockKindInModel.ReaderWriter
             ? state.Holders.TrueForAll(h => !h.Writer) || state.Holders.Count == 1
@@ -382,12 +393,16 @@ internal sealed partial class LockHistoryChecker
             $"'{name}' has {state.Holders.Count} holders ({state.Holders.Count(h => h.Writer)} writers), more than its {(state.Kind, state.MaxCount)} allows");
         Require(state.Holders.TrueForAll(h => h.Expiry > _history.Now), index, $"'{name}' still held past the end of a lease at {_history.Now}");
         Require(state.Queue.TrueForAll(w => w.Deadline > _history.Now), index, $"a wait for '{name}' outlived its deadline at {_history.Now}");
-        var info = table.Describe(name, index);
-        bool same = info.QueueLength == state.Queue.Count
-            && (info.MaxCount == state.MaxCount || (info.MaxCount == 0 && state.Holders.Count == 0 && state.Queue.Count == 0))
-            && info.Holders.Select(h => (h.FencingToken, h.LeaseExpiry, h.Kind)).SequenceEqual(state.Holders.Select(h => (h.Token, h.Expiry, KindOf(state, h))));
-        Require(same, index, $"the table holds '{name}' as [{string.Join(", ", info.Holders.Select(h => $"{h.FencingToken} ({h.Kind}) until {h.LeaseExpiry}"))}] with {info.QueueLength} waiting (max {info.MaxCount}); "
-            + $"the model has [{string.Join(", ", state.Holders.Select(h => $"{h.Token} ({KindOf(state, h)}) until {h.Expiry}"))}] with {state.Queue.Count} (max {state.MaxCount})");
+        if (table is not null)
+        {
+            var info = table.Describe(name, index);
+            bool same = info.QueueLength == state.Queue.Count
+                && (info.MaxCount == state.MaxCount || (info.MaxCount == 0 && state.Holders.Count == 0 && state.Queue.Count == 0))
+                && info.Holders.Select(h => (h.FencingToken, h.LeaseExpiry, h.Kind)).SequenceEqual(state.Holders.Select(h => (h.Token, h.Expiry, KindOf(state, h))));
+            Require(same, index, $"the table holds '{name}' as [{string.Join(", ", info.Holders.Select(h => $"{h.FencingToken} ({h.Kind}) until {h.LeaseExpiry}"))}] with {info.QueueLength} waiting (max {info.MaxCount}); "
+                + $"the model has [{string.Join(", ", state.Holders.Select(h => $"{h.Token} ({KindOf(state, h)}) until {h.Expiry}"))}] with {state.Queue.Count} (max {state.MaxCount})");
+        }
+
         if (state.Holders.Count == 0 && state.Queue.Count == 0)
         {
             // The table forgets an unused lock; a later user may pick another maxCount.

@@ -35,6 +35,9 @@ internal sealed class SafetyChecker
 
     public int AppliedCount => _applied.Count;
 
+    /// <summary>Entries of the prefix a forced cluster took over from the one it replaced (see <see cref="ContinuedAfter"/>).</summary>
+    public int InheritedCount { get; private set; }
+
     /// <summary>How many terms had a leader.</summary>
     public int LeaderCount => _leaders.Count;
 
@@ -236,6 +239,37 @@ internal sealed class SafetyChecker
         }
     }
 
+    /// <summary>
+    /// The history of a cluster forced out of this one (GaggleNode.ForceNewGenerationAsync): its log
+    /// starts with this cluster's committed prefix up to <paramref name="upTo"/> (the survivor's commit
+    /// index), its terms above the survivor's. That prefix counts as committed before any term of the
+    /// new cluster, so every leader of it must hold it (Leader Completeness), and every node of it must
+    /// apply exactly it there (State Machine Safety). What this cluster committed after
+    /// <paramref name="upTo"/> is lost by design; the new cluster's own history starts empty.
+    /// </summary>
+    public SafetyChecker ContinuedAfter(string survivor, long upTo)
+    {
+        if (upTo > _committed.Count || upTo > _applied.Count)
+        {
+            throw new SafetyViolationException(
+                $"{survivor} forces a new cluster keeping its commit index {upTo}, beyond what its cluster committed ({_committed.Count}) or applied ({_applied.Count})");
+        }
+
+        var next = new SafetyChecker { InheritedCount = (int)upTo };
+        for (int i = 0; i < upTo; i++)
+        {
+            var committed = _committed[i];
+            next._committed.Add(committed with { CommitTerm = 0 });
+            next._applied.Add(_applied[i]);
+            if (_logged.TryGetValue((i + 1, committed.Term), out var logged))
+            {
+                next._logged[(i + 1, committed.Term)] = logged;
+            }
+        }
+
+        return next;
+    }
+
     public static bool SameContent(LogEntry a, LogEntry b)
         => a.Index == b.Index && a.Term == b.Term && a.Kind == b.Kind && a.Data.Span.SequenceEqual(b.Data.Span);
 
@@ -285,16 +319,31 @@ internal sealed class GenerationSafetyCheckers
         }
     }
 
+    /// <summary>
+    /// An operator forced generation <paramref name="forced"/> on a survivor of <paramref name="generation"/>
+    /// whose commit index was <paramref name="upTo"/>: the new generation's history continues the old
+    /// one's up to there (see <see cref="SafetyChecker.ContinuedAfter"/>).
+    /// </summary>
+    public void Fork(long generation, long forced, string survivor, long upTo)
+    {
+        if (_checkers.ContainsKey(forced))
+        {
+            throw new SafetyViolationException($"{survivor} forces generation {forced}, which already has a history");
+        }
+
+        _checkers[forced] = For(generation).ContinuedAfter(survivor, upTo);
+    }
+
     private IEnumerable<SafetyChecker> All => _checkers.Values.Concat(_closed);
 
-    /// <summary>Entries committed, over all generations.</summary>
-    public int CommittedCount => All.Sum(c => c.CommittedCount);
+    /// <summary>Entries committed, over all generations (a forced generation's inherited prefix counted once, in the generation that committed it).</summary>
+    public int CommittedCount => All.Sum(c => c.CommittedCount - c.InheritedCount);
 
-    public int AppliedCount => All.Sum(c => c.AppliedCount);
+    public int AppliedCount => All.Sum(c => c.AppliedCount - c.InheritedCount);
 
     /// <summary>Terms that had a leader, over all generations.</summary>
     public int LeaderCount => All.Sum(c => c.LeaderCount);
 
     /// <summary>Clusters (generations, and generations founded again) that committed something.</summary>
-    public int GenerationsCommitted => All.Count(c => c.CommittedCount > 0);
+    public int GenerationsCommitted => All.Count(c => c.CommittedCount > c.InheritedCount);
 }
