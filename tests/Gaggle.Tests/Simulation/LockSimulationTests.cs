@@ -82,6 +82,16 @@ public sealed class LockSimulationTests
         Assert.That(Sum(s => s.GroupWaitsTimedOut) + Sum(s => s.GroupsCancelled), Is.GreaterThan(0), "no multi-lock request's wait ran out or was cancelled");
         Assert.That(Sum(s => s.ClientGroupGrants), Is.GreaterThan(0), "no client ever held several locks at once");
         Assert.That(Sum(s => s.GrantsPastSets), Is.GreaterThan(0), "no request was granted past a waiting multi-lock request");
+        var elastic = results.Select(r => r.Result.Elastic).OfType<ElasticSimStats>().ToList();
+        if (elastic.Count > 0)
+        {
+            TestContext.Out.WriteLine($"{elastic.Sum(e => e.Forced)} generations forced on a stranded survivor in {elastic.Count(e => e.Forced > 0)} seeds{RaftSimulationTests.ForcedIn(results.Where(r => r.Result.Elastic?.Forced > 0).Select(r => r.Seed))}, {elastic.Sum(e => e.StrandedStopped)} stranded instances stopped");
+            if (elastic.Count >= RaftSimulationTests.MinSeedsToForce)
+            {
+                Assert.That(elastic.Sum(e => e.Forced), Is.GreaterThan(0), "no seed forced a new generation on a stranded voter: the forced path went unchecked");
+            }
+        }
+
         if (restartsKeepIds)
         {
             Assert.That(Sum(s => s.WaitsOfEarlierIncarnations), Is.GreaterThan(0), "no restarted process ended its earlier process's waits");

@@ -29,6 +29,9 @@ public sealed class RaftSimulationTests
 {
     private const int DefaultSeedCount = 300;
 
+    /// <summary>At least this many elastic seeds must force a generation at least once (one seed in 20 to 50 does).</summary>
+    internal const int MinSeedsToForce = 200;
+
     [Test]
     public void ThreeNodeClusterStaysSafeAndMakesProgress() => RunSeeds(seed => ClusterShape.ForSeed(seed, 3));
 
@@ -92,6 +95,10 @@ public sealed class RaftSimulationTests
         RunSeeds(seed => ClusterShape.ElasticOf(1 + seed % 5, unheardGenerations: true));
     }
 
+    /// <summary>The first seeds that forced a generation, to replay (GAGGLE_SIM_SEED).</summary>
+    internal static string ForcedIn(IEnumerable<int> seeds)
+        => seeds.Any() ? $" [{string.Join(", ", seeds.Order().Take(12))}{(seeds.Count() > 12 ? ", ..." : "")}]" : "";
+
     internal static IReadOnlyList<int> Seeds()
     {
         if (int.TryParse(Environment.GetEnvironmentVariable("GAGGLE_SIM_SEED"), out int only))
@@ -122,6 +129,7 @@ public sealed class RaftSimulationTests
         var stats = new ConcurrentBag<SimulationStats>();
         var membership = new ConcurrentBag<MembershipSimStats>();
         var elastic = new ConcurrentBag<ElasticSimStats>();
+        var forcedSeeds = new ConcurrentBag<int>();
         var linearizability = new ConcurrentBag<LinearizabilityStats>();
         long waitsOfRemovedNodes = 0;
         var stopwatch = Stopwatch.StartNew();
@@ -134,6 +142,11 @@ public sealed class RaftSimulationTests
             if (result.Elastic is { } generations)
             {
                 elastic.Add(generations);
+                if (generations.Forced > 0)
+                {
+                    forcedSeeds.Add(seed);
+                }
+
                 Interlocked.Add(ref waitsOfRemovedNodes, result.Locks.WaitsOfRemovedNodes);
             }
             else if (shape.Membership)
@@ -177,6 +190,7 @@ public sealed class RaftSimulationTests
                 $"{elastic.Count} elastic seeds: {elastic.Sum(e => e.Started)} instances started, {elastic.Sum(e => e.Died)} died, {elastic.Sum(e => e.Redeployed)} redeployed, "
                 + $"{elastic.Sum(e => e.Outages)} outages, {elastic.Sum(e => e.HubOutages)} Redis outages, {elastic.Sum(e => e.Leaves)} graceful leaves ({elastic.Sum(e => e.LeavesDone)} removed in time); {elastic.Sum(e => e.Founded)} generations founded ({elastic.Sum(e => e.FoundedAgain)} with a number the store had lost, {elastic.Sum(e => e.FoundedBesideALiveOne)} of them beside a live one of that number, "
                 + $"the highest {elastic.Max(e => e.HighestGeneration)}), {elastic.Sum(e => e.GenerationsCommitted)} committed something, {elastic.Sum(e => e.Resets)} nodes reset by a newer one; "
+                + $"stranded clusters: {elastic.Sum(e => e.Forced)} generations forced on a survivor in {elastic.Count(e => e.Forced > 0)} seeds{ForcedIn(forcedSeeds)} ({elastic.Sum(e => e.ForcesRefused)} refused by the store), {elastic.Sum(e => e.StrandedStopped)} stranded instances stopped; "
                 + $"store: {elastic.Sum(e => e.Store.Claims)} claims ({elastic.Sum(e => e.Store.ClaimsWon)} won), {elastic.Sum(e => e.Store.Failed)} operations failed, "
                 + $"{elastic.Sum(e => e.Store.Lost)} values lost, {elastic.Sum(e => e.Store.Restored)} restored by a leader's confirmation ({elastic.Sum(e => e.Store.Confirms)} confirmations), {elastic.Sum(e => e.Store.Released)} claims given back; "
                 + $"admissions: {elastic.Sum(e => e.StaleAdmissionRefused)} forwards refused as sent before a removal, {elastic.Sum(e => e.GivenUpOnReadmission)} appends given up on a readmission, "
@@ -192,5 +206,9 @@ public sealed class RaftSimulationTests
         }
 
         Assert.That(stats.Sum(s => (long)s.Acknowledged), Is.GreaterThan(0), "no append was acknowledged in any seed: the run checked nothing");
+        if (elastic.Count >= MinSeedsToForce)
+        {
+            Assert.That(elastic.Sum(e => e.Forced), Is.GreaterThan(0), "no seed forced a new generation on a stranded voter: the forced path went unchecked");
+        }
     }
 }

@@ -384,7 +384,8 @@ internal sealed partial class Simulator
     /// play is stranded (none, or each a member of a generation whose live voters are no majority: a
     /// majority of voters stopped for good, or one that survived an outage paused), the cluster takes no
     /// writes and never guesses: a voter of it that lives keeps announcing itself, so no newcomer founds
-    /// a generation. The operator then stops the stranded instances, and a new instance starts.
+    /// a generation. The operator then forces a new generation on one stranded voter, or stops the
+    /// stranded instances, and a new instance starts.
     /// </summary>
     private void HealInstances()
     {
@@ -414,12 +415,16 @@ internal sealed partial class Simulator
         var voters = withState.Where(n => n.Core!.Configuration.IsVoter(n.Id)).ToList();
         if (voters.Count > 0 && (voters.TrueForAll(n => Stranded(n) || (!CanWin(n) && voters.Exists(Stranded))) || (CurrentLeader() is null && !voters.Exists(CanWin))))
         {
-            withState = voters;
             // A voter of a generation that lost its majority lives and announces itself: nobody founds by
-            // itself. The operator gives its state up: the stranded instances stop, and newcomers found
-            // the next generation. (ForceNewGenerationAsync, the other way back, keeps a survivor's state;
-            // it is tested at the node level.)
-            foreach (var stranded in withState)
+            // itself. The operator either forces the next generation on one stranded voter, which keeps
+            // its state (ForceNewGenerationAsync; see Simulator.Forced.cs), or gives the state up: the
+            // stranded instances stop, and newcomers found the next generation.
+            if (TryForceNewGeneration(voters))
+            {
+                return;
+            }
+
+            foreach (var stranded in voters)
             {
                 Trace($"the operator stops stranded instance {stranded.Id} (generation {stranded.Generation} lost its majority of voters)");
                 _elasticStats.StrandedStopped++;

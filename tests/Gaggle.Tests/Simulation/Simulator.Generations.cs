@@ -315,6 +315,11 @@ internal sealed class ElasticSimStats
     /// <summary>Stranded instances (of a generation whose live voters are no majority) an operator stopped at stabilization.</summary>
     public int StrandedStopped { get; set; }
 
+    /// <summary>Generations an operator forced on a stranded voter (ForceNewGenerationAsync), and forcings the store refused (the operator stopped the stranded instances instead).</summary>
+    public int Forced { get; set; }
+
+    public int ForcesRefused { get; set; }
+
     /// <summary>Forwards a leader refused as sent under an admission its configuration no longer has for the sender.</summary>
     public int StaleAdmissionRefused { get; set; }
 
