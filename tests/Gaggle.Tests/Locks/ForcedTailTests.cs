@@ -38,9 +38,7 @@ public sealed class ForcedTailTests
     {
         LogEntry[] log =
         [
-            Config(1, ["x"], [], new() { ["x"] = 1 }),
-            Lock(2, "x", 1, 1, 1000, new LockCommand(LockCommandType.Generation, "", Token: 1, LeaseMs: 1)),
-            Config(3, ["x", "y", "z"], [], new() { ["x"] = 1, ["y"] = 3, ["z"] = 3 }),
+            .. GenerationOne(),
             Lock(4, "y", 1, 1, 2000, new LockCommand(LockCommandType.Acquire, "n", 1, 5_000, 600_000)),
             Lock(5, "x", 1, 2, 3000, new LockCommand(LockCommandType.Acquire, "m", 1, 5_000, 600_000)),
             new(6, 1, EntryKind.Normal, new EntryEnvelope(EntryPayloadKind.User, TailStamp, "y", 1, 2, "kept"u8.ToArray()).Encode()),
@@ -118,9 +116,7 @@ public sealed class ForcedTailTests
     {
         LogEntry[] log =
         [
-            Config(1, ["x"], [], new() { ["x"] = 1 }),
-            Lock(2, "x", 1, 1, 1000, new LockCommand(LockCommandType.Generation, "", Token: 1, LeaseMs: 1)),
-            Config(3, ["x", "y", "z"], [], new() { ["x"] = 1, ["y"] = 3, ["z"] = 3 }),
+            .. GenerationOne(),
             User(4, "y", 1, 2000, "once"),
             User(5, "y", 1, 3000, "once"),
         ];
@@ -160,9 +156,7 @@ public sealed class ForcedTailTests
         var envelope = new EntryEnvelope(EntryPayloadKind.User, 0, "x", 1, sequence, "mine"u8.ToArray()).Encode();
         LogEntry[] log =
         [
-            Config(1, ["x"], [], new() { ["x"] = 1 }),
-            Lock(2, "x", 1, 1000, 1000, new LockCommand(LockCommandType.Generation, "", Token: 1, LeaseMs: 1)),
-            Config(3, ["x", "y", "z"], [], new() { ["x"] = 1, ["y"] = 3, ["z"] = 3 }),
+            .. GenerationOne(startSequence: 1000),
             new(4, 1, EntryKind.Normal, EntryEnvelope.WithStamp(envelope, 2000)),
         ];
         var driver = NotAMemberTests.Member(new HardState(1, null, 3), log, sequences);
@@ -198,9 +192,7 @@ public sealed class ForcedTailTests
     {
         LogEntry[] log =
         [
-            Config(1, ["x"], [], new() { ["x"] = 1 }),
-            Lock(2, "x", 1, 1, 1000, new LockCommand(LockCommandType.Generation, "", Token: 1, LeaseMs: 1)),
-            Config(3, ["x", "y", "z"], [], new() { ["x"] = 1, ["y"] = 3, ["z"] = 3 }),
+            .. GenerationOne(),
             Lock(4, "y", 1, 1, 2000, new LockCommand(LockCommandType.Acquire, "n", 1, 5_000, 600_000)),
             Lock(5, "y", 1, 2, 2500, new LockCommand(LockCommandType.Acquire, "o", 1, 5_000, 600_000)),
             Lock(6, "y", 1, 3, 2600, new LockCommand(LockCommandType.Acquire, "p", 1, 5_000, 600_000)),
@@ -224,16 +216,7 @@ public sealed class ForcedTailTests
         stored.AddRange(ready.EntriesToPersist);
         hard = ready.HardState ?? hard;
 
-        var options = new GaggleOptions
-        {
-            NodeId = "x",
-            HeartbeatInterval = TimeSpan.FromMilliseconds(20),
-            ElectionTimeoutMin = TimeSpan.FromMilliseconds(100),
-            ElectionTimeoutMax = TimeSpan.FromMilliseconds(150),
-            MemberTimeout = TimeSpan.FromSeconds(1),
-            RandomSeed = 5,
-        };
-        var restarted = new NodeDriver(NodeDriverSettings.From(options, 2, TimeSpan.FromMicroseconds(TickUs)), new PersistedState(hard, stored), new SequenceCounter());
+        var restarted = new NodeDriver(NodeDriverSettings.From(NotAMemberTests.Options(), 2, TimeSpan.FromMicroseconds(TickUs)), new PersistedState(hard, stored), new SequenceCounter());
         restarted.StartGeneration(Forced, live: false);
         survivor.Advance();
         Pump(survivor, 0, () => survivor.Core.Role == RaftRole.Leader && survivor.Core.AppliedIndex >= 11);
@@ -253,9 +236,7 @@ public sealed class ForcedTailTests
     {
         LogEntry[] log =
         [
-            Config(1, ["x"], [], new() { ["x"] = 1 }),
-            Lock(2, "x", 1, 1, 1000, new LockCommand(LockCommandType.Generation, "", Token: 1, LeaseMs: 1)),
-            Config(3, ["x", "y", "z"], [], new() { ["x"] = 1, ["y"] = 3, ["z"] = 3 }),
+            .. GenerationOne(),
             Lock(4, "y", 1, 1, 2000, new LockCommand(LockCommandType.Acquire, "n", 1, 5_000, 600_000)),
             Lock(5, "y", 1, 2, 2500, new LockCommand(LockCommandType.Acquire, "o", 1, 5_000, 600_000)),
             Lock(6, "y", 1, 3, 2600, new LockCommand(LockCommandType.Acquire, "p", 1, 5_000, 600_000)),
@@ -287,6 +268,14 @@ public sealed class ForcedTailTests
             Directory.Delete(directory, recursive: true);
         }
     }
+
+    /// <summary>Indexes 1 to 3 of generation 1: x founded it (its start entry of sequence <paramref name="startSequence"/>), then added y and z.</summary>
+    private static LogEntry[] GenerationOne(long startSequence = 1) =>
+    [
+        Config(1, ["x"], [], new() { ["x"] = 1 }),
+        Lock(2, "x", 1, startSequence, 1000, new LockCommand(LockCommandType.Generation, "", Token: 1, LeaseMs: 1)),
+        Config(3, ["x", "y", "z"], [], new() { ["x"] = 1, ["y"] = 3, ["z"] = 3 }),
+    ];
 
     private static LogEntry User(long index, string origin, long sequence, long stamp, string text)
         => new(index, 1, EntryKind.Normal, new EntryEnvelope(EntryPayloadKind.User, stamp, origin, 1, sequence, System.Text.Encoding.UTF8.GetBytes(text)).Encode());

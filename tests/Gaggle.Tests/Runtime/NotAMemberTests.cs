@@ -60,22 +60,24 @@ public sealed class NotAMemberTests
             atSecondTick: () => driver.Receive("y", new NotAMember(toldIndex), generation: 1));
     }
 
-    /// <summary>Elastic node "x" of generation 1 with <paramref name="log"/> (ticks of 10 ms, election timeout 100..150 ms, member timeout 1 s).</summary>
+    /// <summary>Elastic node "x" of generation 1 with <paramref name="log"/> (see <see cref="Options"/>).</summary>
     internal static NodeDriver Member(HardState hardState, LogEntry[] log, SequenceCounter? sequences = null)
     {
-        var options = new GaggleOptions
-        {
-            NodeId = "x",
-            HeartbeatInterval = TimeSpan.FromMilliseconds(20),
-            ElectionTimeoutMin = TimeSpan.FromMilliseconds(100),
-            ElectionTimeoutMax = TimeSpan.FromMilliseconds(150),
-            MemberTimeout = TimeSpan.FromSeconds(1),
-            RandomSeed = 5,
-        };
-        var driver = new NodeDriver(NodeDriverSettings.From(options, 1, TimeSpan.FromMicroseconds(TickUs)), new PersistedState(hardState, log), sequences ?? new SequenceCounter());
+        var driver = new NodeDriver(NodeDriverSettings.From(Options(), 1, TimeSpan.FromMicroseconds(TickUs)), new PersistedState(hardState, log), sequences ?? new SequenceCounter());
         driver.StartGeneration(1, live: true);
         return driver;
     }
+
+    /// <summary>Elastic node "x"'s options: ticks of 10 ms, election timeout 100..150 ms, member timeout 1 s.</summary>
+    internal static GaggleOptions Options() => new()
+    {
+        NodeId = "x",
+        HeartbeatInterval = TimeSpan.FromMilliseconds(20),
+        ElectionTimeoutMin = TimeSpan.FromMilliseconds(100),
+        ElectionTimeoutMax = TimeSpan.FromMilliseconds(150),
+        MemberTimeout = TimeSpan.FromSeconds(1),
+        RandomSeed = 5,
+    };
 
     /// <summary>Three ticks, with what the test delivers after the first and the second; whether the node started over.</summary>
     private static bool StartsOver(NodeDriver driver, Action atSecondTick, Action? atFirstTick = null)
