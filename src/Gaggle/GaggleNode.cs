@@ -64,6 +64,7 @@ public sealed partial class GaggleNode : IAsyncDisposable
     private Task _loop = Task.CompletedTask;
     private int _state;
     private int _disposed;
+    private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private InvalidOperationException? _fatalError;
     private long _nextCallId;
     private volatile NodeStatus _status = new(RaftRole.Follower, 0, null, 0, 0, false);
@@ -304,26 +305,52 @@ public sealed partial class GaggleNode : IAsyncDisposable
     }
 
     /// <summary>
-    /// Leaves the cluster: the node first ends its waiting lock requests and releases the locks it holds
-    /// (so the next waiters get them at once, not a lease later; a release that cannot commit in a
-    /// settle time, without a leader, is left to its lease), a leader then hands leadership to an up-to-date follower when it can, then
-    /// the loop stops, the channel disconnects, and pending appends, RPCs, lock requests and leader waits
-    /// fail with <see cref="ObjectDisposedException"/>; the node then claims no leadership and knows no
-    /// leader. Idempotent.
+    /// Leaves the cluster. While a leader is known, the node first ends its lock requests (waiting ones
+    /// are withdrawn, and one made from now on fails with <see cref="ObjectDisposedException"/>) and
+    /// releases the locks it holds, so the next waiters get them at once, not a lease later, as a closed
+    /// ZooKeeper session frees its locks; each release waits at most a settle time (four maximum
+    /// election timeouts, on the node's <see cref="TimeProvider"/>) for its commit, and one that does not
+    /// commit is left to its lease. A leader then hands leadership to an up-to-date follower when it can,
+    /// the loop stops, the channel disconnects, and pending appends, RPCs, lock requests and leader
+    /// waits fail with <see cref="ObjectDisposedException"/>; the node then claims no leadership and
+    /// knows no leader. Idempotent; a second call returns once the first has stopped the node.
     /// </summary>
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) == 1)
         {
+            await _stopped.Task.ConfigureAwait(false);
             return;
         }
 
-        // A loop that failed has already set Stopped; the timer and channel still need releasing.
-        if (Volatile.Read(ref _state) == Running && _locks is not null)
+        try
         {
-            // As a closed ZooKeeper session frees its lock nodes. Its own waiting requests end first, each
-            // withdrawn (see GaggleLocks.AcquireSetAsync), so a release does not pass a lock to one of
-            // them; each release waits a settle time at most for its commit.
+            await StopCoreAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            _stopped.TrySetResult();
+        }
+    }
+
+    /// <summary>Whether <see cref="DisposeAsync"/> began: a lock request made now fails with <see cref="ObjectDisposedException"/>.</summary>
+    internal void ThrowIfClosing()
+    {
+        if (Volatile.Read(ref _disposed) == 1)
+        {
+            throw new ObjectDisposedException(nameof(GaggleNode), $"Gaggle node '{Id}' is stopping.");
+        }
+    }
+
+    private async Task StopCoreAsync()
+    {
+        // A loop that failed has already set Stopped; the timer and channel still need releasing.
+        if (Volatile.Read(ref _state) == Running && _locks is not null && LeaderId is not null)
+        {
+            // Every request the driver watches is given up first, in one input: the inbox keeps its
+            // order, so the withdrawals go to the log before the releases, and no release hands a
+            // lock to this node's own waiting request.
+            _inbox.TryWrite(new ActionInput(driver => driver.GiveUpAllLockRequests()));
             _lockCallers.FailAll(new ObjectDisposedException(nameof(GaggleNode), $"Gaggle node '{Id}' stopped before the lock was granted."));
             await _locks.ReleaseAllAsync().ConfigureAwait(false);
         }

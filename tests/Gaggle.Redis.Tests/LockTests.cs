@@ -59,7 +59,7 @@ public sealed class LockTests
     }
 
     [Test]
-    public async Task AHolderWhoseNodeIsDisposedIsReplacedOnceItsLeaseRunsOut([Values] bool holderLeads)
+    public async Task AHolderWhoseNodeIsCutOffAndDisposedIsReplacedOnceItsLeaseRunsOut([Values] bool holderLeads)
     {
         var configuration = await RedisServer.RequireAsync();
         var lease = TimeSpan.FromMilliseconds(800);
@@ -74,7 +74,9 @@ public sealed class LockTests
         await UntilAsync(async () => (await waiterNode.Locks.InspectAsync("singleton", TimeSpan.FromSeconds(5))).QueueLength == 1, "the second request to queue");
         var before = await waiterNode.Locks.InspectAsync("singleton");
 
-        // The holder's process goes away without releasing: only the lease's end can free the lock.
+        // The holder's process is cut off, then goes away: its release reaches nobody, so only the
+        // lease's end can free the lock. (Stopped while connected, it would release it at once.)
+        await cluster.Channels[holderNode.Id].DisconnectAsync();
         await cluster.StopAsync(holderNode.Id);
         await Eventually.True(() => holder.HandleLostToken.IsCancellationRequested, "the stopped node's hold to be no longer trusted");
         await using var next = await waiting;

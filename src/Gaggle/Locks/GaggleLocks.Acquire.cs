@@ -71,6 +71,7 @@ public sealed partial class GaggleLocks
             throw new ArgumentOutOfRangeException(nameof(timeout), t, "The timeout must be between zero (try once) and 365 days, or null to wait without limit.");
         }
 
+        _node.ThrowIfClosing();
         string name = locks[0].Name;
         using var activity = GaggleTracing.Source.StartActivity("gaggle.lock.acquire");
         if (activity is not null)
@@ -139,6 +140,9 @@ public sealed partial class GaggleLocks
             {
                 throw Refused(activity, result.Reason);
             }
+
+            // Granted while the node stops: no handle (nothing would release it); the grant is released (see the catch).
+            _node.ThrowIfClosing();
 
             if (locks.Length == 1)
             {

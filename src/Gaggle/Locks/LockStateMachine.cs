@@ -131,8 +131,8 @@ internal sealed class LockStateMachine : INodeStateMachine, ISnapshotPart
         }
     }
 
-    /// <summary>A caller waits for the outcome of its request <paramref name="sequence"/> of <paramref name="parts"/> locks (registered with the request's append).</summary>
-    public void Watch(long sequence, int parts = 1) => _requests[sequence] = new RequestWatch { Parts = parts };
+    /// <summary>A caller waits for the outcome of its request <paramref name="sequence"/> of <paramref name="parts"/> locks, the first named <paramref name="name"/> (registered with the request's append).</summary>
+    public void Watch(long sequence, int parts = 1, string name = "") => _requests[sequence] = new RequestWatch { Parts = parts, Name = name };
 
     /// <summary>The caller took its outcome: no more events for the request (a grant now belongs to its handle).</summary>
     public void Unwatch(long sequence) => Forget(sequence);
@@ -146,6 +146,12 @@ internal sealed class LockStateMachine : INodeStateMachine, ISnapshotPart
     /// <param name="nowUs">The driver's clock: an abandoned request whose outcome never comes is forgotten later (<see cref="ForgetAbandoned"/>).</param>
     public void GiveUp(long sequence, string name, long nowUs)
     {
+        if (_requests.TryGetValue(sequence, out var given) && given.State == WatchState.Abandoned)
+        {
+            // Given up already (the node stopping gave up everything, then the caller its own).
+            return;
+        }
+
         if (_requests.TryGetValue(sequence, out var watch) && watch.State == WatchState.Granted)
         {
             // Every lock of a multi-lock request was granted by the one entry that granted the first.
@@ -160,9 +166,18 @@ internal sealed class LockStateMachine : INodeStateMachine, ISnapshotPart
 
         int parts = watch?.Parts ?? 1;
         Forget(sequence);
-        _requests[sequence] = new RequestWatch { State = WatchState.Abandoned, AbandonedAtUs = nowUs, Parts = parts };
+        _requests[sequence] = new RequestWatch { State = WatchState.Abandoned, AbandonedAtUs = nowUs, Parts = parts, Name = name };
         _abandoned++;
         _commands.Add(new LockCommand(LockCommandType.CancelWait, name, RequestSequence: sequence));
+    }
+
+    /// <summary>The node stops: every request still watched is given up (see <see cref="GiveUp"/>), in sequence order.</summary>
+    public void GiveUpAll(long nowUs)
+    {
+        foreach (var (sequence, watch) in _requests.Where(r => r.Value.State != WatchState.Abandoned).OrderBy(r => r.Key).ToArray())
+        {
+            GiveUp(sequence, watch.Name, nowUs);
+        }
     }
 
     /// <summary>
@@ -336,6 +351,9 @@ internal sealed class LockStateMachine : INodeStateMachine, ISnapshotPart
 
         /// <summary>How many locks the request asks for (several for a multi-lock request).</summary>
         public int Parts { get; init; } = 1;
+
+        /// <summary>The name its withdrawal names: the (first) lock's.</summary>
+        public string Name { get; init; } = "";
 
         /// <summary>The grants of the request, one per lock, once granted.</summary>
         public List<(string Name, long Token)> Grants { get; } = [];

@@ -56,7 +56,8 @@ public sealed partial class GaggleNode
     /// <param name="cancellationToken">Stops waiting.</param>
     /// <param name="recordDuration">Record the append-duration metric.</param>
     /// <param name="watchedLockParts">When the envelope is a lock request whose outcome the caller waits for, how many locks it asks for (0 otherwise).</param>
-    internal Task<long> AppendEnvelopeAsync(long sequence, byte[] envelope, TimeSpan? timeout, CancellationToken cancellationToken, bool recordDuration = false, int watchedLockParts = 0)
+    /// <param name="watchedLockName">For such a request, the first lock's name.</param>
+    internal Task<long> AppendEnvelopeAsync(long sequence, byte[] envelope, TimeSpan? timeout, CancellationToken cancellationToken, bool recordDuration = false, int watchedLockParts = 0, string watchedLockName = "")
     {
         if (InvalidTimeout(timeout) is { } invalid)
         {
@@ -70,6 +71,7 @@ public sealed partial class GaggleNode
             Timeout = timeout is { } t && t != Timeout.InfiniteTimeSpan ? t : null,
             DeadlineUs = timeout is { } limit && limit != Timeout.InfiniteTimeSpan ? DeadlineAfter(NowUs(), limit) : long.MaxValue,
             WatchedLockParts = watchedLockParts,
+            WatchedLockName = watchedLockName,
         };
         return WaitForCommitAsync(pending, cancellationToken);
     }

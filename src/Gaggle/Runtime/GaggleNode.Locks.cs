@@ -29,7 +29,8 @@ public sealed partial class GaggleNode
     internal Task<long> AppendLockRequestAsync(long sequence, LockCommand command, Action<LockEvent> onEvent, Action<Exception> onFailed, TimeSpan? timeout, CancellationToken cancellationToken)
     {
         _lockCallers.Watch(sequence, onEvent, onFailed);
-        return AppendEnvelopeAsync(sequence, LockEnvelope(sequence, command), timeout, cancellationToken, watchedLockParts: Math.Max(1, command.Parts.Count));
+        return AppendEnvelopeAsync(sequence, LockEnvelope(sequence, command), timeout, cancellationToken, watchedLockParts: Math.Max(1, command.Parts.Count),
+            watchedLockName: command.Parts.Count > 0 ? command.Parts[0].Name : command.Name);
     }
 
     /// <summary>Appends a lock command whose outcome nobody waits for (a release, a renewal).</summary>

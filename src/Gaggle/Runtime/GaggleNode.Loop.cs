@@ -149,7 +149,7 @@ public sealed partial class GaggleNode
                 {
                     if (append.WatchedLockParts > 0)
                     {
-                        driver.AppendLockRequest(append, append.WatchedLockParts);
+                        driver.AppendLockRequest(append, append.WatchedLockParts, append.WatchedLockName);
                     }
                     else
                     {

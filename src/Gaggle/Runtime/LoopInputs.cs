@@ -55,6 +55,9 @@ internal sealed class PendingAppend(long sequence, byte[] envelope) : DriverAppe
     /// <summary>For a lock request whose outcome the caller waits for (the driver watches it), how many locks it asks for; 0 for any other append.</summary>
     public int WatchedLockParts { get; init; }
 
+    /// <summary>For such a lock request, the name its withdrawal names (the first lock's).</summary>
+    public string WatchedLockName { get; init; } = "";
+
     public void Abandon(Exception error) => Completion.TrySetException(error);
 }
 

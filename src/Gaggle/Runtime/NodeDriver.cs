@@ -211,10 +211,10 @@ internal sealed partial class NodeDriver
     /// <summary>Appends an entry (its envelope made by the caller): proposed or forwarded with the next batch.</summary>
     public void Append(DriverAppend append) => _appends.Add(append);
 
-    /// <summary>An append of a lock request (of <paramref name="parts"/> locks) whose outcome the caller waits for: the request is watched from now on.</summary>
-    public void AppendLockRequest(DriverAppend append, int parts = 1)
+    /// <summary>An append of a lock request (of <paramref name="parts"/> locks, the first named <paramref name="name"/>) whose outcome the caller waits for: the request is watched from now on.</summary>
+    public void AppendLockRequest(DriverAppend append, int parts = 1, string name = "")
     {
-        Machines.Locks.Watch(append.Sequence, parts);
+        Machines.Locks.Watch(append.Sequence, parts, name);
         _appends.Add(append);
     }
 
@@ -232,6 +232,13 @@ internal sealed partial class NodeDriver
     public void GiveUpLockRequest(long sequence, string name)
     {
         Machines.Locks.GiveUp(sequence, name, _nowUs);
+        ProposeLockCommands();
+    }
+
+    /// <summary>The node stops: every request it still watches is given up (a wait cancelled, a grant released), in one batch.</summary>
+    public void GiveUpAllLockRequests()
+    {
+        Machines.Locks.GiveUpAll(_nowUs);
         ProposeLockCommands();
     }
 

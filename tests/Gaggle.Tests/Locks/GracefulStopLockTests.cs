@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Gaggle.Tests.Support;
 using NUnit.Framework;
 
@@ -18,17 +19,8 @@ public sealed class GracefulStopLockTests
     [TestCase(true, Description = "the leader holds")]
     public async Task A_node_disposed_while_holding_locks_releases_them_so_the_next_waiter_gets_them_at_once(bool leaderHolds)
     {
-        await using var cluster = new ManualTimeCluster(["a", "b", "c"], options => options.LockLeaseDuration = Lease);
-        foreach (var id in new[] { "a", "b", "c" })
-        {
-            await cluster.StartAsync(id);
-        }
-
-        await cluster.AdvanceUntilAsync(() => cluster.Nodes.Values.Count(n => n.IsLeader) == 1 && cluster.Nodes.Values.All(n => n.LeaderId is not null), "a leader");
-        var leader = cluster.Nodes.Values.Single(n => n.IsLeader);
-        var holder = leaderHolds ? leader : cluster.Nodes.Values.First(n => n != leader);
-        var waiter = cluster.Nodes.Values.First(n => n != leader && n != holder);
-
+        var (cluster, _, holder, waiter) = await ClusterAsync(leaderHolds);
+        await using var _ = cluster;
         var held = holder.Locks.AcquireAsync("job", TimeSpan.FromSeconds(30));
         var rw = holder.Locks.AcquireWriteAsync("table", TimeSpan.FromSeconds(30));
         await cluster.AdvanceUntilAsync(() => held.IsCompleted && rw.IsCompleted, "the holder holds both");
@@ -47,5 +39,104 @@ public sealed class GracefulStopLockTests
         Assert.That((await next).FencingToken, Is.GreaterThan(job.FencingToken));
         Assert.That((await reader).FencingToken, Is.GreaterThan(table.FencingToken));
         Assert.That((job.HandleLostToken.IsCancellationRequested, table.HandleLostToken.IsCancellationRequested), Is.EqualTo((true, true)), "the holder's handles are lost once it stopped");
+    }
+
+    /// <summary>A node stopping while it also waits for the lock it holds: its own request is withdrawn before the release, so the release passes the lock to the other node's waiter.</summary>
+    [Test]
+    [Repeat(20)]
+    public async Task The_stopping_nodes_own_waiting_request_is_withdrawn_before_its_release([Values(false, true)] bool leaderHolds)
+    {
+        var (cluster, _, holder, waiter) = await ClusterAsync(leaderHolds);
+        await using var _ = cluster;
+        var held = holder.Locks.AcquireAsync("job", TimeSpan.FromSeconds(30));
+        await cluster.AdvanceUntilAsync(() => held.IsCompleted, "the holder holds");
+        await held;
+        var own = holder.Locks.AcquireAsync("job", TimeSpan.FromMinutes(1));
+        await cluster.AdvanceAsync(TimeSpan.FromMilliseconds(200));
+        var next = waiter.Locks.AcquireAsync("job", TimeSpan.FromMinutes(1));
+        await cluster.AdvanceAsync(TimeSpan.FromMilliseconds(200));
+
+        var stoppedAt = cluster.Time.GetUtcNow();
+        await cluster.StopAsync(holder.Id);
+        await cluster.AdvanceUntilAsync(() => next.IsCompleted, "the waiter gets it");
+        Assert.That(async () => await own, Throws.InstanceOf<ObjectDisposedException>());
+        Assert.That(cluster.Time.GetUtcNow() - stoppedAt, Is.LessThan(Lease / 5), "released at the stop, not a lease later");
+    }
+
+    /// <summary>An acquire made while the node stops fails with ObjectDisposedException, and nothing of the stopped node holds the lock.</summary>
+    [Test]
+    public async Task An_acquire_made_while_the_node_stops_fails_and_holds_nothing([Values(false, true)] bool leaderHolds)
+    {
+        var (cluster, _, holder, waiter) = await ClusterAsync(leaderHolds);
+        await using var _ = cluster;
+        var held = holder.Locks.AcquireAsync("job", TimeSpan.FromSeconds(30));
+        await cluster.AdvanceUntilAsync(() => held.IsCompleted, "the holder holds");
+        await held;
+
+        var stopping = cluster.StopAsync(holder.Id);
+        var late = holder.Locks.AcquireAsync("other", TimeSpan.FromSeconds(30));
+        await stopping;
+        Assert.That(async () => await late.WaitAsync(TimeSpan.FromSeconds(5)), Throws.InstanceOf<ObjectDisposedException>());
+
+        var stoppedAt = cluster.Time.GetUtcNow();
+        var next = waiter.Locks.AcquireAsync("other", TimeSpan.FromMinutes(1));
+        await cluster.AdvanceUntilAsync(() => next.IsCompleted, "the waiter gets 'other'");
+        Assert.That(cluster.Time.GetUtcNow() - stoppedAt, Is.LessThan(Lease / 5), "nothing of the stopped node holds 'other'");
+    }
+
+    /// <summary>Without a leader, a node stops at once, even on a clock that does not move: its holds are left to their leases.</summary>
+    [Test]
+    public async Task Without_a_leader_a_node_stops_at_once_on_a_clock_that_does_not_move()
+    {
+        var (cluster, leader, holder, waiter) = await ClusterAsync(leaderHolds: false);
+        await using var _ = cluster;
+        var held = holder.Locks.AcquireAsync("job", TimeSpan.FromSeconds(30));
+        await cluster.AdvanceUntilAsync(() => held.IsCompleted, "the holder holds");
+        await held;
+        await cluster.StopAsync(waiter.Id);
+        await cluster.StopAsync(leader.Id);
+        await cluster.AdvanceUntilAsync(() => holder.LeaderId is null, "the holder knows no leader");
+
+        var stopping = holder.DisposeAsync().AsTask();
+        var watch = Stopwatch.StartNew();
+        bool finished = await Task.WhenAny(stopping, Task.Delay(TimeSpan.FromSeconds(10))) == stopping;
+        Assert.That(finished, Is.True, $"stopped within {watch.ElapsedMilliseconds} ms of real time without the clock moving");
+    }
+
+    /// <summary>A second DisposeAsync returns only once the node is stopped (the first is still releasing).</summary>
+    [Test]
+    public async Task A_second_dispose_returns_only_once_the_node_is_stopped()
+    {
+        var (cluster, _, holder, _) = await ClusterAsync(leaderHolds: false);
+        await using var _ = cluster;
+        var held = holder.Locks.AcquireAsync("job", TimeSpan.FromSeconds(30));
+        await cluster.AdvanceUntilAsync(() => held.IsCompleted, "the holder holds");
+        await held;
+
+        cluster.Nodes.Remove(holder.Id);
+        var first = holder.DisposeAsync().AsTask();
+        var second = holder.DisposeAsync().AsTask();
+        while (!second.IsCompleted)
+        {
+            await cluster.AdvanceAsync(TimeSpan.FromMilliseconds(4));
+        }
+
+        Assert.That(first.IsCompleted, Is.True, "the second returned before the first stopped the node");
+        Assert.That(async () => await holder.AppendAsync(new byte[] { 1 }), Throws.InstanceOf<ObjectDisposedException>());
+    }
+
+    private static async Task<(ManualTimeCluster Cluster, GaggleNode Leader, GaggleNode Holder, GaggleNode Waiter)> ClusterAsync(bool leaderHolds)
+    {
+        var cluster = new ManualTimeCluster(["a", "b", "c"], options => options.LockLeaseDuration = Lease);
+        foreach (var id in new[] { "a", "b", "c" })
+        {
+            await cluster.StartAsync(id);
+        }
+
+        await cluster.AdvanceUntilAsync(() => cluster.Nodes.Values.Count(n => n.IsLeader) == 1 && cluster.Nodes.Values.All(n => n.LeaderId is not null), "a leader");
+        var leader = cluster.Nodes.Values.Single(n => n.IsLeader);
+        var holder = leaderHolds ? leader : cluster.Nodes.Values.First(n => n != leader);
+        var waiter = cluster.Nodes.Values.First(n => n != leader && n != holder);
+        return (cluster, leader, holder, waiter);
     }
 }
