@@ -151,6 +151,7 @@ public sealed partial class GaggleLocks
                 activity?.SetTag("gaggle.lock.fencing_token", grant.Token);
                 long trustedSince = await TrustedSinceAsync(name, grant.Token, sentAt, renewed[0].Task, linked.Token).ConfigureAwait(false);
                 var hold = new GaggleLockHandle(this, name, locks[0].Kind, locks[0].MaxCount, grant.Token, trustedSince);
+                await ReleaseIfClosingAsync([hold]).ConfigureAwait(false);
                 if (setHolds is not null)
                 {
                     setHolds[0] = hold;
@@ -161,6 +162,7 @@ public sealed partial class GaggleLocks
 
             activity?.SetTag("gaggle.lock.fencing_token", grants.Select(g => g!.Token).ToArray());
             var holds = await HoldsAsync(locks, grants!, sentAt, renewed, linked.Token).ConfigureAwait(false);
+            await ReleaseIfClosingAsync(holds).ConfigureAwait(false);
             holds.CopyTo(setHolds!, 0);
             return holds[0];
         }
@@ -197,6 +199,25 @@ public sealed partial class GaggleLocks
         finally
         {
             _node.UnwatchLockRequest(sequence);
+        }
+    }
+
+    /// <summary>
+    /// The node began to stop while these holds were confirmed (an acquire that waited a third of the
+    /// lease confirms its grant with a renewal first): they are released and the acquire fails with
+    /// ObjectDisposedException. Made (and tracked) before the check: a stop that began after it
+    /// releases them with the node's other holds (it marks itself stopping before it looks).
+    /// </summary>
+    private async Task ReleaseIfClosingAsync(GaggleLockHandle[] holds)
+    {
+        try
+        {
+            _node.ThrowIfClosing();
+        }
+        catch (ObjectDisposedException)
+        {
+            await Task.WhenAll(holds.Select(h => h.DisposeAsync().AsTask())).ConfigureAwait(false);
+            throw;
         }
     }
 

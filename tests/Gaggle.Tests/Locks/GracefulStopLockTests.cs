@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Gaggle.Channels;
 using Gaggle.Tests.Support;
 using NUnit.Framework;
 
@@ -123,6 +124,57 @@ public sealed class GracefulStopLockTests
 
         Assert.That(first.IsCompleted, Is.True, "the second returned before the first stopped the node");
         Assert.That(async () => await holder.AppendAsync(new byte[] { 1 }), Throws.InstanceOf<ObjectDisposedException>());
+    }
+
+    /// <summary>
+    /// An acquire that waited more than a third of the lease confirms its grant with a renewal before
+    /// it makes a handle. The node begins to stop during that renewal (its link to the leader stalls it):
+    /// the acquire fails with ObjectDisposedException, and the lock goes to the next waiter.
+    /// </summary>
+    [Test]
+    public async Task An_acquire_confirming_a_long_waited_grant_while_the_node_stops_fails_with_ObjectDisposedException()
+    {
+        var (cluster, leader, holder, waiter) = await ClusterAsync(leaderHolds: false);
+        await using var _ = cluster;
+        var job = holder.Locks.AcquireAsync("job", TimeSpan.FromSeconds(30));
+        var other = waiter.Locks.AcquireAsync("other", TimeSpan.FromSeconds(30));
+        await cluster.AdvanceUntilAsync(() => job.IsCompleted && other.IsCompleted, "holds");
+        var jobHandle = await job;
+
+        var late = waiter.Locks.AcquireAsync("job", TimeSpan.FromMinutes(1));
+        await cluster.AdvanceAsync(TimeSpan.FromSeconds(4)); // > lease / 3: the grant will be confirmed by a Renew
+        var next = leader.Locks.AcquireAsync("job", TimeSpan.FromMinutes(1));
+        await cluster.AdvanceAsync(TimeSpan.FromMilliseconds(100));
+
+        // What the waiter sends to the leader is lost from now on (it still hears the leader): its Renew stalls.
+        cluster.Network.SetLinkFaults(waiter.Id, leader.Id, new LinkFaults { DropRate = 1 });
+        var release = jobHandle.DisposeAsync().AsTask();
+        var watch = Stopwatch.StartNew();
+        while ((await waiter.Locks.PeekAsync("job")).Holders.All(h => h.NodeId != waiter.Id))
+        {
+            Assert.That(watch.Elapsed, Is.LessThan(TimeSpan.FromSeconds(20)));
+            await cluster.AdvanceAsync(TimeSpan.FromMilliseconds(4));
+        }
+
+        // Lets the thread pool run the acquire's continuation into its renewal. Should it not have run
+        // yet, the acquire fails at its first check instead; the outcome asserted is the same.
+        await Task.Delay(200);
+        Assert.That(late.IsCompleted, Is.False, "the acquire waits for its Renew");
+
+        cluster.Nodes.Remove(waiter.Id);
+        var stopping = waiter.DisposeAsync().AsTask();
+        // Lets the stop give the grant up while the renewal is still stalled; then the renewal commits.
+        await Task.Delay(100);
+        cluster.Network.ClearFaults();
+        while (!stopping.IsCompleted)
+        {
+            Assert.That(watch.Elapsed, Is.LessThan(TimeSpan.FromSeconds(40)));
+            await cluster.AdvanceAsync(TimeSpan.FromMilliseconds(4));
+        }
+
+        await cluster.AdvanceUntilAsync(() => next.IsCompleted && late.IsCompleted, "the leader gets 'job'");
+        await release;
+        Assert.That(async () => await late, Throws.InstanceOf<ObjectDisposedException>(), "granted while the node stopped: it fails, it returns no handle");
     }
 
     private static async Task<(ManualTimeCluster Cluster, GaggleNode Leader, GaggleNode Holder, GaggleNode Waiter)> ClusterAsync(bool leaderHolds)

@@ -30,6 +30,33 @@ public sealed class MultiLockStateMachineTests
         Assert.That(releases.Select(c => c.Token), Is.EquivalentTo(new[] { "a", "b" }.Select(n => machine.Table.Describe(n, 1).Holders.Single().FencingToken)));
     }
 
+    /// <summary>
+    /// A node that stops gives up every request it watches in one pass, in sequence order: a granted one's
+    /// locks released, a waiting or unapplied one withdrawn by name (a set by its first lock's). A request
+    /// given up once is not given up again (the caller's own give-up after the stop adds nothing).
+    /// </summary>
+    [Test]
+    public void ANodeThatStopsGivesUpEveryRequestItWatchesOnce()
+    {
+        var machine = new LockStateMachine(Self, 1, new NodeEvents());
+        Apply(machine, 1, "other", 1, Mutex("busy"));
+        machine.Watch(7, parts: 2, name: "b");
+        Apply(machine, 2, Self, 7, Both("b", "a"));
+        machine.Watch(8, parts: 1, name: "busy");
+        Apply(machine, 3, Self, 8, Mutex("busy"));
+        machine.Watch(9, parts: 1, name: "later");
+        Assert.That(machine.TakeCommands(), Is.Empty);
+
+        machine.GiveUpAll(nowUs: 0);
+
+        var commands = machine.TakeCommands();
+        Assert.That(commands.Take(2).Select(c => (c.Type, c.Name)), Is.EquivalentTo(new[] { (LockCommandType.Release, "a"), (LockCommandType.Release, "b") }), "the granted set, first");
+        Assert.That(commands.Skip(2).Select(c => (c.Type, c.Name, c.RequestSequence)), Is.EqualTo(new[] { (LockCommandType.CancelWait, "busy", 8L), (LockCommandType.CancelWait, "later", 9L) }));
+        machine.GiveUp(8, "busy", nowUs: 0);
+        machine.GiveUp(9, "later", nowUs: 0);
+        Assert.That(machine.TakeCommands(), Is.Empty, "given up already");
+    }
+
     [Test]
     public void ASetSettledInsideASnapshotIsGrantedOnlyWholeAndWhatIsLeftOfItIsGivenBack()
     {
