@@ -193,9 +193,7 @@ public sealed class ForcedTailTests
         LogEntry[] log =
         [
             .. GenerationOne(),
-            Lock(4, "y", 1, 1, 2000, new LockCommand(LockCommandType.Acquire, "n", 1, 5_000, 600_000)),
-            Lock(5, "y", 1, 2, 2500, new LockCommand(LockCommandType.Acquire, "o", 1, 5_000, 600_000)),
-            Lock(6, "y", 1, 3, 2600, new LockCommand(LockCommandType.Acquire, "p", 1, 5_000, 600_000)),
+            .. AcquiresOfY(),
             Lock(7, "x", 1, 2, 3000, new LockCommand(LockCommandType.Acquire, "m", 1, 5_000, 600_000)),
         ];
         var sequences = new SequenceCounter();
@@ -237,9 +235,7 @@ public sealed class ForcedTailTests
         LogEntry[] log =
         [
             .. GenerationOne(),
-            Lock(4, "y", 1, 1, 2000, new LockCommand(LockCommandType.Acquire, "n", 1, 5_000, 600_000)),
-            Lock(5, "y", 1, 2, 2500, new LockCommand(LockCommandType.Acquire, "o", 1, 5_000, 600_000)),
-            Lock(6, "y", 1, 3, 2600, new LockCommand(LockCommandType.Acquire, "p", 1, 5_000, 600_000)),
+            .. AcquiresOfY(),
             Lock(7, "y", 1, 4, 2700, new LockCommand(LockCommandType.Acquire, "q", 1, 5_000, 600_000)),
         ];
         string directory = Path.Combine(Path.GetTempPath(), "forced-wal-" + Guid.NewGuid().ToString("N"));
@@ -275,6 +271,14 @@ public sealed class ForcedTailTests
         Config(1, ["x"], [], new() { ["x"] = 1 }),
         Lock(2, "x", 1, startSequence, 1000, new LockCommand(LockCommandType.Generation, "", Token: 1, LeaseMs: 1)),
         Config(3, ["x", "y", "z"], [], new() { ["x"] = 1, ["y"] = 3, ["z"] = 3 }),
+    ];
+
+    /// <summary>Indexes 4 to 6: y's acquires of "n", "o" and "p", in the tail a survivor x cannot know committed.</summary>
+    private static LogEntry[] AcquiresOfY() =>
+    [
+        Lock(4, "y", 1, 1, 2000, new LockCommand(LockCommandType.Acquire, "n", 1, 5_000, 600_000)),
+        Lock(5, "y", 1, 2, 2500, new LockCommand(LockCommandType.Acquire, "o", 1, 5_000, 600_000)),
+        Lock(6, "y", 1, 3, 2600, new LockCommand(LockCommandType.Acquire, "p", 1, 5_000, 600_000)),
     ];
 
     private static LogEntry User(long index, string origin, long sequence, long stamp, string text)

@@ -49,9 +49,7 @@ public sealed class GracefulStopLockTests
     {
         var (cluster, _, holder, waiter) = await ClusterAsync(leaderHolds);
         await using var _ = cluster;
-        var held = holder.Locks.AcquireAsync("job", TimeSpan.FromSeconds(30));
-        await cluster.AdvanceUntilAsync(() => held.IsCompleted, "the holder holds");
-        await held;
+        await HoldJobAsync(cluster, holder);
         var own = holder.Locks.AcquireAsync("job", TimeSpan.FromMinutes(1));
         await cluster.AdvanceAsync(TimeSpan.FromMilliseconds(200));
         var next = waiter.Locks.AcquireAsync("job", TimeSpan.FromMinutes(1));
@@ -70,9 +68,7 @@ public sealed class GracefulStopLockTests
     {
         var (cluster, _, holder, waiter) = await ClusterAsync(leaderHolds);
         await using var _ = cluster;
-        var held = holder.Locks.AcquireAsync("job", TimeSpan.FromSeconds(30));
-        await cluster.AdvanceUntilAsync(() => held.IsCompleted, "the holder holds");
-        await held;
+        await HoldJobAsync(cluster, holder);
 
         var stopping = cluster.StopAsync(holder.Id);
         var late = holder.Locks.AcquireAsync("other", TimeSpan.FromSeconds(30));
@@ -91,9 +87,7 @@ public sealed class GracefulStopLockTests
     {
         var (cluster, leader, holder, waiter) = await ClusterAsync(leaderHolds: false);
         await using var _ = cluster;
-        var held = holder.Locks.AcquireAsync("job", TimeSpan.FromSeconds(30));
-        await cluster.AdvanceUntilAsync(() => held.IsCompleted, "the holder holds");
-        await held;
+        await HoldJobAsync(cluster, holder);
         await cluster.StopAsync(waiter.Id);
         await cluster.StopAsync(leader.Id);
         await cluster.AdvanceUntilAsync(() => holder.LeaderId is null, "the holder knows no leader");
@@ -110,9 +104,7 @@ public sealed class GracefulStopLockTests
     {
         var (cluster, _, holder, _) = await ClusterAsync(leaderHolds: false);
         await using var _ = cluster;
-        var held = holder.Locks.AcquireAsync("job", TimeSpan.FromSeconds(30));
-        await cluster.AdvanceUntilAsync(() => held.IsCompleted, "the holder holds");
-        await held;
+        await HoldJobAsync(cluster, holder);
 
         cluster.Nodes.Remove(holder.Id);
         var first = holder.DisposeAsync().AsTask();
@@ -175,6 +167,14 @@ public sealed class GracefulStopLockTests
         await cluster.AdvanceUntilAsync(() => next.IsCompleted && late.IsCompleted, "the leader gets 'job'");
         await release;
         Assert.That(async () => await late, Throws.InstanceOf<ObjectDisposedException>(), "granted while the node stopped: it fails, it returns no handle");
+    }
+
+    /// <summary>Moves the clock on until <paramref name="holder"/> holds "job".</summary>
+    private static async Task HoldJobAsync(ManualTimeCluster cluster, GaggleNode holder)
+    {
+        var held = holder.Locks.AcquireAsync("job", TimeSpan.FromSeconds(30));
+        await cluster.AdvanceUntilAsync(() => held.IsCompleted, "the holder holds");
+        await held;
     }
 
     private static async Task<(ManualTimeCluster Cluster, GaggleNode Leader, GaggleNode Holder, GaggleNode Waiter)> ClusterAsync(bool leaderHolds)
