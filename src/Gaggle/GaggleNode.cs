@@ -56,10 +56,13 @@ public sealed partial class GaggleNode : IAsyncDisposable
 
     /// <summary>
     /// Work this node started off its loop whose outcome the loop has not been handed yet: RPC handlers
-    /// that have not returned from their synchronous start, and calls to the generation store (a manual
-    /// clock waits for them before it moves on, so that their outcome is handled at the time they were started).
+    /// that have not returned from their synchronous start, calls to the generation store, lock
+    /// renewals due that have not posted their append, and appends the loop answered whose callers have
+    /// not resumed (a renewal sets its next timer when it resumes). A manual clock waits for them before
+    /// it moves on, so that each happens at the time it was due, not some ticks later on a busy machine.
     /// </summary>
-    internal int OffLoopWorkPending => _dispatchCallers.HandlersStarting + Volatile.Read(ref _generationCallsPending);
+    internal int OffLoopWorkPending => _dispatchCallers.HandlersStarting + Volatile.Read(ref _generationCallsPending)
+        + Volatile.Read(ref _renewalsDue) + _appendCallers.AnsweredNotResumed;
     private ITimer? _timer;
     private Task _loop = Task.CompletedTask;
     private int _state;

@@ -30,7 +30,8 @@ public sealed class GaggleLockHandle : IAsyncDisposable
         _safeUntil = SafeUntil(requestedAt);
         _locks.Node.WatchHold(name, token, OnHoldEnded);
         _locks.Track(this);
-        _renewal = Task.Run(RenewLoopAsync);
+        // Runs here up to its first wait: the renewal's timer is set before the handle is returned.
+        _renewal = RenewLoopAsync();
     }
 
     /// <summary>The lock's name.</summary>
@@ -73,33 +74,42 @@ public sealed class GaggleLockHandle : IAsyncDisposable
 
     private async Task RenewLoopAsync()
     {
-        // Renewals belong to no caller's trace (the acquire's span has ended).
+        // Renewals belong to no caller's trace (the acquire's span has ended); the caller's own context is unchanged.
         System.Diagnostics.Activity.Current = null;
         var interval = _locks.Lease / 3;
         var token = _stopRenewing.Token;
+        var node = _locks.Node;
         while (!token.IsCancellationRequested && !_lost.IsCancellationRequested)
         {
             var untilUnsafe = Time.GetElapsedTime(Time.GetTimestamp(), Volatile.Read(ref _safeUntil));
-            try
-            {
-                await Task.Delay(untilUnsafe < interval ? (untilUnsafe > TimeSpan.Zero ? untilUnsafe : TimeSpan.Zero) : interval, Time, token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
+            if (!await DueAsync(untilUnsafe < interval ? untilUnsafe : interval, token).ConfigureAwait(false))
             {
                 return;
             }
 
-            if (Time.GetTimestamp() >= Volatile.Read(ref _safeUntil))
-            {
-                MarkLost();
-                return;
-            }
-
-            long sentAt = Time.GetTimestamp();
+            Task renewing;
+            long sentAt;
             try
             {
+                if (Time.GetTimestamp() >= Volatile.Read(ref _safeUntil))
+                {
+                    MarkLost();
+                    return;
+                }
+
+                sentAt = Time.GetTimestamp();
                 var remaining = Time.GetElapsedTime(sentAt, Volatile.Read(ref _safeUntil));
-                await _locks.Node.AppendLockCommandAsync(new LockCommand(LockCommandType.Renew, Name, Token: FencingToken, LeaseMs: (long)_locks.Lease.TotalMilliseconds), remaining > TimeSpan.Zero ? remaining : TimeSpan.Zero, token).ConfigureAwait(false);
+                renewing = node.AppendLockCommandAsync(new LockCommand(LockCommandType.Renew, Name, Token: FencingToken, LeaseMs: (long)_locks.Lease.TotalMilliseconds), remaining > TimeSpan.Zero ? remaining : TimeSpan.Zero, token);
+            }
+            finally
+            {
+                // Posted (or stopped): the rest happens as the loop answers.
+                node.RenewalHandled();
+            }
+
+            try
+            {
+                await renewing.ConfigureAwait(false);
                 if (!_lost.IsCancellationRequested)
                 {
                     // Committed and applied here without an Expired event: the lease now runs from the leader's stamp, after sentAt.
@@ -119,6 +129,49 @@ public sealed class GaggleLockHandle : IAsyncDisposable
                 MarkLost();
                 return;
             }
+        }
+    }
+
+    /// <summary>
+    /// Waits <paramref name="delay"/> on the node's clock: true when the renewal is due, false when
+    /// renewing stopped first. From the moment it is due, the renewal counts as the node's off-loop work
+    /// (<see cref="GaggleNode.RenewalDue"/>) until the caller posted its append: a manual clock moves on
+    /// only once it did, so it renews at the time it was due whatever the machine's load.
+    /// </summary>
+    private Task<bool> DueAsync(TimeSpan delay, CancellationToken token)
+    {
+        var node = _locks.Node;
+        if (token.IsCancellationRequested)
+        {
+            return Task.FromResult(false);
+        }
+
+        if (delay <= TimeSpan.Zero)
+        {
+            node.RenewalDue();
+            return Task.FromResult(true);
+        }
+
+        return WaitAsync();
+
+        async Task<bool> WaitAsync()
+        {
+            var due = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+            using var timer = Time.CreateTimer(
+                static state =>
+                {
+                    var (node, due) = ((GaggleNode, TaskCompletionSource<bool>))state!;
+                    node.RenewalDue();
+                    if (!due.TrySetResult(true))
+                    {
+                        node.RenewalHandled();
+                    }
+                },
+                (node, due),
+                delay,
+                Timeout.InfiniteTimeSpan);
+            await using var stop = token.UnsafeRegister(static state => ((TaskCompletionSource<bool>)state!).TrySetResult(false), due);
+            return await due.Task.ConfigureAwait(false);
         }
     }
 

@@ -16,6 +16,30 @@ internal sealed class AppendCallers(TimeProvider time, KeyValuePair<string, obje
 
     private int _count;
     private long _concurrentUntil;
+    private int _answeredNotResumed;
+
+    /// <summary>
+    /// Appends the loop answered whose caller has not resumed yet: its continuation waits for a
+    /// thread-pool thread (what it does next, such as a lock renewal's next timer, is yet to happen).
+    /// </summary>
+    public int AnsweredNotResumed => Volatile.Read(ref _answeredNotResumed);
+
+    /// <summary>The caller of <paramref name="pending"/> resumed (or gave up waiting).</summary>
+    public void Resumed(PendingAppend pending)
+    {
+        if (pending.Leave())
+        {
+            Interlocked.Decrement(ref _answeredNotResumed);
+        }
+    }
+
+    private void Answering(PendingAppend pending)
+    {
+        if (pending.HandOver())
+        {
+            Interlocked.Increment(ref _answeredNotResumed);
+        }
+    }
 
     /// <summary>Appends of this node's callers not yet answered (committed, timed out or given up).</summary>
     public int Count => Volatile.Read(ref _count);
@@ -71,6 +95,7 @@ internal sealed class AppendCallers(TimeProvider time, KeyValuePair<string, obje
                     GaggleMetrics.AppendDuration.Record(time.GetElapsedTime(pending.StartedAt).TotalMilliseconds, nodeTag);
                 }
 
+                Answering(pending);
                 pending.Completion.TrySetResult(index);
             }
         }
@@ -79,6 +104,7 @@ internal sealed class AppendCallers(TimeProvider time, KeyValuePair<string, obje
         {
             if (append is PendingAppend pending && TryTake(pending.Sequence, out _))
             {
+                Answering(pending);
                 pending.Completion.TrySetException(pending.GivenUpBecause is { } reason
                     ? new InvalidOperationException($"The append was given up: {reason}. Append it again if it is still wanted.")
                     : timedOut(pending));

@@ -18,6 +18,14 @@ public sealed partial class GaggleNode
 
     internal TimeProvider TimeProvider => _time;
 
+    private int _renewalsDue;
+
+    /// <summary>A hold's renewal fell due: counted in <see cref="OffLoopWorkPending"/> until <see cref="RenewalHandled"/>.</summary>
+    internal void RenewalDue() => Interlocked.Increment(ref _renewalsDue);
+
+    /// <summary>A renewal that fell due has posted its append, or stopped.</summary>
+    internal void RenewalHandled() => Interlocked.Decrement(ref _renewalsDue);
+
     /// <summary>Lock requests of this node still waiting for their answer.</summary>
     internal int WatchedLockRequests => _lockCallers.WatchedRequests;
 

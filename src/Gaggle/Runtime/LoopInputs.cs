@@ -59,6 +59,15 @@ internal sealed class PendingAppend(long sequence, byte[] envelope) : DriverAppe
     public string WatchedLockName { get; init; } = "";
 
     public void Abandon(Exception error) => Completion.TrySetException(error);
+
+    /// <summary>0 while its caller waits, 1 once the loop answered it (the caller not resumed yet), 2 once the caller left.</summary>
+    private int _handOver;
+
+    /// <summary>The loop answers it: true when its caller still waited (it is now answered but not resumed).</summary>
+    public bool HandOver() => Interlocked.CompareExchange(ref _handOver, 1, 0) == 0;
+
+    /// <summary>Its caller leaves: true when the loop had answered it (see <see cref="HandOver"/>).</summary>
+    public bool Leave() => Interlocked.Exchange(ref _handOver, 2) == 1;
 }
 
 /// <summary>A leader RPC waiting for its reply; posted to the loop as is, and routed by the driver.</summary>

@@ -29,6 +29,8 @@ public sealed class ReaderWriterLockNodeTests
         Assert.That(await leader.Locks.TryAcquireWriteAsync("catalog", TimeSpan.Zero), Is.Null, "a writer does not share it with readers");
 
         var writing = cluster.Nodes.Values.First(n => n != leader).Locks.AcquireWriteAsync("catalog", TimeSpan.FromSeconds(10));
+        // The request is forwarded and committed before the leader's table shows it queued.
+        await Contract.LockContractTests.UntilAsync(async () => (await leader.Locks.InspectAsync("catalog")).QueueLength > 0, "the writer's request to queue");
         var info = await leader.Locks.InspectAsync("catalog");
         Assert.That(info.Holders.Select(h => h.Kind), Is.All.EqualTo(LockHoldKind.Read));
         Assert.That(info.QueueLength, Is.EqualTo(1));

@@ -34,4 +34,29 @@ public sealed class AppendCallersTests
         callers.FailAll(new InvalidOperationException("stopped"));
         Assert.That(callers.Count, Is.Zero);
     }
+
+    [Test]
+    public void AnAnsweredAppendCountsUntilItsCallerResumesAndOneWhoseCallerLeftFirstNever()
+    {
+        var callers = new AppendCallers(new ManualTimeProvider(), default, append => new TimeoutException());
+        var (committed, timedOut, left) = (new PendingAppend(1, [1]), new PendingAppend(2, [1]), new PendingAppend(3, [1]));
+        callers.Add(committed);
+        callers.Add(timedOut);
+        callers.Add(left);
+        callers.Resumed(left);
+        Assert.That(callers.Remove(3), Is.True, "its caller gave up waiting");
+
+        var events = new NodeEvents();
+        events.Committed.Add((committed, 7));
+        events.Committed.Add((left, 8));
+        events.TimedOut.Add(timedOut);
+        callers.CarryOut(events);
+        Assert.That(callers.AnsweredNotResumed, Is.EqualTo(2), "answered, their callers not resumed yet (a manual clock waits for them)");
+
+        callers.Resumed(committed);
+        callers.Resumed(committed);
+        Assert.That(callers.AnsweredNotResumed, Is.EqualTo(1), "a caller resumes once");
+        callers.Resumed(timedOut);
+        Assert.That(callers.AnsweredNotResumed, Is.Zero);
+    }
 }
