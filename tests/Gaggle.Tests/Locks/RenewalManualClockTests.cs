@@ -1,0 +1,152 @@
+using System.Diagnostics;
+using Gaggle.Channels;
+using Gaggle.Locks;
+using Gaggle.Storage;
+using Gaggle.Tests.Support;
+using NUnit.Framework;
+
+namespace Gaggle.Tests.Locks;
+
+/// <summary>
+/// A manual clock moves on only once the node's off-loop work is done (<see cref="GaggleNode.OffLoopWorkPending"/>):
+/// a lock renewal that committed must have set its next timer by then, or the clock runs past the
+/// renewal's due time while its thread waits for a CPU (here: a thread paused where the renewal sets its timer).
+/// </summary>
+[TestFixture]
+public sealed class RenewalManualClockTests
+{
+    private static readonly TimeSpan Step = TimeSpan.FromMilliseconds(4);
+
+    [Test]
+    public async Task ARenewedHoldSetsItsNextTimerBeforeTheManualClockMovesOn()
+    {
+        var time = new ManualTimeProvider();
+        var clock = new PausingClock(time);
+        var options = NodeCluster.FastOptions("a", ["a"]);
+        options.RandomSeed = 1;
+        options.LockLeaseDuration = TimeSpan.FromSeconds(1);
+        var network = new InMemoryNetwork(1, time);
+        var node = new GaggleNode(options, network.CreateChannel("a"), new InMemoryRaftStorage { SurvivesRestart = true }, clock, null);
+        await node.StartAsync();
+        try
+        {
+            await AdvanceUntilAsync(time, node, () => node.IsLeader, "a to lead");
+            var acquiring = node.Locks.AcquireAsync("x", TimeSpan.FromSeconds(10));
+            await AdvanceUntilAsync(time, node, () => acquiring.IsCompleted, "the grant");
+            var hold = await acquiring;
+
+            // The renewal after the next one to commit is set by a thread that is descheduled for a while.
+            clock.PauseNextRenewalTimer(TimeSpan.FromSeconds(1));
+            await AdvanceAsync(time, node, TimeSpan.FromSeconds(2));
+            await clock.PauseEnded.WaitAsync(TimeSpan.FromSeconds(30));
+            await AdvanceAsync(time, node, TimeSpan.FromMilliseconds(100));
+
+            Assert.Multiple(() =>
+            {
+                Assert.That(clock.MovedDuringPause, Is.EqualTo(TimeSpan.Zero), "the manual clock waited for the renewal to set its next timer");
+                Assert.That(hold.HandleLostToken.IsCancellationRequested, Is.False, "the hold, renewed every third of its lease, was not lost");
+            });
+
+            var releasing = hold.DisposeAsync().AsTask();
+            await AdvanceUntilAsync(time, node, () => releasing.IsCompleted, "the release");
+            await releasing;
+        }
+        finally
+        {
+            var stopping = node.DisposeAsync().AsTask();
+            var watch = Stopwatch.StartNew();
+            while (!stopping.IsCompleted && watch.Elapsed < TimeSpan.FromSeconds(30))
+            {
+                time.Advance(Step);
+                await Task.Delay(1);
+            }
+
+            await stopping;
+        }
+    }
+
+    private static async Task AdvanceAsync(ManualTimeProvider time, GaggleNode node, TimeSpan span)
+    {
+        for (var moved = TimeSpan.Zero; moved < span; moved += Step)
+        {
+            time.Advance(Step);
+            await CatchUpAsync(node);
+        }
+    }
+
+    private static async Task AdvanceUntilAsync(ManualTimeProvider time, GaggleNode node, Func<bool> condition, string what)
+    {
+        var watch = Stopwatch.StartNew();
+        while (!condition())
+        {
+            if (watch.Elapsed > TimeSpan.FromSeconds(30))
+            {
+                throw new TimeoutException($"Gave up waiting for {what}.");
+            }
+
+            time.Advance(Step);
+            await CatchUpAsync(node);
+        }
+    }
+
+    /// <summary>As <c>ManualTimeCluster</c> does between ticks.</summary>
+    private static async Task CatchUpAsync(GaggleNode node)
+    {
+        for (int round = 0; round < 2; round++)
+        {
+            while (node.OffLoopWorkPending > 0)
+            {
+                await Task.Yield();
+            }
+
+            await node.GetLogAsync();
+        }
+    }
+
+    /// <summary>The manual clock, whose timer for a hold's renewal can be set by a paused thread (once, when armed).</summary>
+    private sealed class PausingClock(ManualTimeProvider inner) : TimeProvider
+    {
+        private readonly TaskCompletionSource _pauseEnded = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private TimeSpan _pause;
+        private int _armed;
+
+        public Task PauseEnded => _pauseEnded.Task;
+
+        public TimeSpan MovedDuringPause { get; private set; }
+
+        public override long TimestampFrequency => inner.TimestampFrequency;
+
+        public override long GetTimestamp() => inner.GetTimestamp();
+
+        public override DateTimeOffset GetUtcNow() => inner.GetUtcNow();
+
+        public void PauseNextRenewalTimer(TimeSpan pause)
+        {
+            _pause = pause;
+            Volatile.Write(ref _armed, 1);
+        }
+
+        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
+        {
+            if (Volatile.Read(ref _armed) == 1 && SetByRenewalAfterARenewal() && Interlocked.Exchange(ref _armed, 0) == 1)
+            {
+                var before = inner.GetUtcNow();
+                Thread.Sleep(_pause);
+                MovedDuringPause = inner.GetUtcNow() - before;
+                var timer = inner.CreateTimer(callback, state, dueTime, period);
+                _pauseEnded.TrySetResult();
+                return timer;
+            }
+
+            return inner.CreateTimer(callback, state, dueTime, period);
+        }
+
+        /// <summary>Set by a handle's renewal loop, not as the handle is made (its first timer).</summary>
+        private static bool SetByRenewalAfterARenewal()
+        {
+            var methods = new StackTrace().GetFrames().Select(f => f.GetMethod()).ToArray();
+            return methods.Any(m => m?.DeclaringType?.FullName?.Contains("RenewLoopAsync", StringComparison.Ordinal) == true)
+                && !methods.Any(m => m?.DeclaringType == typeof(GaggleLockHandle) && m.IsConstructor);
+        }
+    }
+}
