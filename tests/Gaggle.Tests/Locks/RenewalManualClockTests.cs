@@ -65,6 +65,38 @@ public sealed class RenewalManualClockTests
         }
     }
 
+    [Test]
+    public async Task ANodeStoppingWhileAHandleIsMadeReleasesItsHolds()
+    {
+        var time = new ManualTimeProvider();
+        var clock = new PausingClock(time);
+        var options = NodeCluster.FastOptions("a", ["a"]);
+        options.RandomSeed = 1;
+        var network = new InMemoryNetwork(1, time);
+        var node = new GaggleNode(options, network.CreateChannel("a"), new InMemoryRaftStorage { SurvivesRestart = true }, clock, null);
+        await node.StartAsync();
+        await AdvanceUntilAsync(time, node, () => node.IsLeader, "a to lead");
+
+        // The node begins to stop once the grant's handle is tracked, while the handle is still being made.
+        Task? stopping = null;
+        clock.WhileAHandleIsMade(() =>
+        {
+            stopping = node.DisposeAsync().AsTask();
+            stopping.ContinueWith(_ => { }, TaskScheduler.Default).Wait(TimeSpan.FromSeconds(2));
+        });
+        var acquiring = node.Locks.AcquireAsync("x", TimeSpan.FromSeconds(10));
+        var watch = Stopwatch.StartNew();
+        while (!(acquiring.IsCompleted && stopping is { IsCompleted: true }) && watch.Elapsed < TimeSpan.FromSeconds(30))
+        {
+            time.Advance(Step);
+            await Task.Delay(1);
+        }
+
+        Assert.That(acquiring.IsCompleted && stopping is { IsCompleted: true }, "the acquire and the stop ended");
+        Assert.That(async () => await acquiring, Throws.TypeOf<ObjectDisposedException>(), "granted while the node stops: no handle");
+        Assert.That(async () => await stopping!, Throws.Nothing, "the stop released the node's holds");
+    }
+
     private static async Task AdvanceAsync(ManualTimeProvider time, GaggleNode node, TimeSpan span)
     {
         for (var moved = TimeSpan.Zero; moved < span; moved += Step)
@@ -109,6 +141,7 @@ public sealed class RenewalManualClockTests
         private readonly TaskCompletionSource _pauseEnded = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private TimeSpan _pause;
         private int _armed;
+        private Action? _whileAHandleIsMade;
 
         public Task PauseEnded => _pauseEnded.Task;
 
@@ -126,8 +159,15 @@ public sealed class RenewalManualClockTests
             Volatile.Write(ref _armed, 1);
         }
 
+        public void WhileAHandleIsMade(Action action) => _whileAHandleIsMade = action;
+
         public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
         {
+            if (_whileAHandleIsMade is not null && SetAsAHandleIsMade() && Interlocked.Exchange(ref _whileAHandleIsMade, null) is { } action)
+            {
+                action();
+            }
+
             if (Volatile.Read(ref _armed) == 1 && SetByRenewalAfterARenewal() && Interlocked.Exchange(ref _armed, 0) == 1)
             {
                 var before = inner.GetUtcNow();
@@ -140,6 +180,9 @@ public sealed class RenewalManualClockTests
 
             return inner.CreateTimer(callback, state, dueTime, period);
         }
+
+        private static bool SetAsAHandleIsMade()
+            => new StackTrace().GetFrames().Any(f => f.GetMethod() is { IsConstructor: true } m && m.DeclaringType == typeof(GaggleLockHandle));
 
         /// <summary>Set by a handle's renewal loop, not as the handle is made (its first timer).</summary>
         private static bool SetByRenewalAfterARenewal()
