@@ -29,9 +29,12 @@ public sealed class GaggleLockHandle : IAsyncDisposable
         FencingToken = token;
         _safeUntil = SafeUntil(requestedAt);
         _locks.Node.WatchHold(name, token, OnHoldEnded);
-        _locks.Track(this);
+
         // Runs here up to its first wait: the renewal's timer is set before the handle is returned.
         _renewal = RenewLoopAsync();
+
+        // Tracked once complete: a node that stops releases what it tracks, and may begin to at any time.
+        _locks.Track(this);
     }
 
     /// <summary>The lock's name.</summary>
@@ -79,55 +82,76 @@ public sealed class GaggleLockHandle : IAsyncDisposable
         var interval = _locks.Lease / 3;
         var token = _stopRenewing.Token;
         var node = _locks.Node;
-        while (!token.IsCancellationRequested && !_lost.IsCancellationRequested)
+        Runtime.PendingAppend? answered = null;
+        try
         {
-            var untilUnsafe = Time.GetElapsedTime(Time.GetTimestamp(), Volatile.Read(ref _safeUntil));
-            if (!await DueAsync(untilUnsafe < interval ? untilUnsafe : interval, token).ConfigureAwait(false))
+            while (!token.IsCancellationRequested && !_lost.IsCancellationRequested)
             {
-                return;
-            }
+                var untilUnsafe = Time.GetElapsedTime(Time.GetTimestamp(), Volatile.Read(ref _safeUntil));
+                var due = DueAsync(untilUnsafe < interval ? untilUnsafe : interval, token);
+                if (answered is not null)
+                {
+                    // The next timer is set: what the last renewal's answer leads to has happened.
+                    node.RenewalResumed(answered);
+                    answered = null;
+                }
 
-            Task renewing;
-            long sentAt;
-            try
-            {
-                if (Time.GetTimestamp() >= Volatile.Read(ref _safeUntil))
+                if (!await due.ConfigureAwait(false))
+                {
+                    return;
+                }
+
+                Task renewing;
+                long sentAt;
+                try
+                {
+                    if (Time.GetTimestamp() >= Volatile.Read(ref _safeUntil))
+                    {
+                        MarkLost();
+                        return;
+                    }
+
+                    sentAt = Time.GetTimestamp();
+                    var remaining = Time.GetElapsedTime(sentAt, Volatile.Read(ref _safeUntil));
+                    var renew = new LockCommand(LockCommandType.Renew, Name, Token: FencingToken, LeaseMs: (long)_locks.Lease.TotalMilliseconds);
+                    renewing = node.AppendRenewalAsync(renew, remaining > TimeSpan.Zero ? remaining : TimeSpan.Zero, token, out var pending);
+                    answered = pending;
+                }
+                finally
+                {
+                    // Posted (or stopped): the rest happens as the loop answers.
+                    node.RenewalHandled();
+                }
+
+                try
+                {
+                    await renewing.ConfigureAwait(false);
+                    if (!_lost.IsCancellationRequested)
+                    {
+                        // Committed and applied here without an Expired event: the lease now runs from the leader's stamp, after sentAt.
+                        Volatile.Write(ref _safeUntil, Math.Max(Volatile.Read(ref _safeUntil), SafeUntil(sentAt)));
+                    }
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+                catch (Exception e) when (e is TimeoutException)
+                {
+                    // Try again; the safety deadline decides when to give up.
+                }
+                catch (Exception e) when (e is ObjectDisposedException or InvalidOperationException)
                 {
                     MarkLost();
                     return;
                 }
-
-                sentAt = Time.GetTimestamp();
-                var remaining = Time.GetElapsedTime(sentAt, Volatile.Read(ref _safeUntil));
-                renewing = node.AppendLockCommandAsync(new LockCommand(LockCommandType.Renew, Name, Token: FencingToken, LeaseMs: (long)_locks.Lease.TotalMilliseconds), remaining > TimeSpan.Zero ? remaining : TimeSpan.Zero, token);
             }
-            finally
+        }
+        finally
+        {
+            if (answered is not null)
             {
-                // Posted (or stopped): the rest happens as the loop answers.
-                node.RenewalHandled();
-            }
-
-            try
-            {
-                await renewing.ConfigureAwait(false);
-                if (!_lost.IsCancellationRequested)
-                {
-                    // Committed and applied here without an Expired event: the lease now runs from the leader's stamp, after sentAt.
-                    Volatile.Write(ref _safeUntil, Math.Max(Volatile.Read(ref _safeUntil), SafeUntil(sentAt)));
-                }
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
-            catch (Exception e) when (e is TimeoutException)
-            {
-                // Try again; the safety deadline decides when to give up.
-            }
-            catch (Exception e) when (e is ObjectDisposedException or InvalidOperationException)
-            {
-                MarkLost();
-                return;
+                node.RenewalResumed(answered);
             }
         }
     }

@@ -100,7 +100,10 @@ public sealed partial class GaggleNode
         }
         finally
         {
-            _appendCallers.Resumed(pending);
+            if (!pending.CallerResumes)
+            {
+                _appendCallers.Resumed(pending);
+            }
 
             // Whoever completed it removed it first; a cancelled wait leaves here, and the driver stops retrying it.
             if (!pending.Completion.Task.IsCompleted && _appendCallers.Remove(pending.Sequence))

@@ -26,6 +26,26 @@ public sealed partial class GaggleNode
     /// <summary>A renewal that fell due has posted its append, or stopped.</summary>
     internal void RenewalHandled() => Interlocked.Decrement(ref _renewalsDue);
 
+    /// <summary>
+    /// Appends a hold's renewal (<paramref name="pending"/> is its append), which counts in
+    /// <see cref="OffLoopWorkPending"/> from the loop's answer until the caller reports it resumed
+    /// (<see cref="RenewalResumed"/>), once it has set its next timer.
+    /// </summary>
+    internal Task<long> AppendRenewalAsync(LockCommand command, TimeSpan timeout, CancellationToken cancellationToken, out PendingAppend pending)
+    {
+        long sequence = NextSequence();
+        pending = new PendingAppend(sequence, LockEnvelope(sequence, command))
+        {
+            Timeout = timeout,
+            DeadlineUs = DeadlineAfter(NowUs(), timeout),
+            CallerResumes = true,
+        };
+        return WaitForCommitAsync(pending, cancellationToken);
+    }
+
+    /// <summary>The caller of renewal <paramref name="pending"/> resumed (see <see cref="AppendRenewalAsync"/>).</summary>
+    internal void RenewalResumed(PendingAppend pending) => _appendCallers.Resumed(pending);
+
     /// <summary>Lock requests of this node still waiting for their answer.</summary>
     internal int WatchedLockRequests => _lockCallers.WatchedRequests;
 

@@ -60,6 +60,12 @@ internal sealed class PendingAppend(long sequence, byte[] envelope) : DriverAppe
 
     public void Abandon(Exception error) => Completion.TrySetException(error);
 
+    /// <summary>
+    /// Its caller reports when it resumed (<see cref="AppendCallers.Resumed"/>) once it has set up what
+    /// it does next, instead of the wait's end doing it (a renewal: once its next timer is set).
+    /// </summary>
+    public bool CallerResumes { get; init; }
+
     /// <summary>0 while its caller waits, 1 once the loop answered it (the caller not resumed yet), 2 once the caller left.</summary>
     private int _handOver;
 
