@@ -341,11 +341,17 @@ internal sealed partial class NodeDriver
             case NotAMember notAMember when _autopilot is not null && notAMember.ConfigurationIndex > 0 && !KnowsNewerMembership(from, notAMember.ConfigurationIndex):
                 // Removed while it was paused or cut off (the removal has committed): ask to join again
                 // (as a learner, then promoted). In elastic mode the node starts over as a new
-                // incarnation first (see NodeEvents.Removed).
+                // incarnation first (see NodeEvents.Removed). A newcomer not added yet and a node that
+                // left are told so too (they answer the leader's broadcast AppendEntries): neither was
+                // removed, so neither reports a removal.
                 _removalIndexTold = Math.Max(_removalIndexTold, notAMember.ConfigurationIndex);
                 if (_askToJoinUntilTick < _tickCount)
                 {
-                    Events.RemovedBy ??= from;
+                    if (_wasMember && !Departing)
+                    {
+                        Events.RemovedBy ??= from;
+                    }
+
                     Events.Removed |= _generations is not null && Belongs && !Departing;
                 }
 

@@ -60,6 +60,50 @@ public sealed class NotAMemberTests
             atSecondTick: () => driver.Receive("y", new NotAMember(toldIndex), generation: 1));
     }
 
+    /// <summary>
+    /// Under load a leader sends its AppendEntries as one broadcast, which reaches nodes outside its
+    /// configuration too: a newcomer not added yet, or a node that left gracefully. They answer it, and
+    /// the leader tells them that they are not members. Neither was removed while paused or cut off:
+    /// neither reports a removal (the host would log a warning saying so) nor starts over. A member
+    /// that was removed does both.
+    /// </summary>
+    [TestCase("newcomer", ExpectedResult = "no removal reported, no start over")]
+    [TestCase("departing", ExpectedResult = "no removal reported, no start over")]
+    [TestCase("member", ExpectedResult = "removal reported by w, start over")]
+    public string Only_a_member_that_is_not_leaving_reports_its_removal(string node)
+    {
+        var added = new ClusterConfig(["x", "y", "z"], []);
+        LogEntry[] log = node == "newcomer"
+            ? []
+            :
+            [
+                new(1, 1, EntryKind.NoOp, ReadOnlyMemory<byte>.Empty),
+                new(2, 1, EntryKind.Configuration, added.Encode()),
+            ];
+        var driver = Member(new HardState(1, null, log.Length), log);
+        driver.Departing = node == "departing";
+        string? reportedBy = null;
+        bool removed = false;
+        for (long now = TickUs; now <= 3 * TickUs; now += TickUs)
+        {
+            driver.Tick(now);
+            if (now == 2 * TickUs)
+            {
+                driver.Receive("w", new NotAMember(7), generation: 1);
+            }
+
+            reportedBy ??= driver.Events.RemovedBy;
+            removed |= driver.Events.Removed;
+            driver.Events.Clear();
+            while (driver.TakeReady(now) is not null)
+            {
+                driver.Advance();
+            }
+        }
+
+        return $"{(reportedBy is null ? "no removal reported" : $"removal reported by {reportedBy}")}, {(removed ? "start over" : "no start over")}";
+    }
+
     /// <summary>Elastic node "x" of generation 1 with <paramref name="log"/> (see <see cref="Options"/>).</summary>
     internal static NodeDriver Member(HardState hardState, LogEntry[] log, SequenceCounter? sequences = null)
     {
