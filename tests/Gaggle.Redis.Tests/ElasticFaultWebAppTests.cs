@@ -14,7 +14,8 @@ namespace Gaggle.Redis.Tests;
 /// (<see cref="ClusterLoad"/>: appends, lock holds, fenced counters, the singleton job), which must
 /// never lose an acknowledged append, grant a lock twice at once, let a fencing token go back or run
 /// the job twice at once: a rolling restart by SIGKILL, scaling out and in at once, a Redis that forgets
-/// the cluster's generation, and a voter frozen past the member timeout.
+/// the cluster's generation, a voter frozen past the member timeout, and a rolling deploy by SIGTERM of
+/// ten instances while the leader is frozen.
 /// </summary>
 /// <remarks>Every wait is for a condition, with a generous deadline (the machine may be busy), never a guess at timing.</remarks>
 [TestFixture]
@@ -263,6 +264,121 @@ public sealed class ElasticFaultWebAppTests
         }
 
         await load.VerifyAsync(await LeaderAsync(apps, generation: 1, Deadline), _started, Deadline);
+    }
+
+    [Test]
+    public async Task ARollingDeployBySigtermWhileTheLeaderIsPausedKeepsTheClusterAndItsGuarantees()
+    {
+        // Ten instances, as a web app scaled out runs them: three voters and seven learners.
+        var apps = Enumerable.Range(0, 10).Select(i => Start($"v0-{i}")).ToList();
+        var statuses = await OneClusterAsync(apps, generation: 1, Deadline, exact: true);
+        var load = ClusterLoad.Start(apps);
+        var watch = Stopwatch.StartNew();
+        try
+        {
+            await ProgressAsync(load, "before the pause");
+
+            // The leader, holding a lock for a client, freezes (a long GC pause, a frozen VM) and the
+            // platform, which does not know, rolls a deploy over the others at once: the leader's fellow
+            // voters first, so the first stop asks for a graceful leave while the others may not have
+            // noticed yet that the leader is gone. The instance replaced last asks for the frozen leader's lock meanwhile.
+            var paused = apps[statuses.FindIndex(s => s.IsLeader)];
+            var voters = statuses.Single(s => s.IsLeader).Voters;
+            var rolled = apps.Where(a => a != paused).OrderBy(a => voters.Contains(statuses[apps.IndexOf(a)].MemberId) ? 0 : 1).ToList();
+            var taker = rolled[^1];
+            long askedAt = Stopwatch.GetTimestamp();
+            long held = await AcquireAsync(paused, "paused-holder");
+            load.Remove(paused);
+            paused.Pause();
+
+            // Once the frozen holder's lease has expired, and not before, the lock is the taker's; it lets
+            // go at once, and is itself replaced only after that.
+            async Task TakeOverAsync()
+            {
+                using var taken = await taker.Client.PostAsync("/locks/paused-holder?timeoutMs=60000", null);
+                long takenAt = Stopwatch.GetTimestamp();
+                Assert.That(taken.StatusCode, Is.EqualTo(HttpStatusCode.OK), await taken.Content.ReadAsStringAsync());
+                long token = (await taken.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("fencingToken").GetInt64();
+                Assert.That(token, Is.GreaterThan(held), "fencing tokens increase across the takeover");
+                Assert.That(Stopwatch.GetElapsedTime(askedAt, takenAt), Is.GreaterThanOrEqualTo(LockLease), "nobody else holds the lock before the frozen holder's lease has expired");
+                await ReleaseAsync(taker, "paused-holder", token);
+            }
+
+            var takeover = TakeOverAsync();
+            for (int i = 0; i < rolled.Count; i++)
+            {
+                var old = rolled[i];
+                if (old == taker)
+                {
+                    await takeover.WaitAsync(Deadline);
+                }
+
+                load.Remove(old);
+                old.Terminate();
+                AssertStopsGracefully(old);
+                rolled[i] = Start($"v1-{i}");
+
+                // The old member is gone and the new one counts (the paused leader too is gone once the
+                // leader has not heard from it for the member timeout).
+                await OneClusterAsync(rolled, generation: 1, Deadline, exact: true);
+                load.Add(rolled[i]);
+                await ProgressAsync(load, $"after replacing {old.Id} by {rolled[i].Id} while the old leader is paused");
+            }
+
+            TestContext.Out.WriteLine($"Nine instances replaced while the leader was paused in {watch.Elapsed.TotalSeconds:0.0} s.");
+
+            // Thawed, the old leader finds none of the members it led: it learns that it was removed,
+            // gives up its hold and joins again as a new incarnation. What it was asked before its pause
+            // is exempt from the load's checks, as its holds' leases rightly expired under it.
+            paused.Resume();
+            await Eventually.True(
+                () => paused.Output.Contains($"The hold of lock paused-holder (fencing token {held}) was lost", StringComparison.Ordinal)
+                    && paused.Output.Contains("was removed from cluster generation 1", StringComparison.Ordinal),
+                $"{paused.Id} to report its hold of paused-holder lost and that it was removed",
+                Deadline);
+            using (var stale = await paused.Client.DeleteAsync($"/locks/paused-holder?token={held}"))
+            {
+                Assert.That(stale.StatusCode, Is.EqualTo(HttpStatusCode.NotFound), "the thawed instance no longer holds the lock");
+            }
+
+            apps = [.. rolled, paused];
+            await OneClusterAsync(apps, generation: 1, Deadline, exact: true);
+            load.ExemptUntilNow(paused);
+            load.Add(paused);
+            await ProgressAsync(load, $"after {paused.Id} rejoined");
+
+            // And the deploy replaces it too.
+            load.Remove(paused);
+            paused.Terminate();
+            AssertStopsGracefully(paused);
+            apps[^1] = Start("v1-last");
+            await OneClusterAsync(apps, generation: 1, Deadline, exact: true);
+            load.Add(apps[^1]);
+            await ProgressAsync(load, $"after replacing {paused.Id}, the old leader");
+            TestContext.Out.WriteLine($"The deploy took {watch.Elapsed.TotalSeconds:0.0} s.");
+        }
+        finally
+        {
+            await load.StopAsync();
+        }
+
+        await load.VerifyAsync(await LeaderAsync(apps, generation: 1, Deadline), _started, Deadline);
+    }
+
+    /// <summary>
+    /// After SIGTERM the instance exits with code 0 within the host's shutdown timeout (30 s) and a
+    /// margin, having left the cluster gracefully (released its locks, handed over its seat and its
+    /// leadership, been removed) rather than been left for the leader to remove after the member timeout.
+    /// </summary>
+    private static void AssertStopsGracefully(WebAppProcess app)
+    {
+        var limit = TimeSpan.FromSeconds(45);
+        var watch = Stopwatch.StartNew();
+        Assert.That(app.WaitForExit(limit), Is.EqualTo(0), $"{app.Id} stops cleanly within {limit.TotalSeconds:0} s of SIGTERM");
+        Assert.That(app.Output, Does.Not.Contain("could not leave the cluster gracefully"), $"{app.Id} left gracefully");
+        Assert.That(app.Output, Does.Contain("left the cluster; now"), $"{app.Id} reports that it left");
+        string left = app.Output.Split('\n').First(line => line.Contains("left the cluster; now", StringComparison.Ordinal));
+        TestContext.Out.WriteLine($"{app.Id} exited {watch.Elapsed.TotalSeconds:0.0} s after SIGTERM: {left.Trim()}");
     }
 
     private WebAppProcess Start(string label)
