@@ -343,11 +343,12 @@ internal sealed partial class NodeDriver
                 // (as a learner, then promoted). In elastic mode the node starts over as a new
                 // incarnation first (see NodeEvents.Removed). A newcomer not added yet and a node that
                 // left are told so too (they answer the leader's broadcast AppendEntries): neither was
-                // removed, so neither reports a removal.
+                // removed, so neither reports a removal. With a member list (its first configuration
+                // is not logged in this life) every node told so that is not leaving reports it, as before.
                 _removalIndexTold = Math.Max(_removalIndexTold, notAMember.ConfigurationIndex);
                 if (_askToJoinUntilTick < _tickCount)
                 {
-                    if (_wasMember && !Departing)
+                    if ((_wasMember || _generations is null) && !Departing)
                     {
                         Events.RemovedBy ??= from;
                     }
