@@ -101,7 +101,10 @@ internal sealed class ManualTimeCluster(string[] ids, Action<GaggleOptions>? con
             }
             catch (ObjectDisposedException)
             {
-                // Its loop stopped taking inputs: what is left of its stop takes no time.
+                // Its loop stopped taking inputs: what is left of its stop takes no time, so the clock
+                // stays (moving it until the stop's last steps ran on another thread would let a
+                // stop of a few milliseconds take minutes on the clock, past every lease).
+                break;
             }
 
             if (!stopping.IsCompleted)
@@ -111,7 +114,7 @@ internal sealed class ManualTimeCluster(string[] ids, Action<GaggleOptions>? con
             }
         }
 
-        await stopping;
+        await stopping.WaitAsync(Eventually.DefaultDeadline);
     }
 
     /// <summary>Moves the clock on by <paramref name="span"/>, one tick at a time, letting the nodes' loops catch up in between.</summary>
