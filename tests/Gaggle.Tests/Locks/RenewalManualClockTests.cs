@@ -1,7 +1,5 @@
 using System.Diagnostics;
-using Gaggle.Channels;
 using Gaggle.Locks;
-using Gaggle.Storage;
 using Gaggle.Tests.Support;
 using NUnit.Framework;
 
@@ -20,62 +18,40 @@ public sealed class RenewalManualClockTests
     [Test]
     public async Task ARenewedHoldSetsItsNextTimerBeforeTheManualClockMovesOn()
     {
-        var time = new ManualTimeProvider();
-        var clock = new PausingClock(time);
-        var options = NodeCluster.FastOptions("a", ["a"]);
-        options.RandomSeed = 1;
-        options.LockLeaseDuration = TimeSpan.FromSeconds(1);
-        var network = new InMemoryNetwork(1, time);
-        var node = new GaggleNode(options, network.CreateChannel("a"), new InMemoryRaftStorage { SurvivesRestart = true }, clock, null);
-        await node.StartAsync();
-        try
+        await using var cluster = new ManualTimeCluster(["a"], options => options.LockLeaseDuration = TimeSpan.FromSeconds(1));
+        var clock = new PausingClock(cluster.Time);
+        cluster.NodeClock = clock;
+        var node = await cluster.StartAsync("a");
+        await cluster.AdvanceUntilAsync(() => node.IsLeader, "a to lead");
+        var acquiring = node.Locks.AcquireAsync("x", TimeSpan.FromSeconds(10));
+        await cluster.AdvanceUntilAsync(() => acquiring.IsCompleted, "the grant");
+        var hold = await acquiring;
+
+        // The renewal after the next one to commit is set by a thread that is descheduled for a while.
+        clock.PauseNextRenewalTimer(TimeSpan.FromSeconds(1));
+        await cluster.AdvanceAsync(TimeSpan.FromSeconds(2));
+        await clock.PauseEnded.WaitAsync(TimeSpan.FromSeconds(30));
+        await cluster.AdvanceAsync(TimeSpan.FromMilliseconds(100));
+
+        Assert.Multiple(() =>
         {
-            await AdvanceUntilAsync(time, node, () => node.IsLeader, "a to lead");
-            var acquiring = node.Locks.AcquireAsync("x", TimeSpan.FromSeconds(10));
-            await AdvanceUntilAsync(time, node, () => acquiring.IsCompleted, "the grant");
-            var hold = await acquiring;
+            Assert.That(clock.MovedDuringPause, Is.EqualTo(TimeSpan.Zero), "the manual clock waited for the renewal to set its next timer");
+            Assert.That(hold.HandleLostToken.IsCancellationRequested, Is.False, "the hold, renewed every third of its lease, was not lost");
+        });
 
-            // The renewal after the next one to commit is set by a thread that is descheduled for a while.
-            clock.PauseNextRenewalTimer(TimeSpan.FromSeconds(1));
-            await AdvanceAsync(time, node, TimeSpan.FromSeconds(2));
-            await clock.PauseEnded.WaitAsync(TimeSpan.FromSeconds(30));
-            await AdvanceAsync(time, node, TimeSpan.FromMilliseconds(100));
-
-            Assert.Multiple(() =>
-            {
-                Assert.That(clock.MovedDuringPause, Is.EqualTo(TimeSpan.Zero), "the manual clock waited for the renewal to set its next timer");
-                Assert.That(hold.HandleLostToken.IsCancellationRequested, Is.False, "the hold, renewed every third of its lease, was not lost");
-            });
-
-            var releasing = hold.DisposeAsync().AsTask();
-            await AdvanceUntilAsync(time, node, () => releasing.IsCompleted, "the release");
-            await releasing;
-        }
-        finally
-        {
-            var stopping = node.DisposeAsync().AsTask();
-            var watch = Stopwatch.StartNew();
-            while (!stopping.IsCompleted && watch.Elapsed < TimeSpan.FromSeconds(30))
-            {
-                time.Advance(Step);
-                await Task.Delay(1);
-            }
-
-            await stopping;
-        }
+        var releasing = hold.DisposeAsync().AsTask();
+        await cluster.AdvanceUntilAsync(() => releasing.IsCompleted, "the release");
+        await releasing;
     }
 
     [Test]
     public async Task ANodeStoppingWhileAHandleIsMadeReleasesItsHolds()
     {
-        var time = new ManualTimeProvider();
-        var clock = new PausingClock(time);
-        var options = NodeCluster.FastOptions("a", ["a"]);
-        options.RandomSeed = 1;
-        var network = new InMemoryNetwork(1, time);
-        var node = new GaggleNode(options, network.CreateChannel("a"), new InMemoryRaftStorage { SurvivesRestart = true }, clock, null);
-        await node.StartAsync();
-        await AdvanceUntilAsync(time, node, () => node.IsLeader, "a to lead");
+        await using var cluster = new ManualTimeCluster(["a"]);
+        var clock = new PausingClock(cluster.Time);
+        cluster.NodeClock = clock;
+        var node = await cluster.StartAsync("a");
+        await cluster.AdvanceUntilAsync(() => node.IsLeader, "a to lead");
 
         // The node begins to stop once the grant's handle is tracked, while the handle is still being made.
         Task? stopping = null;
@@ -85,54 +61,18 @@ public sealed class RenewalManualClockTests
             stopping.ContinueWith(_ => { }, TaskScheduler.Default).Wait(TimeSpan.FromSeconds(2));
         });
         var acquiring = node.Locks.AcquireAsync("x", TimeSpan.FromSeconds(10));
+
+        // The node stops meanwhile, so the clock moves without waiting for its loop.
         var watch = Stopwatch.StartNew();
         while (!(acquiring.IsCompleted && stopping is { IsCompleted: true }) && watch.Elapsed < TimeSpan.FromSeconds(30))
         {
-            time.Advance(Step);
+            cluster.Time.Advance(Step);
             await Task.Delay(1);
         }
 
         Assert.That(acquiring.IsCompleted && stopping is { IsCompleted: true }, "the acquire and the stop ended");
         Assert.That(async () => await acquiring, Throws.TypeOf<ObjectDisposedException>(), "granted while the node stops: no handle");
         Assert.That(async () => await stopping!, Throws.Nothing, "the stop released the node's holds");
-    }
-
-    private static async Task AdvanceAsync(ManualTimeProvider time, GaggleNode node, TimeSpan span)
-    {
-        for (var moved = TimeSpan.Zero; moved < span; moved += Step)
-        {
-            time.Advance(Step);
-            await CatchUpAsync(node);
-        }
-    }
-
-    private static async Task AdvanceUntilAsync(ManualTimeProvider time, GaggleNode node, Func<bool> condition, string what)
-    {
-        var watch = Stopwatch.StartNew();
-        while (!condition())
-        {
-            if (watch.Elapsed > TimeSpan.FromSeconds(30))
-            {
-                throw new TimeoutException($"Gave up waiting for {what}.");
-            }
-
-            time.Advance(Step);
-            await CatchUpAsync(node);
-        }
-    }
-
-    /// <summary>As <c>ManualTimeCluster</c> does between ticks.</summary>
-    private static async Task CatchUpAsync(GaggleNode node)
-    {
-        for (int round = 0; round < 2; round++)
-        {
-            while (node.OffLoopWorkPending > 0)
-            {
-                await Task.Yield();
-            }
-
-            await node.GetLogAsync();
-        }
     }
 
     /// <summary>The manual clock, whose timer for a hold's renewal can be set by a paused thread (once, when armed).</summary>

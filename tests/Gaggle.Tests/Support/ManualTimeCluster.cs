@@ -29,6 +29,9 @@ internal sealed class ManualTimeCluster(string[] ids, Action<GaggleOptions>? con
     /// <summary>The nodes' logging, when set.</summary>
     public Microsoft.Extensions.Logging.ILoggerFactory? LoggerFactory { get; set; }
 
+    /// <summary>When set, the clock the nodes are given instead of <see cref="Time"/> (one that wraps it, to watch what they do with it).</summary>
+    public TimeProvider? NodeClock { get; set; }
+
     /// <summary>When set, wraps each node's channel (to watch what it sends).</summary>
     public Func<string, IChannel, IChannel>? WrapChannel { get; set; }
 
@@ -48,7 +51,7 @@ internal sealed class ManualTimeCluster(string[] ids, Action<GaggleOptions>? con
         }
 
         var channel = Network.CreateChannel(id);
-        var node = new GaggleNode(options, WrapChannel?.Invoke(id, channel) ?? channel, storage, Time, LoggerFactory);
+        var node = new GaggleNode(options, WrapChannel?.Invoke(id, channel) ?? channel, storage, NodeClock ?? Time, LoggerFactory);
         Nodes[id] = node;
         await node.StartAsync();
         return node;
@@ -67,7 +70,7 @@ internal sealed class ManualTimeCluster(string[] ids, Action<GaggleOptions>? con
         configureNode?.Invoke(options);
         string memberId = $"{name}.{_elasticStarted:d8}";
         var channel = Network.CreateChannel(memberId);
-        var node = new GaggleNode(options, WrapChannel?.Invoke(memberId, channel) ?? channel, null, Time, LoggerFactory);
+        var node = new GaggleNode(options, WrapChannel?.Invoke(memberId, channel) ?? channel, null, NodeClock ?? Time, LoggerFactory);
         Nodes[memberId] = node;
         await node.StartAsync();
         return node;
