@@ -90,6 +90,7 @@ internal sealed record LockComparisonReport : IRunReport
             }
 
             json.WriteEndArray();
+            new LockComparisonRatios(this).WriteJson(json);
             json.WriteNumber("errors", Errors);
             json.WriteEndObject();
         }
@@ -113,6 +114,7 @@ internal sealed record LockComparisonReport : IRunReport
             $"{Number(c.PairsPerSecond / c.Shape.Names)}/s; {c.Handoff.Percentile(50):0.000} / {c.Handoff.Percentile(99):0.000}"), contendedOnly: true);
         Table(text, "cost per pair: process CPU us (all threads, idle nodes included); Redis server CPU us; commands Redis processed (a script's calls included)", c => string.Create(CultureInfo.InvariantCulture,
             $"{c.ProcessCpuMicrosecondsPerPair:0}; {c.RedisCpuMicrosecondsPerPair:0}; {c.RedisCommandsPerPair:0.0}"));
+        new LockComparisonRatios(this).WriteText(text);
         text.AppendLine(CultureInfo.InvariantCulture, $"failed or timed-out operations: {Errors}");
         return text.ToString();
     }
