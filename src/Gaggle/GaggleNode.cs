@@ -134,7 +134,7 @@ public sealed partial class GaggleNode : IAsyncDisposable
         _time = timeProvider ?? TimeProvider.System;
         _microsecondsPerTimestamp = 1_000_000.0 / _time.TimestampFrequency;
         _logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<GaggleNode>();
-        _incarnation = (ulong)Random.Shared.NextInt64(1, long.MaxValue);
+        _incarnation = NodeIncarnations.Next(_time);
         _tickInterval = TimeSpan.FromTicks(Math.Max(TimeSpan.TicksPerMillisecond, options.HeartbeatInterval.Ticks / 5));
         _nodeTag = new KeyValuePair<string, object?>("gaggle.node", options.NodeId);
         _leadership = new GaggleLeadership(this);

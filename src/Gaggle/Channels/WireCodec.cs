@@ -15,9 +15,10 @@ internal static class WireCodec
     /// <summary>
     /// 3: forwarded appends carry the sender's admission. 4: the generation is an id (number and
     /// founder's tag). 5: the lock table ends the waits of removed members and of a restarted node's
-    /// earlier process (a replica of version 4 would apply the same log differently).
+    /// earlier process (a replica of version 4 would apply the same log differently). 6: acknowledgements,
+    /// heartbeats and their answers name a run of the node (<see cref="RaftMessage.Incarnation"/>).
     /// </summary>
-    public const byte Version = 5;
+    public const byte Version = 6;
 
     private const byte KindRaft = 1;
     private const byte KindForwardAppend = 2;
@@ -283,6 +284,11 @@ internal static class WireCodec
             writer.Bytes(message.Data.Span);
         }
 
+        if (CarriesIncarnation(message.Type))
+        {
+            writer.VarUInt(message.Incarnation);
+        }
+
         writer.VarUInt((ulong)message.Entries.Count);
         foreach (var entry in message.Entries)
         {
@@ -314,6 +320,8 @@ internal static class WireCodec
             data = reader.Bytes();
         }
 
+        ulong incarnation = CarriesIncarnation((MessageType)type) ? reader.VarUInt() : 0;
+
         int count = CheckedCount(reader.VarUInt(), ref reader);
         if (count > 0 && index > long.MaxValue - count)
         {
@@ -337,9 +345,12 @@ internal static class WireCodec
         {
             Type = (MessageType)type, From = from, To = (flags & FlagBroadcast) != 0 ? null : to, Term = term, LogTerm = logTerm, Index = index,
             Commit = commit, Reject = (flags & FlagReject) != 0, Force = (flags & FlagForce) != 0,
-            RejectHint = rejectHint, Entries = entries, Offset = offset, Data = data, Done = (flags & FlagDone) != 0,
+            RejectHint = rejectHint, Entries = entries, Offset = offset, Data = data, Done = (flags & FlagDone) != 0, Incarnation = incarnation,
         };
     }
+
+    /// <summary>The Raft messages that name a run of a node (<see cref="RaftMessage.Incarnation"/>).</summary>
+    private static bool CarriesIncarnation(MessageType type) => type is MessageType.AppendResponse or MessageType.Heartbeat or MessageType.HeartbeatResponse;
 
     /// <summary>A count cannot exceed the bytes left (every item takes at least one byte).</summary>
     private static int CheckedCount(ulong count, ref WireReader reader)

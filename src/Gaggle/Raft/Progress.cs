@@ -24,6 +24,18 @@ internal sealed class Progress
 
     public long Match { get; set; }
 
+    /// <summary>The follower's latest run heard from (<see cref="RaftConfig.Incarnation"/>): Match counts only its acknowledgements.</summary>
+    public ulong Incarnation { get; set; }
+
+    /// <summary>
+    /// The highest Match of the follower's earlier runs: no longer counted towards commits, but still
+    /// what heartbeats show it (so a run that lost what an earlier one acknowledged detects the loss).
+    /// </summary>
+    public long EarlierRunsMatch { get; set; }
+
+    /// <summary>What a heartbeat tells the follower it holds: the higher of Match and the earlier runs' (see <see cref="EarlierRunsMatch"/>).</summary>
+    public long HeartbeatMatch => Math.Max(Match, EarlierRunsMatch);
+
     /// <summary>The highest index ever sent to this follower in this term (never goes down).</summary>
     public long HighestSent { get; set; }
 

@@ -75,6 +75,13 @@ internal sealed class RaftConfig
     /// <summary>Start in rejoin mode (see RaftCore.Rejoin.cs): for a node restarted after losing its storage.</summary>
     public bool StartRejoining { get; init; }
 
+    /// <summary>
+    /// This run of the node (0 when unknown): every later run of the same id has a higher one. Its
+    /// acknowledgements carry it, and a leader counts none of an earlier run once it heard from a later
+    /// one (see RaftCore.Rejoin.cs: what a run that lost its storage acknowledged is not tied to the storage otherwise).
+    /// </summary>
+    public ulong Incarnation { get; init; }
+
     /// <summary>The seeded source of election timeout jitter.</summary>
     public required Random Random { get; init; }
 

@@ -213,16 +213,16 @@ internal sealed partial class RaftCore
             {
                 progress.Stalled = progress.ProbeSent && progress.SnapshotOffset == progress.SnapshotOffsetAtLastHeartbeat;
                 progress.SnapshotOffsetAtLastHeartbeat = progress.SnapshotOffset;
-                Send(new RaftMessage { Type = MessageType.Heartbeat, From = Id, To = peer, Term = Term, LogTerm = ConfigurationIndex, Commit = Math.Min(progress.Match, _log.Committed), Index = HeartbeatRound, RejectHint = CatchUpTargetFor(progress) });
+                Send(new RaftMessage { Type = MessageType.Heartbeat, From = Id, To = peer, Term = Term, LogTerm = ConfigurationIndex, Commit = Math.Min(progress.HeartbeatMatch, _log.Committed), Index = HeartbeatRound, RejectHint = CatchUpTargetFor(progress), Incarnation = progress.Incarnation });
                 continue;
             }
 
             progress.Stalled = progress.Match < _log.LastIndex && progress.Match == progress.MatchAtLastHeartbeat
                 && (progress.State == ProgressState.Replicate ? progress.Inflights.Count > 0 : progress.ProbeSent);
             progress.MatchAtLastHeartbeat = progress.Match;
-            long commit = Math.Min(progress.Match, _log.Committed);
+            long commit = Math.Min(progress.HeartbeatMatch, _log.Committed);
             progress.CommitSent = Math.Max(progress.CommitSent, commit);
-            Send(new RaftMessage { Type = MessageType.Heartbeat, From = Id, To = peer, Term = Term, LogTerm = ConfigurationIndex, Commit = commit, Index = HeartbeatRound, RejectHint = CatchUpTargetFor(progress) });
+            Send(new RaftMessage { Type = MessageType.Heartbeat, From = Id, To = peer, Term = Term, LogTerm = ConfigurationIndex, Commit = commit, Index = HeartbeatRound, RejectHint = CatchUpTargetFor(progress), Incarnation = progress.Incarnation });
         }
 
         if (Discovering && !_members.Complete)
@@ -242,6 +242,12 @@ internal sealed partial class RaftCore
         if (message.Index > _log.LastIndex && message.Type == MessageType.AppendResponse)
         {
             // Acknowledges entries we never sent: malformed or forged; never let it move the commit index.
+            DroppedMessages++;
+            return;
+        }
+
+        if (message.Type is MessageType.AppendResponse or MessageType.HeartbeatResponse && !FromCurrentRun(message, progress))
+        {
             DroppedMessages++;
             return;
         }

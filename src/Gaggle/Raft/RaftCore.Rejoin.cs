@@ -28,6 +28,19 @@ namespace Gaggle.Raft;
 /// by itself when a leader's heartbeat shows it acknowledged entries it no longer has. The flag is
 /// persisted in the hard state, so a crash before it clears keeps the node rejoining. In a 3-node
 /// cluster the rejoining node needs both other nodes up to vote again.
+/// <para>
+/// What an earlier run of the node sent may still arrive after it restarted (a message held in a
+/// sender's reconnect backlog or publish retries, or reordered by another channel), and what the
+/// leader sent it may arrive at the new run: a heartbeat whose catch-up target was set before the
+/// lost run acknowledged more, or an acknowledgement of an entry the lost run stored, counted after
+/// the new run caught up. Each run of a node has a higher <see cref="RaftConfig.Incarnation"/>; its
+/// acknowledgements and heartbeat answers carry it, and the leader, once it heard from a run, counts
+/// nothing from an earlier one and forgets what that one acknowledged (<see cref="FromCurrentRun"/>).
+/// Its heartbeats name the run they were set for, and a rejoining node takes a catch-up target only
+/// from a heartbeat that names its own run: set after the leader heard from this run, so after every
+/// acknowledgement of the lost runs that the leader will ever count, and after everything it ever
+/// sent them (the target covers it: <see cref="CatchUpTargetFor"/>).
+/// </para>
 /// </summary>
 internal sealed partial class RaftCore
 {
@@ -121,7 +134,7 @@ internal sealed partial class RaftCore
     /// </summary>
     private void HeartbeatWhileRejoining(RaftMessage message)
     {
-        if (message.RejectHint > 0)
+        if (message.RejectHint > 0 && message.Incarnation == _config.Incarnation)
         {
             // A heartbeat's RejectHint carries the leader's full commit index, or with follower commits what it sent (CatchUpTargetFor).
             MaybeCaughtUp(message.RejectHint);
@@ -149,6 +162,36 @@ internal sealed partial class RaftCore
             Type = MessageType.AppendResponse, From = Id, To = leader, Term = Term,
             Index = _log.Committed, Reject = true, RejectHint = _log.Committed + 1, LogTerm = 0,
         });
+
+    /// <summary>
+    /// Whether an acknowledgement or heartbeat answer comes from the follower's latest run the leader
+    /// heard from. One from a later run replaces it: what the earlier runs acknowledged no longer counts
+    /// (Match goes back to 0, and replication probes again), since that storage may be gone. One from an
+    /// earlier run is dropped. (A run whose storage survived loses nothing by this but a round of
+    /// probing.) What this leader sent any run stays in <see cref="Progress.HighestSent"/>, so the
+    /// catch-up target still covers it; and heartbeats still show the new run what the earlier ones
+    /// acknowledged (<see cref="Progress.EarlierRunsMatch"/>), so a run that lost it and was not told
+    /// detects the loss (<see cref="DetectLostStorage"/>) even when the leader heard from it first.
+    /// </summary>
+    private static bool FromCurrentRun(RaftMessage message, Progress progress)
+    {
+        if (message.Incarnation == progress.Incarnation)
+        {
+            return true;
+        }
+
+        if (message.Incarnation < progress.Incarnation)
+        {
+            return false;
+        }
+
+        progress.Incarnation = message.Incarnation;
+        progress.EarlierRunsMatch = Math.Max(progress.EarlierRunsMatch, progress.Match);
+        progress.Match = 0;
+        progress.MatchAtLastHeartbeat = 0;
+        progress.BecomeProbe();
+        return true;
+    }
 
     /// <summary>Asks the members it has not heard from yet for their terms, every other heartbeat period.</summary>
     private void TickRejoining()

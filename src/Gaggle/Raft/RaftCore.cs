@@ -267,7 +267,15 @@ internal sealed partial class RaftCore
         return ready;
     }
 
-    private void Send(RaftMessage message) => _outbox.Add(message);
+    private void Send(RaftMessage message)
+    {
+        if (message.Type is MessageType.AppendResponse or MessageType.HeartbeatResponse)
+        {
+            message.Incarnation = _config.Incarnation;
+        }
+
+        _outbox.Add(message);
+    }
 
     /// <summary>
     /// Acknowledgements are cumulative: of several successful AppendResponses (or heartbeat

@@ -75,12 +75,19 @@ internal sealed class RaftMessage
     /// <summary>Snapshot messages: this chunk is the last.</summary>
     public bool Done { get; init; }
 
+    /// <summary>
+    /// AppendResponse and HeartbeatResponse: the sender's run (<see cref="RaftConfig.Incarnation"/>, stamped
+    /// on sending); Heartbeat: the run of the receiver whose acknowledgements the leader counts, so a
+    /// rejoining node trusts only a catch-up target set after the leader heard from this run of it.
+    /// </summary>
+    public ulong Incarnation { get; set; }
+
     /// <inheritdoc />
     public override string ToString()
     {
         var entries = Entries.Count == 0 ? "" : $" entries=[{Entries[0].Index}..{Entries[^1].Index}]";
         return $"{From}->{To ?? "*"} {Type} term={Term} logTerm={LogTerm} index={Index} commit={Commit}"
-            + (Reject ? $" reject hint={RejectHint}" : "") + (Force ? " force" : "") + entries
+            + (Reject ? $" reject hint={RejectHint}" : "") + (Force ? " force" : "") + (Incarnation != 0 ? $" run={Incarnation}" : "") + entries
             + (Type is MessageType.Snapshot or MessageType.SnapshotResponse ? $" offset={Offset} bytes={Data.Length}{(Done ? " done" : "")}" : "");
     }
 }

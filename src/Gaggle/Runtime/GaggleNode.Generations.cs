@@ -319,7 +319,7 @@ public sealed partial class GaggleNode
     {
         _leadership.Update(trusted: false);
         FailPending(failure);
-        _incarnation = (ulong)Random.Shared.NextInt64(1, long.MaxValue);
+        _incarnation = NodeIncarnations.Next(_time);
         _storage = new InMemoryRaftStorage();
         var driver = new NodeDriver(NodeDriverSettings.From(_options, _incarnation, _tickInterval, _channel is IEchoingChannel), new PersistedState(hardState, []), _sequences);
         driver.StartGeneration(generation, live);

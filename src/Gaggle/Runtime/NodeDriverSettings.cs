@@ -80,6 +80,7 @@ internal sealed class NodeDriverSettings
                 ElectionTicksMax = electionMax,
                 PreVote = options.PreVote,
                 StartRejoining = options.Rejoin,
+                Incarnation = incarnation,
                 Joining = options.Join || options.IsElastic,
                 CheckQuorum = options.CheckQuorum,
                 AccelerateCommit = options.AccelerateHeartbeats,

@@ -24,6 +24,17 @@ public sealed class WireCodecTests
             Is.EqualTo(message.Entries.Select(e => (e.Index, e.Term, e.Kind, e.Data.ToArray()))));
     }
 
+    [TestCase((byte)MessageType.AppendResponse)]
+    [TestCase((byte)MessageType.Heartbeat)]
+    [TestCase((byte)MessageType.HeartbeatResponse)]
+    public void AcknowledgementsHeartbeatsAndTheirAnswersCarryTheRunTheyBelongTo(byte type)
+    {
+        var message = new RaftMessage { Type = (MessageType)type, From = "a", To = "b", Term = 7, Index = 41, Commit = 40, RejectHint = 3, Incarnation = ulong.MaxValue - 1 };
+        var decoded = ((RaftWireMessage)WireCodec.Decode(WireCodec.Encode(new RaftWireMessage(message)), "a", "b")).Message;
+        Assert.That(decoded.Incarnation, Is.EqualTo(ulong.MaxValue - 1));
+        Assert.That(decoded.ToString(), Is.EqualTo(message.ToString()));
+    }
+
     [Test]
     public void A_broadcast_raft_message_decodes_as_a_broadcast_and_a_direct_one_as_addressed_to_the_receiver()
     {
@@ -59,16 +70,17 @@ public sealed class WireCodecTests
     }
 
     [TestCase(new byte[0], "truncated")]
-    [TestCase(new byte[] { 6, 0, 1 }, "Unsupported wire version 6")]
+    [TestCase(new byte[] { 7, 0, 1 }, "Unsupported wire version 7")]
+    [TestCase(new byte[] { 5, 0, 1 }, "Unsupported wire version 5")]
     [TestCase(new byte[] { 4, 0, 1 }, "Unsupported wire version 4")]
-    [TestCase(new byte[] { 5, 0, 77 }, "Unknown message kind 77")]
-    [TestCase(new byte[] { 5, 0, 1, 99 }, "Unknown Raft message type 99")]
-    [TestCase(new byte[] { 5, 0, 1, 5, 1, 1, 1, 1, 0, 0, 200, 1 }, "Count 200 exceeds")]
-    [TestCase(new byte[] { 5, 0, 1, 5, 1, 1, 1, 1, 0, 0, 0, 0 }, "trailing bytes")]
-    [TestCase(new byte[] { 5, 0, 2, 0, 1, 50 }, "Length 50")]
-    [TestCase(new byte[] { 5, 0, 1, 5, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 1 }, "Varint longer than 10 bytes")]
-    [TestCase(new byte[] { 5, 255, 255, 255, 255, 255, 255, 255, 255, 255, 1, 8, 1 }, "out of range")]
-    [TestCase(new byte[] { 5, 255, 255, 255, 255, 255, 255, 255, 16, 8, 1 }, "cluster generation id")]
+    [TestCase(new byte[] { 6, 0, 77 }, "Unknown message kind 77")]
+    [TestCase(new byte[] { 6, 0, 1, 99 }, "Unknown Raft message type 99")]
+    [TestCase(new byte[] { 6, 0, 1, 5, 1, 1, 1, 1, 0, 0, 200, 1 }, "Count 200 exceeds")]
+    [TestCase(new byte[] { 6, 0, 1, 5, 1, 1, 1, 1, 0, 0, 0, 0 }, "trailing bytes")]
+    [TestCase(new byte[] { 6, 0, 2, 0, 1, 50 }, "Length 50")]
+    [TestCase(new byte[] { 6, 0, 1, 5, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 1 }, "Varint longer than 10 bytes")]
+    [TestCase(new byte[] { 6, 255, 255, 255, 255, 255, 255, 255, 255, 255, 1, 8, 1 }, "out of range")]
+    [TestCase(new byte[] { 6, 255, 255, 255, 255, 255, 255, 255, 16, 8, 1 }, "cluster generation id")]
     public void MalformedPayloadsAreFormatErrors(byte[] payload, string expected)
     {
         var error = Assert.Throws<FormatException>(() => WireCodec.Decode(payload, "x", "y"));

@@ -68,7 +68,7 @@ internal sealed record SimulationFailure(int Seed, ClusterShape Shape, long Step
             lines.AddRange(Trace);
         }
 
-        string variant = (Loss.Restart == LostStorageRestart.AutomaticDetection ? "GAGGLE_SIM_AMNESIA=1 " : "") + (Loss.Races ? "GAGGLE_SIM_LOSS_RACES=1 " : "");
+        string variant = (Loss.Restart == LostStorageRestart.AutomaticDetection ? "GAGGLE_SIM_AMNESIA=1 " : "");
         lines.Add($"replay: {variant}GAGGLE_SIM_SEED={Seed} dotnet test tests/Gaggle.Tests --filter Category=Simulation");
         return string.Join(Environment.NewLine, lines);
     }

@@ -281,6 +281,7 @@ internal sealed partial record SimulationSettings
             MaxEntriesPerMessage = MaxEntriesPerMessage,
             MaxBytesPerMessage = MaxBytesPerMessage,
             StartRejoining = startRejoining,
+            Incarnation = incarnation,
             Random = random,
         },
         Incarnation = incarnation,
