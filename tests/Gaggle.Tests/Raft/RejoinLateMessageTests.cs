@@ -175,6 +175,56 @@ public sealed class RejoinLateMessageTests
         Assert.That(c.Log.LastIndex, Is.GreaterThanOrEqualTo(3), "holding entry 3, which its lost run acknowledged");
     }
 
+    /// <summary>
+    /// An AppendEntries the leader sent the lost run, delivered again to the new run (a publish retried
+    /// after its first copy arrived, or one held in the leader's reconnect backlog), carries the commit
+    /// index of when it was sent. c's lost run stored and acknowledged entries 2 and 3, which a committed
+    /// on {a, c}; c comes back with entry 1 only, rejoining, hears from b, and then gets the old
+    /// AppendEntries of entry 2 (commit 1). Its log then ends in an entry of a's term and holds
+    /// everything that message said a had committed, but not entry 3: taking that commit index as its
+    /// catch-up target, c would stop rejoining and vote for b, whose log ends at entry 2.
+    /// </summary>
+    [Test]
+    public void AnAppendSentToTheLostRunEndsNoRejoining()
+    {
+        var a = Node("a", new HardState(1, null, 1), [Entry(1, 1)]);
+        for (int i = 0; i < 20 && a.Role != RaftRole.PreCandidate; i++)
+        {
+            a.Tick();
+        }
+
+        a.Step(new RaftMessage { Type = MessageType.PreVoteResponse, From = "b", To = "a", Term = a.Term + 1, Index = a.Term });
+        a.Step(new RaftMessage { Type = MessageType.VoteResponse, From = "b", To = "a", Term = a.Term });
+        Assert.That(a.Role, Is.EqualTo(RaftRole.Leader));
+        a.TakeReady();
+
+        var c = Node("c", new HardState(1, null, 1), [Entry(1, 1)], run: 1);
+        var oldAppend = new RaftMessage { Type = MessageType.Append, From = "a", To = "c", Term = 2, Index = 1, LogTerm = 1, Entries = [a.Log.Entry(2)], Commit = 1 };
+        c.Step(oldAppend);
+        a.Step(c.TakeReady()!.Messages.Single(m => m.Type == MessageType.AppendResponse && !m.Reject));
+        a.Propose([new byte[] { 3 }]);
+        a.TakeReady();
+        c.Step(new RaftMessage { Type = MessageType.Append, From = "a", To = "c", Term = 2, Index = 2, LogTerm = 2, Entries = [a.Log.Entry(3)], Commit = 2 });
+        a.Step(c.TakeReady()!.Messages.Single(m => m.Type == MessageType.AppendResponse && !m.Reject));
+        a.TakeReady();
+        Assert.That(a.CommitIndex, Is.EqualTo(3), "entries 2 and 3 committed on {a, c}");
+
+        // c loses entries 2 and 3 and restarts as run 2, rejoining; b is at term 2 and its log ends at entry 2.
+        c = Node("c", new HardState(2, null, 1), [Entry(1, 1)], rejoining: true, run: 2);
+        c.Step(new RaftMessage { Type = MessageType.TermReport, From = "b", To = "c", Term = 2 });
+        c.Step(oldAppend);
+        for (int i = 0; i < 12; i++)
+        {
+            c.Tick();
+        }
+
+        c.TakeReady();
+        c.Step(new RaftMessage { Type = MessageType.Vote, From = "b", To = "c", Term = 3, Index = 2, LogTerm = 2 });
+        var vote = c.TakeReady()!.Messages.Single(m => m.Type == MessageType.VoteResponse);
+
+        Assert.That(vote.Reject, $"c (rejoining: {c.Rejoining}) voted for b, whose log ends at entry 2, though a committed entry 3 on a and c's lost run");
+    }
+
     private static RaftCore Node(string id, HardState hardState, LogEntry[] entries, bool rejoining = false, bool followerCommit = false, ulong run = 0) => new(
         new RaftConfig
         {
