@@ -138,7 +138,10 @@ internal sealed partial class RaftCore
             _log.CommitTo(Math.Min(message.Commit, lastNew));
             _leaderConfiguration = (Term, message.RejectHint);
             CommitFromAcknowledgements();
-            MaybeCaughtUp(message.Commit);
+
+            // Not the message's commit index: an AppendEntries names no run, and one the lost run was sent
+            // (delivered again, or late) predates what that run acknowledged afterwards.
+            MaybeCaughtUpToRunTarget();
 
             Acknowledge(message.From, lastNew);
             return;

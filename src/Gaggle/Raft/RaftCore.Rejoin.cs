@@ -113,6 +113,24 @@ internal sealed partial class RaftCore
     private long CatchUpTargetFor(Progress progress) => _config.FollowerCommit ? Math.Max(_termStartIndex, progress.HighestSent) : _log.Committed;
 
     /// <summary>
+    /// The highest catch-up target a heartbeat of this term's leader named for this run of the node
+    /// (<see cref="HeartbeatWhileRejoining"/>), with that term: the only commit index a rejoining node
+    /// trusts to cover what its lost runs acknowledged. An AppendEntries names no run (a broadcast cannot),
+    /// and one sent to a lost run may arrive after the restart carrying a commit index from before that
+    /// run acknowledged more.
+    /// </summary>
+    private (long Term, long Target) _runCatchUpTarget = (-1, 0);
+
+    /// <summary>After an AppendEntries while rejoining: caught up to the target a heartbeat named for this run, if one did in this term.</summary>
+    private void MaybeCaughtUpToRunTarget()
+    {
+        if (_runCatchUpTarget.Term == Term)
+        {
+            MaybeCaughtUp(_runCatchUpTarget.Target);
+        }
+    }
+
+    /// <summary>
     /// With <see cref="RaftConfig.FollowerCommit"/>: caught up once this log ends in an entry of the
     /// leader's term (so it is a prefix of the leader's log) at or beyond the index its heartbeat names
     /// (<see cref="CatchUpTargetFor"/>). An AppendEntries cannot show that (it need not carry all the leader sent).
@@ -137,6 +155,7 @@ internal sealed partial class RaftCore
         if (message.RejectHint > 0 && message.Incarnation == _config.Incarnation)
         {
             // A heartbeat's RejectHint carries the leader's full commit index, or with follower commits what it sent (CatchUpTargetFor).
+            _runCatchUpTarget = (Term, Math.Max(_runCatchUpTarget.Term == Term ? _runCatchUpTarget.Target : 0, message.RejectHint));
             MaybeCaughtUp(message.RejectHint);
             MaybeCaughtUpToLeadersLog(message.RejectHint);
         }

@@ -49,7 +49,9 @@ public sealed class RejoinTests
         Assert.That(c.Rejoining, Is.True, "one other member is not enough in a cluster of 3");
         var entries = new[] { new LogEntry(1, 7, EntryKind.NoOp, default), new LogEntry(2, 7, EntryKind.Normal, new byte[] { 1 }), new LogEntry(3, 7, EntryKind.Normal, new byte[] { 2 }) };
         c.Step(new RaftMessage { Type = MessageType.Append, From = "a", To = "c", Term = 7, Index = 0, LogTerm = 0, Entries = entries, Commit = 3 });
-        Assert.That(c.Rejoining, Is.False, "heard from a and b (term 7) and holds everything the term-7 leader committed");
+        Assert.That(c.Rejoining, Is.True, "an AppendEntries names no run of c: its commit index may predate what c's lost run acknowledged");
+        c.Step(new RaftMessage { Type = MessageType.Heartbeat, From = "a", To = "c", Term = 7, Commit = 3, Index = 1, RejectHint = 3 });
+        Assert.That(c.Rejoining, Is.False, "heard from a and b (term 7) and holds everything the term-7 leader committed, as its heartbeat to this run of c names");
         Assert.That(c.TakeReady()!.HardState!.Value.Rejoining, Is.False, "the cleared flag is persisted");
 
         var forced = new RaftMessage { Type = MessageType.Vote, From = "b", To = "c", Term = 8, Index = 3, LogTerm = 7, Force = true };
@@ -149,6 +151,7 @@ public sealed class RejoinTests
         c.Step(new RaftMessage { Type = MessageType.PreVote, From = "a", To = "c", Term = 4, Reject = true });
         var entries = new[] { new LogEntry(1, 3, EntryKind.NoOp, default) };
         c.Step(new RaftMessage { Type = MessageType.Append, From = "b", To = "c", Term = 3, Index = 0, LogTerm = 0, Entries = entries, Commit = 1 });
+        c.Step(new RaftMessage { Type = MessageType.Heartbeat, From = "b", To = "c", Term = 3, Commit = 1, Index = 1, RejectHint = 1 });
         Assert.That(c.Rejoining, Is.True, "caught up from b, the leader of term 3, but a is rejoining too: c has heard from one whole member only");
 
         c.Step(new RaftMessage { Type = MessageType.TermReport, From = "a", To = "c", Term = 3 });
@@ -262,6 +265,7 @@ public sealed class RejoinTests
         c.Step(new RaftMessage { Type = MessageType.TermReport, From = "a", To = "c", Term = 3 });
         var log = new[] { Entry(1, 1), Entry(2, 1), Entry(3, 1), Entry(4, 1), Entry(5, 3) };
         c.Step(new RaftMessage { Type = MessageType.Append, From = "b", To = "c", Term = 3, Index = 0, LogTerm = 0, Entries = log[..1], Commit = 1 });
+        c.Step(new RaftMessage { Type = MessageType.Heartbeat, From = "b", To = "c", Term = 3, Commit = 1, Index = 1, RejectHint = 1 });
         Assert.That(c.Rejoining, Is.True, "c holds all that b has committed so far, but not what term 1 committed");
 
         c.Step(new RaftMessage { Type = MessageType.Append, From = "b", To = "c", Term = 3, Index = 1, LogTerm = 1, Entries = log[1..], Commit = 1 });
