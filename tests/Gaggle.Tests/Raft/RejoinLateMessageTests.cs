@@ -24,16 +24,7 @@ public sealed class RejoinLateMessageTests
     [Test]
     public void AnAcknowledgementSentBeforeTheLossAndCountedAfterTheRejoinCommitsNothingUnsafe()
     {
-        var a = Node("a", new HardState(1, null, 1), [Entry(1, 1)]);
-        for (int i = 0; i < 20 && a.Role != RaftRole.PreCandidate; i++)
-        {
-            a.Tick();
-        }
-
-        a.Step(new RaftMessage { Type = MessageType.PreVoteResponse, From = "b", To = "a", Term = a.Term + 1, Index = a.Term });
-        a.Step(new RaftMessage { Type = MessageType.VoteResponse, From = "b", To = "a", Term = a.Term });
-        Assert.That(a.Role, Is.EqualTo(RaftRole.Leader));
-        a.TakeReady();
+        var a = LeaderOfTerm2(followerCommit: false);
 
         var c = Node("c", new HardState(2, null, 1), [Entry(1, 1)], run: 1);
         c.Step(new RaftMessage { Type = MessageType.Append, From = "a", To = "c", Term = 2, Index = 1, LogTerm = 1, Entries = [a.Log.Entry(2)], Commit = 1 });
@@ -81,16 +72,7 @@ public sealed class RejoinLateMessageTests
     [Test]
     public void AHeartbeatSentToTheLostRunEndsNoRejoining()
     {
-        var a = Node("a", new HardState(1, null, 1), [Entry(1, 1)], followerCommit: true);
-        for (int i = 0; i < 20 && a.Role != RaftRole.PreCandidate; i++)
-        {
-            a.Tick();
-        }
-
-        a.Step(new RaftMessage { Type = MessageType.PreVoteResponse, From = "b", To = "a", Term = a.Term + 1, Index = a.Term });
-        a.Step(new RaftMessage { Type = MessageType.VoteResponse, From = "b", To = "a", Term = a.Term });
-        Assert.That(a.Role, Is.EqualTo(RaftRole.Leader));
-        a.TakeReady();
+        var a = LeaderOfTerm2(followerCommit: true);
 
         var c = Node("c", new HardState(2, null, 1), [Entry(1, 1)], followerCommit: true, run: 1);
         c.Step(new RaftMessage { Type = MessageType.Append, From = "a", To = "c", Term = 2, Index = 1, LogTerm = 1, Entries = [a.Log.Entry(2)], Commit = 1, RejectHint = 0 });
@@ -115,16 +97,7 @@ public sealed class RejoinLateMessageTests
 
         // c loses entries 3 and 4 and restarts as run 2, rejoining; b is at term 2 and its log ends at entry 2.
         c = Node("c", new HardState(2, null, 2), [Entry(1, 1), a.Log.Entry(2)], rejoining: true, followerCommit: true, run: 2);
-        c.Step(new RaftMessage { Type = MessageType.TermReport, From = "b", To = "c", Term = 2 });
-        c.Step(oldHeartbeat);
-        for (int i = 0; i < 12; i++)
-        {
-            c.Tick();
-        }
-
-        c.TakeReady();
-        c.Step(new RaftMessage { Type = MessageType.Vote, From = "b", To = "c", Term = 3, Index = 2, LogTerm = 2 });
-        var vote = c.TakeReady()!.Messages.Single(m => m.Type == MessageType.VoteResponse);
+        var vote = VoteForBAfterHearingLate(c, oldHeartbeat);
 
         Assert.That(vote.Reject, $"c (rejoining: {c.Rejoining}) voted for b, whose log ends at entry 2, though a committed entries 3 and 4 on a and c's lost run");
     }
@@ -136,15 +109,7 @@ public sealed class RejoinLateMessageTests
     [Test]
     public void TheNewRunRejoinsOnceTheLeaderHeardFromIt()
     {
-        var a = Node("a", new HardState(1, null, 1), [Entry(1, 1)], followerCommit: true);
-        for (int i = 0; i < 20 && a.Role != RaftRole.PreCandidate; i++)
-        {
-            a.Tick();
-        }
-
-        a.Step(new RaftMessage { Type = MessageType.PreVoteResponse, From = "b", To = "a", Term = a.Term + 1, Index = a.Term });
-        a.Step(new RaftMessage { Type = MessageType.VoteResponse, From = "b", To = "a", Term = a.Term });
-        a.TakeReady();
+        var a = LeaderOfTerm2(followerCommit: true);
         var c = Node("c", new HardState(2, null, 1), [Entry(1, 1)], followerCommit: true, run: 1);
         c.Step(new RaftMessage { Type = MessageType.Append, From = "a", To = "c", Term = 2, Index = 1, LogTerm = 1, Entries = [a.Log.Entry(2)], Commit = 1 });
         a.Step(c.TakeReady()!.Messages.Single(m => m.Type == MessageType.AppendResponse && !m.Reject));
@@ -187,16 +152,7 @@ public sealed class RejoinLateMessageTests
     [Test]
     public void AnAppendSentToTheLostRunEndsNoRejoining()
     {
-        var a = Node("a", new HardState(1, null, 1), [Entry(1, 1)]);
-        for (int i = 0; i < 20 && a.Role != RaftRole.PreCandidate; i++)
-        {
-            a.Tick();
-        }
-
-        a.Step(new RaftMessage { Type = MessageType.PreVoteResponse, From = "b", To = "a", Term = a.Term + 1, Index = a.Term });
-        a.Step(new RaftMessage { Type = MessageType.VoteResponse, From = "b", To = "a", Term = a.Term });
-        Assert.That(a.Role, Is.EqualTo(RaftRole.Leader));
-        a.TakeReady();
+        var a = LeaderOfTerm2(followerCommit: false);
 
         var c = Node("c", new HardState(1, null, 1), [Entry(1, 1)], run: 1);
         var oldAppend = new RaftMessage { Type = MessageType.Append, From = "a", To = "c", Term = 2, Index = 1, LogTerm = 1, Entries = [a.Log.Entry(2)], Commit = 1 };
@@ -211,8 +167,19 @@ public sealed class RejoinLateMessageTests
 
         // c loses entries 2 and 3 and restarts as run 2, rejoining; b is at term 2 and its log ends at entry 2.
         c = Node("c", new HardState(2, null, 1), [Entry(1, 1)], rejoining: true, run: 2);
+        var vote = VoteForBAfterHearingLate(c, oldAppend);
+
+        Assert.That(vote.Reject, $"c (rejoining: {c.Rejoining}) voted for b, whose log ends at entry 2, though a committed entry 3 on a and c's lost run");
+    }
+
+    /// <summary>
+    /// c, rejoining, hears b's term (2) and then the late message of its lost run, waits out an election
+    /// timeout, and is asked by b for its vote in term 3 (b's log ends at entry 2): its answer.
+    /// </summary>
+    private static RaftMessage VoteForBAfterHearingLate(RaftCore c, RaftMessage late)
+    {
         c.Step(new RaftMessage { Type = MessageType.TermReport, From = "b", To = "c", Term = 2 });
-        c.Step(oldAppend);
+        c.Step(late);
         for (int i = 0; i < 12; i++)
         {
             c.Tick();
@@ -220,9 +187,23 @@ public sealed class RejoinLateMessageTests
 
         c.TakeReady();
         c.Step(new RaftMessage { Type = MessageType.Vote, From = "b", To = "c", Term = 3, Index = 2, LogTerm = 2 });
-        var vote = c.TakeReady()!.Messages.Single(m => m.Type == MessageType.VoteResponse);
+        return c.TakeReady()!.Messages.Single(m => m.Type == MessageType.VoteResponse);
+    }
 
-        Assert.That(vote.Reject, $"c (rejoining: {c.Rejoining}) voted for b, whose log ends at entry 2, though a committed entry 3 on a and c's lost run");
+    /// <summary>a, elected leader of term 2 with b's votes, its log entry 1 of term 1 and its no-op (entry 2).</summary>
+    private static RaftCore LeaderOfTerm2(bool followerCommit)
+    {
+        var a = Node("a", new HardState(1, null, 1), [Entry(1, 1)], followerCommit: followerCommit);
+        for (int i = 0; i < 20 && a.Role != RaftRole.PreCandidate; i++)
+        {
+            a.Tick();
+        }
+
+        a.Step(new RaftMessage { Type = MessageType.PreVoteResponse, From = "b", To = "a", Term = a.Term + 1, Index = a.Term });
+        a.Step(new RaftMessage { Type = MessageType.VoteResponse, From = "b", To = "a", Term = a.Term });
+        Assert.That(a.Role, Is.EqualTo(RaftRole.Leader));
+        a.TakeReady();
+        return a;
     }
 
     private static RaftCore Node(string id, HardState hardState, LogEntry[] entries, bool rejoining = false, bool followerCommit = false, ulong run = 0) => new(
