@@ -9,7 +9,7 @@ namespace Gaggle.Tests.Simulation;
 /// <see cref="Simulator"/> with <see cref="Workload.Locks"/>): the lock tables of the drivers that ship,
 /// under drifting clocks and chaos, checked after every applied command and client observation (see
 /// <see cref="LockHistoryChecker"/>), along with Raft's safety properties. GAGGLE_SIM_SEEDS sets how
-/// many seeds each test runs (default 300); GAGGLE_SIM_SEED=n replays one. A failure names the seed
+/// many seeds each test runs (default 250); GAGGLE_SIM_SEED=n replays one. A failure names the seed
 /// and step and shows the last steps.
 /// </summary>
 [TestFixture]
