@@ -1,5 +1,6 @@
 using System.Text;
 using Gaggle.Channels;
+using Gaggle.Runtime;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Polly;
@@ -25,9 +26,6 @@ public sealed partial class RedisPubSubChannel : IChannel, IClusterGenerationSto
 {
     private static readonly TimeSpan LogInterval = TimeSpan.FromSeconds(10);
     private const long NeverLogged = long.MinValue;
-
-    /// <summary>The newest incarnation any channel of this process has taken (see <see cref="NextIncarnation"/>).</summary>
-    private static long _lastIncarnation;
 
     private readonly RedisPubSubChannelOptions _options;
     private readonly ILogger _logger;
@@ -73,7 +71,7 @@ public sealed partial class RedisPubSubChannel : IChannel, IClusterGenerationSto
         _logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<RedisPubSubChannel>();
         _time = timeProvider ?? TimeProvider.System;
         _key = options.ClusterKey is null ? null : Encoding.UTF8.GetBytes(options.ClusterKey);
-        _incarnation = NextIncarnation(_time);
+        _incarnation = NodeIncarnations.Next(_time);
         _members = options.Members is null ? null : new HashSet<string>(options.Members, StringComparer.Ordinal);
         ChannelPrefix = $"{options.Prefix}:{{{options.ClusterName}}}:";
         _nodeChannelPrefix = ChannelPrefix + "node:";
@@ -372,27 +370,6 @@ public sealed partial class RedisPubSubChannel : IChannel, IClusterGenerationSto
         if (ShouldLog((int)reason))
         {
             RedisLog.Dropped(_logger, NodeId, reason, sender, Statistics.DroppedFor(reason));
-        }
-    }
-
-    /// <summary>
-    /// A new incarnation: the wall clock in ticks, so a node restarted in a new process (same id) starts
-    /// above its previous life and receivers drop that life's late envelopes as stale; and above every
-    /// incarnation taken in this process before, so channels created here on the same tick (a test
-    /// clock standing still) or after the clock was set back still differ and the newer one wins.
-    /// A restart in a new process relies on the wall clock alone.
-    /// </summary>
-    private static ulong NextIncarnation(TimeProvider time)
-    {
-        long now = time.GetUtcNow().UtcTicks;
-        while (true)
-        {
-            long last = Interlocked.Read(ref _lastIncarnation);
-            long next = Math.Max(now, last + 1);
-            if (Interlocked.CompareExchange(ref _lastIncarnation, next, last) == last)
-            {
-                return (ulong)next;
-            }
         }
     }
 

@@ -7,7 +7,8 @@ namespace Gaggle.Runtime;
 /// back across a restart by more than the restart takes); and above every incarnation taken in this
 /// process before, so runs started here on one tick (a test clock standing still) or after the clock
 /// was set back still differ and the later one is higher. Raft counts acknowledgements only from a
-/// follower's latest run (RaftCore.Rejoin.cs); entries and calls carry it to tell runs apart.
+/// follower's latest run (RaftCore.Rejoin.cs); entries and calls carry it to tell runs apart; the Redis
+/// channel stamps its envelopes with one of its own, so receivers drop a restarted node's earlier envelopes.
 /// </summary>
 internal static class NodeIncarnations
 {

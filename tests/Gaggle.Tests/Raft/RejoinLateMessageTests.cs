@@ -113,11 +113,7 @@ public sealed class RejoinLateMessageTests
         var c = Node("c", new HardState(2, null, 1), [Entry(1, 1)], followerCommit: true, run: 1);
         c.Step(new RaftMessage { Type = MessageType.Append, From = "a", To = "c", Term = 2, Index = 1, LogTerm = 1, Entries = [a.Log.Entry(2)], Commit = 1 });
         a.Step(c.TakeReady()!.Messages.Single(m => m.Type == MessageType.AppendResponse && !m.Reject));
-        a.Propose([new byte[] { 3 }]);
-        a.TakeReady();
-        c.Step(new RaftMessage { Type = MessageType.Append, From = "a", To = "c", Term = 2, Index = 2, LogTerm = 2, Entries = [a.Log.Entry(3)], Commit = 2 });
-        a.Step(c.TakeReady()!.Messages.Single(m => m.Type == MessageType.AppendResponse && !m.Reject));
-        a.TakeReady();
+        ProposeEntry3AndHaveCAcknowledgeIt(a, c);
 
         c = Node("c", new HardState(2, null, 2), [Entry(1, 1), a.Log.Entry(2)], rejoining: true, followerCommit: true, run: 2);
         c.Step(new RaftMessage { Type = MessageType.TermReport, From = "b", To = "c", Term = 2 });
@@ -158,11 +154,7 @@ public sealed class RejoinLateMessageTests
         var oldAppend = new RaftMessage { Type = MessageType.Append, From = "a", To = "c", Term = 2, Index = 1, LogTerm = 1, Entries = [a.Log.Entry(2)], Commit = 1 };
         c.Step(oldAppend);
         a.Step(c.TakeReady()!.Messages.Single(m => m.Type == MessageType.AppendResponse && !m.Reject));
-        a.Propose([new byte[] { 3 }]);
-        a.TakeReady();
-        c.Step(new RaftMessage { Type = MessageType.Append, From = "a", To = "c", Term = 2, Index = 2, LogTerm = 2, Entries = [a.Log.Entry(3)], Commit = 2 });
-        a.Step(c.TakeReady()!.Messages.Single(m => m.Type == MessageType.AppendResponse && !m.Reject));
-        a.TakeReady();
+        ProposeEntry3AndHaveCAcknowledgeIt(a, c);
         Assert.That(a.CommitIndex, Is.EqualTo(3), "entries 2 and 3 committed on {a, c}");
 
         // c loses entries 2 and 3 and restarts as run 2, rejoining; b is at term 2 and its log ends at entry 2.
@@ -188,6 +180,16 @@ public sealed class RejoinLateMessageTests
         c.TakeReady();
         c.Step(new RaftMessage { Type = MessageType.Vote, From = "b", To = "c", Term = 3, Index = 2, LogTerm = 2 });
         return c.TakeReady()!.Messages.Single(m => m.Type == MessageType.VoteResponse);
+    }
+
+    /// <summary>a proposes entry 3, and c, holding entry 2, stores and acknowledges it.</summary>
+    private static void ProposeEntry3AndHaveCAcknowledgeIt(RaftCore a, RaftCore c)
+    {
+        a.Propose([new byte[] { 3 }]);
+        a.TakeReady();
+        c.Step(new RaftMessage { Type = MessageType.Append, From = "a", To = "c", Term = 2, Index = 2, LogTerm = 2, Entries = [a.Log.Entry(3)], Commit = 2 });
+        a.Step(c.TakeReady()!.Messages.Single(m => m.Type == MessageType.AppendResponse && !m.Reject));
+        a.TakeReady();
     }
 
     /// <summary>a, elected leader of term 2 with b's votes, its log entry 1 of term 1 and its no-op (entry 2).</summary>
