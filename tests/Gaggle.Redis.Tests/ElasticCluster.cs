@@ -87,12 +87,65 @@ internal static class ElasticCluster
     /// <summary>The one Redis key Gaggle keeps for an elastic cluster (see RedisPubSubChannel.Generation.cs).</summary>
     public static string GenerationKey(string cluster) => $"gaggle:{{{cluster}}}:generation";
 
-    public static void DumpOutput(IEnumerable<WebAppProcess> apps)
+    /// <summary>
+    /// Writes every instance's output, a log entry repeated back to back once with a count, then
+    /// <paramref name="failure"/> again: a CI log shown from its end then still says what failed.
+    /// </summary>
+    public static void DumpOutput(IEnumerable<WebAppProcess> apps, string? failure = null)
     {
         foreach (var app in apps)
         {
-            TestContext.Out.WriteLine($"--- {app.Id} ---\n{app.Output}");
+            TestContext.Out.WriteLine($"--- {app.Id} ---\n{string.Join("\n", Condensed(app.Output.Split('\n')))}");
         }
+
+        if (failure is not null)
+        {
+            TestContext.Out.WriteLine($"--- failed (the output of each instance is above) ---\n{failure}");
+        }
+    }
+
+    /// <summary>
+    /// <paramref name="lines"/> with a block of one or two lines (a log entry is a header and a
+    /// message) that repeats back to back written once, followed by how many times it repeated.
+    /// </summary>
+    internal static IEnumerable<string> Condensed(IReadOnlyList<string> lines)
+    {
+        int i = 0;
+        while (i < lines.Count)
+        {
+            int block = 1;
+            int repeats = Repeats(lines, i, 1);
+            if (i + 1 < lines.Count && Repeats(lines, i, 2) is var pairs && pairs > 1 && pairs * 2 > repeats)
+            {
+                block = 2;
+                repeats = pairs;
+            }
+
+            for (int k = 0; k < block; k++)
+            {
+                yield return lines[i + k];
+            }
+
+            if (repeats > 1)
+            {
+                yield return $"  (the {(block == 1 ? "line" : "two lines")} above {repeats} times in a row)";
+            }
+
+            i += block * repeats;
+        }
+    }
+
+    /// <summary>How many times the <paramref name="block"/> lines at <paramref name="start"/> occur back to back from there.</summary>
+    private static int Repeats(IReadOnlyList<string> lines, int start, int block)
+    {
+        int count = 1;
+        while (start + (count + 1) * block <= lines.Count
+            && Enumerable.Range(0, block).All(k => lines[start + k] == lines[start + count * block + k]))
+        {
+            count++;
+        }
+
+        return count;
     }
 
     private static bool IsOneCluster(List<WebAppStatus> statuses, long generation, int? voters, bool exact)

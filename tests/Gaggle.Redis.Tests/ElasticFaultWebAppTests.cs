@@ -47,7 +47,7 @@ public sealed class ElasticFaultWebAppTests
     {
         if (TestContext.CurrentContext.Result.Outcome.Status == NUnit.Framework.Interfaces.TestStatus.Failed)
         {
-            DumpOutput(_started);
+            DumpOutput(_started, $"{TestContext.CurrentContext.Result.Message}\n{TestContext.CurrentContext.Result.StackTrace}");
         }
 
         _started.ForEach(a => a.Dispose());

@@ -27,9 +27,9 @@ public sealed class ElasticWebAppTests
             Assert.That(statuses.Select(s => s.MemberId).Distinct().Count(), Is.EqualTo(8), "every process is a member of its own");
             Assert.That(await RecordedGenerationAsync(redis, cluster), Is.EqualTo(1), "one claim won; every other instance joined its cluster");
         }
-        catch
+        catch (Exception e)
         {
-            DumpOutput(apps);
+            DumpOutput(apps, e.ToString());
             throw;
         }
         finally
@@ -60,9 +60,9 @@ public sealed class ElasticWebAppTests
             Assert.That(after.Select(s => s.MemberId), Has.None.AnyOf(before.Select(s => s.MemberId).ToArray()), "new processes are new members");
             Assert.That(await RecordedGenerationAsync(redis, cluster), Is.EqualTo(2));
         }
-        catch
+        catch (Exception e)
         {
-            DumpOutput([.. first, .. second]);
+            DumpOutput([.. first, .. second], e.ToString());
             throw;
         }
         finally
@@ -141,9 +141,9 @@ public sealed class ElasticWebAppTests
                 Assert.That(entries.ContainsKey(index), Is.True, $"the acknowledged append at {index} ({body}) survived nine replacements");
             }
         }
-        catch
+        catch (Exception e)
         {
-            DumpOutput([.. retired, .. apps]);
+            DumpOutput([.. retired, .. apps], e.ToString());
             throw;
         }
         finally
