@@ -98,8 +98,10 @@ public sealed partial class GaggleLocks
         int granted = 0;
         long sequence = _node.NextSequence();
         long sentAt = _time.GetTimestamp();
-        // Zero means "try once": the table answers at once, but the answer still needs a commit.
-        using var deadline = timeout is { } limit ? new CancellationTokenSource(limit == TimeSpan.Zero ? _settle : limit, _time) : new CancellationTokenSource();
+        // Zero means "try once": the table answers at once, but the answer still needs a commit. A wait
+        // longer than a timer can run (about 49.7 days) is ended by the table instead: its deadline is the
+        // request's wait, and the denial it logs then comes here like any other.
+        using var deadline = timeout is { } limit && limit <= LongestTimer ? new CancellationTokenSource(limit == TimeSpan.Zero ? _settle : limit, _time) : new CancellationTokenSource();
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(deadline.Token, cancellationToken);
         try
         {

@@ -28,6 +28,9 @@ public sealed partial class GaggleLocks
     /// <summary>A wait without timeout still ends after this long on the lock table's side, so an abandoned request cannot block a queue forever.</summary>
     private static readonly TimeSpan LongestWait = TimeSpan.FromDays(365);
 
+    /// <summary>The longest delay a timer (and so a <see cref="CancellationTokenSource"/>) accepts: 2^32 - 2 ms, about 49.7 days.</summary>
+    private static readonly TimeSpan LongestTimer = TimeSpan.FromMilliseconds(uint.MaxValue - 1);
+
     private readonly GaggleNode _node;
     private readonly System.Collections.Concurrent.ConcurrentDictionary<GaggleLockHandle, byte> _held = new();
     private readonly TimeProvider _time;

@@ -61,6 +61,31 @@ public sealed class LockHandleTests
     }
 
     [Test]
+    public async Task AnAcquireMayWaitUpTo365Days()
+    {
+        await using var cluster = new ManualTimeCluster(["a"], options => options.LockLeaseDuration = TimeSpan.FromSeconds(10));
+        var node = await cluster.StartAsync("a");
+        await cluster.AdvanceUntilAsync(() => node.IsLeader, "the single node to lead");
+        var longest = TimeSpan.FromDays(365);
+
+        // Beyond the longest timer .NET supports (about 49.7 days), yet within the documented range.
+        var first = node.Locks.AcquireAsync("x", TimeSpan.FromDays(100));
+        await cluster.AdvanceUntilAsync(() => first.IsCompleted, "the free lock to be granted");
+        await using var held = await first;
+        var waiting = node.Locks.AcquireAsync("x", longest);
+        var trying = node.Locks.TryAcquireSemaphoreAsync("s", 2, longest);
+        await cluster.AdvanceUntilAsync(() => trying.IsCompleted, "the free semaphore slot to be granted");
+        await using var slot = await trying;
+        Assert.That(slot, Is.Not.Null);
+        Assert.That(waiting.IsCompleted, Is.False, "queued behind the holder");
+
+        await held.DisposeAsync();
+        await cluster.AdvanceUntilAsync(() => waiting.IsCompleted, "the waiter to be granted once the holder released");
+        await using var second = await waiting;
+        Assert.That(second.FencingToken, Is.GreaterThan(held.FencingToken));
+    }
+
+    [Test]
     public async Task FinishedRequestsLeaveNoWatcherBehind()
     {
         await using var cluster = new NodeCluster(1, options => options.LockLeaseDuration = TimeSpan.FromSeconds(10));
