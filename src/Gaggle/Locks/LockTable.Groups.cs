@@ -119,9 +119,9 @@ internal sealed partial class LockTable
             return $"it names {parts.Count} locks (must be 2 to {LockCommand.MaxParts})";
         }
 
-        if (command.LeaseMs < 1 || command.WaitMs < 0)
+        if (!LeaseInRange(command.LeaseMs) || !WaitInRange(command.WaitMs))
         {
-            return $"lease {command.LeaseMs} ms (must be >= 1), wait {command.WaitMs} ms (>= 0)";
+            return $"lease {command.LeaseMs} ms (must be 1 to {MaxLeaseMs}), wait {command.WaitMs} ms (0 to {MaxWaitMs})";
         }
 
         var names = new HashSet<string>(StringComparer.Ordinal);

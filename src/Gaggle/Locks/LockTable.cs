@@ -23,6 +23,12 @@ namespace Gaggle.Locks;
 /// </remarks>
 internal sealed partial class LockTable
 {
+    /// <summary>The longest lease a request or renewal may ask for: the longest LockLeaseDuration, an hour.</summary>
+    public const long MaxLeaseMs = 3_600_000;
+
+    /// <summary>The longest wait a request may ask for: 365 days, the wait of a request without timeout.</summary>
+    public const long MaxWaitMs = 365L * 24 * 3_600_000;
+
     private readonly Dictionary<string, LockState> _locks = new(StringComparer.Ordinal);
     private readonly List<LockEvent> _events = [];
 
@@ -121,7 +127,7 @@ internal sealed partial class LockTable
 
                 break;
             case LockCommandType.Renew:
-                if (_locks.TryGetValue(command.Name, out var renewed) && renewed.Holders.Find(h => h.Token == command.Token) is { } holder)
+                if (LeaseInRange(command.LeaseMs) && _locks.TryGetValue(command.Name, out var renewed) && renewed.Holders.Find(h => h.Token == command.Token) is { } holder)
                 {
                     holder.Expiry = Math.Max(holder.Expiry, Now + command.LeaseMs);
                     _deadlines.Enqueue(command.Name, holder.Expiry);
@@ -188,11 +194,11 @@ internal sealed partial class LockTable
     {
         bool readerWriter = command.Type != LockCommandType.Acquire;
         bool writer = command.Type == LockCommandType.AcquireWrite;
-        if ((!readerWriter && command.MaxCount < 1) || command.LeaseMs < 1 || command.WaitMs < 0 || command.Name.Length == 0)
+        if ((!readerWriter && command.MaxCount < 1) || !LeaseInRange(command.LeaseMs) || !WaitInRange(command.WaitMs) || command.Name.Length == 0)
         {
             // Only a buggy or hostile member sends this; it must not block a queue.
             _events.Add(new LockEvent(LockEventType.Rejected, command.Name, request,
-                Reason: $"The acquire request for '{command.Name}' is invalid: maxCount {command.MaxCount} (must be >= 1), lease {command.LeaseMs} ms (>= 1), wait {command.WaitMs} ms (>= 0)."));
+                Reason: $"The acquire request for '{command.Name}' is invalid: maxCount {command.MaxCount} (must be >= 1), lease {command.LeaseMs} ms (1 to {MaxLeaseMs}), wait {command.WaitMs} ms (0 to {MaxWaitMs})."));
             return;
         }
 
@@ -258,6 +264,16 @@ internal sealed partial class LockTable
             _deadlines.Enqueue(command.Name, GrantsFrom);
         }
     }
+
+    /// <summary>
+    /// Whether a lease asked for is one a node may ask for (LockLeaseDuration is at most an hour). A
+    /// longer one, from a buggy or hostile member, would hold a lock for as long as it says, and one
+    /// near long.MaxValue would wrap the expiry around to a negative time no snapshot can hold.
+    /// </summary>
+    private static bool LeaseInRange(long leaseMs) => leaseMs is >= 1 and <= MaxLeaseMs;
+
+    /// <summary>Whether a wait asked for is one a node may ask for (at most 365 days, the wait of a request without timeout).</summary>
+    private static bool WaitInRange(long waitMs) => waitMs is >= 0 and <= MaxWaitMs;
 
     /// <summary>How a lock of <paramref name="maxCount"/> is used, for rejections.</summary>
     private static string DescribeKind(int maxCount) => maxCount switch

@@ -86,6 +86,42 @@ public sealed class LockHandleTests
     }
 
     [Test]
+    public async Task ALockRequestWithALeaseOutOfRangeIsRefusedAndTheNodeKeepsRunning()
+    {
+        // A member on a buggy or hostile build asks for a lease no node of this build would (at most an
+        // hour): the table refuses it, as an out-of-range slot count, instead of applying an expiry that
+        // wraps around and that no snapshot can then hold.
+        const int snapshotEvery = 20;
+        await using var cluster = new ManualTimeCluster(["a"], options =>
+        {
+            options.LockLeaseDuration = TimeSpan.FromSeconds(10);
+            options.SnapshotThresholdEntries = snapshotEvery;
+        });
+        var node = await cluster.StartAsync("a");
+        await cluster.AdvanceUntilAsync(() => node.IsLeader && node.CommitIndex > 0, "the single node to lead");
+        await cluster.AdvanceAsync(TimeSpan.FromSeconds(1));
+        var first = node.Locks.AcquireAsync("x", TimeSpan.FromSeconds(5));
+        await cluster.AdvanceUntilAsync(() => first.IsCompleted, "the lock to be granted");
+        await cluster.AdvanceAsync(TimeSpan.FromSeconds(1));
+        await (await first).DisposeAsync();
+        while (node.CommitIndex < snapshotEvery - 1)
+        {
+            var filler = node.AppendAsync(new byte[] { 1 });
+            await cluster.AdvanceUntilAsync(() => filler.IsCompleted, "a filler entry to commit");
+        }
+
+        using var stop = new CancellationTokenSource();
+        ManualTimeCluster.AppendForeign(node, "buggy", 1, new LockCommand(LockCommandType.Acquire, "x", 1, LeaseMs: long.MaxValue, WaitMs: 1000), stop.Token);
+        await cluster.AdvanceUntilAsync(() => node.CommitIndex >= snapshotEvery || node.FatalError is not null, "the request to commit (the entry the snapshot is taken after)");
+        await cluster.AdvanceAsync(TimeSpan.FromMilliseconds(100));
+        Assert.That(node.FatalError, Is.Null, "the node stopped: " + node.FatalError?.InnerException?.Message);
+        var acquiring = node.Locks.AcquireAsync("x", TimeSpan.FromSeconds(5));
+        await cluster.AdvanceUntilAsync(() => acquiring.IsCompleted, "the lock to be granted here");
+        await using var held = await acquiring;
+        await stop.CancelAsync();
+    }
+
+    [Test]
     public async Task FinishedRequestsLeaveNoWatcherBehind()
     {
         await using var cluster = new NodeCluster(1, options => options.LockLeaseDuration = TimeSpan.FromSeconds(10));

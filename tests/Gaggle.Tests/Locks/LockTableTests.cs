@@ -135,6 +135,36 @@ public sealed class LockTableTests
         Assert.That(table.Count, Is.Zero);
     }
 
+    [TestCase("mutex", long.MaxValue, 1000L)]
+    [TestCase("mutex", 100L, long.MaxValue)]
+    [TestCase("mutex", 366L * 24 * 3600 * 1000, 1000L)]
+    [TestCase("write", long.MaxValue / 2, 1000L)]
+    [TestCase("set", long.MaxValue, 1000L)]
+    [TestCase("set", 100L, long.MaxValue)]
+    public void AnAcquireWithALeaseOrWaitOutOfRangeIsRefusedAndTheTableStaysWritable(string kind, long leaseMs, long waitMs)
+    {
+        var type = kind switch { "mutex" => LockCommandType.Acquire, "write" => LockCommandType.AcquireWrite, _ => LockCommandType.AcquireAll };
+        var table = new LockTable();
+        table.Apply(Acquire("x", leaseMs: 100), R("a", 1), 1000, 1);
+        var command = type == LockCommandType.AcquireAll
+            ? new LockCommand(type, "x", 0, leaseMs, waitMs) { Parts = [new LockPart(LockCommandType.Acquire, "x"), new LockPart(LockCommandType.Acquire, "y")] }
+            : new LockCommand(type, type == LockCommandType.Acquire ? "y" : "rw", 1, leaseMs, waitMs);
+        table.Apply(command, R("b", 1), 1001, 2);
+        var events = table.TakeEvents();
+        Assert.That(events.Last().Type, Is.EqualTo(LockEventType.Rejected), $"lease {leaseMs} ms, wait {waitMs} ms: {string.Join(", ", events.Select(e => $"{e.Type} expiring {e.Expiry}"))}");
+        Assert.DoesNotThrow(() => LockTableSnapshots.Bytes(table), "a snapshot of the table");
+    }
+
+    [Test]
+    public void ARenewalWithALeaseOutOfRangeLeavesTheHoldAsItWas()
+    {
+        var table = new LockTable();
+        table.Apply(Acquire("x", leaseMs: 100), R("a", 1), 1000, 1);
+        long token = table.TakeEvents().Single().Token;
+        table.Apply(new LockCommand(LockCommandType.Renew, "x", Token: token, LeaseMs: long.MaxValue / 2), R("a", 2), 1010, 2);
+        Assert.That(table.Describe("x", 2).Holders.Single().LeaseExpiry, Is.EqualTo(1100), "the hold ends with its lease, not in millions of years");
+    }
+
     [Test]
     public void TheTableSurvivesASnapshotRoundTrip()
     {
