@@ -1,0 +1,80 @@
+using Gaggle.Channels;
+using Gaggle.Raft;
+using NUnit.Framework;
+
+namespace Gaggle.Tests.Simulation;
+
+/// <summary>
+/// Scripted elastic runs (see Simulator.Script.cs) of a leader frozen (a long garbage collection,
+/// SIGSTOP, a paused VM) while the cluster goes on without it, then thawed: it wakes up a leader of
+/// its old term with the configuration it had, and must not act on it before it learns of the newer
+/// term.
+/// </summary>
+[TestFixture]
+[Category("Simulation")]
+public sealed class ThawedLeaderScenarioTests
+{
+    /// <summary>A member timeout long enough that no leader of the script removes the frozen voter.</summary>
+    private static ElasticSimSettings LongMemberTimeout(ElasticSimSettings settings) => settings with { MemberTimeoutUs = 5 * settings.MemberTimeoutUs };
+
+    private static void Pass(SimulationFailure? failure) => Assert.That(failure, Is.Null, () => failure!.Report());
+
+    /// <summary>
+    /// A leader frozen through part of a rolling deploy wakes up still a leader of its old term, whose
+    /// configuration lists none of the instances started since. The first message of the live leader
+    /// (one of those instances) reaches it before it learns of the newer term: a deposed leader must not
+    /// tell that node it is no member. The live leader, with a change of its own not yet committed, has
+    /// no committed configuration newer than the one it is told of; told so, it started over, throwing
+    /// away the log of a voter of the committed configuration (found by a rolling deploy of ten
+    /// instances while the leader was frozen).
+    /// </summary>
+    [TestCase(3)]
+    [TestCase(8)]
+    public void A_thawed_leader_does_not_tell_the_live_leader_it_is_no_member(int seed) => Pass(Simulator.RunScript(seed, LongMemberTimeout, sim =>
+    {
+        for (int i = 0; i < 3; i++)
+        {
+            sim.StartNewInstance();
+        }
+
+        sim.RunUntil(() => sim.Formed(voters: 3), 20 * sim.MemberTimeoutUs, "three instances form one cluster of three voters");
+        var frozen = sim.Leader!;
+        long generation = frozen.Generation;
+        sim.RunUntil(() => frozen.Core!.ConfigurationIndex <= frozen.Core.CommitIndex, sim.MemberTimeoutUs, $"{frozen.Id} knows its configuration committed");
+        sim.Pause(frozen, 1000 * sim.MemberTimeoutUs);
+
+        // A new instance joins the voters that go on, and takes the seat of one that leaves (a rolling deploy).
+        var newcomer = sim.StartNewInstance();
+        sim.RunUntil(() => sim.Leader is { } leader && leader != frozen && sim.CommittedConfiguration(generation).IsLearner(newcomer.Id), sim.MemberTimeoutUs,
+            $"a voter takes over from {frozen.Id} and adds {newcomer.Id}");
+        sim.RunScriptFor(2 * sim.ElectionTimeoutUs);
+        var leaving = sim.Instances.First(n => n != frozen && n != newcomer && n != sim.Leader);
+        sim.Leave(leaving);
+        sim.RunUntil(() => !sim.Instances.Contains(leaving) && sim.CommittedConfiguration(generation).IsVoter(newcomer.Id), sim.MemberTimeoutUs,
+            $"{newcomer.Id} takes the seat of {leaving.Id}");
+        if (sim.Leader != newcomer)
+        {
+            sim.TransferLeadership(newcomer.Id);
+        }
+
+        sim.RunUntil(() => sim.Leader == newcomer, sim.MemberTimeoutUs, $"{newcomer.Id} leads");
+        Assert.That(sim.CommittedConfiguration(generation).IsVoter(frozen.Id), Is.True, $"{frozen.Id} is still a voter");
+        Assert.That(frozen.Core!.Role, Is.EqualTo(RaftRole.Leader), $"{frozen.Id} is frozen a leader");
+        Assert.That(frozen.Core.Configuration.Contains(newcomer.Id), Is.False, $"{frozen.Id}'s configuration does not list {newcomer.Id}");
+
+        // The live leader has a change under way (the next instance's addition) that the other live voter
+        // does not acknowledge yet, when the frozen leader thaws.
+        var other = sim.Instances.Single(n => n != frozen && n != newcomer && sim.CommittedConfiguration(generation).IsVoter(n.Id));
+        var next = sim.StartNewInstance();
+        sim.RunUntil(() => newcomer.Core!.Configuration.Contains(next.Id), sim.MemberTimeoutUs, $"{newcomer.Id} proposes the addition of {next.Id}");
+        Assert.That(newcomer.Core!.ConfigurationIndex, Is.GreaterThan(newcomer.Core.CommitIndex), "not committed yet");
+        sim.Lose(e => (e.From == other.Id && e.To == newcomer.Id && e.Message is RaftWireMessage { Message.Type: MessageType.AppendResponse })
+                || (e.To == frozen.Id && e.From != newcomer.Id),
+            $"{other.Id}'s acknowledgements to {newcomer.Id} are lost (its heartbeat answers go through), and {frozen.Id} hears only {newcomer.Id}");
+        sim.Resume(frozen);
+        sim.RunUntil(() => frozen.Core!.Term == newcomer.Core!.Term, sim.MemberTimeoutUs, $"{frozen.Id} learns of the newer term");
+        sim.RunScriptFor(sim.ElectionTimeoutUs); // what the deposed leader answered is on its way
+        sim.Lose(null, "every message goes through again");
+        sim.RunUntil(() => sim.Formed(voters: 3), 4 * sim.MemberTimeoutUs, "every instance in one cluster of three voters");
+    }));
+}
