@@ -142,7 +142,7 @@ internal sealed partial class NodeDriver
         switch (message)
         {
             case RaftWireMessage raft:
-                MaybeTellNotAMember(from);
+                MaybeTellNotAMember(from, raft.Message);
                 long refusedBefore = _core.DroppedMessages;
                 _core.Step(raft.Message);
                 if (_core.DroppedMessages != refusedBefore)
