@@ -93,6 +93,34 @@ public sealed class AutopilotTests
         Assert.That((change?.Kind, change?.NodeId), Is.EqualTo(((MembershipRequestKind?)MembershipRequestKind.Promote, "c")), "c, which answers, not b");
     }
 
+    /// <summary>
+    /// Every member announces itself while a configuration change is uncommitted in its log (a joining
+    /// node's addition counts once committed), so a leader hears announcements from its members all
+    /// through a rolling deploy. One heard from a member that then leaves must not add it back once it
+    /// is removed: found in a rolling deploy while the leader was frozen, the leader re-added an
+    /// instance a moment after removing it (its leave done, its process gone), a member that answers
+    /// nothing, counted as live for a member timeout.
+    /// </summary>
+    [Test]
+    public void A_member_that_left_is_not_added_back_for_an_announcement_it_made_while_a_member()
+    {
+        var cluster = LoneVoterWithLearnersBAndC(out var leader, cutOffC: false);
+        var autopilot = new Autopilot(new AutopilotSettings(1, MemberTimeoutUs, StabilizationUs, 1));
+        long now = 1_000;
+        autopilot.Heard("b", now);
+        autopilot.Heard("c", now);
+        Assert.That(autopilot.Announced("b", 1, now), Is.True, "b announces itself while a change is uncommitted in its log");
+        autopilot.Leaving("b", now + (10 * MemberTimeoutUs));
+        var removal = autopilot.Next(leader, now, changePending: false);
+        Assert.That((removal?.Kind, removal?.NodeId), Is.EqualTo(((MembershipRequestKind?)MembershipRequestKind.Remove, "b")), "the learner that leaves is removed");
+        Assert.That(cluster.ProposeChange("a", ConfigChangeType.Remove, "b", out _), Is.EqualTo(ConfigChangeOutcome.Proposed));
+        cluster.Stabilize();
+        Assert.That(leader.Configuration.Contains("b") || leader.ConfigurationIndex > leader.CommitIndex, Is.False, "b's removal committed");
+
+        var next = autopilot.Next(leader, now + 1_000, changePending: false);
+        Assert.That(next is { Kind: MembershipRequestKind.AddLearner, NodeId: "b" }, Is.False, () => $"the autopilot adds back b, which left: {next!.Kind} {next.NodeId}");
+    }
+
     /// <summary>a, the sole voter, with learners b (caught up) and c (caught up too, unless cut off since its addition), 200 ticks on.</summary>
     private static Gaggle.Tests.Raft.RaftTestCluster LoneVoterWithLearnersBAndC(out RaftCore leader, bool cutOffC)
     {
