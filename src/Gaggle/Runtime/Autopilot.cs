@@ -50,12 +50,26 @@ internal sealed class Autopilot(AutopilotSettings settings)
             return false;
         }
 
-        _announcedUs[from] = nowUs;
+        // A node that leaves never asks to join again (it stops announcing once it departs), but members
+        // announce themselves while a change is uncommitted in their log, and one sent before it departed
+        // can arrive late: it must not add the node back once it is removed.
+        if (!IsLeaving(from))
+        {
+            _announcedUs[from] = nowUs;
+        }
+
         return true;
     }
 
-    /// <summary>Member <paramref name="id"/> is leaving for good; it asks again before <paramref name="untilUs"/> if it is still a member then.</summary>
-    public void Leaving(string id, long untilUs) => _leavingUntilUs[id] = Math.Max(untilUs, _leavingUntilUs.GetValueOrDefault(id));
+    /// <summary>
+    /// Member <paramref name="id"/> is leaving for good; it asks again before <paramref name="untilUs"/> if
+    /// it is still a member then. Until then it is not added again, whatever it announced before.
+    /// </summary>
+    public void Leaving(string id, long untilUs)
+    {
+        _leavingUntilUs[id] = Math.Max(untilUs, _leavingUntilUs.GetValueOrDefault(id));
+        _announcedUs.Remove(id);
+    }
 
     /// <summary>The change to make now, or null (not the leader, a change under way, nothing to do).</summary>
     public MembershipRequest? Next(RaftCore core, long nowUs, bool changePending)
@@ -86,12 +100,14 @@ internal sealed class Autopilot(AutopilotSettings settings)
     /// <summary>A leaving member: a voter replaced by a caught-up learner first; a leaving leader hands leadership to a staying voter; then it is removed.</summary>
     private MembershipRequest? ReplaceLeaving(RaftCore core, ClusterConfig config, long nowUs)
     {
-        foreach (var id in _leavingUntilUs.Where(l => l.Value <= nowUs || !config.Contains(l.Key)).Select(l => l.Key).ToList())
+        // A node removed stays marked until its leave's deadline, so that an announcement of its arriving
+        // late does not add it back (see Announced).
+        foreach (var id in _leavingUntilUs.Where(l => l.Value <= nowUs).Select(l => l.Key).ToList())
         {
             _leavingUntilUs.Remove(id);
         }
 
-        if (_leavingUntilUs.Count == 0)
+        if (!config.Members.Any(IsLeaving))
         {
             return null;
         }
