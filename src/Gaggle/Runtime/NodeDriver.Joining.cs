@@ -298,12 +298,16 @@ internal sealed partial class NodeDriver
         {
             case GenerationVerdict.Accept:
                 ClearLifeIfGenerationChanged();
-                if (generation == _generations.Generation && _core.Configuration.IsVoter(from) && message is not VoterAnnounce { Leads: true })
+                if (generation == _generations.Generation && message is not VoterAnnounce { Leads: true }
+                    && (_core.Configuration.IsVoter(from) || ReplicatesHere(message)))
                 {
                     // A voter lives: it replicates to this node, or (leaderless) announces itself. A
                     // leader's announcement alone does not count: a leader that announces itself but
                     // replicates nothing here for the member timeout has removed this node (a learner
-                    // removed while paused is never told so: it does not campaign).
+                    // removed while paused is never told so: it does not campaign). A leader replicating
+                    // to this node counts even when this node's configuration does not name it yet (a
+                    // learner thawed after a pause, catching up with the voters that replaced the ones
+                    // it knew): it sends only to members of its own configuration, where it is a voter.
                     _voterHeardUs = _nowUs;
                 }
 
@@ -321,6 +325,11 @@ internal sealed partial class NodeDriver
                 return false;
         }
     }
+
+    /// <summary>Whether <paramref name="message"/> is a leader's replication sent to this node alone (not a broadcast), of this node's term or a newer one.</summary>
+    private bool ReplicatesHere(WireMessage message)
+        => message is RaftWireMessage { Message: { To: not null, Type: MessageType.Append or MessageType.Heartbeat or MessageType.Snapshot } replication }
+            && replication.Term >= _core.Term;
 
     private void ReceiveJoining(string from, WireMessage message)
     {
