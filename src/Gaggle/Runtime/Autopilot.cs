@@ -7,7 +7,15 @@ namespace Gaggle.Runtime;
 /// <param name="MemberTimeoutUs">A member not heard from for this long is removed, in microseconds.</param>
 /// <param name="StabilizationUs">How long a learner must have stayed caught up before it is promoted, in microseconds.</param>
 /// <param name="Fingerprint">What a joining node must share with the cluster (protocol, timing, state machine and RPC names).</param>
-internal sealed record AutopilotSettings(int TargetVoters, long MemberTimeoutUs, long StabilizationUs, ulong Fingerprint);
+internal sealed record AutopilotSettings(int TargetVoters, long MemberTimeoutUs, long StabilizationUs, ulong Fingerprint)
+{
+    /// <summary>
+    /// A gap between two of the leader's ticks longer than this (the longest election timeout) is a
+    /// pause of the leader itself (a garbage collection, SIGSTOP, a frozen VM), in microseconds; none
+    /// is told apart when unset.
+    /// </summary>
+    public long PauseUs { get; init; } = long.MaxValue;
+}
 
 /// <summary>
 /// Voter management on the leader: joining nodes that announce themselves are added as learners;
@@ -36,6 +44,7 @@ internal sealed class Autopilot(AutopilotSettings settings)
     private readonly Dictionary<string, long> _leavingUntilUs = new(StringComparer.Ordinal);
     private long _leaderSinceUs = -1;
     private long _leaderTerm;
+    private long _lastNextUs = long.MaxValue / 2;
 
     public AutopilotSettings Settings => settings;
 
@@ -74,13 +83,19 @@ internal sealed class Autopilot(AutopilotSettings settings)
     /// <summary>The change to make now, or null (not the leader, a change under way, nothing to do).</summary>
     public MembershipRequest? Next(RaftCore core, long nowUs, bool changePending)
     {
+        bool resumed = nowUs - _lastNextUs > settings.PauseUs;
+        _lastNextUs = nowUs;
         if (core.Role != RaftRole.Leader)
         {
             _leaderSinceUs = -1;
             return null;
         }
 
-        if (_leaderSinceUs < 0 || _leaderTerm != core.Term)
+        // After a pause of this node, as at the start of its leadership, everyone's silence counts from
+        // now: what it did not listen to, it did not hear. Otherwise a leader thawed after a pause past the
+        // member timeout (still leading when the voters left cannot elect anyone) removes live members
+        // on its first tick.
+        if (_leaderSinceUs < 0 || _leaderTerm != core.Term || resumed)
         {
             _leaderSinceUs = nowUs;
             _leaderTerm = core.Term;

@@ -103,6 +103,9 @@ internal sealed class NodeDriverSettings
             Fingerprint = FingerprintOf(options),
             Autopilot = options.EffectiveVoters is { } voters
                 ? new AutopilotSettings(voters, (long)options.MemberTimeout.TotalMicroseconds, (long)(2 * options.ElectionTimeoutMax.TotalMicroseconds), FingerprintOf(options))
+                {
+                    PauseUs = (long)options.ElectionTimeoutMax.TotalMicroseconds,
+                }
                 : null,
             Admissions = options.IsElastic,
             Elastic = options.IsElastic

@@ -132,6 +132,43 @@ public sealed class AutopilotSceneTests
             () => $"three of five voters commit once {paused} resumes: the configuration is {scene.Leader?.Core!.Configuration.ToString() ?? "(no leader)"}{Environment.NewLine}{scene.TraceTail}");
     }
 
+    /// <summary>
+    /// A leader frozen past the member timeout (a long garbage collection, SIGSTOP, a paused VM) stays
+    /// leader when the voters left cannot elect anyone (one of them stopped for good). Thawed, it must
+    /// not count its own pause as its members' silence: what it did not listen to, it did not hear. It
+    /// removed a live learner on its first tick, which started over as a new incarnation, its waits
+    /// refused and its holds lost; it may remove the voter that is really gone, but only a member
+    /// timeout after it resumed.
+    /// </summary>
+    [Test]
+    public void A_leader_thawed_after_a_pause_past_the_member_timeout_keeps_its_live_learner()
+    {
+        var scene = Simulator.Scene(Seed, Autopilot(initialVoters: 3), Target(3));
+        long memberTimeout = scene.Autopilot.MemberTimeoutUs;
+        Assert.That(scene.RunUntil(() => scene.Leader is not null, memberTimeout), Is.True, "a leader");
+        string learner = scene.StartJoining();
+        Assert.That(scene.RunUntil(() => scene.Configurations.Any(c => c.Config.IsLearner(learner)), 2 * memberTimeout), Is.True, "the joining node added as a learner");
+        scene.RunFor(memberTimeout);
+
+        var leader = scene.Leader!;
+        string dead = leader.Core!.Configuration.Voters.First(v => v != leader.Id);
+        int from = scene.Configurations.Count;
+        scene.StopForGood(dead);
+        scene.Pause(leader.Id, 2 * memberTimeout);
+        scene.RunFor(2 * memberTimeout + scene.ElectionTimeoutUs + memberTimeout / 2);
+
+        for (int i = Math.Max(1, from); i < scene.Configurations.Count; i++)
+        {
+            var before = scene.Configurations[i - 1].Config;
+            var after = scene.Configurations[i].Config;
+            Assert.That(after.Contains(learner) || !before.Contains(learner), Is.True,
+                () => $"configuration {scene.Configurations[i].Index} removed the live learner {learner}: {before} -> {after}{Environment.NewLine}{scene.TraceTail}");
+        }
+
+        Assert.That(scene.Leader, Is.SameAs(leader), "the thawed leader still leads (the voter left cannot elect anyone)");
+        Assert.That(leader.Core!.Configuration.IsLearner(learner), Is.True);
+    }
+
     private static ClusterShape Autopilot(int initialVoters) => new(initialVoters, Discovery: false, Membership: true, Autopilot: true);
 
     private static Func<SimulationSettings, SimulationSettings> Target(int voters) => settings => settings with { Autopilot = settings.Autopilot! with { TargetVoters = voters } };

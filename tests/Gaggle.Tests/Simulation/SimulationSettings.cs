@@ -247,7 +247,7 @@ internal sealed partial record SimulationSettings
         long electionUs = ElectionTicksMax * TickMs * 1000L;
         return this with
         {
-            Autopilot = new AutopilotSettings(new[] { 1, 3, 5 }[random.Next(3)], random.Next(3, 7) * electionUs, 2 * electionUs, 0x67616767_6c65_0001UL),
+            Autopilot = new AutopilotSettings(new[] { 1, 3, 5 }[random.Next(3)], random.Next(3, 7) * electionUs, 2 * electionUs, 0x67616767_6c65_0001UL) { PauseUs = electionUs },
             Weights = Weights with
             {
                 Membership = 0,
