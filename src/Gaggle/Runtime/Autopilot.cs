@@ -42,6 +42,7 @@ internal sealed class Autopilot(AutopilotSettings settings)
     private readonly Dictionary<string, long> _caughtUpSinceUs = new(StringComparer.Ordinal);
     private readonly Dictionary<string, long> _announcedUs = new(StringComparer.Ordinal);
     private readonly Dictionary<string, long> _leavingUntilUs = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, long> _silentSinceUs = new(StringComparer.Ordinal);
     private long _leaderSinceUs = -1;
     private long _leaderTerm;
     private long _lastNextUs = long.MaxValue / 2;
@@ -49,7 +50,11 @@ internal sealed class Autopilot(AutopilotSettings settings)
     public AutopilotSettings Settings => settings;
 
     /// <summary>A message arrived from <paramref name="from"/>.</summary>
-    public void Heard(string from, long nowUs) => _lastHeardUs[from] = nowUs;
+    public void Heard(string from, long nowUs)
+    {
+        _lastHeardUs[from] = nowUs;
+        _silentSinceUs[from] = nowUs;
+    }
 
     /// <summary>A node asked to join; false when its fingerprint differs (it is not added).</summary>
     public bool Announced(string from, ulong fingerprint, long nowUs)
@@ -83,19 +88,35 @@ internal sealed class Autopilot(AutopilotSettings settings)
     /// <summary>The change to make now, or null (not the leader, a change under way, nothing to do).</summary>
     public MembershipRequest? Next(RaftCore core, long nowUs, bool changePending)
     {
-        bool resumed = nowUs - _lastNextUs > settings.PauseUs;
+        long gapUs = nowUs - _lastNextUs;
         _lastNextUs = nowUs;
+        if (gapUs > settings.PauseUs)
+        {
+            // A pause of this node: what it did not listen to, it did not hear. Its length does not
+            // count as anyone's silence (a leader thawed after a pause past the member timeout, still
+            // leading when the voters left cannot elect anyone, removed live members on its first
+            // tick), but the silence before it does: a leader pausing again and again, every few
+            // seconds, must still remove the dead.
+            foreach (var id in _silentSinceUs.Keys.ToList())
+            {
+                _silentSinceUs[id] = Math.Min(_silentSinceUs[id] + gapUs, nowUs);
+            }
+
+            if (_leaderSinceUs >= 0)
+            {
+                _leaderSinceUs = Math.Min(_leaderSinceUs + gapUs, nowUs);
+            }
+
+            _caughtUpSinceUs.Clear();
+        }
+
         if (core.Role != RaftRole.Leader)
         {
             _leaderSinceUs = -1;
             return null;
         }
 
-        // After a pause of this node, as at the start of its leadership, everyone's silence counts from
-        // now: what it did not listen to, it did not hear. Otherwise a leader thawed after a pause past the
-        // member timeout (still leading when the voters left cannot elect anyone) removes live members
-        // on its first tick.
-        if (_leaderSinceUs < 0 || _leaderTerm != core.Term || resumed)
+        if (_leaderSinceUs < 0 || _leaderTerm != core.Term)
         {
             _leaderSinceUs = nowUs;
             _leaderTerm = core.Term;
@@ -273,9 +294,9 @@ internal sealed class Autopilot(AutopilotSettings settings)
         }
     }
 
-    /// <summary>Heard from within the member timeout (a member never heard from counts from when this node began to lead).</summary>
+    /// <summary>Heard from within the member timeout, this node's own pauses not counted (a member never heard from counts from when this node began to lead).</summary>
     private bool IsAlive(RaftCore core, string id, long nowUs)
-        => id == core.Id || nowUs - Math.Max(_lastHeardUs.GetValueOrDefault(id, long.MinValue / 2), _leaderSinceUs) < settings.MemberTimeoutUs;
+        => id == core.Id || nowUs - Math.Max(_silentSinceUs.GetValueOrDefault(id, long.MinValue / 2), _leaderSinceUs) < settings.MemberTimeoutUs;
 
     /// <summary>Really heard from within the stabilization time (the window in which a learner must also have kept up).</summary>
     private bool HeardLately(RaftCore core, string id, long nowUs)

@@ -121,6 +121,34 @@ public sealed class AutopilotTests
         Assert.That(next is { Kind: MembershipRequestKind.AddLearner, NodeId: "b" }, Is.False, () => $"the autopilot adds back b, which left: {next!.Kind} {next.NodeId}");
     }
 
+    /// <summary>
+    /// A leader's pauses longer than an election timeout (garbage collections) need not depose it: a
+    /// lone voter, or one whose other voters cannot elect anyone without it. A pause must not count
+    /// as silence, but the silence before it still counts: pauses every few seconds must not keep a
+    /// dead member in the configuration for good.
+    /// </summary>
+    [Test]
+    public void A_leader_pausing_again_and_again_still_removes_a_dead_learner()
+    {
+        LoneVoterWithLearnersBAndC(out var leader, cutOffC: true);
+        const long pauseUs = 100_000;
+        var autopilot = new Autopilot(new AutopilotSettings(1, MemberTimeoutUs, StabilizationUs, 1) { PauseUs = pauseUs });
+        autopilot.Heard("c", 0);
+        long now = 0;
+        for (int tick = 1; tick <= 1_000; tick++)
+        {
+            // Ticks 10 ms apart, and every half a member timeout a pause of one and a half election timeouts.
+            now += tick % 50 == 0 ? 3 * pauseUs / 2 : 10_000;
+            autopilot.Heard("b", now);
+            if (autopilot.Next(leader, now, changePending: false) is { Kind: MembershipRequestKind.Remove, NodeId: "c" })
+            {
+                Assert.Pass();
+            }
+        }
+
+        Assert.Fail($"c, unheard for {now / 1_000} ms (the member timeout is {MemberTimeoutUs / 1_000} ms), is never removed");
+    }
+
     /// <summary>a, the sole voter, with learners b (caught up) and c (caught up too, unless cut off since its addition), 200 ticks on.</summary>
     private static Gaggle.Tests.Raft.RaftTestCluster LoneVoterWithLearnersBAndC(out RaftCore leader, bool cutOffC)
     {
