@@ -122,6 +122,35 @@ public sealed class AutopilotTests
     }
 
     /// <summary>
+    /// With a member list and voter management, an instance keeps its id across restarts, and a host
+    /// stopping leaves the cluster: restarted, it asks to join again under the same id. Once its removal
+    /// has committed, its new announcements add it back, as a learner; they must not be ignored until
+    /// its leave's deadline.
+    /// </summary>
+    [Test]
+    public void A_member_that_left_and_restarted_under_its_id_is_added_again_once_removed()
+    {
+        var cluster = LoneVoterWithLearnersBAndC(out var leader, cutOffC: false);
+        var autopilot = new Autopilot(new AutopilotSettings(1, MemberTimeoutUs, StabilizationUs, 1));
+        long now = 1_000;
+        autopilot.Heard("b", now);
+        autopilot.Heard("c", now);
+        autopilot.Leaving("b", now + (10 * MemberTimeoutUs));
+        var removal = autopilot.Next(leader, now, changePending: false);
+        Assert.That((removal?.Kind, removal?.NodeId), Is.EqualTo(((MembershipRequestKind?)MembershipRequestKind.Remove, "b")), "the learner that leaves is removed");
+        Assert.That(cluster.ProposeChange("a", ConfigChangeType.Remove, "b", out _), Is.EqualTo(ConfigChangeOutcome.Proposed));
+        cluster.Stabilize();
+        Assert.That(leader.Configuration.Contains("b") || leader.ConfigurationIndex > leader.CommitIndex, Is.False, "b's removal committed");
+
+        now += MemberTimeoutUs / 2;
+        autopilot.Heard("b", now);
+        autopilot.Heard("c", now);
+        Assert.That(autopilot.Announced("b", 1, now), Is.True, "b, restarted under its id, asks to join");
+        var next = autopilot.Next(leader, now + 1_000, changePending: false);
+        Assert.That((next?.Kind, next?.NodeId), Is.EqualTo(((MembershipRequestKind?)MembershipRequestKind.AddLearner, "b")), "b, restarted, is added again");
+    }
+
+    /// <summary>
     /// A leader's pauses longer than an election timeout (garbage collections) need not depose it: a
     /// lone voter, or one whose other voters cannot elect anyone without it. A pause must not count
     /// as silence, but the silence before it still counts: pauses every few seconds must not keep a
