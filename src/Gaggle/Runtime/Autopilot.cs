@@ -15,6 +15,14 @@ internal sealed record AutopilotSettings(int TargetVoters, long MemberTimeoutUs,
     /// is told apart when unset.
     /// </summary>
     public long PauseUs { get; init; } = long.MaxValue;
+
+    /// <summary>
+    /// Elastic mode: every process joins under an id of its own, so a node that left never comes back
+    /// under its id, and its leaving mark stays until the leave's deadline: an announcement of it that
+    /// arrives late does not add it back. With a member list (false) a restarted instance asks to join
+    /// again under its id at once, and the mark ends with its removal.
+    /// </summary>
+    public bool IdsNeverReturn { get; init; }
 }
 
 /// <summary>
@@ -64,10 +72,12 @@ internal sealed class Autopilot(AutopilotSettings settings)
             return false;
         }
 
-        // A node that leaves never asks to join again (it stops announcing once it departs), but members
-        // announce themselves while a change is uncommitted in their log, and one sent before it departed
-        // can arrive late: it must not add the node back once it is removed.
-        if (!IsLeaving(from))
+        // In elastic mode a node that leaves never asks to join again (it stops announcing once it
+        // departs), but members announce themselves while a change is uncommitted in their log, and one
+        // sent before it departed can arrive late: it must not add the node back once it is removed. With
+        // a member list the announcement may be a restarted instance's, under the same id: it counts
+        // (once the node is removed, AddAnnounced adds it again).
+        if (!settings.IdsNeverReturn || !IsLeaving(from))
         {
             _announcedUs[from] = nowUs;
         }
@@ -136,9 +146,10 @@ internal sealed class Autopilot(AutopilotSettings settings)
     /// <summary>A leaving member: a voter replaced by a caught-up learner first; a leaving leader hands leadership to a staying voter; then it is removed.</summary>
     private MembershipRequest? ReplaceLeaving(RaftCore core, ClusterConfig config, long nowUs)
     {
-        // A node removed stays marked until its leave's deadline, so that an announcement of its arriving
-        // late does not add it back (see Announced).
-        foreach (var id in _leavingUntilUs.Where(l => l.Value <= nowUs).Select(l => l.Key).ToList())
+        // In elastic mode a node removed stays marked until its leave's deadline, so that an announcement
+        // of its arriving late does not add it back (see Announced); with a member list its id may be a
+        // restarted instance's, which must be added again.
+        foreach (var id in _leavingUntilUs.Where(l => l.Value <= nowUs || (!settings.IdsNeverReturn && !config.Contains(l.Key))).Select(l => l.Key).ToList())
         {
             _leavingUntilUs.Remove(id);
         }

@@ -105,6 +105,7 @@ internal sealed class NodeDriverSettings
                 ? new AutopilotSettings(voters, (long)options.MemberTimeout.TotalMicroseconds, (long)(2 * options.ElectionTimeoutMax.TotalMicroseconds), FingerprintOf(options))
                 {
                     PauseUs = (long)options.ElectionTimeoutMax.TotalMicroseconds,
+                    IdsNeverReturn = options.IsElastic,
                 }
                 : null,
             Admissions = options.IsElastic,
