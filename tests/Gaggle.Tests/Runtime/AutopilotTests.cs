@@ -111,12 +111,7 @@ public sealed class AutopilotTests
         autopilot.Heard("b", now);
         autopilot.Heard("c", now);
         Assert.That(autopilot.Announced("b", 1, now), Is.True, "b announces itself while a change is uncommitted in its log");
-        autopilot.Leaving("b", now + (10 * MemberTimeoutUs));
-        var removal = autopilot.Next(leader, now, changePending: false);
-        Assert.That((removal?.Kind, removal?.NodeId), Is.EqualTo(((MembershipRequestKind?)MembershipRequestKind.Remove, "b")), "the learner that leaves is removed");
-        Assert.That(cluster.ProposeChange("a", ConfigChangeType.Remove, "b", out _), Is.EqualTo(ConfigChangeOutcome.Proposed));
-        cluster.Stabilize();
-        Assert.That(leader.Configuration.Contains("b") || leader.ConfigurationIndex > leader.CommitIndex, Is.False, "b's removal committed");
+        LeaveAndRemoveB(cluster, leader, autopilot, now);
 
         var next = autopilot.Next(leader, now + 1_000, changePending: false);
         Assert.That(next is { Kind: MembershipRequestKind.AddLearner, NodeId: "b" }, Is.False, () => $"the autopilot adds back b, which left: {next!.Kind} {next.NodeId}");
@@ -136,12 +131,7 @@ public sealed class AutopilotTests
         long now = 1_000;
         autopilot.Heard("b", now);
         autopilot.Heard("c", now);
-        autopilot.Leaving("b", now + (10 * MemberTimeoutUs));
-        var removal = autopilot.Next(leader, now, changePending: false);
-        Assert.That((removal?.Kind, removal?.NodeId), Is.EqualTo(((MembershipRequestKind?)MembershipRequestKind.Remove, "b")), "the learner that leaves is removed");
-        Assert.That(cluster.ProposeChange("a", ConfigChangeType.Remove, "b", out _), Is.EqualTo(ConfigChangeOutcome.Proposed));
-        cluster.Stabilize();
-        Assert.That(leader.Configuration.Contains("b") || leader.ConfigurationIndex > leader.CommitIndex, Is.False, "b's removal committed");
+        LeaveAndRemoveB(cluster, leader, autopilot, now);
 
         now += MemberTimeoutUs / 2;
         autopilot.Heard("b", now);
@@ -180,6 +170,17 @@ public sealed class AutopilotTests
     }
 
     /// <summary>a, the sole voter, with learners b (caught up) and c (caught up too, unless cut off since its addition), 200 ticks on.</summary>
+    /// <summary>Learner b leaves: the autopilot asks for its removal, which then commits.</summary>
+    private static void LeaveAndRemoveB(Gaggle.Tests.Raft.RaftTestCluster cluster, RaftCore leader, Autopilot autopilot, long now)
+    {
+        autopilot.Leaving("b", now + (10 * MemberTimeoutUs));
+        var removal = autopilot.Next(leader, now, changePending: false);
+        Assert.That((removal?.Kind, removal?.NodeId), Is.EqualTo(((MembershipRequestKind?)MembershipRequestKind.Remove, "b")), "the learner that leaves is removed");
+        Assert.That(cluster.ProposeChange("a", ConfigChangeType.Remove, "b", out _), Is.EqualTo(ConfigChangeOutcome.Proposed));
+        cluster.Stabilize();
+        Assert.That(leader.Configuration.Contains("b") || leader.ConfigurationIndex > leader.CommitIndex, Is.False, "b's removal committed");
+    }
+
     private static Gaggle.Tests.Raft.RaftTestCluster LoneVoterWithLearnersBAndC(out RaftCore leader, bool cutOffC)
     {
         var cluster = new Gaggle.Tests.Raft.RaftTestCluster(1);
