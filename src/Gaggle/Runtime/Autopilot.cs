@@ -87,7 +87,7 @@ internal sealed class Autopilot(AutopilotSettings settings)
 
     /// <summary>
     /// Member <paramref name="id"/> is leaving for good; it asks again before <paramref name="untilUs"/> if
-    /// it is still a member then. Until then it is not added again, whatever it announced before.
+    /// it is still a member then. What it announced before is forgotten (see <see cref="AutopilotSettings.IdsNeverReturn"/> for what it announces after).
     /// </summary>
     public void Leaving(string id, long untilUs)
     {
